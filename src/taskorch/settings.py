@@ -94,7 +94,7 @@ def config_file_path(home: Path | None = None) -> Path:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings: ``overrides`` (CLI flags; None means not given) > env > file > defaults."""
+    """Build the settings: ``overrides`` (CLI flags; None = not given) > env > file > defaults."""
     given = {k: v for k, v in overrides.items() if v is not None}
     home = Path(given["taskorch_home"]) if "taskorch_home" in given else None
     file_values = _read_config_file(config_file_path(home))
@@ -120,7 +120,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 def write_config_value(path: Path, key: str, value: str) -> None:
     """Set one top-level string key in the TOML config file, keeping the others."""
     lines = path.read_text().splitlines() if path.is_file() else []
-    kept = [line for line in lines if not line.split("=", 1)[0].strip().lower() == key]
+    kept = [line for line in lines if line.split("=", 1)[0].strip().lower() != key]
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     kept.append(f'{key} = "{escaped}"')
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ The tree::
 
     TaskorchError
     ├── ConfigError                 a setting or configuration value is invalid
-    ├── InputError                  a user-supplied value is invalid (empty title, bad priority, ...)
+    ├── InputError                  a user-supplied value is invalid (empty title, bad priority)
     ├── NotFoundError               an id names nothing in the store
     ├── StateError
     │   ├── InvalidTransitionError  the state machine forbids from -> to
@@ -127,8 +127,8 @@ class AgentError(TaskorchError):
     """An agent attempt failed.
 
     ``error_class`` is one of the classes the recovery manager knows (network, timeout, rate_limit,
-    service_unavailable, auth, dependency, resource, validation, agent). ``retryable`` False means
-    no retry helps; ``retry_after_s`` is the agent's own hint (a Retry-After header) when it gave one.
+    service_unavailable, auth, dependency, resource, validation, agent). ``retryable`` False
+    means no retry helps; ``retry_after_s`` is the agent's own hint (a Retry-After header).
     """
 
     def __init__(

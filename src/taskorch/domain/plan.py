@@ -1,4 +1,4 @@
-"""The plan format of DESIGN.md: what the planner produces, ``parse --json`` prints and import reads.
+"""The plan format of DESIGN.md: what the planner produces and ``parse --json`` prints.
 
 The models mirror the JSON field for field and in the same order, so a plan round-trips exactly:
 ``Plan.from_json(text).to_json()`` is the same document. Extension fields that the format does not

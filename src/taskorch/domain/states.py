@@ -123,7 +123,9 @@ def can_transition_workflow(from_state: WorkflowState, to_state: WorkflowState) 
     return to_state in WORKFLOW_TRANSITIONS[from_state]
 
 
-def check_workflow_transition(from_state: str, to_state: str) -> tuple[WorkflowState, WorkflowState]:
+def check_workflow_transition(
+    from_state: str, to_state: str
+) -> tuple[WorkflowState, WorkflowState]:
     """Return both states as enums, or raise :class:`InvalidTransitionError` naming them."""
     source, target = _parse(WorkflowState, from_state, to_state, "workflow")
     if not can_transition_workflow(source, target):

@@ -1,0 +1,57 @@
+"""The small interface each database backend implements; the store speaks only to it.
+
+A backend runs named queries inside transactions and translates its driver's errors into
+:class:`StoreError` subclasses at this boundary, so nothing above it sees sqlite3 or psycopg.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from taskorch.store.queries import Dialect, load_queries
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+
+class Transaction(ABC):
+    """One open transaction: named queries run here commit or roll back together."""
+
+    @abstractmethod
+    async def execute(self, name: str, params: Params | None = None) -> int:
+        """Run a named query; return the number of rows it changed."""
+
+    @abstractmethod
+    async def fetchone(self, name: str, params: Params | None = None) -> Row | None: ...
+
+    @abstractmethod
+    async def fetchall(self, name: str, params: Params | None = None) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute_sql(self, sql: str) -> None:
+        """Run literal SQL (one statement); only migrations do this."""
+
+
+class Connector(ABC):
+    dialect: Dialect
+
+    @property
+    def queries(self) -> dict[str, str]:
+        return load_queries(self.dialect)
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction; ``write=False`` promises only reads (SQLite then takes no write lock)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the database is, for humans; never includes a password."""

@@ -1,0 +1,128 @@
+"""PostgreSQL backend: a psycopg 3 async connection pool.
+
+Connections that die under us (a restarted server, ``pg_terminate_backend``) are dropped by the
+pool's check and replaced; the failed transaction surfaces as :class:`DatabaseUnavailableError`,
+which callers that loop (workers) treat as transient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from taskorch.domain.errors import DatabaseUnavailableError, StoreError
+from taskorch.store.connector import Connector, Params, Row, Transaction
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+class _PostgresTransaction(Transaction):
+    def __init__(self, connection: psycopg.AsyncConnection[Any], queries: dict[str, str]) -> None:
+        self._connection = connection
+        self._queries = queries
+
+    async def execute(self, name: str, params: Params | None = None) -> int:
+        cursor = await self._connection.execute(self._queries[name], params or {})
+        return cursor.rowcount
+
+    async def fetchone(self, name: str, params: Params | None = None) -> Row | None:
+        cursor = await self._connection.execute(self._queries[name], params or {})
+        row: Row | None = await cursor.fetchone()
+        return row
+
+    async def fetchall(self, name: str, params: Params | None = None) -> list[Row]:
+        cursor = await self._connection.execute(self._queries[name], params or {})
+        return await cursor.fetchall()
+
+    async def execute_sql(self, sql: str) -> None:
+        await self._connection.execute(sql.encode())
+
+
+class PostgresConnector(Connector):
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, max_size: int = 10) -> None:
+        self.url = url
+        self._max_size = max_size
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+
+    def describe(self) -> str:
+        return redact_url(self.url)
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            _conninfo(self.url),
+            min_size=1,
+            max_size=self._max_size,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+            name="taskorch",
+        )
+        try:
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except (PoolTimeout, psycopg.Error) as exc:
+            await pool.close()
+            raise DatabaseUnavailableError(
+                f"cannot reach PostgreSQL at {self.describe()} ({type(exc).__name__}); "
+                "check DATABASE_URL or DB_HOST/DB_PORT and that the server runs"
+            ) from None
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[Transaction]:
+        if self._pool is None:
+            await self.open()
+        assert self._pool is not None
+        try:
+            async with (
+                self._pool.connection(timeout=CONNECT_TIMEOUT_S) as connection,
+                connection.transaction(),
+            ):
+                yield _PostgresTransaction(connection, self.queries)
+        except PoolTimeout:
+            raise DatabaseUnavailableError(
+                f"no PostgreSQL connection available at {self.describe()}"
+            ) from None
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailableError(
+                f"PostgreSQL at {self.describe()} failed: {_first_line(exc)}"
+            ) from None
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL at {self.describe()}: {_first_line(exc)}") from None
+
+
+def _conninfo(url: str) -> str:
+    # psycopg does not know SQLAlchemy-style driver suffixes.
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

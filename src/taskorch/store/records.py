@@ -1,0 +1,56 @@
+"""Turning rows into frozen value objects and values into query parameters, for both dialects.
+
+SQLite hands JSON columns back as text and PostgreSQL as parsed values; times come back as ISO text
+or datetimes. Decoding here makes both look the same to everything above the store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from taskorch.domain.models import (
+    Agent,
+    Attempt,
+    Event,
+    HistoryEntry,
+    Subtask,
+    Task,
+    Workflow,
+)
+from taskorch.store.connector import Row
+
+M = TypeVar("M", bound=BaseModel)
+
+_JSON_COLUMNS: dict[type[BaseModel], frozenset[str]] = {
+    Task: frozenset({"dependencies", "metadata"}),
+    Workflow: frozenset({"result", "metadata"}),
+    HistoryEntry: frozenset({"metadata"}),
+    Agent: frozenset({"capabilities", "metadata"}),
+    Subtask: frozenset({"dependencies", "files_affected", "command", "result"}),
+    Attempt: frozenset(),
+    Event: frozenset({"payload"}),
+}
+
+
+def to_json(value: Any) -> str | None:
+    """Encode a parameter for a JSON column; None stays SQL NULL."""
+    if value is None:
+        return None
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def decode(model: type[M], row: Row) -> M:
+    columns = _JSON_COLUMNS[model]
+    data = {
+        key: (json.loads(value) if key in columns and isinstance(value, str) else value)
+        for key, value in row.items()
+    }
+    return model.model_validate(data)
+
+
+def decode_all(model: type[M], rows: Iterable[Row]) -> list[M]:
+    return [decode(model, row) for row in rows]

@@ -1,0 +1,136 @@
+-- Named queries for SQLite. Every query here has a twin of the same name in postgres.sql.
+-- Times are ISO-8601 UTC text, JSON is text; the connector converts parameters.
+
+-- name: ping
+SELECT 1 AS ok;
+
+-- name: schema_version
+SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations;
+
+-- name: insert_task
+INSERT INTO tasks (title, description, status, priority, dependencies, metadata, created_at, updated_at)
+VALUES (:title, :description, 'pending', :priority, :dependencies, :metadata, :now, :now)
+RETURNING *;
+
+-- name: get_task
+SELECT * FROM tasks WHERE id = :id;
+
+-- name: existing_task_ids
+SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: list_tasks
+SELECT * FROM tasks
+WHERE (:status IS NULL OR status = :status)
+ORDER BY id
+LIMIT :limit;
+
+-- name: update_task_status
+UPDATE tasks SET status = :to_status, updated_at = :now
+WHERE id = :id AND status = :from_status
+RETURNING *;
+
+-- name: insert_workflow
+INSERT INTO workflows (id, task_id, status, metadata, created_at, updated_at)
+VALUES (:id, :task_id, 'pending', :metadata, :now, :now)
+RETURNING *;
+
+-- name: get_workflow
+SELECT * FROM workflows WHERE id = :id;
+
+-- name: list_workflows
+SELECT * FROM workflows
+WHERE (:status IS NULL OR status = :status) AND (:task_id IS NULL OR task_id = :task_id)
+ORDER BY created_at DESC, id
+LIMIT :limit;
+
+-- name: transition_workflow
+UPDATE workflows
+SET status = :to_state,
+    updated_at = :now,
+    start_time = COALESCE(start_time, :now),
+    end_time = CASE WHEN :terminal THEN :now ELSE end_time END,
+    result = COALESCE(:result, result),
+    metadata = json_patch(metadata, :metadata)
+WHERE id = :id AND status = :from_state
+RETURNING *;
+
+-- name: insert_history
+INSERT INTO workflow_history (workflow_id, from_state, to_state, timestamp, metadata)
+VALUES (:workflow_id, :from_state, :to_state, :now, :metadata);
+
+-- name: list_history
+SELECT * FROM workflow_history WHERE workflow_id = :workflow_id ORDER BY id;
+
+-- name: upsert_agent
+INSERT INTO agents (id, name, type, capabilities, status, max_concurrency, metadata, created_at, updated_at)
+VALUES (:id, :name, :type, :capabilities, :status, :max_concurrency, :metadata, :now, :now)
+ON CONFLICT (id) DO UPDATE SET
+    name = excluded.name,
+    type = excluded.type,
+    capabilities = excluded.capabilities,
+    status = excluded.status,
+    max_concurrency = excluded.max_concurrency,
+    metadata = excluded.metadata,
+    updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: get_agent
+SELECT * FROM agents WHERE id = :ref OR name = :ref ORDER BY id = :ref DESC LIMIT 1;
+
+-- name: list_agents
+SELECT * FROM agents ORDER BY name;
+
+-- name: delete_agent
+DELETE FROM agents WHERE id = :id;
+
+-- name: update_agent_status
+UPDATE agents SET status = :status, updated_at = :now WHERE id = :id RETURNING *;
+
+-- name: insert_subtask
+INSERT INTO subtasks (
+    workflow_id, key, title, description, assigned_to, worker_type, dependencies, files_affected,
+    success_criteria, estimated_duration_minutes, estimated_tokens, command, stage, status,
+    created_at, updated_at)
+VALUES (
+    :workflow_id, :key, :title, :description, :assigned_to, :worker_type, :dependencies,
+    :files_affected, :success_criteria, :estimated_duration_minutes, :estimated_tokens, :command,
+    :stage, :status, :now, :now)
+ON CONFLICT (workflow_id, key) DO NOTHING;
+
+-- name: get_subtask
+SELECT * FROM subtasks WHERE id = :id;
+
+-- name: list_subtasks
+SELECT * FROM subtasks WHERE workflow_id = :workflow_id ORDER BY stage, id;
+
+-- name: transition_subtask
+UPDATE subtasks SET status = :to_state, updated_at = :now
+WHERE id = :id AND status = :from_state
+RETURNING *;
+
+-- name: insert_attempt
+INSERT INTO attempts (subtask_id, number, agent_id, worker_id, started_at, outcome)
+VALUES (:subtask_id, :number, :agent_id, :worker_id, :now, 'running')
+RETURNING *;
+
+-- name: finish_attempt
+UPDATE attempts
+SET ended_at = :now, outcome = :outcome, error_class = :error_class,
+    error_message = :error_message, tokens_in = :tokens_in, tokens_out = :tokens_out,
+    cost_usd = :cost_usd
+WHERE id = :id AND outcome = 'running'
+RETURNING *;
+
+-- name: list_attempts
+SELECT * FROM attempts WHERE subtask_id = :subtask_id ORDER BY number;
+
+-- name: insert_event
+INSERT INTO events (kind, workflow_id, subtask_id, payload, created_at)
+VALUES (:kind, :workflow_id, :subtask_id, :payload, :now)
+RETURNING *;
+
+-- name: list_events
+SELECT * FROM events
+WHERE id > :after_id AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
+ORDER BY id
+LIMIT :limit;

@@ -1,0 +1,127 @@
+"""SQLite backend: one aiosqlite connection per store, WAL, synchronous=FULL.
+
+The connection is shared by every coroutine of the process, so transactions take an asyncio lock;
+write transactions start with BEGIN IMMEDIATE so two processes never deadlock upgrading a read lock
+(they wait on busy_timeout instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from taskorch.domain.errors import DatabaseUnavailableError, StoreError
+from taskorch.store.connector import Connector, Params, Row, Transaction
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _to_sql(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return value
+
+
+def _convert(params: Params | None) -> dict[str, Any]:
+    return {k: _to_sql(v) for k, v in (params or {}).items()}
+
+
+class _SqliteTransaction(Transaction):
+    def __init__(self, connection: aiosqlite.Connection, queries: dict[str, str]) -> None:
+        self._connection = connection
+        self._queries = queries
+
+    async def execute(self, name: str, params: Params | None = None) -> int:
+        cursor = await self._connection.execute(self._queries[name], _convert(params))
+        changed = cursor.rowcount
+        await cursor.close()
+        return changed
+
+    async def fetchone(self, name: str, params: Params | None = None) -> Row | None:
+        cursor = await self._connection.execute(self._queries[name], _convert(params))
+        row = await cursor.fetchone()
+        await cursor.close()
+        return dict(row) if row is not None else None
+
+    async def fetchall(self, name: str, params: Params | None = None) -> list[Row]:
+        cursor = await self._connection.execute(self._queries[name], _convert(params))
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return [dict(row) for row in rows]
+
+    async def execute_sql(self, sql: str) -> None:
+        await self._connection.execute(sql)
+
+
+class SqliteConnector(Connector):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._connection: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def describe(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    async def open(self) -> None:
+        if self._connection is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseUnavailableError(
+                f"cannot open SQLite database {self.path}: {exc}"
+            ) from None
+        connection.row_factory = sqlite3.Row
+        for pragma in (
+            f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = FULL",
+            "PRAGMA foreign_keys = ON",
+        ):
+            await connection.execute(pragma)
+        self._connection = connection
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[Transaction]:
+        if self._connection is None:
+            await self.open()
+        connection = self._connection
+        assert connection is not None
+        async with self._lock:
+            try:
+                await connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            try:
+                yield _SqliteTransaction(connection, self.queries)
+            except BaseException as exc:
+                await asyncio.shield(connection.rollback())
+                if isinstance(exc, sqlite3.Error):
+                    raise _translate(exc, self.path) from None
+                raise
+            try:
+                await asyncio.shield(connection.commit())
+            except sqlite3.Error as exc:
+                await connection.rollback()
+                raise _translate(exc, self.path) from None
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return DatabaseUnavailableError(f"SQLite database {path} stayed locked: {exc}")
+    return StoreError(f"SQLite database {path}: {exc}")

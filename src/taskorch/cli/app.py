@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from taskorch.domain.errors import TaskorchError
+from taskorch.engine import OrchestrationEngine
+from taskorch.settings import Settings, load_settings
 
 app = typer.Typer(
     name="taskorch",
@@ -26,14 +32,55 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
 
 
+@dataclass
+class GlobalOptions:
+    """Options given before the command (``taskorch --db URL task list``)."""
+
+    db: str | None = None
+    home: Path | None = None
+
+
+options = GlobalOptions()
+
+
+@app.callback()
+def _global_options(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL (sqlite:///PATH or postgresql://...).", show_default=False
+        ),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home", help="taskorch's data folder (default .taskorch).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    options.db = db
+    options.home = home
+
+
+def settings(db: str | None = None) -> Settings:
+    """The settings for this invocation: flags > environment > config file > defaults."""
+    return load_settings(database_url=db or options.db, taskorch_home=options.home)
+
+
+@asynccontextmanager
+async def engine(db: str | None = None) -> AsyncIterator[OrchestrationEngine]:
+    async with OrchestrationEngine(settings(db)) as running:
+        yield running
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
     raise typer.Exit(code)
 
 

@@ -58,6 +58,7 @@ class PostgresConnector(Connector):
     async def open(self) -> None:
         if self._pool is not None:
             return
+        await self._probe()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             _conninfo(self.url),
             min_size=1,
@@ -76,6 +77,19 @@ class PostgresConnector(Connector):
                 "check DATABASE_URL or DB_HOST/DB_PORT and that the server runs"
             ) from None
         self._pool = pool
+
+    async def _probe(self) -> None:
+        """Connect once directly, so an unreachable server fails fast with the driver's reason."""
+        try:
+            connection = await psycopg.AsyncConnection.connect(
+                _conninfo(self.url), connect_timeout=int(CONNECT_TIMEOUT_S)
+            )
+        except psycopg.Error as exc:
+            raise DatabaseUnavailableError(
+                f"cannot reach PostgreSQL at {self.describe()}: {_first_line(exc)}; "
+                "check DATABASE_URL or DB_HOST/DB_PORT and that the server runs"
+            ) from None
+        await connection.close()
 
     async def close(self) -> None:
         if self._pool is not None:

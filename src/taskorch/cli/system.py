@@ -1,0 +1,74 @@
+"""``taskorch init`` and ``taskorch health``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from taskorch.cli.app import app, console, engine, options, print_json, run, settings
+from taskorch.engine import HealthReport, OrchestrationEngine
+from taskorch.settings import config_file_path, write_config_value
+from taskorch.store.migrate import MigrationReport
+from taskorch.store.postgres import redact_url
+
+_STATUS_STYLE = {"ok": "green", "degraded": "yellow", "down": "bold red"}
+
+
+@app.command()
+def init(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL to use from now on (saved in the config file).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Create or upgrade the database and print where it is."""
+
+    async def body() -> tuple[str, MigrationReport]:
+        async with engine(db) as running:
+            return running.database_location, await running.initialize()
+
+    location, report = run(body)
+    if db:
+        path = config_file_path(options.home)
+        write_config_value(path, "database_url", db)
+        console.print(f"saved database_url={redact_url(db)} in {path}")
+    if report.applied:
+        console.print(
+            f"database {location}: schema {report.from_version} -> {report.to_version} "
+            f"({', '.join(report.applied)})"
+        )
+    else:
+        console.print(f"database {location}: schema version {report.to_version}, up to date")
+    console.print(f"data folder: {settings(db).home.resolve()}")
+
+
+@app.command()
+def health(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Report each component as ok, degraded or down, with the reason."""
+
+    async def body() -> HealthReport:
+        # No migration here: health must report a broken or old database, not try to fix it.
+        unopened = OrchestrationEngine(settings())
+        try:
+            return await unopened.health_check()
+        finally:
+            await unopened.shutdown()
+
+    report = run(body)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for name, component in report.components.items():
+            style = _STATUS_STYLE[component.status]
+            console.print(f"[{style}]{component.status:<8}[/] {name}: {component.detail}")
+            for key, value in component.info.items():
+                console.print(f"           {key}: {value}")
+    if report.status == "down":
+        raise typer.Exit(1)

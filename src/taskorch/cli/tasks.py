@@ -1,0 +1,116 @@
+"""``taskorch task add|list|show``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from taskorch.cli.app import app, console, engine, print_json, run
+from taskorch.domain.errors import InputError
+from taskorch.domain.models import NewTask, Task, TaskStatus, parse_task_ref
+
+task_app = typer.Typer(help="Add, list and show tasks (requirements).", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+
+_PRIORITY_STYLE = {"low": "dim", "medium": "", "high": "yellow", "critical": "bold red"}
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    return {"ref": task.ref, **task.model_dump(mode="json")}
+
+
+@task_app.command("add")
+def add(
+    title: Annotated[str, typer.Argument(help="Short title of the requirement.")],
+    description: Annotated[str, typer.Option("--description", "-d", help="The requirement.")] = "",
+    priority: Annotated[str, typer.Option(help="low|medium|high|critical")] = "medium",
+    depends_on: Annotated[
+        list[str] | None,
+        typer.Option("--depends-on", help="Id of a task this one waits for (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
+) -> None:
+    """Store a new task."""
+
+    async def body() -> Task:
+        dependencies = [parse_task_ref(ref) for ref in depends_on or []]
+        new = NewTask.create(title, description, priority, dependencies)
+        async with engine() as running:
+            return await running.add_task(new)
+
+    task = run(body)
+    if as_json:
+        print_json(task_json(task))
+    else:
+        console.print(
+            Text.assemble("added ", (task.ref, "bold"), f" {task.title} (priority {task.priority})")
+        )
+
+
+@task_app.command("list")
+def list_(
+    status: Annotated[
+        str | None, typer.Option(help="Only tasks in this status.", show_default=False)
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List tasks, oldest first."""
+
+    async def body() -> list[Task]:
+        wanted = _parse_status(status) if status else None
+        async with engine() as running:
+            return await running.list_tasks(status=wanted, limit=limit)
+
+    tasks = run(body)
+    if as_json:
+        print_json([task_json(task) for task in tasks])
+        return
+    if not tasks:
+        console.print("no tasks yet: add one with `taskorch task add TITLE`")
+        return
+    table = Table("id", "title", "status", "priority", "depends on", box=None)
+    for task in tasks:
+        deps = ", ".join(f"task-{d}" for d in task.dependencies)
+        priority = Text(task.priority.value, style=_PRIORITY_STYLE[task.priority.value])
+        table.add_row(task.ref, Text(task.title), task.status.value, priority, deps)
+    console.print(table)
+
+
+@task_app.command("show")
+def show(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="42 or task-42")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one task."""
+
+    async def body() -> Task:
+        async with engine() as running:
+            return await running.get_task(parse_task_ref(task_id))
+
+    task = run(body)
+    if as_json:
+        print_json(task_json(task))
+        return
+    console.print(Text.assemble((task.ref, "bold"), " ", task.title))
+    for label, value in (
+        ("status", task.status),
+        ("priority", task.priority),
+        ("depends on", ", ".join(f"task-{d}" for d in task.dependencies) or "-"),
+        ("created", task.created_at.isoformat(timespec="seconds")),
+        ("updated", task.updated_at.isoformat(timespec="seconds")),
+    ):
+        console.print(Text(f"  {label:<11} {value}"))
+    if task.description:
+        console.print(f"\n{task.description}", markup=False)
+
+
+def _parse_status(value: str) -> TaskStatus:
+    try:
+        return TaskStatus(value.strip().lower())
+    except ValueError:
+        choices = "|".join(s.value for s in TaskStatus)
+        raise InputError(f"invalid status {value!r}: use one of {choices}") from None

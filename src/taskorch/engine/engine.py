@@ -1,0 +1,112 @@
+"""``OrchestrationEngine``: the one face the CLI, HTTP API and MCP server talk to.
+
+It owns the store's lifecycle (open, migrate, close) and exposes what users do with tasks. Later
+pipeline steps (planning, assignment, execution, validation) hang off this same object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from taskorch.domain.errors import StoreError
+from taskorch.domain.models import NewTask, Task, TaskStatus
+from taskorch.settings import Settings, load_settings
+from taskorch.store import Store, connector_for_url
+from taskorch.store.migrate import MigrationReport
+
+HealthStatus = Literal["ok", "degraded", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentHealth:
+    status: HealthStatus
+    detail: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    components: dict[str, ComponentHealth]
+
+    @property
+    def status(self) -> HealthStatus:
+        states = {c.status for c in self.components.values()}
+        if "down" in states:
+            return "down"
+        return "degraded" if "degraded" in states else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "components": {
+                name: {"status": c.status, "detail": c.detail, **c.info}
+                for name, c in self.components.items()
+            },
+        }
+
+
+class OrchestrationEngine:
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.store = store or Store(connector_for_url(self.settings.effective_database_url))
+        self._migration: MigrationReport | None = None
+
+    @property
+    def database_location(self) -> str:
+        return self.store.connector.describe()
+
+    async def initialize(self) -> MigrationReport:
+        """Open the database and bring its schema up to date (idempotent)."""
+        await self.store.open()
+        if self._migration is None:
+            self._migration = await self.store.migrate()
+        return self._migration
+
+    async def shutdown(self) -> None:
+        await self.store.close()
+
+    async def __aenter__(self) -> OrchestrationEngine:
+        await self.initialize()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    async def add_task(self, new: NewTask) -> Task:
+        return await self.store.create_task(new)
+
+    async def get_task(self, task_id: int) -> Task:
+        return await self.store.get_task(task_id)
+
+    async def list_tasks(
+        self, *, status: TaskStatus | None = None, limit: int | None = None
+    ) -> list[Task]:
+        return await self.store.list_tasks(status=status, limit=limit)
+
+    # --- health ------------------------------------------------------------------------------
+
+    async def health_check(self) -> HealthReport:
+        return HealthReport({"database": await self._database_health()})
+
+    async def _database_health(self) -> ComponentHealth:
+        try:
+            health = await self.store.health()
+        except StoreError as exc:
+            return ComponentHealth("down", exc.message, {"backend": self.store.backend})
+        info = {
+            "backend": health.backend,
+            "location": health.location,
+            "schema_version": health.schema_version,
+            "latest_schema_version": health.latest_version,
+        }
+        if not health.up_to_date:
+            return ComponentHealth(
+                "degraded",
+                f"schema version {health.schema_version} of {health.latest_version}: "
+                "run `taskorch init`",
+                info,
+            )
+        return ComponentHealth("ok", f"{health.backend} reachable", info)

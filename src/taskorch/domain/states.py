@@ -57,11 +57,11 @@ class SubtaskState(StrEnum):
     COMPLETED = "completed"
     """Done (for code-changing subtasks: merged into the workflow branch). Terminal."""
     FAILED = "failed"
-    """The last attempt failed and no retry is left."""
+    """The last attempt failed and no automatic retry is left (a user or fix-up may requeue it)."""
     CANCELLED = "cancelled"
     """Its workflow was cancelled. Terminal."""
     BLOCKED = "blocked"
-    """Waiting on a failed dependency, or escalated after its retries ran out."""
+    """Cannot proceed without a decision: a dependency failed, or the agent needs human input."""
 
 
 _W = WorkflowState
@@ -102,9 +102,10 @@ SUBTASK_TRANSITIONS: Mapping[SubtaskState, frozenset[SubtaskState]] = {
     _S.PENDING: frozenset({_S.QUEUED, _S.BLOCKED, _S.CANCELLED}),
     _S.QUEUED: frozenset({_S.ASSIGNED, _S.BLOCKED, _S.CANCELLED}),
     # assigned -> queued: the worker released its claim (shutdown) before the attempt started.
-    _S.ASSIGNED: frozenset({_S.RUNNING, _S.QUEUED, _S.CANCELLED}),
-    # running -> queued: a retry (with run_after) or a zombie requeue.
-    _S.RUNNING: frozenset({_S.COMPLETED, _S.QUEUED, _S.FAILED, _S.CANCELLED}),
+    _S.ASSIGNED: frozenset({_S.RUNNING, _S.QUEUED, _S.BLOCKED, _S.CANCELLED}),
+    # running -> queued: a retry (with run_after) or a zombie requeue; running -> blocked: the
+    # agent waits for human input, or its merge conflicted and needs a decision.
+    _S.RUNNING: frozenset({_S.COMPLETED, _S.QUEUED, _S.FAILED, _S.BLOCKED, _S.CANCELLED}),
     # failed -> blocked: escalated once its retries ran out; -> queued: a fix-up or manual retry.
     _S.FAILED: frozenset({_S.BLOCKED, _S.QUEUED, _S.CANCELLED}),
     # blocked -> queued: the failed dependency was retried and completed.

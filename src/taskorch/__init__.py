@@ -1,0 +1,34 @@
+"""taskorch: a task orchestration engine for AI coding agents.
+
+The public face is small and pinned by a test; everything else is importable from its module but
+may change.
+"""
+
+from taskorch.domain.dag import DependencyResolver, Resolution
+from taskorch.domain.errors import TaskorchError
+from taskorch.domain.models import NewTask, Priority, Task, Workflow
+from taskorch.domain.plan import Plan, PlanSubtask
+from taskorch.domain.states import SubtaskState, WorkflowState
+from taskorch.engine import OrchestrationEngine
+from taskorch.settings import Settings, load_settings
+from taskorch.store import Store, open_store
+
+__all__ = [
+    "DependencyResolver",
+    "NewTask",
+    "OrchestrationEngine",
+    "Plan",
+    "PlanSubtask",
+    "Priority",
+    "Resolution",
+    "Settings",
+    "Store",
+    "SubtaskState",
+    "Task",
+    "TaskorchError",
+    "Workflow",
+    "WorkflowState",
+    "load_settings",
+    "open_store",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""``python -m taskorch`` runs the CLI."""
+
+from taskorch.cli.main import main
+
+main()

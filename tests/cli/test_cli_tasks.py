@@ -1,0 +1,161 @@
+"""The CLI as a user runs it: a real subprocess, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def taskorch(
+    *args: str, home: Path, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
+    env["TASKORCH_HOME"] = str(home)
+    env["COLUMNS"] = "200"
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "taskorch", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home.parent,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_init_add_list_round_trip(database_url: str, tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    assert "schema" in ok(taskorch("init", home=home, database_url=database_url))
+    ok(taskorch("task", "add", "Add login", home=home, database_url=database_url))
+    ok(
+        taskorch(
+            "task",
+            "add",
+            "Add logout",
+            "--priority",
+            "high",
+            "--depends-on",
+            "task-1",
+            "--description",
+            "after login",
+            home=home,
+            database_url=database_url,
+        )
+    )
+    listed = json.loads(
+        ok(taskorch("task", "list", "--json", home=home, database_url=database_url))
+    )
+    assert [(t["ref"], t["title"], t["priority"]) for t in listed] == [
+        ("task-1", "Add login", "medium"),
+        ("task-2", "Add logout", "high"),
+    ]
+    assert listed[1]["dependencies"] == [1]
+    shown = json.loads(
+        ok(taskorch("task", "show", "2", "--json", home=home, database_url=database_url))
+    )
+    assert shown["description"] == "after login"
+    assert shown["status"] == "pending"
+
+
+def test_sqlite_is_the_default_under_taskorch_home(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    out = ok(taskorch("init", home=home))
+    assert (home / "taskorch.db").is_file()
+    assert "sqlite" in out
+    ok(taskorch("task", "add", "Add login", home=home))
+    table = ok(taskorch("task", "list", home=home))
+    assert "task-1" in table
+    assert "Add login" in table
+
+
+def test_list_filters_by_status_and_shows_titles_verbatim(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    ok(taskorch("task", "add", "[bold]not markup[/]", home=home))
+    assert "[bold]not markup[/]" in ok(taskorch("task", "list", home=home))
+    assert json.loads(ok(taskorch("task", "list", "--status", "failed", "--json", home=home))) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("task", "show", "99"), ("no task with id 99",)),
+        (("task", "show", "abc"), ("invalid task id 'abc'",)),
+        (("task", "add", "   "), ("task title is empty",)),
+        (("task", "add", "x", "--priority", "urgent"), ("invalid priority 'urgent'", "critical")),
+        (("task", "add", "x", "--depends-on", "41"), ("unknown task id 41",)),
+        (("task", "list", "--status", "weird"), ("invalid status 'weird'",)),
+    ],
+)
+def test_bad_input_is_one_clear_line(
+    args: tuple[str, ...], fragments: tuple[str, ...], tmp_path: Path
+) -> None:
+    one_line_error(taskorch(*args, home=tmp_path / ".taskorch"), *fragments)
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    url = "postgresql://postgres:hunter2@127.0.0.1:1/nowhere"
+    result = taskorch("task", "list", home=tmp_path / ".taskorch", database_url=url)
+    one_line_error(result, "cannot reach PostgreSQL", "127.0.0.1:1")
+    assert "hunter2" not in result.stderr
+
+
+def test_invalid_setting_names_the_variable(tmp_path: Path) -> None:
+    env_bad = dict(os.environ, MAX_CONCURRENT_WORKFLOWS="many", TASKORCH_HOME=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "taskorch", "task", "list"],
+        capture_output=True,
+        text=True,
+        env=env_bad,
+        timeout=60,
+        check=False,
+    )
+    one_line_error(result, "MAX_CONCURRENT_WORKFLOWS")
+
+
+def test_health_reports_database(database_url: str, tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    ok(taskorch("init", home=home, database_url=database_url))
+    report = json.loads(ok(taskorch("health", "--json", home=home, database_url=database_url)))
+    database = report["components"]["database"]
+    assert report["status"] == "ok"
+    assert database["schema_version"] == database["latest_schema_version"] >= 2
+    assert database["backend"] in {"sqlite", "postgres"}
+
+
+def test_health_down_when_database_unreachable(tmp_path: Path) -> None:
+    result = taskorch(
+        "health", "--json", home=tmp_path, database_url="postgresql://postgres@127.0.0.1:1/x"
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["components"]["database"]["status"] == "down"
+
+
+def test_init_db_saves_the_url_for_later_commands(sqlite_url: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ok(taskorch("init", "--db", sqlite_url, home=home))
+    assert "database_url" in (home / "config.toml").read_text()
+    ok(taskorch("task", "add", "Saved", home=home))
+    report = json.loads(ok(taskorch("health", "--json", home=home)))
+    assert report["components"]["database"]["location"] == sqlite_url

@@ -1,13 +1,15 @@
 """Turning rows into frozen value objects and values into query parameters, for both dialects.
 
 SQLite hands JSON columns back as text and PostgreSQL as parsed values; times come back as ISO text
-or datetimes. Decoding here makes both look the same to everything above the store.
+or datetimes in the session's time zone. Decoding here makes both look the same to everything above
+the store: parsed JSON, and aware datetimes in UTC.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -45,11 +47,16 @@ def to_json(value: Any) -> str | None:
 
 def decode(model: type[M], row: Row) -> M:
     columns = _JSON_COLUMNS[model]
-    data = {
-        key: (json.loads(value) if key in columns and isinstance(value, str) else value)
-        for key, value in row.items()
-    }
+    data = {key: _decode_value(value, key in columns) for key, value in row.items()}
     return model.model_validate(data)
+
+
+def _decode_value(value: Any, is_json: bool) -> Any:
+    if is_json and isinstance(value, str):
+        return json.loads(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)  # PostgreSQL answers in the session's TimeZone
+    return value
 
 
 def decode_all(model: type[M], rows: Iterable[Row]) -> list[M]:

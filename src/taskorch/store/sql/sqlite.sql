@@ -50,7 +50,20 @@ SET status = :to_state,
     start_time = COALESCE(start_time, :now),
     end_time = CASE WHEN :terminal THEN :now ELSE end_time END,
     result = COALESCE(:result, result),
-    metadata = json_patch(metadata, :metadata)
+    -- A shallow merge like PostgreSQL's jsonb ||: top-level keys of :metadata replace the stored
+    -- ones whole, and a null is stored (json_patch would deep-merge and delete null keys).
+    metadata = (
+        SELECT json_group_object(key, CASE type
+            WHEN 'object' THEN json(value) WHEN 'array' THEN json(value)
+            WHEN 'true' THEN json('true') WHEN 'false' THEN json('false')
+            ELSE value END)
+        FROM (
+            SELECT key, type, value FROM json_each(workflows.metadata)
+            WHERE key NOT IN (SELECT key FROM json_each(:metadata))
+            UNION ALL
+            SELECT key, type, value FROM json_each(:metadata)
+        )
+    )
 WHERE id = :id AND status = :from_state
 RETURNING *;
 

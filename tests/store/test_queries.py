@@ -16,7 +16,7 @@ from taskorch.store.queries import Dialect, load_queries
 
 DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
 STORE_PACKAGE = Path(taskorch.store.__file__).parent
-QUERY_METHODS = frozenset({"execute", "fetchone", "fetchall"})
+QUERY_METHODS = frozenset({"execute", "executemany", "fetchone", "fetchall"})
 MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
 _SQLITE_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -33,7 +33,7 @@ def query_params(dialect: Dialect, sql: str) -> set[str]:
 
 
 def named_query_calls() -> list[tuple[str, int, str, set[str] | None]]:
-    """Every ``<x>.execute/fetchone/fetchall("name", ...)`` in the store package's modules.
+    """Every ``<x>.<query method>("name", ...)`` call in the store package's modules.
 
     Returns (module, line, query name, the keys of a literal params dict or None if not literal).
     """

@@ -180,6 +180,11 @@ class Subtask(_Record):
     lease_expires_at: datetime | None = None
     result: JSONDict | None = None
     error: str | None = None
+    pending_deps: int = 0
+    """Dependencies not yet completed; the subtask is queued when this reaches 0."""
+    priority: int = 0
+    queued_at: datetime | None = None
+    """When it last became ready; dispatch latency is measured from here."""
     created_at: datetime
     updated_at: datetime
 

@@ -6,8 +6,9 @@ A backend runs named queries inside transactions and translates its driver's err
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -31,6 +32,10 @@ class Transaction(ABC):
     async def fetchall(self, name: str, params: Params | None = None) -> list[Row]: ...
 
     @abstractmethod
+    async def executemany(self, name: str, params: Sequence[Params]) -> None:
+        """Run a named query once per parameter set, in one round trip where the driver can."""
+
+    @abstractmethod
     async def execute_sql(self, sql: str) -> None:
         """Run literal SQL (one statement); only migrations do this."""
 
@@ -51,6 +56,14 @@ class Connector(ABC):
     @abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[Transaction]:
         """A transaction; ``write=False`` promises only reads (SQLite then takes no write lock)."""
+
+    async def wait_for_notification(self, timeout_s: float) -> bool:
+        """Wait until another process says work is ready (True) or ``timeout_s`` passed (False).
+
+        Backends without notifications just sleep: callers then poll.
+        """
+        await asyncio.sleep(timeout_s)
+        return False
 
     @abstractmethod
     def describe(self) -> str:

@@ -7,7 +7,9 @@ which callers that loop (workers) treat as transient.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +22,7 @@ from taskorch.domain.errors import DatabaseUnavailableError, StoreError
 from taskorch.store.connector import Connector, Params, Row, Transaction
 
 CONNECT_TIMEOUT_S = 5.0
+NOTIFY_CHANNEL = "taskorch_ready"
 
 
 class _PostgresTransaction(Transaction):
@@ -40,6 +43,11 @@ class _PostgresTransaction(Transaction):
         cursor = await self._connection.execute(self._queries[name], params or {})
         return await cursor.fetchall()
 
+    async def executemany(self, name: str, params: Sequence[Params]) -> None:
+        if params:
+            async with self._connection.cursor() as cursor:
+                await cursor.executemany(self._queries[name], params)
+
     async def execute_sql(self, sql: str) -> None:
         await self._connection.execute(sql.encode())
 
@@ -51,6 +59,7 @@ class PostgresConnector(Connector):
         self.url = url
         self._max_size = max_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._listener: psycopg.AsyncConnection[Any] | None = None
 
     def describe(self) -> str:
         return redact_url(self.url)
@@ -91,7 +100,30 @@ class PostgresConnector(Connector):
             ) from None
         await connection.close()
 
+    async def wait_for_notification(self, timeout_s: float) -> bool:
+        """LISTEN on a dedicated connection; a lost connection is reopened on the next call."""
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = await psycopg.AsyncConnection.connect(
+                    _conninfo(self.url), autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)
+                )
+                await self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}".encode())
+            async for _ in self._listener.notifies(timeout=timeout_s, stop_after=1):
+                return True
+            return False
+        except psycopg.Error:
+            await self._drop_listener()
+            await asyncio.sleep(min(timeout_s, 1.0))
+            return False
+
+    async def _drop_listener(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(psycopg.Error):
+                await listener.close()
+
     async def close(self) -> None:
+        await self._drop_listener()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
@@ -23,14 +22,17 @@ from taskorch.store.connector import Connector, Params, Row, Transaction
 BUSY_TIMEOUT_MS = 30_000
 
 
-def _to_sql(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
-    return value
+def _datetime_to_sql(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _convert(params: Params | None) -> dict[str, Any]:
-    return {k: _to_sql(v) for k, v in (params or {}).items()}
+# Times are stored as ISO-8601 UTC text, which sorts like the times themselves. Registering the
+# adapter (rather than converting every parameter dict) keeps the hot path free of Python loops.
+sqlite3.register_adapter(datetime, _datetime_to_sql)
+
+
+def _convert(params: Params | None) -> Params:
+    return params if params is not None else {}
 
 
 class _SqliteTransaction(Transaction):
@@ -55,6 +57,10 @@ class _SqliteTransaction(Transaction):
         rows = await cursor.fetchall()
         await cursor.close()
         return [dict(row) for row in rows]
+
+    async def executemany(self, name: str, params: Sequence[Params]) -> None:
+        if params:
+            await self._connection.executemany(self._queries[name], params)
 
     async def execute_sql(self, sql: str) -> None:
         await self._connection.execute(sql)

@@ -334,10 +334,10 @@ class Store:
         """Store a plan's subtasks (idempotent: a re-run after a crash adds nothing twice)."""
         now = self._clock()
         async with self.connector.transaction() as tx:
-            for sub in subtasks:
-                await tx.execute(
-                    "insert_subtask", self._subtask_params(workflow_id, sub, stage_of, now)
-                )
+            await tx.executemany(
+                "insert_subtask",
+                [self._subtask_params(workflow_id, sub, stage_of, now) for sub in subtasks],
+            )
             rows = await tx.fetchall("list_subtasks", {"workflow_id": workflow_id})
         return decode_all(Subtask, rows)
 

@@ -135,3 +135,160 @@ SELECT * FROM events
 WHERE id > %(after_id)s AND (%(workflow_id)s::text IS NULL OR workflow_id = %(workflow_id)s)
 ORDER BY id
 LIMIT %(limit)s;
+
+-- ---- the runtime's queue (store/queue.py) ------------------------------------------------------
+
+-- name: link_subtasks
+INSERT INTO subtask_edges (subtask_id, dependent_id)
+SELECT d.id, s.id
+FROM subtasks AS s
+CROSS JOIN LATERAL jsonb_array_elements_text(s.dependencies) AS j (value)
+JOIN subtasks AS d ON d.workflow_id = s.workflow_id AND d.key = j.value
+WHERE s.workflow_id = %(workflow_id)s
+ON CONFLICT DO NOTHING;
+
+-- name: count_pending_deps
+UPDATE subtasks
+SET pending_deps = (
+    SELECT COUNT(*) FROM subtask_edges AS e JOIN subtasks AS d ON d.id = e.subtask_id
+    WHERE e.dependent_id = subtasks.id AND d.status <> 'completed')
+WHERE workflow_id = %(workflow_id)s AND status = 'pending';
+
+-- name: queue_ready_in_workflow
+UPDATE subtasks SET status = 'queued', queued_at = %(now)s, updated_at = %(now)s
+WHERE workflow_id = %(workflow_id)s AND status = 'pending' AND pending_deps = 0
+RETURNING id, workflow_id, key;
+
+-- name: claim_subtasks
+WITH picked AS (
+    SELECT id FROM subtasks
+    WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
+      AND agent_id IS NOT DISTINCT FROM %(agent_id)s::text
+    ORDER BY priority DESC, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE subtasks AS s
+SET status = 'assigned', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
+    attempts = s.attempts + 1, updated_at = %(now)s
+FROM picked
+WHERE s.id = picked.id
+RETURNING s.*;
+
+-- name: agent_load
+SELECT agent_id, COUNT(*) AS active FROM subtasks
+WHERE status IN ('assigned', 'running') AND agent_id IS NOT NULL
+GROUP BY agent_id;
+
+-- name: queued_agents
+SELECT DISTINCT agent_id FROM subtasks
+WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s);
+
+-- name: mark_running
+UPDATE subtasks SET status = 'running', updated_at = %(now)s
+WHERE id = ANY(%(id_list)s) AND status = 'assigned' AND lease_owner = %(worker)s;
+
+-- name: renew_leases
+UPDATE subtasks SET lease_expires_at = %(lease_until)s
+WHERE id = ANY(%(id_list)s) AND lease_owner = %(worker)s AND status IN ('assigned', 'running')
+RETURNING id;
+
+-- name: owned_running
+SELECT id FROM subtasks
+WHERE id = ANY(%(id_list)s) AND lease_owner = %(worker)s AND status = 'running'
+ORDER BY id
+FOR UPDATE;
+
+-- name: complete_subtask
+UPDATE subtasks
+SET status = 'completed', result = %(result)s::jsonb, error = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'running' AND lease_owner = %(worker)s;
+
+-- name: release_dependents
+UPDATE subtasks SET pending_deps = subtasks.pending_deps - d.n
+FROM (
+    SELECT dependent_id, COUNT(*) AS n FROM subtask_edges
+    WHERE subtask_id = ANY(%(id_list)s)
+    GROUP BY dependent_id
+    ORDER BY dependent_id) AS d
+WHERE subtasks.id = d.dependent_id;
+
+-- name: queue_released
+UPDATE subtasks SET status = 'queued', queued_at = %(now)s, updated_at = %(now)s
+WHERE id IN (SELECT dependent_id FROM subtask_edges WHERE subtask_id = ANY(%(id_list)s))
+  AND status = 'pending' AND pending_deps = 0
+RETURNING id, workflow_id, key;
+
+-- name: retry_subtask
+UPDATE subtasks
+SET status = 'queued', run_after = %(run_after)s, queued_at = COALESCE(%(run_after)s, %(now)s), error = %(error)s, agent_id = %(agent_id)s,
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'running' AND lease_owner = %(worker)s;
+
+-- name: fail_subtask
+UPDATE subtasks
+SET status = 'failed', error = %(error)s, result = %(result)s::jsonb, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'running' AND lease_owner = %(worker)s;
+
+-- name: block_dependents
+WITH RECURSIVE down (id) AS (
+    SELECT dependent_id FROM subtask_edges WHERE subtask_id = ANY(%(id_list)s)
+    UNION
+    SELECT e.dependent_id FROM subtask_edges AS e JOIN down ON e.subtask_id = down.id)
+UPDATE subtasks SET status = 'blocked', error = %(reason)s, updated_at = %(now)s
+WHERE id IN (SELECT id FROM down) AND status IN ('pending', 'queued')
+RETURNING id, workflow_id, key;
+
+-- name: expire_leases
+WITH expired AS (
+    SELECT id FROM subtasks
+    WHERE status IN ('assigned', 'running') AND lease_expires_at < %(now)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE subtasks AS s
+SET status = CASE WHEN s.attempts >= %(max_attempts)s THEN 'failed' ELSE 'queued' END,
+    error = 'lease expired: worker ' || COALESCE(s.lease_owner, '?') || ' stopped renewing it',
+    run_after = NULL, queued_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = %(now)s
+FROM expired
+WHERE s.id = expired.id
+RETURNING s.id, s.workflow_id, s.key, s.status, s.attempts, s.agent_id, s.error;
+
+-- name: release_claims
+UPDATE subtasks
+SET status = 'queued', queued_at = %(now)s, attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = %(now)s
+WHERE id = ANY(%(id_list)s) AND lease_owner = %(worker)s AND status = 'assigned';
+
+-- name: cancel_workflow_subtasks
+UPDATE subtasks
+SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
+WHERE workflow_id = %(workflow_id)s AND status NOT IN ('completed', 'cancelled')
+RETURNING id, workflow_id, key;
+
+-- name: cancelled_among
+SELECT id FROM subtasks WHERE id = ANY(%(id_list)s) AND status = 'cancelled';
+
+-- name: record_attempt
+INSERT INTO attempts (
+    subtask_id, number, agent_id, worker_id, started_at, ended_at, outcome, error_class,
+    error_message, tokens_in, tokens_out, cost_usd)
+VALUES (
+    %(subtask_id)s, %(number)s, %(agent_id)s, %(worker_id)s, %(started_at)s, %(ended_at)s,
+    %(outcome)s, %(error_class)s, %(error_message)s, %(tokens_in)s, %(tokens_out)s, %(cost_usd)s)
+ON CONFLICT (subtask_id, number) DO NOTHING;
+
+-- name: record_event
+INSERT INTO events (kind, workflow_id, subtask_id, payload, created_at)
+VALUES (%(kind)s, %(workflow_id)s, %(subtask_id)s, %(payload)s::jsonb, %(now)s);
+
+-- name: workflow_counts
+SELECT workflow_id, status, COUNT(*) AS n FROM subtasks
+WHERE workflow_id = ANY(%(id_list)s)
+GROUP BY workflow_id, status;
+
+-- name: queue_counts
+SELECT status, COUNT(*) AS n FROM subtasks GROUP BY status;
+
+-- name: notify_ready
+SELECT pg_notify('taskorch_ready', %(payload)s) AS notified;

@@ -147,3 +147,151 @@ SELECT * FROM events
 WHERE id > :after_id AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
 ORDER BY id
 LIMIT :limit;
+
+-- ---- the runtime's queue (store/queue.py) ------------------------------------------------------
+
+-- name: link_subtasks
+INSERT INTO subtask_edges (subtask_id, dependent_id)
+SELECT d.id, s.id
+-- CROSS JOIN pins the join order: SQLite otherwise scans every (s, d) pair first.
+FROM subtasks AS s
+CROSS JOIN json_each(s.dependencies) AS j
+CROSS JOIN subtasks AS d
+WHERE s.workflow_id = :workflow_id AND d.workflow_id = s.workflow_id AND d.key = j.value
+ON CONFLICT DO NOTHING;
+
+-- name: count_pending_deps
+UPDATE subtasks
+SET pending_deps = (
+    SELECT COUNT(*) FROM subtask_edges AS e JOIN subtasks AS d ON d.id = e.subtask_id
+    WHERE e.dependent_id = subtasks.id AND d.status <> 'completed')
+WHERE workflow_id = :workflow_id AND status = 'pending';
+
+-- name: queue_ready_in_workflow
+UPDATE subtasks SET status = 'queued', queued_at = :now, updated_at = :now
+WHERE workflow_id = :workflow_id AND status = 'pending' AND pending_deps = 0
+RETURNING id, workflow_id, key;
+
+-- name: claim_subtasks
+UPDATE subtasks
+SET status = 'assigned', lease_owner = :worker, lease_expires_at = :lease_until,
+    attempts = attempts + 1, updated_at = :now
+WHERE id IN (
+    SELECT id FROM subtasks
+    WHERE status = 'queued' AND (run_after IS NULL OR run_after <= :now) AND agent_id IS :agent_id
+    ORDER BY priority DESC, id
+    LIMIT :limit)
+RETURNING *;
+
+-- name: agent_load
+SELECT agent_id, COUNT(*) AS active FROM subtasks
+WHERE status IN ('assigned', 'running') AND agent_id IS NOT NULL
+GROUP BY agent_id;
+
+-- name: queued_agents
+SELECT DISTINCT agent_id FROM subtasks
+WHERE status = 'queued' AND (run_after IS NULL OR run_after <= :now);
+
+-- name: mark_running
+UPDATE subtasks SET status = 'running', updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'assigned' AND lease_owner = :worker;
+
+-- name: renew_leases
+UPDATE subtasks SET lease_expires_at = :lease_until
+WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker
+  AND status IN ('assigned', 'running')
+RETURNING id;
+
+-- name: owned_running
+SELECT id FROM subtasks
+WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker AND status = 'running';
+
+-- name: complete_subtask
+UPDATE subtasks
+SET status = 'completed', result = :result, error = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND status = 'running' AND lease_owner = :worker;
+
+-- name: release_dependents
+UPDATE subtasks SET pending_deps = subtasks.pending_deps - d.n
+FROM (
+    SELECT dependent_id, COUNT(*) AS n FROM subtask_edges
+    WHERE subtask_id IN (SELECT value FROM json_each(:ids))
+    GROUP BY dependent_id) AS d
+WHERE subtasks.id = d.dependent_id;
+
+-- name: queue_released
+UPDATE subtasks SET status = 'queued', queued_at = :now, updated_at = :now
+WHERE id IN (
+    SELECT dependent_id FROM subtask_edges WHERE subtask_id IN (SELECT value FROM json_each(:ids)))
+  AND status = 'pending' AND pending_deps = 0
+RETURNING id, workflow_id, key;
+
+-- name: retry_subtask
+UPDATE subtasks
+SET status = 'queued', run_after = :run_after, queued_at = COALESCE(:run_after, :now), error = :error, agent_id = :agent_id,
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND status = 'running' AND lease_owner = :worker;
+
+-- name: fail_subtask
+UPDATE subtasks
+SET status = 'failed', error = :error, result = :result, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND status = 'running' AND lease_owner = :worker;
+
+-- name: block_dependents
+WITH RECURSIVE down (id) AS (
+    SELECT dependent_id FROM subtask_edges WHERE subtask_id IN (SELECT value FROM json_each(:ids))
+    UNION
+    SELECT e.dependent_id FROM subtask_edges AS e JOIN down ON e.subtask_id = down.id)
+UPDATE subtasks SET status = 'blocked', error = :reason, updated_at = :now
+WHERE id IN (SELECT id FROM down) AND status IN ('pending', 'queued')
+RETURNING id, workflow_id, key;
+
+-- name: expire_leases
+UPDATE subtasks
+SET status = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'queued' END,
+    error = 'lease expired: worker ' || COALESCE(lease_owner, '?') || ' stopped renewing it',
+    run_after = NULL, queued_at = :now, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = :now
+WHERE status IN ('assigned', 'running') AND lease_expires_at < :now
+RETURNING id, workflow_id, key, status, attempts, agent_id, error;
+
+-- name: release_claims
+UPDATE subtasks
+SET status = 'queued', queued_at = :now, attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker AND status = 'assigned';
+
+-- name: cancel_workflow_subtasks
+UPDATE subtasks
+SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+WHERE workflow_id = :workflow_id AND status NOT IN ('completed', 'cancelled')
+RETURNING id, workflow_id, key;
+
+-- name: cancelled_among
+SELECT id FROM subtasks WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'cancelled';
+
+-- name: record_attempt
+INSERT INTO attempts (
+    subtask_id, number, agent_id, worker_id, started_at, ended_at, outcome, error_class,
+    error_message, tokens_in, tokens_out, cost_usd)
+VALUES (
+    :subtask_id, :number, :agent_id, :worker_id, :started_at, :ended_at, :outcome, :error_class,
+    :error_message, :tokens_in, :tokens_out, :cost_usd)
+ON CONFLICT (subtask_id, number) DO NOTHING;
+
+-- name: record_event
+INSERT INTO events (kind, workflow_id, subtask_id, payload, created_at)
+VALUES (:kind, :workflow_id, :subtask_id, :payload, :now);
+
+-- name: workflow_counts
+SELECT workflow_id, status, COUNT(*) AS n FROM subtasks
+WHERE workflow_id IN (SELECT value FROM json_each(:ids))
+GROUP BY workflow_id, status;
+
+-- name: queue_counts
+SELECT status, COUNT(*) AS n FROM subtasks GROUP BY status;
+
+-- name: notify_ready
+SELECT 1 AS notified;

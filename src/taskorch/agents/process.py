@@ -1,0 +1,125 @@
+"""Running an agent as a child process: argv only (never a shell), its own process group, output
+size-capped, heartbeats while it lives, and the whole group ended on cancel or timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskorch.agents.base import Heartbeat
+from taskorch.domain.errors import AgentError
+
+OUTPUT_CAP_BYTES = 1_000_000
+KILL_GRACE_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    truncated: bool
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    heartbeat: Heartbeat,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    heartbeat_s: float = 1.0,
+    output_cap: int = OUTPUT_CAP_BYTES,
+) -> ProcessResult:
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise AgentError(
+            f"agent executable not found: {argv[0]!r}; install it or fix the agent's command",
+            error_class="dependency",
+            retryable=False,
+        ) from None
+    except PermissionError:
+        raise AgentError(
+            f"agent executable {argv[0]!r} is not executable",
+            error_class="dependency",
+            retryable=False,
+        ) from None
+    try:
+        return await _communicate(process, stdin, heartbeat, heartbeat_s, output_cap)
+    except BaseException:
+        await asyncio.shield(kill_group(process))
+        raise
+
+
+async def _communicate(
+    process: asyncio.subprocess.Process,
+    stdin: str | None,
+    heartbeat: Heartbeat,
+    heartbeat_s: float,
+    cap: int,
+) -> ProcessResult:
+    assert process.stdout is not None
+    assert process.stderr is not None
+    if stdin is not None and process.stdin is not None:
+        process.stdin.write(stdin.encode())
+        with contextlib.suppress(ConnectionError):
+            await process.stdin.drain()
+        process.stdin.close()
+    readers = asyncio.gather(_read_capped(process.stdout, cap), _read_capped(process.stderr, cap))
+    while True:
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), heartbeat_s)
+            break
+        except TimeoutError:
+            heartbeat()
+    (out, out_cut), (err, err_cut) = await readers
+    return ProcessResult(
+        process.returncode or 0,
+        out.decode(errors="replace"),
+        err.decode(errors="replace"),
+        out_cut or err_cut,
+    )
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+    kept = bytearray()
+    truncated = False
+    while chunk := await stream.read(65536):
+        room = cap - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        truncated = truncated or len(chunk) > room
+    return bytes(kept), truncated
+
+
+async def kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM the child's whole process group, then SIGKILL what is left after a grace period."""
+    if process.returncode is not None:
+        _signal_group(process.pid, signal.SIGKILL)  # children may outlive their leader
+        return
+    _signal_group(process.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), KILL_GRACE_S)
+    _signal_group(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        await process.wait()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

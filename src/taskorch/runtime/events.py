@@ -1,0 +1,153 @@
+"""Where runtime events go after the store has recorded them: subscribers in this process, the
+``events.jsonl`` file, and one JSON log per subtask under ``logs/tasks``.
+
+File writes happen in a thread, batched, so the worker's hot path never waits on the disk twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from taskorch.store.queue import Outcome, QueueEvent
+
+
+class EventBus:
+    """Fan-out of events to in-process subscribers (the dashboard's SSE stream, monitors, tests)."""
+
+    def __init__(self, *, jsonl_path: Path | None = None, task_log_dir: Path | None = None) -> None:
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.jsonl_path = jsonl_path
+        self.task_log_dir = task_log_dir
+
+    def subscribe(self, maxsize: int = 10_000) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    async def publish(self, events: Sequence[QueueEvent]) -> None:
+        if not events:
+            return
+        now = datetime.now(UTC).isoformat()
+        records = [
+            {
+                "event": e.kind,
+                "time": now,
+                "workflow_id": e.workflow_id,
+                "subtask_id": e.subtask_id,
+                **e.payload,
+            }
+            for e in events
+        ]
+        for queue in list(self._subscribers):
+            for record in records:
+                if queue.full():
+                    break  # a subscriber that falls far behind loses events, not the worker
+                queue.put_nowait(record)
+        if self.jsonl_path is not None:
+            await asyncio.to_thread(_append_lines, self.jsonl_path, records)
+
+    async def write_task_logs(self, outcomes: Sequence[Outcome]) -> None:
+        if self.task_log_dir is None or not outcomes:
+            return
+        await asyncio.to_thread(_write_task_logs, self.task_log_dir, list(outcomes))
+
+    async def write_task_events(self, events: Sequence[QueueEvent]) -> None:
+        """Add zombie, cancel and block events to the subtasks' logs."""
+        if self.task_log_dir is None or not events:
+            return
+        await asyncio.to_thread(_write_task_events, self.task_log_dir, list(events))
+
+
+def _write_task_events(folder: Path, events: list[QueueEvent]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for event in events:
+        key = event.payload.get("key")
+        if key is None or event.workflow_id is None:
+            continue
+        path = folder / f"{event.workflow_id}-{key}.json"
+        log = _read_log(path) or {"taskId": key, "workflowId": event.workflow_id}
+        log.setdefault("events", []).append(
+            {"event": event.kind, "time": datetime.now(UTC).isoformat(), **event.payload}
+        )
+        log["status"] = _EVENT_STATUS.get(event.kind, log.get("status"))
+        path.write_text(json.dumps(log, indent=2, default=str))
+
+
+_EVENT_STATUS = {
+    "task:zombie": "requeued",
+    "task:cancelled": "cancelled",
+    "task:blocked": "blocked",
+}
+
+
+def _read_log(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _append_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(r, default=str) + "\n" for r in records))
+
+
+def _write_task_logs(folder: Path, outcomes: list[Outcome]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for outcome in outcomes:
+        sub = outcome.subtask
+        path = folder / f"{sub.workflow_id}-{sub.key}.json"
+        previous = _read_log(path) or {}
+        attempts: list[dict[str, Any]] = previous.get("attempts", [])
+        attempts.append(_attempt_entry(outcome))
+        log = {
+            **previous,
+            "taskId": sub.key,
+            "workflowId": sub.workflow_id,
+            "type": sub.worker_type.value,
+            "action": sub.title,
+            "status": _status(outcome),
+            "startTime": outcome.started_at.isoformat(),
+            "endTime": outcome.ended_at.isoformat(),
+            "dependencies": sub.dependencies,
+            "result": {
+                "success": outcome.kind == "completed",
+                "output": (outcome.result or {}).get("output", outcome.error_message),
+            },
+            "attempts": attempts,
+        }
+        path.write_text(json.dumps(log, indent=2, default=str))
+
+
+def _status(outcome: Outcome) -> str:
+    return {
+        "completed": "completed",
+        "retry": "retrying",
+        "failed": "failed",
+        "blocked": "blocked",
+    }[outcome.kind]
+
+
+def _attempt_entry(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "attempt": outcome.subtask.attempts,
+        "agent": outcome.agent_id,
+        "outcome": outcome.attempt_outcome,
+        "errorClass": outcome.error_class,
+        "error": outcome.error_message,
+        "startTime": outcome.started_at.isoformat(),
+        "endTime": outcome.ended_at.isoformat(),
+        "runAfter": outcome.run_after.isoformat() if outcome.run_after else None,
+    }

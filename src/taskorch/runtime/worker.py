@@ -1,0 +1,357 @@
+"""The worker: claims ready subtasks in batches, runs them on agents under leases, settles them.
+
+Shape (procrastinate's and Temporal's): a bounded number of attempts in flight; woken by a finished
+attempt, a notification from another process, or the poll interval; outcomes buffered and written
+in one transaction per batch, shielded from cancellation; a lease keeper that renews the leases of
+attempts whose agents still heartbeat and cancels attempts this worker no longer owns (cancelled
+workflow, lost lease); a zombie sweeper; graceful shutdown; ``once`` mode that drains and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask
+from taskorch.domain.errors import AgentError, StoreError
+from taskorch.domain.models import Subtask
+from taskorch.domain.retry import ErrorClass
+from taskorch.runtime.events import EventBus
+from taskorch.runtime.recovery import ErrorRecoveryManager
+from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    concurrency: int = 5
+    lease_s: float = 30.0
+    timeout_s: float = 300.0
+    poll_s: float = 0.5
+    shutdown_grace_s: float = 10.0
+    zombie_max_attempts: int = 5
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    claimed: int = 0
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    zombies: int = 0
+    dispatch_latency_s: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Running:
+    subtask: Subtask
+    agent_id: str | None
+    started_at: datetime
+    task: asyncio.Task[None] | None = None
+    last_beat: float = field(default_factory=time.monotonic)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: SubtaskQueue,
+        agents: Mapping[str | None, AgentAdapter],
+        *,
+        config: WorkerConfig | None = None,
+        recovery: ErrorRecoveryManager | None = None,
+        events: EventBus | None = None,
+        worker_id: str | None = None,
+        agent_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        """``agents`` maps agent ids to adapters; the ``None`` key runs unassigned subtasks."""
+        self.queue = queue
+        self.agents = dict(agents)
+        self.config = config or WorkerConfig()
+        self.recovery = recovery or ErrorRecoveryManager()
+        self.events = events or EventBus()
+        self.worker_id = worker_id or default_worker_id()
+        self.agent_limits = dict(agent_limits or {})
+        self.stats = WorkerStats()
+        self._running: dict[int, _Running] = {}
+        self._settling: list[Outcome] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; running attempts finish (up to the grace period), then the loop exits."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self, *, once: bool = False) -> WorkerStats:
+        """Work until :meth:`stop`; with ``once``, until nothing is ready or running."""
+        keeper = asyncio.create_task(self._keep_leases(), name=f"{self.worker_id}-leases")
+        try:
+            await self._loop(once)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await self._shutdown()
+        return self.stats
+
+    async def _loop(self, once: bool) -> None:
+        idle_polls = 0
+        while not self._stopping:
+            self._wake.clear()
+            claimed = await self._step()
+            if claimed or self._running or self._settling:
+                idle_polls = 0
+            elif once:
+                idle_polls += 1
+                if idle_polls > 1 and not await self._work_pending_soon():
+                    return
+            if claimed and len(self._running) < self.config.concurrency:
+                continue  # there may be more ready work than one batch took
+            await self._wait()
+
+    async def _wait(self) -> None:
+        if self._settling:
+            return
+        waker = asyncio.create_task(self._wake.wait())
+        notified = asyncio.create_task(self.queue.wait_for_work(self.config.poll_s))
+        _, pending = await asyncio.wait({waker, notified}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _work_pending_soon(self) -> bool:
+        """In ``once`` mode: is anything still queued (perhaps waiting for its retry time)?"""
+        counts = await self.queue.counts()
+        return bool(counts.get("queued") or counts.get("assigned") or counts.get("running"))
+
+    async def _shutdown(self) -> None:
+        if self._running:
+            waiting = [r.task for r in self._running.values() if r.task is not None]
+            _, late = await asyncio.wait(waiting, timeout=self.config.shutdown_grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._stopping = True
+        await self._step()
+
+    # --- settling and claiming ------------------------------------------------------------
+
+    async def _step(self) -> int:
+        """Settle what finished and claim new work, in one transaction where possible."""
+        batch, self._settling = self._settling, []
+        free = 0 if self._stopping else self.config.concurrency - len(self._running)
+        try:
+            events, claimed = await asyncio.shield(
+                self.queue.settle(
+                    self.worker_id, batch, claim_limit=free, lease_s=self.config.lease_s
+                )
+            )
+            free -= len(claimed)
+            if free > 0 and self._limited_agents:
+                claimed += await self._claim_for_agents(free)
+        except StoreError as exc:
+            log.warning(
+                "worker %s: database step failed, will retry: %s", self.worker_id, exc.message
+            )
+            self._settling = batch + self._settling
+            await asyncio.sleep(self.config.poll_s)
+            return 0
+        self._start(claimed)
+        for event in events:
+            self._count(event)
+        await self.events.publish(events)
+        await self.events.write_task_logs(batch)
+        await self.events.write_task_events([e for e in events if e.kind == "task:blocked"])
+        return len(claimed)
+
+    @property
+    def _limited_agents(self) -> list[str]:
+        return [a for a in self.agents if a is not None]
+
+    async def _claim_for_agents(self, free: int) -> list[Subtask]:
+        wanted = await self.queue.agents_with_work()
+        if not wanted - {None}:
+            return []
+        load = await self.queue.agent_load()
+        claimed: list[Subtask] = []
+        for agent_id in self._limited_agents:
+            if agent_id not in wanted or free <= 0:
+                continue
+            room = min(free, self.agent_limits.get(agent_id, free) - load.get(agent_id, 0))
+            more = await self.queue.claim(
+                self.worker_id, room, self.config.lease_s, agent_id=agent_id
+            )
+            claimed += more
+            free -= len(more)
+        return claimed
+
+    def _start(self, claimed: list[Subtask]) -> None:
+        now = self.queue.now
+        for subtask in claimed:
+            running = _Running(subtask, subtask.agent_id, now)
+            self._running[subtask.id] = running
+            running.task = asyncio.create_task(self._attempt(running), name=f"attempt-{subtask.id}")
+            if subtask.queued_at is not None:
+                self.stats.dispatch_latency_s.append((now - subtask.queued_at).total_seconds())
+        self.stats.claimed += len(claimed)
+
+    # --- one attempt -------------------------------------------------------------------------
+
+    async def _attempt(self, running: _Running) -> None:
+        subtask = running.subtask
+        adapter = self.agents.get(subtask.agent_id) or self.agents.get(None)
+        try:
+            if adapter is None:
+                raise AgentError(
+                    f"no adapter for agent {subtask.agent_id!r} on worker {self.worker_id}",
+                    error_class=ErrorClass.AGENT.value,
+                )
+            task = AgentTask(subtask, _instructions(subtask), timeout_s=self.config.timeout_s)
+
+            def beat() -> None:
+                running.last_beat = time.monotonic()
+
+            async with asyncio.timeout(self.config.timeout_s):
+                result = await adapter.run(task, beat)
+            outcome = self._success(running, result)
+        except asyncio.CancelledError:
+            self._running.pop(subtask.id, None)
+            raise
+        except Exception as exc:
+            outcome = self._failure(running, exc)
+        self._settling.append(outcome)
+        self._running.pop(subtask.id, None)
+        self._wake.set()
+
+    def _success(self, running: _Running, result: AgentResult) -> Outcome:
+        return Outcome(
+            running.subtask,
+            "completed",
+            running.started_at,
+            self.queue.now,
+            agent_id=running.agent_id,
+            result=result.to_json(),
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            cost_usd=result.cost_usd,
+        )
+
+    def _failure(self, running: _Running, exc: Exception) -> Outcome:
+        subtask = running.subtask
+        error = self.recovery.classify(exc)
+        if isinstance(exc, TimeoutError):
+            error = AgentError(
+                f"attempt timed out after {self.config.timeout_s:g} s", error_class="timeout"
+            )
+        decision = self.recovery.decide(error, subtask.attempts)
+        now = self.queue.now
+        common = {
+            "agent_id": running.agent_id,
+            "error_class": error.error_class,
+            "error_message": error.message,
+        }
+        if decision.retry:
+            next_agent = (
+                self._other_agent(subtask.agent_id) if decision.reassign else (subtask.agent_id)
+            )
+            return Outcome(
+                subtask,
+                "retry",
+                running.started_at,
+                now,
+                run_after=now + timedelta(seconds=decision.delay_s),
+                next_agent_id=next_agent,
+                **common,  # type: ignore[arg-type]
+            )
+        return Outcome(
+            subtask,
+            "failed",
+            running.started_at,
+            now,
+            result={"success": False, "output": error.message, "reason": decision.reason},
+            **common,  # type: ignore[arg-type]
+        )
+
+    def _other_agent(self, current: str | None) -> str | None:
+        others = [a for a in self.agents if a is not None and a != current]
+        return others[0] if others else current
+
+    # --- counting -------------------------------------------------------------------------
+
+    def _count(self, event: QueueEvent) -> None:
+        if event.kind == "task:complete":
+            self.stats.completed += 1
+        elif event.kind == "task:retry":
+            self.stats.retried += 1
+        elif event.kind == "task:failed":
+            self.stats.failed += 1
+        elif event.kind == "task:zombie":
+            self.stats.zombies += 1
+
+    # --- leases ------------------------------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
+        interval = max(self.config.lease_s / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._renew()
+                events = await self.queue.expire_leases(
+                    max_attempts=self.config.zombie_max_attempts
+                )
+            except StoreError as exc:
+                log.warning("worker %s: lease upkeep failed: %s", self.worker_id, exc.message)
+                continue
+            for event in events:
+                self._count(event)
+            await self.events.publish(events)
+            if events:
+                await self.events.write_task_events(events)
+                self._wake.set()
+
+    async def _renew(self) -> None:
+        now = time.monotonic()
+        alive = [
+            r.subtask.id for r in self._running.values() if now - r.last_beat < self.config.lease_s
+        ]
+        owned = await self.queue.renew(self.worker_id, alive, self.config.lease_s)
+        lost = [r for r in self._running.values() if r.subtask.id not in owned]
+        if not lost:
+            return
+        # Not renewed: the workflow was cancelled, the lease was taken over, or the agent stopped
+        # heartbeating. End the attempt; the store already says what happens to the subtask.
+        cancelled = await self.queue.cancelled_among(r.subtask.id for r in lost)
+        for running in lost:
+            self._running.pop(running.subtask.id, None)
+            if running.task is not None:
+                running.task.cancel()
+        stopped = [(r.subtask, r.started_at) for r in lost if r.subtask.id in cancelled]
+        if stopped:
+            events = await self.queue.record_cancelled(self.worker_id, stopped)
+            await self.events.publish(events)
+            await self.events.write_task_events(events)
+
+
+def _instructions(subtask: Subtask) -> str:
+    parts = [subtask.title]
+    if subtask.description:
+        parts.append(subtask.description)
+    if subtask.files_affected:
+        parts.append("Files: " + ", ".join(subtask.files_affected))
+    if subtask.success_criteria:
+        parts.append("Done when: " + subtask.success_criteria)
+    return "\n\n".join(parts)

@@ -1,0 +1,445 @@
+"""The runtime's persistence face: claiming ready subtasks under leases and settling attempts.
+
+Everything here is batched: one claim takes many subtasks, one settle writes many outcomes, their
+attempts, the dependents they release and the events they cause, in one transaction. Writes are
+fenced by the lease: an outcome counts only while its worker still owns the subtask in state
+``running``, so a worker that lost its lease (and whose subtask was requeued as a zombie) can never
+complete it a second time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from taskorch.domain.models import JSONDict, Subtask
+from taskorch.domain.states import SubtaskState
+from taskorch.store.connector import Connector, Row, Transaction
+from taskorch.store.records import decode_all, to_json
+from taskorch.store.store import Clock, utc_now
+
+OutcomeKind = Literal["completed", "retry", "failed", "blocked"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEvent:
+    """Something that happened to a subtask or workflow; stored and then published."""
+
+    kind: str
+    workflow_id: str | None
+    subtask_id: int | None
+    payload: JSONDict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, as the worker reports it to :meth:`SubtaskQueue.settle`."""
+
+    subtask: Subtask
+    kind: OutcomeKind
+    started_at: datetime
+    ended_at: datetime
+    agent_id: str | None = None
+    result: JSONDict | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    run_after: datetime | None = None
+    next_agent_id: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+
+    @property
+    def attempt_outcome(self) -> str:
+        if self.kind == "completed":
+            return "succeeded"
+        return "timeout" if self.error_class == "timeout" else "failed"
+
+
+def _ids(ids: Iterable[int] | Iterable[str]) -> dict[str, Any]:
+    """The id list in both shapes: JSON text for SQLite's json_each, a list for PostgreSQL."""
+    id_list = list(ids)
+    return {"ids": json.dumps(id_list), "id_list": id_list}
+
+
+class SubtaskQueue:
+    def __init__(self, connector: Connector, *, clock: Clock = utc_now) -> None:
+        self.connector = connector
+        self._clock = clock
+
+    @property
+    def now(self) -> datetime:
+        return self._clock()
+
+    async def enqueue_workflow(self, workflow_id: str) -> list[QueueEvent]:
+        """Link a workflow's stored subtasks by their dependencies and queue those with none left.
+
+        Idempotent: after a crash it may run again and changes nothing already done.
+        """
+        params = {"workflow_id": workflow_id, "now": self.now}
+        async with self.connector.transaction() as tx:
+            await tx.execute("link_subtasks", params)
+            await tx.execute("count_pending_deps", params)
+            rows = await tx.fetchall("queue_ready_in_workflow", params)
+            events = [_event("task:enqueued", row) for row in rows]
+            await self._record(tx, events)
+        return events
+
+    async def claim(
+        self, worker: str, limit: int, lease_s: float, *, agent_id: str | None = None
+    ) -> list[Subtask]:
+        """Take up to ``limit`` ready subtasks meant for ``agent_id`` (None: any agent) and mark
+        them running under this worker's lease."""
+        if limit <= 0:
+            return []
+        async with self.connector.transaction() as tx:
+            claimed, events = await self._claim_in(tx, worker, limit, lease_s, agent_id)
+            await self._record(tx, events)
+        return claimed
+
+    async def _claim_in(
+        self, tx: Transaction, worker: str, limit: int, lease_s: float, agent_id: str | None
+    ) -> tuple[list[Subtask], list[QueueEvent]]:
+        now = self.now
+        params = {
+            "worker": worker,
+            "limit": limit,
+            "agent_id": agent_id,
+            "now": now,
+            "lease_until": now + timedelta(seconds=lease_s),
+        }
+        rows = await tx.fetchall("claim_subtasks", params)
+        if not rows:
+            return [], []
+        claimed = sorted(decode_all(Subtask, rows), key=lambda s: (-s.priority, s.id))
+        await tx.execute(
+            "mark_running", {"worker": worker, "now": now, **_ids(s.id for s in claimed)}
+        )
+        events = [
+            QueueEvent(
+                "task:started",
+                s.workflow_id,
+                s.id,
+                {"key": s.key, "attempt": s.attempts, "worker": worker},
+            )
+            for s in claimed
+        ]
+        return claimed, events
+
+    async def agents_with_work(self) -> set[str | None]:
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("queued_agents", {"now": self.now})
+        return {row["agent_id"] for row in rows}
+
+    async def agent_load(self) -> dict[str, int]:
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("agent_load")
+        return {str(row["agent_id"]): int(row["active"]) for row in rows}
+
+    async def renew(self, worker: str, ids: Iterable[int], lease_s: float) -> set[int]:
+        """Extend the leases; return the ids this worker still owns (the others were taken)."""
+        id_params = _ids(ids)
+        if not id_params["id_list"]:
+            return set()
+        now = self.now
+        params = {"worker": worker, "lease_until": now + timedelta(seconds=lease_s), **id_params}
+        async with self.connector.transaction() as tx:
+            rows = await tx.fetchall("renew_leases", params)
+        return {int(row["id"]) for row in rows}
+
+    async def release(self, worker: str, ids: Iterable[int]) -> None:
+        """Give back claims whose attempts never started (a worker shutting down)."""
+        params = {"worker": worker, "now": self.now, **_ids(ids)}
+        if params["id_list"]:
+            async with self.connector.transaction() as tx:
+                await tx.execute("release_claims", params)
+
+    async def settle(
+        self,
+        worker: str,
+        outcomes: Sequence[Outcome],
+        *,
+        claim_limit: int = 0,
+        lease_s: float = 30.0,
+    ) -> tuple[list[QueueEvent], list[Subtask]]:
+        """Write a batch of finished attempts and, in the same transaction, claim up to
+        ``claim_limit`` unassigned ready subtasks; return the events and the claimed subtasks."""
+        if not outcomes and claim_limit <= 0:
+            return [], []
+        now = self.now
+        events: list[QueueEvent] = []
+        claimed: list[Subtask] = []
+        async with self.connector.transaction() as tx:
+            if outcomes:
+                owned_rows = await tx.fetchall(
+                    "owned_running", {"worker": worker, **_ids(o.subtask.id for o in outcomes)}
+                )
+                owned = {int(row["id"]) for row in owned_rows}
+                kept = [o for o in outcomes if o.subtask.id in owned]
+                events = await self._settle_owned(tx, worker, kept, now)
+                await tx.executemany("record_attempt", [_attempt_params(o, worker) for o in kept])
+            if claim_limit > 0:
+                claimed, started = await self._claim_in(tx, worker, claim_limit, lease_s, None)
+                events += started
+            await self._record(tx, events)
+            if any(e.kind == "task:enqueued" for e in events):
+                await tx.fetchone("notify_ready", {"payload": ""})
+        return events, claimed
+
+    async def _settle_owned(
+        self, tx: Transaction, worker: str, outcomes: list[Outcome], now: datetime
+    ) -> list[QueueEvent]:
+        by_kind: dict[str, list[Outcome]] = {}
+        for outcome in outcomes:
+            by_kind.setdefault(outcome.kind, []).append(outcome)
+        events: list[QueueEvent] = []
+        done = by_kind.get("completed", [])
+        if done:
+            await tx.executemany(
+                "complete_subtask",
+                [
+                    {
+                        "id": o.subtask.id,
+                        "worker": worker,
+                        "now": now,
+                        "result": to_json(o.result or {}),
+                    }
+                    for o in done
+                ],
+            )
+            events += [_outcome_event("task:complete", o) for o in done]
+            ids = _ids(o.subtask.id for o in done)
+            await tx.execute("release_dependents", ids)
+            released = await tx.fetchall("queue_released", {"now": now, **ids})
+            events += [_event("task:enqueued", row) for row in released]
+        retries = by_kind.get("retry", [])
+        if retries:
+            await tx.executemany("retry_subtask", [_retry_params(o, worker, now) for o in retries])
+            events += [_outcome_event("task:retry", o) for o in retries]
+        failed = by_kind.get("failed", []) + by_kind.get("blocked", [])
+        if failed:
+            events += await self._fail(tx, worker, failed, now)
+        return events
+
+    async def _fail(
+        self, tx: Transaction, worker: str, failed: list[Outcome], now: datetime
+    ) -> list[QueueEvent]:
+        await tx.executemany(
+            "fail_subtask",
+            [
+                {
+                    "id": o.subtask.id,
+                    "worker": worker,
+                    "now": now,
+                    "error": o.error_message,
+                    "result": to_json(o.result),
+                }
+                for o in failed
+            ],
+        )
+        events = [_outcome_event("task:failed", o) for o in failed]
+        for outcome in failed:
+            reason = f"dependency {outcome.subtask.key} failed: {outcome.error_message}"
+            blocked = await tx.fetchall(
+                "block_dependents", {"now": now, "reason": reason, **_ids([outcome.subtask.id])}
+            )
+            events += [_event("task:blocked", row, reason=reason) for row in blocked]
+            events.append(
+                QueueEvent(
+                    "workflow:escalated",
+                    outcome.subtask.workflow_id,
+                    outcome.subtask.id,
+                    {
+                        "blocking_subtask": outcome.subtask.key,
+                        "reason": outcome.error_message,
+                        "error_class": outcome.error_class,
+                        "attempts": outcome.subtask.attempts,
+                        "blocked_dependents": [row["key"] for row in blocked],
+                    },
+                )
+            )
+        return events
+
+    async def expire_leases(self, *, max_attempts: int) -> list[QueueEvent]:
+        """Requeue subtasks whose lease ran out (zombies); fail those out of attempts."""
+        now = self.now
+        async with self.connector.transaction() as tx:
+            rows = await tx.fetchall("expire_leases", {"now": now, "max_attempts": max_attempts})
+            if not rows:
+                return []
+            await tx.executemany("record_attempt", [_zombie_attempt(row, now) for row in rows])
+            events = [
+                _event(
+                    "task:zombie",
+                    row,
+                    error=row["error"],
+                    attempt=row["attempts"],
+                    requeued=row["status"] == SubtaskState.QUEUED,
+                )
+                for row in rows
+            ]
+            failed = [int(row["id"]) for row in rows if row["status"] == SubtaskState.FAILED]
+            if failed:
+                blocked = await tx.fetchall(
+                    "block_dependents",
+                    {"now": now, "reason": "dependency failed: lease expired", **_ids(failed)},
+                )
+                events += [_event("task:blocked", row) for row in blocked]
+            await self._record(tx, events)
+            await tx.fetchone("notify_ready", {"payload": ""})
+        return events
+
+    async def cancel_workflow(self, workflow_id: str) -> list[QueueEvent]:
+        async with self.connector.transaction() as tx:
+            rows = await tx.fetchall(
+                "cancel_workflow_subtasks", {"workflow_id": workflow_id, "now": self.now}
+            )
+            events = [_event("task:cancelled", row) for row in rows]
+            await self._record(tx, events)
+        return events
+
+    async def record_cancelled(
+        self, worker: str, attempts: Sequence[tuple[Subtask, datetime]]
+    ) -> list[QueueEvent]:
+        """Record attempts that a worker stopped because their workflow was cancelled."""
+        now = self.now
+        rows = [
+            {
+                "subtask_id": s.id,
+                "number": s.attempts,
+                "agent_id": s.agent_id,
+                "worker_id": worker,
+                "started_at": started,
+                "ended_at": now,
+                "outcome": "cancelled",
+                "error_class": None,
+                "error_message": "workflow cancelled",
+                "tokens_in": None,
+                "tokens_out": None,
+                "cost_usd": None,
+            }
+            for s, started in attempts
+        ]
+        events = [
+            QueueEvent(
+                "task:cancelled",
+                s.workflow_id,
+                s.id,
+                {
+                    "key": s.key,
+                    "attempt": s.attempts,
+                    "worker": worker,
+                    "stopped_running_attempt": True,
+                },
+            )
+            for s, _ in attempts
+        ]
+        async with self.connector.transaction() as tx:
+            await tx.executemany("record_attempt", rows)
+            await self._record(tx, events)
+        return events
+
+    async def cancelled_among(self, ids: Iterable[int]) -> set[int]:
+        params = _ids(ids)
+        if not params["id_list"]:
+            return set()
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("cancelled_among", params)
+        return {int(row["id"]) for row in rows}
+
+    async def workflow_counts(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        params = _ids(workflow_ids)
+        counts: dict[str, dict[str, int]] = {w: {} for w in params["id_list"]}
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("workflow_counts", params)
+        for row in rows:
+            counts[str(row["workflow_id"])][str(row["status"])] = int(row["n"])
+        return counts
+
+    async def counts(self) -> dict[str, int]:
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("queue_counts")
+        return {str(row["status"]): int(row["n"]) for row in rows}
+
+    async def wait_for_work(self, timeout_s: float) -> bool:
+        return await self.connector.wait_for_notification(timeout_s)
+
+    async def _record(self, tx: Transaction, events: Sequence[QueueEvent]) -> None:
+        now = self.now
+        await tx.executemany(
+            "record_event",
+            [
+                {
+                    "kind": e.kind,
+                    "workflow_id": e.workflow_id,
+                    "subtask_id": e.subtask_id,
+                    "payload": to_json(e.payload),
+                    "now": now,
+                }
+                for e in events
+            ],
+        )
+
+
+def _event(kind: str, row: Row, **payload: Any) -> QueueEvent:
+    return QueueEvent(kind, row["workflow_id"], int(row["id"]), {"key": row["key"], **payload})
+
+
+def _outcome_event(kind: str, outcome: Outcome) -> QueueEvent:
+    sub = outcome.subtask
+    payload: JSONDict = {"key": sub.key, "attempt": sub.attempts, "agent": outcome.agent_id}
+    if outcome.error_class:
+        payload |= {"error_class": outcome.error_class, "error": outcome.error_message}
+    if outcome.run_after:
+        payload["run_after"] = outcome.run_after.isoformat()
+    if outcome.next_agent_id != sub.agent_id and outcome.kind == "retry":
+        payload["reassigned_to"] = outcome.next_agent_id
+    return QueueEvent(kind, sub.workflow_id, sub.id, payload)
+
+
+def _retry_params(outcome: Outcome, worker: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": outcome.subtask.id,
+        "worker": worker,
+        "now": now,
+        "run_after": outcome.run_after,
+        "error": outcome.error_message,
+        "agent_id": outcome.next_agent_id,
+    }
+
+
+def _attempt_params(outcome: Outcome, worker: str) -> dict[str, Any]:
+    return {
+        "subtask_id": outcome.subtask.id,
+        "number": outcome.subtask.attempts,
+        "agent_id": outcome.agent_id,
+        "worker_id": worker,
+        "started_at": outcome.started_at,
+        "ended_at": outcome.ended_at,
+        "outcome": outcome.attempt_outcome,
+        "error_class": outcome.error_class,
+        "error_message": outcome.error_message,
+        "tokens_in": outcome.tokens_in,
+        "tokens_out": outcome.tokens_out,
+        "cost_usd": outcome.cost_usd,
+    }
+
+
+def _zombie_attempt(row: Row, now: datetime) -> dict[str, Any]:
+    return {
+        "subtask_id": row["id"],
+        "number": row["attempts"],
+        "agent_id": row["agent_id"],
+        "worker_id": None,
+        "started_at": now,
+        "ended_at": now,
+        "outcome": "zombie",
+        "error_class": "zombie",
+        "error_message": row["error"],
+        "tokens_in": None,
+        "tokens_out": None,
+        "cost_usd": None,
+    }

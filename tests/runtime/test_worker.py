@@ -1,0 +1,266 @@
+"""The worker against real databases: DAG order, retries, escalation, zombies, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
+from taskorch.agents.sim import SimAgent, SimBehaviour
+from taskorch.agents.sim_subprocess import SimProcessAgent
+from taskorch.domain.errors import AgentError
+from taskorch.domain.models import NewTask
+from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
+from taskorch.domain.retry import RetryPolicy
+from taskorch.runtime.events import EventBus
+from taskorch.runtime.recovery import ErrorRecoveryManager
+from taskorch.runtime.worker import Worker, WorkerConfig
+from taskorch.store import Store
+from taskorch.store.queue import SubtaskQueue
+
+FAST = WorkerConfig(concurrency=8, lease_s=0.6, timeout_s=5.0, poll_s=0.05, shutdown_grace_s=1)
+
+
+async def workflow_with(store: Store, deps: dict[str, list[str]]) -> str:
+    task = await store.create_task(NewTask.create("runtime test"))
+    workflow = await store.create_workflow(task.id)
+    subtasks = [
+        PlanSubtask(
+            subtask_id=key,
+            parent_task_id=task.ref,
+            title=f"do {key}",
+            assigned_to=Domain.DEVELOPMENT,
+            worker_type=WorkerType.IMPLEMENTATION,
+            dependencies=after,
+        )
+        for key, after in deps.items()
+    ]
+    await store.add_subtasks(workflow.id, subtasks, {})
+    await SubtaskQueue(store.connector).enqueue_workflow(workflow.id)
+    return workflow.id
+
+
+class RecordingAgent:
+    """Runs instantly and records the order of runs; fails the keys in ``plan`` as told."""
+
+    def __init__(self, failures: dict[str, list[AgentError]] | None = None) -> None:
+        self.runs: list[str] = []
+        self.failures = failures or {}
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        self.runs.append(task.subtask.key)
+        planned = self.failures.get(task.subtask.key)
+        if planned:
+            raise planned.pop(0)
+        return AgentResult(True, f"did {task.subtask.key}")
+
+
+def fast_recovery() -> ErrorRecoveryManager:
+    return ErrorRecoveryManager(time_scale=0.01, seed=7)
+
+
+def worker_for(
+    store: Store, agent: AgentAdapter, tmp_path: Path, config: WorkerConfig = FAST
+) -> Worker:
+    events = EventBus(jsonl_path=tmp_path / "events.jsonl", task_log_dir=tmp_path / "tasks")
+    queue = SubtaskQueue(store.connector)
+    return Worker(queue, {None: agent}, config=config, recovery=fast_recovery(), events=events)
+
+
+def events_of(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+async def test_dag_runs_in_dependency_order_once_each(store: Store, tmp_path: Path) -> None:
+    deps = {
+        "design": [],
+        "api": ["design"],
+        "ui": ["design"],
+        "tests": ["api", "ui"],
+        "docs": ["tests"],
+    }
+    workflow_id = await workflow_with(store, deps)
+    agent = RecordingAgent()
+    stats = await worker_for(store, agent, tmp_path).run(once=True)
+    assert Counter(agent.runs) == Counter(list(deps))
+    position = {key: i for i, key in enumerate(agent.runs)}
+    for key, after in deps.items():
+        assert all(position[d] < position[key] for d in after)
+    subtasks = await store.list_subtasks(workflow_id)
+    assert {s.status for s in subtasks} == {"completed"}
+    assert stats.completed == 5
+    attempts = [await store.list_attempts(s.id) for s in subtasks]
+    assert all(len(a) == 1 and a[0].outcome == "succeeded" for a in attempts)
+
+
+async def test_retry_is_stored_and_then_succeeds(store: Store, tmp_path: Path) -> None:
+    workflow_id = await workflow_with(store, {"flaky": []})
+    agent = RecordingAgent(
+        {"flaky": [AgentError("429", error_class="rate_limit", retry_after_s=0.2)]}
+    )
+    await worker_for(store, agent, tmp_path).run(once=True)
+    [subtask] = await store.list_subtasks(workflow_id)
+    assert subtask.status == "completed"
+    attempts = await store.list_attempts(subtask.id)
+    assert [(a.number, a.outcome, a.error_class) for a in attempts] == [
+        (1, "failed", "rate_limit"),
+        (2, "succeeded", None),
+    ]
+    first_ended = attempts[0].ended_at
+    assert first_ended is not None
+    assert attempts[1].started_at >= first_ended
+    retry = [e for e in events_of(tmp_path) if e["event"] == "task:retry"]
+    assert retry
+    assert retry[0]["error_class"] == "rate_limit"
+    log = json.loads((tmp_path / "tasks" / f"{workflow_id}-flaky.json").read_text())
+    assert [a["outcome"] for a in log["attempts"]] == ["failed", "succeeded"]
+    assert log["status"] == "completed"
+
+
+async def test_last_attempt_fails_blocks_dependents_and_escalates(
+    store: Store, tmp_path: Path
+) -> None:
+    workflow_id = await workflow_with(store, {"a": [], "b": ["a"], "c": ["b"], "x": []})
+    agent = RecordingAgent({"a": [AgentError("bad key", error_class="auth", retryable=False)]})
+    stats = await worker_for(store, agent, tmp_path).run(once=True)
+    states = {s.key: s.status for s in await store.list_subtasks(workflow_id)}
+    assert states == {"a": "failed", "b": "blocked", "c": "blocked", "x": "completed"}
+    assert stats.failed == 1
+    escalations = [e for e in events_of(tmp_path) if e["event"] == "workflow:escalated"]
+    assert escalations[0]["blocking_subtask"] == "a"
+    assert sorted(escalations[0]["blocked_dependents"]) == ["b", "c"]
+    assert "b" not in agent.runs
+
+
+async def test_custom_recovery_strategy_is_used(store: Store, tmp_path: Path) -> None:
+    workflow_id = await workflow_with(store, {"a": []})
+    agent = RecordingAgent({"a": [AgentError("oops", error_class="mine")] * 3})
+    worker = worker_for(store, agent, tmp_path)
+    worker.recovery.register_recovery_strategy("mine", RetryPolicy(2, 0.0))
+    await worker.run(once=True)
+    [subtask] = await store.list_subtasks(workflow_id)
+    assert subtask.status == "failed"
+    assert subtask.attempts == 2
+
+
+class HangingOnce:
+    """Hangs without heartbeats on its first run (a stuck agent), succeeds afterwards."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @property
+    def name(self) -> str:
+        return "hanging"
+
+    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(3600)
+        return AgentResult(True, "finally")
+
+
+async def test_hung_agent_becomes_zombie_and_is_requeued(store: Store, tmp_path: Path) -> None:
+    workflow_id = await workflow_with(store, {"stuck": []})
+    agent = HangingOnce()
+    stats = await worker_for(store, agent, tmp_path).run(once=True)
+    [subtask] = await store.list_subtasks(workflow_id)
+    assert subtask.status == "completed"
+    outcomes = [a.outcome for a in await store.list_attempts(subtask.id)]
+    assert outcomes == ["zombie", "succeeded"]
+    assert stats.zombies == 1
+    assert any(e["event"] == "task:zombie" for e in events_of(tmp_path))
+
+
+async def test_timeout_is_classified_and_retried(store: Store, tmp_path: Path) -> None:
+    workflow_id = await workflow_with(store, {"slow": []})
+    config = WorkerConfig(concurrency=2, lease_s=5, timeout_s=0.2, poll_s=0.05)
+    agent = SimAgent(SimBehaviour(duration_s=1.0, heartbeat_s=0.05))
+    worker = worker_for(store, agent, tmp_path, config=config)
+    worker.recovery.register_recovery_strategy("timeout", RetryPolicy(2, 0.0))
+    await worker.run(once=True)
+    [subtask] = await store.list_subtasks(workflow_id)
+    attempts = await store.list_attempts(subtask.id)
+    assert [(a.outcome, a.error_class) for a in attempts] == [("timeout", "timeout")] * 2
+    assert subtask.status == "failed"
+
+
+async def _cancel_when_running(store: Store, workflow_id: str, worker: Worker) -> None:
+    queue = SubtaskQueue(store.connector)
+    for _ in range(200):
+        if worker.stats.claimed:
+            break
+        await asyncio.sleep(0.02)
+    await queue.cancel_workflow(workflow_id)
+
+
+async def test_cancel_stops_running_attempts_within_seconds(store: Store, tmp_path: Path) -> None:
+    workflow_id = await workflow_with(store, {"long": [], "next": ["long"]})
+    agent = SimAgent(SimBehaviour(duration_s=60, heartbeat_s=0.05))
+    worker = worker_for(store, agent, tmp_path)
+    run = asyncio.create_task(worker.run(once=True))
+    await _cancel_when_running(store, workflow_id, worker)
+    await asyncio.wait_for(run, timeout=5)
+    assert {s.status for s in await store.list_subtasks(workflow_id)} == {"cancelled"}
+    assert any(e["event"] == "task:cancelled" for e in events_of(tmp_path))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+async def test_cancel_ends_the_agents_whole_process_group(store: Store, tmp_path: Path) -> None:
+    record = tmp_path / "runs.log"
+    workflow_id = await workflow_with(store, {"proc": []})
+    agent = SimProcessAgent(duration_s=60, record=record, spawn_child=True, heartbeat_s=0.05)
+    worker = worker_for(store, agent, tmp_path)
+    run = asyncio.create_task(worker.run(once=True))
+    for _ in range(300):
+        if record.exists() and record.read_text():
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # let the grandchild start
+    leader = int(record.read_text().split()[3])
+    group = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == leader]
+    assert len(group) >= 2
+    await SubtaskQueue(store.connector).cancel_workflow(workflow_id)
+    await asyncio.wait_for(run, timeout=10)
+    await asyncio.sleep(0.2)
+    assert [pid for pid in group if _alive(pid)] == []
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+@pytest.mark.parametrize("concurrency", [1, 50])
+async def test_fan_out_and_join(store: Store, tmp_path: Path, concurrency: int) -> None:
+    n = 200
+    deps: dict[str, list[str]] = {f"s{i}": [] for i in range(n)}
+    deps["join"] = list(deps)
+    workflow_id = await workflow_with(store, deps)
+    agent = RecordingAgent()
+    config = WorkerConfig(concurrency=concurrency, lease_s=5, poll_s=0.05)
+    await worker_for(store, agent, tmp_path, config=config).run(once=True)
+    assert agent.runs[-1] == "join"
+    assert Counter(agent.runs) == Counter(list(deps))
+    assert {s.status for s in await store.list_subtasks(workflow_id)} == {"completed"}

@@ -2,3 +2,4 @@
 
 from taskorch.cli import system as system
 from taskorch.cli import tasks as tasks
+from taskorch.cli import worker as worker

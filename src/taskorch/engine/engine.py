@@ -6,14 +6,20 @@ pipeline steps (planning, assignment, execution, validation) hang off this same 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from taskorch.agents.base import AgentAdapter
 from taskorch.domain.errors import StoreError
 from taskorch.domain.models import NewTask, Task, TaskStatus
+from taskorch.runtime.events import EventBus
+from taskorch.runtime.recovery import ErrorRecoveryManager
+from taskorch.runtime.worker import Worker, WorkerConfig
 from taskorch.settings import Settings, load_settings
 from taskorch.store import Store, connector_for_url
 from taskorch.store.migrate import MigrationReport
+from taskorch.store.queue import SubtaskQueue
 
 HealthStatus = Literal["ok", "degraded", "down"]
 
@@ -85,6 +91,32 @@ class OrchestrationEngine:
         self, *, status: TaskStatus | None = None, limit: int | None = None
     ) -> list[Task]:
         return await self.store.list_tasks(status=status, limit=limit)
+
+    # --- runtime -----------------------------------------------------------------------------
+
+    @property
+    def queue(self) -> SubtaskQueue:
+        return SubtaskQueue(self.store.connector)
+
+    def event_bus(self) -> EventBus:
+        return EventBus(
+            jsonl_path=self.settings.home / "events.jsonl",
+            task_log_dir=self.settings.home / "logs" / "tasks",
+        )
+
+    def create_worker(
+        self,
+        agents: Mapping[str | None, AgentAdapter],
+        *,
+        concurrency: int | None = None,
+        recovery: ErrorRecoveryManager | None = None,
+    ) -> Worker:
+        config = WorkerConfig(
+            concurrency=concurrency or self.settings.worker_concurrency,
+            lease_s=self.settings.lease_s,
+            timeout_s=self.settings.subtask_timeout_s,
+        )
+        return Worker(self.queue, agents, config=config, recovery=recovery, events=self.event_bus())
 
     # --- health ------------------------------------------------------------------------------
 

@@ -109,16 +109,12 @@ class Worker:
         return self.stats
 
     async def _loop(self, once: bool) -> None:
-        idle_polls = 0
         while not self._stopping:
             self._wake.clear()
             claimed = await self._step()
-            if claimed or self._running or self._settling:
-                idle_polls = 0
-            elif once:
-                idle_polls += 1
-                if idle_polls > 1 and not await self._work_pending_soon():
-                    return
+            idle = not (claimed or self._running or self._settling)
+            if idle and once and not await self._work_pending_soon():
+                return
             if claimed and len(self._running) < self.config.concurrency:
                 continue  # there may be more ready work than one batch took
             await self._wait()
@@ -134,7 +130,8 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _work_pending_soon(self) -> bool:
-        """In ``once`` mode: is anything still queued (perhaps waiting for its retry time)?"""
+        """In ``once`` mode: is anything queued (perhaps waiting for its retry time) or running
+        elsewhere (its completion may release more work)?"""
         counts = await self.queue.counts()
         return bool(counts.get("queued") or counts.get("assigned") or counts.get("running"))
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from taskorch.domain.models import JSONDict, Subtask
 from taskorch.domain.states import SubtaskState
 from taskorch.store.connector import Connector, Row, Transaction
-from taskorch.store.records import decode_all, to_json
+from taskorch.store.records import decode_subtask_fast, to_json
 from taskorch.store.store import Clock, utc_now
 
 OutcomeKind = Literal["completed", "retry", "failed", "blocked"]
@@ -114,7 +114,7 @@ class SubtaskQueue:
         rows = await tx.fetchall("claim_subtasks", params)
         if not rows:
             return [], []
-        claimed = sorted(decode_all(Subtask, rows), key=lambda s: (-s.priority, s.id))
+        claimed = sorted(map(decode_subtask_fast, rows), key=lambda s: (-s.priority, s.id))
         await tx.execute(
             "mark_running", {"worker": worker, "now": now, **_ids(s.id for s in claimed)}
         )

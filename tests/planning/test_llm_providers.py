@@ -8,6 +8,7 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,12 @@ def nlp_for(
 ) -> TaskNLP:
     provider = make_provider(kind, server.base_url, sleep or RecordingSleep(), retry)
     return TaskNLP(provider, fallback=fallback, cache=cache)
+
+
+@pytest.fixture
+def llm_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
 
 
 def conversation(request_body: dict[str, Any]) -> list[dict[str, Any]]:

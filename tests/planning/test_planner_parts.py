@@ -21,6 +21,15 @@ from taskorch.planning.text import clean, extract_files, extract_technologies, s
 from taskorch.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read the environment: no key or provider from the developer's shell leaks in."""
+    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "NLP_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("NLP_MODEL", raising=False)
+    monkeypatch.setenv("TASKORCH_CONFIG", "/nonexistent/taskorch-config.toml")
+
+
 def texts(requirement: str) -> list[tuple[str, int]]:
     return [(item.text, item.group) for item in split_items(clean(requirement))]
 

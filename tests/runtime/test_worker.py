@@ -264,3 +264,13 @@ async def test_fan_out_and_join(store: Store, tmp_path: Path, concurrency: int) 
     assert agent.runs[-1] == "join"
     assert Counter(agent.runs) == Counter(list(deps))
     assert {s.status for s in await store.list_subtasks(workflow_id)} == {"completed"}
+
+
+async def test_claimed_subtasks_decode_like_the_store(store: Store) -> None:
+    workflow_id = await workflow_with(store, {"a": [], "b": ["a"]})
+    queue = SubtaskQueue(store.connector)
+    [claimed] = await queue.claim("w1", 5, 30.0)
+    stored = await store.get_subtask(claimed.id)
+    assert claimed.model_dump() == stored.model_dump()
+    assert claimed.workflow_id == workflow_id
+    assert claimed.status == "running"

@@ -114,6 +114,8 @@ class SubtaskQueue:
         rows = await tx.fetchall("claim_subtasks", params)
         if not rows:
             return [], []
+        for row in rows:
+            row["status"] = SubtaskState.RUNNING.value  # mark_running below, same transaction
         claimed = sorted(map(decode_subtask_fast, rows), key=lambda s: (-s.priority, s.id))
         await tx.execute(
             "mark_running", {"worker": worker, "now": now, **_ids(s.id for s in claimed)}

@@ -35,6 +35,12 @@ class Transaction(ABC):
     async def executemany(self, name: str, params: Sequence[Params]) -> None:
         """Run a named query once per parameter set, in one round trip where the driver can."""
 
+    async def bulk(self, name: str, rows: Sequence[Params]) -> None:
+        """Write many rows with one named query. By default once per row (cheap in-process);
+        a backend may instead send all rows at once (PostgreSQL: one JSON recordset). Values for
+        JSON columns are passed as Python objects, not JSON text."""
+        await self.executemany(name, rows)
+
     @abstractmethod
     async def execute_sql(self, sql: str) -> None:
         """Run literal SQL (one statement); only migrations do this."""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from taskorch.domain.models import JSONDict, Subtask
 from taskorch.domain.states import SubtaskState
 from taskorch.store.connector import Connector, Row, Transaction
-from taskorch.store.records import decode_subtask_fast, to_json
+from taskorch.store.records import decode_subtask_fast
 from taskorch.store.store import Clock, utc_now
 
 OutcomeKind = Literal["completed", "retry", "failed", "blocked"]
@@ -114,12 +114,7 @@ class SubtaskQueue:
         rows = await tx.fetchall("claim_subtasks", params)
         if not rows:
             return [], []
-        for row in rows:
-            row["status"] = SubtaskState.RUNNING.value  # mark_running below, same transaction
         claimed = sorted(map(decode_subtask_fast, rows), key=lambda s: (-s.priority, s.id))
-        await tx.execute(
-            "mark_running", {"worker": worker, "now": now, **_ids(s.id for s in claimed)}
-        )
         events = [
             QueueEvent(
                 "task:started",
@@ -182,7 +177,7 @@ class SubtaskQueue:
                 owned = {int(row["id"]) for row in owned_rows}
                 kept = [o for o in outcomes if o.subtask.id in owned]
                 events = await self._settle_owned(tx, worker, kept, now)
-                await tx.executemany("record_attempt", [_attempt_params(o, worker) for o in kept])
+                await tx.bulk("record_attempt", [_attempt_params(o, worker) for o in kept])
             if claim_limit > 0:
                 claimed, started = await self._claim_in(tx, worker, claim_limit, lease_s, None)
                 events += started
@@ -200,14 +195,14 @@ class SubtaskQueue:
         events: list[QueueEvent] = []
         done = by_kind.get("completed", [])
         if done:
-            await tx.executemany(
+            await tx.bulk(
                 "complete_subtask",
                 [
                     {
                         "id": o.subtask.id,
                         "worker": worker,
                         "now": now,
-                        "result": to_json(o.result or {}),
+                        "result": o.result or {},
                     }
                     for o in done
                 ],
@@ -219,7 +214,7 @@ class SubtaskQueue:
             events += [_event("task:enqueued", row) for row in released]
         retries = by_kind.get("retry", [])
         if retries:
-            await tx.executemany("retry_subtask", [_retry_params(o, worker, now) for o in retries])
+            await tx.bulk("retry_subtask", [_retry_params(o, worker, now) for o in retries])
             events += [_outcome_event("task:retry", o) for o in retries]
         failed = by_kind.get("failed", []) + by_kind.get("blocked", [])
         if failed:
@@ -229,7 +224,7 @@ class SubtaskQueue:
     async def _fail(
         self, tx: Transaction, worker: str, failed: list[Outcome], now: datetime
     ) -> list[QueueEvent]:
-        await tx.executemany(
+        await tx.bulk(
             "fail_subtask",
             [
                 {
@@ -237,7 +232,7 @@ class SubtaskQueue:
                     "worker": worker,
                     "now": now,
                     "error": o.error_message,
-                    "result": to_json(o.result),
+                    "result": o.result,
                 }
                 for o in failed
             ],
@@ -272,7 +267,7 @@ class SubtaskQueue:
             rows = await tx.fetchall("expire_leases", {"now": now, "max_attempts": max_attempts})
             if not rows:
                 return []
-            await tx.executemany("record_attempt", [_zombie_attempt(row, now) for row in rows])
+            await tx.bulk("record_attempt", [_zombie_attempt(row, now) for row in rows])
             events = [
                 _event(
                     "task:zombie",
@@ -340,7 +335,7 @@ class SubtaskQueue:
             for s, _ in attempts
         ]
         async with self.connector.transaction() as tx:
-            await tx.executemany("record_attempt", rows)
+            await tx.bulk("record_attempt", rows)
             await self._record(tx, events)
         return events
 
@@ -371,14 +366,14 @@ class SubtaskQueue:
 
     async def _record(self, tx: Transaction, events: Sequence[QueueEvent]) -> None:
         now = self.now
-        await tx.executemany(
+        await tx.bulk(
             "record_event",
             [
                 {
                     "kind": e.kind,
                     "workflow_id": e.workflow_id,
                     "subtask_id": e.subtask_id,
-                    "payload": to_json(e.payload),
+                    "payload": e.payload,
                     "now": now,
                 }
                 for e in events

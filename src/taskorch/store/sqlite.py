@@ -8,6 +8,7 @@ write transactions start with BEGIN IMMEDIATE so two processes never deadlock up
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +23,10 @@ from taskorch.store.connector import Connector, Params, Row, Transaction
 BUSY_TIMEOUT_MS = 30_000
 
 
+def _json_to_sql(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 def _datetime_to_sql(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -29,6 +34,9 @@ def _datetime_to_sql(value: datetime) -> str:
 # Times are stored as ISO-8601 UTC text, which sorts like the times themselves. Registering the
 # adapter (rather than converting every parameter dict) keeps the hot path free of Python loops.
 sqlite3.register_adapter(datetime, _datetime_to_sql)
+# Bulk writes pass JSON column values as objects (see Transaction.bulk).
+sqlite3.register_adapter(dict, _json_to_sql)
+sqlite3.register_adapter(list, _json_to_sql)
 
 
 def _convert(params: Params | None) -> Params:

@@ -160,6 +160,8 @@ WHERE workflow_id = %(workflow_id)s AND status = 'pending' AND pending_deps = 0
 RETURNING id, workflow_id, key;
 
 -- name: claim_subtasks
+-- A claim is queued -> assigned -> running in one statement: the worker starts the attempt in the
+-- same transaction, so 'assigned' is never visible outside it and costs no second row write.
 WITH picked AS (
     SELECT id FROM subtasks
     WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
@@ -168,7 +170,7 @@ WITH picked AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 UPDATE subtasks AS s
-SET status = 'assigned', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
+SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
     attempts = s.attempts + 1, updated_at = %(now)s
 FROM picked
 WHERE s.id = picked.id
@@ -183,10 +185,6 @@ GROUP BY agent_id;
 SELECT DISTINCT agent_id FROM subtasks
 WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s);
 
--- name: mark_running
-UPDATE subtasks SET status = 'running', updated_at = %(now)s
-WHERE id = ANY(%(id_list)s) AND status = 'assigned' AND lease_owner = %(worker)s;
-
 -- name: renew_leases
 UPDATE subtasks SET lease_expires_at = %(lease_until)s
 WHERE id = ANY(%(id_list)s) AND lease_owner = %(worker)s AND status IN ('assigned', 'running')
@@ -199,10 +197,11 @@ ORDER BY id
 FOR UPDATE;
 
 -- name: complete_subtask
-UPDATE subtasks
-SET status = 'completed', result = %(result)s::jsonb, error = NULL, lease_owner = NULL,
-    lease_expires_at = NULL, updated_at = %(now)s
-WHERE id = %(id)s AND status = 'running' AND lease_owner = %(worker)s;
+UPDATE subtasks AS s
+SET status = 'completed', result = x.result, error = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = x.now
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (id bigint, worker text, now timestamptz, result jsonb)
+WHERE s.id = x.id AND s.status = 'running' AND s.lease_owner = x.worker;
 
 -- name: release_dependents
 UPDATE subtasks SET pending_deps = subtasks.pending_deps - d.n
@@ -220,16 +219,21 @@ WHERE id IN (SELECT dependent_id FROM subtask_edges WHERE subtask_id = ANY(%(id_
 RETURNING id, workflow_id, key;
 
 -- name: retry_subtask
-UPDATE subtasks
-SET status = 'queued', run_after = %(run_after)s, queued_at = COALESCE(%(run_after)s, %(now)s), error = %(error)s, agent_id = %(agent_id)s,
-    lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
-WHERE id = %(id)s AND status = 'running' AND lease_owner = %(worker)s;
+UPDATE subtasks AS s
+SET status = 'queued', run_after = x.run_after, queued_at = COALESCE(x.run_after, x.now),
+    error = x.error, agent_id = x.agent_id, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = x.now
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
+    id bigint, worker text, now timestamptz, run_after timestamptz, error text, agent_id text)
+WHERE s.id = x.id AND s.status = 'running' AND s.lease_owner = x.worker;
 
 -- name: fail_subtask
-UPDATE subtasks
-SET status = 'failed', error = %(error)s, result = %(result)s::jsonb, lease_owner = NULL,
-    lease_expires_at = NULL, updated_at = %(now)s
-WHERE id = %(id)s AND status = 'running' AND lease_owner = %(worker)s;
+UPDATE subtasks AS s
+SET status = 'failed', error = x.error, result = x.result, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = x.now
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
+    id bigint, worker text, now timestamptz, error text, result jsonb)
+WHERE s.id = x.id AND s.status = 'running' AND s.lease_owner = x.worker;
 
 -- name: block_dependents
 WITH RECURSIVE down (id) AS (
@@ -273,14 +277,19 @@ SELECT id FROM subtasks WHERE id = ANY(%(id_list)s) AND status = 'cancelled';
 INSERT INTO attempts (
     subtask_id, number, agent_id, worker_id, started_at, ended_at, outcome, error_class,
     error_message, tokens_in, tokens_out, cost_usd)
-VALUES (
-    %(subtask_id)s, %(number)s, %(agent_id)s, %(worker_id)s, %(started_at)s, %(ended_at)s,
-    %(outcome)s, %(error_class)s, %(error_message)s, %(tokens_in)s, %(tokens_out)s, %(cost_usd)s)
+SELECT subtask_id, number, agent_id, worker_id, started_at, ended_at, outcome, error_class,
+       error_message, tokens_in, tokens_out, cost_usd
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
+    subtask_id bigint, number integer, agent_id text, worker_id text, started_at timestamptz,
+    ended_at timestamptz, outcome text, error_class text, error_message text, tokens_in integer,
+    tokens_out integer, cost_usd double precision)
 ON CONFLICT (subtask_id, number) DO NOTHING;
 
 -- name: record_event
 INSERT INTO events (kind, workflow_id, subtask_id, payload, created_at)
-VALUES (%(kind)s, %(workflow_id)s, %(subtask_id)s, %(payload)s::jsonb, %(now)s);
+SELECT kind, workflow_id, subtask_id, payload, now
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
+    kind text, workflow_id text, subtask_id bigint, payload jsonb, now timestamptz);
 
 -- name: workflow_counts
 SELECT workflow_id, status, COUNT(*) AS n FROM subtasks

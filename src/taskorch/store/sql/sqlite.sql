@@ -173,8 +173,10 @@ WHERE workflow_id = :workflow_id AND status = 'pending' AND pending_deps = 0
 RETURNING id, workflow_id, key;
 
 -- name: claim_subtasks
+-- A claim is queued -> assigned -> running in one statement: the worker starts the attempt in the
+-- same transaction, so 'assigned' is never visible outside it and costs no second row write.
 UPDATE subtasks
-SET status = 'assigned', lease_owner = :worker, lease_expires_at = :lease_until,
+SET status = 'running', lease_owner = :worker, lease_expires_at = :lease_until,
     attempts = attempts + 1, updated_at = :now
 WHERE id IN (
     SELECT id FROM subtasks
@@ -191,10 +193,6 @@ GROUP BY agent_id;
 -- name: queued_agents
 SELECT DISTINCT agent_id FROM subtasks
 WHERE status = 'queued' AND (run_after IS NULL OR run_after <= :now);
-
--- name: mark_running
-UPDATE subtasks SET status = 'running', updated_at = :now
-WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'assigned' AND lease_owner = :worker;
 
 -- name: renew_leases
 UPDATE subtasks SET lease_expires_at = :lease_until

@@ -11,6 +11,8 @@ CREATE TABLE subtask_edges (
 );
 CREATE INDEX subtask_edges_dependent_idx ON subtask_edges (dependent_id);
 
+-- The ready index below replaces the general status index: fewer indexes, cheaper state writes.
+DROP INDEX subtasks_status_idx;
 CREATE INDEX subtasks_ready_idx ON subtasks (priority DESC, id) WHERE status = 'queued';
 CREATE INDEX subtasks_lease_idx ON subtasks (lease_expires_at) WHERE status IN ('assigned', 'running');
 CREATE INDEX subtasks_workflow_status_idx ON subtasks (workflow_id, status);

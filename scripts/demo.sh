@@ -8,4 +8,5 @@ $taskorch init
 $taskorch task add "Add authentication system with security audit and documentation" \
   --priority high --description "Users log in with email and password; audit it; document it."
 $taskorch task list
+$taskorch parse "Add authentication system with security audit and documentation"
 $taskorch health

@@ -19,6 +19,7 @@ from taskorch.domain.models import NewTask
 from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.domain.retry import RetryPolicy
 from taskorch.runtime.events import EventBus
+from taskorch.runtime.metrics import collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import Worker, WorkerConfig
 from taskorch.store import Store
@@ -274,3 +275,17 @@ async def test_claimed_subtasks_decode_like_the_store(store: Store) -> None:
     assert claimed.model_dump() == stored.model_dump()
     assert claimed.workflow_id == workflow_id
     assert claimed.status == "running"
+
+
+async def test_metrics_count_what_happened(store: Store, tmp_path: Path) -> None:
+    await workflow_with(store, {"a": [], "b": [], "c": ["a"]})
+    agent = RecordingAgent({"a": [AgentError("down", error_class="service_unavailable")]})
+    await worker_for(store, agent, tmp_path).run(once=True)
+    figures = await collect_metrics(SubtaskQueue(store.connector))
+    assert figures.attempts == 4
+    assert figures.successes == 3
+    assert figures.errors_by_class == {"service_unavailable": 1}
+    assert figures.subtasks_by_state == {"completed": 3}
+    assert figures.queue_depth == 0
+    assert figures.throughput_per_s > 0
+    assert figures.to_dict()["success_rate"] == 0.75

@@ -14,6 +14,7 @@ from taskorch.agents.base import AgentAdapter
 from taskorch.domain.errors import StoreError
 from taskorch.domain.models import NewTask, Task, TaskStatus
 from taskorch.runtime.events import EventBus
+from taskorch.runtime.metrics import RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import Worker, WorkerConfig
 from taskorch.settings import Settings, load_settings
@@ -117,6 +118,9 @@ class OrchestrationEngine:
             timeout_s=self.settings.subtask_timeout_s,
         )
         return Worker(self.queue, agents, config=config, recovery=recovery, events=self.event_bus())
+
+    async def get_metrics(self) -> RuntimeMetrics:
+        return await collect_metrics(self.queue)
 
     # --- health ------------------------------------------------------------------------------
 

@@ -361,6 +361,12 @@ class SubtaskQueue:
             rows = await tx.fetchall("queue_counts")
         return {str(row["status"]): int(row["n"]) for row in rows}
 
+    async def attempt_stats(self, since: datetime) -> list[Row]:
+        """Attempts grouped by agent, outcome and error class: count, mean seconds, and how many
+        ended after ``since``."""
+        async with self.connector.transaction(write=False) as tx:
+            return await tx.fetchall("attempt_stats", {"since": since})
+
     async def wait_for_work(self, timeout_s: float) -> bool:
         return await self.connector.wait_for_notification(timeout_s)
 

@@ -301,3 +301,11 @@ SELECT status, COUNT(*) AS n FROM subtasks GROUP BY status;
 
 -- name: notify_ready
 SELECT pg_notify('taskorch_ready', %(payload)s) AS notified;
+
+-- name: attempt_stats
+SELECT agent_id, outcome, error_class, COUNT(*) AS n,
+       AVG(EXTRACT(EPOCH FROM ended_at - started_at))::double precision AS mean_s,
+       SUM(CASE WHEN ended_at >= %(since)s THEN 1 ELSE 0 END) AS recent
+FROM attempts
+WHERE ended_at IS NOT NULL
+GROUP BY agent_id, outcome, error_class;

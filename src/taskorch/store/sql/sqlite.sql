@@ -293,3 +293,11 @@ SELECT status, COUNT(*) AS n FROM subtasks GROUP BY status;
 
 -- name: notify_ready
 SELECT 1 AS notified;
+
+-- name: attempt_stats
+SELECT agent_id, outcome, error_class, COUNT(*) AS n,
+       AVG((julianday(ended_at) - julianday(started_at)) * 86400.0) AS mean_s,
+       SUM(CASE WHEN ended_at >= :since THEN 1 ELSE 0 END) AS recent
+FROM attempts
+WHERE ended_at IS NOT NULL
+GROUP BY agent_id, outcome, error_class;

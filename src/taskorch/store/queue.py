@@ -21,6 +21,11 @@ from taskorch.store.connector import Connector, Row, Transaction
 from taskorch.store.records import decode_subtask_fast
 from taskorch.store.store import Clock, utc_now
 
+ROUTINE_EVENTS = frozenset({"task:enqueued", "task:started", "task:complete"})
+"""Per-subtask lifecycle events that the subtask rows and attempts already record; they are
+published (in-process, events.jsonl, task logs) but not stored again in the events table, which
+keeps what needs attention: retries, failures, zombies, blocks, cancellations, escalations."""
+
 OutcomeKind = Literal["completed", "retry", "failed", "blocked"]
 
 
@@ -383,6 +388,7 @@ class SubtaskQueue:
                     "now": now,
                 }
                 for e in events
+                if e.kind not in ROUTINE_EVENTS
             ],
         )
 

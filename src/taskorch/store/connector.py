@@ -22,8 +22,8 @@ class Transaction(ABC):
     """One open transaction: named queries run here commit or roll back together."""
 
     @abstractmethod
-    async def execute(self, name: str, params: Params | None = None) -> int:
-        """Run a named query; return the number of rows it changed."""
+    async def execute(self, name: str, params: Params | None = None) -> None:
+        """Run a named query (use ``RETURNING`` with :meth:`fetchall` to learn what changed)."""
 
     @abstractmethod
     async def fetchone(self, name: str, params: Params | None = None) -> Row | None: ...
@@ -34,6 +34,11 @@ class Transaction(ABC):
     @abstractmethod
     async def executemany(self, name: str, params: Sequence[Params]) -> None:
         """Run a named query once per parameter set, in one round trip where the driver can."""
+
+    async def notify_ready(self) -> None:
+        """Tell other processes, once this transaction commits, that work became ready.
+        Backends without notifications do nothing: their workers poll."""
+        return
 
     async def bulk(self, name: str, rows: Sequence[Params]) -> None:
         """Write many rows with one named query. By default once per row (cheap in-process);

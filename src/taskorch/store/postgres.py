@@ -31,9 +31,11 @@ class _PostgresTransaction(Transaction):
         self._connection = connection
         self._queries = queries
 
-    async def execute(self, name: str, params: Params | None = None) -> int:
-        cursor = await self._connection.execute(self._queries[name], params or {})
-        return cursor.rowcount
+    async def execute(self, name: str, params: Params | None = None) -> None:
+        await self._connection.execute(self._queries[name], params or {})
+
+    async def notify_ready(self) -> None:
+        await self._connection.execute(f"NOTIFY {NOTIFY_CHANNEL}".encode())
 
     async def fetchone(self, name: str, params: Params | None = None) -> Row | None:
         cursor = await self._connection.execute(self._queries[name], params or {})

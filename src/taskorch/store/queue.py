@@ -188,7 +188,7 @@ class SubtaskQueue:
                 events += started
             await self._record(tx, events)
             if any(e.kind == "task:enqueued" for e in events):
-                await tx.fetchone("notify_ready", {"payload": ""})
+                await tx.notify_ready()
         return events, claimed
 
     async def _settle_owned(
@@ -291,7 +291,7 @@ class SubtaskQueue:
                 )
                 events += [_event("task:blocked", row) for row in blocked]
             await self._record(tx, events)
-            await tx.fetchone("notify_ready", {"payload": ""})
+            await tx.notify_ready()
         return events
 
     async def cancel_workflow(self, workflow_id: str) -> list[QueueEvent]:

@@ -48,22 +48,16 @@ class _SqliteTransaction(Transaction):
         self._connection = connection
         self._queries = queries
 
-    async def execute(self, name: str, params: Params | None = None) -> int:
-        cursor = await self._connection.execute(self._queries[name], _convert(params))
-        changed = cursor.rowcount
-        await cursor.close()
-        return changed
+    # execute_fetchall is one trip to aiosqlite's thread; execute + fetch + close would be three.
+    async def execute(self, name: str, params: Params | None = None) -> None:
+        await self._connection.execute_fetchall(self._queries[name], _convert(params))
 
     async def fetchone(self, name: str, params: Params | None = None) -> Row | None:
-        cursor = await self._connection.execute(self._queries[name], _convert(params))
-        row = await cursor.fetchone()
-        await cursor.close()
-        return dict(row) if row is not None else None
+        rows = await self._connection.execute_fetchall(self._queries[name], _convert(params))
+        return dict(next(iter(rows))) if rows else None
 
     async def fetchall(self, name: str, params: Params | None = None) -> list[Row]:
-        cursor = await self._connection.execute(self._queries[name], _convert(params))
-        rows = await cursor.fetchall()
-        await cursor.close()
+        rows = await self._connection.execute_fetchall(self._queries[name], _convert(params))
         return [dict(row) for row in rows]
 
     async def executemany(self, name: str, params: Sequence[Params]) -> None:

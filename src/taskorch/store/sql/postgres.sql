@@ -299,8 +299,6 @@ GROUP BY workflow_id, status;
 -- name: queue_counts
 SELECT status, COUNT(*) AS n FROM subtasks GROUP BY status;
 
--- name: notify_ready
-SELECT pg_notify('taskorch_ready', %(payload)s) AS notified;
 
 -- name: attempt_stats
 SELECT agent_id, outcome, error_class, COUNT(*) AS n,

@@ -291,8 +291,6 @@ GROUP BY workflow_id, status;
 -- name: queue_counts
 SELECT status, COUNT(*) AS n FROM subtasks GROUP BY status;
 
--- name: notify_ready
-SELECT 1 AS notified;
 
 -- name: attempt_stats
 SELECT agent_id, outcome, error_class, COUNT(*) AS n,

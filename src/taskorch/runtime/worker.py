@@ -115,8 +115,8 @@ class Worker:
             idle = not (claimed or self._running or self._settling)
             if idle and once and not await self._work_pending_soon():
                 return
-            if claimed and len(self._running) < self.config.concurrency:
-                continue  # there may be more ready work than one batch took
+            # A claim that took less than it could means nothing else is ready now: wait for a
+            # finished attempt, a notification or the poll interval.
             await self._wait()
 
     async def _wait(self) -> None:

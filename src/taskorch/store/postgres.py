@@ -83,7 +83,6 @@ class PostgresConnector(Connector):
             min_size=1,
             max_size=self._max_size,
             kwargs={"row_factory": dict_row, "autocommit": True},
-            check=AsyncConnectionPool.check_connection,
             open=False,
             name="taskorch",
         )

@@ -214,8 +214,8 @@ class SubtaskQueue:
             )
             events += [_outcome_event("task:complete", o) for o in done]
             ids = _ids(o.subtask.id for o in done)
-            await tx.execute("release_dependents", ids)
-            released = await tx.fetchall("queue_released", {"now": now, **ids})
+            touched = await tx.fetchall("release_dependents", {"now": now, **ids})
+            released = [r for r in touched if r["pending_deps"] == 0 and r["status"] == "queued"]
             events += [_event("task:enqueued", row) for row in released]
         retries = by_kind.get("retry", [])
         if retries:

@@ -211,19 +211,22 @@ SET status = 'completed', result = :result, error = NULL, lease_owner = NULL,
 WHERE id = :id AND status = 'running' AND lease_owner = :worker;
 
 -- name: release_dependents
-UPDATE subtasks SET pending_deps = subtasks.pending_deps - d.n
+-- Count down the dependents of completed subtasks; those reaching 0 become queued in the same
+-- statement. RETURNING lists the rows touched; the caller keeps those that just became queued.
+UPDATE subtasks
+SET pending_deps = subtasks.pending_deps - d.n,
+    status = CASE WHEN subtasks.pending_deps - d.n = 0 AND subtasks.status = 'pending'
+                  THEN 'queued' ELSE subtasks.status END,
+    queued_at = CASE WHEN subtasks.pending_deps - d.n = 0 AND subtasks.status = 'pending'
+                     THEN :now ELSE subtasks.queued_at END,
+    updated_at = :now
 FROM (
     SELECT dependent_id, COUNT(*) AS n FROM subtask_edges
     WHERE subtask_id IN (SELECT value FROM json_each(:ids))
-    GROUP BY dependent_id) AS d
-WHERE subtasks.id = d.dependent_id;
-
--- name: queue_released
-UPDATE subtasks SET status = 'queued', queued_at = :now, updated_at = :now
-WHERE id IN (
-    SELECT dependent_id FROM subtask_edges WHERE subtask_id IN (SELECT value FROM json_each(:ids)))
-  AND status = 'pending' AND pending_deps = 0
-RETURNING id, workflow_id, key;
+    GROUP BY dependent_id
+    ORDER BY dependent_id) AS d
+WHERE subtasks.id = d.dependent_id
+RETURNING subtasks.id, subtasks.workflow_id, subtasks.key, subtasks.status, subtasks.pending_deps;
 
 -- name: retry_subtask
 UPDATE subtasks

@@ -80,17 +80,28 @@ class SubtaskQueue:
         return self._clock()
 
     async def enqueue_workflow(self, workflow_id: str) -> list[QueueEvent]:
-        """Link a workflow's stored subtasks by their dependencies and queue those with none left.
+        """:meth:`link_workflow` then :meth:`queue_ready`."""
+        await self.link_workflow(workflow_id)
+        return await self.queue_ready(workflow_id)
 
-        Idempotent: after a crash it may run again and changes nothing already done.
-        """
-        params = {"workflow_id": workflow_id, "now": self.now}
+    async def link_workflow(self, workflow_id: str) -> None:
+        """Link a workflow's stored subtasks by their dependencies and count what each waits for.
+        Idempotent: after a crash it may run again and changes nothing already done."""
+        params = {"workflow_id": workflow_id}
         async with self.connector.transaction() as tx:
             await tx.execute("link_subtasks", params)
             await tx.execute("count_pending_deps", params)
-            rows = await tx.fetchall("queue_ready_in_workflow", params)
+
+    async def queue_ready(self, workflow_id: str) -> list[QueueEvent]:
+        """Queue the workflow's pending subtasks that wait for nothing (idempotent)."""
+        async with self.connector.transaction() as tx:
+            rows = await tx.fetchall(
+                "queue_ready_in_workflow", {"workflow_id": workflow_id, "now": self.now}
+            )
             events = [_event("task:enqueued", row) for row in rows]
             await self._record(tx, events)
+            if events:
+                await tx.notify_ready()
         return events
 
     async def claim(

@@ -1,0 +1,323 @@
+"""The workflow pipeline: a task carried from ``pending`` to ``merged`` (or failed, cancelled).
+
+Each state has one step; :meth:`Pipeline.advance` runs steps until the workflow waits on its
+subtasks (``processing``) or ends. Every step is idempotent and writes what it decided into the
+transition's metadata (and so into ``workflow_history``) in the same transaction as the state
+change; a crash mid-step leaves the workflow in the state before it, and the step runs again.
+
+What happens to the code (branches, pull request, validation, merge) is the :class:`Delivery`'s
+business; the pipeline only decides when.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from taskorch.domain.dag import DependencyResolver
+from taskorch.domain.errors import PlanError, TaskorchError
+from taskorch.domain.models import JSONDict, Subtask, Task, TaskStatus, Workflow, task_ref
+from taskorch.domain.plan import Domain, Plan, PlanSubtask, WorkerType
+from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
+from taskorch.store import Store
+from taskorch.store.queue import QueueEvent, SubtaskQueue
+
+log = logging.getLogger(__name__)
+W = WorkflowState
+
+Planner = Callable[[str, str | None, str], Awaitable[tuple[Plan, str]]]
+"""(requirement, context, task ref) -> (plan, which planner made it)."""
+
+MAX_FIX_ROUNDS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationOutcome:
+    passed: bool
+    summary: str
+    log: str = ""
+    findings: list[str] = field(default_factory=list)
+    fix_instructions: str = ""
+
+
+class Delivery(Protocol):
+    """Branches, pull request, validation and merge for one workflow."""
+
+    async def prepare(self, workflow: Workflow, plan: Plan) -> Plan:
+        """Before subtasks are stored: e.g. serialise subtasks whose files overlap."""
+        ...
+
+    async def open_pull_request(
+        self, workflow: Workflow, subtasks: Sequence[Subtask]
+    ) -> JSONDict: ...
+
+    async def validate(
+        self, workflow: Workflow, subtasks: Sequence[Subtask]
+    ) -> ValidationOutcome: ...
+
+    async def merge(self, workflow: Workflow) -> JSONDict: ...
+
+    async def cleanup(self, workflow: Workflow, *, cancelled: bool) -> None: ...
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: Store,
+        planner: Planner,
+        delivery: Delivery,
+        *,
+        resolver: DependencyResolver | None = None,
+        publish: Callable[[Sequence[QueueEvent]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.queue = SubtaskQueue(store.connector)
+        self.planner = planner
+        self.delivery = delivery
+        self.resolver = resolver or DependencyResolver()
+        self._publish = publish
+
+    async def start(self, task: Task, *, options: JSONDict | None = None) -> Workflow:
+        """A new workflow for ``task`` (which moves to ``processing``)."""
+        workflow = await self.store.create_workflow(task.id, metadata={"options": options or {}})
+        if task.status == TaskStatus.PENDING:
+            await self.store.set_task_status(task.id, TaskStatus.PENDING, TaskStatus.PROCESSING)
+        await self._emit(workflow, None, W.PENDING)
+        return workflow
+
+    async def advance(self, workflow_id: str) -> Workflow:
+        """Run steps until the workflow waits on running subtasks or reaches a terminal state."""
+        while True:
+            workflow = await self.store.get_workflow(workflow_id)
+            if workflow.status in WORKFLOW_TERMINAL:
+                return workflow
+            try:
+                moved = await self._step(workflow)
+            except TaskorchError as exc:
+                moved = await self._give_up(workflow, exc)
+            if moved is None:
+                return workflow
+
+    async def cancel(self, workflow_id: str) -> Workflow:
+        workflow = await self.store.get_workflow(workflow_id)
+        events = await self.queue.cancel_workflow(workflow_id)
+        if self._publish:
+            await self._publish(events)
+        moved = await self._move(workflow, W.CANCELLED, {"cancelled_subtasks": len(events)})
+        await self.delivery.cleanup(moved, cancelled=True)
+        await self._finish_task(moved, TaskStatus.CANCELLED)
+        return moved
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    async def _step(self, workflow: Workflow) -> Workflow | None:
+        step = _STEPS[workflow.status]
+        return await step(self, workflow)
+
+    async def _pending(self, workflow: Workflow) -> Workflow:
+        return await self._move(workflow, W.NLP_PARSING)
+
+    async def _parse(self, workflow: Workflow) -> Workflow:
+        task = await self.store.get_task(workflow.task_id)
+        text = task.description.strip() or task.title
+        context = str(workflow.metadata.get("options", {}).get("context") or "") or None
+        plan, made_by = await self.planner(text, context, task_ref(task.id))
+        plan = plan.model_copy(update={"orchestration_id": f"orch-{workflow.id}"})
+        return await self._move(
+            workflow,
+            W.TASK_DECOMPOSITION,
+            {"plan": plan.to_dict(), "planner": made_by, "complexity": plan.complexity.value},
+        )
+
+    async def _decompose(self, workflow: Workflow) -> Workflow:
+        plan = await self.delivery.prepare(workflow, _plan_of(workflow))
+        return await self._move(
+            workflow,
+            W.DEPENDENCY_RESOLUTION,
+            {"plan": plan.to_dict(), "subtasks": [s.subtask_id for s in plan.subtasks]},
+        )
+
+    async def _resolve(self, workflow: Workflow) -> Workflow:
+        plan = _plan_of(workflow)
+        resolution = self.resolver.resolve_plan(plan)
+        await self.store.add_subtasks(workflow.id, plan.subtasks, resolution.stage_of)
+        await self.queue.link_workflow(workflow.id)
+        return await self._move(
+            workflow,
+            W.AGENT_ASSIGNMENT,
+            {
+                "stages": resolution.execution_plan(),
+                "critical_path": resolution.critical_path,
+                "critical_path_minutes": resolution.critical_path_minutes,
+            },
+        )
+
+    async def _assign(self, workflow: Workflow) -> Workflow:
+        agent = str(workflow.metadata.get("options", {}).get("agent") or "default")
+        subtasks = await self.store.list_subtasks(workflow.id)
+        assignments = {s.key: s.agent_id or agent for s in subtasks}
+        return await self._move(workflow, W.PROCESSING, {"assignments": assignments})
+
+    async def _process(self, workflow: Workflow) -> Workflow | None:
+        events = await self.queue.queue_ready(workflow.id)
+        if self._publish:
+            await self._publish(events)
+        subtasks = await self.store.list_subtasks(workflow.id)
+        states = {s.status.value for s in subtasks}
+        if states <= {"completed"}:
+            record = await self.delivery.open_pull_request(workflow, subtasks)
+            return await self._move(workflow, W.PR_CREATED, {"pull_request": record})
+        if states & {"pending", "queued", "assigned", "running"}:
+            return None  # waiting for the runtime
+        stuck = [s for s in subtasks if s.status.value in {"failed", "blocked", "cancelled"}]
+        first = next((s for s in stuck if s.status.value == "failed"), stuck[0])
+        return await self._fail(
+            workflow,
+            {
+                "escalation": {
+                    "blocking_subtask": first.key,
+                    "reason": first.error,
+                    "blocked": [s.key for s in stuck if s.key != first.key],
+                }
+            },
+        )
+
+    async def _pr_created(self, workflow: Workflow) -> Workflow:
+        return await self._move(workflow, W.VALIDATION_RUNNING)
+
+    async def _validate(self, workflow: Workflow) -> Workflow:
+        subtasks = await self.store.list_subtasks(workflow.id)
+        outcome = await self.delivery.validate(workflow, subtasks)
+        report = {
+            "passed": outcome.passed,
+            "summary": outcome.summary,
+            "findings": outcome.findings,
+            "log_tail": outcome.log[-4000:],
+        }
+        target = W.VALIDATION_PASSED if outcome.passed else W.VALIDATION_FAILED
+        rounds = list(workflow.metadata.get("validations", []))
+        return await self._move(
+            workflow, target, {"validation": report, "validations": [*rounds, report]}
+        )
+
+    async def _fix(self, workflow: Workflow) -> Workflow:
+        rounds = int(workflow.metadata.get("fix_rounds", 0))
+        report = workflow.metadata.get("validation", {})
+        if rounds >= MAX_FIX_ROUNDS:
+            moved = await self._move(workflow, W.PROCESSING, {"fix_rounds": rounds})
+            return await self._fail(
+                moved,
+                {
+                    "reason": f"validation still failing after {rounds} fix-up round(s)",
+                    "validation": report,
+                },
+            )
+        key = f"fix-{rounds + 1}"
+        await self.store.add_subtasks(workflow.id, [_fixup(workflow, key, report)], {key: 0})
+        await self.queue.link_workflow(workflow.id)
+        return await self._move(
+            workflow, W.PROCESSING, {"fix_rounds": rounds + 1, "fixup_subtask": key}
+        )
+
+    async def _merge(self, workflow: Workflow) -> Workflow:
+        result = await self.delivery.merge(workflow)
+        moved = await self._move(
+            workflow, W.MERGED, {"merge": result}, result={"merged": True, **result}
+        )
+        await self.delivery.cleanup(moved, cancelled=False)
+        await self._finish_task(moved, TaskStatus.COMPLETED)
+        return moved
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    async def _fail(self, workflow: Workflow, details: JSONDict) -> Workflow:
+        moved = await self._move(workflow, W.FAILED, details, result={"merged": False, **details})
+        await self.delivery.cleanup(moved, cancelled=False)
+        await self._finish_task(moved, TaskStatus.FAILED)
+        return moved
+
+    async def _give_up(self, workflow: Workflow, error: TaskorchError) -> Workflow:
+        """A step failed for good (a plan error, a planner that gave up): end the workflow with
+        the reason. Before processing the only way out the state machine allows is cancelled."""
+        log.warning("workflow %s: %s failed: %s", workflow.id, workflow.status, error.message)
+        reason = {
+            "reason": error.message,
+            "step": workflow.status.value,
+            "error": type(error).__name__,
+        }
+        if workflow.status is W.PROCESSING:
+            return await self._fail(workflow, reason)
+        moved = await self._move(workflow, W.CANCELLED, reason)
+        await self._finish_task(
+            moved, TaskStatus.FAILED if isinstance(error, PlanError) else TaskStatus.CANCELLED
+        )
+        return moved
+
+    async def _move(
+        self,
+        workflow: Workflow,
+        target: WorkflowState,
+        metadata: JSONDict | None = None,
+        *,
+        result: JSONDict | None = None,
+    ) -> Workflow:
+        moved = await self.store.transition_workflow(
+            workflow.id, workflow.status, target, metadata=metadata, result=result
+        )
+        await self._emit(moved, workflow.status, target)
+        return moved
+
+    async def _emit(
+        self, workflow: Workflow, source: WorkflowState | None, target: WorkflowState
+    ) -> None:
+        if self._publish:
+            await self._publish(
+                [
+                    QueueEvent(
+                        "workflow:transition",
+                        workflow.id,
+                        None,
+                        {"from": source.value if source else None, "to": target.value},
+                    )
+                ]
+            )
+
+    async def _finish_task(self, workflow: Workflow, status: TaskStatus) -> None:
+        task = await self.store.get_task(workflow.task_id)
+        if task.status == TaskStatus.PROCESSING:
+            await self.store.set_task_status(task.id, TaskStatus.PROCESSING, status)
+
+
+def _plan_of(workflow: Workflow) -> Plan:
+    return Plan.model_validate(workflow.metadata["plan"])
+
+
+def _fixup(workflow: Workflow, key: str, report: dict[str, Any]) -> PlanSubtask:
+    log_tail = str(report.get("log_tail", ""))[-2000:]
+    findings = "; ".join(str(f) for f in report.get("findings", []))
+    return PlanSubtask(
+        subtask_id=key,
+        parent_task_id=_plan_of(workflow).parent_task_id,
+        title=f"Fix validation failures ({key})",
+        description=f"Validation failed: {report.get('summary', '')}\n{findings}\n\n{log_tail}",
+        assigned_to=Domain.DEVELOPMENT,
+        worker_type=WorkerType.IMPLEMENTATION,
+        success_criteria="the validation that failed passes",
+    )
+
+
+_Step = Callable[[Pipeline, Workflow], Awaitable[Workflow | None]]
+_STEPS: dict[WorkflowState, _Step] = {
+    W.PENDING: Pipeline._pending,
+    W.NLP_PARSING: Pipeline._parse,
+    W.TASK_DECOMPOSITION: Pipeline._decompose,
+    W.DEPENDENCY_RESOLUTION: Pipeline._resolve,
+    W.AGENT_ASSIGNMENT: Pipeline._assign,
+    W.PROCESSING: Pipeline._process,
+    W.PR_CREATED: Pipeline._pr_created,
+    W.VALIDATION_RUNNING: Pipeline._validate,
+    W.VALIDATION_FAILED: Pipeline._fix,
+    W.VALIDATION_PASSED: Pipeline._merge,
+}

@@ -5,3 +5,4 @@ from taskorch.cli import parse as parse
 from taskorch.cli import system as system
 from taskorch.cli import tasks as tasks
 from taskorch.cli import worker as worker
+from taskorch.cli import workflows as workflows

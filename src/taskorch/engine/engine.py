@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from taskorch.agents.base import AgentAdapter
 from taskorch.domain.errors import StoreError
-from taskorch.domain.models import NewTask, Task, TaskStatus
+from taskorch.domain.models import NewTask, Task, TaskStatus, Workflow
+from taskorch.domain.states import WorkflowState
+from taskorch.engine.status import WorkflowStatus
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
@@ -92,6 +94,35 @@ class OrchestrationEngine:
         self, *, status: TaskStatus | None = None, limit: int | None = None
     ) -> list[Task]:
         return await self.store.list_tasks(status=status, limit=limit)
+
+    # --- workflows ---------------------------------------------------------------------------
+
+    async def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
+        workflow = await self.store.get_workflow(workflow_id)
+        return WorkflowStatus(
+            workflow=workflow,
+            task=await self.store.get_task(workflow.task_id),
+            subtasks=await self.store.list_subtasks(workflow_id),
+            history=await self.store.workflow_history(workflow_id),
+            events=await self.store.list_events(workflow_id=workflow_id),
+        )
+
+    async def list_workflows(
+        self, *, status: WorkflowState | None = None, limit: int | None = None
+    ) -> list[Workflow]:
+        return await self.store.list_workflows(status=status, limit=limit)
+
+    async def get_status(self) -> dict[str, Any]:
+        """Workflows by state and subtasks by state: the orchestrator at a glance."""
+        workflows = await self.store.list_workflows()
+        by_state: dict[str, int] = {}
+        for workflow in workflows:
+            by_state[workflow.status.value] = by_state.get(workflow.status.value, 0) + 1
+        return {
+            "workflows": by_state,
+            "subtasks": await self.queue.counts(),
+            "database": self.database_location,
+        }
 
     # --- runtime -----------------------------------------------------------------------------
 

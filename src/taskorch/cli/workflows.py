@@ -1,0 +1,122 @@
+"""``taskorch status``: workflows at a glance, or one workflow in detail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from taskorch.cli.app import app, console, engine, print_json, run
+from taskorch.engine.status import WorkflowStatus
+
+STATE_STYLE = {
+    "merged": "bold green",
+    "completed": "green",
+    "failed": "bold red",
+    "cancelled": "dim",
+    "blocked": "red",
+    "running": "cyan",
+    "queued": "yellow",
+    "pending": "dim",
+    "validation_failed": "red",
+    "processing": "cyan",
+}
+
+
+@app.command()
+def status(
+    workflow_id: Annotated[str | None, typer.Argument(metavar="[WORKFLOW_ID]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """All workflows, or one workflow: state, progress, stages, subtasks, history, PR record."""
+
+    async def body() -> Any:
+        async with engine() as running:
+            if workflow_id:
+                return await running.get_workflow_status(workflow_id)
+            workflows = await running.list_workflows(limit=50)
+            return [await running.get_workflow_status(w.id) for w in workflows]
+
+    answer = run(body)
+    if isinstance(answer, WorkflowStatus):
+        if as_json:
+            print_json(answer.to_dict())
+        else:
+            show_workflow(answer)
+        return
+    if as_json:
+        print_json([_summary(s) for s in answer])
+        return
+    if not answer:
+        console.print('no workflows yet: start one with `taskorch run "REQUIREMENT"`')
+        return
+    table = Table("workflow", "task", "state", "progress", "stage", box=None)
+    for item in answer:
+        table.add_row(
+            item.workflow.id,
+            Text(f"{item.task.ref} {item.task.title}"),
+            styled(item.state),
+            f"{item.progress_percent:.0f}%",
+            str(item.current_stage or "-"),
+        )
+    console.print(table)
+
+
+def _summary(item: WorkflowStatus) -> dict[str, Any]:
+    return {
+        "workflow_id": item.workflow.id,
+        "task": item.task.ref,
+        "title": item.task.title,
+        "state": item.state,
+        "progress_percent": item.progress_percent,
+        "current_stage": item.current_stage,
+    }
+
+
+def styled(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def show_workflow(item: WorkflowStatus) -> None:
+    data = item.to_dict()
+    console.print(
+        Text.assemble(
+            (item.workflow.id, "bold"),
+            "  ",
+            styled(item.state),
+            "  ",
+            f"{item.progress_percent:.0f}%  ",
+            f"{item.task.ref} ",
+            item.task.title,
+        )
+    )
+    tree = Tree("stages")
+    stages: dict[int, Tree] = {}
+    for sub in data["subtasks"]:
+        branch = stages.get(sub["stage"]) or tree.add(f"stage {sub['stage']}")
+        stages[sub["stage"]] = branch
+        line = Text.assemble(
+            f"{sub['key']}  ",
+            styled(sub["status"]),
+            f"  agent {sub['agent'] or 'default'} · attempts {sub['attempts']}",
+        )
+        if sub["error"]:
+            line.append(f"  {sub['error']}", style="red")
+        branch.add(line)
+    console.print(tree)
+    if data["pull_request"]:
+        pr = data["pull_request"]
+        console.print(
+            Text(
+                f"pull request: {pr.get('url') or pr.get('branch', '')} "
+                f"({pr.get('commits_count', len(pr.get('commits', [])))} commits)"
+            )
+        )
+    if data["escalation"]:
+        console.print(Text(f"escalated: {data['escalation']}", style="red"))
+    console.print("history:")
+    for step in data["history"]:
+        console.print(Text(f"  {step['time'][11:19]}  {step['from'] or '-'} -> {step['to']}"))

@@ -1,0 +1,99 @@
+"""What ``get_workflow_status`` answers: state, progress, current stage, subtasks by condition,
+history and the pull request record, as one value with a JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from taskorch.domain.models import Event, HistoryEntry, Subtask, Task, Workflow
+from taskorch.domain.states import SubtaskState
+
+_ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStatus:
+    workflow: Workflow
+    task: Task
+    subtasks: list[Subtask]
+    history: list[HistoryEntry]
+    events: list[Event]
+
+    @property
+    def state(self) -> str:
+        return self.workflow.status.value
+
+    @property
+    def progress_percent(self) -> float:
+        if not self.subtasks:
+            return 100.0 if self.state == "merged" else 0.0
+        done = sum(s.status is SubtaskState.COMPLETED for s in self.subtasks)
+        return round(100.0 * done / len(self.subtasks), 1)
+
+    @property
+    def current_stage(self) -> int | None:
+        """1-based stage of the earliest subtask not yet completed; None when all are."""
+        open_stages = [s.stage for s in self.subtasks if s.status is not SubtaskState.COMPLETED]
+        return min(open_stages) + 1 if open_stages else None
+
+    def keys(self, *states: SubtaskState) -> list[str]:
+        return [s.key for s in self.subtasks if s.status in states]
+
+    @property
+    def zombie_subtasks(self) -> list[str]:
+        return sorted({str(e.payload.get("key")) for e in self.events if e.kind == "task:zombie"})
+
+    def to_dict(self) -> dict[str, Any]:
+        metadata = self.workflow.metadata
+        return {
+            "workflow_id": self.workflow.id,
+            "task": {"id": self.task.id, "ref": self.task.ref, "title": self.task.title},
+            "state": self.state,
+            "progress_percent": self.progress_percent,
+            "current_stage": self.current_stage,
+            "active_subtasks": [s.key for s in self.subtasks if s.status in _ACTIVE],
+            "completed_subtasks": self.keys(SubtaskState.COMPLETED),
+            "failed_subtasks": self.keys(SubtaskState.FAILED),
+            "blocked_subtasks": self.keys(SubtaskState.BLOCKED),
+            "zombie_subtasks": self.zombie_subtasks,
+            "planner": metadata.get("planner"),
+            "stages": metadata.get("stages"),
+            "pull_request": metadata.get("pull_request"),
+            "validation": metadata.get("validation"),
+            "escalation": metadata.get("escalation"),
+            "result": self.workflow.result,
+            "start_time": _iso(self.workflow.start_time),
+            "end_time": _iso(self.workflow.end_time),
+            "subtasks": [
+                {
+                    "key": s.key,
+                    "title": s.title,
+                    "stage": s.stage + 1,
+                    "status": s.status.value,
+                    "agent": s.agent_id,
+                    "attempts": s.attempts,
+                    "files": s.files_affected,
+                    "error": s.error,
+                }
+                for s in self.subtasks
+            ],
+            "history": [
+                {
+                    "from": h.from_state.value if h.from_state else None,
+                    "to": h.to_state.value,
+                    "time": h.timestamp.isoformat(),
+                    "metadata": _brief(h.metadata),
+                }
+                for h in self.history
+            ],
+        }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _brief(metadata: dict[str, Any]) -> dict[str, Any]:
+    """History metadata without the bulky plan (it is in the workflow's metadata once)."""
+    return {k: v for k, v in metadata.items() if k != "plan"}

@@ -69,7 +69,8 @@ class PostgresConnector(Connector):
         self.url = url
         self._max_size = max_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
-        self._listener: psycopg.AsyncConnection[Any] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._notified = asyncio.Event()
 
     def describe(self) -> str:
         return redact_url(self.url)
@@ -110,26 +111,43 @@ class PostgresConnector(Connector):
         await connection.close()
 
     async def wait_for_notification(self, timeout_s: float) -> bool:
-        """LISTEN on a dedicated connection; a lost connection is reopened on the next call."""
+        """Wait on the listener task's signal; the LISTEN connection itself lives on between calls
+        (cancelling a wait must not cost a reconnect)."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="taskorch-listen")
         try:
-            if self._listener is None or self._listener.closed:
-                self._listener = await psycopg.AsyncConnection.connect(
+            await asyncio.wait_for(self._notified.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        self._notified.clear()
+        return True
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(
                     _conninfo(self.url), autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)
                 )
-                await self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}".encode())
-            async for _ in self._listener.notifies(timeout=timeout_s, stop_after=1):
-                return True
-            return False
-        except psycopg.Error:
-            await self._drop_listener()
-            await asyncio.sleep(min(timeout_s, 1.0))
-            return False
+            except psycopg.Error:
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await connection.execute(f"LISTEN {NOTIFY_CHANNEL}".encode())
+                self._notified.set()  # (re)connected: anything sent meanwhile was missed, look
+                async for _ in connection.notifies():
+                    self._notified.set()
+            except psycopg.Error:
+                await asyncio.sleep(0.2)
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    await connection.close()
 
     async def _drop_listener(self) -> None:
         if self._listener is not None:
             listener, self._listener = self._listener, None
-            with contextlib.suppress(psycopg.Error):
-                await listener.close()
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
     async def close(self) -> None:
         await self._drop_listener()

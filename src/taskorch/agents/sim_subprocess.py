@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from taskorch.agents import sim_process
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.agents.process import run_process
 from taskorch.domain.errors import AgentError
+
+_SCRIPT = str(Path(sim_process.__file__).resolve())
 
 
 class SimProcessAgent:
@@ -31,10 +34,12 @@ class SimProcessAgent:
         return self._name
 
     async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        # The script by path, isolated (-I): it needs only the standard library, and importing the
+        # taskorch package first would cost each simulated run ~0.3 s of CPU before it starts.
         argv = [
             sys.executable,
-            "-m",
-            "taskorch.agents.sim_process",
+            "-I",
+            _SCRIPT,
             "--key",
             task.subtask.key,
             "--duration",

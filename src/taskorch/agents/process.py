@@ -1,14 +1,22 @@
 """Running an agent as a child process: argv only (never a shell), its own process group, output
 size-capped, heartbeats while it lives, and the whole group ended on cancel or timeout.
+
+On Linux the agent also dies with its worker: a worker killed with SIGKILL cannot end its agents'
+groups itself, so the kernel is asked (``PR_SET_PDEATHSIG``) to SIGKILL the agent when the worker
+goes. Otherwise the orphan would go on working while its subtask, requeued as a zombie, runs again
+elsewhere. (Only the agent process itself gets the signal; processes it started in its group are
+ended by cancel, timeout and zombie recovery of a live worker, as before.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +25,7 @@ from taskorch.domain.errors import AgentError
 
 OUTPUT_CAP_BYTES = 1_000_000
 KILL_GRACE_S = 2.0
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,7 @@ async def run_process(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
     except FileNotFoundError:
         raise AgentError(
@@ -64,6 +74,34 @@ async def run_process(
     except BaseException:
         await asyncio.shield(kill_group(process))
         raise
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_prctl = _load_prctl()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A hook run in the child between fork and exec: SIGKILL me when my parent dies."""
+    prctl = _prctl
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != parent:  # the worker died before the signal was armed
+            os._exit(1)
+
+    return hook
 
 
 async def _communicate(

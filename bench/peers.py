@@ -1,0 +1,259 @@
+"""taskorch against its peers: W1 and W2 on pgqueuer, DBOS and procrastinate, then one table.
+
+W1 = 5,000 no-op jobs fanned out, then one join that runs after all of them (jobs/s = 5,001 /
+wall); W2 = a chain of 500 jobs, each made ready by the one before (ms per step = wall / 500).
+Dispatch latency is ready -> handler start. taskorch's own figures come from
+``bench/throughput.py`` (W1 and W2 on SQLite with 1 worker, on PostgreSQL with 2 workers).
+
+Each peer runs in a subprocess on a database of its own, dropped and created for every run
+(``bench_pgqueuer``, ``bench_dbos``, ``bench_procrastinate`` on the server of
+``TASKORCH_BENCH_DATABASE_URL``, default postgresql://postgres@127.0.0.1:5432/test), in the
+configurations its module names, durability on (logged tables, synchronous_commit as the server
+has it). Each cell is the best of up to ``--reps`` runs over the configurations tried, which
+favours the peers. The ratio columns are taskorch / peer for jobs/s and peer / taskorch for
+ms/step, so > 1 always means taskorch is ahead.
+
+    pip install -e '.[bench]'
+    python bench/peers.py                  # full sizes
+    python bench/peers.py --quick          # W1 = 500, W2 = 50
+    python bench/peers.py --only pgqueuer  # one peer (repeatable; "taskorch" for its rows)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Protocol, cast
+
+PEERS = ("pgqueuer", "dbos", "procrastinate")
+SYSTEMS = ("taskorch", *PEERS)
+TASKORCH_SETUPS = (("sqlite", 1), ("postgres", 2))
+CELL_BUDGET_S = 45.0  # no further repetitions of a cell once its runs took this long
+Figures = dict[str, float]
+
+
+class Measure(Protocol):
+    def __call__(
+        self, workload: str, backend: str, workers: int, *, size: int | None = None
+    ) -> Figures: ...
+
+
+@dataclass
+class Row:
+    workload: str
+    system: str
+    setup: str = ""
+    figures: Figures | None = None
+    note: str = ""
+    runs: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _better(workload: str, a: Figures, b: Figures | None) -> bool:
+    if b is None:
+        return True
+    if workload == "W1":
+        return a["subtasks_per_s"] > b["subtasks_per_s"]
+    return a["ms_per_step"] < b["ms_per_step"]
+
+
+def _peer_module(peer: str) -> ModuleType:
+    return importlib.import_module(f"peers_lib.{peer}_peer")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
+def _run_peer_once(peer: str, workload: str, size: int, config: dict[str, int]) -> Figures:
+    """One run in a fresh subprocess on a freshly created database."""
+    command = [sys.executable, __file__, "--child", peer, workload, str(size), json.dumps(config)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return cast(Figures, json.loads(line.removeprefix("RESULT ")))
+    raise RuntimeError(_last_line(done.stderr or done.stdout))
+
+
+def _child(peer: str, workload: str, size: int, config_json: str) -> None:
+    from peers_lib import common
+
+    module = _peer_module(peer)
+    url = common.recreate_database(module.DATABASE)
+    try:
+        result = module.run(workload, size, url, json.loads(config_json))
+    finally:
+        common.drop_database(module.DATABASE)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure_peer(peer: str, workload: str, size: int, reps: int) -> Row:
+    row = Row(workload, peer)
+    try:
+        module = _peer_module(peer)
+        row.system = f"{peer} {metadata.version(module.DISTRIBUTION)}"
+    except Exception as error:  # not installed, or broken on import
+        row.note = f"not installed ({type(error).__name__}: {error})"
+        return row
+    started = time.monotonic()
+    for rep in range(reps):
+        if rep and time.monotonic() - started > CELL_BUDGET_S:
+            break
+        for config in module.configs(workload):
+            try:
+                figures = _run_peer_once(peer, workload, size, config)
+            except Exception as error:
+                row.errors.append(f"{module.describe(config)}: {error}")
+                continue
+            row.runs += 1
+            if _better(workload, figures, row.figures):
+                row.figures, row.setup = figures, module.describe(config)
+    if row.figures is None:
+        row.note = "failed: " + "; ".join(dict.fromkeys(row.errors))
+    return row
+
+
+def measure_taskorch(workload: str, size: int, reps: int) -> list[Row]:
+    try:
+        measure = cast(Measure, importlib.import_module("throughput").measure)
+    except Exception as error:
+        return [Row(workload, "taskorch", note=f"not measured ({type(error).__name__}: {error})")]
+    rows = []
+    for backend, workers in TASKORCH_SETUPS:
+        row = Row(
+            workload,
+            f"taskorch {backend}",
+            setup=f"{workers} worker process" + ("es" if workers > 1 else ""),
+        )
+        started = time.monotonic()
+        for rep in range(reps):
+            if rep and time.monotonic() - started > CELL_BUDGET_S:
+                break
+            try:
+                figures = measure(workload, backend, workers, size=size)
+            except Exception as error:
+                row.errors.append(f"{type(error).__name__}: {error}")
+                continue
+            row.runs += 1
+            if _better(workload, figures, row.figures):
+                row.figures = figures
+        if row.figures is None:
+            row.note = "not measured (" + "; ".join(dict.fromkeys(row.errors))[:300] + ")"
+        rows.append(row)
+    return rows
+
+
+def _figure(workload: str, figures: Figures) -> str:
+    if workload == "W1":
+        return f"{figures['subtasks_per_s']:,.0f} jobs/s"
+    return f"{figures['ms_per_step']:.2f} ms/step"
+
+
+def _ratio(workload: str, taskorch: Row | None, peer: Figures) -> str:
+    if taskorch is None or taskorch.figures is None:
+        return "-"
+    if workload == "W1":
+        return f"{taskorch.figures['subtasks_per_s'] / peer['subtasks_per_s']:.2f}x"
+    return f"{peer['ms_per_step'] / taskorch.figures['ms_per_step']:.2f}x"
+
+
+def _latency(figures: Figures, key: str) -> str:
+    return f"{figures[key]:.1f}" if key in figures else "-"
+
+
+def print_table(rows: list[Row], sizes: dict[str, int]) -> None:
+    headers = ["workload", "system", "configuration", "figure", "p50 ms", "p99 ms"]
+    headers += [f"vs taskorch {backend}" for backend, _ in TASKORCH_SETUPS]
+    lines = []
+    for row in rows:
+        label = f"{row.workload} ({sizes[row.workload]:,})"
+        if row.figures is None:
+            lines.append([label, row.system, row.note[:60], "-", "-", "-", "-", "-"])
+            continue
+        line = [label, row.system, row.setup, _figure(row.workload, row.figures)]
+        line += [_latency(row.figures, "dispatch_p50_ms"), _latency(row.figures, "dispatch_p99_ms")]
+        for backend, _ in TASKORCH_SETUPS:
+            if row.system.startswith("taskorch"):
+                line.append("")
+                continue
+            reference = next(
+                (r for r in rows if r.workload == row.workload and r.system.endswith(backend)),
+                None,
+            )
+            line.append(_ratio(row.workload, reference, row.figures))
+        lines.append(line)
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *lines, strict=True)]
+    right = {3, 4, 5, 6, 7}
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    print()
+    print(fmt(headers))
+    print(fmt(["-" * w for w in widths]))
+    for line in lines:
+        print(fmt(line))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--only", choices=SYSTEMS, action="append", help="repeatable")
+    parser.add_argument("--quick", action="store_true", help="W1 = 500, W2 = 50, one run each")
+    parser.add_argument("--reps", type=int, help="runs per cell, best kept (default 3)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        peer, workload, size, config = args.child
+        _child(peer, workload, int(size), config)
+        return
+    sizes = {"W1": 500, "W2": 50} if args.quick else {"W1": 5000, "W2": 500}
+    reps = args.reps or (1 if args.quick else 3)
+    systems = args.only or list(SYSTEMS)
+    rows: list[Row] = []
+    notes: list[str] = []
+    print(
+        f"peers benchmark: W1 = {sizes['W1']:,} + join, W2 = chain of {sizes['W2']:,}; "
+        f"best of up to {reps} run(s); {os.cpu_count()} cores",
+        flush=True,
+    )
+    for workload in ("W1", "W2"):
+        for system in systems:
+            began = time.monotonic()
+            if system == "taskorch":
+                new = measure_taskorch(workload, sizes[workload], reps)
+            else:
+                new = [measure_peer(system, workload, sizes[workload], reps)]
+            for row in new:
+                status = _figure(workload, row.figures) if row.figures else row.note
+                print(
+                    f"  {workload} {row.system}: {status} "
+                    f"({row.runs} run(s), {time.monotonic() - began:.0f} s)",
+                    flush=True,
+                )
+                if row.figures is None:
+                    notes.append(f"{row.system.split()[0]}: {row.note}")
+                elif row.errors:
+                    notes.append(f"{row.system}: some runs failed: {row.errors[0]}")
+            rows += new
+    for note in dict.fromkeys(notes):
+        print(note)
+    print_table(rows, sizes)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()

@@ -1,0 +1,1 @@
+"""The peers that ``bench/peers.py`` measures taskorch against: one module per peer."""

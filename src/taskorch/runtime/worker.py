@@ -322,11 +322,14 @@ class Worker:
 
     async def _renew(self) -> None:
         now = time.monotonic()
-        alive = [
-            r.subtask.id for r in self._running.values() if now - r.last_beat < self.config.lease_s
-        ]
+        # Judge only the attempts asked about: the loop claims more while the renewal is in flight,
+        # and those were not renewed because they were not asked about, not because they are lost.
+        asked = list(self._running.values())
+        alive = [r.subtask.id for r in asked if now - r.last_beat < self.config.lease_s]
         owned = await self.queue.renew(self.worker_id, alive, self.config.lease_s)
-        lost = [r for r in self._running.values() if r.subtask.id not in owned]
+        lost = [
+            r for r in asked if r.subtask.id not in owned and self._running.get(r.subtask.id) is r
+        ]
         if not lost:
             return
         # Not renewed: the workflow was cancelled, the lease was taken over, or the agent stopped

@@ -25,6 +25,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,9 +71,17 @@ def _peer_module(peer: str) -> ModuleType:
     return importlib.import_module(f"peers_lib.{peer}_peer")
 
 
-def _last_line(text: str) -> str:
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+def _error_line(text: str) -> str:
+    """The exception line of a child's traceback (or its last line)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else "no output"
+    for line in reversed(lines):
+        if re.match(r"^[\w.]+(Error|Exception|Exit|Timeout)\b.*:", line):
+            return _one_line(line)
+    return _one_line(lines[-1]) if lines else "no output"
 
 
 def _run_peer_once(peer: str, workload: str, size: int, config: dict[str, int]) -> Figures:
@@ -83,7 +92,7 @@ def _run_peer_once(peer: str, workload: str, size: int, config: dict[str, int]) 
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("RESULT "):
             return cast(Figures, json.loads(line.removeprefix("RESULT ")))
-    raise RuntimeError(_last_line(done.stderr or done.stdout))
+    raise RuntimeError(_error_line(done.stderr or done.stdout))
 
 
 def _child(peer: str, workload: str, size: int, config_json: str) -> None:
@@ -104,7 +113,7 @@ def measure_peer(peer: str, workload: str, size: int, reps: int) -> Row:
         module = _peer_module(peer)
         row.system = f"{peer} {metadata.version(module.DISTRIBUTION)}"
     except Exception as error:  # not installed, or broken on import
-        row.note = f"not installed ({type(error).__name__}: {error})"
+        row.note = f"not installed ({type(error).__name__}: {_one_line(error)})"
         return row
     started = time.monotonic()
     for rep in range(reps):
@@ -114,7 +123,7 @@ def measure_peer(peer: str, workload: str, size: int, reps: int) -> Row:
             try:
                 figures = _run_peer_once(peer, workload, size, config)
             except Exception as error:
-                row.errors.append(f"{module.describe(config)}: {error}")
+                row.errors.append(f"{module.describe(config)}: {_one_line(error)}")
                 continue
             row.runs += 1
             if _better(workload, figures, row.figures):
@@ -128,7 +137,8 @@ def measure_taskorch(workload: str, size: int, reps: int) -> list[Row]:
     try:
         measure = cast(Measure, importlib.import_module("throughput").measure)
     except Exception as error:
-        return [Row(workload, "taskorch", note=f"not measured ({type(error).__name__}: {error})")]
+        note = f"not measured ({type(error).__name__}: {_one_line(error)})"
+        return [Row(workload, "taskorch", note=note)]
     rows = []
     for backend, workers in TASKORCH_SETUPS:
         row = Row(
@@ -143,7 +153,7 @@ def measure_taskorch(workload: str, size: int, reps: int) -> list[Row]:
             try:
                 figures = measure(workload, backend, workers, size=size)
             except Exception as error:
-                row.errors.append(f"{type(error).__name__}: {error}")
+                row.errors.append(f"{type(error).__name__}: {_one_line(error)}")
                 continue
             row.runs += 1
             if _better(workload, figures, row.figures):
@@ -222,7 +232,7 @@ def main() -> None:
         return
     sizes = {"W1": 500, "W2": 50} if args.quick else {"W1": 5000, "W2": 500}
     reps = args.reps or (1 if args.quick else 3)
-    systems = args.only or list(SYSTEMS)
+    systems = [s for s in SYSTEMS if not args.only or s in args.only]
     rows: list[Row] = []
     notes: list[str] = []
     print(

@@ -6,16 +6,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
-from taskorch.domain.errors import AgentError
+from taskorch.domain.errors import AgentError, ConfigError
 from taskorch.domain.models import JSONDict, NewTask, Subtask, Workflow
 from taskorch.domain.plan import Plan
+from taskorch.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline, ValidationOutcome
 from taskorch.engine.runner import drive
 from taskorch.planning import TaskNLP
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import Worker, WorkerConfig
+from taskorch.settings import load_settings
 from taskorch.store import Store
 from taskorch.store.queue import SubtaskQueue
 
@@ -189,3 +193,35 @@ async def test_cancel_before_processing_ends_the_workflow(store: Store, tmp_path
     assert cancelled.status == "cancelled"
     assert delivery.calls == ["cleanup-cancelled"]
     assert (await store.get_task(task.id)).status == "cancelled"
+
+
+async def test_engine_processes_a_batch_and_reports_status(store: Store, tmp_path: Path) -> None:
+    settings = load_settings(taskorch_home=tmp_path / "home", nlp_provider="heuristic")
+    engine = OrchestrationEngine(settings, store=store, delivery=RecordingDelivery())
+    tasks = [
+        await engine.add_task(NewTask.create(text))
+        for text in (
+            "Scan repository for security vulnerabilities",
+            "List all repositories in the portfolio",
+            "Add authentication system with security audit and documentation",
+        )
+    ]
+    seen: list[str] = []
+    statuses = await engine.process_batch(
+        [t.id for t in tasks], agents={None: Agent()}, on_progress=lambda w: seen.append(w.status)
+    )
+    assert [s.state for s in statuses] == ["merged"] * 3
+    detail = statuses[2].to_dict()
+    assert detail["progress_percent"] == 100.0
+    assert detail["current_stage"] is None
+    assert len(detail["completed_subtasks"]) == 6
+    assert [h["to"] for h in detail["history"]][-1] == "merged"
+    assert (await engine.get_status())["workflows"] == {"merged": 3}
+    assert (tmp_path / "home" / "events.jsonl").is_file()
+
+
+async def test_engine_without_delivery_says_so(store: Store, tmp_path: Path) -> None:
+    engine = OrchestrationEngine(load_settings(taskorch_home=tmp_path), store=store)
+    task = await engine.add_task(NewTask.create("List all repositories in the portfolio"))
+    with pytest.raises(ConfigError, match="no code delivery"):
+        await engine.process_task(task.id)

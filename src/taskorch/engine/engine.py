@@ -6,15 +6,19 @@ pipeline steps (planning, assignment, execution, validation) hang off this same 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from taskorch.agents.base import AgentAdapter
-from taskorch.domain.errors import StoreError
-from taskorch.domain.models import NewTask, Task, TaskStatus, Workflow
+from taskorch.domain.errors import ConfigError, StoreError
+from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
+from taskorch.domain.plan import Plan
 from taskorch.domain.states import WorkflowState
+from taskorch.engine.pipeline import Delivery, Pipeline
+from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
+from taskorch.planning import TaskNLP
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
@@ -56,9 +60,20 @@ class HealthReport:
 
 
 class OrchestrationEngine:
-    def __init__(self, settings: Settings | None = None, *, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        delivery: Delivery | None = None,
+    ) -> None:
         self.settings = settings or load_settings()
         self.store = store or Store(connector_for_url(self.settings.effective_database_url))
+        self.delivery = delivery
+        self.events = EventBus(
+            jsonl_path=self.settings.home / "events.jsonl",
+            task_log_dir=self.settings.home / "logs" / "tasks",
+        )
         self._migration: MigrationReport | None = None
 
     @property
@@ -95,6 +110,57 @@ class OrchestrationEngine:
     ) -> list[Task]:
         return await self.store.list_tasks(status=status, limit=limit)
 
+    # --- processing ----------------------------------------------------------------------------
+
+    def pipeline(self) -> Pipeline:
+        if self.delivery is None:
+            raise ConfigError("no code delivery configured: the engine needs one to process tasks")
+        return Pipeline(self.store, self._plan, self.delivery, publish=self.events.publish)
+
+    async def _plan(self, text: str, context: str | None, ref: str) -> tuple[Plan, str]:
+        async with TaskNLP.from_settings(self.settings) as nlp:
+            result = await nlp.plan(text, context, ref)
+        return result.plan, result.describe()
+
+    async def process_task(
+        self,
+        task_id: int,
+        *,
+        agents: Mapping[str | None, AgentAdapter] | None = None,
+        options: JSONDict | None = None,
+        on_progress: Progress | None = None,
+    ) -> WorkflowStatus:
+        """Carry a stored task through the pipeline to its end; with ``agents``, run its subtasks
+        in this process (else workers elsewhere do)."""
+        [status] = await self.process_batch(
+            [task_id], agents=agents, options=options, on_progress=on_progress
+        )
+        return status
+
+    async def process_batch(
+        self,
+        task_ids: Sequence[int],
+        *,
+        agents: Mapping[str | None, AgentAdapter] | None = None,
+        options: JSONDict | None = None,
+        on_progress: Progress | None = None,
+    ) -> list[WorkflowStatus]:
+        pipeline = self.pipeline()
+        workflows = []
+        for task_id in task_ids:
+            workflows.append(
+                await pipeline.start(await self.store.get_task(task_id), options=options)
+            )
+        worker = self.create_worker(agents) if agents else None
+        final = await drive(
+            pipeline, self.events, [w.id for w in workflows], worker=worker, on_progress=on_progress
+        )
+        return [await self.get_workflow_status(w.id) for w in final]
+
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowStatus:
+        await self.pipeline().cancel(workflow_id)
+        return await self.get_workflow_status(workflow_id)
+
     # --- workflows ---------------------------------------------------------------------------
 
     async def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
@@ -130,12 +196,6 @@ class OrchestrationEngine:
     def queue(self) -> SubtaskQueue:
         return SubtaskQueue(self.store.connector)
 
-    def event_bus(self) -> EventBus:
-        return EventBus(
-            jsonl_path=self.settings.home / "events.jsonl",
-            task_log_dir=self.settings.home / "logs" / "tasks",
-        )
-
     def create_worker(
         self,
         agents: Mapping[str | None, AgentAdapter],
@@ -148,7 +208,7 @@ class OrchestrationEngine:
             lease_s=self.settings.lease_s,
             timeout_s=self.settings.subtask_timeout_s,
         )
-        return Worker(self.queue, agents, config=config, recovery=recovery, events=self.event_bus())
+        return Worker(self.queue, agents, config=config, recovery=recovery, events=self.events)
 
     async def get_metrics(self) -> RuntimeMetrics:
         return await collect_metrics(self.queue)

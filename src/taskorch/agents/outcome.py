@@ -1,0 +1,94 @@
+"""Judging what an agent said: terminal text cleanup, "waiting for human input", failure classes.
+
+Shared by the adapters. The rules are deliberately simple and documented:
+
+- :func:`clean_text`: lines right-stripped (terminal text is padded to the screen width), leading
+  and trailing blank lines dropped.
+- :func:`waiting_question`: the reply's last non-empty line is a question to the user (ends with
+  ``?``) or a confirmation prompt (``(y/n)``, ``[Y/n]``, ``(Y)es/(N)o``, "press enter"). Adapters
+  raise :class:`NeedsInputError` only when such a reply comes with no evidence of work (no change
+  and no commit in a git worktree); a reply that asks "anything else?" after doing the work is a
+  success.
+- :func:`classify_failure`: a failed run's output mapped to an error class by its wording
+  (auth, rate limit, service unavailable, network; otherwise "agent").
+"""
+
+from __future__ import annotations
+
+import re
+
+from taskorch.domain.errors import AgentError
+from taskorch.domain.retry import ErrorClass
+
+_PROMPT = re.compile(
+    r"\((?:y/n|yes/no)\)|\[(?:y/n|yes/no)\]|\(y\)es/\(n\)o|press enter|\?\s*$", re.IGNORECASE
+)
+
+_AUTH = re.compile(
+    r"invalid (?:x-)?api[ _-]?key|authentication[ _]error|unauthori[sz]ed|\b401\b|"
+    r"not logged in|please run /login|missing api key|api key (?:is )?(?:not set|missing)|"
+    r"credit balance is too low|permission_error",
+    re.IGNORECASE,
+)
+_RATE_LIMIT = re.compile(
+    r"rate[ _-]?limit|too many requests|\b429\b|quota exceeded|usage limit", re.IGNORECASE
+)
+_UNAVAILABLE = re.compile(
+    r"overloaded|\b529\b|\b503\b|service unavailable|bad gateway|\b502\b", re.IGNORECASE
+)
+_NETWORK = re.compile(
+    r"connection (?:refused|reset|error)|econnrefused|enotfound|getaddrinfo|"
+    r"network is unreachable|name or service not known",
+    re.IGNORECASE,
+)
+
+
+class NeedsInputError(AgentError):
+    """The agent stopped to ask a human something instead of doing the work.
+
+    Not retryable (the same prompt asks the same question): the subtask needs a person or
+    clearer instructions. ``question`` is the agent's last line.
+    """
+
+    def __init__(self, agent: str, question: str) -> None:
+        self.question = question
+        super().__init__(
+            f"agent {agent} is waiting for human input: {question!r}; "
+            "answer it in the instructions or make the subtask more specific",
+            error_class=ErrorClass.AGENT.value,
+            retryable=False,
+        )
+
+
+def clean_text(text: str) -> str:
+    """Terminal text as plain text: lines right-stripped, blank lines at both ends dropped."""
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
+
+
+def tail(text: str, limit: int = 4000) -> str:
+    """The last ``limit`` characters of ``text``, marked when cut."""
+    if len(text) <= limit:
+        return text
+    return "…" + text[-limit:]
+
+
+def waiting_question(text: str) -> str | None:
+    """The question the reply ends with, if it ends by asking the user something."""
+    lines = [line.strip() for line in clean_text(text).splitlines() if line.strip()]
+    if not lines:
+        return None
+    last = lines[-1].lstrip("\u2502>\u276f ").rstrip("\u2502 ")
+    return last if _PROMPT.search(last) else None
+
+
+def classify_failure(text: str) -> tuple[ErrorClass, bool]:
+    """(error class, retryable) for a failed run, from what the agent printed."""
+    if _AUTH.search(text):
+        return ErrorClass.AUTH, False
+    if _RATE_LIMIT.search(text):
+        return ErrorClass.RATE_LIMIT, True
+    if _UNAVAILABLE.search(text):
+        return ErrorClass.SERVICE_UNAVAILABLE, True
+    if _NETWORK.search(text):
+        return ErrorClass.NETWORK, True
+    return ErrorClass.AGENT, True

@@ -224,6 +224,8 @@ class Worker:
 
             async with asyncio.timeout(self.config.timeout_s):
                 result = await adapter.run(task, beat)
+            if not result.success:
+                raise AgentError(f"agent reported failure: {result.output[-500:]}")
             outcome = self._success(running, result)
         except asyncio.CancelledError:
             self._running.pop(subtask.id, None)

@@ -132,7 +132,13 @@ class Worker:
     async def _work_pending_soon(self) -> bool:
         """In ``once`` mode: is anything queued (perhaps waiting for its retry time) or running
         elsewhere (its completion may release more work)?"""
-        counts = await self.queue.counts()
+        try:
+            counts = await self.queue.counts()
+        except StoreError as exc:
+            log.warning(
+                "worker %s: cannot count the queue, will retry: %s", self.worker_id, exc.message
+            )
+            return True  # not known to be drained: ask again next round
         return bool(counts.get("queued") or counts.get("assigned") or counts.get("running"))
 
     async def _shutdown(self) -> None:

@@ -1,0 +1,271 @@
+"""The simulated agent for git worktrees: labelled, committed changes, so the whole path from plan
+to merged branch runs offline.
+
+It behaves like :class:`taskorch.agents.sim.SimAgent` (durations, failure rates, heartbeats), then
+writes into ``task.workdir`` (the subtask's worktree) and commits:
+
+- for each declared file in ``files_affected`` (plain paths inside the worktree; globs and
+  directories are skipped): one line appended, creating the file and its directories, in the
+  file's comment syntax so code stays valid (a new ``.json`` file gets a small labelled object; an
+  existing one is left alone, as JSON has no comments);
+- when no declared file could be written: a transcript ``.taskorch-sim/<key>.md``.
+
+What it writes depends only on the subtask (key, title, instructions), not on the workflow (its
+id is in the commit message): workflows that run the same plan from the same base commit make
+identical changes, so they land on the base branch one after another without conflicts. (Ones
+that start from different points can still conflict there, as real work would.)
+
+Every line, file, commit and result says "simulated". Commits are made as
+``taskorch simulated agent <sim@taskorch.localhost>``, unsigned, without hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path, PurePosixPath
+
+from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
+from taskorch.agents.process import run_process
+from taskorch.agents.sim import SimAgent, SimBehaviour
+from taskorch.domain.errors import AgentError
+
+SIM_DIR = ".taskorch-sim"
+IDENTITY = ("taskorch simulated agent", "sim@taskorch.localhost")
+
+_HASH = {
+    ".py",
+    ".sh",
+    ".bash",
+    ".rb",
+    ".pl",
+    ".r",
+    ".yml",
+    ".yaml",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".conf",
+    ".tf",
+    ".mk",
+    ".dockerfile",
+    ".env",
+    ".ps1",
+    ".nix",
+    ".cmake",
+}
+_HASH_NAMES = {
+    "Dockerfile",
+    "Makefile",
+    "makefile",
+    "Procfile",
+    ".gitignore",
+    ".dockerignore",
+    "Gemfile",
+    "Rakefile",
+    "requirements.txt",
+    "CODEOWNERS",
+}
+_SLASH = {
+    ".js",
+    ".jsx",
+    ".ts",
+    ".tsx",
+    ".mjs",
+    ".cjs",
+    ".go",
+    ".java",
+    ".kt",
+    ".kts",
+    ".c",
+    ".h",
+    ".cc",
+    ".cpp",
+    ".hpp",
+    ".cs",
+    ".rs",
+    ".swift",
+    ".scala",
+    ".dart",
+    ".php",
+    ".proto",
+    ".groovy",
+    ".gradle",
+    ".zig",
+}
+_DASH = {".sql", ".lua", ".hs", ".elm", ".ada"}
+_MARKUP = {".md", ".markdown", ".html", ".htm", ".xml", ".svg", ".vue", ".svelte"}
+_BLOCK = {".css", ".scss", ".less"}
+
+
+class SimWorktreeAgent:
+    """Simulated agent that leaves a labelled, committed change in the subtask's worktree."""
+
+    def __init__(self, behaviour: SimBehaviour | None = None, *, name: str = "sim") -> None:
+        self._sim = SimAgent(behaviour, name=name)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        workdir = task.workdir
+        if workdir is None:
+            raise AgentError(
+                f"simulated agent {self.name}: subtask {task.subtask.key} has no worktree "
+                "(task.workdir is None)",
+                error_class="validation",
+                retryable=False,
+            )
+        if not await asyncio.to_thread(workdir.is_dir):
+            raise AgentError(
+                f"simulated agent {self.name}: worktree {workdir} does not exist",
+                error_class="resource",
+                retryable=False,
+            )
+        await self._sim.run(task, heartbeat)  # duration, failures, heartbeats
+        try:
+            written = await asyncio.to_thread(_write, workdir, task)
+        except OSError as exc:
+            raise AgentError(
+                f"simulated agent {self.name} could not write in {workdir}: {exc}",
+                error_class="resource",
+                retryable=False,
+            ) from exc
+        await _git(workdir, heartbeat, "add", "--", *written)
+        subject = f"simulated: {task.subtask.key}: {_one_line(task.subtask.title)}"
+        body = (
+            f"Written by taskorch's simulated agent {self.name}; no real agent ran.\n\n"
+            f"Taskorch-Simulated: true\nTaskorch-Workflow: {task.subtask.workflow_id}\n"
+            f"Taskorch-Subtask: {task.subtask.key}"
+        )
+        await _git(workdir, heartbeat, "commit", "-q", "--no-verify", "-m", subject, "-m", body)
+        commit = (await _git(workdir, heartbeat, "rev-parse", "HEAD")).strip()
+        return AgentResult(
+            success=True,
+            output=(
+                f"simulated: {task.subtask.key} done by simulated agent {self.name}; "
+                f"wrote {', '.join(written)}; committed {commit[:12]}"
+            ),
+            data={"files": written, "commit": commit, "simulated_by": self.name},
+            simulated=True,
+        )
+
+
+def label(task: AgentTask, agent: str = "sim") -> str:
+    subtask = task.subtask
+    return (
+        f"simulated change by taskorch's simulated agent {agent} (not real work): "
+        f"subtask {subtask.key}: {_one_line(subtask.title)}"
+    )
+
+
+def _write(workdir: Path, task: AgentTask) -> list[str]:
+    written: list[str] = []
+    for entry in task.subtask.files_affected:
+        relative = _safe_relative(entry)
+        if relative is None:
+            continue
+        target = workdir / relative
+        if target.is_dir():
+            continue
+        if _append_labelled(target, label(task)):
+            written.append(relative.as_posix())
+    if not written:
+        relative = PurePosixPath(SIM_DIR, f"{task.subtask.key}.md")
+        path = workdir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_transcript(task), encoding="utf-8")
+        written.append(relative.as_posix())
+    return written
+
+
+def _safe_relative(entry: str) -> PurePosixPath | None:
+    """A declared plain file path inside the worktree, or None (globs, directories, escapes)."""
+    text = entry.strip().replace("\\", "/")
+    if not text or text.endswith("/") or any(char in text for char in "*?["):
+        return None
+    path = PurePosixPath(text)
+    if path.is_absolute() or ".." in path.parts or path.parts[:1] == (".git",):
+        return None
+    parts = [part for part in path.parts if part != "."]
+    return PurePosixPath(*parts) if parts else None
+
+
+def _append_labelled(target: Path, text: str) -> bool:
+    suffix = target.suffix.lower()
+    if suffix == ".json":
+        if target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({"simulated": True, "note": text}, indent=2) + "\n")
+        return True
+    line = _comment(target.name, suffix, text)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    existing = target.read_bytes() if target.exists() else b""
+    separator = b"" if not existing or existing.endswith(b"\n") else b"\n"
+    with target.open("ab") as handle:
+        handle.write(separator + line.encode() + b"\n")
+    return True
+
+
+def _comment(name: str, suffix: str, text: str) -> str:
+    if suffix in _HASH or name in _HASH_NAMES:
+        return f"# {text}"
+    if suffix in _SLASH:
+        return f"// {text}"
+    if suffix in _DASH:
+        return f"-- {text}"
+    if suffix in _MARKUP:
+        return f"<!-- {text} -->"
+    if suffix in _BLOCK:
+        return f"/* {text} */"
+    return text
+
+
+def _transcript(task: AgentTask) -> str:
+    subtask = task.subtask
+    instructions = "\n".join(f"> {line}" for line in task.instructions.strip().splitlines())
+    return (
+        f"# Simulated transcript: {subtask.key}\n\n"
+        "This file was written by taskorch's simulated agent; no real agent ran and no real "
+        "work was done.\n\n"
+        f"- subtask: {subtask.key}: {_one_line(subtask.title)}\n"
+        f"- owner: {subtask.assigned_to.value} / {subtask.worker_type.value}\n"
+        f"- declared files: {', '.join(subtask.files_affected) or '(none)'}\n"
+        f"- success criteria: {_one_line(subtask.success_criteria) or '(none)'}\n\n"
+        f"## Instructions (as given)\n\n{instructions or '> (none)'}\n\n"
+        "## Result\n\nsimulated: done.\n"
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+async def _git(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": IDENTITY[0],
+        "GIT_AUTHOR_EMAIL": IDENTITY[1],
+        "GIT_COMMITTER_NAME": IDENTITY[0],
+        "GIT_COMMITTER_EMAIL": IDENTITY[1],
+        "LC_ALL": "C",
+    }
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        env.pop(name, None)
+    result = await run_process(
+        ["git", "-c", "commit.gpgsign=false", *args], heartbeat=heartbeat, cwd=workdir, env=env
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise AgentError(
+            f"simulated agent: git {args[0]} failed in {workdir}: "
+            f"{detail[-1] if detail else 'exit ' + str(result.returncode)}",
+            error_class="agent",
+            retryable=False,
+        )
+    return result.stdout

@@ -1,0 +1,337 @@
+"""A small async git runner and the low-level facts the workspace needs from git.
+
+Git runs as an argv list (``asyncio.create_subprocess_exec``, never a shell) with a fixed
+environment: no terminal prompts (``GIT_TERMINAL_PROMPT=0``), no editor, C locale, no optional
+index locks, and none of the inherited variables that would point git at another repository
+(``GIT_DIR``, ``GIT_WORK_TREE``, ...). taskorch's own commits carry the identity
+``taskorch <taskorch@localhost>`` (inherited ``GIT_AUTHOR_*``/``GIT_COMMITTER_*`` are dropped) and
+are never signed. A git command that is cancelled is allowed
+to finish (they take milliseconds, and a git killed mid-write leaves its lock files behind); one
+that runs past ``timeout_s`` is killed.
+
+Errors: :class:`WorkspaceError` (one line, names what is wrong), :class:`GitError` for a git
+command that failed (command, directory, exit code, git's last message line) and
+:class:`MergeConflictError` (the conflicting files).
+
+Needs git 2.38 or newer (``merge-tree --write-tree``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import re
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskorch.domain.errors import InputError, TaskorchError
+
+GIT_TIMEOUT_S = 120.0
+LOCK_TIMEOUT_S = 300.0
+MIN_GIT_VERSION = (2, 38)
+IDENTITY = ("taskorch", "taskorch@localhost")
+
+_DROPPED_ENV = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_NAMESPACE",
+        "GIT_PREFIX",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    }
+)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class WorkspaceError(TaskorchError):
+    """The git workspace failed."""
+
+
+class GitError(WorkspaceError):
+    """A git command failed."""
+
+    def __init__(self, args: Sequence[str], cwd: Path, returncode: int, stderr: str) -> None:
+        self.git_args = list(args)
+        self.cwd = cwd
+        self.returncode = returncode
+        self.stderr = stderr
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        detail = lines[-1] if lines else "no message"
+        super().__init__(f"git {' '.join(args)} failed in {cwd} (exit {returncode}): {detail}")
+
+
+class MergeConflictError(WorkspaceError):
+    """A merge conflicted."""
+
+    def __init__(self, what: str, files: Sequence[str]) -> None:
+        self.files = list(files)
+        super().__init__(f"{what} conflicts in: {', '.join(self.files) or '(unknown files)'}")
+
+
+def check_name(kind: str, value: str) -> str:
+    """``value`` if it is safe as a branch-name part and a directory name, else InputError."""
+    if not _NAME.fullmatch(value) or ".." in value or value.endswith((".lock", ".")):
+        raise InputError(
+            f"{kind} {value!r} cannot name a git branch: use letters, digits, '.', '_' and '-' "
+            "(at most 100, starting with a letter or digit)"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class GitResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorktreeEntry:
+    path: Path
+    head: str | None
+    branch: str | None
+    """Short branch name (``refs/heads/`` removed), None when detached."""
+    bare: bool = False
+    prunable: bool = False
+
+
+def _env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_EDITOR="true",
+        GIT_MERGE_AUTOEDIT="no",
+        GIT_OPTIONAL_LOCKS="0",
+        LC_ALL="C",
+    )
+    return env
+
+
+async def git(
+    cwd: Path, *args: str, check: bool = True, timeout_s: float = GIT_TIMEOUT_S
+) -> GitResult:
+    """Run ``git <args>`` in ``cwd``; raise :class:`GitError` on a non-zero exit when ``check``."""
+    argv = [
+        "git",
+        "-c",
+        "core.quotepath=off",
+        "-c",
+        "commit.gpgsign=false",
+        "-c",
+        f"user.name={IDENTITY[0]}",
+        "-c",
+        f"user.email={IDENTITY[1]}",
+        *args,
+    ]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=_env(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except FileNotFoundError as exc:
+        if not await asyncio.to_thread(cwd.is_dir):
+            raise WorkspaceError(f"directory does not exist: {cwd}") from None
+        raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
+    talk = asyncio.ensure_future(process.communicate())
+    try:
+        out, err = await asyncio.wait_for(asyncio.shield(talk), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await talk
+        raise WorkspaceError(
+            f"git {' '.join(args)} did not finish within {timeout_s:g} s in {cwd}"
+        ) from None
+    except asyncio.CancelledError:
+        # Let git finish: a git killed mid-write leaves index.lock and friends behind.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(talk, timeout_s)
+        raise
+    result = GitResult(
+        process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    )
+    if check and not result.ok:
+        raise GitError(args, cwd, result.returncode, result.stderr or result.stdout)
+    return result
+
+
+async def out(cwd: Path, *args: str) -> str:
+    """Git's stdout without the trailing newline; GitError on failure."""
+    return (await git(cwd, *args)).stdout.rstrip("\n")
+
+
+async def succeeds(cwd: Path, *args: str) -> bool:
+    return (await git(cwd, *args, check=False)).ok
+
+
+async def rev(cwd: Path, name: str) -> str | None:
+    """The commit ``name`` points to, or None when it names nothing."""
+    result = await git(cwd, "rev-parse", "--verify", "-q", f"{name}^{{commit}}", check=False)
+    if not result.ok:
+        return None
+    return result.stdout.strip() or None
+
+
+async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
+    return await succeeds(cwd, "merge-base", "--is-ancestor", ancestor, descendant)
+
+
+async def is_dirty(worktree: Path, *, untracked: bool = True) -> bool:
+    mode = "all" if untracked else "no"
+    status = await out(worktree, "status", "--porcelain", f"--untracked-files={mode}")
+    return bool(status.strip())
+
+
+async def status_paths(worktree: Path) -> list[str]:
+    """Paths with uncommitted changes (modified, staged, deleted, untracked; renames as both)."""
+    raw = (
+        await git(
+            worktree,
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+        )
+    ).stdout
+    return sorted({entry[3:] for entry in raw.split("\0") if len(entry) > 3})
+
+
+async def diff_names(cwd: Path, *revs: str) -> list[str]:
+    raw = (await git(cwd, "diff", "--name-only", "--no-renames", "-z", *revs)).stdout
+    return [name for name in raw.split("\0") if name]
+
+
+async def worktrees(cwd: Path) -> list[WorktreeEntry]:
+    raw = (await git(cwd, "worktree", "list", "--porcelain", "-z")).stdout
+    entries: list[WorktreeEntry] = []
+    fields: dict[str, str] = {}
+    for item in [*raw.split("\0"), ""]:
+        if item:
+            key, _, value = item.partition(" ")
+            fields[key] = value
+            continue
+        if "worktree" in fields:
+            branch = fields.get("branch")
+            entries.append(
+                WorktreeEntry(
+                    path=Path(fields["worktree"]),
+                    head=fields.get("HEAD"),
+                    branch=branch.removeprefix("refs/heads/") if branch else None,
+                    bare="bare" in fields,
+                    prunable="prunable" in fields,
+                )
+            )
+        fields = {}
+    return entries
+
+
+async def branches(cwd: Path, prefix: str) -> dict[str, str]:
+    """Branches under ``prefix`` (a ref-path prefix ending in "/"): short name -> commit."""
+    listed = await out(
+        cwd, "for-each-ref", "--format=%(objectname) %(refname)", f"refs/heads/{prefix}"
+    )
+    found: dict[str, str] = {}
+    for line in listed.splitlines():
+        sha, _, ref = line.partition(" ")
+        found[ref.removeprefix("refs/heads/")] = sha
+    return found
+
+
+_checked_version: tuple[int, int] | None = None
+
+
+async def require_version(cwd: Path) -> None:
+    """WorkspaceError unless git is at least :data:`MIN_GIT_VERSION` (checked once)."""
+    global _checked_version
+    if _checked_version is not None:
+        return
+    text = await out(cwd, "version")
+    match = re.search(r"(\d+)\.(\d+)", text)
+    found = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if found < MIN_GIT_VERSION:
+        need = ".".join(map(str, MIN_GIT_VERSION))
+        raise WorkspaceError(f"taskorch needs git {need} or newer, found {text.strip()!r}")
+    _checked_version = found
+
+
+_common_dirs: dict[Path, Path] = {}
+_local_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def common_dir(repo: Path) -> Path:
+    """The repository's common git directory (shared by all its worktrees)."""
+    if repo not in _common_dirs:
+        found = await out(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")
+        _common_dirs[repo] = Path(found)
+    return _common_dirs[repo]
+
+
+@contextlib.asynccontextmanager
+async def admin_lock(repo: Path) -> AsyncIterator[None]:
+    """The lock for changing a repository's worktrees and branches.
+
+    Git reads every worktree's administrative files when it adds, removes, lists or prunes a
+    worktree, or creates or deletes a branch; one that another process is just creating makes it
+    fail ("failed to read .git/worktrees/<name>/commondir"). The lock lives in the repository's
+    common git directory, so every taskorch process on this host shares it.
+    """
+    async with file_lock(await common_dir(repo) / "taskorch-admin.lock"):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def file_lock(path: Path, *, timeout_s: float = LOCK_TIMEOUT_S) -> AsyncIterator[None]:
+    """An exclusive lock on ``path``: coroutines of this event loop queue on an asyncio lock,
+    processes on an advisory ``flock`` of the file."""
+    loop = asyncio.get_running_loop()
+    local = _local_locks.setdefault(loop, {}).setdefault(path, asyncio.Lock())
+    async with local:
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        async with _flock(path, loop.time() + timeout_s, timeout_s):
+            yield
+
+
+@contextlib.asynccontextmanager
+async def _flock(path: Path, deadline: float, timeout_s: float) -> AsyncIterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        loop = asyncio.get_running_loop()
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if loop.time() >= deadline:
+                    raise WorkspaceError(
+                        f"timed out after {timeout_s:g} s waiting for the lock {path}"
+                    ) from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,188 @@
+"""A target repository as a whole: validating it, the managed scratch repository, landing a branch
+on the base branch, and the pull-request data of a branch.
+
+The one-line errors here are what ``taskorch run --repo PATH`` shows for a path that is not a git
+repository or a base branch with uncommitted changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+from taskorch.runtime import git as g
+from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.workspace_records import (
+    BaseMerge,
+    CommitInfo,
+    PullRequestSummary,
+    parse_numstat,
+)
+
+SCRATCH_README = "# taskorch scratch repository\n\nWork of taskorch runs without --repo.\n"
+
+
+async def check_repository(
+    path: Path, base_branch: str | None = None, *, require_clean: bool = True
+) -> tuple[Path, str]:
+    """``(repository root, base branch)`` for ``path``, or a one-line :class:`WorkspaceError`.
+
+    ``base_branch`` None means the branch checked out there. With ``require_clean`` a checkout of
+    the base branch with uncommitted changes to tracked files is refused (untracked files are not
+    counted: they are in no branch).
+    """
+    path = _absolute(path)
+    if not await asyncio.to_thread(path.is_dir):
+        raise WorkspaceError(f"repository path does not exist or is not a directory: {path}")
+    await g.require_version(path)
+    bare = await g.git(path, "rev-parse", "--is-bare-repository", check=False)
+    if not bare.ok:
+        raise WorkspaceError(f"repository path is not a git repository: {path}")
+    if bare.stdout.strip() == "true":
+        root = Path(await g.out(path, "rev-parse", "--absolute-git-dir"))
+    else:
+        root = Path(await g.out(path, "rev-parse", "--show-toplevel"))
+    if root.resolve() != path.resolve():
+        raise WorkspaceError(
+            f"repository path is not a git repository: {path} (it lies inside the repository "
+            f"{root}; pass that path)"
+        )
+    if base_branch is None:
+        head = await g.git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+        if not head.ok:
+            raise WorkspaceError(
+                f"HEAD of {root} is detached; check out the base branch or name it"
+            )
+        base_branch = head.stdout.strip()
+        if await g.rev(root, f"refs/heads/{base_branch}") is None:
+            raise WorkspaceError(
+                f"branch {base_branch!r} of {root} has no commits yet; make a first commit"
+            )
+    elif await g.rev(root, f"refs/heads/{base_branch}") is None:
+        raise WorkspaceError(f"base branch {base_branch!r} does not exist in {root}")
+    if require_clean:
+        async with g.admin_lock(root):
+            entries = await g.worktrees(root)
+        for entry in entries:
+            if entry.branch != base_branch or entry.bare or not entry.path.is_dir():
+                continue
+            if await g.is_dirty(entry.path, untracked=False):
+                raise WorkspaceError(
+                    f"base branch {base_branch!r} has uncommitted changes in {entry.path}; "
+                    "commit or stash them first"
+                )
+    return root, base_branch
+
+
+async def scratch_repository(home: Path, name: str = "scratch") -> Path:
+    """``<home>/repos/<name>``, created (branch ``main``, one commit) when missing; idempotent and
+    safe when several processes ask at once."""
+    home = _absolute(home)
+    path = home / "repos" / g.check_name("scratch repository name", name)
+    async with g.file_lock(home / "locks" / f"repo-{name}.lock"):
+        if not await asyncio.to_thread((path / ".git").exists):
+            await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
+            await g.git(path, "init", "-q", "-b", "main")
+        if await g.rev(path, "HEAD") is None:
+            await asyncio.to_thread((path / "README.md").write_text, SCRATCH_README)
+            await g.git(path, "add", "README.md")
+            await g.git(path, "commit", "-q", "--no-verify", "-m", "taskorch scratch repository")
+    return path
+
+
+async def commit_all(worktree: Path, message: str) -> str | None:
+    """Commit everything uncommitted in ``worktree`` as ``taskorch`` (no hooks); the new commit,
+    or None when there was nothing to commit."""
+    if not await g.is_dirty(worktree):
+        return None
+    await g.git(worktree, "add", "-A")
+    if await g.succeeds(worktree, "diff", "--cached", "--quiet"):
+        return None
+    await g.git(worktree, "commit", "-q", "--no-verify", "-m", message)
+    return await g.rev(worktree, "HEAD")
+
+
+async def merge_into_base(
+    repo: Path, branch: str, base: str, message: str, *, home: Path
+) -> BaseMerge:
+    """Land ``branch`` on ``base``: fast-forward when possible, else a merge commit.
+
+    Where ``base`` is checked out, the merge happens in that checkout, and only if it is clean; a
+    conflict is aborted (the checkout is left as it was) and raised as
+    :class:`~taskorch.runtime.git.MergeConflictError`. Where it is checked out nowhere, the merge
+    is computed without a checkout (``merge-tree``) and the branch moved with a compare-and-swap.
+    One merge into a repository's base at a time (a lock per repository under ``home``).
+    """
+    ref = f"refs/heads/{base}"
+    digest = hashlib.sha1(str(repo).encode()).hexdigest()[:16]
+    async with g.file_lock(home / "locks" / f"repo-{digest}.lock"):
+        head = await _tip(repo, f"refs/heads/{branch}")
+        base_tip = await _tip(repo, ref)
+        if await g.is_ancestor(repo, head, base_tip):
+            return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
+        async with g.admin_lock(repo):
+            entries = await g.worktrees(repo)
+        holder = next((e for e in entries if e.branch == base and not e.bare), None)
+        if holder is not None and await asyncio.to_thread(holder.path.is_dir):
+            new = await _merge_in_checkout(holder.path, branch, base, message)
+        else:
+            if await g.is_ancestor(repo, base_tip, head):
+                new = head
+            else:
+                new = await _merge_without_checkout(repo, branch, base, base_tip, head, message)
+            await g.git(repo, "update-ref", "-m", message, ref, new, base_tip)
+        return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
+
+
+async def summarise(repo: Path, base: str, branch: str) -> PullRequestSummary:
+    """Commits (oldest first) and diff stat of ``branch`` against its merge base with ``base``."""
+    head = await _tip(repo, f"refs/heads/{branch}")
+    start = await g.out(repo, "merge-base", f"refs/heads/{base}", head)
+    log = await g.out(repo, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
+    commits = [CommitInfo(*line.split("\0", 1)) for line in log.splitlines() if line]
+    stat = parse_numstat(await g.out(repo, "diff", "--numstat", "--no-renames", start, head))
+    return PullRequestSummary(base, branch, start, head, commits, stat)
+
+
+async def _tip(cwd: Path, name: str) -> str:
+    tip = await g.rev(cwd, name)
+    if tip is None:
+        raise WorkspaceError(f"{name} does not exist in {cwd}")
+    return tip
+
+
+async def _merge_in_checkout(checkout: Path, branch: str, base: str, message: str) -> str:
+    if await g.is_dirty(checkout, untracked=False):
+        raise WorkspaceError(
+            f"base branch {base!r} has uncommitted changes in {checkout}; "
+            "commit or stash them, then merge again"
+        )
+    merge = ("merge", "--no-edit", "--no-verify", "-m", message, branch)
+    result = await g.git(checkout, *merge, check=False)
+    if not result.ok:
+        conflicts = await g.diff_names(checkout, "--diff-filter=U")
+        if await g.rev(checkout, "MERGE_HEAD") is not None:
+            await g.git(checkout, "merge", "--abort", check=False)
+        if conflicts:
+            raise g.MergeConflictError(f"merge of {branch} into {base}", conflicts)
+        raise g.GitError(merge, checkout, result.returncode, result.stderr or result.stdout)
+    return await _tip(checkout, "HEAD")
+
+
+async def _merge_without_checkout(
+    repo: Path, branch: str, base: str, base_tip: str, head: str, message: str
+) -> str:
+    merge = ("merge-tree", "--write-tree", "--name-only", "--no-messages", base_tip, head)
+    result = await g.git(repo, *merge, check=False)
+    lines = result.stdout.splitlines()
+    if result.returncode == 1:
+        conflicts = sorted({line for line in lines[1:] if line})
+        raise g.MergeConflictError(f"merge of {branch} into {base}", conflicts)
+    if not result.ok or not lines:
+        raise g.GitError(merge, repo, result.returncode, result.stderr)
+    return await g.out(repo, "commit-tree", lines[0], "-p", base_tip, "-p", head, "-m", message)
+
+
+def _absolute(path: Path) -> Path:
+    return path.expanduser().absolute()

@@ -1,0 +1,430 @@
+"""The git workspace of one workflow: its branch, a worktree per subtask, merges, cleanup.
+
+Names (everything a workflow touches lives under ``refs/heads/taskorch/<workflow_id>/``):
+
+- ``taskorch/<wf>/main``: the workflow branch, created from the base branch; merges of subtasks
+  land on it in the worktree ``<home>/worktrees/<wf>/main``.
+- ``taskorch/<wf>/sub/<key>``: a subtask's branch, in the worktree
+  ``<home>/worktrees/<wf>/subtasks/<key>``, created from the workflow branch as it stands when the
+  subtask is prepared (so it sees its dependencies' merged work).
+- ``taskorch/<wf>/kept/<key>/<n>``: unmerged work of an earlier attempt, kept when a subtask is
+  prepared afresh.
+
+(Git cannot hold both ``taskorch/<wf>`` and ``taskorch/<wf>/<key>``: a branch name cannot also
+be a directory of branch names. Hence ``/main`` and ``/sub/``.)
+
+Guarantees: a branch is deleted only when its tip is contained in the workflow branch (or, for
+the workflow branch, in the base branch), so no unmerged commit ever loses its name; uncommitted
+work in a worktree is committed to its branch before the worktree is removed; only branches under
+this workflow's namespace and worktrees under its directory are ever touched. Every operation is
+idempotent: re-running it after a crash finishes or redoes it cleanly. Operations that change a
+workflow's git state hold a file lock per workflow (merges into the base branch: one per
+repository), so concurrent coroutines and processes on one host take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskorch.runtime import git as g
+from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.repository import (
+    check_repository,
+    merge_into_base,
+    scratch_repository,
+    summarise,
+)
+from taskorch.runtime.repository import commit_all as commit_worktree
+from taskorch.runtime.workspace_records import (
+    BaseMerge,
+    CleanupReport,
+    DiffStat,
+    MergeResult,
+    MergeStatus,
+    PullRequestSummary,
+    parse_numstat,
+)
+
+__all__ = [
+    "BaseMerge",
+    "CleanupReport",
+    "DiffStat",
+    "MergeResult",
+    "MergeStatus",
+    "PullRequestSummary",
+    "Workspace",
+    "WorkspaceError",
+    "check_repository",
+]
+
+_MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Merge:
+    commit: str
+    first_parent: str
+    subtask_tip: str
+
+
+class Workspace:
+    """One workflow's branches and worktrees in ``repo``; scratch space under ``home``."""
+
+    def __init__(
+        self, repo: Path, workflow_id: str, base_branch: str | None = None, *, home: Path
+    ) -> None:
+        self.repo = repo.absolute()
+        self.workflow_id = g.check_name("workflow id", workflow_id)
+        self.home = home.absolute().resolve()
+        self.namespace = f"taskorch/{workflow_id}/"
+        self.workflow_branch = f"{self.namespace}main"
+        self.root = self.home / "worktrees" / workflow_id
+        self.workflow_worktree = self.root / "main"
+        self._base = base_branch
+        self._started = False
+        self._workflow_gitdir: Path | None = None
+
+    @classmethod
+    async def for_repo(
+        cls,
+        path: Path,
+        workflow_id: str,
+        *,
+        home: Path,
+        base_branch: str | None = None,
+        require_clean: bool = True,
+    ) -> Workspace:
+        """A workspace in the repository at ``path``, validated (see :func:`check_repository`)."""
+        root, base = await check_repository(path, base_branch, require_clean=require_clean)
+        return cls(root, workflow_id, base, home=home)
+
+    @classmethod
+    async def managed(cls, home: Path, workflow_id: str, *, name: str = "scratch") -> Workspace:
+        """A workspace in the scratch repository ``<home>/repos/<name>`` (created with an initial
+        commit on ``main`` when missing)."""
+        path = await scratch_repository(home, name)
+        return await cls.for_repo(path, workflow_id, home=home)
+
+    # --- names -----------------------------------------------------------------------------------
+
+    @property
+    def base_branch(self) -> str:
+        if self._base is None:
+            raise WorkspaceError("the base branch is not resolved yet; call start() first")
+        return self._base
+
+    def subtask_branch(self, key: str) -> str:
+        return f"{self.namespace}sub/{g.check_name('subtask key', key)}"
+
+    def subtask_worktree(self, key: str) -> Path:
+        return self.root / "subtasks" / g.check_name("subtask key", key)
+
+    # --- the workflow branch ---------------------------------------------------------------------
+
+    async def start(self) -> Path:
+        """Create the workflow branch (from the base branch) and its worktree; idempotent."""
+        if self._started and await asyncio.to_thread(self.workflow_worktree.is_dir):
+            return self.workflow_worktree
+        if self._base is None:
+            _, self._base = await check_repository(self.repo, require_clean=False)
+        branch, path = self.workflow_branch, self.workflow_worktree
+        async with self._lock(), g.admin_lock(self.repo):
+            if await g.rev(self.repo, f"refs/heads/{branch}") is None:
+                await g.git(self.repo, "branch", branch, f"refs/heads/{self._base}")
+            holder = next((e for e in await g.worktrees(self.repo) if e.branch == branch), None)
+            if not (holder and _same(holder.path, path) and _usable(holder)):
+                await self._remove_worktrees(path, branch)
+                await g.git(self.repo, "worktree", "add", "-q", str(path), branch)
+                self._workflow_gitdir = None
+        self._started = True
+        return path
+
+    # --- subtasks --------------------------------------------------------------------------------
+
+    async def prepare_subtask(self, key: str) -> Path:
+        """The subtask's worktree on its branch, starting at the workflow branch as it is now.
+
+        Idempotent: an existing worktree that already starts there is reused as it is. Otherwise
+        it is recreated; work an earlier attempt left that is not in the workflow branch is first
+        kept on ``taskorch/<wf>/kept/<key>/<n>`` (uncommitted changes committed), never dropped.
+        """
+        branch, path = self.subtask_branch(key), self.subtask_worktree(key)
+        await self.start()
+        async with self._lock():
+            workflow_tip = await self._tip(self.workflow_branch)
+            tip = await g.rev(self.repo, f"refs/heads/{branch}")
+            holder = None
+            if tip is not None:
+                async with g.admin_lock(self.repo):
+                    entries = await g.worktrees(self.repo)
+                holder = next((e for e in entries if e.branch == branch and _usable(e)), None)
+                if holder is not None:
+                    message = f"taskorch: unfinished work of subtask {key}"
+                    tip = await commit_worktree(holder.path, message) or tip
+                    if tip == workflow_tip and _same(holder.path, path):
+                        return path
+            async with g.admin_lock(self.repo):
+                if tip is not None and not await g.is_ancestor(self.repo, tip, workflow_tip):
+                    await self._keep(key, tip)
+                if holder is not None or tip is not None or await asyncio.to_thread(path.exists):
+                    await self._remove_worktrees(path, branch)
+                await g.git(
+                    self.repo, "worktree", "add", "-q", "-B", branch, str(path), workflow_tip
+                )
+            return path
+
+    async def commit_all(self, key: str, message: str) -> str | None:
+        """Commit everything left uncommitted in the subtask's worktree (as ``taskorch``); the new
+        commit, or None when there was nothing to commit."""
+        return await commit_worktree(await self._existing_worktree(key), message)
+
+    async def changed_files(self, key: str) -> list[str]:
+        """Files the subtask changed since its branch point: its commits plus uncommitted
+        changes in its worktree (paths relative to the repository root, sorted)."""
+        branch = self.subtask_branch(key)
+        tip = await g.rev(self.repo, f"refs/heads/{branch}")
+        files: set[str] = set()
+        if tip is not None:
+            files.update(await g.diff_names(self.repo, f"{self.workflow_branch}...{tip}"))
+        if not files:  # nothing unmerged: perhaps merged already
+            merge = (await self._merges()).get(key)
+            if merge is not None and tip in (None, merge.subtask_tip):
+                files.update(await g.diff_names(self.repo, merge.first_parent, merge.commit))
+            elif tip is None:
+                raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
+        path = self.subtask_worktree(key)
+        if await asyncio.to_thread(path.is_dir):
+            files.update(await g.status_paths(path))
+        return sorted(files)
+
+    async def diff_stat(self, key: str) -> DiffStat:
+        """Committed changes of the subtask's branch since its branch point (lines per file)."""
+        branch = self.subtask_branch(key)
+        tip = await g.rev(self.repo, f"refs/heads/{branch}")
+        if tip is None:
+            raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
+        span = f"{self.workflow_branch}...{tip}"
+        return parse_numstat(await g.out(self.repo, "diff", "--numstat", "--no-renames", span))
+
+    async def is_merged(self, key: str) -> bool:
+        """Whether a merge of this subtask landed on the workflow branch."""
+        return key in await self._merges()
+
+    async def merge_subtask(self, key: str) -> MergeResult:
+        """Merge the subtask's branch into the workflow branch (``--no-ff``, one merge commit per
+        subtask), then remove its worktree and branch.
+
+        Uncommitted work in its worktree is committed first. A conflict aborts the merge and
+        leaves both branches and the subtask's worktree as they were: status ``conflict`` with the
+        files. A branch with nothing beyond the workflow branch gives ``nothing_to_merge``; a
+        re-run after the merge landed gives ``already_merged``.
+        """
+        branch, path = self.subtask_branch(key), self.subtask_worktree(key)
+        await self.start()
+        async with self._lock():
+            await self._reset_workflow_worktree()
+            if await asyncio.to_thread(path.is_dir):
+                await commit_worktree(path, f"taskorch: uncommitted work of subtask {key}")
+            tip = await g.rev(self.repo, f"refs/heads/{branch}")
+            workflow_tip = await self._tip(self.workflow_branch)
+            if tip is None or await g.is_ancestor(self.repo, tip, workflow_tip):
+                merge = (await self._merges()).get(key)
+                if merge is not None and tip in (None, merge.subtask_tip):
+                    files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
+                    await self._drop_subtask(key)
+                    status = MergeStatus.ALREADY_MERGED
+                    return MergeResult(key, status, branch, merge.commit, files)
+                if tip is None:
+                    raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
+                return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
+            files = await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
+            subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
+            body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
+            merge_args = ("merge", "--no-ff", "--no-verify", "-m", subject, "-m", body, branch)
+            result = await g.git(self.workflow_worktree, *merge_args, check=False)
+            if not result.ok:
+                conflicts = await g.diff_names(self.workflow_worktree, "--diff-filter=U")
+                await self._reset_workflow_worktree()
+                if not conflicts:
+                    output = result.stderr or result.stdout
+                    raise g.GitError(merge_args, self.workflow_worktree, result.returncode, output)
+                return MergeResult(
+                    key, MergeStatus.CONFLICT, branch, None, files, conflicts=conflicts
+                )
+            commit = await self._tip("HEAD", self.workflow_worktree)
+            await self._drop_subtask(key)
+            return MergeResult(key, MergeStatus.MERGED, branch, commit, files)
+
+    # --- the end of a workflow -------------------------------------------------------------------
+
+    async def pr_summary(self) -> PullRequestSummary:
+        """Commits and diff stat of the workflow branch against its merge base with the base
+        branch: the data of the pull request record."""
+        return await summarise(self.repo, self.base_branch, self.workflow_branch)
+
+    async def merge_to_base(self) -> BaseMerge:
+        """Land the workflow branch on the base branch (see :func:`merge_into_base`)."""
+        message = f"taskorch: merge workflow {self.workflow_id} ({self.workflow_branch})"
+        return await merge_into_base(
+            self.repo, self.workflow_branch, self.base_branch, message, home=self.home
+        )
+
+    async def cleanup(self, cancelled: bool = True) -> CleanupReport:
+        """Remove this workflow's worktrees and the branches whose work is merged.
+
+        Uncommitted work in a subtask's worktree is committed to its branch first. A subtask or
+        kept branch is deleted only when the workflow branch contains it, the workflow branch
+        only when the base branch contains it; the rest are kept (and reported). Nothing outside
+        ``taskorch/<workflow_id>/`` and ``<home>/worktrees/<workflow_id>/`` is touched.
+        """
+        why = "the workflow was cancelled" if cancelled else "the workflow ended"
+        async with self._lock():
+            async with g.admin_lock(self.repo):
+                entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
+            for entry in entries:
+                if entry.branch != self.workflow_branch and _usable(entry):
+                    await commit_worktree(entry.path, f"taskorch: unfinished work kept ({why})")
+            async with g.admin_lock(self.repo):
+                for entry in entries:
+                    await self._remove_worktrees(entry.path, entry.branch)
+                if await asyncio.to_thread(self.root.exists):
+                    await asyncio.to_thread(shutil.rmtree, self.root, True)
+                    await g.git(self.repo, "worktree", "prune")
+                deleted, kept = await self._delete_merged_branches()
+        self._started = False
+        return CleanupReport([str(e.path) for e in entries], deleted, kept)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _lock(self) -> AsyncIterator[None]:
+        async with g.file_lock(self.home / "locks" / f"{self.workflow_id}.lock"):
+            yield
+
+    async def _tip(self, name: str, cwd: Path | None = None) -> str:
+        tip = await g.rev(cwd or self.repo, name)
+        if tip is None:
+            raise WorkspaceError(f"{name} does not exist in {cwd or self.repo}")
+        return tip
+
+    async def _existing_worktree(self, key: str) -> Path:
+        path = self.subtask_worktree(key)
+        if not path.is_dir():
+            raise WorkspaceError(f"subtask {key} has no worktree at {path}; prepare it first")
+        return path
+
+    async def _merges(self) -> dict[str, _Merge]:
+        """The subtask merges on the workflow branch: its first-parent chain of our merge commits,
+        newest first, down to the commit the branch started from."""
+        prefix = "taskorch: merge subtask "
+        suffix = f" into {self.workflow_branch}"
+        listed = await g.git(
+            self.repo,
+            *("log", "--first-parent", "-n", "1000", "--format=%H %P%x00%s"),
+            f"refs/heads/{self.workflow_branch}",
+            "--",
+            check=False,
+        )
+        merges: dict[str, _Merge] = {}
+        for line in listed.stdout.splitlines():
+            shas, _, subject = line.partition("\0")
+            parts = shas.split()
+            if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
+                break
+            key = subject[len(prefix) : -len(suffix)]
+            merges.setdefault(key, _Merge(parts[0], parts[1], parts[2]))
+        return merges
+
+    async def _keep(self, key: str, tip: str) -> str:
+        taken = await g.branches(self.repo, f"{self.namespace}kept/{key}/")
+        number = 1
+        while f"{self.namespace}kept/{key}/{number}" in taken:
+            number += 1
+        name = f"{self.namespace}kept/{key}/{number}"
+        await g.git(self.repo, "branch", name, tip)
+        return name
+
+    async def _remove_worktrees(self, path: Path, branch: str | None) -> None:
+        """Remove the worktree at ``path`` and any that has ``branch`` checked out (ours only).
+        The caller holds the admin lock."""
+        prune = False
+        for entry in await g.worktrees(self.repo):
+            if not (_same(entry.path, path) or (branch is not None and entry.branch == branch)):
+                continue
+            if not _under(entry.path, self.root):
+                raise WorkspaceError(
+                    f"branch {branch} is checked out in {entry.path}, outside taskorch's "
+                    "worktrees; check out another branch there"
+                )
+            remove = ("worktree", "remove", "--force", "--force", str(entry.path))
+            prune = not (await g.git(self.repo, *remove, check=False)).ok or prune
+        if _under(path, self.root) and await asyncio.to_thread(path.exists):
+            await asyncio.to_thread(shutil.rmtree, path, True)
+            prune = True
+        if prune:
+            await g.git(self.repo, "worktree", "prune")
+
+    async def _drop_subtask(self, key: str) -> None:
+        """Remove a merged subtask's worktree and branch. ``git branch -d`` run in the workflow
+        worktree refuses a branch that its HEAD (the workflow branch) does not contain."""
+        branch, path = self.subtask_branch(key), self.subtask_worktree(key)
+        async with g.admin_lock(self.repo):
+            remove = ("worktree", "remove", "--force", "--force", str(path))
+            if not (await g.git(self.repo, *remove, check=False)).ok:
+                await self._remove_worktrees(path, branch)
+            if await g.rev(self.repo, f"refs/heads/{branch}") is not None:
+                await g.git(self.workflow_worktree, "branch", "-d", "-q", branch)
+
+    def _owns(self, entry: g.WorktreeEntry) -> bool:
+        return _under(entry.path, self.root) or (
+            entry.branch is not None and entry.branch.startswith(self.namespace)
+        )
+
+    async def _reset_workflow_worktree(self) -> None:
+        """The workflow worktree is taskorch's own: a merge left half-done, or files a test run
+        left behind, are cleared before the next merge."""
+        cwd = self.workflow_worktree
+        if self._workflow_gitdir is None:
+            self._workflow_gitdir = Path(await g.out(cwd, "rev-parse", "--absolute-git-dir"))
+        merging = await asyncio.to_thread((self._workflow_gitdir / "MERGE_HEAD").exists)
+        if merging or await g.is_dirty(cwd):
+            if merging:
+                await g.git(cwd, "merge", "--abort", check=False)
+            await g.git(cwd, "reset", "-q", "--hard", "HEAD")
+            await g.git(cwd, "clean", "-fdq")
+
+    async def _delete_merged_branches(self) -> tuple[list[str], list[str]]:
+        found = await g.branches(self.repo, self.namespace)
+        workflow_tip = found.get(self.workflow_branch)
+        base_tip = await g.rev(self.repo, f"refs/heads/{self.base_branch}")
+        deleted: list[str] = []
+        kept: list[str] = []
+        for name, tip in sorted(found.items()):
+            container = base_tip if name == self.workflow_branch else workflow_tip
+            if container is not None and await g.is_ancestor(self.repo, tip, container):
+                await g.git(self.repo, "branch", "-D", "-q", name)
+                deleted.append(name)
+            else:
+                kept.append(name)
+        return deleted, kept
+
+
+def _absolute(path: Path) -> Path:
+    return path.expanduser().absolute()
+
+
+def _usable(entry: g.WorktreeEntry) -> bool:
+    return not entry.prunable and entry.path.is_dir()
+
+
+def _same(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def _under(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())

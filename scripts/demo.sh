@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: SQLite under .taskorch/, offline planner, no services.
+# The main job on the embedded default: SQLite under .taskorch/, the offline planner, simulated
+# agents in a managed scratch git repository. No services, no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 taskorch=.venv/bin/taskorch
 
 $taskorch init
-$taskorch task add "Add authentication system with security audit and documentation" \
-  --priority high --description "Users log in with email and password; audit it; document it."
-$taskorch task list
-$taskorch parse "Add authentication system with security audit and documentation"
-$taskorch health
+$taskorch run "Add authentication system with security audit and documentation"
+$taskorch status
+$taskorch metrics

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     enable_nlp: bool = True
     enable_agent_coordination: bool = True
 
+    test_command: str | None = None
+    """The validation test command, split into argv like a shell would (but never run by one)."""
+    test_timeout_s: float = Field(default=600.0, gt=0)
+
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8765, ge=1, le=65535)
     taskorch_api_token: SecretStr | None = None

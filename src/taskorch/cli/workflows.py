@@ -111,7 +111,7 @@ def show_workflow(item: WorkflowStatus) -> None:
         pr = data["pull_request"]
         console.print(
             Text(
-                f"pull request: {pr.get('url') or pr.get('branch', '')} "
+                f"pull request: {pr.get('url') or pr.get('head_branch', '')} "
                 f"({pr.get('commits_count', len(pr.get('commits', [])))} commits)"
             )
         )

@@ -20,7 +20,7 @@ from taskorch.domain.dag import DependencyResolver
 from taskorch.domain.errors import PlanError, TaskorchError
 from taskorch.domain.models import JSONDict, Subtask, Task, TaskStatus, Workflow, task_ref
 from taskorch.domain.plan import Domain, Plan, PlanSubtask, WorkerType
-from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
+from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState, can_transition_workflow
 from taskorch.store import Store
 from taskorch.store.queue import QueueEvent, SubtaskQueue
 
@@ -249,6 +249,10 @@ class Pipeline:
         }
         if workflow.status is W.PROCESSING:
             return await self._fail(workflow, reason)
+        if not can_transition_workflow(workflow.status, W.CANCELLED):
+            # After the pull request the state machine has no way out but forward (e.g. a base
+            # branch that moved and conflicts): stop here, in place, and say why.
+            raise error
         moved = await self._move(workflow, W.CANCELLED, reason)
         await self._finish_task(
             moved, TaskStatus.FAILED if isinstance(error, PlanError) else TaskStatus.CANCELLED

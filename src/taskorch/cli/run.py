@@ -1,0 +1,219 @@
+"""``taskorch run``, ``process``, ``batch``, ``cancel``, ``monitor``: tasks to merged code."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from taskorch.agents.base import AgentAdapter
+from taskorch.agents.sim_worktree import SimWorktreeAgent
+from taskorch.cli.app import app, console, print_json, run, settings
+from taskorch.cli.workflows import show_workflow, styled
+from taskorch.domain.errors import InputError
+from taskorch.domain.models import NewTask, Workflow, parse_task_ref
+from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.engine import OrchestrationEngine
+from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
+from taskorch.engine.status import WorkflowStatus
+from taskorch.runtime.workspace import check_repository
+
+RepoOption = Annotated[
+    Path | None,
+    typer.Option("--repo", help="Target git repository (default: a scratch repository)."),
+]
+AgentOption = Annotated[str, typer.Option("--agent", help="Agent for the subtasks: sim.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the final status as JSON.")]
+
+
+@asynccontextmanager
+async def _engine() -> AsyncIterator[OrchestrationEngine]:
+    config = settings()
+    engine = OrchestrationEngine(config)
+    test_command = shlex.split(config.test_command) if config.test_command else None
+    engine.delivery = GitDelivery(
+        engine.store, config.home, test_command=test_command, test_timeout_s=config.test_timeout_s
+    )
+    async with engine:
+        yield engine
+
+
+def _agents(engine: OrchestrationEngine, kind: str) -> dict[str | None, AgentAdapter]:
+    if kind != "sim":
+        raise InputError(f"unknown agent {kind!r}: use sim (registered agents come later)")
+    assert isinstance(engine.delivery, GitDelivery)
+    return {None: WorkspaceAgent(SimWorktreeAgent(), engine.delivery)}
+
+
+async def _options(repo: Path | None, agent: str) -> dict[str, str]:
+    options = {"agent": agent}
+    if repo is not None:
+        root, _ = await check_repository(repo, None, require_clean=True)
+        options["repo"] = str(root)
+    return options
+
+
+def _finish(statuses: list[WorkflowStatus], as_json: bool) -> None:
+    if as_json:
+        print_json([s.to_dict() for s in statuses] if len(statuses) > 1 else statuses[0].to_dict())
+    else:
+        for status in statuses:
+            show_workflow(status)
+    if any(s.state != "merged" for s in statuses):
+        raise typer.Exit(1)
+
+
+def _process(
+    body: Callable[
+        [OrchestrationEngine, Callable[[Workflow], None]], Awaitable[list[WorkflowStatus]]
+    ],
+    as_json: bool,
+) -> None:
+    async def main() -> list[WorkflowStatus]:
+        async with _engine() as engine:
+            line = Text("starting")
+            # --json keeps stdout clean: the live line goes nowhere then.
+            with Live(
+                line, console=console if not as_json else Console(quiet=True), transient=True
+            ) as live:
+
+                def progress(workflow: Workflow) -> None:
+                    live.update(Text.assemble(f"{workflow.id}  ", styled(workflow.status.value)))
+
+                return await body(engine, progress)
+
+    _finish(run(main), as_json)
+
+
+@app.command("run")
+def run_(
+    text: Annotated[str | None, typer.Argument(help="The requirement.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Read the requirement here.")] = None,
+    repo: RepoOption = None,
+    agent: AgentOption = "sim",
+    as_json: JsonOption = False,
+) -> None:
+    """Add a requirement as a task and carry it to merged code, showing live progress."""
+
+    async def body(
+        engine: OrchestrationEngine, progress: Callable[[Workflow], None]
+    ) -> list[WorkflowStatus]:
+        requirement = _requirement(text, file)
+        options = await _options(repo, agent)
+        title = requirement.strip().splitlines()[0][:120]
+        task = await engine.add_task(NewTask.create(title, requirement))
+        return [
+            await engine.process_task(
+                task.id, agents=_agents(engine, agent), options=options, on_progress=progress
+            )
+        ]
+
+    _process(body, as_json)
+
+
+@app.command()
+def process(
+    task_id: Annotated[str, typer.Argument(metavar="TASK_ID")],
+    repo: RepoOption = None,
+    agent: AgentOption = "sim",
+    as_json: JsonOption = False,
+) -> None:
+    """Carry a stored task to merged code."""
+
+    async def body(
+        engine: OrchestrationEngine, progress: Callable[[Workflow], None]
+    ) -> list[WorkflowStatus]:
+        task = await engine.get_task(parse_task_ref(task_id))
+        return [
+            await engine.process_task(
+                task.id,
+                agents=_agents(engine, agent),
+                options=await _options(repo, agent),
+                on_progress=progress,
+            )
+        ]
+
+    _process(body, as_json)
+
+
+@app.command()
+def batch(
+    task_ids: Annotated[str, typer.Argument(metavar="ID,ID,...")],
+    repo: RepoOption = None,
+    agent: AgentOption = "sim",
+    as_json: JsonOption = False,
+) -> None:
+    """Carry several stored tasks to merged code at once."""
+
+    async def body(
+        engine: OrchestrationEngine, progress: Callable[[Workflow], None]
+    ) -> list[WorkflowStatus]:
+        ids = [parse_task_ref(part) for part in task_ids.split(",") if part.strip()]
+        if not ids:
+            raise InputError("no task ids given: use e.g. `taskorch batch 1,2,3`")
+        for task_id in ids:
+            await engine.get_task(task_id)
+        return await engine.process_batch(
+            ids,
+            agents=_agents(engine, agent),
+            options=await _options(repo, agent),
+            on_progress=progress,
+        )
+
+    _process(body, as_json)
+
+
+@app.command()
+def cancel(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) -> None:
+    """Cancel a workflow: its running subtasks stop, its worktrees are removed."""
+
+    async def body() -> WorkflowStatus:
+        async with _engine() as engine:
+            return await engine.cancel_workflow(workflow_id)
+
+    status = run(body)
+    console.print(Text.assemble(f"{status.workflow.id}  ", styled(status.state)))
+
+
+@app.command()
+def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) -> None:
+    """Follow a workflow live until it ends."""
+
+    async def body() -> WorkflowStatus:
+        async with _engine() as engine:
+            status = await engine.get_workflow_status(workflow_id)
+            while status.workflow.status not in WORKFLOW_TERMINAL:
+                console.print(
+                    Text.assemble(
+                        f"{status.workflow.id}  ",
+                        styled(status.state),
+                        f"  {status.progress_percent:.0f}%  stage {status.current_stage or '-'}",
+                    )
+                )
+                await asyncio.sleep(1.0)
+                status = await engine.get_workflow_status(workflow_id)
+            return status
+
+    show_workflow(run(body))
+
+
+def _requirement(text: str | None, file: Path | None) -> str:
+    if (text is None) == (file is None):
+        raise InputError("give the requirement as TEXT or with --file PATH (one of them)")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read {file}: {exc.strerror}") from None
+    assert text is not None
+    if not text.strip():
+        raise InputError("the requirement is empty: describe the work to do")
+    return text

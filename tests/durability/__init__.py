@@ -1,0 +1,1 @@
+"""Durability tests: real ``taskorch worker`` subprocesses killed, restarted and cut off."""

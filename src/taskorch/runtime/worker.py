@@ -29,6 +29,10 @@ from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_SETTLE_TRIES = 5
+"""Tries at storing the last outcomes before exiting (a database blip must not turn finished work
+into zombies that run again)."""
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
@@ -102,10 +106,12 @@ class Worker:
         try:
             await self._loop(once)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            await self._shutdown()
+            try:
+                await self._shutdown()  # leases are still kept while running attempts finish
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
         return self.stats
 
     async def _loop(self, once: bool) -> None:
@@ -142,14 +148,29 @@ class Worker:
         return bool(counts.get("queued") or counts.get("assigned") or counts.get("running"))
 
     async def _shutdown(self) -> None:
-        if self._running:
-            waiting = [r.task for r in self._running.values() if r.task is not None]
-            _, late = await asyncio.wait(waiting, timeout=self.config.shutdown_grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        """Claim nothing more; store each running attempt's outcome as it finishes (the lease
+        keeper still runs, so no other worker takes them over meanwhile) until none is left or
+        the grace period is over; then end the late ones."""
         self._stopping = True
-        await self._step()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace_s
+        while self._running and loop.time() < deadline:
+            waiting = {r.task for r in self._running.values() if r.task is not None}
+            if not waiting:
+                break
+            await asyncio.wait(
+                waiting, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
+            if self._settling:
+                await self._step()
+        late = [r.task for r in self._running.values() if r.task is not None]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        for _ in range(SHUTDOWN_SETTLE_TRIES):
+            await self._step()
+            if not self._settling:
+                break
 
     # --- settling and claiming ------------------------------------------------------------
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from test_cli_tasks import ok, taskorch
@@ -80,3 +84,37 @@ def test_run_needs_a_requirement(tmp_path: Path) -> None:
     result = taskorch("run", "   ", home=tmp_path / "h")
     assert result.returncode == 1
     assert "requirement is empty" in result.stderr
+
+
+def test_kill_9_mid_pipeline_then_resume_to_merged(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    env = {**os.environ, "TASKORCH_HOME": str(home), "LEASE_S": "1.0"}
+    env.pop("DATABASE_URL", None)
+    text = "Add authentication system with security audit and documentation"
+    with subprocess.Popen(
+        [sys.executable, "-m", "taskorch", "run", text, "--sim-duration", "0.4"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    ) as proc:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list((home / "logs" / "tasks").glob("*.json")):
+            time.sleep(0.05)  # at least one subtask finished: we are mid-processing
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    resumed = json.loads(ok(taskorch("resume", "--json", home=home)))
+    assert resumed["state"] == "merged"
+    states = [h["to"] for h in resumed["history"]]
+    assert states[-1] == "merged"
+    assert len(states) == len(set(states)), "no state was entered twice"
+    log = subprocess.run(
+        ["git", "-C", str(home / "repos" / "scratch"), "log", "--oneline"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    merges = [line for line in log.splitlines() if "merge subtask" in line]
+    assert len(merges) == 6, log  # every subtask merged exactly once

@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 from taskorch.agents.base import AgentAdapter
+from taskorch.agents.sim import SimBehaviour
 from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.cli.app import app, console, print_json, run, settings
 from taskorch.cli.workflows import show_workflow, styled
@@ -31,6 +32,9 @@ RepoOption = Annotated[
     typer.Option("--repo", help="Target git repository (default: a scratch repository)."),
 ]
 AgentOption = Annotated[str, typer.Option("--agent", help="Agent for the subtasks: sim.")]
+SimDurationOption = Annotated[
+    float, typer.Option("--sim-duration", min=0, help="Seconds each simulated subtask takes.")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the final status as JSON.")]
 
 
@@ -46,11 +50,14 @@ async def _engine() -> AsyncIterator[OrchestrationEngine]:
         yield engine
 
 
-def _agents(engine: OrchestrationEngine, kind: str) -> dict[str | None, AgentAdapter]:
+def _agents(
+    engine: OrchestrationEngine, kind: str, sim_duration_s: float = 0.0
+) -> dict[str | None, AgentAdapter]:
     if kind != "sim":
         raise InputError(f"unknown agent {kind!r}: use sim (registered agents come later)")
     assert isinstance(engine.delivery, GitDelivery)
-    return {None: WorkspaceAgent(SimWorktreeAgent(), engine.delivery)}
+    sim = SimWorktreeAgent(SimBehaviour(duration_s=sim_duration_s, heartbeat_s=0.5))
+    return {None: WorkspaceAgent(sim, engine.delivery)}
 
 
 async def _options(repo: Path | None, agent: str) -> dict[str, str]:
@@ -99,6 +106,7 @@ def run_(
     file: Annotated[Path | None, typer.Option("--file", help="Read the requirement here.")] = None,
     repo: RepoOption = None,
     agent: AgentOption = "sim",
+    sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
 ) -> None:
     """Add a requirement as a task and carry it to merged code, showing live progress."""
@@ -167,6 +175,28 @@ def batch(
             options=await _options(repo, agent),
             on_progress=progress,
         )
+
+    _process(body, as_json)
+
+
+@app.command()
+def resume(
+    workflow_ids: Annotated[list[str] | None, typer.Argument(metavar="[WORKFLOW_ID]...")] = None,
+    agent: AgentOption = "sim",
+    sim_duration_s: SimDurationOption = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Carry on with workflows stopped mid-way (a crash, a kill); default: all unfinished."""
+
+    async def body(
+        engine: OrchestrationEngine, progress: Callable[[Workflow], None]
+    ) -> list[WorkflowStatus]:
+        statuses = await engine.resume(
+            workflow_ids or None, agents=_agents(engine, agent), on_progress=progress
+        )
+        if not statuses:
+            raise InputError("no unfinished workflows to resume")
+        return statuses
 
     _process(body, as_json)
 

@@ -14,7 +14,7 @@ from taskorch.agents.base import AgentAdapter
 from taskorch.domain.errors import ConfigError, StoreError
 from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Plan
-from taskorch.domain.states import WorkflowState
+from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
@@ -154,6 +154,26 @@ class OrchestrationEngine:
         worker = self.create_worker(agents) if agents else None
         final = await drive(
             pipeline, self.events, [w.id for w in workflows], worker=worker, on_progress=on_progress
+        )
+        return [await self.get_workflow_status(w.id) for w in final]
+
+    async def resume(
+        self,
+        workflow_ids: Sequence[str] | None = None,
+        *,
+        agents: Mapping[str | None, AgentAdapter] | None = None,
+        on_progress: Progress | None = None,
+    ) -> list[WorkflowStatus]:
+        """Carry on with workflows found mid-way (after a crash or a kill): each resumes from its
+        stored state; by default every workflow that has not ended."""
+        if workflow_ids is None:
+            workflows = await self.store.list_workflows()
+            workflow_ids = [w.id for w in workflows if w.status not in WORKFLOW_TERMINAL]
+        for workflow_id in workflow_ids:
+            await self.store.get_workflow(workflow_id)
+        worker = self.create_worker(agents) if agents else None
+        final = await drive(
+            self.pipeline(), self.events, list(workflow_ids), worker=worker, on_progress=on_progress
         )
         return [await self.get_workflow_status(w.id) for w in final]
 

@@ -106,7 +106,7 @@ class Pipeline:
         if self._publish:
             await self._publish(events)
         moved = await self._move(workflow, W.CANCELLED, {"cancelled_subtasks": len(events)})
-        await self.delivery.cleanup(moved, cancelled=True)
+        await self._clean(moved, cancelled=True)
         await self._finish_task(moved, TaskStatus.CANCELLED)
         return moved
 
@@ -226,7 +226,7 @@ class Pipeline:
         moved = await self._move(
             workflow, W.MERGED, {"merge": result}, result={"merged": True, **result}
         )
-        await self.delivery.cleanup(moved, cancelled=False)
+        await self._clean(moved, cancelled=False)
         await self._finish_task(moved, TaskStatus.COMPLETED)
         return moved
 
@@ -234,7 +234,7 @@ class Pipeline:
 
     async def _fail(self, workflow: Workflow, details: JSONDict) -> Workflow:
         moved = await self._move(workflow, W.FAILED, details, result={"merged": False, **details})
-        await self.delivery.cleanup(moved, cancelled=False)
+        await self._clean(moved, cancelled=False)
         await self._finish_task(moved, TaskStatus.FAILED)
         return moved
 
@@ -272,6 +272,13 @@ class Pipeline:
         )
         await self._emit(moved, workflow.status, target)
         return moved
+
+    async def _clean(self, workflow: Workflow, *, cancelled: bool) -> None:
+        """Remove the workflow's worktrees; a failure here is logged, never undoes the state."""
+        try:
+            await self.delivery.cleanup(workflow, cancelled=cancelled)
+        except TaskorchError as exc:
+            log.warning("workflow %s: cleanup failed: %s", workflow.id, exc.message)
 
     async def _emit(
         self, workflow: Workflow, source: WorkflowState | None, target: WorkflowState

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from pathlib import Path
 
 from taskorch.runtime import git as g
@@ -21,6 +22,8 @@ from taskorch.runtime.workspace_records import (
 )
 
 SCRATCH_README = "# taskorch scratch repository\n\nWork of taskorch runs without --repo.\n"
+
+log = logging.getLogger(__name__)
 
 
 async def check_repository(
@@ -91,9 +94,24 @@ async def scratch_repository(home: Path, name: str = "scratch") -> Path:
     return path
 
 
+async def clear_stale_index_lock(worktree: Path) -> None:
+    """Remove an ``index.lock`` left by a git process that was killed (kill -9 of a worker).
+
+    taskorch commits in a worktree only once its agent has finished and under the workspace's
+    locks, so no live git process of ours can hold it then; without this, every later attempt on
+    the subtask would fail with "remove the file manually to continue".
+    """
+    git_dir = Path(await g.out(worktree, "rev-parse", "--absolute-git-dir"))
+    lock = git_dir / "index.lock"
+    if await asyncio.to_thread(lock.exists):
+        log.warning("removing stale %s (left by a killed git process)", lock)
+        await asyncio.to_thread(lock.unlink, missing_ok=True)
+
+
 async def commit_all(worktree: Path, message: str) -> str | None:
     """Commit everything uncommitted in ``worktree`` as ``taskorch`` (no hooks); the new commit,
     or None when there was nothing to commit."""
+    await clear_stale_index_lock(worktree)
     if not await g.is_dirty(worktree):
         return None
     await g.git(worktree, "add", "-A")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from taskorch.domain.errors import AgentError
+from taskorch.domain.errors import NeedsInputError as NeedsInputError  # where adapters look for it
 from taskorch.domain.retry import ErrorClass
 
 _PROMPT = re.compile(
@@ -41,23 +41,6 @@ _NETWORK = re.compile(
     r"network is unreachable|name or service not known",
     re.IGNORECASE,
 )
-
-
-class NeedsInputError(AgentError):
-    """The agent stopped to ask a human something instead of doing the work.
-
-    Not retryable (the same prompt asks the same question): the subtask needs a person or
-    clearer instructions. ``question`` is the agent's last line.
-    """
-
-    def __init__(self, agent: str, question: str) -> None:
-        self.question = question
-        super().__init__(
-            f"agent {agent} is waiting for human input: {question!r}; "
-            "answer it in the instructions or make the subtask more specific",
-            error_class=ErrorClass.AGENT.value,
-            retryable=False,
-        )
 
 
 def clean_text(text: str) -> str:

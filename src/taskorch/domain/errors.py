@@ -18,13 +18,20 @@ The tree::
     │   ├── DatabaseUnavailableError
     │   └── MigrationError
     ├── PlannerError                the planner (heuristic or an LLM provider) failed
-    └── AgentError                  an agent attempt failed; says whether and when to retry
+    ├── AgentError                  an agent attempt failed; says whether and when to retry
+    │   └── NeedsInputError         the agent stopped to ask a human instead of working
+    └── WorkspaceError              the git workspace failed
+        ├── GitError                a git command failed
+        └── MergeConflictError      a merge conflicted (names the files)
 
 Each class's docstring is its default message. Messages are one line that names the bad input and,
 where there is one, what to do about it: the CLI prints them as they are.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 
 class TaskorchError(Exception):
@@ -143,3 +150,45 @@ class AgentError(TaskorchError):
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+
+class NeedsInputError(AgentError):
+    """The agent stopped to ask a human something instead of doing the work.
+
+    Not retryable (the same prompt asks the same question): the subtask needs a person or
+    clearer instructions. ``question`` is the agent's last line.
+    """
+
+    def __init__(self, agent: str, question: str) -> None:
+        self.question = question
+        super().__init__(
+            f"agent {agent} is waiting for human input: {question!r}; "
+            "answer it in the instructions or make the subtask more specific",
+            error_class="agent",
+            retryable=False,
+        )
+
+
+class WorkspaceError(TaskorchError):
+    """The git workspace failed."""
+
+
+class GitError(WorkspaceError):
+    """A git command failed."""
+
+    def __init__(self, args: Sequence[str], cwd: Path, returncode: int, stderr: str) -> None:
+        self.git_args = list(args)
+        self.cwd = cwd
+        self.returncode = returncode
+        self.stderr = stderr
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        detail = lines[-1] if lines else "no message"
+        super().__init__(f"git {' '.join(args)} failed in {cwd} (exit {returncode}): {detail}")
+
+
+class MergeConflictError(WorkspaceError):
+    """A merge conflicted."""
+
+    def __init__(self, what: str, files: Sequence[str]) -> None:
+        self.files = list(files)
+        super().__init__(f"{what} conflicts in: {', '.join(self.files) or '(unknown files)'}")

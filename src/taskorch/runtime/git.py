@@ -24,11 +24,14 @@ import fcntl
 import os
 import re
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskorch.domain.errors import InputError, TaskorchError
+from taskorch.domain.errors import GitError as GitError
+from taskorch.domain.errors import InputError
+from taskorch.domain.errors import MergeConflictError as MergeConflictError
+from taskorch.domain.errors import WorkspaceError as WorkspaceError
 
 GIT_TIMEOUT_S = 120.0
 LOCK_TIMEOUT_S = 300.0
@@ -52,31 +55,6 @@ _DROPPED_ENV = frozenset(
     }
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-class WorkspaceError(TaskorchError):
-    """The git workspace failed."""
-
-
-class GitError(WorkspaceError):
-    """A git command failed."""
-
-    def __init__(self, args: Sequence[str], cwd: Path, returncode: int, stderr: str) -> None:
-        self.git_args = list(args)
-        self.cwd = cwd
-        self.returncode = returncode
-        self.stderr = stderr
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        detail = lines[-1] if lines else "no message"
-        super().__init__(f"git {' '.join(args)} failed in {cwd} (exit {returncode}): {detail}")
-
-
-class MergeConflictError(WorkspaceError):
-    """A merge conflicted."""
-
-    def __init__(self, what: str, files: Sequence[str]) -> None:
-        self.files = list(files)
-        super().__init__(f"{what} conflicts in: {', '.join(self.files) or '(unknown files)'}")
 
 
 def check_name(kind: str, value: str) -> str:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     enable_nlp: bool = True
     enable_agent_coordination: bool = True
 
+    github_token: SecretStr | None = None
+    github_repository: str | None = None
+    """``owner/name``; default: read from the target repository's ``origin`` remote."""
+    github_api_url: str = "https://api.github.com"
+
     test_command: str | None = None
     """The validation test command, split into argv like a shell would (but never run by one)."""
     test_timeout_s: float = Field(default=600.0, gt=0)
@@ -146,5 +151,12 @@ def _describe(exc: ValidationError) -> str:
 
 _ENV_NAMES: dict[str, str] = {}
 _SECRET_FIELDS = frozenset(
-    {"db_password", "anthropic_api_key", "openai_api_key", "agentapi_key", "taskorch_api_token"}
+    {
+        "db_password",
+        "anthropic_api_key",
+        "openai_api_key",
+        "agentapi_key",
+        "taskorch_api_token",
+        "github_token",
+    }
 )

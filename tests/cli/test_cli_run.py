@@ -12,6 +12,8 @@ from pathlib import Path
 
 from test_cli_tasks import ok, taskorch
 
+from fakes.github_server import FakeGitHub
+
 
 def test_run_takes_a_requirement_to_merged(database_url: str, tmp_path: Path) -> None:
     home = tmp_path / ".taskorch"
@@ -118,3 +120,79 @@ def test_kill_9_mid_pipeline_then_resume_to_merged(tmp_path: Path) -> None:
     ).stdout
     merges = [line for line in log.splitlines() if "merge subtask" in line]
     assert len(merges) == 6, log  # every subtask merged exactly once
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def test_run_opens_a_github_pull_request(tmp_path: Path) -> None:
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "init")
+    _git(repo, "remote", "add", "origin", str(origin))
+    with FakeGitHub(token="ghp_secret_token") as github:
+        env = {
+            "GITHUB_TOKEN": "ghp_secret_token",
+            "GITHUB_REPOSITORY": "acme/app",
+            "GITHUB_API_URL": github.url,
+        }
+        result = taskorch(
+            "run",
+            "List all repositories in the portfolio",
+            "--repo",
+            str(repo),
+            "--json",
+            home=tmp_path / ".taskorch",
+            extra_env=env,
+        )
+        final = json.loads(ok(result))
+    assert final["state"] == "merged"
+    pull = final["pull_request"]["github"]
+    assert pull == {
+        "number": 1,
+        "url": "https://github.com/acme/app/pull/1",
+        "repository": "acme/app",
+        "state": "open",
+    }
+    [(_method, path, body)] = [r for r in github.requests if r[0] == "POST"]
+    assert path == "/repos/acme/app/pulls"
+    assert body is not None
+    assert body["base"] == "main"
+    assert body["head"] == f"taskorch/{final['workflow_id']}/main"
+    assert body["head"] in _git(origin, "branch", "--list")
+    assert "ghp_secret_token" not in result.stdout + result.stderr
+
+
+def test_pull_request_already_open_is_found_again(tmp_path: Path) -> None:
+    import asyncio
+
+    from taskorch.runtime.github import GitHubConfig, open_pull_request
+
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "init")
+    _git(repo, "remote", "add", "origin", "git@github.com:acme/app.git")
+    _git(repo, "remote", "set-url", "--push", "origin", str(origin))
+    with FakeGitHub(token="t0k") as github:
+        config = GitHubConfig("t0k", None, github.url)
+        first = asyncio.run(
+            open_pull_request(config, repo, head="main", base="main", title="x", body="y")
+        )
+        again = asyncio.run(
+            open_pull_request(config, repo, head="main", base="main", title="x", body="y")
+        )
+    assert first == again
+    assert first["repository"] == "acme/app"

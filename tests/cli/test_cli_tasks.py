@@ -12,13 +12,17 @@ import pytest
 
 
 def taskorch(
-    *args: str, home: Path, database_url: str | None = None
+    *args: str,
+    home: Path,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
     env["TASKORCH_HOME"] = str(home)
     env["COLUMNS"] = "200"
     if database_url:
         env["DATABASE_URL"] = database_url
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "taskorch", *args],
         capture_output=True,

@@ -25,6 +25,7 @@ from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
 from taskorch.engine.status import WorkflowStatus
+from taskorch.runtime.github import GitHubConfig
 from taskorch.runtime.workspace import check_repository
 
 RepoOption = Annotated[
@@ -43,8 +44,19 @@ async def _engine() -> AsyncIterator[OrchestrationEngine]:
     config = settings()
     engine = OrchestrationEngine(config)
     test_command = shlex.split(config.test_command) if config.test_command else None
+    github = (
+        GitHubConfig(
+            config.github_token.get_secret_value(), config.github_repository, config.github_api_url
+        )
+        if config.github_token
+        else None
+    )
     engine.delivery = GitDelivery(
-        engine.store, config.home, test_command=test_command, test_timeout_s=config.test_timeout_s
+        engine.store,
+        config.home,
+        test_command=test_command,
+        test_timeout_s=config.test_timeout_s,
+        github=github,
     )
     async with engine:
         yield engine

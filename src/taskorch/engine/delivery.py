@@ -14,6 +14,7 @@ from taskorch.domain.models import JSONDict, Subtask, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan
 from taskorch.engine.pipeline import ValidationOutcome
+from taskorch.runtime.github import GitHubConfig, open_pull_request
 from taskorch.runtime.validation import ValidationReport, run_test_command, working_spec_check
 from taskorch.runtime.workspace import Workspace
 from taskorch.runtime.workspace_records import MergeStatus
@@ -28,11 +29,13 @@ class GitDelivery:
         *,
         test_command: Sequence[str] | None = None,
         test_timeout_s: float = 600.0,
+        github: GitHubConfig | None = None,
     ) -> None:
         self.store = store
         self.home = home
         self.test_command = list(test_command) if test_command else None
         self.test_timeout_s = test_timeout_s
+        self.github = github
         self._workspaces: dict[str, Workspace] = {}
 
     async def workspace(self, workflow_id: str) -> Workspace:
@@ -70,6 +73,18 @@ class GitDelivery:
             for s in subtasks
         ]
         summary["commits_count"] = len(summary["commits"])
+        if self.github is not None:
+            workspace = await self.workspace(workflow.id)
+            pull = await open_pull_request(
+                self.github,
+                workspace.repo,
+                head=workspace.workflow_branch,
+                base=workspace.base_branch,
+                title=_title(workflow),
+                body=_body(workflow, subtasks),
+            )
+            summary["github"] = pull
+            summary["url"] = pull["url"]
         return summary
 
     async def validate(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> ValidationOutcome:
@@ -94,6 +109,26 @@ class GitDelivery:
         workspace = await self.workspace(workflow.id)
         await workspace.cleanup(cancelled=cancelled)
         self._workspaces.pop(workflow.id, None)
+
+
+def _title(workflow: Workflow) -> str:
+    plan = workflow.metadata.get("plan", {})
+    return f"taskorch: {plan.get('task_title') or workflow.id}"[:200]
+
+
+def _body(workflow: Workflow, subtasks: Sequence[Subtask]) -> str:
+    lines = [
+        f"Workflow `{workflow.id}` opened this pull request.",
+        "",
+        "| subtask | agent | files |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {s.key} | {s.agent_id or 'default'} | "
+        f"{', '.join((s.result or {}).get('changed_files', [])) or '-'} |"
+        for s in subtasks
+    ]
+    return "\n".join(lines)
 
 
 class WorkspaceAgent:

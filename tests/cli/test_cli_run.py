@@ -196,3 +196,45 @@ def test_pull_request_already_open_is_found_again(tmp_path: Path) -> None:
         )
     assert first == again
     assert first["repository"] == "acme/app"
+
+
+FIX_CHECK = (
+    f'{sys.executable} -c "import pathlib, sys; '
+    "sys.exit(0 if pathlib.Path('.taskorch-sim/fix-1.md').exists() else 1)\""
+)
+
+
+def test_failing_tests_repaired_by_a_fixup_round(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    final = json.loads(
+        ok(
+            taskorch(
+                "run",
+                "List all repositories in the portfolio",
+                "--json",
+                home=home,
+                extra_env={"TEST_COMMAND": FIX_CHECK},
+            )
+        )
+    )
+    assert final["state"] == "merged"
+    states = [h["to"] for h in final["history"]]
+    assert states.count("validation_failed") == 1
+    assert "fix-1" in final["completed_subtasks"]
+
+
+def test_tests_that_keep_failing_fail_the_workflow_with_the_log(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    command = f"{sys.executable} -c \"print('FAILED test_login'); raise SystemExit(1)\""
+    result = taskorch(
+        "run",
+        "List all repositories in the portfolio",
+        "--json",
+        home=home,
+        extra_env={"TEST_COMMAND": command},
+    )
+    assert result.returncode == 1
+    final = json.loads(result.stdout)
+    assert final["state"] == "failed"
+    assert [h["to"] for h in final["history"]].count("validation_failed") == 3
+    assert "FAILED test_login" in final["result"]["validation"]["log_tail"]

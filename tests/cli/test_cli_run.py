@@ -238,3 +238,15 @@ def test_tests_that_keep_failing_fail_the_workflow_with_the_log(tmp_path: Path) 
     assert final["state"] == "failed"
     assert [h["to"] for h in final["history"]].count("validation_failed") == 3
     assert "FAILED test_login" in final["result"]["validation"]["log_tail"]
+
+
+def test_process_with_priority_and_a_timeout_that_cancels(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    ok(taskorch("task", "add", "List all repositories in the portfolio", home=home))
+    final = json.loads(ok(taskorch("process", "1", "--priority", "critical", "--json", home=home)))
+    assert final["state"] == "merged"
+    slow = taskorch("process", "1", "--timeout", "1", "--sim-duration", "30", home=home)
+    assert slow.returncode == 1
+    assert "did not finish within 1 s" in slow.stderr
+    listed = json.loads(ok(taskorch("status", "--json", home=home)))
+    assert sorted(w["state"] for w in listed) == ["cancelled", "merged"]

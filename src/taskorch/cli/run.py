@@ -20,7 +20,7 @@ from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.cli.app import app, console, print_json, run, settings
 from taskorch.cli.workflows import show_workflow, styled
 from taskorch.domain.errors import InputError
-from taskorch.domain.models import NewTask, Workflow, parse_task_ref
+from taskorch.domain.models import NewTask, Priority, Workflow, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
@@ -132,7 +132,10 @@ def run_(
         task = await engine.add_task(NewTask.create(title, requirement))
         return [
             await engine.process_task(
-                task.id, agents=_agents(engine, agent), options=options, on_progress=progress
+                task.id,
+                agents=_agents(engine, agent, sim_duration_s),
+                options=options,
+                on_progress=progress,
             )
         ]
 
@@ -144,6 +147,17 @@ def process(
     task_id: Annotated[str, typer.Argument(metavar="TASK_ID")],
     repo: RepoOption = None,
     agent: AgentOption = "sim",
+    priority: Annotated[
+        str | None,
+        typer.Option(
+            help="Queue priority of its subtasks: low|medium|high|critical (default: the task's)."
+        ),
+    ] = None,
+    timeout_s: Annotated[
+        float | None,
+        typer.Option("--timeout", min=1, help="Give up (and cancel it) after this many seconds."),
+    ] = None,
+    sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
 ) -> None:
     """Carry a stored task to merged code."""
@@ -152,14 +166,32 @@ def process(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
         task = await engine.get_task(parse_task_ref(task_id))
-        return [
-            await engine.process_task(
-                task.id,
-                agents=_agents(engine, agent),
-                options=await _options(repo, agent),
-                on_progress=progress,
-            )
-        ]
+        options = await _options(repo, agent)
+        if priority is not None:
+            options["priority"] = Priority.parse(priority).value
+        started: list[str] = []
+
+        def watch(workflow: Workflow) -> None:
+            started[:] = [workflow.id]
+            progress(workflow)
+
+        try:
+            async with asyncio.timeout(timeout_s):
+                return [
+                    await engine.process_task(
+                        task.id,
+                        agents=_agents(engine, agent, sim_duration_s),
+                        options=options,
+                        on_progress=watch,
+                    )
+                ]
+        except TimeoutError:
+            if started:
+                await engine.cancel_workflow(started[0])
+            raise InputError(
+                f"task {task.ref} did not finish within {timeout_s:g} s; its workflow was "
+                "cancelled (unmerged work stays on its branches)"
+            ) from None
 
     _process(body, as_json)
 
@@ -204,7 +236,9 @@ def resume(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
         statuses = await engine.resume(
-            workflow_ids or None, agents=_agents(engine, agent), on_progress=progress
+            workflow_ids or None,
+            agents=_agents(engine, agent, sim_duration_s),
+            on_progress=progress,
         )
         if not statuses:
             raise InputError("no unfinished workflows to resume")

@@ -18,7 +18,15 @@ from typing import Any, Protocol
 
 from taskorch.domain.dag import DependencyResolver
 from taskorch.domain.errors import PlanError, TaskorchError
-from taskorch.domain.models import JSONDict, Subtask, Task, TaskStatus, Workflow, task_ref
+from taskorch.domain.models import (
+    JSONDict,
+    Priority,
+    Subtask,
+    Task,
+    TaskStatus,
+    Workflow,
+    task_ref,
+)
 from taskorch.domain.plan import Domain, Plan, PlanSubtask, WorkerType
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState, can_transition_workflow
 from taskorch.store import Store
@@ -142,7 +150,10 @@ class Pipeline:
     async def _resolve(self, workflow: Workflow) -> Workflow:
         plan = _plan_of(workflow)
         resolution = self.resolver.resolve_plan(plan)
-        await self.store.add_subtasks(workflow.id, plan.subtasks, resolution.stage_of)
+        priority = await self._priority(workflow)
+        await self.store.add_subtasks(
+            workflow.id, plan.subtasks, resolution.stage_of, priority=priority
+        )
         await self.queue.link_workflow(workflow.id)
         return await self._move(
             workflow,
@@ -153,6 +164,13 @@ class Pipeline:
                 "critical_path_minutes": resolution.critical_path_minutes,
             },
         )
+
+    async def _priority(self, workflow: Workflow) -> int:
+        """Queue rank of the workflow's subtasks: the ``priority`` option, else the task's."""
+        chosen = workflow.metadata.get("options", {}).get("priority")
+        if chosen:
+            return Priority.parse(str(chosen)).rank
+        return (await self.store.get_task(workflow.task_id)).priority.rank
 
     async def _assign(self, workflow: Workflow) -> Workflow:
         agent = str(workflow.metadata.get("options", {}).get("agent") or "default")
@@ -215,7 +233,12 @@ class Pipeline:
                 },
             )
         key = f"fix-{rounds + 1}"
-        await self.store.add_subtasks(workflow.id, [_fixup(workflow, key, report)], {key: 0})
+        await self.store.add_subtasks(
+            workflow.id,
+            [_fixup(workflow, key, report)],
+            {key: 0},
+            priority=await self._priority(workflow),
+        )
         await self.queue.link_workflow(workflow.id)
         return await self._move(
             workflow, W.PROCESSING, {"fix_rounds": rounds + 1, "fixup_subtask": key}

@@ -329,14 +329,22 @@ class Store:
     # --- subtasks and attempts -----------------------------------------------------------------
 
     async def add_subtasks(
-        self, workflow_id: str, subtasks: Sequence[PlanSubtask], stage_of: dict[str, int]
+        self,
+        workflow_id: str,
+        subtasks: Sequence[PlanSubtask],
+        stage_of: dict[str, int],
+        *,
+        priority: int = 0,
     ) -> list[Subtask]:
         """Store a plan's subtasks (idempotent: a re-run after a crash adds nothing twice)."""
         now = self._clock()
         async with self.connector.transaction() as tx:
             await tx.executemany(
                 "insert_subtask",
-                [self._subtask_params(workflow_id, sub, stage_of, now) for sub in subtasks],
+                [
+                    {**self._subtask_params(workflow_id, sub, stage_of, now), "priority": priority}
+                    for sub in subtasks
+                ],
             )
             rows = await tx.fetchall("list_subtasks", {"workflow_id": workflow_id})
         return decode_all(Subtask, rows)

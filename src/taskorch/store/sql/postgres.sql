@@ -91,11 +91,11 @@ UPDATE agents SET status = %(status)s, updated_at = %(now)s WHERE id = %(id)s RE
 INSERT INTO subtasks (
     workflow_id, key, title, description, assigned_to, worker_type, dependencies, files_affected,
     success_criteria, estimated_duration_minutes, estimated_tokens, command, stage, status,
-    created_at, updated_at)
+    priority, created_at, updated_at)
 VALUES (
     %(workflow_id)s, %(key)s, %(title)s, %(description)s, %(assigned_to)s, %(worker_type)s, %(dependencies)s::jsonb,
     %(files_affected)s::jsonb, %(success_criteria)s, %(estimated_duration_minutes)s, %(estimated_tokens)s, %(command)s::jsonb,
-    %(stage)s, %(status)s, %(now)s, %(now)s)
+    %(stage)s, %(status)s, %(priority)s, %(now)s, %(now)s)
 ON CONFLICT (workflow_id, key) DO NOTHING;
 
 -- name: get_subtask

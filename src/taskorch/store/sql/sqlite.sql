@@ -103,11 +103,11 @@ UPDATE agents SET status = :status, updated_at = :now WHERE id = :id RETURNING *
 INSERT INTO subtasks (
     workflow_id, key, title, description, assigned_to, worker_type, dependencies, files_affected,
     success_criteria, estimated_duration_minutes, estimated_tokens, command, stage, status,
-    created_at, updated_at)
+    priority, created_at, updated_at)
 VALUES (
     :workflow_id, :key, :title, :description, :assigned_to, :worker_type, :dependencies,
     :files_affected, :success_criteria, :estimated_duration_minutes, :estimated_tokens, :command,
-    :stage, :status, :now, :now)
+    :stage, :status, :priority, :now, :now)
 ON CONFLICT (workflow_id, key) DO NOTHING;
 
 -- name: get_subtask

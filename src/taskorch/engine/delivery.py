@@ -12,8 +12,9 @@ from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
 from taskorch.domain.errors import AgentError
 from taskorch.domain.models import JSONDict, Subtask, Workflow
 from taskorch.domain.overlap import serialise_plan
-from taskorch.domain.plan import Plan
+from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.engine.pipeline import ValidationOutcome
+from taskorch.planning.completion import check_completion
 from taskorch.runtime.github import GitHubConfig, open_pull_request
 from taskorch.runtime.validation import ValidationReport, run_test_command, working_spec_check
 from taskorch.runtime.workspace import Workspace
@@ -95,11 +96,15 @@ class GitDelivery:
         declared = {s.key: s.files_affected for s in subtasks}
         actual = {s.key: list((s.result or {}).get("changed_files", [])) for s in subtasks}
         report = ValidationReport(test, working_spec_check(declared, actual))
+        incomplete = _incomplete(workflow, subtasks)
+        summary = report.summary
+        if incomplete:
+            summary += f"; {len(incomplete)} subtask(s) not complete against their criteria"
         return ValidationOutcome(
-            passed=report.passed,
-            summary=report.summary,
+            passed=report.passed and not incomplete,
+            summary=summary,
             log=report.output_tail,
-            findings=[str(f) for f in report.findings],
+            findings=[str(f) for f in report.findings] + incomplete,
         )
 
     async def merge(self, workflow: Workflow) -> JSONDict:
@@ -109,6 +114,27 @@ class GitDelivery:
         workspace = await self.workspace(workflow.id)
         await workspace.cleanup(cancelled=cancelled)
         self._workspaces.pop(workflow.id, None)
+
+
+def _incomplete(workflow: Workflow, subtasks: Sequence[Subtask]) -> list[str]:
+    """Each subtask's result judged against its success criteria (``validate_completion``)."""
+    planned = {s.subtask_id: s for s in Plan.model_validate(workflow.metadata["plan"]).subtasks}
+    problems = []
+    for sub in subtasks:
+        spec = planned.get(sub.key) or PlanSubtask(
+            subtask_id=sub.key,
+            parent_task_id="-",
+            title=sub.title,
+            assigned_to=sub.assigned_to,
+            worker_type=sub.worker_type,
+            files_affected=sub.files_affected,
+            success_criteria=sub.success_criteria,
+        )
+        result = dict(sub.result or {})
+        result.setdefault("files_changed", result.get("changed_files", []))
+        check = check_completion(spec, result)
+        problems += [f"{sub.key}: {reason}" for reason in check.reasons]
+    return problems
 
 
 def _title(workflow: Workflow) -> str:

@@ -250,3 +250,8 @@ def test_process_with_priority_and_a_timeout_that_cancels(tmp_path: Path) -> Non
     assert "did not finish within 1 s" in slow.stderr
     listed = json.loads(ok(taskorch("status", "--json", home=home)))
     assert sorted(w["state"] for w in listed) == ["cancelled", "merged"]
+    scratch = home / "repos" / "scratch"
+    worktrees = _git(scratch, "worktree", "list").splitlines()
+    assert len(worktrees) == 1, worktrees  # the cancelled workflow's worktrees are gone
+    merged = next(w for w in listed if w["state"] == "merged")["workflow_id"]
+    assert f"merge subtask repo-001-list into taskorch/{merged}/main" in _git(scratch, "log")

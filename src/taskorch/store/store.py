@@ -37,9 +37,9 @@ from taskorch.domain.states import (
     check_subtask_transition,
     check_workflow_transition,
 )
-from taskorch.store.connector import Connector, Transaction
+from taskorch.store.connector import Connector, Params, Transaction
 from taskorch.store.migrate import MigrationReport, current_version, latest_version, migrate
-from taskorch.store.records import decode, decode_all, to_json
+from taskorch.store.records import M, decode, decode_all, to_json
 
 NO_LIMIT = 2**62
 Clock = Callable[[], datetime]
@@ -100,6 +100,14 @@ class Store:
             latest_version=latest_version(self.backend),
         )
 
+    async def _one(self, query: str, params: Params, model: type[M], missing: str) -> M:
+        """The single row ``query`` reads, as ``model``; :class:`NotFoundError` if there is none."""
+        async with self.connector.transaction(write=False) as tx:
+            row = await tx.fetchone(query, params)
+        if row is None:
+            raise NotFoundError(missing)
+        return decode(model, row)
+
     # --- tasks -------------------------------------------------------------------------------
 
     async def create_task(self, new: NewTask) -> Task:
@@ -124,11 +132,7 @@ class Store:
         return decode(Task, row)
 
     async def get_task(self, task_id: int) -> Task:
-        async with self.connector.transaction(write=False) as tx:
-            row = await tx.fetchone("get_task", {"id": task_id})
-        if row is None:
-            raise NotFoundError(f"no task with id {task_id}: see `taskorch task list`")
-        return decode(Task, row)
+        return await self._one("get_task", {"id": task_id}, Task, _no_task(task_id))
 
     async def list_tasks(
         self, *, status: TaskStatus | None = None, limit: int | None = None
@@ -167,7 +171,7 @@ class Store:
         wid = workflow_id or new_workflow_id()
         async with self.connector.transaction() as tx:
             if await tx.fetchone("get_task", {"id": task_id}) is None:
-                raise NotFoundError(f"no task with id {task_id}: see `taskorch task list`")
+                raise NotFoundError(_no_task(task_id))
             row = await tx.fetchone(
                 "insert_workflow",
                 {"id": wid, "task_id": task_id, "metadata": to_json(metadata or {}), "now": now},
@@ -186,11 +190,9 @@ class Store:
         return decode(Workflow, row)
 
     async def get_workflow(self, workflow_id: str) -> Workflow:
-        async with self.connector.transaction(write=False) as tx:
-            row = await tx.fetchone("get_workflow", {"id": workflow_id})
-        if row is None:
-            raise NotFoundError(f"no workflow with id {workflow_id!r}: see `taskorch status`")
-        return decode(Workflow, row)
+        return await self._one(
+            "get_workflow", {"id": workflow_id}, Workflow, _no_workflow(workflow_id)
+        )
 
     async def list_workflows(
         self,
@@ -256,7 +258,7 @@ class Store:
     ) -> None:
         current = await tx.fetchone("get_workflow", {"id": workflow_id})
         if current is None:
-            raise NotFoundError(f"no workflow with id {workflow_id!r}: see `taskorch status`")
+            raise NotFoundError(_no_workflow(workflow_id))
         raise StaleStateError(f"workflow {workflow_id}", expected, current["status"])
 
     async def workflow_history(self, workflow_id: str) -> list[HistoryEntry]:
@@ -299,11 +301,7 @@ class Store:
 
     async def get_agent(self, ref: str) -> Agent:
         """An agent by id or by name."""
-        async with self.connector.transaction(write=False) as tx:
-            row = await tx.fetchone("get_agent", {"ref": ref})
-        if row is None:
-            raise NotFoundError(f"no agent {ref!r}: see `taskorch agents list`")
-        return decode(Agent, row)
+        return await self._one("get_agent", {"ref": ref}, Agent, _no_agent(ref))
 
     async def list_agents(self) -> list[Agent]:
         async with self.connector.transaction(write=False) as tx:
@@ -323,7 +321,7 @@ class Store:
                 {"id": agent_id, "status": status.value, "now": self._clock()},
             )
         if row is None:
-            raise NotFoundError(f"no agent {agent_id!r}: see `taskorch agents list`")
+            raise NotFoundError(_no_agent(agent_id))
         return decode(Agent, row)
 
     # --- subtasks and attempts -----------------------------------------------------------------
@@ -377,11 +375,7 @@ class Store:
         return decode_all(Subtask, rows)
 
     async def get_subtask(self, subtask_id: int) -> Subtask:
-        async with self.connector.transaction(write=False) as tx:
-            row = await tx.fetchone("get_subtask", {"id": subtask_id})
-        if row is None:
-            raise NotFoundError(f"no subtask with id {subtask_id}")
-        return decode(Subtask, row)
+        return await self._one("get_subtask", {"id": subtask_id}, Subtask, _no_subtask(subtask_id))
 
     async def transition_subtask(
         self, subtask_id: int, from_state: SubtaskState, to_state: SubtaskState
@@ -400,7 +394,7 @@ class Store:
             if row is None:
                 current = await tx.fetchone("get_subtask", {"id": subtask_id})
                 if current is None:
-                    raise NotFoundError(f"no subtask with id {subtask_id}")
+                    raise NotFoundError(_no_subtask(subtask_id))
                 raise StaleStateError(f"subtask {subtask_id}", from_state, current["status"])
         return decode(Subtask, row)
 
@@ -488,3 +482,19 @@ class Store:
                 {"after_id": after_id, "workflow_id": workflow_id, "limit": limit or NO_LIMIT},
             )
         return decode_all(Event, rows)
+
+
+def _no_task(task_id: int) -> str:
+    return f"no task with id {task_id}: see `taskorch task list`"
+
+
+def _no_workflow(workflow_id: str) -> str:
+    return f"no workflow with id {workflow_id!r}: see `taskorch status`"
+
+
+def _no_agent(ref: str) -> str:
+    return f"no agent {ref!r}: see `taskorch agents list`"
+
+
+def _no_subtask(subtask_id: int) -> str:
+    return f"no subtask with id {subtask_id}"

@@ -15,11 +15,10 @@ from taskorch.planning.providers.base import (
     CompletionRequest,
     Failure,
     RetryPolicy,
+    SdkErrors,
     Sleep,
     call_with_retries,
-    parse_retry_after,
-    retryable_status,
-    short_message,
+    classify_sdk_error,
 )
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -92,16 +91,11 @@ class AnthropicProvider:
         await self._client.close()
 
 
+_ERRORS = SdkErrors(
+    anthropic.APIStatusError, anthropic.APIConnectionError, anthropic.AnthropicError
+)
+
+
 def classify_error(exc: Exception) -> Failure | None:
     """429, 408 and 5xx (Anthropic's 529 "overloaded" included) and network errors are retried."""
-    if isinstance(exc, anthropic.APIStatusError):
-        return Failure(
-            description=f"HTTP {exc.status_code}: {short_message(exc.message)}",
-            retryable=retryable_status(exc.status_code),
-            retry_after_s=parse_retry_after(exc.response.headers),
-        )
-    if isinstance(exc, anthropic.APIConnectionError):
-        return Failure(description=short_message(str(exc)) or "connection error", retryable=True)
-    if isinstance(exc, anthropic.AnthropicError):
-        return Failure(description=short_message(str(exc)), retryable=False)
-    return None
+    return classify_sdk_error(exc, _ERRORS)

@@ -97,6 +97,34 @@ class Failure:
     retry_after_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SdkErrors:
+    """The exception classes of a Stainless-generated SDK (``anthropic``, ``openai``): an HTTP
+    status error (with ``status_code``, ``message``, ``response``), a connection error, and the
+    SDK's root error."""
+
+    status: type[Exception]
+    connection: type[Exception]
+    root: type[Exception]
+
+
+def classify_sdk_error(exc: Exception, errors: SdkErrors) -> Failure | None:
+    """429, 408, 5xx and network errors are retried; other SDK errors are final; anything else
+    is not the SDK's (None)."""
+    if isinstance(exc, errors.status):
+        failed: Any = exc
+        return Failure(
+            description=f"HTTP {failed.status_code}: {short_message(failed.message)}",
+            retryable=retryable_status(failed.status_code),
+            retry_after_s=parse_retry_after(failed.response.headers),
+        )
+    if isinstance(exc, errors.connection):
+        return Failure(description=short_message(str(exc)) or "connection error", retryable=True)
+    if isinstance(exc, errors.root):
+        return Failure(description=short_message(str(exc)), retryable=False)
+    return None
+
+
 def short_message(text: str, limit: int = 300) -> str:
     """An error text on one line and of bounded length (servers may answer with whole pages)."""
     text = " ".join(text.split())

@@ -15,11 +15,10 @@ from taskorch.planning.providers.base import (
     CompletionRequest,
     Failure,
     RetryPolicy,
+    SdkErrors,
     Sleep,
     call_with_retries,
-    parse_retry_after,
-    retryable_status,
-    short_message,
+    classify_sdk_error,
 )
 
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -98,16 +97,9 @@ class OpenAIProvider:
         await self._client.close()
 
 
+_ERRORS = SdkErrors(openai.APIStatusError, openai.APIConnectionError, openai.OpenAIError)
+
+
 def classify_error(exc: Exception) -> Failure | None:
     """429, 408, 5xx and network errors are retried; other API errors are final."""
-    if isinstance(exc, openai.APIStatusError):
-        return Failure(
-            description=f"HTTP {exc.status_code}: {short_message(exc.message)}",
-            retryable=retryable_status(exc.status_code),
-            retry_after_s=parse_retry_after(exc.response.headers),
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        return Failure(description=short_message(str(exc)) or "connection error", retryable=True)
-    if isinstance(exc, openai.OpenAIError):
-        return Failure(description=short_message(str(exc)), retryable=False)
-    return None
+    return classify_sdk_error(exc, _ERRORS)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shlex
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,18 +12,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from taskorch.agents.base import AgentAdapter
-from taskorch.agents.sim import SimBehaviour
-from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.cli.app import app, console, print_json, run, settings
 from taskorch.cli.workflows import show_workflow, styled
 from taskorch.domain.errors import InputError
 from taskorch.domain.models import NewTask, Priority, Workflow, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
-from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
+from taskorch.engine.setup import agent_adapters, open_engine
 from taskorch.engine.status import WorkflowStatus
-from taskorch.runtime.github import GitHubConfig
 from taskorch.runtime.workspace import check_repository
 
 RepoOption = Annotated[
@@ -37,39 +31,6 @@ SimDurationOption = Annotated[
     float, typer.Option("--sim-duration", min=0, help="Seconds each simulated subtask takes.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the final status as JSON.")]
-
-
-@asynccontextmanager
-async def _engine() -> AsyncIterator[OrchestrationEngine]:
-    config = settings()
-    engine = OrchestrationEngine(config)
-    test_command = shlex.split(config.test_command) if config.test_command else None
-    github = (
-        GitHubConfig(
-            config.github_token.get_secret_value(), config.github_repository, config.github_api_url
-        )
-        if config.github_token
-        else None
-    )
-    engine.delivery = GitDelivery(
-        engine.store,
-        config.home,
-        test_command=test_command,
-        test_timeout_s=config.test_timeout_s,
-        github=github,
-    )
-    async with engine:
-        yield engine
-
-
-def _agents(
-    engine: OrchestrationEngine, kind: str, sim_duration_s: float = 0.0
-) -> dict[str | None, AgentAdapter]:
-    if kind != "sim":
-        raise InputError(f"unknown agent {kind!r}: use sim (registered agents come later)")
-    assert isinstance(engine.delivery, GitDelivery)
-    sim = SimWorktreeAgent(SimBehaviour(duration_s=sim_duration_s, heartbeat_s=0.5))
-    return {None: WorkspaceAgent(sim, engine.delivery)}
 
 
 async def _options(repo: Path | None, agent: str) -> dict[str, str]:
@@ -97,7 +58,7 @@ def _process(
     as_json: bool,
 ) -> None:
     async def main() -> list[WorkflowStatus]:
-        async with _engine() as engine:
+        async with open_engine(settings()) as engine:
             line = Text("starting")
             # --json keeps stdout clean: the live line goes nowhere then.
             with Live(
@@ -133,7 +94,7 @@ def run_(
         return [
             await engine.process_task(
                 task.id,
-                agents=_agents(engine, agent, sim_duration_s),
+                agents=agent_adapters(engine, agent, sim_duration_s),
                 options=options,
                 on_progress=progress,
             )
@@ -180,7 +141,7 @@ def process(
                 return [
                     await engine.process_task(
                         task.id,
-                        agents=_agents(engine, agent, sim_duration_s),
+                        agents=agent_adapters(engine, agent, sim_duration_s),
                         options=options,
                         on_progress=watch,
                     )
@@ -215,7 +176,7 @@ def batch(
             await engine.get_task(task_id)
         return await engine.process_batch(
             ids,
-            agents=_agents(engine, agent),
+            agents=agent_adapters(engine, agent),
             options=await _options(repo, agent),
             on_progress=progress,
         )
@@ -237,7 +198,7 @@ def resume(
     ) -> list[WorkflowStatus]:
         statuses = await engine.resume(
             workflow_ids or None,
-            agents=_agents(engine, agent, sim_duration_s),
+            agents=agent_adapters(engine, agent, sim_duration_s),
             on_progress=progress,
         )
         if not statuses:
@@ -252,7 +213,7 @@ def cancel(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) -
     """Cancel a workflow: its running subtasks stop, its worktrees are removed."""
 
     async def body() -> WorkflowStatus:
-        async with _engine() as engine:
+        async with open_engine(settings()) as engine:
             return await engine.cancel_workflow(workflow_id)
 
     status = run(body)
@@ -264,7 +225,7 @@ def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) 
     """Follow a workflow live until it ends."""
 
     async def body() -> WorkflowStatus:
-        async with _engine() as engine:
+        async with open_engine(settings()) as engine:
             status = await engine.get_workflow_status(workflow_id)
             while status.workflow.status not in WORKFLOW_TERMINAL:
                 console.print(

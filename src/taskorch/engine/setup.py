@@ -1,0 +1,71 @@
+"""Ready-to-use engines for the faces (CLI, HTTP, MCP): git delivery from the settings, and the
+agent adapters that run a workflow's subtasks in this process.
+
+The faces call these instead of wiring the parts themselves, so every face delivers code and picks
+agents the same way.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from taskorch.agents.base import AgentAdapter
+from taskorch.agents.sim import SimBehaviour
+from taskorch.agents.sim_worktree import SimWorktreeAgent
+from taskorch.domain.errors import ConfigError, InputError
+from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
+from taskorch.engine.engine import OrchestrationEngine
+from taskorch.runtime.github import GitHubConfig
+from taskorch.settings import Settings
+from taskorch.store import Store
+
+SIM_HEARTBEAT_S = 0.5
+
+
+def git_delivery(settings: Settings, store: Store) -> GitDelivery:
+    """Code delivery through git worktrees, validated by ``TEST_COMMAND``, with a GitHub pull
+    request when ``GITHUB_TOKEN`` is set."""
+    github = (
+        GitHubConfig(
+            settings.github_token.get_secret_value(),
+            settings.github_repository,
+            settings.github_api_url,
+        )
+        if settings.github_token
+        else None
+    )
+    return GitDelivery(
+        store,
+        settings.home,
+        test_command=shlex.split(settings.test_command) if settings.test_command else None,
+        test_timeout_s=settings.test_timeout_s,
+        github=github,
+    )
+
+
+def delivering_engine(settings: Settings) -> OrchestrationEngine:
+    """An engine (not yet initialised) that delivers code through git."""
+    engine = OrchestrationEngine(settings)
+    engine.delivery = git_delivery(settings, engine.store)
+    return engine
+
+
+@asynccontextmanager
+async def open_engine(settings: Settings) -> AsyncIterator[OrchestrationEngine]:
+    """``async with open_engine(settings) as engine``: initialised, delivering, closed after."""
+    async with delivering_engine(settings) as engine:
+        yield engine
+
+
+def agent_adapters(
+    engine: OrchestrationEngine, kind: str, sim_duration_s: float = 0.0
+) -> dict[str | None, AgentAdapter]:
+    """The adapters an in-process worker uses for a workflow run with ``--agent kind``."""
+    if kind != "sim":
+        raise InputError(f"unknown agent {kind!r}: use sim")
+    if not isinstance(engine.delivery, GitDelivery):
+        raise ConfigError("agents run in git worktrees: the engine needs git delivery")
+    sim = SimWorktreeAgent(SimBehaviour(duration_s=sim_duration_s, heartbeat_s=SIM_HEARTBEAT_S))
+    return {None: WorkspaceAgent(sim, engine.delivery)}

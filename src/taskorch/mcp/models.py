@@ -1,0 +1,118 @@
+"""What the MCP tools return: typed models, so every result carries ``structuredContent`` that
+matches the tool's published output schema.
+
+They are read from the engine's own JSON forms (``WorkflowStatus.to_dict``,
+``HealthReport.components``, ``Plan.to_json``); unknown keys are ignored so a field added to the
+engine's status does not break the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TaskBrief(_Out):
+    id: int
+    ref: str = Field(description="The task id as plans show it: task-42.")
+    title: str
+
+
+class SubtaskOut(_Out):
+    key: str
+    title: str
+    stage: int = Field(description="1-based stage of the plan.")
+    status: str
+    agent: str | None = None
+    attempts: int = 0
+    files: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+class HistoryOut(_Out):
+    from_state: str | None = Field(default=None, alias="from")
+    to: str
+    time: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkflowOut(_Out):
+    """One workflow: its state in the pipeline, progress, subtasks and history."""
+
+    workflow_id: str
+    task: TaskBrief
+    state: str = Field(description="pending, nlp_parsing, ..., merged, failed or cancelled.")
+    progress_percent: float
+    current_stage: int | None = None
+    active_subtasks: list[str] = Field(default_factory=list)
+    completed_subtasks: list[str] = Field(default_factory=list)
+    failed_subtasks: list[str] = Field(default_factory=list)
+    blocked_subtasks: list[str] = Field(default_factory=list)
+    planner: str | None = None
+    pull_request: dict[str, Any] | None = None
+    validation: dict[str, Any] | None = None
+    escalation: Any = None
+    start_time: str | None = None
+    end_time: str | None = None
+    subtasks: list[SubtaskOut] = Field(default_factory=list)
+    history: list[HistoryOut] = Field(default_factory=list)
+
+
+class ProcessOutcome(_Out):
+    finished: bool = Field(
+        description="True when the workflow reached an end state (merged, failed, cancelled); "
+        "False when it still runs in the server (wait=false or the timeout passed)."
+    )
+    workflow: WorkflowOut
+
+
+class BatchOutcome(_Out):
+    finished: bool = Field(description="True when every workflow reached an end state.")
+    workflows: list[WorkflowOut]
+
+
+class InitOutcome(_Out):
+    database: str = Field(description="Where the data lives (passwords redacted).")
+    schema_version: int
+    migrations_applied: list[str]
+    data_folder: str
+    planner: str = Field(description="NLP_PROVIDER: auto, heuristic, anthropic, openai, ...")
+    agents: list[str] = Field(description="Agents the server can run subtasks with.")
+
+
+class WorkflowBrief(_Out):
+    workflow_id: str
+    task_id: int
+    state: str
+    created_at: str
+
+
+class OrchestrationStatus(_Out):
+    workflows_by_state: dict[str, int]
+    subtasks_by_state: dict[str, int]
+    database: str
+    recent_workflows: list[WorkflowBrief]
+    running_in_server: list[str] = Field(
+        description="Workflows this server process is carrying on in the background."
+    )
+
+
+class ComponentOut(_Out):
+    status: str = Field(description="ok, degraded or down.")
+    detail: str
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class HealthOut(_Out):
+    status: str = Field(description="ok, degraded or down: the worst of the components.")
+    components: dict[str, ComponentOut]
+
+
+class ParseOutcome(_Out):
+    planner: str = Field(description="Which planner made the plan (and any fallback).")
+    plan: dict[str, Any] = Field(description="The plan format: subtasks, execution_plan, ...")

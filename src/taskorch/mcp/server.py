@@ -1,0 +1,308 @@
+"""``taskorch mcp``: the orchestrator as an MCP server over stdio (the official ``mcp`` SDK).
+
+Eight tools, each with a typed input schema and a typed result (``structuredContent`` matching
+its output schema). A failure the user can cause (an unknown id, an empty requirement, a bad
+priority, a database that is down) comes back as a tool error (``isError``) carrying the same one
+line the CLI prints; anything unexpected is reported by the SDK as a tool error too, so the server
+never dies of a tool call.
+
+Long work: ``process_task_orchestration`` and ``process_batch_orchestration`` start the workflows
+in this server process and wait for them to end, up to ``timeout_s``; with ``wait=false`` (or
+once the timeout has passed) they answer at once with the workflow ids and state, and the
+workflows go on in the server; ``get_workflow_status`` follows them, ``cancel_workflow`` stops
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, InputRequiredResult
+from pydantic import Field, ValidationError
+
+from taskorch.domain.errors import InputError, TaskorchError
+from taskorch.domain.models import NewTask
+from taskorch.engine.status import WorkflowStatus
+from taskorch.mcp.models import (
+    BatchOutcome,
+    ComponentOut,
+    HealthOut,
+    InitOutcome,
+    OrchestrationStatus,
+    ParseOutcome,
+    ProcessOutcome,
+    WorkflowBrief,
+    WorkflowOut,
+)
+from taskorch.mcp.session import Orchestrator
+from taskorch.settings import Settings
+
+TOOL_NAMES = (
+    "init_orchestration",
+    "process_task_orchestration",
+    "process_batch_orchestration",
+    "get_workflow_status",
+    "cancel_workflow",
+    "get_orchestration_status",
+    "parse_requirements",
+    "orchestration_health_check",
+)
+
+TaskRef = Annotated[
+    int | str,
+    Field(description="A stored task: 42, '42' or 'task-42'."),
+]
+WorkflowId = Annotated[str, Field(min_length=1, description="A workflow id such as wf-1a2b3c4d5e.")]
+Wait = Annotated[
+    bool,
+    Field(description="Wait for the end (up to timeout_s); false answers at once."),
+]
+TimeoutS = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=3600,
+        description="Seconds to wait before answering with the state so far; "
+        "the workflow is not cancelled then, it goes on in the server.",
+    ),
+]
+Repo = Annotated[
+    str | None,
+    Field(description="Path of the git repository to work in (default: a scratch repository)."),
+]
+PriorityName = Annotated[
+    Literal["low", "medium", "high", "critical"] | None,
+    Field(description="Queue priority of the subtasks (default: the task's)."),
+]
+Agent = Annotated[Literal["sim"], Field(description="Agent for the subtasks: sim (simulated).")]
+SimDurationS = Annotated[
+    float, Field(ge=0, le=600, description="Seconds each simulated subtask takes.")
+]
+
+
+@contextmanager
+def tool_errors() -> Iterator[None]:
+    """taskorch's own errors become MCP tool errors with their one-line message."""
+    try:
+        yield
+    except TaskorchError as exc:
+        raise ToolError(exc.message) from None
+
+
+class TaskorchServer(MCPServer[None]):
+    """The SDK's server, with arguments that fail the input schema reported in one line."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(f"invalid arguments for {name}: {_one_line(exc.__cause__)}") from (
+                    exc.__cause__
+                )
+            raise
+
+
+def _one_line(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def workflow_out(status: WorkflowStatus) -> WorkflowOut:
+    return WorkflowOut.model_validate(status.to_dict())
+
+
+def build_server(settings: Settings) -> TaskorchServer:
+    """The MCP server with the eight orchestration tools, sharing one :class:`Orchestrator`."""
+    orchestrator = Orchestrator(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
+        try:
+            yield None
+        finally:
+            await orchestrator.close()
+
+    server = TaskorchServer(
+        "taskorch",
+        instructions=(
+            "taskorch turns requirements into a plan of subtasks, runs them on coding agents in "
+            "git worktrees and merges the result. Plan with parse_requirements, carry a "
+            "requirement or a stored task to merged code with process_task_orchestration, "
+            "follow it with get_workflow_status."
+        ),
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
+
+    @server.tool()
+    async def init_orchestration() -> InitOutcome:
+        """Open the database and bring its schema up to date (idempotent); say where the data
+        lives, which planner is configured and which agents can run subtasks."""
+        with tool_errors():
+            engine = await orchestrator.engine()
+            report = orchestrator.migration
+            return InitOutcome(
+                database=engine.database_location,
+                schema_version=report.to_version if report else 0,
+                migrations_applied=list(report.applied) if report else [],
+                data_folder=str(settings.home.resolve()),
+                planner=settings.nlp_provider,
+                agents=["sim"],
+            )
+
+    @server.tool()
+    async def process_task_orchestration(
+        task_id: Annotated[
+            int | str | None, Field(description="A stored task: 42, '42' or 'task-42'.")
+        ] = None,
+        requirement: Annotated[
+            str | None,
+            Field(description="A requirement in plain words; stored as a new task first."),
+        ] = None,
+        wait: Wait = True,
+        timeout_s: TimeoutS = 300.0,
+        repo: Repo = None,
+        priority: PriorityName = None,
+        agent: Agent = "sim",
+        sim_duration_s: SimDurationS = 0.0,
+    ) -> ProcessOutcome:
+        """Carry one task through the pipeline to merged code: plan, subtasks on agents in git
+        worktrees, pull request, validation, merge. Give task_id (a stored task) or requirement
+        (new text), not both."""
+        with tool_errors():
+            ids = await _task_for(orchestrator, task_id, requirement)
+            [workflow_id] = await orchestrator.start(
+                ids, repo=repo, priority=priority, agent=agent, sim_duration_s=sim_duration_s
+            )
+            [status] = await orchestrator.wait([workflow_id], timeout_s if wait else 0)
+            return ProcessOutcome(
+                finished=Orchestrator.finished(status), workflow=workflow_out(status)
+            )
+
+    @server.tool()
+    async def process_batch_orchestration(
+        task_ids: Annotated[
+            list[TaskRef], Field(description="Stored tasks to carry through at once.")
+        ] = [],  # noqa: B006  (the SDK reads the default for the schema; never mutated)
+        requirements: Annotated[
+            list[str], Field(description="Requirements in plain words, each stored as a task.")
+        ] = [],  # noqa: B006
+        wait: Wait = True,
+        timeout_s: TimeoutS = 600.0,
+        repo: Repo = None,
+        agent: Agent = "sim",
+        sim_duration_s: SimDurationS = 0.0,
+    ) -> BatchOutcome:
+        """Carry several tasks through the pipeline at once (stored ones and/or new
+        requirements); their subtasks share the in-process agents."""
+        with tool_errors():
+            if not task_ids and not requirements:
+                raise InputError("nothing to process: give task_ids and/or requirements")
+            ids = await orchestrator.task_ids(task_ids)
+            for text in requirements:
+                ids += await _task_for(orchestrator, None, text)
+            workflow_ids = await orchestrator.start(
+                ids, repo=repo, priority=None, agent=agent, sim_duration_s=sim_duration_s
+            )
+            statuses = await orchestrator.wait(workflow_ids, timeout_s if wait else 0)
+            return BatchOutcome(
+                finished=all(Orchestrator.finished(s) for s in statuses),
+                workflows=[workflow_out(s) for s in statuses],
+            )
+
+    @server.tool()
+    async def get_workflow_status(workflow_id: WorkflowId) -> WorkflowOut:
+        """A workflow's state, progress, current stage, subtasks (status, agent, attempts,
+        error), pull request record, validation and history."""
+        with tool_errors():
+            engine = await orchestrator.engine()
+            return workflow_out(await engine.get_workflow_status(workflow_id))
+
+    @server.tool()
+    async def cancel_workflow(workflow_id: WorkflowId) -> WorkflowOut:
+        """Cancel a workflow: running subtasks stop, worktrees are removed, unmerged work stays
+        on its branches."""
+        with tool_errors():
+            engine = await orchestrator.engine()
+            return workflow_out(await engine.cancel_workflow(workflow_id))
+
+    @server.tool()
+    async def get_orchestration_status(
+        limit: Annotated[int, Field(ge=1, le=500, description="Recent workflows to list.")] = 20,
+    ) -> OrchestrationStatus:
+        """The orchestrator at a glance: workflows by state, subtasks by state, the most recent
+        workflows and those this server is carrying on."""
+        with tool_errors():
+            engine = await orchestrator.engine()
+            status: dict[str, Any] = await engine.get_status()
+            recent = await engine.list_workflows(limit=limit)
+            return OrchestrationStatus(
+                workflows_by_state=status["workflows"],
+                subtasks_by_state=status["subtasks"],
+                database=str(status["database"]),
+                recent_workflows=[
+                    WorkflowBrief(
+                        workflow_id=w.id,
+                        task_id=w.task_id,
+                        state=w.status.value,
+                        created_at=w.created_at.isoformat(),
+                    )
+                    for w in recent
+                ],
+                running_in_server=orchestrator.running,
+            )
+
+    @server.tool()
+    async def parse_requirements(
+        requirement: Annotated[str, Field(min_length=1, description="The requirement to plan.")],
+        context: Annotated[
+            str | None, Field(description="Background for the planner (repository, stack).")
+        ] = None,
+    ) -> ParseOutcome:
+        """Plan a requirement without storing anything: subtasks with one owner each, stages
+        that can run in parallel, estimates (the plan format)."""
+        with tool_errors():
+            result = await orchestrator.plan(requirement, context)
+            return ParseOutcome(planner=result.describe(), plan=result.plan.to_dict())
+
+    @server.tool()
+    async def orchestration_health_check() -> HealthOut:
+        """Each component (database, ...) as ok, degraded or down, with the reason."""
+        with tool_errors():
+            engine = await orchestrator.engine()
+            report = await engine.health_check()
+            return HealthOut(
+                status=report.status,
+                components={
+                    name: ComponentOut(status=c.status, detail=c.detail, info=c.info)
+                    for name, c in report.components.items()
+                },
+            )
+
+    return server
+
+
+async def _task_for(
+    orchestrator: Orchestrator, task_id: int | str | None, requirement: str | None
+) -> list[int]:
+    """The task to process: a stored one, or the requirement stored as a new task."""
+    if (task_id is None) == (requirement is None):
+        raise InputError("give task_id (a stored task) or requirement (new text), one of them")
+    if task_id is not None:
+        return await orchestrator.task_ids([task_id])
+    assert requirement is not None
+    if not requirement.strip():
+        raise InputError("the requirement is empty: describe the work to do")
+    engine = await orchestrator.engine()
+    title = requirement.strip().splitlines()[0][:120]
+    return [(await engine.add_task(NewTask.create(title, requirement))).id]

@@ -1,0 +1,139 @@
+"""What the MCP tools share for the life of the server process: one engine, opened on first use,
+and the workflows this process carries on in the background.
+
+The engine is opened lazily so that a database that is down when the client starts the server
+turns into a tool error on the first call (and a retry on the next one), never a dead server.
+Workflows run in this process with the in-process agents (``agent_adapters``), exactly as
+``taskorch process`` runs them; a tool that returns before its workflow ends leaves the run going
+here. When the server stops, runs still going are cancelled: their workflows keep their stored
+state and ``taskorch resume`` carries them on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from taskorch.domain.errors import InputError
+from taskorch.domain.models import JSONDict, Priority, parse_task_ref
+from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.engine import OrchestrationEngine
+from taskorch.engine.setup import agent_adapters, delivering_engine
+from taskorch.engine.status import WorkflowStatus
+from taskorch.planning import PlanResult, TaskNLP
+from taskorch.runtime.repository import check_repository
+from taskorch.settings import Settings
+from taskorch.store.migrate import MigrationReport
+
+log = logging.getLogger("taskorch.mcp")
+
+Run = asyncio.Task[list[WorkflowStatus]]
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.migration: MigrationReport | None = None
+        self._engine: OrchestrationEngine | None = None
+        self._opening = asyncio.Lock()
+        self._runs: dict[str, Run] = {}
+
+    async def engine(self) -> OrchestrationEngine:
+        """The engine, opened (and its schema brought up to date) on first use."""
+        async with self._opening:
+            if self._engine is None:
+                engine = delivering_engine(self.settings)
+                try:
+                    self.migration = await engine.initialize()
+                except BaseException:
+                    await engine.shutdown()
+                    raise
+                self._engine = engine
+            return self._engine
+
+    @property
+    def running(self) -> list[str]:
+        """Workflows this process is carrying on right now."""
+        return sorted(self._runs)
+
+    async def task_ids(self, refs: Sequence[int | str]) -> list[int]:
+        """The stored tasks ``refs`` name (42, "42" or "task-42"); an unknown one is an error."""
+        engine = await self.engine()
+        ids = [parse_task_ref(ref) for ref in refs]
+        for task_id in ids:
+            await engine.get_task(task_id)
+        return ids
+
+    async def start(
+        self,
+        task_ids: Sequence[int],
+        *,
+        repo: str | None,
+        priority: str | None,
+        agent: str,
+        sim_duration_s: float,
+    ) -> list[str]:
+        """Start a workflow for each task and carry them on in the background; their ids."""
+        engine = await self.engine()
+        agents = agent_adapters(engine, agent, sim_duration_s)
+        options = await self._options(repo, priority, agent)
+        pipeline = engine.pipeline()
+        workflow_ids = []
+        for task_id in task_ids:
+            task = await engine.get_task(task_id)
+            workflow_ids.append((await pipeline.start(task, options=options)).id)
+        run: Run = asyncio.create_task(engine.resume(workflow_ids, agents=agents))
+        for workflow_id in workflow_ids:
+            self._runs[workflow_id] = run
+        run.add_done_callback(lambda done: self._finished(done, workflow_ids))
+        return workflow_ids
+
+    async def wait(self, workflow_ids: Sequence[str], timeout_s: float) -> list[WorkflowStatus]:
+        """Wait up to ``timeout_s`` for the runs carrying ``workflow_ids``; their status then."""
+        runs = {self._runs[w] for w in workflow_ids if w in self._runs}
+        if runs:
+            # asyncio.wait never cancels: a run that outlasts the wait goes on in the background.
+            await asyncio.wait(runs, timeout=timeout_s)
+        engine = await self.engine()
+        return [await engine.get_workflow_status(w) for w in workflow_ids]
+
+    async def plan(self, text: str, context: str | None) -> PlanResult:
+        if not text.strip():
+            raise InputError("the requirement is empty: describe the work to do")
+        async with TaskNLP.from_settings(self.settings) as nlp:
+            return await nlp.plan(text, context)
+
+    async def close(self) -> None:
+        runs = set(self._runs.values())
+        for run in runs:
+            run.cancel()
+        for run in runs:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run
+        if self._engine is not None:
+            await self._engine.shutdown()
+            self._engine = None
+
+    @staticmethod
+    def finished(status: WorkflowStatus) -> bool:
+        return status.workflow.status in WORKFLOW_TERMINAL
+
+    async def _options(self, repo: str | None, priority: str | None, agent: str) -> JSONDict:
+        options: JSONDict = {"agent": agent}
+        if repo is not None:
+            root, _ = await check_repository(Path(repo), None, require_clean=True)
+            options["repo"] = str(root)
+        if priority is not None:
+            options["priority"] = Priority.parse(priority).value
+        return options
+
+    def _finished(self, run: Run, workflow_ids: Sequence[str]) -> None:
+        for workflow_id in workflow_ids:
+            if self._runs.get(workflow_id) is run:
+                del self._runs[workflow_id]
+        if not run.cancelled() and (error := run.exception()) is not None:
+            # The workflow's stored state says where it stopped; the server keeps serving.
+            log.error("background run of %s ended with an error: %s", workflow_ids, error)

@@ -129,6 +129,7 @@ class FakeAgentApi:
         allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]"),
         api_key: str | None = None,
         workdir: Path | None = None,
+        port: int = 0,
     ) -> None:
         self.hook = hook
         self.workdir = workdir
@@ -163,7 +164,8 @@ class FakeAgentApi:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
-        self.port = 0
+        self.port = port
+        """0: any free port; a fixed one lets a test bring a killed server back at its address."""
 
     # --- what tests look at -------------------------------------------------------------------
 
@@ -242,7 +244,7 @@ class FakeAgentApi:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         await self._stop.wait()

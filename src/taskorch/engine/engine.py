@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from taskorch.agents.base import AgentAdapter
+from taskorch.agents.registry import AgentSpec
 from taskorch.domain.errors import ConfigError, StoreError
 from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
+from taskorch.engine.agents import AgentDirectory, AgentInfo
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
@@ -208,6 +210,47 @@ class OrchestrationEngine:
             "workflows": by_state,
             "subtasks": await self.queue.counts(),
             "database": self.database_location,
+        }
+
+    # --- agents ------------------------------------------------------------------------------
+
+    @property
+    def agent_directory(self) -> AgentDirectory:
+        return AgentDirectory(self.store, self.settings)
+
+    async def list_agents(self) -> list[AgentInfo]:
+        """Registered agents with their track record (attempts, successes, mean and p95
+        latency, last error) and current load; ``AgentInfo.to_json()`` is the API shape."""
+        return await self.agent_directory.list()
+
+    async def get_agent(self, ref: str) -> AgentInfo:
+        """One agent by name or id (``NotFoundError`` if none)."""
+        return await self.agent_directory.get(ref)
+
+    async def add_agent(self, spec: AgentSpec) -> AgentInfo:
+        """Register an agent, or replace the one with the same name."""
+        return await self.agent_directory.add(spec)
+
+    async def remove_agent(self, ref: str) -> AgentInfo:
+        """Unregister an agent; returns it as it was (its attempts stay in the history)."""
+        info = await self.agent_directory.get(ref)
+        await self.agent_directory.remove(info.agent.id)
+        return info
+
+    async def set_agent_enabled(self, ref: str, enabled: bool) -> AgentInfo:
+        return await self.agent_directory.set_enabled(ref, enabled)
+
+    async def agent_health(self) -> dict[str, ComponentHealth]:
+        """Probe every agent that is not disabled (agentapi ``GET /status``, CLI program on
+        PATH); an unreachable agent is marked offline, a reachable offline one available."""
+        found = await self.agent_directory.probe()
+        return {
+            name: ComponentHealth(
+                "ok" if probe.reachable else "down",
+                probe.detail,
+                {"agent_status": agent.status.value, "type": agent.type, **probe.info},
+            )
+            for name, (agent, probe) in found.items()
         }
 
     # --- runtime -----------------------------------------------------------------------------

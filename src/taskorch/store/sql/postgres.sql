@@ -310,3 +310,36 @@ SELECT agent_id, outcome, error_class, COUNT(*) AS n,
 FROM attempts
 WHERE ended_at IS NOT NULL
 GROUP BY agent_id, outcome, error_class;
+
+-- name: agent_track_records
+-- Each agent's track record in one pass over its finished attempts: attempts, successes, mean
+-- and p95 seconds (nearest rank) and the most recent failure. Cancelled attempts say nothing
+-- about the agent and are left out.
+SELECT agent_id,
+       COUNT(*) AS attempts,
+       SUM(CASE WHEN outcome = 'succeeded' THEN 1 ELSE 0 END) AS successes,
+       AVG(seconds)::double precision AS mean_s,
+       MIN(CASE WHEN by_time >= 0.95 * total THEN seconds END)::double precision AS p95_s,
+       MAX(CASE WHEN by_recency = 1 AND outcome <> 'succeeded'
+                THEN COALESCE(error_class, outcome) || ': ' || COALESCE(error_message, '') END)
+           AS last_error
+FROM (
+    SELECT agent_id, outcome, error_class, error_message,
+           EXTRACT(EPOCH FROM ended_at - started_at) AS seconds,
+           ROW_NUMBER() OVER (
+               PARTITION BY agent_id ORDER BY ended_at - started_at
+           ) AS by_time,
+           COUNT(*) OVER (PARTITION BY agent_id) AS total,
+           ROW_NUMBER() OVER (
+               PARTITION BY agent_id, outcome = 'succeeded' ORDER BY ended_at DESC, id DESC
+           ) AS by_recency
+    FROM attempts
+    WHERE ended_at IS NOT NULL AND agent_id IS NOT NULL
+      AND outcome NOT IN ('running', 'cancelled')
+) AS finished
+GROUP BY agent_id;
+
+-- name: route_subtask
+-- The routing decision for a subtask not yet running: its agent (or none) and why it waits.
+UPDATE subtasks SET agent_id = %(agent_id)s, error = %(note)s, updated_at = %(now)s
+WHERE id = %(id)s AND status IN ('pending', 'queued');

@@ -1,0 +1,223 @@
+"""The engine's agent side: the registry with track records, health probes, routing of a
+workflow's subtasks, and the adapters an in-process worker runs them on.
+
+Everything the faces need goes through :class:`OrchestrationEngine` (``list_agents``,
+``add_agent``, ...), which delegates here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from taskorch.agents.base import AgentAdapter
+from taskorch.agents.health import Probe, probe_agent
+from taskorch.agents.registry import (
+    DEFAULT_AGENT_NAME,
+    AgentSpec,
+    build_adapter,
+    capabilities_for,
+    describe_adapter,
+)
+from taskorch.agents.routing import AgentCoordinator, Choice, Routable
+from taskorch.domain.models import Agent, AgentStatus, Subtask
+from taskorch.settings import Settings
+from taskorch.store import Store
+from taskorch.store.agent_stats import AgentStats, RoutingWrite, TrackRecord
+
+WAITING = "(waiting)"
+"""``agent_id`` of a subtask no registered agent can take yet: no worker claims it, and routing
+tries again while the workflow runs (parentheses never occur in agent names)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """A registered agent with its track record and current load: what ``agents list`` shows."""
+
+    agent: Agent
+    record: TrackRecord
+    active: int = 0
+
+    @property
+    def utilisation(self) -> float:
+        return round(self.active / max(self.agent.max_concurrency, 1), 3)
+
+    def to_json(self) -> dict[str, Any]:
+        agent = self.agent
+        return {
+            "id": agent.id,
+            "name": agent.name,
+            "type": agent.type,
+            "adapter": describe_adapter(agent),
+            "status": agent.status.value,
+            "capabilities": agent.capabilities.model_dump(mode="json"),
+            "max_concurrency": agent.max_concurrency,
+            "active": self.active,
+            "utilisation": self.utilisation,
+            "track_record": self.record.to_json(),
+            "health": agent.metadata.get("health"),
+            "created_at": agent.created_at.isoformat(),
+        }
+
+
+class AgentPool(dict[str | None, AgentAdapter]):
+    """The adapters of a run (agent id -> adapter), with what the worker needs beside them:
+    per-agent concurrency limits and the coordinator that picks another agent on a retry."""
+
+    def __init__(
+        self,
+        adapters: Mapping[str | None, AgentAdapter],
+        *,
+        mode: str,
+        limits: Mapping[str, int] | None = None,
+        coordinator: AgentCoordinator | None = None,
+        note: str = "",
+    ) -> None:
+        super().__init__(adapters)
+        self.mode = mode
+        """``sim`` (one simulated agent for everything) or the routing mode: ``auto`` or a name."""
+        self.limits = dict(limits or {})
+        self.coordinator = coordinator
+        self.note = note
+
+    def reassign(self, subtask: Subtask, error_class: str, policy_reassign: bool) -> str | None:
+        if self.coordinator is None:
+            return subtask.agent_id
+        return self.coordinator.reassign(subtask, subtask.agent_id, error_class, policy_reassign)
+
+
+class AgentDirectory:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.stats = AgentStats(store.connector)
+
+    # --- registry ----------------------------------------------------------------------------
+
+    async def add(self, spec: AgentSpec) -> AgentInfo:
+        agent = await self.store.upsert_agent(
+            spec.name,
+            name=spec.name,
+            type=spec.type,
+            capabilities=spec.effective_capabilities(),
+            max_concurrency=spec.max_concurrency,
+            metadata={"adapter": spec.adapter_settings()},
+        )
+        return await self.get(agent.id)
+
+    async def remove(self, ref: str) -> Agent:
+        return await self.store.remove_agent(ref)
+
+    async def get(self, ref: str) -> AgentInfo:
+        await self.sync_default()
+        agent = await self.store.get_agent(ref)
+        records, load = await self.stats.track_records(), await self.stats.load()
+        return AgentInfo(agent, records.get(agent.id, TrackRecord()), load.get(agent.id, 0))
+
+    async def list(self) -> list[AgentInfo]:
+        await self.sync_default()
+        agents = await self.store.list_agents()
+        records, load = await self.stats.track_records(), await self.stats.load()
+        return [AgentInfo(a, records.get(a.id, TrackRecord()), load.get(a.id, 0)) for a in agents]
+
+    async def set_enabled(self, ref: str, enabled: bool) -> AgentInfo:
+        agent = await self.store.get_agent(ref)
+        status = AgentStatus.AVAILABLE if enabled else AgentStatus.DISABLED
+        if agent.status != status:
+            await self.store.set_agent_status(agent.id, status)
+        return await self.get(agent.id)
+
+    async def sync_default(self) -> None:
+        """``AGENTAPI_URL`` set (environment or config file) registers the default agentapi
+        agent ``agentapi`` (its key comes from ``AGENTAPI_KEY`` at run time, never stored)."""
+        if "agentapi_url" not in self.settings.model_fields_set:
+            return
+        url = self.settings.agentapi_url.rstrip("/")
+        existing = {a.name: a for a in await self.store.list_agents()}.get(DEFAULT_AGENT_NAME)
+        if existing is not None and existing.metadata.get("adapter", {}).get("url") == url:
+            return
+        spec = AgentSpec(name=DEFAULT_AGENT_NAME, url=url, key_env="AGENTAPI_KEY")
+        await self.store.upsert_agent(
+            DEFAULT_AGENT_NAME,
+            name=DEFAULT_AGENT_NAME,
+            type="custom",
+            capabilities=capabilities_for("custom"),
+            status=existing.status if existing else AgentStatus.AVAILABLE,
+            max_concurrency=existing.max_concurrency if existing else 1,
+            metadata={"adapter": spec.adapter_settings(), "source": "AGENTAPI_URL"},
+        )
+
+    # --- health ------------------------------------------------------------------------------
+
+    async def probe(self) -> dict[str, tuple[Agent, Probe]]:
+        """Probe every agent that is not disabled, at once; an unreachable agent goes offline
+        and a reachable offline one available again."""
+        await self.sync_default()
+        agents = [a for a in await self.store.list_agents() if a.status != AgentStatus.DISABLED]
+        env = self.secrets()
+        probes = await asyncio.gather(*(probe_agent(a, env) for a in agents))
+        found: dict[str, tuple[Agent, Probe]] = {}
+        for agent, probe in zip(agents, probes, strict=True):
+            if not probe.reachable and agent.status != AgentStatus.OFFLINE:
+                agent = await self.store.set_agent_status(agent.id, AgentStatus.OFFLINE)
+            elif probe.reachable and agent.status == AgentStatus.OFFLINE:
+                agent = await self.store.set_agent_status(agent.id, AgentStatus.AVAILABLE)
+            found[agent.name] = (agent, probe)
+        return found
+
+    def secrets(self) -> dict[str, str]:
+        """Where adapters read the keys their settings name: the environment, plus
+        ``AGENTAPI_KEY`` from the settings (it may come from the config file)."""
+        env = dict(os.environ)
+        if self.settings.agentapi_key is not None:
+            env["AGENTAPI_KEY"] = self.settings.agentapi_key.get_secret_value()
+        return env
+
+    # --- routing -----------------------------------------------------------------------------
+
+    async def coordinator(self, only: str | None = None) -> AgentCoordinator:
+        return AgentCoordinator(
+            await self.store.list_agents(),
+            await self.stats.track_records(),
+            await self.stats.load(),
+            only=None if only in (None, "auto") else only,
+            scoring=self.settings.enable_agent_coordination,
+        )
+
+    async def route(self, mode: str, subtasks: Sequence[Subtask]) -> dict[int, Choice]:
+        """Choose an agent for each subtask (by id) and store it; one that no agent can take
+        waits (``agent_id`` :data:`WAITING`) with the reason in its ``error``."""
+        coordinator = await self.coordinator(mode)
+        routable: Sequence[Routable] = subtasks
+        choices = coordinator.assign_tasks(routable)
+        by_id = {subtasks[index].id: choice for index, choice in choices.items()}
+        await self.stats.route(
+            RoutingWrite(
+                sub_id,
+                choice.agent_id or WAITING,
+                None if choice.routed else f"waiting for an agent: {choice.reason}",
+            )
+            for sub_id, choice in by_id.items()
+        )
+        return by_id
+
+    async def pool(self, mode: str, wrap: Callable[[AgentAdapter], AgentAdapter]) -> AgentPool:
+        """Adapters for every usable registered agent (``mode`` a name: that one only), each
+        wrapped by ``wrap`` (the workspace that makes "done mean merged")."""
+        coordinator = await self.coordinator(mode)
+        env = self.secrets()
+        usable = [a for a in coordinator.agents if a.status != AgentStatus.DISABLED]
+        if mode != "auto":
+            usable = [a for a in usable if mode in (a.id, a.name)]
+        adapters: dict[str | None, AgentAdapter] = {
+            a.id: wrap(build_adapter(a, env)) for a in usable
+        }
+        return AgentPool(
+            adapters,
+            mode=mode,
+            limits={a.id: a.max_concurrency for a in usable},
+            coordinator=coordinator,
+        )

@@ -30,6 +30,21 @@ UPDATE tasks SET status = %(to_status)s, updated_at = %(now)s
 WHERE id = %(id)s AND status = %(from_status)s
 RETURNING *;
 
+-- name: list_imported_tasks
+-- Tasks imported from task-master (metadata.taskmaster), of one tag or (NULL) of every tag.
+SELECT * FROM tasks
+WHERE metadata -> 'taskmaster' ->> 'tag' IS NOT NULL
+  AND (%(tag)s::text IS NULL OR metadata -> 'taskmaster' ->> 'tag' = %(tag)s)
+ORDER BY id;
+
+-- name: update_task
+UPDATE tasks
+SET title = %(title)s, description = %(description)s, priority = %(priority)s,
+    status = %(status)s, dependencies = %(dependencies)s::jsonb, metadata = %(metadata)s::jsonb,
+    updated_at = %(now)s
+WHERE id = %(id)s AND status = %(from_status)s
+RETURNING *;
+
 -- name: insert_workflow
 INSERT INTO workflows (id, task_id, status, metadata, created_at, updated_at)
 VALUES (%(id)s, %(task_id)s, 'pending', %(metadata)s::jsonb, %(now)s, %(now)s)

@@ -29,6 +29,20 @@ UPDATE tasks SET status = :to_status, updated_at = :now
 WHERE id = :id AND status = :from_status
 RETURNING *;
 
+-- name: list_imported_tasks
+-- Tasks imported from task-master (metadata.taskmaster), of one tag or (:tag NULL) of every tag.
+SELECT * FROM tasks
+WHERE json_extract(metadata, '$.taskmaster.tag') IS NOT NULL
+  AND (:tag IS NULL OR json_extract(metadata, '$.taskmaster.tag') = :tag)
+ORDER BY id;
+
+-- name: update_task
+UPDATE tasks
+SET title = :title, description = :description, priority = :priority, status = :status,
+    dependencies = :dependencies, metadata = :metadata, updated_at = :now
+WHERE id = :id AND status = :from_status
+RETURNING *;
+
 -- name: insert_workflow
 INSERT INTO workflows (id, task_id, status, metadata, created_at, updated_at)
 VALUES (:id, :task_id, 'pending', :metadata, :now, :now)

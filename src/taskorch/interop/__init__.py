@@ -1,0 +1,1 @@
+"""Other tools' task files, read and written (pure: parsing, mapping, serialising; no I/O)."""

@@ -1,0 +1,122 @@
+"""``taskorch task import|export`` as a user runs them: import a tagged tasks.json, carry one of
+its tasks to merged code with the simulated agent, export it back as done."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DATA = Path(__file__).parent / "data" / "tasks.json"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "taskmaster"
+
+
+def taskorch(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
+    env["TASKORCH_HOME"] = str(home)
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "taskorch", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home.parent,
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_import_process_export(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    project = tmp_path / "project"
+    target = project / ".taskmaster" / "tasks" / "tasks.json"
+    target.parent.mkdir(parents=True)
+    shutil.copy(DATA, target)
+
+    imported = json.loads(ok(taskorch("task", "import", str(project), "--json", home=home)))
+    assert [(t["tag"], t["created"]) for t in imported["tags"]] == [
+        ("master", 5),
+        ("feature-auth", 2),
+    ]
+    [login] = [
+        t for t in imported["tasks"] if (t["tag"], t["taskmaster_id"]) == ("feature-auth", "1")
+    ]
+    again = ok(taskorch("task", "import", str(target), "--tag", "feature-auth", home=home))
+    assert "imported tag feature-auth: 0 new, 2 updated" in again
+
+    final = json.loads(ok(taskorch("process", login["ref"], "--json", home=home)))
+    assert final["state"] == "merged"
+
+    shown = ok(taskorch("task", "export", str(target), "--tag", "feature-auth", home=home))
+    assert "exported tag feature-auth: 2 (1 blocked, 1 done)" in shown
+    after = read(target)
+    assert after["master"] == read(DATA)["master"]
+    auth = after["feature-auth"]["tasks"]
+    assert auth[0]["status"] == "done"
+    assert auth[0]["subtasks"][0]["status"] == "done"
+    assert auth[1]["status"] == "blocked"  # untouched in taskorch: as it was
+    assert auth[0]["updatedAt"] == "2026-11-22T12:00:00.000Z"  # unknown fields kept
+
+
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    broken = tmp_path / "tasks.json"
+    broken.write_text('{"master": {"tasks": [', encoding="utf-8")
+    for args in (
+        ("task", "import", str(broken)),
+        ("task", "import", str(tmp_path / "missing.json")),
+        ("task", "import", str(DATA), "--tag", "nope"),
+        ("task", "export", str(tmp_path / "out.json")),
+    ):
+        result = taskorch(*args, home=home)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("error: ")
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_real_multi_tag_file_round_trips(tmp_path: Path) -> None:
+    source = SHARED / "tasks.json"
+    if not source.exists():
+        pytest.skip(f"the real task-master file is not here: {source}")
+    home = tmp_path / ".taskorch"
+    imported = json.loads(ok(taskorch("task", "import", str(source), "--json", home=home)))
+    assert len(imported["tags"]) == 9
+    assert len(imported["tasks"]) == 182
+    out = tmp_path / "tasks.json"
+    ok(taskorch("task", "export", str(out), home=home))
+    assert read(out) == read(source)
+    # A second import of the same file changes nothing.
+    again = json.loads(ok(taskorch("task", "import", str(source), "--json", home=home)))
+    assert sum(t["created"] for t in again["tags"]) == 0
+    assert sum(t["updated"] for t in again["tags"]) == 182
+
+
+@pytest.mark.parametrize("name", ["flat-tasks.json", "cli-built-tasks.json"])
+def test_the_files_the_real_cli_wrote_round_trip(tmp_path: Path, name: str) -> None:
+    source = SHARED / name
+    if not source.exists():
+        pytest.skip(f"the task-master fixture is not here: {source}")
+    home = tmp_path / ".taskorch"
+    ok(taskorch("task", "import", str(source), home=home))
+    out = tmp_path / "tasks.json"
+    ok(taskorch("task", "export", str(out), home=home))
+    original = read(source)
+    expected = {"master": original} if "tasks" in original else original
+    assert read(out) == expected

@@ -193,9 +193,9 @@ class AgentCoordinator:
             first = scored[0]
             return replace(first, reason=f"{first.agent_id}: agent coordination is off")
         scored.sort(key=lambda c: -c.score)  # stable: equal scores keep name order
-        best = scored[0]
-        runners_up = tuple((str(c.agent_id), c.score) for c in scored[1:4])
-        return replace(best, reason=_explain(best), runners_up=runners_up)
+        best, others = scored[0], scored[1:4]
+        runners_up = tuple((str(c.agent_id), c.score) for c in others)
+        return replace(best, reason=_explain(best, others), runners_up=runners_up)
 
     def assign_tasks(self, plan: Plan | Sequence[Routable]) -> dict[int, Choice]:
         """A choice for each subtask, in order; each assignment counts as load for the next.
@@ -287,12 +287,15 @@ def _free_share(agent: Agent, active: int) -> float:
     return max(0.0, 1.0 - active / max(agent.max_concurrency, 1))
 
 
-def _explain(choice: Choice) -> str:
-    strongest = sorted(
-        ((WEIGHTS[n] * v, n) for n, v in choice.parts.items() if n in WEIGHTS), reverse=True
-    )[:2]
-    named = ", ".join(f"{name} {choice.parts[name]:.2f}" for _, name in strongest)
-    return f"{choice.agent_id}: score {choice.score:.2f} ({named})"
+def _explain(choice: Choice, runners_up: Sequence[Choice] = ()) -> str:
+    parts = ", ".join(
+        f"{name} {value:.2f}" for name, value in choice.parts.items() if name in WEIGHTS
+    )
+    text = f"{choice.agent_id}: score {choice.score:.2f} = {parts}, exploration +"
+    text += f"{choice.parts.get('exploration', 0.0):.2f}"
+    if runners_up:
+        text += "; next: " + ", ".join(f"{c.agent_id} {c.score:.2f}" for c in runners_up)
+    return text
 
 
 def _no_agent_reason(subtask: Routable, misfits: Sequence[str]) -> str:

@@ -1,5 +1,6 @@
 """Imports every command module so they register on the app."""
 
+from taskorch.cli import agents as agents
 from taskorch.cli import mcp as mcp
 from taskorch.cli import metrics as metrics
 from taskorch.cli import parse as parse

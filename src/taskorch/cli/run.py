@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from taskorch.cli.app import app, console, print_json, run, settings
+from taskorch.cli.app import app, console, err_console, print_json, run, settings
 from taskorch.cli.workflows import show_workflow, styled
 from taskorch.domain.errors import InputError
 from taskorch.domain.models import NewTask, Priority, Workflow, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
-from taskorch.engine.setup import agent_adapters, open_engine
+from taskorch.engine.agents import AgentPool
+from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.engine.status import WorkflowStatus
 from taskorch.runtime.workspace import check_repository
 
@@ -26,11 +27,27 @@ RepoOption = Annotated[
     Path | None,
     typer.Option("--repo", help="Target git repository (default: a scratch repository)."),
 ]
-AgentOption = Annotated[str, typer.Option("--agent", help="Agent for the subtasks: sim.")]
+AgentOption = Annotated[
+    str,
+    typer.Option(
+        "--agent",
+        help="auto: route each subtask to the best registered agent (the simulated agent when "
+        "none is registered); sim: the simulated agent; or one registered agent's name.",
+    ),
+]
 SimDurationOption = Annotated[
     float, typer.Option("--sim-duration", min=0, help="Seconds each simulated subtask takes.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the final status as JSON.")]
+
+
+async def _agents(
+    engine: OrchestrationEngine, agent: str, sim_duration_s: float = 0.0
+) -> AgentPool:
+    pool = await agents_for_run(engine, agent, sim_duration_s)
+    if pool.note:
+        err_console.print(pool.note, highlight=False)
+    return pool
 
 
 async def _options(repo: Path | None, agent: str) -> dict[str, str]:
@@ -78,7 +95,7 @@ def run_(
     text: Annotated[str | None, typer.Argument(help="The requirement.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Read the requirement here.")] = None,
     repo: RepoOption = None,
-    agent: AgentOption = "sim",
+    agent: AgentOption = "auto",
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -88,13 +105,14 @@ def run_(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
         requirement = _requirement(text, file)
-        options = await _options(repo, agent)
+        pool = await _agents(engine, agent, sim_duration_s)
+        options = await _options(repo, pool.mode)
         title = requirement.strip().splitlines()[0][:120]
         task = await engine.add_task(NewTask.create(title, requirement))
         return [
             await engine.process_task(
                 task.id,
-                agents=agent_adapters(engine, agent, sim_duration_s),
+                agents=pool,
                 options=options,
                 on_progress=progress,
             )
@@ -107,7 +125,7 @@ def run_(
 def process(
     task_id: Annotated[str, typer.Argument(metavar="TASK_ID")],
     repo: RepoOption = None,
-    agent: AgentOption = "sim",
+    agent: AgentOption = "auto",
     priority: Annotated[
         str | None,
         typer.Option(
@@ -127,7 +145,8 @@ def process(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
         task = await engine.get_task(parse_task_ref(task_id))
-        options = await _options(repo, agent)
+        pool = await _agents(engine, agent, sim_duration_s)
+        options = await _options(repo, pool.mode)
         if priority is not None:
             options["priority"] = Priority.parse(priority).value
         started: list[str] = []
@@ -141,7 +160,7 @@ def process(
                 return [
                     await engine.process_task(
                         task.id,
-                        agents=agent_adapters(engine, agent, sim_duration_s),
+                        agents=pool,
                         options=options,
                         on_progress=watch,
                     )
@@ -161,7 +180,7 @@ def process(
 def batch(
     task_ids: Annotated[str, typer.Argument(metavar="ID,ID,...")],
     repo: RepoOption = None,
-    agent: AgentOption = "sim",
+    agent: AgentOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Carry several stored tasks to merged code at once."""
@@ -174,10 +193,11 @@ def batch(
             raise InputError("no task ids given: use e.g. `taskorch batch 1,2,3`")
         for task_id in ids:
             await engine.get_task(task_id)
+        pool = await _agents(engine, agent)
         return await engine.process_batch(
             ids,
-            agents=agent_adapters(engine, agent),
-            options=await _options(repo, agent),
+            agents=pool,
+            options=await _options(repo, pool.mode),
             on_progress=progress,
         )
 
@@ -187,7 +207,7 @@ def batch(
 @app.command()
 def resume(
     workflow_ids: Annotated[list[str] | None, typer.Argument(metavar="[WORKFLOW_ID]...")] = None,
-    agent: AgentOption = "sim",
+    agent: AgentOption = "auto",
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -198,7 +218,7 @@ def resume(
     ) -> list[WorkflowStatus]:
         statuses = await engine.resume(
             workflow_ids or None,
-            agents=agent_adapters(engine, agent, sim_duration_s),
+            agents=await _agents(engine, agent, sim_duration_s),
             on_progress=progress,
         )
         if not statuses:

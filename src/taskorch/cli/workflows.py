@@ -9,7 +9,9 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from taskorch.cli.agents import print_agents
 from taskorch.cli.app import app, console, engine, print_json, run
+from taskorch.engine.agents import AgentInfo
 from taskorch.engine.status import WorkflowStatus
 
 STATE_STYLE = {
@@ -33,11 +35,14 @@ def status(
 ) -> None:
     """All workflows, or one workflow: state, progress, stages, subtasks, history, PR record."""
 
+    agents: list[AgentInfo] = []
+
     async def body() -> Any:
         async with engine() as running:
             if workflow_id:
                 return await running.get_workflow_status(workflow_id)
             workflows = await running.list_workflows(limit=50)
+            agents.extend(await running.list_agents())
             return [await running.get_workflow_status(w.id) for w in workflows]
 
     answer = run(body)
@@ -63,6 +68,9 @@ def status(
             str(item.current_stage or "-"),
         )
     console.print(table)
+    if agents:
+        console.print("agents:")
+        print_agents(agents)
 
 
 def _summary(item: WorkflowStatus) -> dict[str, Any]:
@@ -93,6 +101,7 @@ def show_workflow(item: WorkflowStatus) -> None:
             item.task.title,
         )
     )
+    routing: dict[str, Any] = item.workflow.metadata.get("routing") or {}
     tree = Tree("stages")
     stages: dict[int, Tree] = {}
     for sub in data["subtasks"]:
@@ -105,7 +114,10 @@ def show_workflow(item: WorkflowStatus) -> None:
         )
         if sub["error"]:
             line.append(f"  {sub['error']}", style="red")
-        branch.add(line)
+        node = branch.add(line)
+        choice = routing.get(sub["key"])
+        if choice and choice.get("agent"):
+            node.add(Text(f"routed: {choice['reason']}", style="dim"))
     console.print(tree)
     if data["pull_request"]:
         pr = data["pull_request"]

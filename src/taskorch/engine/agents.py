@@ -58,7 +58,6 @@ class AgentInfo:
             "active": self.active,
             "utilisation": self.utilisation,
             "track_record": self.record.to_json(),
-            "health": agent.metadata.get("health"),
             "created_at": agent.created_at.isoformat(),
         }
 
@@ -94,6 +93,9 @@ class AgentDirectory:
         self.store = store
         self.settings = settings
         self.stats = AgentStats(store.connector)
+        self.waiting_agent = WAITING
+        self.wait_timeout_s = settings.subtask_timeout_s
+        """A subtask no agent can take fails its workflow after this long (SUBTASK_TIMEOUT_S)."""
 
     # --- registry ----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from taskorch.domain.errors import ConfigError, StoreError
 from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
-from taskorch.engine.agents import AgentDirectory, AgentInfo
+from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
@@ -117,7 +117,13 @@ class OrchestrationEngine:
     def pipeline(self) -> Pipeline:
         if self.delivery is None:
             raise ConfigError("no code delivery configured: the engine needs one to process tasks")
-        return Pipeline(self.store, self._plan, self.delivery, publish=self.events.publish)
+        return Pipeline(
+            self.store,
+            self._plan,
+            self.delivery,
+            publish=self.events.publish,
+            router=self.agent_directory,
+        )
 
     async def _plan(self, text: str, context: str | None, ref: str) -> tuple[Plan, str]:
         async with TaskNLP.from_settings(self.settings) as nlp:
@@ -271,7 +277,16 @@ class OrchestrationEngine:
             lease_s=self.settings.lease_s,
             timeout_s=self.settings.subtask_timeout_s,
         )
-        return Worker(self.queue, agents, config=config, recovery=recovery, events=self.events)
+        pool = agents if isinstance(agents, AgentPool) else None
+        return Worker(
+            self.queue,
+            agents,
+            config=config,
+            recovery=recovery,
+            events=self.events,
+            agent_limits=pool.limits if pool else None,
+            reassign=pool.reassign if pool and pool.coordinator else None,
+        )
 
     async def get_metrics(self) -> RuntimeMetrics:
         return await collect_metrics(self.queue)

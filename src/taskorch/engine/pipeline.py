@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from taskorch.agents.routing import Choice
 from taskorch.domain.dag import DependencyResolver
 from taskorch.domain.errors import PlanError, TaskorchError
 from taskorch.domain.models import (
@@ -28,7 +29,12 @@ from taskorch.domain.models import (
     task_ref,
 )
 from taskorch.domain.plan import Domain, Plan, PlanSubtask, WorkerType
-from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState, can_transition_workflow
+from taskorch.domain.states import (
+    WORKFLOW_TERMINAL,
+    SubtaskState,
+    WorkflowState,
+    can_transition_workflow,
+)
 from taskorch.store import Store
 from taskorch.store.queue import QueueEvent, SubtaskQueue
 
@@ -70,6 +76,23 @@ class Delivery(Protocol):
     async def cleanup(self, workflow: Workflow, *, cancelled: bool) -> None: ...
 
 
+class Router(Protocol):
+    """Routing of a workflow's subtasks to registered agents (see ``engine/agents.py``)."""
+
+    waiting_agent: str
+    """``agent_id`` of a subtask that no agent can take yet (no worker claims it)."""
+    wait_timeout_s: float
+    """How long a subtask may wait for a capable agent before its workflow fails."""
+
+    async def route(self, mode: str, subtasks: Sequence[Subtask]) -> dict[int, Choice]:
+        """Choose and store an agent for each subtask (by subtask id); ``mode`` is ``auto``
+        (any registered agent) or one agent's name."""
+        ...
+
+
+ROUTABLE = frozenset({SubtaskState.PENDING, SubtaskState.QUEUED})
+
+
 class Pipeline:
     def __init__(
         self,
@@ -79,8 +102,12 @@ class Pipeline:
         *,
         resolver: DependencyResolver | None = None,
         publish: Callable[[Sequence[QueueEvent]], Awaitable[None]] | None = None,
+        router: Router | None = None,
     ) -> None:
+        """With a ``router``, workflows whose ``agent`` option names routing (``auto`` or an
+        agent) get an agent per subtask; others (``sim``, none) run on the default adapter."""
         self.store = store
+        self.router = router
         self.queue = SubtaskQueue(store.connector)
         self.planner = planner
         self.delivery = delivery
@@ -175,10 +202,61 @@ class Pipeline:
     async def _assign(self, workflow: Workflow) -> Workflow:
         agent = str(workflow.metadata.get("options", {}).get("agent") or "default")
         subtasks = await self.store.list_subtasks(workflow.id)
-        assignments = {s.key: s.agent_id or agent for s in subtasks}
-        return await self._move(workflow, W.PROCESSING, {"assignments": assignments})
+        mode = self._routing_mode(workflow)
+        if mode is None or self.router is None:
+            assignments = {s.key: s.agent_id or agent for s in subtasks}
+            return await self._move(workflow, W.PROCESSING, {"assignments": assignments})
+        open_subtasks = [s for s in subtasks if s.status in ROUTABLE]
+        choices = await self.router.route(mode, open_subtasks)
+        routing = {s.key: choices[s.id].to_json() for s in open_subtasks}
+        routed = {
+            s.key: choices[s.id].agent_id if s.id in choices else s.agent_id for s in subtasks
+        }
+        return await self._move(workflow, W.PROCESSING, {"assignments": routed, "routing": routing})
+
+    def _routing_mode(self, workflow: Workflow) -> str | None:
+        agent = workflow.metadata.get("options", {}).get("agent")
+        if self.router is None or agent in (None, "", "sim", "default"):
+            return None
+        return str(agent)
+
+    async def _route_waiting(self, workflow: Workflow, mode: str) -> Workflow | None:
+        """Route subtasks that have no agent yet (fix-ups, and those no agent could take:
+        an agent may have been registered or come back online); fail the workflow when one
+        has waited longer than the router allows."""
+        assert self.router is not None
+        waiting = [
+            s
+            for s in await self.store.list_subtasks(workflow.id)
+            if s.status in ROUTABLE and s.agent_id in (None, self.router.waiting_agent)
+        ]
+        if not waiting:
+            return None
+        choices = await self.router.route(mode, waiting)
+        now = self.queue.now
+        for sub in waiting:
+            choice = choices[sub.id]
+            waited_s = (now - sub.created_at).total_seconds()
+            if not choice.routed and waited_s > self.router.wait_timeout_s:
+                events = await self.queue.cancel_workflow(workflow.id)
+                if self._publish:
+                    await self._publish(events)
+                reason = (
+                    f"no agent took {sub.key} within {self.router.wait_timeout_s:g} s: "
+                    f"{choice.reason}"
+                )
+                return await self._fail(
+                    workflow,
+                    {"escalation": {"blocking_subtask": sub.key, "reason": reason, "blocked": []}},
+                )
+        return None
 
     async def _process(self, workflow: Workflow) -> Workflow | None:
+        mode = self._routing_mode(workflow)
+        if mode is not None:
+            given_up = await self._route_waiting(workflow, mode)
+            if given_up is not None:
+                return given_up
         events = await self.queue.queue_ready(workflow.id)
         if self._publish:
             await self._publish(events)

@@ -15,6 +15,7 @@ from taskorch.agents.base import AgentAdapter
 from taskorch.agents.sim import SimBehaviour
 from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.domain.errors import ConfigError, InputError
+from taskorch.engine.agents import AgentPool
 from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
 from taskorch.engine.engine import OrchestrationEngine
 from taskorch.runtime.github import GitHubConfig
@@ -69,3 +70,30 @@ def agent_adapters(
         raise ConfigError("agents run in git worktrees: the engine needs git delivery")
     sim = SimWorktreeAgent(SimBehaviour(duration_s=sim_duration_s, heartbeat_s=SIM_HEARTBEAT_S))
     return {None: WorkspaceAgent(sim, engine.delivery)}
+
+
+async def agents_for_run(
+    engine: OrchestrationEngine, kind: str = "auto", sim_duration_s: float = 0.0
+) -> AgentPool:
+    """The agents of a run with ``--agent kind``: ``sim`` (one simulated agent for every
+    subtask), ``auto`` (routing among the registered agents; the simulated agent when none is
+    registered, said in ``note``) or the name of one registered agent. Agents are probed first,
+    so an unreachable one is marked offline and not chosen."""
+    if kind == "sim":
+        return AgentPool(agent_adapters(engine, "sim", sim_duration_s), mode="sim")
+    delivery = engine.delivery
+    if not isinstance(delivery, GitDelivery):
+        raise ConfigError("agents run in git worktrees: the engine needs git delivery")
+    if kind != "auto":
+        await engine.get_agent(kind)  # a one-line error when there is no such agent
+    await engine.agent_health()
+    pool = await engine.agent_directory.pool(kind, lambda inner: WorkspaceAgent(inner, delivery))
+    if kind == "auto" and not pool:
+        sim = agent_adapters(engine, "sim", sim_duration_s)
+        return AgentPool(
+            sim,
+            mode="sim",
+            note="no usable agents registered (`taskorch agents list`): "
+            "the subtasks run on the simulated agent",
+        )
+    return pool

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 SHUTDOWN_SETTLE_TRIES = 5
 """Tries at storing the last outcomes before exiting (a database blip must not turn finished work
 into zombies that run again)."""
+
+
+Reassign = Callable[[Subtask, str, bool], str | None]
+"""(subtask, error class, the policy says reassign) -> agent id for the retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +82,11 @@ class Worker:
         events: EventBus | None = None,
         worker_id: str | None = None,
         agent_limits: Mapping[str, int] | None = None,
+        reassign: Reassign | None = None,
     ) -> None:
-        """``agents`` maps agent ids to adapters; the ``None`` key runs unassigned subtasks."""
+        """``agents`` maps agent ids to adapters; the ``None`` key runs unassigned subtasks.
+        ``reassign`` picks the agent of a retry (default: any other agent when the error's
+        policy says to reassign, else the same one)."""
         self.queue = queue
         self.agents = dict(agents)
         self.config = config or WorkerConfig()
@@ -87,6 +94,7 @@ class Worker:
         self.events = events or EventBus()
         self.worker_id = worker_id or default_worker_id()
         self.agent_limits = dict(agent_limits or {})
+        self.reassign = reassign
         self.stats = WorkerStats()
         self._running: dict[int, _Running] = {}
         self._settling: list[Outcome] = []
@@ -291,9 +299,12 @@ class Worker:
             "error_message": error.message,
         }
         if decision.retry:
-            next_agent = (
-                self._other_agent(subtask.agent_id) if decision.reassign else (subtask.agent_id)
-            )
+            if self.reassign is not None:
+                next_agent = self.reassign(subtask, error.error_class, decision.reassign)
+            else:
+                next_agent = (
+                    self._other_agent(subtask.agent_id) if decision.reassign else subtask.agent_id
+                )
             return Outcome(
                 subtask,
                 "retry",

@@ -1,0 +1,283 @@
+"""``taskorch agents list|add|remove|show|check|enable|disable``: the agent registry."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+from rich.text import Text
+
+from taskorch.agents.registry import (
+    ADAPTER_KINDS,
+    KNOWN_TYPES,
+    AdapterKind,
+    AgentSpec,
+    capabilities_for,
+    merge_capabilities,
+)
+from taskorch.cli.app import app, console, engine, print_json, run
+from taskorch.domain.errors import InputError
+from taskorch.engine import ComponentHealth
+from taskorch.engine.agents import AgentInfo
+
+agents_app = typer.Typer(
+    help="Register coding agents and see their track record.", no_args_is_help=True
+)
+app.add_typer(agents_app, name="agents")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Agent name (or id).")]
+_STATUS_STYLE = {"available": "green", "busy": "yellow", "offline": "bold red", "disabled": "dim"}
+
+
+def _list(value: str | None) -> list[str] | None:
+    return None if value is None else [part for part in value.split(",") if part.strip()]
+
+
+@agents_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A short name, e.g. claude-1.")],
+    agent_type: Annotated[
+        str,
+        typer.Option("--type", help=f"{', '.join(KNOWN_TYPES)}, or any name for a custom agent."),
+    ] = "custom",
+    url: Annotated[
+        str | None, typer.Option(help="agentapi server URL (makes it an agentapi agent).")
+    ] = None,
+    key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable holding the agentapi key (never stored)."),
+    ] = None,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            help="Custom CLI command, split like a shell would (never run by one); "
+            "{prompt} in one word, else the prompt goes on stdin."
+        ),
+    ] = None,
+    executable: Annotated[
+        str | None, typer.Option(help="Path of a known CLI agent's program.")
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help=f"{'|'.join(ADAPTER_KINDS)} (default: from the options).")
+    ] = None,
+    domains: Annotated[str | None, typer.Option(help="Override, comma-separated.")] = None,
+    worker_types: Annotated[str | None, typer.Option(help="Override, comma-separated.")] = None,
+    languages: Annotated[str | None, typer.Option(help="Override, comma-separated.")] = None,
+    specialties: Annotated[str | None, typer.Option(help="Override, comma-separated.")] = None,
+    max_concurrency: Annotated[
+        int, typer.Option("--max-concurrency", min=1, help="Subtasks it runs at once.")
+    ] = 1,
+    sim_duration_s: Annotated[
+        float, typer.Option("--sim-duration", min=0, help="Seconds a sim agent's subtask takes.")
+    ] = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Register an agent (or replace the one with this name)."""
+
+    async def body() -> AgentInfo:
+        caps = merge_capabilities(
+            capabilities_for(agent_type),
+            domains=_list(domains),
+            worker_types=_list(worker_types),
+            languages=_list(languages),
+            specialties=_list(specialties),
+        )
+        spec = _spec(
+            name=name,
+            type=agent_type,
+            adapter=_adapter(adapter),
+            url=url,
+            key_env=key_env,
+            command=_command(command),
+            executable=executable,
+            capabilities=caps,
+            max_concurrency=max_concurrency,
+            sim_duration_s=sim_duration_s,
+        )
+        async with engine() as running:
+            return await running.add_agent(spec)
+
+    info = run(body)
+    if as_json:
+        print_json(info.to_json())
+        return
+    data = info.to_json()
+    console.print(
+        Text.assemble(
+            "registered ", (info.agent.name, "bold"), f" ({data['type']}, {data['adapter']})"
+        )
+    )
+
+
+@agents_app.command("list")
+def list_(as_json: JsonOption = False) -> None:
+    """Registered agents: status, load, success rate, latency, last error."""
+
+    async def body() -> list[AgentInfo]:
+        async with engine() as running:
+            return await running.list_agents()
+
+    agents = run(body)
+    if as_json:
+        print_json([info.to_json() for info in agents])
+        return
+    if not agents:
+        console.print(
+            "no agents registered: `taskorch agents add NAME --type claude-code` "
+            "(or --url for agentapi); until then `taskorch run` uses the simulated agent"
+        )
+        return
+    print_agents(agents)
+
+
+def agents_table(agents: list[AgentInfo]) -> Table:
+    """The registry with its figures (also shown by ``taskorch status``)."""
+    table = Table("agent", "type", "status", "load", "success", "mean", "p95", "adapter", box=None)
+    for info in agents:
+        record = info.record
+        rate = f"{record.success_rate:.0%} of {record.attempts}" if record.attempts else "-"
+        table.add_row(
+            Text(info.agent.name, style="bold", no_wrap=True),
+            info.agent.type,
+            Text(info.agent.status.value, style=_STATUS_STYLE.get(info.agent.status.value, "")),
+            f"{info.active}/{info.agent.max_concurrency}",
+            rate,
+            _seconds(record.mean_s),
+            _seconds(record.p95_s),
+            Text(info.to_json()["adapter"]),
+        )
+    return table
+
+
+def print_agents(agents: list[AgentInfo]) -> None:
+    console.print(agents_table(agents))
+    for info in agents:
+        if info.record.last_error:
+            console.print(
+                Text.assemble(f"  {info.agent.name} last error: ", (info.record.last_error, "red"))
+            )
+
+
+@agents_app.command("show")
+def show(name: NameArg, as_json: JsonOption = False) -> None:
+    """One agent: adapter settings, capabilities, limit, status and track record."""
+
+    async def body() -> AgentInfo:
+        async with engine() as running:
+            return await running.get_agent(name)
+
+    data = run(body).to_json()
+    if as_json:
+        print_json(data)
+        return
+    _print_fields(data)
+
+
+@agents_app.command("remove")
+def remove(name: NameArg) -> None:
+    """Unregister an agent (its past attempts stay in the history)."""
+
+    async def body() -> AgentInfo:
+        async with engine() as running:
+            return await running.remove_agent(name)
+
+    console.print(f"removed {run(body).agent.name}")
+
+
+@agents_app.command("enable")
+def enable(name: NameArg) -> None:
+    """Let routing choose the agent again."""
+    _set_enabled(name, True)
+
+
+@agents_app.command("disable")
+def disable(name: NameArg) -> None:
+    """Keep routing away from the agent (it is not probed either)."""
+    _set_enabled(name, False)
+
+
+@agents_app.command("check")
+def check(as_json: JsonOption = False) -> None:
+    """Probe every agent that is not disabled; unreachable ones are marked offline (and back)."""
+
+    async def body() -> dict[str, ComponentHealth]:
+        async with engine() as running:
+            return await running.agent_health()
+
+    found = run(body)
+    if as_json:
+        print_json(
+            {n: {"status": h.status, "detail": h.detail, **h.info} for n, h in found.items()}
+        )
+        return
+    if not found:
+        console.print("no agents to probe")
+    for name, health in found.items():
+        style = "green" if health.status == "ok" else "bold red"
+        console.print(Text.assemble((f"{health.status:<5}", style), f" {name}: {health.detail}"))
+    if any(h.status != "ok" for h in found.values()):
+        raise typer.Exit(1)
+
+
+def _set_enabled(name: str, enabled: bool) -> None:
+    async def body() -> AgentInfo:
+        async with engine() as running:
+            return await running.set_agent_enabled(name, enabled)
+
+    info = run(body)
+    console.print(f"{info.agent.name}: {info.agent.status.value}")
+
+
+def _spec(**fields: Any) -> AgentSpec:
+    try:
+        return AgentSpec(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(str(first["msg"]).removeprefix("Value error, ")) from None
+
+
+def _adapter(value: str | None) -> AdapterKind | None:
+    if value is None:
+        return None
+    for kind in ADAPTER_KINDS:
+        if kind == value:
+            return kind
+    raise InputError(f"unknown adapter {value!r}: use {', '.join(ADAPTER_KINDS)}")
+
+
+def _command(text: str | None) -> list[str] | None:
+    """The argv of a custom command; a relative program path is made absolute here, because
+    the agent runs in a worktree, not where it was registered."""
+    if not text:
+        return None
+    argv = shlex.split(text)
+    if argv and os.sep in argv[0] and not os.path.isabs(argv[0]):
+        argv[0] = os.path.abspath(argv[0])
+    return argv
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.1f}s" if value is not None else "-"
+
+
+def _print_fields(data: dict[str, Any]) -> None:
+    console.print(Text(f"{data['name']}  {data['type']}  {data['status']}", style="bold"))
+    record = data["track_record"]
+    rows = {
+        "adapter": data["adapter"],
+        "domains": ", ".join(data["capabilities"]["domains"]) or "any",
+        "worker types": ", ".join(data["capabilities"]["worker_types"]) or "any",
+        "languages": ", ".join(data["capabilities"]["languages"]) or "any",
+        "specialties": ", ".join(data["capabilities"]["specialties"]) or "-",
+        "concurrency": f"{data['active']} running of {data['max_concurrency']}",
+        "attempts": f"{record['attempts']} ({record['successes']} succeeded)",
+        "latency": f"mean {_seconds(record['mean_s'])}, p95 {_seconds(record['p95_s'])}",
+        "last error": record["last_error"] or "-",
+    }
+    for key, value in rows.items():
+        console.print(Text(f"  {key:<13}{value}"))

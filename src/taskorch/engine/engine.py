@@ -21,6 +21,7 @@ from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
 from taskorch.planning import TaskNLP
+from taskorch.planning.providers import chosen_provider
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
@@ -206,6 +207,10 @@ class OrchestrationEngine:
     ) -> list[Workflow]:
         return await self.store.list_workflows(status=status, limit=limit)
 
+    async def subtask_counts(self, workflow_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Subtasks by state for each of ``workflow_ids`` (one query, for lists of workflows)."""
+        return await self.queue.workflow_counts(workflow_ids)
+
     async def get_status(self) -> dict[str, Any]:
         """Workflows by state and subtasks by state: the orchestrator at a glance."""
         workflows = await self.store.list_workflows()
@@ -291,10 +296,57 @@ class OrchestrationEngine:
     async def get_metrics(self) -> RuntimeMetrics:
         return await collect_metrics(self.queue)
 
+    async def attempt_breakdown(self) -> list[dict[str, Any]]:
+        """Finished attempts counted by agent, outcome and error class (for Prometheus)."""
+        rows = await self.queue.attempt_stats(self.queue.now)
+        return [
+            {
+                "agent": str(row["agent_id"] or "default"),
+                "outcome": str(row["outcome"]),
+                "error_class": str(row["error_class"] or ""),
+                "count": int(row["n"]),
+            }
+            for row in rows
+        ]
+
     # --- health ------------------------------------------------------------------------------
 
     async def health_check(self) -> HealthReport:
-        return HealthReport({"database": await self._database_health()})
+        components = {"database": await self._database_health(), "planner": self._planner_health()}
+        if components["database"].status == "ok":  # probing needs the registry table
+            components.update(await self._agents_health())
+        return HealthReport(components)
+
+    async def _agents_health(self) -> dict[str, ComponentHealth]:
+        """One component per registered agent (``agent:<name>``), probed."""
+        try:
+            found = await self.agent_health()
+        except StoreError as exc:
+            return {"agents": ComponentHealth("degraded", f"agent registry: {exc.message}")}
+        if not found:
+            return {"agents": ComponentHealth("ok", "no agents registered (`taskorch agents`)")}
+        return {f"agent:{name}": health for name, health in found.items()}
+
+    def _planner_health(self) -> ComponentHealth:
+        """Which planner the settings choose and whether what it needs is there (no network)."""
+        name = chosen_provider(self.settings)
+        info: dict[str, Any] = {"provider": name}
+        if self.settings.nlp_model:
+            info["model"] = self.settings.nlp_model
+        if name == "heuristic":
+            return ComponentHealth("ok", "heuristic (offline)", info)
+        if name == "openai-compatible":
+            if not self.settings.openai_base_url:
+                return ComponentHealth("down", f"{name}: OPENAI_BASE_URL is not set", info)
+            if not self.settings.nlp_model:
+                return ComponentHealth("down", f"{name}: NLP_MODEL is not set", info)
+            return ComponentHealth("ok", f"{name} at {self.settings.openai_base_url}", info)
+        anthropic = name == "anthropic"
+        key = self.settings.anthropic_api_key if anthropic else self.settings.openai_api_key
+        variable = "ANTHROPIC_API_KEY" if anthropic else "OPENAI_API_KEY"
+        if key is None:
+            return ComponentHealth("down", f"{name}: {variable} is not set", info)
+        return ComponentHealth("ok", f"{name} ({variable} set)", info)
 
     async def _database_health(self) -> ComponentHealth:
         try:

@@ -1,0 +1,62 @@
+"""``taskorch serve``: the daemon, the HTTP API and the dashboard in one process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from taskorch.cli.app import app, console, run, settings
+from taskorch.engine.daemon import Daemon, DaemonStats
+from taskorch.http.server import ServeOptions, serve
+
+
+@app.command("serve")
+def serve_(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to bind (default API_HOST=127.0.0.1; others need a token)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (default API_PORT=8765; 0: any).")
+    ] = None,
+    agent: Annotated[str, typer.Option(help="Agent for the subtasks: sim.")] = "sim",
+    sim_duration_s: Annotated[
+        float, typer.Option("--sim-duration", min=0, help="Seconds each simulated subtask takes.")
+    ] = 0.0,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Subtasks run at once (default WORKER_CONCURRENCY)."),
+    ] = None,
+    max_workflows: Annotated[
+        int | None,
+        typer.Option(min=1, help="Workflows carried at once (default MAX_CONCURRENT_WORKFLOWS)."),
+    ] = None,
+) -> None:
+    """Take pending tasks from the database and carry them to merged code; serve the HTTP API
+    (/api/v1), the dashboard (/) and Prometheus metrics (/metrics). SIGTERM: finish, then exit."""
+    config = settings()
+    options = ServeOptions(
+        host=host or config.api_host,
+        port=config.api_port if port is None else port,
+        agent=agent,
+        sim_duration_s=sim_duration_s,
+        concurrency=concurrency,
+        max_workflows=max_workflows,
+    )
+
+    def ready(url: str, daemon: Daemon) -> None:
+        console.print(f"taskorch serving {url}  (dashboard /, API /api/v1, docs /docs)")
+        console.print(
+            f"database {daemon.engine.database_location}; up to {daemon.max_workflows} workflows "
+            f"at once; resuming {len(daemon.stats.resumed)} unfinished"
+        )
+
+    async def body() -> DaemonStats:
+        return await serve(config, options, on_ready=ready)
+
+    stats = run(body)
+    console.print(
+        f"stopped: {len(stats.started)} workflow(s) started, {len(stats.finished)} finished, "
+        f"{len(stats.started) + len(stats.resumed) - len(stats.finished)} left to resume"
+    )

@@ -1,0 +1,210 @@
+"""The daemon behind ``taskorch serve``: pending tasks in the database become workflows (at most
+``MAX_CONCURRENT_WORKFLOWS`` unfinished at once), an in-process worker runs their subtasks, and the
+pipeline advances each workflow whenever the runtime reports news about it.
+
+Stopping is graceful: no new task is taken, the worker claims nothing more and lets its running
+attempts finish under their leases (their outcomes are stored), and every workflow stays in its
+stored state. The next start picks up every unfinished workflow where it stands (each pipeline
+step is idempotent), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskorch.agents.base import AgentAdapter
+from taskorch.domain.errors import TaskorchError
+from taskorch.domain.models import JSONDict, Task, TaskStatus
+from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.engine.engine import OrchestrationEngine
+from taskorch.engine.pipeline import Pipeline
+from taskorch.runtime.worker import WorkerStats
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5
+"""How often every unfinished workflow is looked at even without news (work done elsewhere)."""
+STUCK_RETRY_S = 30.0
+"""A workflow whose step failed with an error is tried again after this long, not every poll."""
+
+
+@dataclass(slots=True)
+class DaemonStats:
+    started: list[str] = field(default_factory=list)
+    """Workflows this daemon started from pending tasks."""
+    resumed: list[str] = field(default_factory=list)
+    """Unfinished workflows found at start and carried on."""
+    finished: dict[str, str] = field(default_factory=dict)
+    """Workflow id -> terminal state, for those that ended while the daemon ran."""
+    worker: WorkerStats | None = None
+
+
+class Daemon:
+    def __init__(
+        self,
+        engine: OrchestrationEngine,
+        agents: Mapping[str | None, AgentAdapter],
+        *,
+        options: JSONDict | None = None,
+        max_workflows: int | None = None,
+        worker_concurrency: int | None = None,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.engine = engine
+        self.agents = dict(agents)
+        self.options = dict(options or {})
+        self.max_workflows = max_workflows or engine.settings.max_concurrent_workflows
+        self.worker_concurrency = worker_concurrency
+        self.poll_s = poll_s
+        self.stats = DaemonStats()
+        self._active: set[str] = set()
+        self._stuck_until: dict[str, float] = {}
+        self._stopping = asyncio.Event()
+        self._last_sweep = 0.0
+        self._prepared = False
+
+    @property
+    def active(self) -> list[str]:
+        """Unfinished workflows this daemon is carrying."""
+        return sorted(self._active)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Take no new task; let running attempts finish; then :meth:`run` returns."""
+        self._stopping.set()
+
+    async def run(self) -> DaemonStats:
+        pipeline = self.engine.pipeline()  # fails early without code delivery
+        inbox = self.engine.events.subscribe()
+        worker = self.engine.create_worker(self.agents, concurrency=self.worker_concurrency)
+        worker_task = asyncio.create_task(worker.run(), name="serve-worker")
+        try:
+            if not self._prepared:
+                await self.prepare()
+            due = set(self._active)
+            while not self.stopping:
+                due |= await self._admit(pipeline)
+                await self._advance(pipeline, due)
+                due = await self._news(inbox, worker_task)
+        finally:
+            self.engine.events.unsubscribe(inbox)
+            worker.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                self.stats.worker = await worker_task
+        return self.stats
+
+    async def prepare(self) -> list[str]:
+        """Find the unfinished workflows to carry on (``run`` does this if it was not done)."""
+        self.stats.resumed = await self._unfinished()
+        self._active.update(self.stats.resumed)
+        self._prepared = True
+        return self.stats.resumed
+
+    async def _unfinished(self) -> list[str]:
+        workflows = await self.engine.list_workflows()
+        return [w.id for w in workflows if w.status not in WORKFLOW_TERMINAL]
+
+    async def _admit(self, pipeline: Pipeline) -> set[str]:
+        """Start workflows for pending tasks (highest priority first, dependencies completed)
+        while fewer than ``max_workflows`` are unfinished."""
+        room = self.max_workflows - len(self._active)
+        if room <= 0:
+            return set()
+        pending = await self.engine.list_tasks(status=TaskStatus.PENDING)
+        pending.sort(key=lambda t: (-t.priority.rank, t.id))
+        started: set[str] = set()
+        for task in pending:
+            if len(started) >= room or self.stopping:
+                break
+            if not await self._dependencies_done(task):
+                continue
+            try:
+                workflow = await pipeline.start(task, options=self.options)
+            except TaskorchError as exc:  # e.g. another daemon took the task first
+                log.warning("task %s not started: %s", task.ref, exc.message)
+                continue
+            self.stats.started.append(workflow.id)
+            started.add(workflow.id)
+        self._active |= started
+        return started
+
+    async def _dependencies_done(self, task: Task) -> bool:
+        for dependency in task.dependencies:
+            try:
+                if (await self.engine.get_task(dependency)).status is not TaskStatus.COMPLETED:
+                    return False
+            except TaskorchError:
+                return False  # an unknown dependency never completes; the task waits
+        return True
+
+    async def _advance(self, pipeline: Pipeline, due: set[str]) -> None:
+        loop = asyncio.get_running_loop()
+        for workflow_id in sorted(due & self._active):
+            if self.stopping:
+                return  # a stop leaves every workflow in its stored state for the next start
+            if self._stuck_until.get(workflow_id, 0.0) > loop.time():
+                continue
+            try:
+                workflow = await pipeline.advance(workflow_id)
+            except TaskorchError as exc:
+                log.warning("workflow %s: %s (retrying later)", workflow_id, exc.message)
+                self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S
+                continue
+            self._stuck_until.pop(workflow_id, None)
+            if workflow.status in WORKFLOW_TERMINAL:
+                self._active.discard(workflow_id)
+                self.stats.finished[workflow_id] = workflow.status.value
+
+    async def _news(
+        self, inbox: asyncio.Queue[dict[str, Any]], worker_task: asyncio.Task[WorkerStats]
+    ) -> set[str]:
+        """Wait for events about our workflows, a stop, or the poll interval; return the workflows
+        to advance (all of them when the interval passed without news)."""
+        if worker_task.done():
+            worker_task.result()  # a crashed worker must stop the daemon, not leave it idle
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.poll_s
+        news: set[str] = set()
+        while not news and (left := deadline - loop.time()) > 0:
+            event = await next_event(inbox, self._stopping, left)
+            if event is None:
+                break
+            news |= _watched(event, self._active)
+            while not inbox.empty():  # take the whole burst at once
+                news |= _watched(inbox.get_nowait(), self._active)
+        if not news or loop.time() - self._last_sweep >= self.poll_s:
+            self._last_sweep = loop.time()
+            return set(self._active)
+        return news
+
+
+async def next_event(
+    inbox: asyncio.Queue[dict[str, Any]], stopping: asyncio.Event, timeout_s: float
+) -> dict[str, Any] | None:
+    """The next event from ``inbox``; None when ``timeout_s`` passed or ``stopping`` is set."""
+    if stopping.is_set():
+        return None
+    get = asyncio.ensure_future(inbox.get())
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({get, stop}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        return get.result() if get.done() else None
+    finally:
+        for waiter in (get, stop):
+            waiter.cancel()
+        await asyncio.gather(get, stop, return_exceptions=True)
+
+
+def _watched(event: dict[str, Any], active: set[str]) -> set[str]:
+    workflow_id = event.get("workflow_id")
+    if workflow_id in active and event.get("event") != "task:started":
+        return {str(workflow_id)}
+    return set()

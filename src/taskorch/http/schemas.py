@@ -1,0 +1,243 @@
+"""What the HTTP API accepts and answers, as pydantic models: they validate requests (a bad field
+is a 422 that names it) and make the OpenAPI document that clients and the schemathesis test read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskorch.domain.models import Priority, Task, TaskStatus, Workflow
+from taskorch.domain.states import SubtaskState, WorkflowState
+from taskorch.engine.status import WorkflowStatus
+
+TASK_ID_PATTERN = r"^(task-)?[0-9]{1,12}$"
+WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+MAX_TEXT = 20_000
+
+TaskIdPath = Annotated[str, Field(pattern=TASK_ID_PATTERN, examples=["task-1", "1"])]
+WorkflowIdPath = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN, examples=["wf-0a1b2c3d4e"])]
+TaskId = Annotated[int, Field(ge=1, le=2**40)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskIn(_In):
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S", examples=["Add login"])
+    description: str = Field(default="", max_length=MAX_TEXT)
+    priority: Priority = Priority.MEDIUM
+    dependencies: list[TaskId] = Field(default_factory=list, max_length=50)
+
+
+class TaskOut(BaseModel):
+    id: int
+    ref: str
+    title: str
+    description: str
+    status: TaskStatus
+    priority: Priority
+    dependencies: list[int]
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id,
+            ref=task.ref,
+            title=task.title,
+            description=task.description,
+            status=task.status,
+            priority=task.priority,
+            dependencies=task.dependencies,
+            created_at=task.created_at.isoformat(),
+            updated_at=task.updated_at.isoformat(),
+        )
+
+
+class WorkflowSummary(BaseModel):
+    workflow_id: str
+    task_id: int
+    state: WorkflowState
+    start_time: str | None
+    end_time: str | None
+    title: str | None = None
+    progress_percent: float | None = None
+
+    @classmethod
+    def of(cls, workflow: Workflow) -> WorkflowSummary:
+        return cls(
+            workflow_id=workflow.id,
+            task_id=workflow.task_id,
+            state=workflow.status,
+            start_time=workflow.start_time.isoformat() if workflow.start_time else None,
+            end_time=workflow.end_time.isoformat() if workflow.end_time else None,
+        )
+
+
+class SubtaskOut(BaseModel):
+    key: str
+    title: str
+    stage: int
+    """1-based."""
+    status: SubtaskState
+    agent: str | None
+    attempts: int
+    dependencies: list[str]
+    files: list[str]
+    assigned_to: str
+    worker_type: str
+    error: str | None
+
+
+class HistoryOut(BaseModel):
+    from_state: WorkflowState | None = Field(alias="from")
+    to: WorkflowState
+    time: str
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class WorkflowDetail(BaseModel):
+    workflow_id: str
+    task: dict[str, Any]
+    state: WorkflowState
+    progress_percent: float
+    current_stage: int | None
+    stages: list[list[str]]
+    """Subtask keys by stage, in stage order: the DAG as drawn."""
+    subtasks: list[SubtaskOut]
+    history: list[HistoryOut]
+    active_subtasks: list[str]
+    completed_subtasks: list[str]
+    failed_subtasks: list[str]
+    blocked_subtasks: list[str]
+    zombie_subtasks: list[str]
+    planner: str | None
+    pull_request: dict[str, Any] | None
+    validation: dict[str, Any] | None
+    escalation: dict[str, Any] | None
+    result: dict[str, Any] | None
+    start_time: str | None
+    end_time: str | None
+
+    @classmethod
+    def of(cls, status: WorkflowStatus) -> WorkflowDetail:
+        data = status.to_dict()
+        stages: dict[int, list[str]] = {}
+        for subtask in status.subtasks:
+            stages.setdefault(subtask.stage, []).append(subtask.key)
+        assigned = _assignments(status)
+        return cls(
+            **{k: data[k] for k in _DETAIL_COPIED},
+            stages=[stages[s] for s in sorted(stages)],
+            subtasks=[
+                SubtaskOut(
+                    key=s.key,
+                    title=s.title,
+                    stage=s.stage + 1,
+                    status=s.status,
+                    agent=s.agent_id or assigned.get(s.key),
+                    attempts=s.attempts,
+                    dependencies=s.dependencies,
+                    files=s.files_affected,
+                    assigned_to=s.assigned_to.value,
+                    worker_type=s.worker_type.value,
+                    error=s.error,
+                )
+                for s in status.subtasks
+            ],
+            history=[HistoryOut.model_validate(h) for h in data["history"]],
+        )
+
+
+def _assignments(status: WorkflowStatus) -> dict[str, str]:
+    """The agent chosen for each subtask at ``agent_assignment`` (the last round wins)."""
+    chosen: dict[str, str] = {}
+    for entry in status.history:
+        chosen.update({str(k): str(v) for k, v in entry.metadata.get("assignments", {}).items()})
+    return chosen
+
+
+_DETAIL_COPIED = (
+    "workflow_id",
+    "task",
+    "state",
+    "progress_percent",
+    "current_stage",
+    "active_subtasks",
+    "completed_subtasks",
+    "failed_subtasks",
+    "blocked_subtasks",
+    "zombie_subtasks",
+    "planner",
+    "pull_request",
+    "validation",
+    "escalation",
+    "result",
+    "start_time",
+    "end_time",
+)
+
+
+class ParseIn(_In):
+    text: str = Field(min_length=1, max_length=MAX_TEXT, pattern=r"\S")
+    context: str | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class ParseOut(BaseModel):
+    planner: str
+    plan: dict[str, Any]
+
+
+class AgentOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    adapter: str
+    status: str
+    simulated: bool
+    """True for the in-process simulated agent: its results are not real work."""
+    max_concurrency: int | None
+    active: int
+    utilisation: float | None
+    """Running attempts over its concurrency limit."""
+    attempts: int
+    successes: int
+    success_rate: float | None
+    mean_s: float | None
+    p95_s: float | None = None
+    last_error: str | None = None
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+
+
+class ComponentOut(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    detail: str
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    components: dict[str, ComponentOut]
+
+
+class MetricsOut(BaseModel):
+    workflows_by_state: dict[str, int]
+    subtasks_by_state: dict[str, int]
+    attempts: int
+    successes: int
+    failures: int
+    success_rate: float
+    zombies: int
+    queue_depth: int
+    mean_execution_s: float
+    throughput_per_s: float
+    errors_by_class: dict[str, int]
+
+
+class ErrorOut(BaseModel):
+    detail: str

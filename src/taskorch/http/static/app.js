@@ -1,0 +1,375 @@
+/* taskorch dashboard: plain JavaScript, no build step. Reads /api/v1, follows /api/v1/events. */
+"use strict";
+
+const TERMINAL = new Set(["merged", "failed", "cancelled"]);
+const CANCELLABLE = new Set([
+  "pending", "nlp_parsing", "task_decomposition", "dependency_resolution", "agent_assignment", "processing",
+]);
+const EVENT_KINDS = [
+  "workflow:transition", "workflow:escalated", "task:enqueued", "task:started", "task:complete",
+  "task:retry", "task:failed", "task:zombie", "task:blocked", "task:cancelled",
+];
+const TONE = {
+  merged: "ok", completed: "ok", validation_passed: "ok",
+  failed: "bad", validation_failed: "warn", blocked: "warn", cancelled: "wait",
+  running: "run", assigned: "run", processing: "run", nlp_parsing: "run", task_decomposition: "run",
+  dependency_resolution: "run", agent_assignment: "run", pr_created: "run", validation_running: "run",
+};
+const LEGEND = [["completed", "var(--ok)"], ["running", "var(--run)"], ["waiting", "#c7ced6"],
+  ["blocked", "#e0a43a"], ["failed", "var(--bad)"]];
+
+/* --- small helpers ------------------------------------------------------------------------- */
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function api(path, options) {
+  const response = await fetch(path, {
+    headers: { "Accept": "application/json", "Content-Type": "application/json" },
+    credentials: "same-origin",
+    ...options,
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const detail = body && body.detail;
+    const text = Array.isArray(detail)
+      ? detail.map((d) => `${(d.loc || []).slice(1).join(".") || "input"}: ${d.msg}`).join("; ")
+      : detail || `${response.status} ${response.statusText}`;
+    const error = new Error(text);
+    error.status = response.status;
+    error.body = body;
+    throw error;
+  }
+  return body;
+}
+
+const tone = (state) => TONE[state] || "wait";
+const pill = (state) => el("span", { class: `pill ${tone(state)}`, text: state.replace(/_/g, " ") });
+
+function progressBar(percent, done) {
+  const bar = el("div");
+  bar.style.width = `${Math.max(0, Math.min(100, percent || 0))}%`;
+  return el("div", { class: `progress${done ? " done" : ""}` }, bar);
+}
+
+function duration(start, end) {
+  if (!start) return "–";
+  const ms = (end ? new Date(end) : new Date()) - new Date(start);
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, "0")}m`;
+}
+
+const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) : "–");
+const stamp = (iso) => (iso ? new Date(iso).toLocaleString([], { hour12: false }) : "–");
+
+function debounce(fn, ms) {
+  let timer = null;
+  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+}
+
+/* --- live connection ------------------------------------------------------------------------ */
+
+function follow(query, onEvent) {
+  const live = document.getElementById("live");
+  const label = live.querySelector("span");
+  const source = new EventSource(`/api/v1/events${query}`);
+  source.onopen = () => { live.classList.add("on"); label.textContent = "live"; };
+  source.onerror = () => { live.classList.remove("on"); label.textContent = "reconnecting"; };
+  for (const kind of EVENT_KINDS) source.addEventListener(kind, (e) => onEvent(JSON.parse(e.data)));
+  return source;
+}
+
+async function showHealth() {
+  const badge = document.getElementById("health");
+  try {
+    render(await api("/api/v1/health"));
+  } catch (error) {
+    if (error.status === 503 && error.body && error.body.components) {
+      render(error.body); // something is down: the report says what
+      return;
+    }
+    badge.className = "health down";
+    badge.textContent = "unreachable";
+  }
+  function render(report) {
+    badge.className = `health ${report.status}`;
+    const bad = Object.entries(report.components).filter(([, c]) => c.status !== "ok");
+    badge.textContent = bad.length ? `${report.status}: ${bad.map(([n]) => n).join(", ")}` : "healthy";
+    badge.title = Object.entries(report.components)
+      .map(([name, c]) => `${name}: ${c.status} — ${c.detail}`).join("\n");
+  }
+}
+
+/* --- home: workflows, agents, submit --------------------------------------------------------- */
+
+async function renderWorkflows() {
+  const workflows = await api("/api/v1/workflows?limit=50");
+  const body = document.querySelector("#workflows tbody");
+  body.replaceChildren(...workflows.map((w) => el("tr", {},
+    el("td", {}, el("a", { class: "mono", href: `/workflows/${w.workflow_id}`, text: w.workflow_id })),
+    el("td", { class: "title", title: w.title || "" }, w.title || ""),
+    el("td", {}, pill(w.state)),
+    el("td", {}, el("div", { class: "progress-cell" },
+      progressBar(w.progress_percent, w.state === "merged"),
+      el("span", { class: "pct", text: `${Math.round(w.progress_percent || 0)}%` }))),
+    el("td", { class: "muted" }, duration(w.start_time, w.end_time)),
+  )));
+  document.getElementById("wf-empty").hidden = workflows.length > 0;
+  document.getElementById("workflows").hidden = workflows.length === 0;
+  const active = workflows.filter((w) => !TERMINAL.has(w.state)).length;
+  document.getElementById("wf-count").textContent =
+    workflows.length ? `${active} running · ${workflows.length} shown` : "";
+}
+
+async function renderAgents() {
+  const agents = await api("/api/v1/agents");
+  const box = document.getElementById("agents");
+  if (!agents.length) {
+    box.replaceChildren(el("p", { class: "empty", text: "No agents registered." }));
+    return;
+  }
+  box.replaceChildren(...agents.map((a) => {
+    const used = a.utilisation === null ? null : Math.round(a.utilisation * 100);
+    const rate = a.success_rate === null ? "–" : `${Math.round(a.success_rate * 100)}%`;
+    const usable = a.status === "available" || a.status === "busy";
+    return el("div", { class: "agent" },
+      el("div", { class: "agent-top" },
+        el("span", { class: "agent-name", text: a.name }),
+        el("span", { class: `pill ${usable ? "ok" : a.status === "offline" ? "bad" : "wait"}`, text: a.status })),
+      el("div", { class: "agent-sub muted", text: a.adapter }),
+      el("div", { class: "agent-figs" },
+        el("span", {}, "utilisation ", el("b", { text: used === null ? "–" : `${used}%` }),
+          a.max_concurrency ? ` (${a.active}/${a.max_concurrency})` : ""),
+        el("span", {}, "success ", el("b", { text: rate })),
+        el("span", {}, el("b", { text: a.attempts }), " attempts")),
+      used === null ? null : progressBar(used, false),
+      a.last_error ? el("div", { class: "node-error", text: `last error: ${a.last_error}` }) : null);
+  }));
+}
+
+function setupForm() {
+  const form = document.getElementById("submit-form");
+  const note = document.getElementById("submit-note");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = document.getElementById("requirement").value.trim();
+    if (!text) return;
+    const button = document.getElementById("submit");
+    button.disabled = true;
+    note.className = "form-note";
+    note.textContent = "Storing the requirement…";
+    try {
+      const title = text.split("\n")[0].slice(0, 120);
+      const task = await api("/api/v1/tasks", {
+        method: "POST",
+        body: JSON.stringify({ title, description: text, priority: document.getElementById("priority").value }),
+      });
+      note.textContent = `Stored as ${task.ref}; waiting for the daemon to start its workflow…`;
+      const workflow = await workflowOf(task.id);
+      if (workflow) {
+        window.location.assign(`/workflows/${workflow.workflow_id}`);
+        return;
+      }
+      note.textContent = `${task.ref} is pending: it starts when \`taskorch serve\` has room for it.`;
+    } catch (error) {
+      note.className = "form-note bad";
+      note.textContent = error.message;
+    }
+    button.disabled = false;
+  });
+}
+
+async function workflowOf(taskId) {
+  for (let i = 0; i < 60; i++) {
+    const workflows = await api("/api/v1/workflows?limit=50");
+    const found = workflows.find((w) => w.task_id === taskId);
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return null;
+}
+
+function home() {
+  document.getElementById("home").hidden = false;
+  document.getElementById("crumbs").replaceChildren(el("span", { text: "Workflows" }));
+  setupForm();
+  const refresh = debounce(() => { renderWorkflows().catch(console.error); renderAgents().catch(console.error); }, 250);
+  refresh();
+  follow("", refresh);
+  setInterval(refresh, 5000);
+}
+
+/* --- one workflow: header, DAG by stage, history, delivery ---------------------------------- */
+
+async function renderWorkflow(id) {
+  let wf;
+  try {
+    wf = await api(`/api/v1/workflows/${encodeURIComponent(id)}`);
+  } catch (error) {
+    if (error.status === 404 || error.status === 422) {
+      document.getElementById("workflow").hidden = true;
+      document.getElementById("missing").hidden = false;
+      document.getElementById("missing-text").textContent = `No workflow ${id}.`;
+      return null;
+    }
+    throw error;
+  }
+  document.title = `${wf.task.title} · taskorch`;
+  document.getElementById("wf-title").textContent = wf.task.title;
+  document.getElementById("wf-state").replaceWith(Object.assign(pill(wf.state), { id: "wf-state" }));
+  document.getElementById("workflow").dataset.state = wf.state;
+  const bar = document.getElementById("wf-bar");
+  bar.style.width = `${wf.progress_percent}%`;
+  bar.parentElement.classList.toggle("done", wf.state === "merged");
+  const done = wf.subtasks.filter((s) => s.status === "completed").length;
+  facts("wf-facts", [
+    ["Workflow", el("span", { class: "mono", text: wf.workflow_id })],
+    ["Task", wf.task.ref],
+    ["Progress", `${done} / ${wf.subtasks.length} subtasks`],
+    ["Stage", wf.current_stage ? `${wf.current_stage} of ${wf.stages.length}` : (wf.stages.length ? "all done" : "–")],
+    ["Started", stamp(wf.start_time)],
+    ["Duration", duration(wf.start_time, wf.end_time)],
+    ["Planner", wf.planner || "–"],
+  ]);
+  document.getElementById("wf-cancel").hidden = !CANCELLABLE.has(wf.state);
+  renderDag(wf);
+  renderHistory(wf);
+  renderDelivery(wf);
+  return wf;
+}
+
+function facts(id, rows) {
+  document.getElementById(id).replaceChildren(...rows.map(([name, value]) =>
+    el("div", {}, el("dt", { text: name }), el("dd", {}, value))));
+}
+
+function renderDag(wf) {
+  const dag = document.getElementById("dag");
+  const edges = document.getElementById("edges");
+  const byKey = new Map(wf.subtasks.map((s) => [s.key, s]));
+  const columns = wf.stages.map((keys, index) => el("div", { class: "stage" },
+    el("div", { class: "stage-head", text: `Stage ${index + 1}${keys.length > 1 ? " · parallel" : ""}` }),
+    keys.map((key) => node(byKey.get(key)))));
+  dag.replaceChildren(edges, ...columns);
+  document.getElementById("dag-empty").hidden = wf.stages.length > 0;
+  dag.parentElement.hidden = wf.stages.length === 0;
+  document.getElementById("legend").replaceChildren(...LEGEND.map(([name, colour]) => {
+    const item = el("span", { text: name });
+    item.style.setProperty("--c", colour);
+    return item;
+  }));
+  drawEdges(wf);
+}
+
+function node(subtask) {
+  const state = subtask.status;
+  const attempts = subtask.attempts === 1 ? "1 attempt" : `${subtask.attempts} attempts`;
+  return el("div", { class: `node ${tone(state)}`, "data-key": subtask.key, "data-state": state },
+    el("div", { class: "node-key mono", text: subtask.key }),
+    el("div", { class: "node-title", text: subtask.title }),
+    el("div", { class: "node-meta" },
+      pill(state),
+      el("span", { title: `${subtask.assigned_to}/${subtask.worker_type}` },
+        `${subtask.agent || "unassigned"} · ${attempts}`)),
+    subtask.error && state !== "completed" ? el("div", { class: "node-error", text: subtask.error }) : null);
+}
+
+function drawEdges(wf) {
+  const dag = document.getElementById("dag");
+  const svg = document.getElementById("edges");
+  const origin = dag.getBoundingClientRect();
+  svg.setAttribute("width", dag.scrollWidth);
+  svg.setAttribute("height", dag.scrollHeight);
+  const box = (key) => {
+    const found = dag.querySelector(`.node[data-key="${CSS.escape(key)}"]`);
+    return found && found.getBoundingClientRect();
+  };
+  const paths = [];
+  for (const subtask of wf.subtasks) {
+    const to = box(subtask.key);
+    for (const dep of subtask.dependencies) {
+      const from = box(dep);
+      if (!from || !to) continue;
+      const x1 = from.right - origin.left, y1 = from.top + from.height / 2 - origin.top;
+      const x2 = to.left - origin.left, y2 = to.top + to.height / 2 - origin.top;
+      const bend = Math.max(24, (x2 - x1) / 2);
+      const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      path.setAttribute("d", `M${x1},${y1} C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`);
+      const settled = wf.subtasks.find((s) => s.key === dep);
+      if (settled && settled.status === "completed") path.setAttribute("class", "done");
+      paths.push(path);
+    }
+  }
+  svg.replaceChildren(...paths);
+}
+
+function renderHistory(wf) {
+  document.getElementById("history").replaceChildren(...wf.history.map((h) =>
+    el("li", {}, el("time", { text: clock(h.time) }), pill(h.to))));
+}
+
+function renderDelivery(wf) {
+  const pr = wf.pull_request || {};
+  const validation = wf.validation || {};
+  const github = pr.github || {};
+  const link = pr.url || pr.html_url || github.url || github.html_url;
+  const changes = wf.pull_request
+    ? `${pr.commits_count ?? 0} commits · ${pr.files_changed ?? 0} files (+${pr.insertions ?? 0} −${pr.deletions ?? 0})`
+    : "–";
+  let outcome = TERMINAL.has(wf.state) ? wf.state : "in progress";
+  if (wf.state === "merged" && wf.result && wf.result.commit) {
+    outcome = `merged into ${wf.result.base_branch || "the base branch"} at ${wf.result.commit.slice(0, 10)}`;
+  } else if (wf.escalation) {
+    outcome = `blocked by ${wf.escalation.blocking_subtask}: ${wf.escalation.reason || ""}`;
+  }
+  facts("delivery", [
+    ["Branch", pr.head_branch ? el("span", { class: "mono", text: `${pr.head_branch} → ${pr.base_branch}` }) : "–"],
+    ["Pull request", link ? el("a", { href: link, text: link }) : changes],
+    ["Validation", validation.summary || "–"],
+    ["Result", outcome],
+  ]);
+}
+
+function workflowPage(id) {
+  document.getElementById("workflow").hidden = false;
+  document.getElementById("crumbs").replaceChildren(
+    el("a", { href: "/", text: "Workflows" }), " / ", el("span", { class: "mono", text: id }));
+  let latest = null;
+  const refresh = debounce(async () => { latest = (await renderWorkflow(id).catch(console.error)) || latest; }, 150);
+  refresh();
+  follow(`?workflow_id=${encodeURIComponent(id)}`, refresh);
+  setInterval(refresh, 4000);
+  window.addEventListener("resize", debounce(() => latest && drawEdges(latest), 100));
+  document.getElementById("wf-cancel").addEventListener("click", async () => {
+    if (!window.confirm("Cancel this workflow? Running subtasks stop; merged work stays.")) return;
+    await api(`/api/v1/workflows/${encodeURIComponent(id)}/cancel`, { method: "POST" }).catch((e) => alert(e.message));
+    refresh();
+  });
+}
+
+/* --- start ----------------------------------------------------------------------------------- */
+
+function start() {
+  showHealth();
+  setInterval(showHealth, 15000);
+  const match = window.location.pathname.match(/^\/workflows\/([^/]+)\/?$/);
+  if (match) workflowPage(decodeURIComponent(match[1]));
+  else home();
+}
+
+start();

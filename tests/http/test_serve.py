@@ -1,0 +1,100 @@
+"""``taskorch serve`` as a process: pending tasks from the database are carried to merged code,
+events stream live, and SIGTERM mid-run loses nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+from served import Served, status_json, taskorch_cli, wait_for
+
+AUTH_TEXT = "Add authentication system with security audit and documentation"
+
+
+def test_serve_picks_up_pending_tasks_from_the_database(serve_factory: Any, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    # Stored before the server starts, the way the original "requirements from a database" are;
+    # the second waits for the first (a task dependency).
+    taskorch_cli(home, "task", "add", "Fix bug in dashboard/server/index.js line 42")
+    taskorch_cli(home, "task", "add", "List all repositories", "--depends-on", "1")
+    served: Served = serve_factory(home)
+    first = served.wait_state(served.workflow_of(1)["workflow_id"], "merged")
+    second = served.wait_state(served.workflow_of(2)["workflow_id"], "merged")
+    assert first["end_time"] <= second["start_time"]
+    code, out, err = served.stop()
+    assert code == 0, err
+    assert "stopped: 2 workflow(s) started, 2 finished, 0 left to resume" in out
+
+
+def test_events_stream_a_workflow_live(serve_factory: Any, tmp_path: Path) -> None:
+    served: Served = serve_factory(tmp_path / "home")
+    seen: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", served.url + "/api/v1/events", timeout=120) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            for line in response.iter_lines():
+                subscribed.set()
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    event = json.loads(line.removeprefix("data: "))
+                    assert event["event"] == kind
+                    seen.append(event)
+                    if event.get("to") == "merged":
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert subscribed.wait(60)
+    task = served.post("/api/v1/tasks", {"title": "Scan repository for security vulnerabilities"})
+    workflow_id = served.workflow_of(task["id"])["workflow_id"]
+    listener.join(120)
+    assert not listener.is_alive()
+    transitions = [e["to"] for e in seen if e["event"] == "workflow:transition"]
+    assert transitions[0] == "pending"
+    assert transitions[-1] == "merged"
+    assert {"task:enqueued", "task:started", "task:complete"} <= {e["event"] for e in seen}
+    assert {e["workflow_id"] for e in seen} == {workflow_id}
+    code, _, err = served.stop()
+    assert code == 0, err
+
+
+def test_sigterm_mid_run_loses_nothing_and_a_restart_merges(
+    serve_factory: Any, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    served: Served = serve_factory(home, sim_duration_s=1.5)
+    task = served.post("/api/v1/tasks", {"title": "Auth", "description": AUTH_TEXT})
+    workflow_id = served.workflow_of(task["id"])["workflow_id"]
+
+    def running() -> list[str] | None:
+        detail = served.get(f"/api/v1/workflows/{workflow_id}")
+        keys = [s["key"] for s in detail["subtasks"] if s["status"] == "running"]
+        return keys or None
+
+    caught = wait_for("a running subtask", running)
+    code, out, err = served.stop()
+    assert code == 0, err
+    assert "1 left to resume" in out
+
+    stopped = status_json(home, workflow_id)
+    assert stopped["state"] == "processing"
+    states = {s["key"]: s["status"] for s in stopped["subtasks"]}
+    # The attempts that were running finished and were stored; nothing is left mid-air.
+    assert all(states[key] == "completed" for key in caught)
+    assert not {"running", "assigned", "failed", "blocked"} & set(states.values())
+    assert "pending" in states.values()  # there is work left for the restart
+
+    again: Served = serve_factory(home, sim_duration_s=0.1)
+    assert "resuming 1 unfinished" in again.process.stdout.readline()  # type: ignore[union-attr]
+    final = again.wait_state(workflow_id, "merged")
+    # Every subtask ran exactly once: none lost, none run again after the restart.
+    assert {s["key"]: s["attempts"] for s in final["subtasks"]} == dict.fromkeys(states, 1)
+    code, _, err = again.stop()
+    assert code == 0, err

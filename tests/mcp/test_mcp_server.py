@@ -90,6 +90,7 @@ async def test_every_tool_over_stdio(tmp_path: Path) -> None:
         assert init.schema_version >= 1
         assert init.database.startswith("sqlite:///")
         assert Path(init.data_folder) == home.resolve()
+        assert init.agents == ["auto", "sim"]  # no agent registered yet
 
         parsed = ParseOutcome.model_validate(
             await call(session, "parse_requirements", requirement=AUTH)
@@ -106,6 +107,8 @@ async def test_every_tool_over_stdio(tmp_path: Path) -> None:
         assert ran.workflow.progress_percent == 100.0
         assert [h.to for h in ran.workflow.history][-1] == "merged"
         assert ran.workflow.task.ref == "task-1"
+        assert ran.note is not None
+        assert "simulated agent" in ran.note  # agent "auto" with no agent registered
 
         # Stored tasks (added with the CLI meanwhile); one answered at once: the workflow goes
         # on in the server.
@@ -177,6 +180,14 @@ async def test_errors_are_tool_errors_and_the_server_keeps_serving(tmp_path: Pat
         message = await tool_error(session, "process_batch_orchestration")
         assert "nothing to process" in message
         message = await tool_error(
+            session, "process_task_orchestration", requirement="Add login", agent="nobody"
+        )
+        assert "nobody" in message
+        message = await tool_error(
+            session, "process_batch_orchestration", requirements=["Add login", " "]
+        )
+        assert "a requirement is empty" in message
+        message = await tool_error(
             session, "process_task_orchestration", requirement="Add login", priority="urgent"
         )
         assert "invalid arguments for process_task_orchestration: priority" in message
@@ -185,9 +196,13 @@ async def test_errors_are_tool_errors_and_the_server_keeps_serving(tmp_path: Pat
         message = await tool_error(session, "parse_requirements")
         assert "requirement: Field required" in message
         await tool_error(session, "no_such_tool")
-        # Nothing above hurt the server.
+        # Nothing above hurt the server, and no failed call stored a task or started a workflow.
         health = HealthOut.model_validate(await call(session, "orchestration_health_check"))
         assert health.components["database"].status == "ok"
+        overview = OrchestrationStatus.model_validate(
+            await call(session, "get_orchestration_status")
+        )
+        assert overview.recent_workflows == []
 
 
 async def test_a_database_that_is_down_is_a_tool_error(tmp_path: Path) -> None:

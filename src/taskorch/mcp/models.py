@@ -69,11 +69,17 @@ class ProcessOutcome(_Out):
         "False when it still runs in the server (wait=false or the timeout passed)."
     )
     workflow: WorkflowOut
+    note: str | None = Field(
+        default=None, description="Set when no registered agent could be used (simulated)."
+    )
 
 
 class BatchOutcome(_Out):
     finished: bool = Field(description="True when every workflow reached an end state.")
     workflows: list[WorkflowOut]
+    note: str | None = Field(
+        default=None, description="Set when no registered agent could be used (simulated)."
+    )
 
 
 class InitOutcome(_Out):
@@ -82,7 +88,10 @@ class InitOutcome(_Out):
     migrations_applied: list[str]
     data_folder: str
     planner: str = Field(description="NLP_PROVIDER: auto, heuristic, anthropic, openai, ...")
-    agents: list[str] = Field(description="Agents the server can run subtasks with.")
+    agents: list[str] = Field(
+        description="What the process tools' agent argument takes: auto, sim and the registered "
+        "agents."
+    )
 
 
 class WorkflowBrief(_Out):

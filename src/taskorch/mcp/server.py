@@ -78,7 +78,14 @@ PriorityName = Annotated[
     Literal["low", "medium", "high", "critical"] | None,
     Field(description="Queue priority of the subtasks (default: the task's)."),
 ]
-Agent = Annotated[Literal["sim"], Field(description="Agent for the subtasks: sim (simulated).")]
+Agent = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="auto: route each subtask to the best registered agent (the simulated agent "
+        "when none is registered); sim: the simulated agent; or one registered agent's name.",
+    ),
+]
 SimDurationS = Annotated[
     float, Field(ge=0, le=600, description="Seconds each simulated subtask takes.")
 ]
@@ -157,7 +164,7 @@ def build_server(settings: Settings) -> TaskorchServer:
                 migrations_applied=list(report.applied) if report else [],
                 data_folder=str(settings.home.resolve()),
                 planner=settings.nlp_provider,
-                agents=["sim"],
+                agents=["auto", "sim", *[a.agent.id for a in await engine.list_agents()]],
             )
 
     @server.tool()
@@ -173,20 +180,23 @@ def build_server(settings: Settings) -> TaskorchServer:
         timeout_s: TimeoutS = 300.0,
         repo: Repo = None,
         priority: PriorityName = None,
-        agent: Agent = "sim",
+        agent: Agent = "auto",
         sim_duration_s: SimDurationS = 0.0,
     ) -> ProcessOutcome:
         """Carry one task through the pipeline to merged code: plan, subtasks on agents in git
         worktrees, pull request, validation, merge. Give task_id (a stored task) or requirement
         (new text), not both."""
         with tool_errors():
-            ids = await _task_for(orchestrator, task_id, requirement)
-            [workflow_id] = await orchestrator.start(
-                ids, repo=repo, priority=priority, agent=agent, sim_duration_s=sim_duration_s
+            prepared = await orchestrator.prepare(
+                repo=repo, priority=priority, agent=agent, sim_duration_s=sim_duration_s
             )
+            ids = await _task_for(orchestrator, task_id, requirement)
+            [workflow_id] = await orchestrator.start(ids, prepared)
             [status] = await orchestrator.wait([workflow_id], timeout_s if wait else 0)
             return ProcessOutcome(
-                finished=Orchestrator.finished(status), workflow=workflow_out(status)
+                finished=Orchestrator.finished(status),
+                workflow=workflow_out(status),
+                note=prepared.note,
             )
 
     @server.tool()
@@ -200,7 +210,7 @@ def build_server(settings: Settings) -> TaskorchServer:
         wait: Wait = True,
         timeout_s: TimeoutS = 600.0,
         repo: Repo = None,
-        agent: Agent = "sim",
+        agent: Agent = "auto",
         sim_duration_s: SimDurationS = 0.0,
     ) -> BatchOutcome:
         """Carry several tasks through the pipeline at once (stored ones and/or new
@@ -208,16 +218,20 @@ def build_server(settings: Settings) -> TaskorchServer:
         with tool_errors():
             if not task_ids and not requirements:
                 raise InputError("nothing to process: give task_ids and/or requirements")
+            prepared = await orchestrator.prepare(
+                repo=repo, priority=None, agent=agent, sim_duration_s=sim_duration_s
+            )
             ids = await orchestrator.task_ids(task_ids)
+            if any(not text.strip() for text in requirements):
+                raise InputError("a requirement is empty: describe the work to do")
             for text in requirements:
                 ids += await _task_for(orchestrator, None, text)
-            workflow_ids = await orchestrator.start(
-                ids, repo=repo, priority=None, agent=agent, sim_duration_s=sim_duration_s
-            )
+            workflow_ids = await orchestrator.start(ids, prepared)
             statuses = await orchestrator.wait(workflow_ids, timeout_s if wait else 0)
             return BatchOutcome(
                 finished=all(Orchestrator.finished(s) for s in statuses),
                 workflows=[workflow_out(s) for s in statuses],
+                note=prepared.note,
             )
 
     @server.tool()

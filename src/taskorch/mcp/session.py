@@ -3,10 +3,11 @@ and the workflows this process carries on in the background.
 
 The engine is opened lazily so that a database that is down when the client starts the server
 turns into a tool error on the first call (and a retry on the next one), never a dead server.
-Workflows run in this process with the in-process agents (``agent_adapters``), exactly as
-``taskorch process`` runs them; a tool that returns before its workflow ends leaves the run going
-here. When the server stops, runs still going are cancelled: their workflows keep their stored
-state and ``taskorch resume`` carries them on.
+Workflows run in this process with the agents ``agents_for_run`` picks (routing among the
+registered agents, or the simulated one), exactly as ``taskorch process`` runs them; a tool that
+returns before its workflow ends leaves the run going here. When the server stops, runs still
+going are cancelled: their workflows keep their stored state and ``taskorch resume`` carries them
+on.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from taskorch.domain.errors import InputError
 from taskorch.domain.models import JSONDict, Priority, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
-from taskorch.engine.setup import agent_adapters, delivering_engine
+from taskorch.engine.agents import AgentPool
+from taskorch.engine.setup import agents_for_run, delivering_engine
 from taskorch.engine.status import WorkflowStatus
 from taskorch.planning import PlanResult, TaskNLP
 from taskorch.runtime.repository import check_repository
@@ -31,6 +34,17 @@ from taskorch.store.migrate import MigrationReport
 log = logging.getLogger("taskorch.mcp")
 
 Run = asyncio.Task[list[WorkflowStatus]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    agents: AgentPool
+    options: JSONDict
+
+    @property
+    def note(self) -> str | None:
+        """Set when the agents are not what was asked for (none registered: simulated)."""
+        return self.agents.note or None
 
 
 class Orchestrator:
@@ -67,19 +81,18 @@ class Orchestrator:
             await engine.get_task(task_id)
         return ids
 
-    async def start(
-        self,
-        task_ids: Sequence[int],
-        *,
-        repo: str | None,
-        priority: str | None,
-        agent: str,
-        sim_duration_s: float,
-    ) -> list[str]:
+    async def prepare(
+        self, *, repo: str | None, priority: str | None, agent: str, sim_duration_s: float
+    ) -> Prepared:
+        """The agents and options of a run, checked before any task is stored or started."""
+        engine = await self.engine()
+        agents = await agents_for_run(engine, agent, sim_duration_s)
+        return Prepared(agents, await self._options(repo, priority, agents.mode))
+
+    async def start(self, task_ids: Sequence[int], prepared: Prepared) -> list[str]:
         """Start a workflow for each task and carry them on in the background; their ids."""
         engine = await self.engine()
-        agents = agent_adapters(engine, agent, sim_duration_s)
-        options = await self._options(repo, priority, agent)
+        agents, options = prepared.agents, prepared.options
         pipeline = engine.pipeline()
         workflow_ids = []
         for task_id in task_ids:

@@ -7,6 +7,7 @@ import taskorch
 
 def test_public_names_are_pinned() -> None:
     assert sorted(taskorch.__all__) == [
+        "AgentCoordinator",
         "DependencyResolver",
         "NewTask",
         "OrchestrationEngine",

@@ -4,6 +4,7 @@ The public face is small and pinned by a test; everything else is importable fro
 may change.
 """
 
+from taskorch.agents.routing import AgentCoordinator
 from taskorch.domain.dag import DependencyResolver, Resolution
 from taskorch.domain.errors import TaskorchError
 from taskorch.domain.models import NewTask, Priority, Task, Workflow
@@ -14,6 +15,7 @@ from taskorch.settings import Settings, load_settings
 from taskorch.store import Store, open_store
 
 __all__ = [
+    "AgentCoordinator",
     "DependencyResolver",
     "NewTask",
     "OrchestrationEngine",

@@ -5,8 +5,9 @@ highest total. Each part is in [0, 1] and weighted (:data:`WEIGHTS`); the parts 
 choice so ``taskorch status`` and the workflow history can show why:
 
 - ``capability``: fit of the subtask's domain and worker type (an explicit match counts more than
-  an agent that lists none, i.e. takes anything); an agent listing neither is not a candidate, nor
-  is a shell agent for a subtask without a command;
+  an agent that lists none, i.e. takes anything; a subtask carrying a command fits the shell
+  agent best); an agent whose lists leave the subtask out is not a candidate, nor is a shell
+  agent for a subtask without a command;
 - ``language``: share of the subtask's languages (from its files' extensions and its text) the
   agent lists (an agent listing none gets a neutral 0.7);
 - ``load``: free share of the agent's concurrency limit, counting what this plan already gave it;
@@ -268,8 +269,10 @@ def _capability_fit(agent: Agent, subtask: Routable) -> float:
     domain = 1.0 if caps.domains else GENERALIST_FIT
     work = 1.0 if caps.worker_types else GENERALIST_FIT
     fit = (domain + work) / 2
-    if subtask.command and agent.type == "shell":
-        fit = 1.0  # a deterministic command is exactly what the shell agent is for
+    if subtask.command:
+        # A deterministic command is exactly what the shell agent is for; a coding agent would
+        # only get the instructions around it.
+        fit = 1.0 if agent.type == "shell" else fit / 2
     return fit
 
 

@@ -20,7 +20,13 @@ def serve_(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Port (default API_PORT=8765; 0: any).")
     ] = None,
-    agent: Annotated[str, typer.Option(help="Agent for the subtasks: sim.")] = "sim",
+    agent: Annotated[
+        str,
+        typer.Option(
+            help="auto: route each subtask to the best registered agent (the simulated agent "
+            "when none is registered); sim; or the name of one registered agent."
+        ),
+    ] = "auto",
     sim_duration_s: Annotated[
         float, typer.Option("--sim-duration", min=0, help="Seconds each simulated subtask takes.")
     ] = 0.0,
@@ -51,6 +57,8 @@ def serve_(
             f"database {daemon.engine.database_location}; up to {daemon.max_workflows} workflows "
             f"at once; resuming {len(daemon.stats.resumed)} unfinished"
         )
+        if daemon.note:
+            console.print(daemon.note, highlight=False)
 
     async def body() -> DaemonStats:
         return await serve(config, options, on_ready=ready)

@@ -54,9 +54,12 @@ class Daemon:
         max_workflows: int | None = None,
         worker_concurrency: int | None = None,
         poll_s: float = POLL_S,
+        note: str = "",
     ) -> None:
         self.engine = engine
-        self.agents = dict(agents)
+        self.note = note
+        """Said once at start (e.g. that the simulated agent runs the subtasks)."""
+        self.agents = agents  # an AgentPool keeps its limits and reassign hook for the worker
         self.options = dict(options or {})
         self.max_workflows = max_workflows or engine.settings.max_concurrent_workflows
         self.worker_concurrency = worker_concurrency

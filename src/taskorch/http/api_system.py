@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from taskorch.domain.errors import InputError, PlanError
 from taskorch.engine import OrchestrationEngine
 from taskorch.http.api_work import engine_of
 from taskorch.http.events import event_stream
@@ -28,8 +29,11 @@ router = APIRouter(prefix="/api/v1")
 @router.post("/parse", tags=["planning"])
 async def parse(body: ParseIn, request: Request) -> ParseOut:
     """Turn a requirement into a plan (subtasks, stages, estimates) without storing anything."""
-    async with TaskNLP.from_settings(engine_of(request).settings) as nlp:
-        result = await nlp.plan(body.text, body.context)
+    try:
+        async with TaskNLP.from_settings(engine_of(request).settings) as nlp:
+            result = await nlp.plan(body.text, body.context)
+    except (InputError, PlanError) as exc:  # nothing to plan in it, or a plan that breaks a rule
+        raise InputError(f"text: {exc.message}") from None
     return ParseOut(planner=result.describe(), plan=result.plan.to_dict())
 
 

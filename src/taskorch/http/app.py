@@ -15,8 +15,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskorch.domain.errors import (
     ConfigError,
@@ -34,6 +37,9 @@ from taskorch.http.auth import bearer_middleware
 from taskorch.http.prometheus import CONTENT_TYPE, Exporter
 
 STATIC = resources.files("taskorch.http") / "static"
+
+UNREADABLE_BODY = "There was an error parsing the body"
+"""FastAPI's 400 for a body it cannot decode."""
 
 _STATUS: list[tuple[type[TaskorchError], int]] = [
     (NotFoundError, 404),
@@ -92,6 +98,21 @@ def create_app(
             detail = exc.message
         return JSONResponse({"detail": detail}, status_code=status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == UNREADABLE_BODY:
+            # Bytes that are not even text: a validation error of the body like any other.
+            detail = [
+                {"loc": ["body"], "msg": "the body is not UTF-8 JSON", "type": "json_invalid"}
+            ]
+            return JSONResponse({"detail": detail}, status_code=422)
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; a path served by several
+            # routes (GET and POST /api/v1/tasks) allows them all.
+            exc.headers = {"Allow": ", ".join(sorted(_allowed(app, request.url.path)))}
+        return await http_exception_handler(request, exc)
+
     app.include_router(api_work.router)
     app.include_router(api_system.router)
 
@@ -115,6 +136,14 @@ def _version() -> str:
         return version("taskorch")
     except PackageNotFoundError:
         return "0"
+
+
+def _allowed(app: FastAPI, path: str) -> set[str]:
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return methods
 
 
 def status_of(error: TaskorchError) -> int:

@@ -21,7 +21,7 @@ import uvicorn
 
 from taskorch.domain.errors import ConfigError
 from taskorch.engine.daemon import Daemon, DaemonStats
-from taskorch.engine.setup import agent_adapters, open_engine
+from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.http.app import create_app
 from taskorch.http.auth import check_binding
 from taskorch.settings import Settings
@@ -73,12 +73,13 @@ async def serve(
     sock = listen(options.host, options.port)
     try:
         async with open_engine(settings) as engine:
-            agents = agent_adapters(engine, options.agent, options.sim_duration_s)
+            pool = await agents_for_run(engine, options.agent, options.sim_duration_s)
             concurrency = options.concurrency or settings.worker_concurrency
             daemon = Daemon(
                 engine,
-                agents,
-                options={"agent": options.agent},
+                pool,
+                options={"agent": pool.mode},
+                note=pool.note,
                 max_workflows=options.max_workflows,
                 worker_concurrency=concurrency,
             )
@@ -86,7 +87,9 @@ async def serve(
             app = create_app(
                 engine,
                 token=token,
-                local_agents=[_local_agent(options.agent, concurrency)],
+                local_agents=[_SIMULATED | {"max_concurrency": concurrency}]
+                if pool.mode == "sim"
+                else [],
                 stopping=stopping,
             )
             config = uvicorn.Config(
@@ -145,13 +148,6 @@ async def _run(
     return stats
 
 
-def _local_agent(kind: str, concurrency: int) -> dict[str, Any]:
-    """How ``/api/v1/agents`` shows the agent that runs this server's unassigned subtasks (its
-    attempts are recorded under ``default``)."""
-    return {
-        "id": "default",
-        "name": f"{kind} (simulated)" if kind.startswith("sim") else kind,
-        "type": kind,
-        "simulated": kind.startswith("sim"),
-        "max_concurrency": concurrency,
-    }
+_SIMULATED: dict[str, Any] = {"id": "default", "name": "sim", "type": "sim", "simulated": True}
+"""How ``/api/v1/agents`` shows the simulated agent that runs this server's subtasks when no
+agent is registered (its attempts are recorded under ``default``)."""

@@ -1,0 +1,81 @@
+"""The API fuzzed against its own OpenAPI document by schemathesis, on a live ``taskorch serve``:
+no server errors, and every response conforms to the document (status codes, content types,
+bodies). Tasks it creates are real: the daemon carries them on (one at a time) meanwhile.
+
+The document is the app's own (``app.openapi()``, no database needed), taken at import time
+because schemathesis parametrizes the tests then; a test checks that the live server serves the
+same document. The event stream (``/api/v1/events``) is left out: it never ends by design;
+test_serve covers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.core.failures import FailureGroup
+from schemathesis.openapi.checks import RejectedPositiveData
+from served import Served
+
+from taskorch.domain.states import WorkflowState
+from taskorch.engine import OrchestrationEngine
+from taskorch.http import create_app
+from taskorch.settings import load_settings
+
+MAX_EXAMPLES = 60
+
+
+@pytest.fixture(scope="module")
+def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    home: Path = tmp_path_factory.mktemp("fuzz") / "home"
+    served = Served.start(home, "--max-workflows", "1", sim_duration_s=0.0)
+    try:
+        yield served
+    finally:
+        code, _, err = served.stop()
+        assert code == 0, err
+
+
+DOCUMENT = create_app(OrchestrationEngine(load_settings())).openapi()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+
+@schema.exclude(path="/api/v1/events").parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_no_server_errors_and_responses_conform(
+    case: schemathesis.Case[Any], fuzzed_server: Served
+) -> None:
+    response = case.call(base_url=fuzzed_server.url)
+    try:
+        case.validate_response(response)
+    except FailureGroup as group:
+        left = [f for f in group.exceptions if not _checked_beyond_the_schema(f, response)]
+        if left:
+            raise
+
+
+SEMANTIC_FIELDS = {("body", "dependencies"), ("body", "text")}
+"""Fields checked beyond what a schema can say: a dependency must name an existing task, and a
+requirement must contain something to plan. A 422 naming one of them is a correct answer to
+schema-valid data."""
+
+
+def _checked_beyond_the_schema(failure: Exception, response: schemathesis.Response) -> bool:
+    if not isinstance(failure, RejectedPositiveData) or response.status_code != 422:
+        return False
+    detail = response.json()["detail"]
+    return tuple(detail[0]["loc"]) in SEMANTIC_FIELDS and detail[0]["type"] == "value_error"
+
+
+def test_the_server_serves_this_document(fuzzed_server: Served) -> None:
+    assert fuzzed_server.get("/openapi.json") == DOCUMENT
+    states = DOCUMENT["components"]["schemas"]["WorkflowState"]["enum"]
+    assert states == [s.value for s in WorkflowState]

@@ -31,4 +31,5 @@ def test_run_goes_through_a_registered_cli_agent_to_merged(tmp_path: Path) -> No
 
     shown = taskorch(home, "status", final["workflow_id"])
     assert "agent cli-1" in shown
-    assert "routed: cli-1: score" in shown
+    assert "routed to cli-1: score" in shown
+    assert "fit: capability " in shown

@@ -118,6 +118,22 @@ def test_load_spreads_a_plan_over_agents_and_limits() -> None:
     assert Counter(c.agent_id for c in choices.values()) == {"a": 1, "b": 1, "c": 2}
 
 
+def test_load_counts_only_within_a_stage() -> None:
+    agents = [agent("a", limit=1), agent("b", limit=1)]
+    plan = Plan(
+        orchestration_id="orch-1",
+        parent_task_id="task-1",
+        task_title="one after the other",
+        complexity="medium",
+        subtasks=[subtask("s1"), subtask("s2")],
+        execution_plan={"stage_1": ["s1"], "stage_2": ["s2"]},
+    )
+    records = {"a": TrackRecord(attempts=10, successes=10, mean_s=5.0)}
+    choices = AgentCoordinator(agents, records).assign_tasks(plan)
+    assert [c.agent_id for c in choices.values()] == ["a", "a"]  # s2 runs after s1 is done
+    assert choices[1].parts["load"] == 1.0
+
+
 def test_no_capable_agent_says_why() -> None:
     agents = [
         agent("docs-bot", capabilities=Capabilities(domains=[Domain.DOCS])),

@@ -199,15 +199,23 @@ class AgentCoordinator:
         return replace(best, reason=_explain(best, others), runners_up=runners_up)
 
     def assign_tasks(self, plan: Plan | Sequence[Routable]) -> dict[int, Choice]:
-        """A choice for each subtask, in order; each assignment counts as load for the next.
-        Keys are positions in ``plan.subtasks`` (or the sequence)."""
+        """A choice for each subtask, in order (keys are positions in ``plan.subtasks`` or the
+        sequence). Subtasks of one stage run at the same time, so each assignment counts as
+        load for the next choices in its stage; later stages start from the current load."""
         subtasks: Sequence[Routable] = plan.subtasks if isinstance(plan, Plan) else plan
+        stage_of = _stages(plan) if isinstance(plan, Plan) else {}
+        base = dict(self.load)
+        planned: dict[int, dict[str, int]] = {}
         choices: dict[int, Choice] = {}
         for index, subtask in enumerate(subtasks):
+            stage = stage_of.get(index, getattr(subtask, "stage", 0))
+            self.load = {**base, **planned.get(stage, {})}
             choice = self.find_best_agent(subtask)
             choices[index] = choice
             if choice.agent_id is not None:
-                self.load[choice.agent_id] = self.load.get(choice.agent_id, 0) + 1
+                in_stage = planned.setdefault(stage, dict(base))
+                in_stage[choice.agent_id] = in_stage.get(choice.agent_id, 0) + 1
+        self.load = base
         return choices
 
     def reassign(
@@ -262,6 +270,14 @@ class AgentCoordinator:
         """Count a failure at once, so this run already routes around a failing agent."""
         record = self.records.get(agent_id, TrackRecord())
         self.records[agent_id] = replace(record, attempts=record.attempts + 1)
+
+
+def _stages(plan: Plan) -> dict[int, int]:
+    """Position of each subtask in ``plan.subtasks`` -> its stage number in the execution plan."""
+    stage_of_key = {
+        key: number for number, keys in enumerate(plan.execution_plan.values()) for key in keys
+    }
+    return {i: stage_of_key.get(s.subtask_id, 0) for i, s in enumerate(plan.subtasks)}
 
 
 def _capability_fit(agent: Agent, subtask: Routable) -> float:

@@ -84,6 +84,25 @@ def _summary(item: WorkflowStatus) -> dict[str, Any]:
     }
 
 
+def _routing_lines(choice: dict[str, Any]) -> list[str]:
+    """Why routing chose the agent: its score and the runners-up, then the score parts (how
+    well it fits the subtask, and its record)."""
+    head = f"routed to {choice['agent']}: score {choice['score']:.2f}"
+    runners = choice.get("runners_up") or []
+    if runners:
+        head += "; next " + ", ".join(f"{r['agent']} {r['score']:.2f}" for r in runners)
+    parts = choice.get("parts") or {}
+
+    def named(*names: str) -> str:
+        return " · ".join(f"{n} {parts[n]:.2f}" for n in names if n in parts)
+
+    lines = [head, "fit: " + named("capability", "language", "load")]
+    lines.append("record: " + named("success", "latency"))
+    if "exploration" in parts:
+        lines[-1] += f" · exploration +{parts['exploration']:.2f}"
+    return lines
+
+
 def styled(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
@@ -117,7 +136,8 @@ def show_workflow(item: WorkflowStatus) -> None:
         node = branch.add(line)
         choice = routing.get(sub["key"])
         if choice and choice.get("agent"):
-            node.add(Text(f"routed: {choice['reason']}", style="dim"))
+            for text in _routing_lines(choice):
+                node.add(Text(text, style="dim", overflow="fold"))
     console.print(tree)
     if data["pull_request"]:
         pr = data["pull_request"]

@@ -121,6 +121,14 @@ def show_workflow(item: WorkflowStatus) -> None:
         )
     )
     routing: dict[str, Any] = item.workflow.metadata.get("routing") or {}
+    reassigned: dict[str, list[str]] = {}
+    for event in item.events:
+        if event.kind == "task:retry" and event.payload.get("reassigned_to"):
+            p = event.payload
+            reassigned.setdefault(str(p.get("key")), []).append(
+                f"attempt {p.get('attempt')} on {p.get('agent')} failed ({p.get('error_class')}); "
+                f"retried on {p['reassigned_to']}"
+            )
     tree = Tree("stages")
     stages: dict[int, Tree] = {}
     for sub in data["subtasks"]:
@@ -138,6 +146,8 @@ def show_workflow(item: WorkflowStatus) -> None:
         if choice and choice.get("agent"):
             for text in _routing_lines(choice):
                 node.add(Text(text, style="dim", overflow="fold"))
+        for moved in reassigned.get(sub["key"], []):
+            node.add(Text(moved, style="yellow", overflow="fold"))
     console.print(tree)
     if data["pull_request"]:
         pr = data["pull_request"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,10 @@ import typer
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.sim import SimAgent, SimBehaviour
 from taskorch.agents.sim_subprocess import SimProcessAgent
-from taskorch.cli.app import app, console, engine, run
+from taskorch.cli.app import app, console, engine, run, settings
 from taskorch.domain.errors import InputError
+from taskorch.engine import OrchestrationEngine
+from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.runtime.worker import WorkerStats
 
 
@@ -24,7 +27,11 @@ def worker(
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Drain what is ready, then exit.")] = False,
     agent: Annotated[
-        str, typer.Option(help="Agent for unassigned subtasks: sim or sim-process.")
+        str,
+        typer.Option(
+            help="sim or sim-process: the agent for unassigned subtasks; registry: the "
+            "registered agents, for the subtasks routed to them (in git worktrees)."
+        ),
     ] = "sim",
     sim_duration_s: Annotated[
         float, typer.Option("--sim-duration", min=0, help="Seconds each simulated run takes.")
@@ -37,14 +44,28 @@ def worker(
     """Claim ready subtasks and run them until stopped (SIGTERM/SIGINT: finish, then exit)."""
 
     async def body() -> WorkerStats:
+        if agent == "registry":
+            async with open_engine(settings()) as running:
+                pool = await agents_for_run(running, "auto")
+                if pool.mode == "sim":
+                    raise InputError(
+                        "no usable agents registered: add one with `taskorch agents add`"
+                    )
+                return await _work(running, pool)
         adapter = _default_agent(agent, sim_duration_s, sim_record)
         async with engine() as running:
-            worker_ = running.create_worker({None: adapter}, concurrency=concurrency)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, worker_.stop)
-            console.print(f"worker {worker_.worker_id} on {running.database_location}")
-            return await worker_.run(once=once)
+            return await _work(running, {None: adapter})
+
+    async def _work(
+        running: OrchestrationEngine, agents: Mapping[str | None, AgentAdapter]
+    ) -> WorkerStats:
+        worker_ = running.create_worker(agents, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker_.stop)
+        names = ", ".join(sorted(str(a) for a in agents if a is not None)) or agent
+        console.print(f"worker {worker_.worker_id} on {running.database_location} ({names})")
+        return await worker_.run(once=once)
 
     stats = run(body)
     console.print(
@@ -58,4 +79,4 @@ def _default_agent(kind: str, duration_s: float, record: Path | None) -> AgentAd
         return SimAgent(SimBehaviour(duration_s=duration_s))
     if kind == "sim-process":
         return SimProcessAgent(duration_s=duration_s, record=record)
-    raise InputError(f"unknown agent {kind!r}: use sim or sim-process")
+    raise InputError(f"unknown agent {kind!r}: use sim, sim-process or registry")

@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from served import Served
 
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.setup import open_engine
 from taskorch.http import create_app
 from taskorch.settings import load_settings
+from web.served import Served
 
 LOCAL_AGENT = {
     "id": "default",

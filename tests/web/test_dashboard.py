@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from served import Served
+
+from web.served import Served
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from served import Served, status_json, taskorch_cli, wait_for
+
+from web.served import Served, status_json, taskorch_cli, wait_for
 
 AUTH_TEXT = "Add authentication system with security audit and documentation"
 

@@ -19,12 +19,12 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.core.failures import FailureGroup
 from schemathesis.openapi.checks import RejectedPositiveData
-from served import Served
 
 from taskorch.domain.states import WorkflowState
 from taskorch.engine import OrchestrationEngine
 from taskorch.http import create_app
 from taskorch.settings import load_settings
+from web.served import Served
 
 MAX_EXAMPLES = 60
 

@@ -30,8 +30,13 @@ async def test_each_subtask_goes_to_an_agent_that_can_do_it(tmp_path: Path) -> N
         assert None not in pool  # nothing runs on an unrouted default
         task = await engine.add_task(NewTask.create(AUTH))
         status = await engine.process_task(task.id, agents=pool, options={"agent": "auto"})
+        overview = await engine.get_status()
 
     assert status.state == "merged"
+    dev = overview["agents"]["dev"]
+    assert dev["success_rate"] == 1.0
+    assert dev["utilisation"] == 0.0  # nothing running now
+    assert dev["mean_s"] is not None
     owner = {"development": "dev", "security": "sec-docs", "docs": "sec-docs"}
     for sub in status.subtasks:
         assert sub.agent_id == owner[sub.assigned_to.value], sub.key

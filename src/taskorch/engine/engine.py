@@ -220,6 +220,18 @@ class OrchestrationEngine:
         return {
             "workflows": by_state,
             "subtasks": await self.queue.counts(),
+            "agents": {
+                info.agent.name: {
+                    "status": info.agent.status.value,
+                    "active": info.active,
+                    "max_concurrency": info.agent.max_concurrency,
+                    "utilisation": info.utilisation,
+                    "success_rate": info.record.success_rate,
+                    "mean_s": info.record.mean_s,
+                    "p95_s": info.record.p95_s,
+                }
+                for info in await self.list_agents()
+            },
             "database": self.database_location,
         }
 

@@ -85,6 +85,7 @@ async def test_every_tool_over_stdio(tmp_path: Path) -> None:
             assert tool.input_schema["type"] == "object"
             assert tool.output_schema is not None, tool.name
             assert tool.description
+            assert "ctx" not in tool.input_schema.get("properties", {})
 
         init = InitOutcome.model_validate(await call(session, "init_orchestration"))
         assert init.schema_version >= 1
@@ -99,9 +100,18 @@ async def test_every_tool_over_stdio(tmp_path: Path) -> None:
         assert len(parsed.plan["subtasks"]) >= 3
         assert parsed.plan["execution_plan"]
 
-        ran = ProcessOutcome.model_validate(
-            await call(session, "process_task_orchestration", requirement=AUTH)
+        heard: list[tuple[float, str | None]] = []
+
+        async def listen(progress: float, total: float | None, message: str | None) -> None:
+            heard.append((progress, message))
+
+        result = await session.call_tool(
+            "process_task_orchestration", {"requirement": AUTH}, progress_callback=listen
         )
+        assert not result.is_error, _text(result)
+        ran = ProcessOutcome.model_validate(result.structured_content)
+        assert heard  # the workflow's progress while the tool waited
+        assert all(ran.workflow.workflow_id in (message or "") for _, message in heard)
         assert ran.finished
         assert ran.workflow.state == "merged"
         assert ran.workflow.progress_percent == 100.0

@@ -38,7 +38,7 @@ from taskorch.mcp.models import (
     WorkflowBrief,
     WorkflowOut,
 )
-from taskorch.mcp.session import Orchestrator
+from taskorch.mcp.session import Orchestrator, ProgressReport
 from taskorch.settings import Settings
 
 TOOL_NAMES = (
@@ -182,6 +182,7 @@ def build_server(settings: Settings) -> TaskorchServer:
         priority: PriorityName = None,
         agent: Agent = "auto",
         sim_duration_s: SimDurationS = 0.0,
+        ctx: Context[None, Any] | None = None,
     ) -> ProcessOutcome:
         """Carry one task through the pipeline to merged code: plan, subtasks on agents in git
         worktrees, pull request, validation, merge. Give task_id (a stored task) or requirement
@@ -192,7 +193,9 @@ def build_server(settings: Settings) -> TaskorchServer:
             )
             ids = await _task_for(orchestrator, task_id, requirement)
             [workflow_id] = await orchestrator.start(ids, prepared)
-            [status] = await orchestrator.wait([workflow_id], timeout_s if wait else 0)
+            [status] = await orchestrator.wait(
+                [workflow_id], timeout_s if wait else 0, _progress(ctx)
+            )
             return ProcessOutcome(
                 finished=Orchestrator.finished(status),
                 workflow=workflow_out(status),
@@ -212,6 +215,7 @@ def build_server(settings: Settings) -> TaskorchServer:
         repo: Repo = None,
         agent: Agent = "auto",
         sim_duration_s: SimDurationS = 0.0,
+        ctx: Context[None, Any] | None = None,
     ) -> BatchOutcome:
         """Carry several tasks through the pipeline at once (stored ones and/or new
         requirements); their subtasks share the in-process agents."""
@@ -227,7 +231,9 @@ def build_server(settings: Settings) -> TaskorchServer:
             for text in requirements:
                 ids += await _task_for(orchestrator, None, text)
             workflow_ids = await orchestrator.start(ids, prepared)
-            statuses = await orchestrator.wait(workflow_ids, timeout_s if wait else 0)
+            statuses = await orchestrator.wait(
+                workflow_ids, timeout_s if wait else 0, _progress(ctx)
+            )
             return BatchOutcome(
                 finished=all(Orchestrator.finished(s) for s in statuses),
                 workflows=[workflow_out(s) for s in statuses],
@@ -304,6 +310,20 @@ def build_server(settings: Settings) -> TaskorchServer:
             )
 
     return server
+
+
+def _progress(ctx: Context[None, Any] | None) -> ProgressReport | None:
+    """MCP progress notifications while a process tool waits (clients that sent a progress
+    token show them): the mean progress of the workflows and the state of each."""
+    if ctx is None:
+        return None
+
+    async def report(statuses: list[WorkflowStatus]) -> None:
+        mean = sum(s.progress_percent for s in statuses) / max(len(statuses), 1)
+        states = ", ".join(f"{s.workflow.id} {s.state}" for s in statuses)
+        await ctx.report_progress(round(mean, 1), 100.0, states)
+
+    return report
 
 
 async def _task_for(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,8 @@ from taskorch.store.migrate import MigrationReport
 log = logging.getLogger("taskorch.mcp")
 
 Run = asyncio.Task[list[WorkflowStatus]]
+ProgressReport = Callable[[list[WorkflowStatus]], Awaitable[None]]
+PROGRESS_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +106,25 @@ class Orchestrator:
         run.add_done_callback(lambda done: self._finished(done, workflow_ids))
         return workflow_ids
 
-    async def wait(self, workflow_ids: Sequence[str], timeout_s: float) -> list[WorkflowStatus]:
-        """Wait up to ``timeout_s`` for the runs carrying ``workflow_ids``; their status then."""
+    async def wait(
+        self,
+        workflow_ids: Sequence[str],
+        timeout_s: float,
+        on_progress: ProgressReport | None = None,
+    ) -> list[WorkflowStatus]:
+        """Wait up to ``timeout_s`` for the runs carrying ``workflow_ids``; their status then.
+        ``on_progress`` hears their status at the start and every ``PROGRESS_EVERY_S`` after."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         runs = {self._runs[w] for w in workflow_ids if w in self._runs}
-        if runs:
+        while runs and (left := deadline - loop.time()) > 0:
+            if on_progress is not None:
+                await on_progress(await self._statuses(workflow_ids))
             # asyncio.wait never cancels: a run that outlasts the wait goes on in the background.
-            await asyncio.wait(runs, timeout=timeout_s)
+            _, runs = await asyncio.wait(runs, timeout=min(left, PROGRESS_EVERY_S))
+        return await self._statuses(workflow_ids)
+
+    async def _statuses(self, workflow_ids: Sequence[str]) -> list[WorkflowStatus]:
         engine = await self.engine()
         return [await engine.get_workflow_status(w) for w in workflow_ids]
 

@@ -247,3 +247,15 @@ async def _until_finished(session: ClientSession, workflow_id: str) -> WorkflowO
             return status
         await asyncio.sleep(0.1)
     raise AssertionError(f"{workflow_id} did not finish")
+
+
+async def test_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    async with mcp_session(tmp_path / ".taskorch", database_url=postgres_url) as session:
+        init = InitOutcome.model_validate(await call(session, "init_orchestration"))
+        assert init.database.startswith("postgresql://")
+        ran = ProcessOutcome.model_validate(
+            await call(session, "process_task_orchestration", requirement="Add a login page")
+        )
+        assert ran.workflow.state == "merged"
+        health = HealthOut.model_validate(await call(session, "orchestration_health_check"))
+        assert health.components["database"].info["backend"] == "postgres"

@@ -127,23 +127,20 @@ _CLEARED = {
 
 def status_json(home: Path, workflow_id: str) -> dict[str, Any]:
     """``taskorch status WORKFLOW --json``, read while no server runs."""
-    result = subprocess.run(
-        [sys.executable, "-m", "taskorch", "--home", str(home), "status", workflow_id, "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    data: dict[str, Any] = json.loads(result.stdout)
+    data: dict[str, Any] = json.loads(taskorch_cli(home, "status", workflow_id, "--json"))
     return data
 
 
-def taskorch_cli(home: Path, *args: str) -> str:
+def taskorch_cli(home: Path, *args: str, database_url: str | None = None) -> str:
     """Run ``taskorch --home HOME ARGS``; its stdout (fails the test on a non-zero exit)."""
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    if database_url:
+        env["DATABASE_URL"] = database_url
     result = subprocess.run(
         [sys.executable, "-m", "taskorch", "--home", str(home), *args],
         capture_output=True,
         text=True,
-        env={k: v for k, v in os.environ.items() if k not in _CLEARED},
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

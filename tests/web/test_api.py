@@ -91,6 +91,18 @@ async def test_a_merged_workflow_in_detail(
     assert "merged -> cancelled" in refused.json()["detail"]
     only = (await client.get("/api/v1/workflows", params={"state": "merged", "limit": 1})).json()
     assert len(only) == 1
+    metrics = (await client.get("/metrics")).text
+    for line in (
+        'taskorch_workflows{state="merged"} 1.0',
+        'taskorch_subtasks{state="completed"} 6.0',
+        'taskorch_subtask_attempts_total{agent="default",error_class="",outcome="succeeded"} 6.0',
+        'taskorch_subtask_successes_total{agent="default"} 6.0',
+        'taskorch_workflow_duration_seconds_count{state="merged"} 1.0',
+    ):
+        assert line in metrics, line
+    summary = (await client.get("/api/v1/metrics")).json()
+    assert summary["workflows_by_state"] == {"merged": 1}
+    assert (summary["attempts"], summary["successes"], summary["success_rate"]) == (6, 6, 1.0)
 
 
 async def test_cancel_a_workflow_before_it_runs(

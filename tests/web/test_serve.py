@@ -4,6 +4,9 @@ events stream live, and SIGTERM mid-run loses nothing."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,19 +18,56 @@ from web.served import Served, status_json, taskorch_cli, wait_for
 AUTH_TEXT = "Add authentication system with security audit and documentation"
 
 
-def test_serve_picks_up_pending_tasks_from_the_database(serve_factory: Any, tmp_path: Path) -> None:
+def test_serve_picks_up_pending_tasks_from_the_database(
+    serve_factory: Any, tmp_path: Path, database_url: str
+) -> None:
     home = tmp_path / "home"
     # Stored before the server starts, the way the original "requirements from a database" are;
     # the second waits for the first (a task dependency).
-    taskorch_cli(home, "task", "add", "Fix bug in dashboard/server/index.js line 42")
-    taskorch_cli(home, "task", "add", "List all repositories", "--depends-on", "1")
-    served: Served = serve_factory(home)
+    bug = "Fix bug in dashboard/server/index.js line 42"
+    taskorch_cli(home, "task", "add", bug, database_url=database_url)
+    taskorch_cli(
+        home, "task", "add", "List all repositories", "--depends-on", "1", database_url=database_url
+    )
+    served: Served = serve_factory(home, database_url=database_url)
     first = served.wait_state(served.workflow_of(1)["workflow_id"], "merged")
     second = served.wait_state(served.workflow_of(2)["workflow_id"], "merged")
     assert first["end_time"] <= second["start_time"]
+    metrics = httpx.get(served.url + "/metrics", timeout=30).text
+    assert 'taskorch_workflows{state="merged"} 2.0' in metrics
+    assert (
+        'taskorch_subtask_attempt_duration_seconds_count{agent="default",outcome="succeeded"} 2.0'
+        in metrics
+    )
     code, out, err = served.stop()
     assert code == 0, err
     assert "stopped: 2 workflow(s) started, 2 finished, 0 left to resume" in out
+
+
+def test_a_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "taskorch",
+                "--home",
+                str(tmp_path),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
 
 
 def test_events_stream_a_workflow_live(serve_factory: Any, tmp_path: Path) -> None:

@@ -82,6 +82,15 @@ function debounce(fn, ms) {
   return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
 }
 
+/* At most one call per `ms`, always after the latest request: a steady stream of events still
+   refreshes the page (a debounce would wait for a pause that may never come). */
+function throttle(fn, ms) {
+  let timer = null;
+  return () => {
+    if (timer === null) timer = setTimeout(() => { timer = null; fn(); }, ms);
+  };
+}
+
 /* --- live connection ------------------------------------------------------------------------ */
 
 function follow(query, onEvent) {
@@ -208,7 +217,7 @@ function home() {
   document.getElementById("home").hidden = false;
   document.getElementById("crumbs").replaceChildren(el("span", { text: "Workflows" }));
   setupForm();
-  const refresh = debounce(() => { renderWorkflows().catch(console.error); renderAgents().catch(console.error); }, 250);
+  const refresh = throttle(() => { renderWorkflows().catch(console.error); renderAgents().catch(console.error); }, 400);
   refresh();
   follow("", refresh);
   setInterval(refresh, 5000);
@@ -350,7 +359,7 @@ function workflowPage(id) {
   document.getElementById("crumbs").replaceChildren(
     el("a", { href: "/", text: "Workflows" }), " / ", el("span", { class: "mono", text: id }));
   let latest = null;
-  const refresh = debounce(async () => { latest = (await renderWorkflow(id).catch(console.error)) || latest; }, 150);
+  const refresh = throttle(async () => { latest = (await renderWorkflow(id).catch(console.error)) || latest; }, 200);
   refresh();
   follow(`?workflow_id=${encodeURIComponent(id)}`, refresh);
   setInterval(refresh, 4000);

@@ -1,0 +1,86 @@
+"""The daemon behind ``taskorch serve``, in process: pending tasks become workflows within the
+concurrency limit, unfinished workflows are carried on, and a stop leaves nothing mid-air."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from taskorch.domain.models import NewTask
+from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.engine import OrchestrationEngine
+from taskorch.engine.daemon import Daemon, DaemonStats
+from taskorch.engine.setup import agent_adapters
+
+WAIT_S = 120.0
+
+
+async def _run(daemon: Daemon, engine: OrchestrationEngine, count: int) -> DaemonStats:
+    """Run the daemon until ``count`` workflows have ended, then stop it."""
+    ended = engine.events.subscribe()
+    running = asyncio.create_task(daemon.run())
+    try:
+        async with asyncio.timeout(WAIT_S):
+            done = 0
+            while done < count:
+                event = await ended.get()
+                if event["event"] == "workflow:transition" and event["to"] in WORKFLOW_TERMINAL:
+                    done += 1
+    finally:
+        engine.events.unsubscribe(ended)
+        daemon.stop()
+    return await running
+
+
+async def test_pending_tasks_run_within_the_workflow_limit(engine: OrchestrationEngine) -> None:
+    for n in range(4):
+        await engine.add_task(NewTask.create(f"Fix bug in app/module_{n}.py line {n + 1}"))
+    inbox = engine.events.subscribe()
+    daemon = Daemon(
+        engine,
+        agent_adapters(engine, "sim", 0.05),
+        options={"agent": "sim"},
+        max_workflows=2,
+    )
+    stats = await _run(daemon, engine, 4)
+    engine.events.unsubscribe(inbox)
+
+    unfinished: set[str] = set()
+    most = 0
+    while not inbox.empty():
+        event: dict[str, Any] = inbox.get_nowait()
+        if event["event"] != "workflow:transition":
+            continue
+        if event["from"] is None:
+            unfinished.add(event["workflow_id"])
+        elif event["to"] in WORKFLOW_TERMINAL:
+            unfinished.discard(event["workflow_id"])
+        most = max(most, len(unfinished))
+    assert most == 2
+    assert len(stats.started) == 4
+    assert set(stats.finished.values()) == {"merged"}
+    assert stats.worker is not None
+    assert stats.worker.completed == 4
+
+
+async def test_unfinished_workflows_are_carried_on(engine: OrchestrationEngine) -> None:
+    task = await engine.add_task(NewTask.create("Scan repository for security vulnerabilities"))
+    workflow = await engine.pipeline().start(task)  # a workflow left behind by a stopped server
+    daemon = Daemon(engine, agent_adapters(engine, "sim"), options={"agent": "sim"})
+    assert await daemon.prepare() == [workflow.id]
+    stats = await _run(daemon, engine, 1)
+    assert stats.resumed == [workflow.id]
+    assert stats.started == []
+    assert stats.finished == {workflow.id: "merged"}
+
+
+async def test_a_task_waits_for_its_dependencies(engine: OrchestrationEngine) -> None:
+    first = await engine.add_task(NewTask.create("Add login page"))
+    second = await engine.add_task(NewTask.create("Add logout", dependencies=[first.id]))
+    daemon = Daemon(engine, agent_adapters(engine, "sim", 0.05), options={"agent": "sim"})
+    await _run(daemon, engine, 2)
+    by_task = {w.task_id: w for w in await engine.list_workflows()}
+    before, after = by_task[first.id], by_task[second.id]
+    assert before.end_time is not None
+    assert after.start_time is not None
+    assert before.end_time <= after.start_time

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 taskorch=.venv/bin/taskorch
 
 $taskorch init
-$taskorch run "Add authentication system with security audit and documentation"
+$taskorch run "Add authentication system with security audit and documentation" --agent sim
 $taskorch status
 $taskorch metrics

@@ -12,11 +12,13 @@ import pytest
 from agents.fake_agentapi import FakeAgentApi
 from taskorch.agents.registry import AgentSpec
 from taskorch.domain.errors import NotFoundError
-from taskorch.domain.models import AttemptOutcome, NewTask
+from taskorch.domain.models import Agent, AgentStatus, AttemptOutcome, NewTask
 from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.engine import OrchestrationEngine
+from taskorch.engine.agents import AgentInfo
 from taskorch.settings import load_settings
 from taskorch.store import Store
+from taskorch.store.agent_stats import TrackRecord
 
 
 def engine_for(database_url: str, home: Path, **env: str) -> OrchestrationEngine:
@@ -143,3 +145,14 @@ async def test_health_probe_marks_an_unreachable_agent_offline_and_back(
             assert "api" not in await engine.agent_health()  # disabled agents are not probed
     finally:
         fake.stop()
+
+
+def test_an_available_agent_at_its_limit_shows_busy() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    agent = Agent(id="a", name="a", type="sim", max_concurrency=2, created_at=now, updated_at=now)
+    assert AgentInfo(agent, TrackRecord(), active=1).status is AgentStatus.AVAILABLE
+    full = AgentInfo(agent, TrackRecord(), active=2)
+    assert full.status is AgentStatus.BUSY
+    assert full.to_json()["utilisation"] == 1.0
+    disabled = agent.model_copy(update={"status": AgentStatus.DISABLED})
+    assert AgentInfo(disabled, TrackRecord(), active=2).status is AgentStatus.DISABLED

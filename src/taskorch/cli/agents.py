@@ -144,7 +144,7 @@ def agents_table(agents: list[AgentInfo]) -> Table:
         table.add_row(
             Text(info.agent.name, style="bold", no_wrap=True),
             info.agent.type,
-            Text(info.agent.status.value, style=_STATUS_STYLE.get(info.agent.status.value, "")),
+            Text(info.status.value, style=_STATUS_STYLE.get(info.status.value, "")),
             f"{info.active}/{info.agent.max_concurrency}",
             rate,
             _seconds(record.mean_s),
@@ -230,7 +230,7 @@ def _set_enabled(name: str, enabled: bool) -> None:
             return await running.set_agent_enabled(name, enabled)
 
     info = run(body)
-    console.print(f"{info.agent.name}: {info.agent.status.value}")
+    console.print(f"{info.agent.name}: {info.status.value}")
 
 
 def _spec(**fields: Any) -> AgentSpec:

@@ -42,6 +42,14 @@ class AgentInfo:
     active: int = 0
 
     @property
+    def status(self) -> AgentStatus:
+        """The stored status, shown as ``busy`` while an available agent is at its limit."""
+        full = self.active >= self.agent.max_concurrency
+        if self.agent.status == AgentStatus.AVAILABLE and full:
+            return AgentStatus.BUSY
+        return self.agent.status
+
+    @property
     def utilisation(self) -> float:
         return round(self.active / max(self.agent.max_concurrency, 1), 3)
 
@@ -52,7 +60,7 @@ class AgentInfo:
             "name": agent.name,
             "type": agent.type,
             "adapter": describe_adapter(agent),
-            "status": agent.status.value,
+            "status": self.status.value,
             "capabilities": agent.capabilities.model_dump(mode="json"),
             "max_concurrency": agent.max_concurrency,
             "active": self.active,

@@ -222,7 +222,7 @@ class OrchestrationEngine:
             "subtasks": await self.queue.counts(),
             "agents": {
                 info.agent.name: {
-                    "status": info.agent.status.value,
+                    "status": info.status.value,
                     "active": info.active,
                     "max_concurrency": info.agent.max_concurrency,
                     "utilisation": info.utilisation,

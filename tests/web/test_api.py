@@ -6,6 +6,8 @@ import httpx
 
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.setup import agent_adapters
+from taskorch.http.prometheus import active_by_agent
+from taskorch.runtime.metrics import AgentMetrics, RuntimeMetrics
 
 AUTH_TEXT = "Add authentication system with security audit and documentation"
 
@@ -194,3 +196,18 @@ async def test_openapi_document_and_dashboard(client: httpx.AsyncClient) -> None
     assert (await client.get("/workflows/wf-anything")).status_code == 200
     for asset in ("app.js", "style.css", "favicon.svg"):
         assert (await client.get(f"/static/{asset}")).status_code == 200
+
+
+def test_running_attempts_of_unassigned_subtasks_count_for_the_default_agent() -> None:
+    metrics = RuntimeMetrics(
+        subtasks_by_state={"running": 3, "assigned": 1, "queued": 4},
+        attempts=0,
+        successes=0,
+        failures=0,
+        zombies=0,
+        mean_execution_s=0.0,
+        throughput_per_s=0.0,
+        errors_by_class={},
+        agents={"claude": AgentMetrics(attempts=2, successes=2, mean_s=1.0, active=1)},
+    )
+    assert active_by_agent(metrics) == {"claude": 1, "default": 3}

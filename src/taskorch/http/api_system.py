@@ -11,6 +11,7 @@ from taskorch.domain.errors import InputError, PlanError
 from taskorch.engine import OrchestrationEngine
 from taskorch.http.api_work import engine_of
 from taskorch.http.events import event_stream
+from taskorch.http.prometheus import active_by_agent
 from taskorch.http.schemas import (
     WORKFLOW_ID_PATTERN,
     AgentOut,
@@ -48,8 +49,9 @@ async def agent_rows(engine: OrchestrationEngine, local: list[dict[str, Any]]) -
     rows = [_registered(info.to_json()) for info in await engine.list_agents()]
     if local:
         metrics = await engine.get_metrics()
+        active = active_by_agent(metrics)
         for agent in local:
-            rows.append(_local(agent, metrics.agents.get(agent["id"])))
+            rows.append(_local(agent, metrics.agents.get(agent["id"]), active.get(agent["id"], 0)))
     return rows
 
 
@@ -75,9 +77,8 @@ def _registered(data: dict[str, Any]) -> AgentOut:
     )
 
 
-def _local(agent: dict[str, Any], figures: AgentMetrics | None) -> AgentOut:
+def _local(agent: dict[str, Any], figures: AgentMetrics | None, active: int) -> AgentOut:
     limit = agent["max_concurrency"]
-    active = figures.active if figures else 0
     return AgentOut(
         id=agent["id"],
         name=agent["name"],

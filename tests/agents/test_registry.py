@@ -30,6 +30,9 @@ async def test_agents_are_added_listed_shown_and_removed(database_url: str, tmp_
         await engine.add_agent(AgentSpec(name="claude", type="claude-code", max_concurrency=2))
         await engine.add_agent(AgentSpec(name="api-1", type="goose", url="http://127.0.0.1:9/"))
         await engine.add_agent(AgentSpec(name="mine", command=["./agent.sh", "{prompt}"]))
+        secret = await engine.add_agent(AgentSpec(name="sec", url="http://u:pw@127.0.0.1:9"))
+        assert secret.to_json()["adapter"] == "agentapi http://***@127.0.0.1:9"
+        await engine.remove_agent("sec")
         listed = {info.agent.name: info for info in await engine.list_agents()}
         assert sorted(listed) == ["api-1", "claude", "mine"]
         claude = listed["claude"].to_json()
@@ -59,6 +62,8 @@ def test_agent_specs_are_checked() -> None:
         AgentSpec(name="x", type="gemini")
     with pytest.raises(ValueError, match="lower-case"):
         AgentSpec(name="Bad Name")
+    with pytest.raises(ValueError, match="must start with http"):
+        AgentSpec(name="x", url="127.0.0.1:3284")
     assert AgentSpec(name="g", type="gemini", url="http://h:1").adapter_kind == "agentapi"
 
 

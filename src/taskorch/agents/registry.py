@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -125,6 +126,8 @@ class AgentSpec(BaseModel):
         kind = self.adapter_kind
         if kind == "agentapi" and not self.url:
             raise ValueError(f"agent {self.name}: an agentapi agent needs --url")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"agent {self.name}: --url must start with http:// or https://")
         if kind != "agentapi" and (self.url or self.key_env):
             raise ValueError(f"agent {self.name}: --url and --key-env are for agentapi agents")
         if kind == "cli" and not self.command and self.type not in TEMPLATES:
@@ -208,13 +211,21 @@ def describe_adapter(agent: Agent) -> str:
         return "?"
     kind = str(settings["kind"])
     if kind == "agentapi":
-        return f"agentapi {settings['url']}"
+        return f"agentapi {_without_credentials(str(settings['url']))}"
     if kind == "cli":
         template = TEMPLATES.get(str(settings.get("template")))
         program = settings.get("executable") or (template.argv[0] if template else "?")
         shown = settings.get("command") or [program]
         return "cli " + " ".join(str(part) for part in shown)
     return kind
+
+
+def _without_credentials(url: str) -> str:
+    """A URL fit to show: ``user:password@`` becomes ``***@``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def build_adapter(agent: Agent, env: Mapping[str, str]) -> AgentAdapter:

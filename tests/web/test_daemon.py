@@ -84,3 +84,14 @@ async def test_a_task_waits_for_its_dependencies(engine: OrchestrationEngine) ->
     assert before.end_time is not None
     assert after.start_time is not None
     assert before.end_time <= after.start_time
+
+
+async def test_a_task_taken_by_another_process_is_not_started_twice(
+    engine: OrchestrationEngine,
+) -> None:
+    task = await engine.add_task(NewTask.create("Add login page"))
+    listed = (await engine.list_tasks())[0]  # what the daemon saw: pending
+    await engine.pipeline().start(task)  # meanwhile another process started it
+    daemon = Daemon(engine, agent_adapters(engine, "sim"), options={"agent": "sim"})
+    assert await daemon._start(engine.pipeline(), listed) is None
+    assert len(await engine.list_workflows()) == 1

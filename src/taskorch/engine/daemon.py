@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskorch.agents.base import AgentAdapter
-from taskorch.domain.errors import TaskorchError
-from taskorch.domain.models import JSONDict, Task, TaskStatus
+from taskorch.domain.errors import StaleStateError, TaskorchError
+from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline
@@ -130,14 +130,30 @@ class Daemon:
             if not await self._dependencies_done(task):
                 continue
             try:
-                workflow = await pipeline.start(task, options=self.options)
-            except TaskorchError as exc:  # e.g. another daemon took the task first
+                workflow = await self._start(pipeline, task)
+            except TaskorchError as exc:
                 log.warning("task %s not started: %s", task.ref, exc.message)
                 continue
+            if workflow is None:
+                continue  # another process took it first
             self.stats.started.append(workflow.id)
             started.add(workflow.id)
         self._active |= started
         return started
+
+    async def _start(self, pipeline: Pipeline, task: Task) -> Workflow | None:
+        """Claim the task (pending -> processing, checked in the store) before its workflow is
+        created, so that two processes never start two workflows for one task."""
+        store = self.engine.store
+        try:
+            await store.set_task_status(task.id, TaskStatus.PENDING, TaskStatus.PROCESSING)
+        except StaleStateError:
+            return None
+        try:
+            return await pipeline.start(await self.engine.get_task(task.id), options=self.options)
+        except TaskorchError:  # not started after all: give the task back
+            await store.set_task_status(task.id, TaskStatus.PROCESSING, TaskStatus.PENDING)
+            raise
 
     async def _dependencies_done(self, task: Task) -> bool:
         for dependency in task.dependencies:

@@ -52,7 +52,7 @@ def serve_(
     )
 
     def ready(url: str, daemon: Daemon) -> None:
-        console.print(f"taskorch serving {url}  (dashboard /, API /api/v1, docs /docs)")
+        console.print(f"taskorch serving {url}  (dashboard /, API /api/v1, OpenAPI /openapi.json)")
         console.print(
             f"database {daemon.engine.database_location}; up to {daemon.max_workflows} workflows "
             f"at once; resuming {len(daemon.stats.resumed)} unfinished"

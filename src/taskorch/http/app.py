@@ -80,6 +80,8 @@ def create_app(
         description="Task orchestration for AI coding agents: tasks, workflows, plans, agents, "
         "health and live events.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's docs pages load their scripts from a CDN; nothing here does
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.local_agents = local_agents or []

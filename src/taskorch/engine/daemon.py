@@ -177,6 +177,10 @@ class Daemon:
                 log.warning("workflow %s: %s (retrying later)", workflow_id, exc.message)
                 self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S
                 continue
+            except Exception:  # a bug in one workflow's step must not stop the others
+                log.exception("workflow %s: step failed (retrying later)", workflow_id)
+                self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S
+                continue
             self._stuck_until.pop(workflow_id, None)
             if workflow.status in WORKFLOW_TERMINAL:
                 self._active.discard(workflow_id)

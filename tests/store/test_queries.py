@@ -16,7 +16,9 @@ from taskorch.store.queries import Dialect, load_queries
 
 DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
 STORE_PACKAGE = Path(taskorch.store.__file__).parent
-QUERY_METHODS = frozenset({"execute", "executemany", "bulk", "fetchone", "fetchall", "_one"})
+QUERY_METHODS = frozenset(
+    {"execute", "executemany", "bulk", "fetchone", "fetchall", "_one", "script"}
+)
 MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
 _SQLITE_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

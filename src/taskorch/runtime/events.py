@@ -33,7 +33,7 @@ class EventBus:
         self._subscribers.discard(queue)
 
     async def publish(self, events: Sequence[QueueEvent]) -> None:
-        if not events:
+        if not events or not (self._subscribers or self.jsonl_path):
             return
         now = datetime.now(UTC).isoformat()
         records = [

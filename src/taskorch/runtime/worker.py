@@ -41,6 +41,9 @@ Reassign = Callable[[Subtask, str, bool], str | None]
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     concurrency: int = 5
+    claim_batch: int = 250
+    """At most this many subtasks per claim: a worker with room for more claims again at once,
+    and the attempts of one batch run while the next batch is settled and claimed."""
     lease_s: float = 30.0
     timeout_s: float = 300.0
     poll_s: float = 0.5
@@ -129,12 +132,15 @@ class Worker:
             idle = not (claimed or self._running or self._settling)
             if idle and once and not await self._work_pending_soon():
                 return
+            if claimed == self.config.claim_batch and self._free > 0:
+                continue  # a full batch: more may be ready, claim it while this one runs
             # A claim that took less than it could means nothing else is ready now: wait for a
             # finished attempt, a notification or the poll interval.
             await self._wait()
 
     async def _wait(self) -> None:
-        if self._settling:
+        await asyncio.sleep(0)  # attempts just started run first; quick ones are done after it
+        if self._settling or self._stopping:
             return
         waker = asyncio.create_task(self._wake.wait())
         notified = asyncio.create_task(self.queue.wait_for_work(self.config.poll_s))
@@ -185,7 +191,7 @@ class Worker:
     async def _step(self) -> int:
         """Settle what finished and claim new work, in one transaction where possible."""
         batch, self._settling = self._settling, []
-        free = 0 if self._stopping else self.config.concurrency - len(self._running)
+        free = min(self._free, self.config.claim_batch)
         try:
             events, claimed = await asyncio.shield(
                 self.queue.settle(
@@ -209,6 +215,10 @@ class Worker:
         await self.events.write_task_logs(batch)
         await self.events.write_task_events([e for e in events if e.kind == "task:blocked"])
         return len(claimed)
+
+    @property
+    def _free(self) -> int:
+        return 0 if self._stopping else self.config.concurrency - len(self._running)
 
     @property
     def _limited_agents(self) -> list[str]:

@@ -77,5 +77,15 @@ class Connector(ABC):
         return False
 
     @abstractmethod
+    async def script(self, name: str, params: Params) -> list[Row]:
+        """Run a named script as one transaction and return the rows it reports.
+
+        The hot path of the queue: on PostgreSQL the script is one statement (data-modifying
+        CTEs) sent outside any explicit transaction, so it costs one round trip and one commit;
+        on SQLite it is several statements, run in order in one write transaction, and the rows
+        their ``RETURNING`` clauses give are concatenated.
+        """
+
+    @abstractmethod
     def describe(self) -> str:
         """Where the database is, for humans; never includes a password."""

@@ -157,15 +157,25 @@ class PostgresConnector(Connector):
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Transaction]:
+        async with self._connection() as connection, connection.transaction():
+            yield _PostgresTransaction(connection, self.queries)
+
+    async def script(self, name: str, params: Params) -> list[Row]:
+        # Outside a transaction block the one statement is its own transaction: no BEGIN and
+        # COMMIT round trips.
+        async with self._connection() as connection:
+            cursor = await connection.execute(self.queries[name], params)
+            return await cursor.fetchall()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection (autocommit), with driver errors translated into ours."""
         if self._pool is None:
             await self.open()
         assert self._pool is not None
         try:
-            async with (
-                self._pool.connection(timeout=CONNECT_TIMEOUT_S) as connection,
-                connection.transaction(),
-            ):
-                yield _PostgresTransaction(connection, self.queries)
+            async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as connection:
+                yield connection
         except PoolTimeout:
             raise DatabaseUnavailableError(
                 f"no PostgreSQL connection available at {self.describe()}"

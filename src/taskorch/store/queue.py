@@ -11,57 +11,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from taskorch.domain.models import JSONDict, Subtask
+from taskorch.domain.models import Subtask
 from taskorch.domain.states import SubtaskState
+from taskorch.store.completions import settle_completed
 from taskorch.store.connector import Connector, Row, Transaction
-from taskorch.store.records import decode_subtask_fast
+from taskorch.store.outcomes import (
+    ROUTINE_EVENTS,
+    Outcome,
+    OutcomeKind,
+    QueueEvent,
+    started_events,
+)
+from taskorch.store.outcomes import outcome_event as _outcome_event
+from taskorch.store.outcomes import row_event as _event
+from taskorch.store.rows import subtask_from_row
 from taskorch.store.store import Clock, utc_now
 
-ROUTINE_EVENTS = frozenset({"task:enqueued", "task:started", "task:complete"})
-"""Per-subtask lifecycle events that the subtask rows and attempts already record; they are
-published (in-process, events.jsonl, task logs) but not stored again in the events table, which
-keeps what needs attention: retries, failures, zombies, blocks, cancellations, escalations."""
-
-OutcomeKind = Literal["completed", "retry", "failed", "blocked"]
-
-
-@dataclass(frozen=True, slots=True)
-class QueueEvent:
-    """Something that happened to a subtask or workflow; stored and then published."""
-
-    kind: str
-    workflow_id: str | None
-    subtask_id: int | None
-    payload: JSONDict = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one attempt ended, as the worker reports it to :meth:`SubtaskQueue.settle`."""
-
-    subtask: Subtask
-    kind: OutcomeKind
-    started_at: datetime
-    ended_at: datetime
-    agent_id: str | None = None
-    result: JSONDict | None = None
-    error_class: str | None = None
-    error_message: str | None = None
-    run_after: datetime | None = None
-    next_agent_id: str | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    cost_usd: float | None = None
-
-    @property
-    def attempt_outcome(self) -> str:
-        if self.kind == "completed":
-            return "succeeded"
-        return "timeout" if self.error_class == "timeout" else "failed"
+__all__ = ["ROUTINE_EVENTS", "Outcome", "OutcomeKind", "QueueEvent", "SubtaskQueue"]
 
 
 def _ids(ids: Iterable[int] | Iterable[str]) -> dict[str, Any]:
@@ -130,17 +99,8 @@ class SubtaskQueue:
         rows = await tx.fetchall("claim_subtasks", params)
         if not rows:
             return [], []
-        claimed = sorted(map(decode_subtask_fast, rows), key=lambda s: (-s.priority, s.id))
-        events = [
-            QueueEvent(
-                "task:started",
-                s.workflow_id,
-                s.id,
-                {"key": s.key, "attempt": s.attempts, "worker": worker},
-            )
-            for s in claimed
-        ]
-        return claimed, events
+        claimed = sorted(map(subtask_from_row, rows), key=lambda s: (-s.priority, s.id))
+        return claimed, started_events(claimed, worker)
 
     async def agents_with_work(self) -> set[str | None]:
         async with self.connector.transaction(write=False) as tx:
@@ -183,6 +143,11 @@ class SubtaskQueue:
         if not outcomes and claim_limit <= 0:
             return [], []
         now = self.now
+        if all(o.kind == "completed" for o in outcomes):
+            lease_until = now + timedelta(seconds=lease_s)
+            return await settle_completed(
+                self.connector, worker, outcomes, now, max(claim_limit, 0), lease_until
+            )
         events: list[QueueEvent] = []
         claimed: list[Subtask] = []
         async with self.connector.transaction() as tx:
@@ -402,22 +367,6 @@ class SubtaskQueue:
                 if e.kind not in ROUTINE_EVENTS
             ],
         )
-
-
-def _event(kind: str, row: Row, **payload: Any) -> QueueEvent:
-    return QueueEvent(kind, row["workflow_id"], int(row["id"]), {"key": row["key"], **payload})
-
-
-def _outcome_event(kind: str, outcome: Outcome) -> QueueEvent:
-    sub = outcome.subtask
-    payload: JSONDict = {"key": sub.key, "attempt": sub.attempts, "agent": outcome.agent_id}
-    if outcome.error_class:
-        payload |= {"error_class": outcome.error_class, "error": outcome.error_message}
-    if outcome.run_after:
-        payload["run_after"] = outcome.run_after.isoformat()
-    if outcome.next_agent_id != sub.agent_id and outcome.kind == "retry":
-        payload["reassigned_to"] = outcome.next_agent_id
-    return QueueEvent(kind, sub.workflow_id, sub.id, payload)
 
 
 def _retry_params(outcome: Outcome, worker: str, now: datetime) -> dict[str, Any]:

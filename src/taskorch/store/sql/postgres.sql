@@ -309,6 +309,94 @@ SELECT kind, workflow_id, subtask_id, payload, now
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
     kind text, workflow_id text, subtask_id bigint, payload jsonb, now timestamptz);
 
+-- name: settle_completed
+-- The worker's hot path as one statement, so one round trip and one commit: store completed
+-- attempts (fenced by the lease: only rows this worker still runs), count down their dependents,
+-- claim ready work, and hand the dependents that became ready straight to this worker while it has
+-- room (a chain's next step needs no notification and no second claim). Sibling CTEs see the same
+-- snapshot, so the claim cannot see the rows released here; it goes first and what it leaves of
+-- the limit is the budget for the released ones. Anything released but not taken is announced with
+-- pg_notify (channel of postgres.NOTIFY_CHANNEL), delivered on commit.
+-- Rows: what = 'done' (done_id = a subtask this batch completed), 'claimed' (claimed from the
+-- queue), 'released' (became ready and claimed by this worker), 'queued' (became ready, left
+-- queued), 'notified'.
+-- The completions are found by id (never joined to the parameter rows, whose size the planner
+-- cannot know); each takes its result from one JSON object keyed by id, parsed once.
+WITH x AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
+        id bigint, number integer, agent_id text, started_at timestamptz, ended_at timestamptz,
+        tokens_in integer, tokens_out integer, cost_usd double precision)),
+results AS (SELECT %(results)s::jsonb AS by_id),
+done AS (
+    UPDATE subtasks AS s
+    SET status = 'completed', result = (SELECT by_id FROM results) -> s.id::text, error = NULL,
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
+    WHERE s.id = ANY(%(ids)s::bigint[]) AND s.status = 'running' AND s.lease_owner = %(worker)s
+    RETURNING s.id),
+recorded AS (
+    INSERT INTO attempts (
+        subtask_id, number, agent_id, worker_id, started_at, ended_at, outcome, tokens_in,
+        tokens_out, cost_usd)
+    SELECT x.id, x.number, x.agent_id, %(worker)s, x.started_at, x.ended_at, 'succeeded',
+           x.tokens_in, x.tokens_out, x.cost_usd
+    FROM x JOIN done ON done.id = x.id
+    ON CONFLICT (subtask_id, number) DO NOTHING),
+claimed AS (
+    UPDATE subtasks AS s
+    SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
+        attempts = s.attempts + 1, updated_at = %(now)s
+    FROM (
+        SELECT id FROM subtasks
+        WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s) AND agent_id IS NULL
+        ORDER BY priority DESC, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED) AS picked
+    WHERE s.id = picked.id
+    RETURNING s.*),
+counted AS (
+    SELECT c.dependent_id, c.n,
+           row_number() OVER (ORDER BY c.dependent_id)
+               <= %(limit)s - (SELECT COUNT(*) FROM claimed) AS take
+    FROM (
+        SELECT dependent_id, COUNT(*) AS n FROM subtask_edges
+        WHERE subtask_id IN (SELECT id FROM done)
+        GROUP BY dependent_id) AS c),
+released AS (
+    -- "ready" is judged on the row as it is when updated (another worker may have counted it
+    -- down meanwhile), never on the snapshot.
+    UPDATE subtasks AS s
+    SET pending_deps = s.pending_deps - c.n,
+        status = CASE WHEN s.pending_deps - c.n <> 0 OR s.status <> 'pending' THEN s.status
+                      WHEN c.take AND s.agent_id IS NULL THEN 'running'
+                      ELSE 'queued' END,
+        queued_at = CASE WHEN s.pending_deps - c.n = 0 AND s.status = 'pending'
+                         THEN %(now)s ELSE s.queued_at END,
+        lease_owner = CASE WHEN s.pending_deps - c.n = 0 AND s.status = 'pending' AND c.take
+                                AND s.agent_id IS NULL
+                           THEN %(worker)s ELSE s.lease_owner END,
+        lease_expires_at = CASE WHEN s.pending_deps - c.n = 0 AND s.status = 'pending' AND c.take
+                                     AND s.agent_id IS NULL
+                                THEN %(lease_until)s ELSE s.lease_expires_at END,
+        attempts = CASE WHEN s.pending_deps - c.n = 0 AND s.status = 'pending' AND c.take
+                             AND s.agent_id IS NULL
+                        THEN s.attempts + 1 ELSE s.attempts END,
+        updated_at = %(now)s
+    FROM counted AS c
+    WHERE s.id = c.dependent_id
+    RETURNING s.*)
+SELECT 'done' AS what, done.id AS done_id, s.* FROM done LEFT JOIN subtasks AS s ON false
+UNION ALL
+SELECT 'claimed', NULL, claimed.* FROM claimed
+UNION ALL
+SELECT CASE WHEN r.status = 'running' THEN 'released' ELSE 'queued' END, NULL, r.*
+FROM released AS r
+WHERE r.pending_deps = 0 AND r.status IN ('queued', 'running')
+UNION ALL
+SELECT 'notified', NULL, s.*
+FROM (SELECT pg_notify('taskorch_ready', '') FROM released
+      WHERE pending_deps = 0 AND status = 'queued' LIMIT 1) AS n
+LEFT JOIN subtasks AS s ON false;
+
 -- name: workflow_counts
 SELECT workflow_id, status, COUNT(*) AS n FROM subtasks
 WHERE workflow_id = ANY(%(id_list)s)

@@ -300,6 +300,57 @@ ON CONFLICT (subtask_id, number) DO NOTHING;
 INSERT INTO events (kind, workflow_id, subtask_id, payload, created_at)
 VALUES (:kind, :workflow_id, :subtask_id, :payload, :now);
 
+-- name: settle_completed
+-- The worker's hot path as one script (statements in order, one write transaction): store
+-- completed attempts, count down their dependents, complete the subtasks, claim ready work. Every
+-- step is fenced by the lease (rows this worker still runs), so the first three run while the rows
+-- are still 'running'. Released rows become queued and the claim after them sees them.
+-- Rows: what = 'done' (done_id = a subtask this batch completed), 'queued' (a dependent counted
+-- down; ready if pending_deps = 0 and status = 'queued'), 'claimed'.
+INSERT INTO attempts (
+    subtask_id, number, agent_id, worker_id, started_at, ended_at, outcome, tokens_in,
+    tokens_out, cost_usd)
+SELECT x.value ->> 'id', x.value ->> 'number', x.value ->> 'agent_id', :worker,
+       x.value ->> 'started_at', x.value ->> 'ended_at', 'succeeded', x.value ->> 'tokens_in',
+       x.value ->> 'tokens_out', x.value ->> 'cost_usd'
+FROM json_each(:rows) AS x
+JOIN subtasks AS s ON s.id = x.value ->> 'id'
+WHERE s.status = 'running' AND s.lease_owner = :worker
+ON CONFLICT (subtask_id, number) DO NOTHING;
+UPDATE subtasks
+SET pending_deps = subtasks.pending_deps - d.n,
+    status = CASE WHEN subtasks.pending_deps - d.n = 0 AND subtasks.status = 'pending'
+                  THEN 'queued' ELSE subtasks.status END,
+    queued_at = CASE WHEN subtasks.pending_deps - d.n = 0 AND subtasks.status = 'pending'
+                     THEN :now ELSE subtasks.queued_at END,
+    updated_at = :now
+FROM (
+    SELECT e.dependent_id, COUNT(*) AS n
+    FROM json_each(:rows) AS x
+    JOIN subtasks AS s ON s.id = x.value ->> 'id'
+    JOIN subtask_edges AS e ON e.subtask_id = s.id
+    WHERE s.status = 'running' AND s.lease_owner = :worker
+    GROUP BY e.dependent_id) AS d
+WHERE subtasks.id = d.dependent_id
+RETURNING 'queued' AS what, NULL AS done_id, subtasks.id, subtasks.workflow_id, subtasks.key,
+          subtasks.status, subtasks.pending_deps;
+UPDATE subtasks
+SET status = 'completed', result = x.value, error = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = :now
+FROM json_each(:results) AS x
+WHERE subtasks.id = CAST(x.key AS INTEGER) AND subtasks.status = 'running'
+  AND subtasks.lease_owner = :worker
+RETURNING 'done' AS what, subtasks.id AS done_id;
+UPDATE subtasks
+SET status = 'running', lease_owner = :worker, lease_expires_at = :lease_until,
+    attempts = attempts + 1, updated_at = :now
+WHERE id IN (
+    SELECT id FROM subtasks
+    WHERE status = 'queued' AND (run_after IS NULL OR run_after <= :now) AND agent_id IS NULL
+    ORDER BY priority DESC, id
+    LIMIT :limit)
+RETURNING 'claimed' AS what, NULL AS done_id, *;
+
 -- name: workflow_counts
 SELECT workflow_id, status, COUNT(*) AS n FROM subtasks
 WHERE workflow_id IN (SELECT value FROM json_each(:ids))

@@ -1,0 +1,124 @@
+"""The queue's hot path (``settle_completed``) on both backends: fenced by the lease, dependents
+counted down and claimed in the same transaction, the same objects as the general decoder."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from taskorch.domain.models import NewTask, Subtask
+from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
+from taskorch.store import Store
+from taskorch.store.queue import Outcome, SubtaskQueue
+from taskorch.store.records import decode
+from taskorch.store.rows import subtask_from_row
+
+
+async def workflow_with(store: Store, deps: dict[str, list[str]]) -> str:
+    task = await store.create_task(NewTask.create("hot path"))
+    workflow = await store.create_workflow(task.id)
+    plan = [
+        PlanSubtask(
+            subtask_id=key,
+            parent_task_id=task.ref,
+            title=f"do {key}",
+            assigned_to=Domain.DEVELOPMENT,
+            worker_type=WorkerType.IMPLEMENTATION,
+            dependencies=after,
+        )
+        for key, after in deps.items()
+    ]
+    await store.add_subtasks(workflow.id, plan, {})
+    await SubtaskQueue(store.connector).enqueue_workflow(workflow.id)
+    return workflow.id
+
+
+def done(queue: SubtaskQueue, subtask: Subtask) -> Outcome:
+    now = queue.now
+    return Outcome(subtask, "completed", now, now, result={"success": True, "output": "ok"})
+
+
+async def by_key(store: Store, workflow_id: str) -> dict[str, Subtask]:
+    return {s.key: s for s in await store.list_subtasks(workflow_id)}
+
+
+async def test_a_chain_step_claims_the_next_step_in_the_same_call(store: Store) -> None:
+    workflow_id = await workflow_with(store, {"a": [], "b": ["a"], "c": ["b"]})
+    queue = SubtaskQueue(store.connector)
+    [a] = await queue.claim("w1", 5, 30)
+    events, claimed = await queue.settle("w1", [done(queue, a)], claim_limit=5)
+    assert [s.key for s in claimed] == ["b"]
+    assert claimed[0].status == "running"
+    assert claimed[0].lease_owner == "w1"
+    assert claimed[0].attempts == 1
+    assert claimed[0].queued_at is not None
+    kinds = [(e.kind, e.payload["key"]) for e in events]
+    assert ("task:complete", "a") in kinds
+    assert ("task:enqueued", "b") in kinds
+    assert ("task:started", "b") in kinds
+    rows = await by_key(store, workflow_id)
+    assert rows["a"].status == "completed"
+    assert rows["a"].result == {"success": True, "output": "ok"}
+    assert rows["b"].status == "running"
+    assert rows["c"].status == "pending"
+    assert rows["c"].pending_deps == 1
+    [attempt] = await store.list_attempts(a.id)
+    assert (attempt.number, attempt.outcome, attempt.worker_id) == (1, "succeeded", "w1")
+
+
+async def test_without_room_a_released_step_stays_queued(store: Store) -> None:
+    workflow_id = await workflow_with(store, {"a": [], "b": ["a"]})
+    queue = SubtaskQueue(store.connector)
+    [a] = await queue.claim("w1", 5, 30)
+    events, claimed = await queue.settle("w1", [done(queue, a)], claim_limit=0)
+    assert claimed == []
+    assert [(e.kind, e.payload["key"]) for e in events] == [
+        ("task:complete", "a"),
+        ("task:enqueued", "b"),
+    ]
+    assert (await by_key(store, workflow_id))["b"].status == "queued"
+    [b] = await queue.claim("w2", 5, 30)
+    assert b.key == "b"
+
+
+async def test_a_completion_without_the_lease_changes_nothing(store: Store) -> None:
+    workflow_id = await workflow_with(store, {"a": [], "b": [], "join": ["a", "b"]})
+    queue = SubtaskQueue(store.connector)
+    claimed = {s.key: s for s in await queue.claim("w1", 5, 0.001)}
+    later = SubtaskQueue(store.connector, clock=lambda: queue.now + timedelta(seconds=5))
+    await later.expire_leases(max_attempts=5)  # both leases ran out: zombies, requeued
+    [a2, b2] = sorted(await later.claim("w2", 5, 30), key=lambda s: s.key)
+    events, _ = await queue.settle("w1", [done(queue, claimed["a"])], claim_limit=0)
+    assert events == []
+    assert (await by_key(store, workflow_id))["a"].status == "running"
+    events, _ = await later.settle("w2", [done(later, a2), done(later, b2)], claim_limit=0)
+    rows = await by_key(store, workflow_id)
+    assert rows["a"].status == rows["b"].status == "completed"
+    assert rows["join"].status == "queued"
+    assert rows["join"].pending_deps == 0
+    assert sorted(e.payload["key"] for e in events if e.kind == "task:complete") == ["a", "b"]
+    attempts = await store.list_attempts(rows["a"].id)
+    assert [(x.number, x.outcome) for x in attempts] == [(1, "zombie"), (2, "succeeded")]
+
+
+async def test_the_join_is_released_once_by_whichever_completion_is_last(store: Store) -> None:
+    deps: dict[str, list[str]] = {f"s{i}": [] for i in range(6)}
+    workflow_id = await workflow_with(store, {**deps, "join": list(deps)})
+    queue = SubtaskQueue(store.connector)
+    first = await queue.claim("w1", 3, 30)
+    second = await queue.claim("w2", 3, 30)
+    _, claimed = await queue.settle("w1", [done(queue, s) for s in first], claim_limit=5)
+    assert claimed == []
+    _, claimed = await queue.settle("w2", [done(queue, s) for s in second], claim_limit=5)
+    assert [s.key for s in claimed] == ["join"]
+    assert (await by_key(store, workflow_id))["join"].lease_owner == "w2"
+
+
+async def test_the_fast_decoder_gives_the_same_subtask(store: Store) -> None:
+    workflow_id = await workflow_with(store, {"a": [], "b": ["a"]})
+    queue = SubtaskQueue(store.connector)
+    [a] = await queue.claim("w1", 5, 30)
+    async with store.connector.transaction(write=False) as tx:
+        rows = await tx.fetchall("list_subtasks", {"workflow_id": workflow_id})
+    for row in rows:
+        assert subtask_from_row({"what": "claimed", **row}) == decode(Subtask, row)
+    assert a == decode(Subtask, next(r for r in rows if r["key"] == "a"))

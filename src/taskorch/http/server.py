@@ -109,7 +109,7 @@ async def serve(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop)
             try:
-                return await _run(server, app.state.started, sock, daemon, stop, options, on_ready)
+                return await _run(server, app.state.started, sock, daemon, stop, on_ready)
             finally:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -123,19 +123,20 @@ async def _run(
     sock: socket.socket,
     daemon: Daemon,
     stop: Callable[[], None],
-    options: ServeOptions,
     on_ready: Callable[[str, Daemon], None] | None,
 ) -> DaemonStats:
     await daemon.prepare()
     http = asyncio.create_task(server.serve(sockets=[sock]), name="serve-http")
     work = asyncio.create_task(daemon.run(), name="serve-daemon")
     started = asyncio.create_task(ready.wait())
-    await asyncio.wait({http, started}, return_when=asyncio.FIRST_COMPLETED)
-    started.cancel()
-    if started.done() and not started.cancelled() and on_ready is not None:
+    done, _ = await asyncio.wait({http, started}, return_when=asyncio.FIRST_COMPLETED)
+    if started in done and on_ready is not None:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         on_ready(f"http://{shown}:{port}", daemon)
+    started.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await started
     # Whichever part ends first (a signal, or a crash) ends the other one too.
     await asyncio.wait({http, work}, return_when=asyncio.FIRST_COMPLETED)
     stop()

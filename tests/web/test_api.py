@@ -173,6 +173,10 @@ async def test_registered_agents_are_listed(
     assert agents[0]["attempts"] == 0
     health = (await client.get("/api/v1/health")).json()
     assert "agent:claude" in health["components"]
+    metrics = (await client.get("/metrics")).text
+    assert 'taskorch_agent_utilisation{agent="claude"} 0.0' in metrics
+    status = health["components"]["agent:claude"]["info"]["agent_status"]
+    assert f'taskorch_agent_status{{agent="claude",status="{status}"}} 1.0' in metrics
 
 
 async def test_openapi_document_and_dashboard(client: httpx.AsyncClient) -> None:

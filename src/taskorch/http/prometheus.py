@@ -48,6 +48,8 @@ class Snapshot:
     queue_depth: int
     zombies: int
     active_by_agent: dict[str, int]
+    registered: list[dict[str, Any]]
+    """The registry's agents as ``AgentInfo.to_json()`` gives them."""
 
     @classmethod
     async def read(cls, engine: OrchestrationEngine) -> Snapshot:
@@ -59,6 +61,7 @@ class Snapshot:
             queue_depth=metrics.queue_depth,
             zombies=metrics.zombies,
             active_by_agent=active_by_agent(metrics),
+            registered=[info.to_json() for info in await engine.list_agents()],
         )
 
 
@@ -95,6 +98,23 @@ class SnapshotCollector(Collector):
         for agent, count in sorted(self.snapshot.active_by_agent.items()):
             active.add_metric([agent], count)
         yield active
+        yield from self._registry()
+
+    def _registry(self) -> Iterable[Metric]:
+        utilisation = GaugeMetricFamily(
+            "taskorch_agent_utilisation",
+            "Running attempts over the concurrency limit, by registered agent.",
+            labels=["agent"],
+        )
+        status = GaugeMetricFamily(
+            "taskorch_agent_status",
+            "1 for each registered agent's current status (available, busy, offline, disabled).",
+            labels=["agent", "status"],
+        )
+        for agent in self.snapshot.registered:
+            utilisation.add_metric([agent["id"]], agent["utilisation"])
+            status.add_metric([agent["id"], agent["status"]], 1)
+        yield from (utilisation, status)
 
     def _workflows(self) -> Iterable[Metric]:
         by_state = dict.fromkeys((s.value for s in WorkflowState), 0)

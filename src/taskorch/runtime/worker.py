@@ -41,7 +41,7 @@ Reassign = Callable[[Subtask, str, bool], str | None]
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     concurrency: int = 5
-    claim_batch: int = 250
+    claim_batch: int = 1000
     """At most this many subtasks per claim: a worker with room for more claims again at once,
     and the attempts of one batch run while the next batch is settled and claimed."""
     lease_s: float = 30.0
@@ -62,12 +62,28 @@ class WorkerStats:
 
 
 @dataclass(slots=True)
+class _Deadline:
+    """One timer for the attempts of one claim, which start together: a timeout context per
+    attempt costs about a third of what the worker spends on a quick attempt."""
+
+    left: int
+    handle: asyncio.TimerHandle | None = None
+
+    def finished_one(self) -> None:
+        self.left -= 1
+        if self.left == 0 and self.handle is not None:
+            self.handle.cancel()  # and with it the timer's references to the batch
+
+
+@dataclass(slots=True)
 class _Running:
     subtask: Subtask
     agent_id: str | None
     started_at: datetime
     task: asyncio.Task[None] | None = None
     last_beat: float = field(default_factory=time.monotonic)
+    deadline: _Deadline | None = None
+    timed_out: bool = False
 
 
 def default_worker_id() -> str:
@@ -242,14 +258,28 @@ class Worker:
         return claimed
 
     def _start(self, claimed: list[Subtask]) -> None:
+        if not claimed:
+            return
         now = self.queue.now
+        deadline = _Deadline(len(claimed))
+        batch = []
         for subtask in claimed:
-            running = _Running(subtask, subtask.agent_id, now)
+            running = _Running(subtask, subtask.agent_id, now, deadline=deadline)
             self._running[subtask.id] = running
             running.task = asyncio.create_task(self._attempt(running), name=f"attempt-{subtask.id}")
+            batch.append(running)
             if subtask.queued_at is not None:
                 self.stats.dispatch_latency_s.append((now - subtask.queued_at).total_seconds())
+        deadline.handle = asyncio.get_running_loop().call_later(
+            self.config.timeout_s, self._time_out, batch
+        )
         self.stats.claimed += len(claimed)
+
+    def _time_out(self, batch: list[_Running]) -> None:
+        for running in batch:
+            if self._running.get(running.subtask.id) is running and running.task is not None:
+                running.timed_out = True
+                running.task.cancel()
 
     # --- one attempt -------------------------------------------------------------------------
 
@@ -267,16 +297,23 @@ class Worker:
             def beat() -> None:
                 running.last_beat = time.monotonic()
 
-            async with asyncio.timeout(self.config.timeout_s):
-                result = await adapter.run(task, beat)
+            result = await adapter.run(task, beat)  # under the batch's deadline (_time_out)
             if not result.success:
                 raise AgentError(f"agent reported failure: {result.output[-500:]}")
             outcome = self._success(running, result)
         except asyncio.CancelledError:
-            self._running.pop(subtask.id, None)
-            raise
+            if not running.timed_out:
+                self._running.pop(subtask.id, None)
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # our own deadline, as asyncio.timeout does
+            outcome = self._failure(running, TimeoutError())
         except Exception as exc:
             outcome = self._failure(running, exc)
+        finally:
+            if running.deadline is not None:
+                running.deadline.finished_one()
         self._settling.append(outcome)
         self._running.pop(subtask.id, None)
         self._wake.set()

@@ -49,8 +49,8 @@ async def settle_completed(
     claimed_rows = []
     for row in rows:
         what = row["what"]
-        if what == "done":
-            done.add(int(row["done_id"]))
+        if what == "done":  # PostgreSQL: one row with all ids; SQLite: a row per id
+            done.update((row["done_ids"] or ()) if "done_ids" in row else (row["done_id"],))
         elif what == "claimed":
             claimed_rows.append(row)
         elif what == "released":
@@ -66,18 +66,19 @@ async def settle_completed(
 
 
 def _rows_json(outcomes: Sequence[Outcome]) -> str:
+    """One array per attempt, in the order the ``settle_completed`` scripts read them."""
     return _json(
         [
-            {
-                "id": o.subtask.id,
-                "number": o.subtask.attempts,
-                "agent_id": o.agent_id,
-                "started_at": _time(o.started_at),
-                "ended_at": _time(o.ended_at),
-                "tokens_in": o.tokens_in,
-                "tokens_out": o.tokens_out,
-                "cost_usd": o.cost_usd,
-            }
+            [
+                o.subtask.id,
+                o.subtask.attempts,
+                o.agent_id,
+                _time(o.started_at),
+                _time(o.ended_at),
+                o.tokens_in,
+                o.tokens_out,
+                o.cost_usd,
+            ]
             for o in outcomes
         ]
     )
@@ -89,4 +90,6 @@ def _json(value: object) -> str:
 
 def _time(value: datetime) -> str:
     # The form SQLite stores (see sqlite.py); PostgreSQL reads it as the same instant.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")

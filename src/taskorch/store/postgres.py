@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from taskorch.domain.errors import DatabaseUnavailableError, StoreError
@@ -84,6 +85,7 @@ class PostgresConnector(Connector):
             min_size=1,
             max_size=self._max_size,
             kwargs={"row_factory": dict_row, "autocommit": True},
+            configure=_configure,
             open=False,
             name="taskorch",
         )
@@ -186,6 +188,18 @@ class PostgresConnector(Connector):
             ) from None
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL at {self.describe()}: {_first_line(exc)}") from None
+
+
+async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
+    set_json_loads(_json_loads, connection)
+
+
+def _json_loads(data: str | bytes) -> Any:
+    # Most JSON columns a claim returns are empty lists; and json.loads of bytes first sniffs
+    # their encoding (PostgreSQL sends UTF-8).
+    if data == b"[]":
+        return []
+    return json.loads(data.decode() if isinstance(data, bytes) else data)
 
 
 def _conninfo(url: str) -> str:

@@ -317,15 +317,19 @@ FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
 -- snapshot, so the claim cannot see the rows released here; it goes first and what it leaves of
 -- the limit is the budget for the released ones. Anything released but not taken is announced with
 -- pg_notify (channel of postgres.NOTIFY_CHANNEL), delivered on commit.
--- Rows: what = 'done' (done_id = a subtask this batch completed), 'claimed' (claimed from the
--- queue), 'released' (became ready and claimed by this worker), 'queued' (became ready, left
--- queued), 'notified'.
+-- Rows: what = 'done' (one row: done_ids = the subtasks this batch completed), 'claimed' (claimed
+-- from the queue), 'released' (became ready and claimed by this worker), 'queued' (became ready,
+-- left queued), 'notified'.
 -- The completions are found by id (never joined to the parameter rows, whose size the planner
 -- cannot know); each takes its result from one JSON object keyed by id, parsed once.
+-- rows: one array per attempt, [id, number, agent_id, started_at, ended_at, tokens_in,
+-- tokens_out, cost_usd] (arrays encode and parse faster than objects).
 WITH x AS (
-    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
-        id bigint, number integer, agent_id text, started_at timestamptz, ended_at timestamptz,
-        tokens_in integer, tokens_out integer, cost_usd double precision)),
+    SELECT (r ->> 0)::bigint AS id, (r ->> 1)::integer AS number, r ->> 2 AS agent_id,
+           (r ->> 3)::timestamptz AS started_at, (r ->> 4)::timestamptz AS ended_at,
+           (r ->> 5)::integer AS tokens_in, (r ->> 6)::integer AS tokens_out,
+           (r ->> 7)::double precision AS cost_usd
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r),
 results AS (SELECT %(results)s::jsonb AS by_id),
 done AS (
     UPDATE subtasks AS s
@@ -384,7 +388,8 @@ released AS (
     FROM counted AS c
     WHERE s.id = c.dependent_id
     RETURNING s.*)
-SELECT 'done' AS what, done.id AS done_id, s.* FROM done LEFT JOIN subtasks AS s ON false
+SELECT 'done' AS what, (SELECT array_agg(id) FROM done) AS done_ids, s.*
+FROM (SELECT 1) AS one LEFT JOIN subtasks AS s ON false
 UNION ALL
 SELECT 'claimed', NULL, claimed.* FROM claimed
 UNION ALL

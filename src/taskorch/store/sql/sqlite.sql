@@ -307,14 +307,16 @@ VALUES (:kind, :workflow_id, :subtask_id, :payload, :now);
 -- are still 'running'. Released rows become queued and the claim after them sees them.
 -- Rows: what = 'done' (done_id = a subtask this batch completed), 'queued' (a dependent counted
 -- down; ready if pending_deps = 0 and status = 'queued'), 'claimed'.
+-- :rows holds one array per attempt: [id, number, agent_id, started_at, ended_at, tokens_in,
+-- tokens_out, cost_usd]. Rows are found from the parameter's ids (CROSS JOIN fixes the join order, unary + keeps the
+-- status indexes out), so the work grows with the batch, not with the subtasks running.
 INSERT INTO attempts (
     subtask_id, number, agent_id, worker_id, started_at, ended_at, outcome, tokens_in,
     tokens_out, cost_usd)
-SELECT x.value ->> 'id', x.value ->> 'number', x.value ->> 'agent_id', :worker,
-       x.value ->> 'started_at', x.value ->> 'ended_at', 'succeeded', x.value ->> 'tokens_in',
-       x.value ->> 'tokens_out', x.value ->> 'cost_usd'
+SELECT x.value ->> 0, x.value ->> 1, x.value ->> 2, :worker, x.value ->> 3, x.value ->> 4,
+       'succeeded', x.value ->> 5, x.value ->> 6, x.value ->> 7
 FROM json_each(:rows) AS x
-JOIN subtasks AS s ON s.id = x.value ->> 'id'
+CROSS JOIN subtasks AS s ON s.id = x.value ->> 0
 WHERE s.status = 'running' AND s.lease_owner = :worker
 ON CONFLICT (subtask_id, number) DO NOTHING;
 UPDATE subtasks
@@ -327,8 +329,8 @@ SET pending_deps = subtasks.pending_deps - d.n,
 FROM (
     SELECT e.dependent_id, COUNT(*) AS n
     FROM json_each(:rows) AS x
-    JOIN subtasks AS s ON s.id = x.value ->> 'id'
-    JOIN subtask_edges AS e ON e.subtask_id = s.id
+    CROSS JOIN subtasks AS s ON s.id = x.value ->> 0
+    CROSS JOIN subtask_edges AS e ON e.subtask_id = s.id
     WHERE s.status = 'running' AND s.lease_owner = :worker
     GROUP BY e.dependent_id) AS d
 WHERE subtasks.id = d.dependent_id
@@ -338,8 +340,8 @@ UPDATE subtasks
 SET status = 'completed', result = x.value, error = NULL, lease_owner = NULL,
     lease_expires_at = NULL, updated_at = :now
 FROM json_each(:results) AS x
-WHERE subtasks.id = CAST(x.key AS INTEGER) AND subtasks.status = 'running'
-  AND subtasks.lease_owner = :worker
+WHERE subtasks.id = CAST(x.key AS INTEGER) AND +subtasks.status = 'running'
+  AND +subtasks.lease_owner = :worker
 RETURNING 'done' AS what, subtasks.id AS done_id;
 UPDATE subtasks
 SET status = 'running', lease_owner = :worker, lease_expires_at = :lease_until,

@@ -61,8 +61,8 @@ class _SqliteTransaction(Transaction):
         return dict(next(iter(rows))) if rows else None
 
     async def fetchall(self, name: str, params: Params | None = None) -> list[Row]:
-        rows = await self._connection.execute_fetchall(self._queries[name], _convert(params))
-        return [dict(row) for row in rows]
+        run = cast(Callable[..., Awaitable[list[Row]]], self._connection._execute)
+        return await run(_fetch_dicts, self._connection, self._queries[name], _convert(params))
 
     async def executemany(self, name: str, params: Sequence[Params]) -> None:
         if params:
@@ -148,6 +148,18 @@ class SqliteConnector(Connector):
                 raise _translate(exc, self.path) from None
 
 
+def _fetch_dicts(connection: aiosqlite.Connection, sql: str, params: Params) -> list[Row]:
+    """In aiosqlite's thread: run one statement, its rows as dicts. Plain tuples zipped with the
+    column names (in C) cost a third of what dicts of sqlite3.Row do."""
+    cursor = connection._conn.cursor()
+    cursor.row_factory = None
+    values = cursor.execute(sql, params).fetchall()
+    if not values:
+        return []
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in values]
+
+
 def _run_script(
     connection: aiosqlite.Connection, statements: list[str], params: Params
 ) -> list[Row]:
@@ -155,14 +167,7 @@ def _run_script(
     raw = connection._conn
     raw.execute(_BEGIN_WRITE)
     try:
-        rows: list[Row] = []
-        for sql in statements:
-            cursor = raw.cursor()
-            cursor.row_factory = None  # plain tuples: zipped with the names below, in C
-            values = cursor.execute(sql, params).fetchall()
-            if values:
-                names = [column[0] for column in cursor.description]
-                rows += [dict(zip(names, row, strict=True)) for row in values]
+        rows = [row for sql in statements for row in _fetch_dicts(connection, sql, params)]
     except BaseException:
         raw.rollback()
         raise

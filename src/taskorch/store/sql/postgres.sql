@@ -344,7 +344,8 @@ recorded AS (
     SELECT x.id, x.number, x.agent_id, %(worker)s, x.started_at, x.ended_at, 'succeeded',
            x.tokens_in, x.tokens_out, x.cost_usd
     FROM x JOIN done ON done.id = x.id
-    ON CONFLICT (subtask_id, number) DO NOTHING),
+    ON CONFLICT (subtask_id, number) DO NOTHING
+    RETURNING subtask_id),
 claimed AS (
     UPDATE subtasks AS s
     SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
@@ -392,6 +393,12 @@ SELECT 'done' AS what, (SELECT array_agg(id) FROM done) AS done_ids, s.*
 FROM (SELECT 1) AS one LEFT JOIN subtasks AS s ON false
 UNION ALL
 SELECT 'claimed', NULL, claimed.* FROM claimed
+UNION ALL
+-- No rows; it makes the attempts be written here, before the dependents below are locked: a
+-- fan-in's join row is locked by every batch, so what follows that lock waits for others' too.
+SELECT 'recorded', NULL, s.*
+FROM (SELECT COUNT(*) AS n FROM recorded) AS r LEFT JOIN subtasks AS s ON false
+WHERE r.n < 0
 UNION ALL
 SELECT CASE WHEN r.status = 'running' THEN 'released' ELSE 'queued' END, NULL, r.*
 FROM released AS r

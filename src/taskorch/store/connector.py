@@ -53,6 +53,8 @@ class Transaction(ABC):
 
 class Connector(ABC):
     dialect: Dialect
+    parallel_writes: int = 1
+    """Write transactions worth running at once for one large write (SQLite has one writer)."""
 
     @property
     def queries(self) -> dict[str, str]:

@@ -65,6 +65,7 @@ class _PostgresTransaction(Transaction):
 
 class PostgresConnector(Connector):
     dialect = "postgres"
+    parallel_writes = 2
 
     def __init__(self, url: str, *, max_size: int = 10) -> None:
         self.url = url

@@ -9,6 +9,7 @@ complete it a second time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -62,10 +63,26 @@ class SubtaskQueue:
             await tx.execute("count_pending_deps", params)
 
     async def queue_ready(self, workflow_id: str) -> list[QueueEvent]:
-        """Queue the workflow's pending subtasks that wait for nothing (idempotent)."""
+        """Queue the workflow's pending subtasks that wait for nothing (idempotent).
+
+        A large fan-out is queued in parts by id, each in its own transaction on its own
+        connection where the backend writes in parallel (PostgreSQL), so the server's cores share
+        it; each subtask's change is independent, and after a failure a second call queues the
+        rest."""
+        now = self.now
+        parts = self.connector.parallel_writes
+        queued = await asyncio.gather(
+            *(self._queue_ready_part(workflow_id, now, part, parts) for part in range(parts))
+        )
+        return sorted((e for events in queued for e in events), key=lambda e: e.subtask_id or 0)
+
+    async def _queue_ready_part(
+        self, workflow_id: str, now: datetime, part: int, parts: int
+    ) -> list[QueueEvent]:
         async with self.connector.transaction() as tx:
             rows = await tx.fetchall(
-                "queue_ready_in_workflow", {"workflow_id": workflow_id, "now": self.now}
+                "queue_ready_in_workflow",
+                {"workflow_id": workflow_id, "now": now, "part": part, "parts": parts},
             )
             events = [_event("task:enqueued", row) for row in rows]
             await self._record(tx, events)

@@ -170,8 +170,10 @@ SET pending_deps = (
 WHERE workflow_id = %(workflow_id)s AND status = 'pending';
 
 -- name: queue_ready_in_workflow
+-- One part (ids with id mod parts = part) of the workflow's ready subtasks: see queue_ready.
 UPDATE subtasks SET status = 'queued', queued_at = %(now)s, updated_at = %(now)s
 WHERE workflow_id = %(workflow_id)s AND status = 'pending' AND pending_deps = 0
+  AND mod(id, %(parts)s) = %(part)s
 RETURNING id, workflow_id, key;
 
 -- name: claim_subtasks

@@ -182,8 +182,10 @@ SET pending_deps = (
 WHERE workflow_id = :workflow_id AND status = 'pending';
 
 -- name: queue_ready_in_workflow
+-- One part (ids with id % parts = part) of the workflow's ready subtasks: see queue_ready.
 UPDATE subtasks SET status = 'queued', queued_at = :now, updated_at = :now
 WHERE workflow_id = :workflow_id AND status = 'pending' AND pending_deps = 0
+  AND id % :parts = :part
 RETURNING id, workflow_id, key;
 
 -- name: claim_subtasks

@@ -167,7 +167,9 @@ class PostgresConnector(Connector):
         # Outside a transaction block the one statement is its own transaction: no BEGIN and
         # COMMIT round trips.
         async with self._connection() as connection:
-            cursor = await connection.execute(self.queries[name], params)
+            # Binary results: no text formatting on the server, cheaper parsing here.
+            cursor = connection.cursor(binary=True)
+            await cursor.execute(self.queries[name], params)
             return await cursor.fetchall()
 
     @asynccontextmanager

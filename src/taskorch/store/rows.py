@@ -19,6 +19,8 @@ from taskorch.domain.states import SubtaskState
 from taskorch.store.connector import Row
 
 _FIELDS = tuple(Subtask.model_fields)
+_FIELD_SET = frozenset(_FIELDS)
+_SCRIPT_COLUMNS = ("what", "done_id", "done_ids")
 _JSON = ("dependencies", "files_affected", "command", "result")
 _TIMES = ("run_after", "lease_expires_at", "queued_at", "created_at", "updated_at")
 _STATES = {state.value: state for state in SubtaskState}
@@ -29,7 +31,11 @@ _set = object.__setattr__
 
 
 def subtask_from_row(row: Row) -> Subtask:
-    data = {name: row[name] if name in row else _default(name) for name in _FIELDS}
+    data = dict(row)
+    for name in _SCRIPT_COLUMNS:
+        data.pop(name, None)
+    if len(data) != len(_FIELDS) or data.keys() != _FIELD_SET:
+        data = {name: data[name] if name in data else _default(name) for name in _FIELDS}
     for key in _JSON:
         value = data[key]
         if value.__class__ is str:

@@ -7,10 +7,8 @@ from typing import Annotated
 import typer
 
 from taskorch.cli.app import app, console, engine, options, print_json, run, settings
-from taskorch.engine import HealthReport, OrchestrationEngine
+from taskorch.engine import HealthReport, MigrationReport, OrchestrationEngine, redact_url
 from taskorch.settings import config_file_path, write_config_value
-from taskorch.store.migrate import MigrationReport
-from taskorch.store.postgres import redact_url
 
 _STATUS_STYLE = {"ok": "green", "degraded": "yellow", "down": "bold red"}
 

@@ -22,14 +22,13 @@ from pathlib import Path
 from taskorch.domain.errors import InputError
 from taskorch.domain.models import JSONDict, Priority, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
-from taskorch.engine import OrchestrationEngine
+from taskorch.engine import MigrationReport, OrchestrationEngine
 from taskorch.engine.agents import AgentPool
 from taskorch.engine.setup import agents_for_run, delivering_engine
 from taskorch.engine.status import WorkflowStatus
 from taskorch.planning import PlanResult, TaskNLP
 from taskorch.runtime.repository import check_repository
 from taskorch.settings import Settings
-from taskorch.store.migrate import MigrationReport
 
 log = logging.getLogger("taskorch.mcp")
 

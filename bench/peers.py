@@ -3,7 +3,8 @@
 W1 = 5,000 no-op jobs fanned out, then one join that runs after all of them (jobs/s = 5,001 /
 wall); W2 = a chain of 500 jobs, each made ready by the one before (ms per step = wall / 500).
 Dispatch latency is ready -> handler start. taskorch's own figures come from
-``bench/throughput.py`` (W1 and W2 on SQLite with 1 worker, on PostgreSQL with 2 workers).
+``bench/throughput.py`` (W1 and W2 on SQLite and on PostgreSQL, 2 worker processes each, like
+pgqueuer's 2-process configuration; ``throughput.py`` itself shows 1, 2 and 4).
 
 Each peer runs in a subprocess on a database of its own, dropped and created for every run
 (``bench_pgqueuer``, ``bench_dbos``, ``bench_procrastinate`` on the server of
@@ -37,7 +38,7 @@ from typing import Protocol, cast
 
 PEERS = ("pgqueuer", "dbos", "procrastinate")
 SYSTEMS = ("taskorch", *PEERS)
-TASKORCH_SETUPS = (("sqlite", 1), ("postgres", 2))
+TASKORCH_SETUPS = (("sqlite", 2), ("postgres", 2))
 CELL_BUDGET_S = 45.0  # no further repetitions of a cell once its runs took this long
 Figures = dict[str, float]
 

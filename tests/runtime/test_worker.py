@@ -23,6 +23,7 @@ from taskorch.runtime.metrics import collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import Worker, WorkerConfig
 from taskorch.store import Store
+from taskorch.store.agent_stats import AgentStats, RoutingWrite
 from taskorch.store.queue import SubtaskQueue
 
 FAST = WorkerConfig(concurrency=8, lease_s=0.6, timeout_s=5.0, poll_s=0.05, shutdown_grace_s=1)
@@ -289,3 +290,37 @@ async def test_metrics_count_what_happened(store: Store, tmp_path: Path) -> None
     assert figures.queue_depth == 0
     assert figures.throughput_per_s > 0
     assert figures.to_dict()["success_rate"] == 0.75
+
+
+async def test_worker_without_a_default_adapter_leaves_unassigned_work_alone(
+    store: Store, tmp_path: Path
+) -> None:
+    """A worker that runs only registered agents claims what was routed to them, never the
+    unassigned subtasks of other workflows (those wait for a worker that can run them)."""
+    routed_id = await workflow_with(store, {"mine": []})
+    other_id = await workflow_with(store, {"theirs": []})
+    [mine] = await store.list_subtasks(routed_id)
+    await AgentStats(store.connector).route([RoutingWrite(mine.id, "api-1")])
+    agent = RecordingAgent()
+    events = EventBus(jsonl_path=tmp_path / "events.jsonl", task_log_dir=tmp_path / "tasks")
+    worker = Worker(
+        SubtaskQueue(store.connector),
+        {"api-1": agent},
+        config=FAST,
+        recovery=fast_recovery(),
+        events=events,
+    )
+    runner = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if (await store.get_subtask(mine.id)).status == "completed":
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(3 * FAST.poll_s)  # room to (wrongly) take the other one
+    finally:
+        worker.stop()
+        await runner
+    assert agent.runs == ["mine"]
+    [theirs] = await store.list_subtasks(other_id)
+    assert theirs.status == "queued"
+    assert theirs.attempts == 0

@@ -208,10 +208,12 @@ class Worker:
         """Settle what finished and claim new work, in one transaction where possible."""
         batch, self._settling = self._settling, []
         free = min(self._free, self.config.claim_batch)
+        # Unassigned subtasks are claimed only by a worker with a default adapter to run them.
+        unassigned = free if None in self.agents else 0
         try:
             events, claimed = await asyncio.shield(
                 self.queue.settle(
-                    self.worker_id, batch, claim_limit=free, lease_s=self.config.lease_s
+                    self.worker_id, batch, claim_limit=unassigned, lease_s=self.config.lease_s
                 )
             )
             free -= len(claimed)

@@ -103,15 +103,21 @@ DELETE FROM agents WHERE id = %(id)s;
 UPDATE agents SET status = %(status)s, updated_at = %(now)s WHERE id = %(id)s RETURNING *;
 
 -- name: insert_subtask
+-- A key is unique in its workflow through subtask_keys (migration 0004): the subtask is stored
+-- only if its key was not there yet.
+WITH k AS (
+    INSERT INTO subtask_keys (workflow_id, key) VALUES (%(workflow_id)s, %(key)s)
+    ON CONFLICT (workflow_id, key) DO NOTHING
+    RETURNING workflow_id, key)
 INSERT INTO subtasks (
     workflow_id, key, title, description, assigned_to, worker_type, dependencies, files_affected,
     success_criteria, estimated_duration_minutes, estimated_tokens, command, stage, status,
     priority, created_at, updated_at)
-VALUES (
-    %(workflow_id)s, %(key)s, %(title)s, %(description)s, %(assigned_to)s, %(worker_type)s, %(dependencies)s::jsonb,
+SELECT
+    k.workflow_id, k.key, %(title)s, %(description)s, %(assigned_to)s, %(worker_type)s, %(dependencies)s::jsonb,
     %(files_affected)s::jsonb, %(success_criteria)s, %(estimated_duration_minutes)s, %(estimated_tokens)s, %(command)s::jsonb,
-    %(stage)s, %(status)s, %(priority)s, %(now)s, %(now)s)
-ON CONFLICT (workflow_id, key) DO NOTHING;
+    %(stage)s, %(status)s, %(priority)s, %(now)s, %(now)s
+FROM k;
 
 -- name: get_subtask
 SELECT * FROM subtasks WHERE id = %(id)s;

@@ -211,3 +211,40 @@ async def test_a_failing_first_migration_leaves_an_empty_schema(
         await store.migrate()
     assert (await store.health()).schema_version == 0
     assert not table_exists(database_url, "half_done")
+
+
+async def test_subtasks_stored_before_0004_keep_unique_keys(store_factory: StoreFactory) -> None:
+    """0004 moves a subtask key's uniqueness out of the subtasks table (PostgreSQL) and drops an
+    index: subtasks stored at v3 are still there, their keys still refuse a second copy, and new
+    subtasks are stored next to them."""
+    store = await store_factory(migrate=False)
+    await store.migrate(target=3)
+    task = await store.create_task(NewTask.create("stored at v3"))
+    workflow = await store.create_workflow(task.id)
+
+    def sub(key: str) -> PlanSubtask:
+        return PlanSubtask(
+            subtask_id=key,
+            parent_task_id=task.ref,
+            title=key,
+            assigned_to=Domain.DOCS,
+            worker_type=WorkerType.DOCUMENTATION,
+        )
+
+    async with store.connector.transaction() as tx:  # as the v3 code stored them
+        for key in ("a", "b"):
+            await tx.execute_sql(
+                "INSERT INTO subtasks (workflow_id, key, title, assigned_to, worker_type, stage, "
+                f"created_at, updated_at) VALUES ('{workflow.id}', '{key}', '{key}', 'docs', "
+                "'documentation', 1, '2026-01-02T03:04:05+00:00', '2026-01-02T03:04:05+00:00')"
+            )
+    assert (await store.migrate()).to_version == latest_version(store.backend)
+    before = await store.list_subtasks(workflow.id)
+    assert [s.key for s in before] == ["a", "b"]
+
+    after = await store.add_subtasks(
+        workflow.id, [sub("a"), sub("b"), sub("c")], {"a": 1, "b": 1, "c": 2}
+    )
+    assert after[:2] == before
+    assert [s.key for s in after] == ["a", "b", "c"]
+    assert await store.list_subtasks(workflow.id) == after

@@ -19,6 +19,7 @@ from taskorch.domain.models import Subtask
 from taskorch.domain.states import SubtaskState
 from taskorch.store.completions import settle_completed
 from taskorch.store.connector import Connector, Row, Transaction
+from taskorch.store.gcpause import gc_paused
 from taskorch.store.outcomes import (
     ROUTINE_EVENTS,
     Outcome,
@@ -71,10 +72,11 @@ class SubtaskQueue:
         rest."""
         now = self.now
         parts = self.connector.parallel_writes
-        queued = await asyncio.gather(
-            *(self._queue_ready_part(workflow_id, now, part, parts) for part in range(parts))
-        )
-        return sorted((e for events in queued for e in events), key=lambda e: e.subtask_id or 0)
+        with gc_paused():  # a fan-out's thousands of events
+            queued = await asyncio.gather(
+                *(self._queue_ready_part(workflow_id, now, part, parts) for part in range(parts))
+            )
+            return sorted((e for events in queued for e in events), key=lambda e: e.subtask_id or 0)
 
     async def _queue_ready_part(
         self, workflow_id: str, now: datetime, part: int, parts: int

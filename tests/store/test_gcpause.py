@@ -1,0 +1,62 @@
+"""The queue's pause of the cyclic garbage collector: shared by nested and concurrent batches,
+ended by the last one out, and it leaves a collector that was already off as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from taskorch.store.gcpause import gc_paused
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+def test_paused_inside_and_restored_after(collector_on: None) -> None:
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer batch is still going
+    assert gc.isenabled()
+
+
+def test_restored_after_an_error(collector_on: None) -> None:
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_a_collector_that_was_off_stays_off(collector_on: None) -> None:
+    gc.disable()
+    with gc_paused():
+        pass
+    assert not gc.isenabled()
+    gc.enable()
+
+
+async def test_concurrent_batches_share_one_pause(collector_on: None) -> None:
+    first_out = asyncio.Event()
+
+    async def short() -> None:
+        with gc_paused():
+            await asyncio.sleep(0)
+        first_out.set()
+
+    async def long() -> bool:
+        with gc_paused():
+            await first_out.wait()
+            return gc.isenabled()  # the short batch ended first: still paused for this one
+
+    _, enabled_midway = await asyncio.gather(short(), long())
+    assert enabled_midway is False
+    assert gc.isenabled()

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from taskorch.domain.models import Attempt, NewTask, Subtask
-from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
+from taskorch.domain.models import Attempt, Subtask
 from taskorch.store import Store
 from taskorch.store.queue import SubtaskQueue
 
@@ -187,26 +186,6 @@ def read_record(path: Path) -> list[Run]:
 
 
 # --- workflows -------------------------------------------------------------------------------
-
-
-async def create_workflow(store: Store, deps: Deps) -> str:
-    """Store a workflow with these subtasks (key -> dependencies) and queue the ready ones."""
-    task = await store.create_task(NewTask.create("durability test"))
-    workflow = await store.create_workflow(task.id)
-    subtasks = [
-        PlanSubtask(
-            subtask_id=key,
-            parent_task_id=task.ref,
-            title=f"do {key}",
-            assigned_to=Domain.DEVELOPMENT,
-            worker_type=WorkerType.IMPLEMENTATION,
-            dependencies=after,
-        )
-        for key, after in deps.items()
-    ]
-    await store.add_subtasks(workflow.id, subtasks, {})
-    await SubtaskQueue(store.connector).enqueue_workflow(workflow.id)
-    return workflow.id
 
 
 async def count_completed(store: Store, workflow_id: str) -> int:

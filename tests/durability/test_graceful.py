@@ -14,7 +14,6 @@ import pytest
 
 from durability.harness import (
     assert_completed_exactly_once,
-    create_workflow,
     kill_leftover_workers,
     read_ledger,
     read_record,
@@ -22,6 +21,7 @@ from durability.harness import (
     wait_exit,
     wait_until,
 )
+from fakes.workflows import queued_workflow
 from taskorch.store import Store
 
 LEASE_S = 1.0
@@ -40,7 +40,7 @@ async def test_sigterm_keeps_leases_until_running_attempts_are_stored(
     store: Store, database_url: str, tmp_path: Path, reaper: None
 ) -> None:
     deps: dict[str, list[str]] = {f"slow-{i}": [] for i in range(4)}
-    workflow_id = await create_workflow(store, deps)
+    workflow_id = await queued_workflow(store, deps)
     record = tmp_path / "agent-runs.log"
     args = ["--agent", "sim-process", "--sim-record", str(record), "--concurrency", "4"]
     stopping = start_worker(

@@ -29,7 +29,6 @@ from durability.harness import (
     WorkerProcess,
     assert_completed_exactly_once,
     assert_dependency_order,
-    create_workflow,
     kill_leftover_workers,
     live_agents,
     read_ledger,
@@ -38,6 +37,7 @@ from durability.harness import (
     wait_exit,
     wait_until,
 )
+from fakes.workflows import queued_workflow
 from taskorch.runtime.worker import WorkerConfig
 from taskorch.store import Store, open_store
 
@@ -134,7 +134,7 @@ async def test_kill9_at_random_moments_loses_nothing_and_repeats_nothing_complet
     backend = database_url.split(":", 1)[0]
     rng = random.Random(f"{SEED}-{backend}")
     deps = kill_test_dag()
-    workflow_id = await create_workflow(store, deps)
+    workflow_id = await queued_workflow(store, deps)
     record = tmp_path / "agent-runs.log"
 
     kills = 0
@@ -218,7 +218,7 @@ async def test_agents_die_with_their_killed_worker(
     record = tmp_path / "agent-runs.log"
     store = await open_store(sqlite_url, migrate=True)
     try:
-        await create_workflow(store, {"long-a": [], "long-b": []})
+        await queued_workflow(store, {"long-a": [], "long-b": []})
     finally:
         await store.close()
     worker = start_worker(

@@ -22,7 +22,6 @@ from durability.harness import (
     assert_completed_exactly_once,
     assert_dependency_order,
     count_completed,
-    create_workflow,
     kill_leftover_workers,
     read_ledger,
     start_worker,
@@ -30,6 +29,7 @@ from durability.harness import (
     wait_for,
     with_query,
 )
+from fakes.workflows import queued_workflow
 from taskorch.store import Store, open_store
 from taskorch.store.queue import SubtaskQueue
 
@@ -126,7 +126,7 @@ async def test_three_workers_one_killed_each_subtask_completed_exactly_once(
 ) -> None:
     deps = mixed_dag(independent=1_600, chains=30, chain_length=10, joins=100)
     assert len(deps) == 2_000
-    workflow_id = await create_workflow(pg_store, deps)
+    workflow_id = await queued_workflow(pg_store, deps)
     workers: dict[str, WorkerProcess] = {}
     for i in range(3):
         name = f"scale-{secrets.token_hex(3)}-w{i}"
@@ -212,7 +212,7 @@ async def test_worker_reconnects_after_its_connections_are_terminated(
     pg_store: Store, postgres_url: str, tmp_path: Path, reaper: None
 ) -> None:
     deps = mixed_dag(independent=640, chains=10, chain_length=8, joins=80)
-    workflow_id = await create_workflow(pg_store, deps)
+    workflow_id = await queued_workflow(pg_store, deps)
     name = f"cut-{secrets.token_hex(4)}"
     worker = start_worker(
         with_query(postgres_url, application_name=name),
@@ -253,7 +253,7 @@ async def test_idle_once_worker_reconnects_after_its_connections_are_terminated(
     died (a ghost claim whose lease has yet to expire), so it polls the queue until it may take
     over; its connections are terminated in the meantime."""
     deps = mixed_dag(independent=30, chains=0, chain_length=0, joins=0)
-    workflow_id = await create_workflow(pg_store, deps)
+    workflow_id = await queued_workflow(pg_store, deps)
     ghost = await SubtaskQueue(pg_store.connector).claim("ghost:0:dead", 10, lease_s=10.0)
     name = f"idle-{secrets.token_hex(4)}"
     worker = start_worker(

@@ -1,1 +1,1 @@
-"""Test doubles that speak real wire protocols."""
+"""Test doubles that speak real wire protocols, and stored workflows for runtime tests."""

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
+from fakes.workflows import queued_workflow
 from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
 from taskorch.agents.sim import SimAgent, SimBehaviour
 from taskorch.agents.sim_subprocess import SimProcessAgent
 from taskorch.domain.errors import AgentError
-from taskorch.domain.models import NewTask
-from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.domain.retry import RetryPolicy
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import collect_metrics
@@ -27,25 +26,6 @@ from taskorch.store.agent_stats import AgentStats, RoutingWrite
 from taskorch.store.queue import SubtaskQueue
 
 FAST = WorkerConfig(concurrency=8, lease_s=0.6, timeout_s=5.0, poll_s=0.05, shutdown_grace_s=1)
-
-
-async def workflow_with(store: Store, deps: dict[str, list[str]]) -> str:
-    task = await store.create_task(NewTask.create("runtime test"))
-    workflow = await store.create_workflow(task.id)
-    subtasks = [
-        PlanSubtask(
-            subtask_id=key,
-            parent_task_id=task.ref,
-            title=f"do {key}",
-            assigned_to=Domain.DEVELOPMENT,
-            worker_type=WorkerType.IMPLEMENTATION,
-            dependencies=after,
-        )
-        for key, after in deps.items()
-    ]
-    await store.add_subtasks(workflow.id, subtasks, {})
-    await SubtaskQueue(store.connector).enqueue_workflow(workflow.id)
-    return workflow.id
 
 
 class RecordingAgent:
@@ -92,7 +72,7 @@ async def test_dag_runs_in_dependency_order_once_each(store: Store, tmp_path: Pa
         "tests": ["api", "ui"],
         "docs": ["tests"],
     }
-    workflow_id = await workflow_with(store, deps)
+    workflow_id = await queued_workflow(store, deps)
     agent = RecordingAgent()
     stats = await worker_for(store, agent, tmp_path).run(once=True)
     assert Counter(agent.runs) == Counter(list(deps))
@@ -107,7 +87,7 @@ async def test_dag_runs_in_dependency_order_once_each(store: Store, tmp_path: Pa
 
 
 async def test_retry_is_stored_and_then_succeeds(store: Store, tmp_path: Path) -> None:
-    workflow_id = await workflow_with(store, {"flaky": []})
+    workflow_id = await queued_workflow(store, {"flaky": []})
     agent = RecordingAgent(
         {"flaky": [AgentError("429", error_class="rate_limit", retry_after_s=0.2)]}
     )
@@ -133,7 +113,7 @@ async def test_retry_is_stored_and_then_succeeds(store: Store, tmp_path: Path) -
 async def test_last_attempt_fails_blocks_dependents_and_escalates(
     store: Store, tmp_path: Path
 ) -> None:
-    workflow_id = await workflow_with(store, {"a": [], "b": ["a"], "c": ["b"], "x": []})
+    workflow_id = await queued_workflow(store, {"a": [], "b": ["a"], "c": ["b"], "x": []})
     agent = RecordingAgent({"a": [AgentError("bad key", error_class="auth", retryable=False)]})
     stats = await worker_for(store, agent, tmp_path).run(once=True)
     states = {s.key: s.status for s in await store.list_subtasks(workflow_id)}
@@ -146,7 +126,7 @@ async def test_last_attempt_fails_blocks_dependents_and_escalates(
 
 
 async def test_custom_recovery_strategy_is_used(store: Store, tmp_path: Path) -> None:
-    workflow_id = await workflow_with(store, {"a": []})
+    workflow_id = await queued_workflow(store, {"a": []})
     agent = RecordingAgent({"a": [AgentError("oops", error_class="mine")] * 3})
     worker = worker_for(store, agent, tmp_path)
     worker.recovery.register_recovery_strategy("mine", RetryPolicy(2, 0.0))
@@ -174,7 +154,7 @@ class HangingOnce:
 
 
 async def test_hung_agent_becomes_zombie_and_is_requeued(store: Store, tmp_path: Path) -> None:
-    workflow_id = await workflow_with(store, {"stuck": []})
+    workflow_id = await queued_workflow(store, {"stuck": []})
     agent = HangingOnce()
     stats = await worker_for(store, agent, tmp_path).run(once=True)
     [subtask] = await store.list_subtasks(workflow_id)
@@ -186,7 +166,7 @@ async def test_hung_agent_becomes_zombie_and_is_requeued(store: Store, tmp_path:
 
 
 async def test_timeout_is_classified_and_retried(store: Store, tmp_path: Path) -> None:
-    workflow_id = await workflow_with(store, {"slow": []})
+    workflow_id = await queued_workflow(store, {"slow": []})
     config = WorkerConfig(concurrency=2, lease_s=5, timeout_s=0.2, poll_s=0.05)
     agent = SimAgent(SimBehaviour(duration_s=1.0, heartbeat_s=0.05))
     worker = worker_for(store, agent, tmp_path, config=config)
@@ -208,7 +188,7 @@ async def _cancel_when_running(store: Store, workflow_id: str, worker: Worker) -
 
 
 async def test_cancel_stops_running_attempts_within_seconds(store: Store, tmp_path: Path) -> None:
-    workflow_id = await workflow_with(store, {"long": [], "next": ["long"]})
+    workflow_id = await queued_workflow(store, {"long": [], "next": ["long"]})
     agent = SimAgent(SimBehaviour(duration_s=60, heartbeat_s=0.05))
     worker = worker_for(store, agent, tmp_path)
     run = asyncio.create_task(worker.run(once=True))
@@ -229,7 +209,7 @@ def _alive(pid: int) -> bool:
 
 async def test_cancel_ends_the_agents_whole_process_group(store: Store, tmp_path: Path) -> None:
     record = tmp_path / "runs.log"
-    workflow_id = await workflow_with(store, {"proc": []})
+    workflow_id = await queued_workflow(store, {"proc": []})
     agent = SimProcessAgent(duration_s=60, record=record, spawn_child=True, heartbeat_s=0.05)
     worker = worker_for(store, agent, tmp_path)
     run = asyncio.create_task(worker.run(once=True))
@@ -259,7 +239,7 @@ async def test_fan_out_and_join(store: Store, tmp_path: Path, concurrency: int) 
     n = 200
     deps: dict[str, list[str]] = {f"s{i}": [] for i in range(n)}
     deps["join"] = list(deps)
-    workflow_id = await workflow_with(store, deps)
+    workflow_id = await queued_workflow(store, deps)
     agent = RecordingAgent()
     config = WorkerConfig(concurrency=concurrency, lease_s=5, poll_s=0.05)
     await worker_for(store, agent, tmp_path, config=config).run(once=True)
@@ -269,7 +249,7 @@ async def test_fan_out_and_join(store: Store, tmp_path: Path, concurrency: int) 
 
 
 async def test_claimed_subtasks_decode_like_the_store(store: Store) -> None:
-    workflow_id = await workflow_with(store, {"a": [], "b": ["a"]})
+    workflow_id = await queued_workflow(store, {"a": [], "b": ["a"]})
     queue = SubtaskQueue(store.connector)
     [claimed] = await queue.claim("w1", 5, 30.0)
     stored = await store.get_subtask(claimed.id)
@@ -279,7 +259,7 @@ async def test_claimed_subtasks_decode_like_the_store(store: Store) -> None:
 
 
 async def test_metrics_count_what_happened(store: Store, tmp_path: Path) -> None:
-    await workflow_with(store, {"a": [], "b": [], "c": ["a"]})
+    await queued_workflow(store, {"a": [], "b": [], "c": ["a"]})
     agent = RecordingAgent({"a": [AgentError("down", error_class="service_unavailable")]})
     await worker_for(store, agent, tmp_path).run(once=True)
     figures = await collect_metrics(SubtaskQueue(store.connector))
@@ -297,8 +277,8 @@ async def test_worker_without_a_default_adapter_leaves_unassigned_work_alone(
 ) -> None:
     """A worker that runs only registered agents claims what was routed to them, never the
     unassigned subtasks of other workflows (those wait for a worker that can run them)."""
-    routed_id = await workflow_with(store, {"mine": []})
-    other_id = await workflow_with(store, {"theirs": []})
+    routed_id = await queued_workflow(store, {"mine": []})
+    other_id = await queued_workflow(store, {"theirs": []})
     [mine] = await store.list_subtasks(routed_id)
     await AgentStats(store.connector).route([RoutingWrite(mine.id, "api-1")])
     agent = RecordingAgent()

@@ -5,31 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from taskorch.domain.models import NewTask, Subtask
-from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
+from fakes.workflows import queued_workflow
+from taskorch.domain.models import Subtask
 from taskorch.store import Store
 from taskorch.store.queue import Outcome, SubtaskQueue
 from taskorch.store.records import decode
 from taskorch.store.rows import subtask_from_row
-
-
-async def workflow_with(store: Store, deps: dict[str, list[str]]) -> str:
-    task = await store.create_task(NewTask.create("hot path"))
-    workflow = await store.create_workflow(task.id)
-    plan = [
-        PlanSubtask(
-            subtask_id=key,
-            parent_task_id=task.ref,
-            title=f"do {key}",
-            assigned_to=Domain.DEVELOPMENT,
-            worker_type=WorkerType.IMPLEMENTATION,
-            dependencies=after,
-        )
-        for key, after in deps.items()
-    ]
-    await store.add_subtasks(workflow.id, plan, {})
-    await SubtaskQueue(store.connector).enqueue_workflow(workflow.id)
-    return workflow.id
 
 
 def done(queue: SubtaskQueue, subtask: Subtask) -> Outcome:
@@ -42,7 +23,7 @@ async def by_key(store: Store, workflow_id: str) -> dict[str, Subtask]:
 
 
 async def test_a_chain_step_claims_the_next_step_in_the_same_call(store: Store) -> None:
-    workflow_id = await workflow_with(store, {"a": [], "b": ["a"], "c": ["b"]})
+    workflow_id = await queued_workflow(store, {"a": [], "b": ["a"], "c": ["b"]})
     queue = SubtaskQueue(store.connector)
     [a] = await queue.claim("w1", 5, 30)
     events, claimed = await queue.settle("w1", [done(queue, a)], claim_limit=5)
@@ -66,7 +47,7 @@ async def test_a_chain_step_claims_the_next_step_in_the_same_call(store: Store) 
 
 
 async def test_without_room_a_released_step_stays_queued(store: Store) -> None:
-    workflow_id = await workflow_with(store, {"a": [], "b": ["a"]})
+    workflow_id = await queued_workflow(store, {"a": [], "b": ["a"]})
     queue = SubtaskQueue(store.connector)
     [a] = await queue.claim("w1", 5, 30)
     events, claimed = await queue.settle("w1", [done(queue, a)], claim_limit=0)
@@ -81,7 +62,7 @@ async def test_without_room_a_released_step_stays_queued(store: Store) -> None:
 
 
 async def test_a_completion_without_the_lease_changes_nothing(store: Store) -> None:
-    workflow_id = await workflow_with(store, {"a": [], "b": [], "join": ["a", "b"]})
+    workflow_id = await queued_workflow(store, {"a": [], "b": [], "join": ["a", "b"]})
     queue = SubtaskQueue(store.connector)
     claimed = {s.key: s for s in await queue.claim("w1", 5, 0.001)}
     later = SubtaskQueue(store.connector, clock=lambda: queue.now + timedelta(seconds=5))
@@ -102,7 +83,7 @@ async def test_a_completion_without_the_lease_changes_nothing(store: Store) -> N
 
 async def test_the_join_is_released_once_by_whichever_completion_is_last(store: Store) -> None:
     deps: dict[str, list[str]] = {f"s{i}": [] for i in range(6)}
-    workflow_id = await workflow_with(store, {**deps, "join": list(deps)})
+    workflow_id = await queued_workflow(store, {**deps, "join": list(deps)})
     queue = SubtaskQueue(store.connector)
     first = await queue.claim("w1", 3, 30)
     second = await queue.claim("w2", 3, 30)
@@ -114,7 +95,7 @@ async def test_the_join_is_released_once_by_whichever_completion_is_last(store: 
 
 
 async def test_the_fast_decoder_gives_the_same_subtask(store: Store) -> None:
-    workflow_id = await workflow_with(store, {"a": [], "b": ["a"]})
+    workflow_id = await queued_workflow(store, {"a": [], "b": ["a"]})
     queue = SubtaskQueue(store.connector)
     [a] = await queue.claim("w1", 5, 30)
     async with store.connector.transaction(write=False) as tx:

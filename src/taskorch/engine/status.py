@@ -44,8 +44,17 @@ class WorkflowStatus:
     def zombie_subtasks(self) -> list[str]:
         return sorted({str(e.payload.get("key")) for e in self.events if e.kind == "task:zombie"})
 
+    def assignments(self) -> dict[str, str]:
+        """The agent chosen for each subtask at ``agent_assignment`` (the last round wins)."""
+        chosen: dict[str, str] = {}
+        for entry in self.history:
+            picked = entry.metadata.get("assignments", {})
+            chosen.update({str(key): str(agent) for key, agent in picked.items()})
+        return chosen
+
     def to_dict(self) -> dict[str, Any]:
         metadata = self.workflow.metadata
+        assigned = self.assignments()
         return {
             "workflow_id": self.workflow.id,
             "task": {"id": self.task.id, "ref": self.task.ref, "title": self.task.title},
@@ -71,7 +80,7 @@ class WorkflowStatus:
                     "title": s.title,
                     "stage": s.stage + 1,
                     "status": s.status.value,
-                    "agent": s.agent_id,
+                    "agent": s.agent_id or assigned.get(s.key),
                     "attempts": s.attempts,
                     "files": s.files_affected,
                     "error": s.error,

@@ -127,10 +127,10 @@ class WorkflowDetail(BaseModel):
     @classmethod
     def of(cls, status: WorkflowStatus) -> WorkflowDetail:
         data = status.to_dict()
+        assigned = status.assignments()
         stages: dict[int, list[str]] = {}
         for subtask in status.subtasks:
             stages.setdefault(subtask.stage, []).append(subtask.key)
-        assigned = _assignments(status)
         return cls(
             **{k: data[k] for k in _DETAIL_COPIED},
             stages=[stages[s] for s in sorted(stages)],
@@ -152,14 +152,6 @@ class WorkflowDetail(BaseModel):
             ],
             history=[HistoryOut.model_validate(h) for h in data["history"]],
         )
-
-
-def _assignments(status: WorkflowStatus) -> dict[str, str]:
-    """The agent chosen for each subtask at ``agent_assignment`` (the last round wins)."""
-    chosen: dict[str, str] = {}
-    for entry in status.history:
-        chosen.update({str(k): str(v) for k, v in entry.metadata.get("assignments", {}).items()})
-    return chosen
 
 
 _DETAIL_COPIED = (

@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_cli_tasks import ok, taskorch
-
+from fakes.cli import ok, taskorch
 from fakes.github_server import FakeGitHub
 
 

@@ -10,34 +10,7 @@ from pathlib import Path
 
 import pytest
 
-
-def taskorch(
-    *args: str,
-    home: Path,
-    database_url: str | None = None,
-    extra_env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
-    env["TASKORCH_HOME"] = str(home)
-    env["COLUMNS"] = "200"
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "taskorch", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=home.parent,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
+from fakes.cli import ok, taskorch
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

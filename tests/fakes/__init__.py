@@ -1,1 +1,1 @@
-"""Test doubles that speak real wire protocols, and stored workflows for runtime tests."""
+"""Test doubles that speak real wire protocols; stored workflows and the CLI as a user runs it."""

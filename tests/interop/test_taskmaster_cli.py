@@ -4,38 +4,23 @@ its tasks to merged code with the simulated agent, export it back as done."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from fakes.cli import ok
+from fakes.cli import taskorch as run_taskorch
 
 DATA = Path(__file__).parent / "data" / "tasks.json"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "taskmaster"
 
 
 def taskorch(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
-    env["TASKORCH_HOME"] = str(home)
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "taskorch", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=home.parent,
-        timeout=120,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
+    # 120 s, not 60: some of these commands carry a whole workflow to merged code.
+    return run_taskorch(*args, home=home, timeout_s=120)
 
 
 def read(path: Path) -> Any:

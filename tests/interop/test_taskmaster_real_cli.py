@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_taskmaster_cli import DATA, ok, taskorch
+from test_taskmaster_cli import DATA, taskorch
+
+from fakes.cli import ok
 
 
 def task_master() -> str:

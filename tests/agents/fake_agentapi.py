@@ -249,15 +249,30 @@ class FakeAgentApi:
         self._ready.set()
         await self._stop.wait()
         self._server.close()
-        for conn in list(self._conns):
-            conn.writer.transport.abort()
         if self._turn is not None:
             self._turn.cancel()
+        await self._close_connections()
         await self._server.wait_closed()
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _close_connections(self) -> None:
+        # A connection task cancelled before it first runs never closes its socket (Python
+        # 3.11's start_server callback raises on a cancelled task), so let every accepted
+        # connection start and end by itself: abort the known ones until no task is left.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0
+        while loop.time() < deadline:
+            for stream in list(self._streams):
+                stream.queue.put_nowait(None)
+            for conn in list(self._conns):
+                conn.writer.transport.abort()
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            if not others:
+                return
+            await asyncio.wait(others, timeout=0.01)
 
     # --- HTTP -----------------------------------------------------------------------------------
 

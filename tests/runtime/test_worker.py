@@ -248,6 +248,18 @@ async def test_fan_out_and_join(store: Store, tmp_path: Path, concurrency: int) 
     assert {s.status for s in await store.list_subtasks(workflow_id)} == {"completed"}
 
 
+async def test_dispatch_latencies_are_kept_for_recent_claims_only(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("taskorch.runtime.worker.LATENCY_WINDOW", 50)
+    await queued_workflow(store, {f"s{i}": [] for i in range(120)})
+    worker = worker_for(store, RecordingAgent(), tmp_path)
+    stats = await worker.run(once=True)
+    assert stats.completed == 120
+    assert len(stats.dispatch_latency_s) == 50
+    assert all(latency >= 0 for latency in stats.dispatch_latency_s)
+
+
 async def test_claimed_subtasks_decode_like_the_store(store: Store) -> None:
     workflow_id = await queued_workflow(store, {"a": [], "b": ["a"]})
     queue = SubtaskQueue(store.connector)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -71,6 +72,11 @@ def worker(
     console.print(
         f"worker done: {stats.completed} completed, {stats.retried} retried, "
         f"{stats.failed} failed, {stats.zombies} zombies requeued"
+        + (
+            f", dispatch p50 {statistics.median(stats.dispatch_latency_s) * 1000:.1f} ms"
+            if stats.dispatch_latency_s
+            else ""
+        )
     )
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +34,8 @@ SHUTDOWN_SETTLE_TRIES = 5
 """Tries at storing the last outcomes before exiting (a database blip must not turn finished work
 into zombies that run again)."""
 
+
+LATENCY_WINDOW = 10_000
 
 Reassign = Callable[[Subtask, str, bool], str | None]
 """(subtask, error class, the policy says reassign) -> agent id for the retry."""
@@ -58,7 +61,8 @@ class WorkerStats:
     retried: int = 0
     failed: int = 0
     zombies: int = 0
-    dispatch_latency_s: list[float] = field(default_factory=list)
+    dispatch_latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    """Ready -> running of the most recent claims (bounded: a worker may run for months)."""
 
 
 @dataclass(slots=True)

@@ -38,6 +38,13 @@ class AgentResult:
 
     def to_json(self) -> JSONDict:
         body: JSONDict = {"success": self.success, "output": self.output, **self.data}
+        # the stored result is where the pull request summary reads an agent's usage from
+        usage = {
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+        }
+        body.update({k: v for k, v in usage.items() if v is not None})
         if self.simulated:
             body["simulated"] = True
         return body

@@ -1,0 +1,181 @@
+"""The real Claude Code CLI (``claude``, npm ``@anthropic-ai/claude-code``) under ``taskorch run``.
+
+The ``claude`` binary talks to a local fake Anthropic Messages API (:mod:`agents.fake_anthropic`),
+which plays a model that calls Claude's own tools; Claude runs them in the subtask's worktree. So
+what is checked is taskorch against the real program: argv, environment, worktree as cwd, the JSON
+report (tokens, cost, ``permission_denials``) and the judging of the attempt. ``CLAUDE_BIN`` names
+the binary (``.ci/run`` installs it); without it the tests skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.e2e import (
+    REQUIREMENT,
+    TESTS_FILE,
+    agents_by_name,
+    base_branch_files,
+    demo_repo,
+    routing_of,
+    taskorch,
+)
+from agents.fake_anthropic import (
+    API_KEY,
+    FINAL_TEXT,
+    SIDE_TEXT,
+    FakeAnthropic,
+    Model,
+    Reply,
+    ToolCall,
+    has_tool_result,
+    tool_then_text,
+    working_directory,
+)
+from agents.support import git
+
+TEST_SOURCE = (
+    "from billing import total\n\n\ndef test_total() -> None:\n    assert total([1, 2]) == 3\n"
+)
+DENIED_COMMAND = "git push origin main"
+
+
+def claude_bin() -> str:
+    path = os.environ.get("CLAUDE_BIN", "")
+    if not path:
+        pytest.skip("CLAUDE_BIN not set: .ci/run installs @anthropic-ai/claude-code")
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"CLAUDE_BIN={path} is not an executable: .ci/run installs it")
+    return path
+
+
+def write_tests(body: dict[str, Any]) -> dict[str, Any]:
+    """Claude's Write tool: the test file, by absolute path in the directory Claude runs in."""
+    return {"file_path": str(working_directory(body) / TESTS_FILE), "content": TEST_SOURCE}
+
+
+@pytest.fixture
+def claude_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``taskorch run`` passes on to the agent: Claude offline, its HOME in tmp_path."""
+    home = tmp_path / "claude-home"
+    home.mkdir()
+    for key, value in {
+        "HOME": str(home),
+        "ANTHROPIC_API_KEY": API_KEY,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+        # taskorch's own planner would take the key and the fake endpoint too: keep it offline
+        "NLP_PROVIDER": "heuristic",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+
+
+def serve(model: Model, monkeypatch: pytest.MonkeyPatch) -> FakeAnthropic:
+    api = FakeAnthropic(model)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+    return api
+
+
+def register(home: Path, name: str = "claude-1") -> None:
+    taskorch(home, "agents", "add", name, "--type", "claude-code", "--executable", claude_bin())
+
+
+@pytest.mark.usefixtures("claude_env")
+def test_run_goes_through_the_real_claude_code_to_merged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = demo_repo(tmp_path)
+    home = tmp_path / ".taskorch"
+    register(home)
+    with serve(tool_then_text("Write", write_tests), monkeypatch) as api:
+        final = json.loads(taskorch(home, "run", REQUIREMENT, "--repo", str(repo), "--json"))
+    assert not api.errors, api.errors
+    assert {c.headers.get("User-Agent", "").split("/")[0] for c in api.calls} == {"claude-cli"}
+
+    assert final["state"] == "merged"
+    [subtask] = final["subtasks"]
+    assert (subtask["agent"], subtask["attempts"]) == ("claude-1", 1)
+    assert routing_of(final)[subtask["key"]]["agent"] == "claude-1"
+    assert TESTS_FILE in base_branch_files(repo)
+    assert git(repo, "show", f"main:{TESTS_FILE}") == TEST_SOURCE.strip()
+    # the model was asked from the worktree, not from the user's checkout
+    [first, *_] = [c for c in api.message_calls() if "Write" in c.offered_tools]
+    assert working_directory(first.body) != repo
+
+    # Claude's JSON report (tokens summed over its turns, cost priced by Claude) reaches the PR
+    [summary] = final["pull_request"]["subtasks"]
+    assert summary["tokens_in"] == sum(u.input_tokens for u in api.usage)
+    assert summary["tokens_out"] == sum(u.output_tokens for u in api.usage)
+    assert summary["cost_usd"] > 0
+
+    track = agents_by_name(home)["claude-1"]["track_record"]
+    assert (track["attempts"], track["successes"], track["last_error"]) == (1, 1, None)
+
+
+def write_and_push_then_write() -> Model:
+    """A model whose first session writes the tests and also runs a command that Claude's
+    acceptEdits mode does not allow; later sessions only write the tests."""
+    sessions: list[str] = []
+
+    def model(body: dict[str, Any]) -> Reply:
+        tools = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+        if "Write" not in tools:
+            return Reply(SIDE_TEXT)
+        if has_tool_result(body):
+            return Reply(FINAL_TEXT)
+        sessions.append(str(body.get("metadata")))
+        write = ToolCall("Write", write_tests(body))
+        if len(sessions) > 1:
+            return Reply("", (write,))
+        push = ToolCall("Bash", {"command": DENIED_COMMAND, "description": "Push the tests"})
+        return Reply("I will add the tests and push them.", (write, push))
+
+    return model
+
+
+@pytest.mark.usefixtures("claude_env")
+def test_a_tool_claude_denied_fails_the_attempt_even_with_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = demo_repo(tmp_path)
+    home = tmp_path / ".taskorch"
+    register(home)
+    with serve(write_and_push_then_write(), monkeypatch) as api:
+        final = json.loads(taskorch(home, "run", REQUIREMENT, "--repo", str(repo), "--json"))
+    assert not api.errors, api.errors
+
+    # Claude ran the Write, refused the Bash command and still exited 0 with is_error false
+    refused = [
+        block
+        for call in api.message_calls()
+        for message in call.body.get("messages") or []
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if block.get("type") == "tool_result" and block.get("is_error")
+    ]
+    assert refused, "Claude did not answer the Bash call with a refusal"
+    # ... so attempt 1 failed on its permission_denials although it changed the worktree (its
+    # work is kept aside), and attempt 2 on a fresh worktree went through
+    track = agents_by_name(home)["claude-1"]["track_record"]
+    assert (track["attempts"], track["successes"]) == (2, 1)
+    assert track["last_error"].startswith("agent: claude-1 was denied permission for: Bash;")
+    [kept] = [
+        b
+        for b in git(repo, "branch", "--list", "--format=%(refname:short)").split()
+        if "/kept/" in b
+    ]
+    assert git(repo, "show", f"{kept}:{TESTS_FILE}") == TEST_SOURCE.strip()
+
+    assert final["state"] == "merged"
+    [subtask] = final["subtasks"]
+    assert (subtask["agent"], subtask["attempts"]) == ("claude-1", 2)
+    assert git(repo, "show", f"main:{TESTS_FILE}") == TEST_SOURCE.strip()

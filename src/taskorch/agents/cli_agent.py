@@ -21,7 +21,8 @@ Built-in templates (:data:`TEMPLATES`), following ``shared/contracts/agent-clis.
 Judging a run (exit codes don't say whether the work was done):
 
 - non-zero exit, or the agent's own report says it failed: :class:`AgentError` classified from the
-  output (auth → non-retryable ``auth``, rate limit → ``rate_limit``, ...; else ``agent``);
+  output, or from the words of a structured report (Claude's ``result`` and API status, not its
+  JSON's numbers) (auth → non-retryable ``auth``, rate limit → ``rate_limit``, ...; else ``agent``);
 - Claude's ``permission_denials`` non-empty: ``agent`` error naming the denied tools;
 - changes or new commits in the worktree: success;
 - no change in a git worktree and the reply ends with a question: :class:`NeedsInputError`
@@ -237,7 +238,8 @@ class CliAgentAdapter:
             data["commits"] = changes.commits
         if process.returncode != 0 or report.ok is False:
             said = report.text or process.stderr.strip() or process.stdout.strip()
-            error_class, retryable = classify_failure(f"{process.stderr}\n{process.stdout}")
+            evidence = process.stdout if report.evidence is None else report.evidence
+            error_class, retryable = classify_failure(f"{process.stderr}\n{evidence}")
             how = f"exited {process.returncode}" if process.returncode else "reported an error"
             raise AgentError(
                 f"{self.name} {how}: {tail(said, 500) or '(no output)'}",

@@ -2,7 +2,8 @@
 
 - ``claude-json``: Claude Code's ``--output-format json`` result object (``is_error``, ``result``,
   ``total_cost_usd``, ``usage``, ``permission_denials``, ...). ``subtype`` is not read: it says
-  "success" even for API errors. Input tokens count cache writes and reads too.
+  "success" even for API errors. Input tokens count cache writes and reads too. A failure is
+  classified by ``result`` and ``api_error_status``, never by the whole JSON (its numbers).
 - ``aider``: the text output, with the "Tokens: 2.3k sent, 150 received. Cost: $0.01 message, $0.02
   session." lines summed (the last session cost wins). Aider's counts are rounded ("2.3k").
 - ``text``: stdout as the final text, nothing else known.
@@ -31,6 +32,9 @@ class AgentReport:
     cost_usd: float | None = None
     permission_denials: list[str] = field(default_factory=list)
     extra: JSONDict = field(default_factory=dict)
+    evidence: str | None = None
+    """What a failure is classified by when the report is structured: the agent's own words (its
+    JSON's numbers, such as 401 input tokens, must not read as HTTP statuses); None: the output."""
 
 
 def parse_report(kind: ReportFormat, stdout: str) -> AgentReport:
@@ -53,15 +57,19 @@ def parse_claude(stdout: str) -> AgentReport:
     tokens_out = _sum_ints(usage, "output_tokens")
     cost = body.get("total_cost_usd", body.get("cost_usd"))
     denials = body.get("permission_denials")
-    extra: JSONDict = {k: body[k] for k in ("session_id", "num_turns", "duration_ms") if k in body}
+    keys = ("session_id", "num_turns", "duration_ms", "api_error_status")
+    extra: JSONDict = {k: body[k] for k in keys if body.get(k) is not None}
+    text = clean_text(str(body.get("result") or ""))
+    status = body.get("api_error_status")
     return AgentReport(
-        text=clean_text(str(body.get("result") or "")),
+        text=text,
         ok=not bool(body.get("is_error")),
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         cost_usd=float(cost) if isinstance(cost, int | float) else None,
         permission_denials=[_denial(d) for d in denials] if isinstance(denials, list) else [],
         extra=extra,
+        evidence=f"{text} (HTTP {status})" if isinstance(status, int) else text,
     )
 
 

@@ -34,10 +34,11 @@ _RATE_LIMIT = re.compile(
     r"rate[ _-]?limit|too many requests|\b429\b|quota exceeded|usage limit", re.IGNORECASE
 )
 _UNAVAILABLE = re.compile(
-    r"overloaded|\b529\b|\b503\b|service unavailable|bad gateway|\b502\b", re.IGNORECASE
+    r"overloaded|\b529\b|\b503\b|service unavailable|bad gateway|\b502\b|internal server error",
+    re.IGNORECASE,
 )
 _NETWORK = re.compile(
-    r"connection (?:refused|reset|error)|econnrefused|enotfound|getaddrinfo|"
+    r"connection (?:refused|reset|error|dropped)|econnrefused|econnreset|enotfound|getaddrinfo|"
     r"network is unreachable|name or service not known",
     re.IGNORECASE,
 )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class Reply:
 
     text: str = ""
     tools: tuple[ToolCall, ...] = ()
+    input_tokens: int | None = None
+    """The usage to report (default: a rough count of the request)."""
 
     @property
     def stop_reason(self) -> str:
@@ -62,6 +65,29 @@ class Reply:
 
 
 Model = Callable[[dict[str, Any]], Reply]
+
+
+class ApiError(Exception):
+    """Raised by a model: the API's error answer (``{"type": "error", "error": {...}}``)."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(f"{status} {kind}: {message}")
+        self.status, self.kind, self.message = status, kind, message
+
+
+class DropConnection(Exception):
+    """Raised by a model: the connection closes without an answer."""
+
+
+def failing(status: int, kind: str, message: str) -> Model:
+    def model(body: dict[str, Any]) -> Reply:
+        raise ApiError(status, kind, message)
+
+    return model
+
+
+def dropping(body: dict[str, Any]) -> Reply:
+    raise DropConnection
 
 
 @dataclass(frozen=True)
@@ -305,12 +331,19 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         try:
             reply = fake.model(body)
+        except ApiError as exc:
+            self._error(exc.status, exc.kind, exc.message)
+            return
+        except DropConnection:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         except Exception as exc:  # the test sees it in FakeAnthropic.errors, the CLI an API error
             fake.errors.append(exc)
             self._error(500, "api_error", f"the fake model failed: {exc!r}")
             return
         model = str(body.get("model") or "claude-fake")
-        tokens = estimate_tokens(body)
+        tokens = reply.input_tokens or estimate_tokens(body)
         fake.record_usage(Usage(model, tokens, output_tokens(reply)))
         if not body.get("stream"):
             self._json(200, message_json(reply, model, tokens))

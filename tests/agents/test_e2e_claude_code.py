@@ -33,11 +33,15 @@ from agents.fake_anthropic import (
     Model,
     Reply,
     ToolCall,
+    dropping,
+    failing,
     has_tool_result,
     tool_then_text,
     working_directory,
 )
-from agents.support import git
+from agents.support import Beats, agent_task, git, init_repo
+from taskorch.agents.cli_agent import CliAgentAdapter
+from taskorch.domain.errors import AgentError
 
 TEST_SOURCE = (
     "from billing import total\n\n\ndef test_total() -> None:\n    assert total([1, 2]) == 3\n"
@@ -179,3 +183,53 @@ def test_a_tool_claude_denied_fails_the_attempt_even_with_changes(
     [subtask] = final["subtasks"]
     assert (subtask["agent"], subtask["attempts"]) == ("claude-1", 2)
     assert git(repo, "show", f"main:{TESTS_FILE}") == TEST_SOURCE.strip()
+
+
+def a_turn_then(error: Model) -> Model:
+    """One good turn (reporting 401 input tokens: a number that must not read as an HTTP status),
+    then ``error`` for every later request."""
+
+    def model(body: dict[str, Any]) -> Reply:
+        if has_tool_result(body):
+            return error(body)
+        return Reply("", (ToolCall("Write", write_tests(body)),), input_tokens=401)
+
+    return model
+
+
+@pytest.mark.usefixtures("claude_env")
+@pytest.mark.parametrize(
+    ("model", "error_class", "retryable"),
+    [
+        (failing(401, "authentication_error", "invalid x-api-key"), "auth", False),
+        (
+            failing(429, "rate_limit_error", "Number of requests exceeds the rate limit"),
+            "rate_limit",
+            True,
+        ),
+        (failing(529, "overloaded_error", "Overloaded"), "service_unavailable", True),
+        (failing(500, "api_error", "Internal server error"), "service_unavailable", True),
+        (
+            a_turn_then(failing(500, "api_error", "Internal server error")),
+            "service_unavailable",
+            True,
+        ),
+        (dropping, "network", True),
+    ],
+    ids=["401", "429", "529", "500", "500-after-401-tokens", "dropped"],
+)
+async def test_claudes_api_errors_are_classified_from_its_own_words(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model: Model,
+    error_class: str,
+    retryable: bool,
+) -> None:
+    repo = init_repo(tmp_path / "repo")
+    agent = CliAgentAdapter("claude-code", executable=claude_bin())
+    with serve(model, monkeypatch), pytest.raises(AgentError) as caught:
+        await agent.run(agent_task(workdir=repo), Beats())
+    assert (caught.value.error_class, caught.value.retryable) == (error_class, retryable), (
+        caught.value.message
+    )
+    assert "claude-code exited 1: " in caught.value.message

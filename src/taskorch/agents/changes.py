@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from taskorch.agents.base import Heartbeat
@@ -75,6 +78,34 @@ async def changes_since(before: Snapshot, heartbeat: Heartbeat) -> Changes:
     changed |= {path for path, sig in dirty.items() if before.dirty.get(path) != sig}
     changed |= {path for path in before.dirty if path not in dirty}
     return Changes(sorted(changed), commits, head)
+
+
+async def remove_litter(
+    before: Snapshot, patterns: Sequence[str], heartbeat: Heartbeat
+) -> list[str]:
+    """Remove the agent's own state it left at the top of the worktree (e.g. Aider's repo-map
+    cache): entries matching ``patterns`` that are new since ``before`` and hold nothing git
+    tracks. Left there, they would count as the agent's work and be committed with it."""
+    dirty = await _dirty(before.top, heartbeat)
+    new = {path.split("/", 1)[0] for path in dirty if path not in before.dirty}
+    removed: list[str] = []
+    for name in sorted(new):
+        if not any(fnmatchcase(name, pattern) for pattern in patterns):
+            continue
+        if any(path == name or path.startswith(f"{name}/") for path in before.dirty):
+            continue  # it was there before the run: not ours to remove
+        if await _git(before.top, heartbeat, "ls-files", "-z", "--", name):
+            continue
+        await asyncio.to_thread(_remove, before.top / name)
+        removed.append(name)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 async def _head(top: Path, heartbeat: Heartbeat) -> str | None:

@@ -13,8 +13,9 @@ Built-in templates (:data:`TEMPLATES`), following ``shared/contracts/agent-clis.
   ``-p`` mode edits are silently denied without a permission mode); its JSON report gives the
   final text, ``is_error``, tokens, cost and ``permission_denials`` (non-empty = failure).
 - ``aider``: ``aider --message=PROMPT --yes-always`` plus the flags that keep the worktree clean
-  and the run quiet (history files in ``{scratch}``); it commits its own edits; tokens and cost
-  come from its "Tokens: ... Cost: ..." lines.
+  and the run quiet (history files in ``{scratch}``; its repo-map cache, which it can only write
+  into the worktree, is removed after the run); it commits its own edits; tokens and cost come
+  from its "Tokens: ... Cost: ..." lines.
 - ``goose``: ``goose run -t PROMPT``; ``codex``: ``codex exec --full-auto PROMPT`` (not checked
   against the real programs; success is judged from the worktree like the others).
 
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
-from taskorch.agents.changes import Changes, changes_since, snapshot
+from taskorch.agents.changes import Changes, changes_since, remove_litter, snapshot
 from taskorch.agents.cli_reports import AgentReport, ReportFormat, parse_report
 from taskorch.agents.outcome import NeedsInputError, classify_failure, tail, waiting_question
 from taskorch.agents.process import OUTPUT_CAP_BYTES, ProcessResult, run_process
@@ -71,6 +72,9 @@ class CliTemplate:
     report: ReportFormat = "text"
     env: Mapping[str, str] = field(default_factory=dict)
     """Added to the inherited environment."""
+    litter: tuple[str, ...] = ()
+    """Glob patterns of the agent's own state it leaves at the worktree's top (caches), removed
+    after a run when new and untracked (:func:`~taskorch.agents.changes.remove_litter`)."""
 
     def __post_init__(self) -> None:
         if not self.argv or not self.argv[0]:
@@ -143,6 +147,9 @@ AIDER = CliTemplate(
         f"--input-history-file={SCRATCH}/input.txt",
     ),
     report="aider",
+    # the repo map's cache: aider has no option to put it elsewhere, and --no-gitignore means
+    # nothing ignores it
+    litter=(".aider.tags.cache.v*",),
 )
 GOOSE = CliTemplate("goose", ("goose", "run", "-t", PROMPT))
 CODEX = CliTemplate("codex", ("codex", "exec", "--full-auto", PROMPT))
@@ -214,6 +221,8 @@ class CliAgentAdapter:
         finally:
             if scratch is not None:
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
+        if before is not None and self.template.litter:
+            await remove_litter(before, self.template.litter, heartbeat)
         changes = await changes_since(before, heartbeat) if before is not None else None
         report = parse_report(self.template.report, process.stdout)
         return self.judge(task, process, report, changes)

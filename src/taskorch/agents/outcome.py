@@ -25,7 +25,8 @@ _PROMPT = re.compile(
 )
 
 _AUTH = re.compile(
-    r"invalid (?:x-)?api[ _-]?key|authentication[ _]error|unauthori[sz]ed|\b401\b|"
+    r"invalid (?:x-)?api[ _-]?key|incorrect api key|authentication[ _]?error|unauthori[sz]ed|"
+    r"\b401\b|"
     r"not logged in|please run /login|missing api key|api key (?:is )?(?:not set|missing)|"
     r"credit balance is too low|permission_error",
     re.IGNORECASE,

@@ -75,3 +75,20 @@ def test_a_dropped_connection_is_a_network_error() -> None:
 def test_unstructured_output_is_still_classified_as_printed() -> None:
     error = judged("Error: 429 Too Many Requests")
     assert error.error_class == ErrorClass.RATE_LIMIT.value
+
+
+def test_a_run_cut_short_says_why_instead_of_dumping_its_json() -> None:
+    stdout = json.dumps(
+        {
+            "type": "result",
+            "subtype": "error_max_turns",
+            "is_error": True,
+            "result": None,
+            "terminal_reason": "max_turns",
+            "errors": ["Reached maximum number of turns (2)"],
+            "usage": {"input_tokens": 401, "output_tokens": 30},
+        }
+    )
+    error = judged(stdout)
+    assert error.message == "claude-code exited 1: Reached maximum number of turns (2)"
+    assert error.error_class == ErrorClass.AGENT.value

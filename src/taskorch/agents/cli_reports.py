@@ -3,12 +3,10 @@
 - ``claude-json``: Claude Code's ``--output-format json`` result object (``is_error``, ``result``,
   ``total_cost_usd``, ``usage``, ``permission_denials``, ...). ``subtype`` is not read: it says
   "success" even for API errors. Input tokens count cache writes and reads too. A failure is
-  classified by ``result`` and ``api_error_status``, never by the whole JSON (its numbers).
-- ``aider``: the text output without Aider's own status lines (banner, "Tokens: ...", "Applied
-  edit to ...", so the text ends with what the model said: a question there is seen), with the
-  "Tokens: 2.3k sent, 150 received. Cost: $0.01 message, $0.02 session." lines summed (the last
-  session cost wins; Aider's counts are rounded, "2.3k"). Aider exits 0 when the model call
-  failed: a ``litellm.*Error`` line with no edit applied is its report of failure.
+  classified by ``result`` (or ``errors`` when there is no result, e.g. at ``--max-turns``) and
+  ``api_error_status``, never by the whole JSON (its numbers).
+- ``aider``: the text output, with the "Tokens: 2.3k sent, 150 received. Cost: $0.01 message, $0.02
+  session." lines summed (the last session cost wins). Aider's counts are rounded ("2.3k").
 - ``text``: stdout as the final text, nothing else known.
 """
 
@@ -62,7 +60,10 @@ def parse_claude(stdout: str) -> AgentReport:
     denials = body.get("permission_denials")
     keys = ("session_id", "num_turns", "duration_ms", "api_error_status")
     extra: JSONDict = {k: body[k] for k in keys if body.get(k) is not None}
-    text = clean_text(str(body.get("result") or ""))
+    errors = body.get("errors")
+    # a run cut short (max turns, an execution error) has no result, only its "errors"
+    said = body.get("result") or ("; ".join(map(str, errors)) if isinstance(errors, list) else "")
+    text = clean_text(str(said))
     status = body.get("api_error_status")
     return AgentReport(
         text=text,
@@ -111,18 +112,7 @@ _TOKENS = re.compile(r"Tokens: ([\d.,]+[kKmM]?) sent.*?([\d.,]+[kKmM]?) received
 _SESSION_COST = re.compile(r"Cost: \$([\d.,]+) message, \$([\d.,]+) session")
 
 
-_AIDER_STATUS = re.compile(
-    r"^(?:Aider v\d|Main model: |Model: |Weak model: |Editor model: |Git repo: |Repo-map: |"
-    r"Analytics have been |Tokens: |Cost: |Applied edit to |Commit [0-9a-f]{7,} )"
-)
-_AIDER_API_ERROR = re.compile(r"^litellm\.\w+(?:Error|Exception)\b", re.MULTILINE)
-_AIDER_EDITED = re.compile(r"^(?:Applied edit to |Commit [0-9a-f]{7,} )", re.MULTILINE)
-
-
 def parse_aider(stdout: str) -> AgentReport:
-    error = _AIDER_API_ERROR.search(stdout)
-    if _AIDER_EDITED.search(stdout):
-        error = None  # an edit landed before the error: the worktree judges the run
     sent = received = 0
     found = False
     for match in _TOKENS.finditer(stdout):
@@ -132,18 +122,11 @@ def parse_aider(stdout: str) -> AgentReport:
     costs = _SESSION_COST.findall(stdout)
     cost = float(costs[-1][1].replace(",", "")) if costs else None
     return AgentReport(
-        _without_status(stdout),
-        ok=False if error else None,
-        # classified by the error, not by the "Tokens: 401 sent" of an earlier exchange
-        evidence=_without_status(stdout[error.start() :]) if error else None,
+        clean_text(stdout),
         tokens_in=sent if found else None,
         tokens_out=received if found else None,
         cost_usd=cost,
     )
-
-
-def _without_status(text: str) -> str:
-    return clean_text("\n".join(x for x in text.splitlines() if not _AIDER_STATUS.match(x)))
 
 
 def _count(text: str) -> int:

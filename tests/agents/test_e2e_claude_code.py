@@ -41,7 +41,7 @@ from agents.fake_anthropic import (
 )
 from agents.support import Beats, agent_task, git, init_repo
 from taskorch.agents.cli_agent import CliAgentAdapter
-from taskorch.domain.errors import AgentError
+from taskorch.domain.errors import AgentError, NeedsInputError
 
 TEST_SOURCE = (
     "from billing import total\n\n\ndef test_total() -> None:\n    assert total([1, 2]) == 3\n"
@@ -233,3 +233,35 @@ async def test_claudes_api_errors_are_classified_from_its_own_words(
         caught.value.message
     )
     assert "claude-code exited 1: " in caught.value.message
+
+
+def writes_forever(body: dict[str, Any]) -> Reply:
+    """A model that never finishes: every turn writes the tests again."""
+    if "Write" not in [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]:
+        return Reply(SIDE_TEXT)
+    return Reply("", (ToolCall("Write", write_tests(body)),))
+
+
+@pytest.mark.usefixtures("claude_env")
+async def test_a_run_claude_cut_short_at_max_turns_fails_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = init_repo(tmp_path / "repo")
+    agent = CliAgentAdapter("claude-code", executable=claude_bin(), extra_args=["--max-turns", "1"])
+    with serve(writes_forever, monkeypatch), pytest.raises(AgentError) as caught:
+        await agent.run(agent_task(workdir=repo), Beats())
+    assert caught.value.message == "claude-code exited 1: Reached maximum number of turns (1)"
+    assert (caught.value.error_class, caught.value.retryable) == ("agent", True)
+
+
+@pytest.mark.usefixtures("claude_env")
+async def test_a_question_from_claude_without_changes_needs_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = init_repo(tmp_path / "repo")
+    agent = CliAgentAdapter("claude-code", executable=claude_bin())
+    question = "Should the tests use pytest or unittest?"
+    asks = Reply(f"I can write them two ways.\n\n{question}")
+    with serve(lambda body: asks, monkeypatch), pytest.raises(NeedsInputError) as caught:
+        await agent.run(agent_task(workdir=repo), Beats())
+    assert caught.value.question == question

@@ -5,8 +5,11 @@
   "success" even for API errors. Input tokens count cache writes and reads too. A failure is
   classified by ``result`` (or ``errors`` when there is no result, e.g. at ``--max-turns``) and
   ``api_error_status``, never by the whole JSON (its numbers).
-- ``aider``: the text output, with the "Tokens: 2.3k sent, 150 received. Cost: $0.01 message, $0.02
-  session." lines summed (the last session cost wins). Aider's counts are rounded ("2.3k").
+- ``aider``: the text output without Aider's own status lines (banner, "Tokens: ...", "Applied
+  edit to ...", so the text ends with what the model said: a question there is seen), with the
+  "Tokens: 2.3k sent, 150 received. Cost: $0.01 message, $0.02 session." lines summed (the last
+  session cost wins; Aider's counts are rounded, "2.3k"). Aider exits 0 when the model call
+  failed: a ``litellm.*Error`` line with no edit applied is its report of failure.
 - ``text``: stdout as the final text, nothing else known.
 """
 
@@ -112,7 +115,18 @@ _TOKENS = re.compile(r"Tokens: ([\d.,]+[kKmM]?) sent.*?([\d.,]+[kKmM]?) received
 _SESSION_COST = re.compile(r"Cost: \$([\d.,]+) message, \$([\d.,]+) session")
 
 
+_AIDER_STATUS = re.compile(
+    r"^(?:Aider v\d|Main model: |Model: |Weak model: |Editor model: |Git repo: |Repo-map: |"
+    r"Analytics have been |Tokens: |Cost: |Applied edit to |Commit [0-9a-f]{7,} )"
+)
+_AIDER_API_ERROR = re.compile(r"^litellm\.\w+(?:Error|Exception)\b", re.MULTILINE)
+_AIDER_EDITED = re.compile(r"^(?:Applied edit to |Commit [0-9a-f]{7,} )", re.MULTILINE)
+
+
 def parse_aider(stdout: str) -> AgentReport:
+    error = _AIDER_API_ERROR.search(stdout)
+    if _AIDER_EDITED.search(stdout):
+        error = None  # an edit landed before the error: the worktree judges the run
     sent = received = 0
     found = False
     for match in _TOKENS.finditer(stdout):
@@ -122,11 +136,18 @@ def parse_aider(stdout: str) -> AgentReport:
     costs = _SESSION_COST.findall(stdout)
     cost = float(costs[-1][1].replace(",", "")) if costs else None
     return AgentReport(
-        clean_text(stdout),
+        _without_status(stdout),
+        ok=False if error else None,
+        # classified by the error, not by the "Tokens: 401 sent" of an earlier exchange
+        evidence=_without_status(stdout[error.start() :]) if error else None,
         tokens_in=sent if found else None,
         tokens_out=received if found else None,
         cost_usd=cost,
     )
+
+
+def _without_status(text: str) -> str:
+    return clean_text("\n".join(x for x in text.splitlines() if not _AIDER_STATUS.match(x)))
 
 
 def _count(text: str) -> int:

@@ -156,6 +156,9 @@ def test_real_aider_writes_tests_commits_them_and_the_run_merges(
     assert 0 < attempt["tokens_out"] < 100
     expected = attempt["tokens_in"] * INPUT_COST + attempt["tokens_out"] * OUTPUT_COST
     assert attempt["cost_usd"] == pytest.approx(expected, rel=0.1)
+    [summary] = final["pull_request"]["subtasks"]
+    spent = {k: summary[k] for k in ("tokens_in", "tokens_out", "cost_usd")}
+    assert spent == {k: attempt[k] for k in ("tokens_in", "tokens_out", "cost_usd")}
     assert agents_by_name(home)["aider-1"]["track_record"]["successes"] == 1
 
 

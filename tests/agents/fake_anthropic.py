@@ -7,14 +7,17 @@ here): ``POST /v1/messages`` answered with server-sent events (``message_start``
 chunked encoding, or with one JSON message when the request does not ask to stream;
 ``POST /v1/messages/count_tokens`` gets a rough count; any other call gets a 404 error document in
 the API's shape. Every request is logged in :attr:`FakeAnthropic.calls`, so a test can show what
-the CLI asked for.
+the CLI asked for. (Claude Code 2.1.332 in ``-p`` mode only calls ``POST /v1/messages?beta=true``,
+streaming, with ``x-api-key``; its system prompt says "Primary working directory: ...".)
 
 The model is a function from the request body to a :class:`Reply`. :func:`tool_then_text` is the
 usual one: when the request offers the tool and its conversation has no ``tool_result`` yet, it
 calls the tool with the input its ``make_input`` builds from the request (e.g. a ``Write`` into the
 working directory that Claude's system prompt names, see :func:`working_directory`); once a
 ``tool_result`` arrives it replies with a final text. Side requests (titles, summaries, quota
-checks: no such tool offered) get a plain text answer.
+checks: no such tool offered) get a plain text answer. A model raises :class:`ApiError` for the
+API's error answer (:func:`failing`) or :class:`DropConnection` to close the connection unanswered
+(:func:`dropping`); :attr:`Reply.input_tokens` sets the usage it reports.
 
 The server runs in its own threads (``with FakeAnthropic(model) as api: ... api.base_url``), binds
 127.0.0.1 on a free port, and joins every connection's thread when it stops, so no socket is left
@@ -23,6 +26,7 @@ for the garbage collector.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -132,6 +136,10 @@ def working_directory(body: dict[str, Any]) -> Path:
     raise AssertionError("the request names no working directory")
 
 
+def offers(body: dict[str, Any], tool: str) -> bool:
+    return any(isinstance(t, dict) and t.get("name") == tool for t in body.get("tools") or [])
+
+
 def has_tool_result(body: dict[str, Any]) -> bool:
     return any(
         isinstance(block, dict) and block.get("type") == "tool_result"
@@ -147,8 +155,7 @@ def tool_then_text(
     final_text: str = FINAL_TEXT,
 ) -> Model:
     def model(body: dict[str, Any]) -> Reply:
-        offered = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
-        if tool not in offered:
+        if not offers(body, tool):
             return Reply(SIDE_TEXT)
         if has_tool_result(body):
             return Reply(final_text)
@@ -336,7 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except DropConnection:
             self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):  # the client may have gone already
+                self.connection.shutdown(socket.SHUT_RDWR)
             return
         except Exception as exc:  # the test sees it in FakeAnthropic.errors, the CLI an API error
             fake.errors.append(exc)

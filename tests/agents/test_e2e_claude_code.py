@@ -36,6 +36,7 @@ from agents.fake_anthropic import (
     dropping,
     failing,
     has_tool_result,
+    offers,
     tool_then_text,
     working_directory,
 )
@@ -128,17 +129,17 @@ def test_run_goes_through_the_real_claude_code_to_merged(
 def write_and_push_then_write() -> Model:
     """A model whose first session writes the tests and also runs a command that Claude's
     acceptEdits mode does not allow; later sessions only write the tests."""
-    sessions: list[str] = []
+    sessions = 0
 
     def model(body: dict[str, Any]) -> Reply:
-        tools = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
-        if "Write" not in tools:
+        nonlocal sessions
+        if not offers(body, "Write"):
             return Reply(SIDE_TEXT)
         if has_tool_result(body):
             return Reply(FINAL_TEXT)
-        sessions.append(str(body.get("metadata")))
+        sessions += 1
         write = ToolCall("Write", write_tests(body))
-        if len(sessions) > 1:
+        if sessions > 1:
             return Reply("", (write,))
         push = ToolCall("Bash", {"command": DENIED_COMMAND, "description": "Push the tests"})
         return Reply("I will add the tests and push them.", (write, push))
@@ -237,7 +238,7 @@ async def test_claudes_api_errors_are_classified_from_its_own_words(
 
 def writes_forever(body: dict[str, Any]) -> Reply:
     """A model that never finishes: every turn writes the tests again."""
-    if "Write" not in [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]:
+    if not offers(body, "Write"):
         return Reply(SIDE_TEXT)
     return Reply("", (ToolCall("Write", write_tests(body)),))
 

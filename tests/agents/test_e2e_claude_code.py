@@ -9,8 +9,10 @@ the binary (``.ci/run`` installs it); without it the tests skip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,15 @@ def serve(model: Model, monkeypatch: pytest.MonkeyPatch) -> FakeAnthropic:
     return api
 
 
+def attempts_of(home: Path) -> list[tuple[Any, ...]]:
+    """What the store recorded per attempt: number, agent, outcome, error, tokens and cost."""
+    with contextlib.closing(sqlite3.connect(home / "taskorch.db")) as db:
+        return db.execute(
+            "SELECT number, agent_id, outcome, error_class, tokens_in, tokens_out, cost_usd "
+            "FROM attempts ORDER BY number"
+        ).fetchall()
+
+
 def register(home: Path, name: str = "claude-1") -> None:
     taskorch(home, "agents", "add", name, "--type", "claude-code", "--executable", claude_bin())
 
@@ -121,6 +132,8 @@ def test_run_goes_through_the_real_claude_code_to_merged(
     assert summary["tokens_in"] == sum(u.input_tokens for u in api.usage)
     assert summary["tokens_out"] == sum(u.output_tokens for u in api.usage)
     assert summary["cost_usd"] > 0
+    usage = (summary["tokens_in"], summary["tokens_out"], summary["cost_usd"])
+    assert attempts_of(home) == [(1, "claude-1", "succeeded", None, *usage)]
 
     track = agents_by_name(home)["claude-1"]["track_record"]
     assert (track["attempts"], track["successes"], track["last_error"]) == (1, 1, None)
@@ -184,6 +197,12 @@ def test_a_tool_claude_denied_fails_the_attempt_even_with_changes(
     [subtask] = final["subtasks"]
     assert (subtask["agent"], subtask["attempts"]) == ("claude-1", 2)
     assert git(repo, "show", f"main:{TESTS_FILE}") == TEST_SOURCE.strip()
+    # a failed attempt's usage is not recorded (an AgentError carries none), though Claude spent it
+    [failed, succeeded] = attempts_of(home)
+    assert failed == (1, "claude-1", "failed", "agent", None, None, None)
+    [summary] = final["pull_request"]["subtasks"]
+    usage = (summary["tokens_in"], summary["tokens_out"], summary["cost_usd"])
+    assert succeeded == (2, "claude-1", "succeeded", None, *usage)
 
 
 def a_turn_then(error: Model) -> Model:

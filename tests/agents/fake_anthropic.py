@@ -109,6 +109,7 @@ class Call:
     path: str
     body: Any
     headers: dict[str, str]
+    """Names in lower case."""
 
     @property
     def offered_tools(self) -> list[str]:
@@ -316,7 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = raw.decode(errors="replace")
         path = self.path.split("?", 1)[0]
         fake = self.server.fake
-        fake.record(Call(self.command, self.path, body, dict(self.headers.items())))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        fake.record(Call(self.command, self.path, body, headers))
         if (
             self.headers.get("x-api-key") != fake.api_key
             and self.headers.get("Authorization") != f"Bearer {fake.api_key}"

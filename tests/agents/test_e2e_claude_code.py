@@ -115,7 +115,7 @@ def test_run_goes_through_the_real_claude_code_to_merged(
     with serve(tool_then_text("Write", write_tests), monkeypatch) as api:
         final = json.loads(taskorch(home, "run", REQUIREMENT, "--repo", str(repo), "--json"))
     assert not api.errors, api.errors
-    assert {c.headers.get("User-Agent", "").split("/")[0] for c in api.calls} == {"claude-cli"}
+    assert {c.headers.get("user-agent", "").split("/")[0] for c in api.calls} == {"claude-cli"}
 
     assert final["state"] == "merged"
     [subtask] = final["subtasks"]
@@ -285,3 +285,34 @@ async def test_a_question_from_claude_without_changes_needs_input(
     with serve(lambda body: asks, monkeypatch), pytest.raises(NeedsInputError) as caught:
         await agent.run(agent_task(workdir=repo), Beats())
     assert caught.value.question == question
+
+
+def test_the_fake_api_speaks_the_protocol_of_anthropics_own_sdk() -> None:
+    """The fake against the official Python SDK (no Claude needed): a streamed tool call, and
+    the JSON answer claude would get if it did not stream."""
+    import anthropic
+
+    call = ToolCall("Write", {"file_path": "/w/tests/test_billing.py", "content": TEST_SOURCE})
+    replies = iter([Reply("Writing the tests.", (call,)), Reply(FINAL_TEXT)])
+    with FakeAnthropic(lambda body: next(replies)) as api:
+        client = anthropic.Anthropic(base_url=api.base_url, api_key=API_KEY, max_retries=0)
+        with client:
+            asked: dict[str, Any] = {
+                "model": "claude-opus-5-5",
+                "max_tokens": 100,
+                "messages": [{"role": "user", "content": REQUIREMENT}],
+            }
+            with client.messages.stream(**asked) as stream:
+                streamed = stream.get_final_message()
+            answered = client.messages.create(**asked)
+    assert [b.type for b in streamed.content] == ["text", "tool_use"]
+    assert streamed.content[1].model_dump(include={"name", "input"}) == {
+        "name": "Write",
+        "input": call.input,
+    }
+    assert (streamed.stop_reason, answered.stop_reason) == ("tool_use", "end_turn")
+    assert answered.content[0].model_dump(include={"text"}) == {"text": FINAL_TEXT}
+    assert [(c.path, c.body.get("stream")) for c in api.calls] == [
+        ("/v1/messages", True),
+        ("/v1/messages", None),
+    ]

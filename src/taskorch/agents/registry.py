@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -228,6 +229,17 @@ def _without_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
+def _custom_command(argv: list[str], agent: Agent) -> CliTemplate:
+    """A custom command; for a known type it is still that program (e.g. ``claude`` with more
+    options), so its report is read the same way (Claude's JSON: ``is_error``, tokens, cost,
+    ``permission_denials``) and its template's settings apply."""
+    custom = CliTemplate.custom(argv, name=agent.name)
+    known = TEMPLATES.get(agent.type)
+    if known is None:
+        return custom
+    return replace(known, name=agent.name, argv=custom.argv, prompt_on_stdin=custom.prompt_on_stdin)
+
+
 def build_adapter(agent: Agent, env: Mapping[str, str]) -> AgentAdapter:
     """The adapter for a registered agent; ``env`` supplies the secrets named by the settings."""
     settings = adapter_settings(agent)
@@ -239,7 +251,7 @@ def build_adapter(agent: Agent, env: Mapping[str, str]) -> AgentAdapter:
     if kind == "cli":
         command = settings.get("command")
         base: CliTemplate | str = (
-            CliTemplate.custom([str(p) for p in command], name=agent.name)
+            _custom_command([str(p) for p in command], agent)
             if command
             else str(settings["template"])
         )

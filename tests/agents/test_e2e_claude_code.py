@@ -101,8 +101,15 @@ def attempts_of(home: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def register(home: Path, name: str = "claude-1") -> None:
-    taskorch(home, "agents", "add", name, "--type", "claude-code", "--executable", claude_bin())
+def register(home: Path, how: str = "template") -> None:
+    """claude-1: the built-in command at ``--executable``, or the same as a ``--command`` (as
+    someone who wants to add options, e.g. ``--allowedTools``, registers it)."""
+    claude = claude_bin()
+    if how == "template":
+        taskorch(home, "agents", "add", "claude-1", "--type", "claude-code", "--executable", claude)
+        return
+    command = f"{claude} -p {{prompt}} --output-format json --permission-mode acceptEdits"
+    taskorch(home, "agents", "add", "claude-1", "--type", "claude-code", "--command", command)
 
 
 @pytest.mark.usefixtures("claude_env")
@@ -161,12 +168,13 @@ def write_and_push_then_write() -> Model:
 
 
 @pytest.mark.usefixtures("claude_env")
+@pytest.mark.parametrize("how", ["template", "command"])
 def test_a_tool_claude_denied_fails_the_attempt_even_with_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     repo = demo_repo(tmp_path)
     home = tmp_path / ".taskorch"
-    register(home)
+    register(home, how)
     with serve(write_and_push_then_write(), monkeypatch) as api:
         final = json.loads(taskorch(home, "run", REQUIREMENT, "--repo", str(repo), "--json"))
     assert not api.errors, api.errors

@@ -130,9 +130,11 @@ def test_run_goes_through_the_real_claude_code_to_merged(
     assert routing_of(final)[subtask["key"]]["agent"] == "claude-1"
     assert TESTS_FILE in base_branch_files(repo)
     assert git(repo, "show", f"main:{TESTS_FILE}") == TEST_SOURCE.strip()
-    # the model was asked from the worktree, not from the user's checkout
+    # Claude ran in the subtask's worktree, not in the user's checkout
     [first, *_] = [c for c in api.message_calls() if "Write" in c.offered_tools]
-    assert working_directory(first.body) != repo
+    ran_in = working_directory(first.body)
+    assert (ran_in.name, ran_in.parent.name) == (subtask["key"], "subtasks")
+    assert not ran_in.is_relative_to(repo)
 
     # Claude's JSON report (tokens summed over its turns, cost priced by Claude) reaches the PR
     [summary] = final["pull_request"]["subtasks"]

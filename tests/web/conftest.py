@@ -23,7 +23,7 @@ from taskorch.settings import load_settings
 from web.served import Served
 
 LOCAL_AGENT = {
-    "id": "default",
+    "id": "sim",
     "name": "sim (simulated)",
     "type": "sim",
     "simulated": True,

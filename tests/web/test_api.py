@@ -97,8 +97,8 @@ async def test_a_merged_workflow_in_detail(
     for line in (
         'taskorch_workflows{state="merged"} 1.0',
         'taskorch_subtasks{state="completed"} 6.0',
-        'taskorch_subtask_attempts_total{agent="default",error_class="",outcome="succeeded"} 6.0',
-        'taskorch_subtask_successes_total{agent="default"} 6.0',
+        'taskorch_subtask_attempts_total{agent="sim",error_class="",outcome="succeeded"} 6.0',
+        'taskorch_subtask_successes_total{agent="sim"} 6.0',
         'taskorch_workflow_duration_seconds_count{state="merged"} 1.0',
     ):
         assert line in metrics, line
@@ -214,4 +214,4 @@ def test_running_attempts_of_unassigned_subtasks_count_for_the_default_agent() -
         errors_by_class={},
         agents={"claude": AgentMetrics(attempts=2, successes=2, mean_s=1.0, active=1)},
     )
-    assert active_by_agent(metrics) == {"claude": 1, "default": 3}
+    assert active_by_agent(metrics) == {"claude": 1, "sim": 3}

@@ -36,7 +36,7 @@ def test_serve_picks_up_pending_tasks_from_the_database(
     metrics = httpx.get(served.url + "/metrics", timeout=30).text
     assert 'taskorch_workflows{state="merged"} 2.0' in metrics
     assert (
-        'taskorch_subtask_attempt_duration_seconds_count{agent="default",outcome="succeeded"} 2.0'
+        'taskorch_subtask_attempt_duration_seconds_count{agent="sim",outcome="succeeded"} 2.0'
         in metrics
     )
     code, out, err = served.stop()

@@ -23,7 +23,7 @@ from taskorch.engine.status import WorkflowStatus
 from taskorch.planning import TaskNLP
 from taskorch.planning.providers import chosen_provider
 from taskorch.runtime.events import EventBus
-from taskorch.runtime.metrics import RuntimeMetrics, collect_metrics
+from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import Worker, WorkerConfig
 from taskorch.settings import Settings, load_settings
@@ -313,7 +313,7 @@ class OrchestrationEngine:
         rows = await self.queue.attempt_stats(self.queue.now)
         return [
             {
-                "agent": str(row["agent_id"] or "default"),
+                "agent": str(row["agent_id"] or UNASSIGNED_AGENT),
                 "outcome": str(row["outcome"]),
                 "error_class": str(row["error_class"] or ""),
                 "count": int(row["n"]),

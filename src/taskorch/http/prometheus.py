@@ -30,10 +30,8 @@ from taskorch.domain.models import Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL, SubtaskState, WorkflowState
 from taskorch.engine import OrchestrationEngine
 from taskorch.runtime.events import EventBus
-from taskorch.runtime.metrics import RuntimeMetrics
+from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics
 
-UNASSIGNED = "default"
-"""The agent label of attempts whose subtask has no agent (as the runtime metrics name it)."""
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ATTEMPT_BUCKETS_S = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 WORKFLOW_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
@@ -68,9 +66,9 @@ class Snapshot:
 def active_by_agent(metrics: RuntimeMetrics) -> dict[str, int]:
     """Running attempts by agent; those of unassigned subtasks (the simulated agent of a run
     without registered agents) under ``default``, which the store's load figures leave out."""
-    active = {name: a.active for name, a in metrics.agents.items() if name != UNASSIGNED}
+    active = {name: a.active for name, a in metrics.agents.items() if name != UNASSIGNED_AGENT}
     running = sum(metrics.subtasks_by_state.get(s, 0) for s in ("assigned", "running"))
-    active[UNASSIGNED] = max(running - sum(active.values()), 0)
+    active[UNASSIGNED_AGENT] = max(running - sum(active.values()), 0)
     return active
 
 
@@ -206,7 +204,7 @@ class AttemptTimer:
         started = self._started.pop(subtask, None)
         if started is None or kind not in _ENDED:
             return
-        agent = str(event.get("agent") or "default")
+        agent = str(event.get("agent") or UNASSIGNED_AGENT)
         self.histogram.labels(agent, _ENDED[str(kind)]).observe(time.monotonic() - started)
 
     async def follow(self, bus: EventBus) -> None:

@@ -24,6 +24,7 @@ from taskorch.engine.daemon import Daemon, DaemonStats
 from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.http.app import create_app
 from taskorch.http.auth import check_binding
+from taskorch.runtime.metrics import UNASSIGNED_AGENT
 from taskorch.settings import Settings
 
 GRACEFUL_HTTP_S = 5
@@ -149,6 +150,11 @@ async def _run(
     return stats
 
 
-_SIMULATED: dict[str, Any] = {"id": "default", "name": "sim", "type": "sim", "simulated": True}
+_SIMULATED: dict[str, Any] = {
+    "id": UNASSIGNED_AGENT,
+    "name": "sim",
+    "type": "sim",
+    "simulated": True,
+}
 """How ``/api/v1/agents`` shows the simulated agent that runs this server's subtasks when no
-agent is registered (its attempts are recorded under ``default``)."""
+agent is registered."""

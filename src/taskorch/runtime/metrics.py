@@ -12,6 +12,10 @@ from typing import Any
 from taskorch.store.queue import SubtaskQueue
 
 WINDOW_S = 60.0
+UNASSIGNED_AGENT = "sim"
+"""The agent an attempt is counted under when its subtask has no agent: such subtasks run on the
+worker's default adapter, which is always the simulated agent (a worker with only registered
+agents leaves them alone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,7 @@ async def collect_metrics(queue: SubtaskQueue) -> RuntimeMetrics:
         mean = float(row["mean_s"] or 0.0)
         attempts += n
         weighted_s += mean * n
-        agent = per_agent[str(row["agent_id"] or "default")]
+        agent = per_agent[str(row["agent_id"] or UNASSIGNED_AGENT)]
         agent[0] += n
         agent[2] += mean * n
         if row["outcome"] == "succeeded":

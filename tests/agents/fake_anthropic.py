@@ -305,9 +305,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle()
 
-    def do_HEAD(self) -> None:
-        self._handle()
-
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -339,7 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _messages(self, body: dict[str, Any]) -> None:
         fake = self.server.fake
         try:
-            reply = fake.model(body)
+            with fake.model_lock:  # one request at a time: models may keep state
+                reply = fake.model(body)
         except ApiError as exc:
             self._error(exc.status, exc.kind, exc.message)
             return
@@ -349,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         except Exception as exc:  # the test sees it in FakeAnthropic.errors, the CLI an API error
-            fake.errors.append(exc)
+            fake.record_error(exc)
             self._error(500, "api_error", f"the fake model failed: {exc!r}")
             return
         model = str(body.get("model") or "claude-fake")
@@ -393,6 +391,7 @@ class FakeAnthropic:
         self.errors: list[Exception] = []
         self.usage: list[Usage] = []
         self._lock = threading.Lock()
+        self.model_lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
         self._thread = threading.Thread(
@@ -407,6 +406,10 @@ class FakeAnthropic:
     def record(self, call: Call) -> None:
         with self._lock:
             self.calls.append(call)
+
+    def record_error(self, error: Exception) -> None:
+        with self._lock:
+            self.errors.append(error)
 
     def record_usage(self, usage: Usage) -> None:
         with self._lock:

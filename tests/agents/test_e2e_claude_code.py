@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,9 @@ from agents.fake_anthropic import (
 )
 from agents.support import Beats, agent_task, git, init_repo
 from taskorch.agents.cli_agent import CliAgentAdapter
+from taskorch.agents.registry import AgentSpec, build_adapter
 from taskorch.domain.errors import AgentError, NeedsInputError
+from taskorch.domain.models import Agent
 
 TEST_SOURCE = (
     "from billing import total\n\n\ndef test_total() -> None:\n    assert total([1, 2]) == 3\n"
@@ -101,15 +104,10 @@ def attempts_of(home: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def register(home: Path, how: str = "template") -> None:
-    """claude-1: the built-in command at ``--executable``, or the same as a ``--command`` (as
-    someone who wants to add options, e.g. ``--allowedTools``, registers it)."""
-    claude = claude_bin()
-    if how == "template":
-        taskorch(home, "agents", "add", "claude-1", "--type", "claude-code", "--executable", claude)
-        return
-    command = f"{claude} -p {{prompt}} --output-format json --permission-mode acceptEdits"
-    taskorch(home, "agents", "add", "claude-1", "--type", "claude-code", "--command", command)
+def register(home: Path) -> None:
+    taskorch(
+        home, "agents", "add", "claude-1", "--type", "claude-code", "--executable", claude_bin()
+    )
 
 
 @pytest.mark.usefixtures("claude_env")
@@ -170,13 +168,12 @@ def write_and_push_then_write() -> Model:
 
 
 @pytest.mark.usefixtures("claude_env")
-@pytest.mark.parametrize("how", ["template", "command"])
 def test_a_tool_claude_denied_fails_the_attempt_even_with_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = demo_repo(tmp_path)
     home = tmp_path / ".taskorch"
-    register(home, how)
+    register(home)
     with serve(write_and_push_then_write(), monkeypatch) as api:
         final = json.loads(taskorch(home, "run", REQUIREMENT, "--repo", str(repo), "--json"))
     assert not api.errors, api.errors
@@ -213,6 +210,27 @@ def test_a_tool_claude_denied_fails_the_attempt_even_with_changes(
     [summary] = final["pull_request"]["subtasks"]
     usage = (summary["tokens_in"], summary["tokens_out"], summary["cost_usd"])
     assert succeeded == (2, "claude-1", "succeeded", None, *usage)
+
+
+@pytest.mark.usefixtures("claude_env")
+async def test_claude_registered_with_its_own_command_is_judged_by_its_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command of one's own (to add options, say) that forgets ``--permission-mode``: Claude
+    silently denies the edit too and exits 0; its report still fails the attempt."""
+    argv = [claude_bin(), "-p", "{prompt}", "--output-format", "json"]
+    spec = AgentSpec(name="claude-1", type="claude-code", command=argv)
+    now = datetime.now(UTC)
+    settings = {"adapter": spec.adapter_settings()}
+    record = Agent(
+        id="a1", name="claude-1", type=spec.type, metadata=settings, created_at=now, updated_at=now
+    )
+    agent = build_adapter(record, {})
+    repo = init_repo(tmp_path / "repo")
+    with serve(write_and_push_then_write(), monkeypatch), pytest.raises(AgentError) as caught:
+        await agent.run(agent_task(workdir=repo), Beats())
+    assert caught.value.message.startswith("claude-1 was denied permission for: Bash, Write;")
+    assert not (repo / TESTS_FILE).exists()
 
 
 def a_turn_then(error: Model) -> Model:

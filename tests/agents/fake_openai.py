@@ -22,6 +22,7 @@ the server and closes every socket: idle keep-alive connections time out after `
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -99,7 +100,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._ids = iter(range(1, 1_000_000))
+        self._ids = itertools.count(1)
 
     @property
     def port(self) -> int:

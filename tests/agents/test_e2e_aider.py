@@ -6,8 +6,9 @@ PATH`` and Aider's own environment variables (``AIDER_MODEL``, ``AIDER_OPENAI_AP
 ``AIDER_OPENAI_API_KEY``, ...) in the environment ``taskorch run`` passes on to its agents (the
 ``AIDER_`` names, because taskorch's own planner reads ``OPENAI_API_KEY``). Aider is installed in
 its own virtualenv (its exact pins clash with taskorch's) and found through ``AIDER_BIN``; without
-it those tests are skipped. The last tests run the adapter against a stand-in ``aider`` script
-that leaves what the real one leaves, so they need no Aider.
+it those tests are skipped. The last tests need no Aider: they check the fake server with OpenAI's
+own Python SDK and run the adapter against a stand-in ``aider`` script that leaves what the real
+one leaves.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from agents.e2e import (
@@ -309,3 +311,32 @@ async def test_aider_api_error_is_classified_by_the_error_not_by_token_counts(
     assert (caught.value.error_class, caught.value.retryable) == ("network", True)
     assert caught.value.message.startswith("aider reported an error: Let me look")
     assert "litellm.APIConnectionError" in caught.value.message
+
+
+def test_fake_server_speaks_the_protocol_of_openais_own_sdk() -> None:
+    with (
+        FakeOpenAI(reply="Hello from the fake.", model=MODEL, api_key=API_KEY) as server,
+        openai.OpenAI(base_url=server.base_url, api_key=API_KEY, max_retries=0) as client,
+        openai.OpenAI(base_url=server.base_url, api_key="sk-wrong", max_retries=0) as rejected,
+    ):
+        ask: list[Any] = [{"role": "user", "content": "Say hello."}]
+        answer = client.chat.completions.create(model=MODEL, messages=ask)
+        stream = client.chat.completions.create(
+            model=MODEL, messages=ask, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = list(stream)
+        with pytest.raises(openai.AuthenticationError):
+            rejected.chat.completions.create(model=MODEL, messages=ask)
+        with pytest.raises(openai.NotFoundError):
+            client.embeddings.create(model=MODEL, input="billing")
+        models = [m.id for m in client.models.list()]
+
+    assert answer.choices[0].message.content == "Hello from the fake."
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens > 0
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == "Hello from the fake."
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens > 0
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert models == [MODEL]

@@ -94,7 +94,7 @@ def add(
             url=url,
             key_env=key_env,
             command=_command(command),
-            executable=executable,
+            executable=_program(executable) if executable else None,
             capabilities=caps,
             max_concurrency=max_concurrency,
             sim_duration_s=sim_duration_s,
@@ -251,14 +251,21 @@ def _adapter(value: str | None) -> AdapterKind | None:
 
 
 def _command(text: str | None) -> list[str] | None:
-    """The argv of a custom command; a relative program path is made absolute here, because
-    the agent runs in a worktree, not where it was registered."""
+    """The argv of a custom command."""
     if not text:
         return None
     argv = shlex.split(text)
-    if argv and os.sep in argv[0] and not os.path.isabs(argv[0]):
-        argv[0] = os.path.abspath(argv[0])
+    if argv:
+        argv[0] = _program(argv[0])
     return argv
+
+
+def _program(path: str) -> str:
+    """A relative program path made absolute here, because the agent runs in a worktree, not
+    where it was registered; a bare name is looked up on PATH when it runs."""
+    if os.sep in path and not os.path.isabs(path):
+        return os.path.abspath(path)
+    return path
 
 
 def _seconds(value: float | None) -> str:

@@ -340,3 +340,20 @@ def test_fake_server_speaks_the_protocol_of_openais_own_sdk() -> None:
     assert chunks[-1].usage.prompt_tokens > 0
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert models == [MODEL]
+
+
+def test_a_relative_executable_is_registered_absolute_and_runs_in_the_worktree(
+    fake_aider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = demo_repo(tmp_path)
+    home = tmp_path / ".taskorch"
+    monkeypatch.setenv("FAKE_AIDER_EDIT", "1")
+    # registered from tmp_path (the CLI's working directory), run in a worktree elsewhere
+    relative = str(Path(fake_aider).relative_to(tmp_path))
+    taskorch(home, "agents", "add", "aider-1", "--type", "aider", "--executable", relative)
+    assert agents_by_name(home)["aider-1"]["adapter"] == f"cli {fake_aider}"
+    final = json.loads(taskorch(home, "run", REQUIREMENT, "--repo", str(repo), "--json"))
+
+    assert final["state"] == "merged", final
+    assert TESTS_FILE in base_branch_files(repo)
+    assert not [f for f in base_branch_files(repo) if f.startswith(".aider")]

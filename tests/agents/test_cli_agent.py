@@ -244,6 +244,8 @@ async def test_claude_permission_denials_fail_the_attempt(fake_bin: Path, repo: 
         )
     assert caught.value.error_class == "agent"
     assert "Write" in caught.value.message
+    spent = (caught.value.tokens_in, caught.value.tokens_out, caught.value.cost_usd)
+    assert spent == (150, 50, 0.0123)
 
 
 async def test_missing_executable_is_a_clear_non_retryable_error(repo: Path) -> None:
@@ -356,3 +358,24 @@ def test_aider_report_parsing() -> None:
     assert (report.tokens_in, report.tokens_out, report.cost_usd) == (950, 1200, None)
     assert parse_aider("Tokens: 1.5M sent, 2k received.").tokens_in == 1_500_000
     assert parse_aider("nothing").tokens_in is None
+
+
+async def test_taskorchs_own_secrets_are_withheld_from_the_agent(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:hunter2@db/taskorch")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    monkeypatch.setenv("TASKORCH_API_TOKEN", "api-secret")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "the-agent-needs-this")
+    seen = tmp_path / "env.json"
+    dump = f"import json, os; json.dump(dict(os.environ), open({str(seen)!r}, 'w')); print('ok')"
+    template = CliTemplate.custom([sys.executable, "-c", dump], prompt_on_stdin=True)
+    agent = CliAgentAdapter(
+        template, env={"GITHUB_TOKEN": "given-on-purpose"}, require_changes=False
+    )
+    await agent.run(agent_task(workdir=repo), Beats())
+    env = json.loads(seen.read_text())
+    assert "DATABASE_URL" not in env
+    assert "TASKORCH_API_TOKEN" not in env
+    assert env["ANTHROPIC_API_KEY"] == "the-agent-needs-this"
+    assert env["GITHUB_TOKEN"] == "given-on-purpose"

@@ -248,6 +248,21 @@ async def test_fan_out_and_join(store: Store, tmp_path: Path, concurrency: int) 
     assert {s.status for s in await store.list_subtasks(workflow_id)} == {"completed"}
 
 
+async def test_a_failed_attempt_records_what_it_spent(store: Store, tmp_path: Path) -> None:
+    workflow_id = await queued_workflow(store, {"a": []})
+    spent = AgentError("no edit", error_class="agent").with_usage(1200, 80, 0.004)
+    await worker_for(store, RecordingAgent({"a": [spent]}), tmp_path).run(once=True)
+    [subtask] = await store.list_subtasks(workflow_id)
+    first, second = await store.list_attempts(subtask.id)
+    assert (first.outcome, first.tokens_in, first.tokens_out, first.cost_usd) == (
+        "failed",
+        1200,
+        80,
+        0.004,
+    )
+    assert second.outcome == "succeeded"
+
+
 async def test_dispatch_latencies_are_kept_for_recent_claims_only(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

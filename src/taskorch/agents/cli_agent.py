@@ -39,7 +39,6 @@ A missing executable is a non-retryable ``dependency`` error naming it (from :fu
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -51,7 +50,12 @@ from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.agents.changes import Changes, changes_since, remove_litter, snapshot
 from taskorch.agents.cli_reports import AgentReport, ReportFormat, parse_report
 from taskorch.agents.outcome import NeedsInputError, classify_failure, tail, waiting_question
-from taskorch.agents.process import OUTPUT_CAP_BYTES, ProcessResult, run_process
+from taskorch.agents.process import (
+    OUTPUT_CAP_BYTES,
+    ProcessResult,
+    agent_environment,
+    run_process,
+)
 from taskorch.domain.errors import AgentError, ConfigError
 from taskorch.domain.plan import WorkerType
 from taskorch.domain.retry import ErrorClass
@@ -214,7 +218,7 @@ class CliAgentAdapter:
                 heartbeat=heartbeat,
                 cwd=task.workdir,
                 stdin=prompt if self.template.prompt_on_stdin else None,
-                env={**os.environ, **self.template.env, **self.env},
+                env=agent_environment(self.template.env, self.env),
                 heartbeat_s=self.heartbeat_s,
                 output_cap=self.output_cap,
             )
@@ -228,6 +232,18 @@ class CliAgentAdapter:
         return self.judge(task, process, report, changes)
 
     def judge(
+        self,
+        task: AgentTask,
+        process: ProcessResult,
+        report: AgentReport,
+        changes: Changes | None,
+    ) -> AgentResult:
+        try:
+            return self._verdict(task, process, report, changes)
+        except AgentError as error:
+            raise error.with_usage(report.tokens_in, report.tokens_out, report.cost_usd) from None
+
+    def _verdict(
         self,
         task: AgentTask,
         process: ProcessResult,

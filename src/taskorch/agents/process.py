@@ -26,6 +26,20 @@ from taskorch.domain.errors import AgentError
 OUTPUT_CAP_BYTES = 1_000_000
 KILL_GRACE_S = 2.0
 _PR_SET_PDEATHSIG = 1
+WITHHELD_FROM_AGENTS = frozenset(
+    {"DATABASE_URL", "DB_PASSWORD", "TASKORCH_API_TOKEN", "AGENTAPI_KEY", "GITHUB_TOKEN"}
+)
+"""Secrets only taskorch needs: its database, its API token, the agentapi key and the GitHub
+token it opens pull requests with. An agent that runs shell commands could read and leak them."""
+
+
+def agent_environment(*settings: Mapping[str, str]) -> dict[str, str]:
+    """The environment of an agent's process: taskorch's own without the secrets it withholds,
+    then the agent's settings (which may name any variable, a withheld one included)."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in WITHHELD_FROM_AGENTS}
+    for more in settings:
+        env.update(more)
+    return env
 
 
 @dataclass(frozen=True, slots=True)

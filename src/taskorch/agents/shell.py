@@ -10,7 +10,6 @@ without a command is a non-retryable ``validation`` error (it was routed to the 
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.agents.changes import changes_since, snapshot
 from taskorch.agents.outcome import clean_text, tail
-from taskorch.agents.process import OUTPUT_CAP_BYTES, run_process
+from taskorch.agents.process import OUTPUT_CAP_BYTES, agent_environment, run_process
 from taskorch.domain.errors import AgentError
 from taskorch.domain.retry import ErrorClass
 
@@ -57,7 +56,7 @@ class ShellAdapter:
             list(command),
             heartbeat=heartbeat,
             cwd=task.workdir,
-            env={**os.environ, **self.env} if self.env else None,
+            env=agent_environment(self.env),
             heartbeat_s=self.heartbeat_s,
             output_cap=self.output_cap,
         )

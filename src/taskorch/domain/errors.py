@@ -136,7 +136,12 @@ class AgentError(TaskorchError):
     ``error_class`` is one of the classes the recovery manager knows (network, timeout, rate_limit,
     service_unavailable, auth, dependency, resource, validation, agent). ``retryable`` False
     means no retry helps; ``retry_after_s`` is the agent's own hint (a Retry-After header).
+    Tokens and cost are what the failed attempt spent, when the agent reported them.
     """
+
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
 
     def __init__(
         self,
@@ -150,6 +155,13 @@ class AgentError(TaskorchError):
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+    def with_usage(
+        self, tokens_in: int | None, tokens_out: int | None, cost_usd: float | None
+    ) -> AgentError:
+        """This error, carrying what the attempt spent (a failed attempt is paid for too)."""
+        self.tokens_in, self.tokens_out, self.cost_usd = tokens_in, tokens_out, cost_usd
+        return self
 
 
 class NeedsInputError(AgentError):

@@ -305,7 +305,8 @@ class Worker:
 
             result = await adapter.run(task, beat)  # under the batch's deadline (_time_out)
             if not result.success:
-                raise AgentError(f"agent reported failure: {result.output[-500:]}")
+                error = AgentError(f"agent reported failure: {result.output[-500:]}")
+                raise error.with_usage(result.tokens_in, result.tokens_out, result.cost_usd)
             outcome = self._success(running, result)
         except asyncio.CancelledError:
             if not running.timed_out:
@@ -350,6 +351,9 @@ class Worker:
             "agent_id": running.agent_id,
             "error_class": error.error_class,
             "error_message": error.message,
+            "tokens_in": error.tokens_in,
+            "tokens_out": error.tokens_out,
+            "cost_usd": error.cost_usd,
         }
         if decision.retry:
             if self.reassign is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from taskorch.domain.errors import ConfigError
+from taskorch.domain.plan import WorkerType
 from taskorch.planning import (
     PlanCache,
     RetryPolicy,
@@ -18,6 +19,7 @@ from taskorch.planning.providers import parse_retry_after
 from taskorch.planning.providers.anthropic import AnthropicProvider
 from taskorch.planning.providers.openai import OpenAIProvider
 from taskorch.planning.text import clean, extract_files, extract_technologies, split_items
+from taskorch.planning.wording import success_criteria_for
 from taskorch.settings import Settings
 
 
@@ -68,6 +70,22 @@ def test_files_are_recognised_by_extension_not_by_dots() -> None:
         "also Dockerfile and README.md."
     )
     assert extract_files(text) == ["src/app/main.py", "web/App.tsx", "Dockerfile", "README.md"]
+
+
+@pytest.mark.parametrize(
+    ("worker_type", "label", "starts"),
+    [
+        (WorkerType.TEST, "unit tests for the billing module", "Automated tests for the billing"),
+        (WorkerType.TEST, "the billing module", "Automated tests for the billing module"),
+        (WorkerType.TEST, "tests for", "Automated tests for tests for"),
+        (WorkerType.AUDIT, "security audit of login", "An audit report for login lists"),
+        (WorkerType.DOCUMENTATION, "API docs for billing", "Documentation for billing explains"),
+    ],
+)
+def test_criteria_name_the_kind_of_work_once(
+    worker_type: WorkerType, label: str, starts: str
+) -> None:
+    assert success_criteria_for(worker_type, label, []).startswith(starts)
 
 
 def test_technologies() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
 from taskorch.agents.sim import SimAgent, SimBehaviour
 from taskorch.agents.sim_subprocess import SimProcessAgent
 from taskorch.domain.errors import AgentError
+from taskorch.domain.models import Subtask
+from taskorch.domain.plan import Domain, WorkerType
 from taskorch.domain.retry import RetryPolicy
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
-from taskorch.runtime.worker import Worker, WorkerConfig
+from taskorch.runtime.worker import Worker, WorkerConfig, instructions_for
 from taskorch.store import Store
 from taskorch.store.agent_stats import AgentStats, RoutingWrite
 from taskorch.store.queue import SubtaskQueue
@@ -331,3 +334,24 @@ async def test_worker_without_a_default_adapter_leaves_unassigned_work_alone(
     [theirs] = await store.list_subtasks(other_id)
     assert theirs.status == "queued"
     assert theirs.attempts == 0
+
+
+def test_instructions_say_each_thing_once() -> None:
+    now = datetime.now(UTC)
+    subtask = Subtask(
+        id=1,
+        workflow_id="wf-1",
+        key="unit-001-add",
+        title="Add unit tests for billing",
+        description="Add unit tests for billing ",
+        assigned_to=Domain.DEVELOPMENT,
+        worker_type=WorkerType.TEST,
+        files_affected=["tests/test_billing.py"],
+        success_criteria="Automated tests for billing pass",
+        created_at=now,
+        updated_at=now,
+    )
+    assert instructions_for(subtask) == (
+        "Add unit tests for billing\n\nFiles: tests/test_billing.py\n\n"
+        "Done when: Automated tests for billing pass"
+    )

@@ -119,8 +119,22 @@ def merged_title(verbs: list[str], labels: list[str], titles: list[str]) -> str:
     return shorten("; ".join(titles), TITLE_CHARS)
 
 
+_KIND_OF_WORK = {
+    WorkerType.TEST: re.compile(r"(?:[\w-]+ )?tests? (?:for|of|on) ", re.IGNORECASE),
+    WorkerType.AUDIT: re.compile(r"(?:[\w-]+ )?(?:audit|review) (?:for|of|on) ", re.IGNORECASE),
+    WorkerType.DOCUMENTATION: re.compile(
+        r"(?:[\w-]+ )?(?:docs|documentation) (?:for|of|on) ", re.IGNORECASE
+    ),
+}
+"""A label that already names the kind of work ("unit tests for billing") says it twice in
+that kind's criteria ("Automated tests for unit tests for billing")."""
+
+
 def success_criteria_for(worker_type: WorkerType, label: str, files: list[str]) -> str:
     where = f" in {', '.join(files)}" if files else ""
+    kind = _KIND_OF_WORK.get(worker_type)
+    if kind is not None and (named := kind.match(label)) and label[named.end() :].strip():
+        label = label[named.end() :]
     criteria = {
         WorkerType.PLANNER: (
             f"A design for {label}{where} names its components, interfaces and data model and "

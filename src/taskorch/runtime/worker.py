@@ -298,7 +298,7 @@ class Worker:
                     f"no adapter for agent {subtask.agent_id!r} on worker {self.worker_id}",
                     error_class=ErrorClass.AGENT.value,
                 )
-            task = AgentTask(subtask, _instructions(subtask), timeout_s=self.config.timeout_s)
+            task = AgentTask(subtask, instructions_for(subtask), timeout_s=self.config.timeout_s)
 
             def beat() -> None:
                 running.last_beat = time.monotonic()
@@ -443,9 +443,10 @@ class Worker:
             await self.events.write_task_events(events)
 
 
-def _instructions(subtask: Subtask) -> str:
+def instructions_for(subtask: Subtask) -> str:
+    """What an agent is told: the title, the description when it adds to it, files, criteria."""
     parts = [subtask.title]
-    if subtask.description:
+    if subtask.description and subtask.description.strip() != subtask.title.strip():
         parts.append(subtask.description)
     if subtask.files_affected:
         parts.append("Files: " + ", ".join(subtask.files_affected))

@@ -379,3 +379,14 @@ async def test_taskorchs_own_secrets_are_withheld_from_the_agent(
     assert "TASKORCH_API_TOKEN" not in env
     assert env["ANTHROPIC_API_KEY"] == "the-agent-needs-this"
     assert env["GITHUB_TOKEN"] == "given-on-purpose"
+
+
+async def test_a_prompt_too_long_for_the_command_line_is_a_clear_input_error(
+    fake_bin: Path, repo: Path
+) -> None:
+    huge = "Add unit tests for billing. " + "x" * 200_000
+    with pytest.raises(AgentError) as caught:
+        await CliAgentAdapter("goose").run(agent_task(huge, workdir=repo), Beats())
+    assert (caught.value.error_class, caught.value.retryable) == ("validation", False)
+    assert "too long" in caught.value.message
+    assert "stdin" in caught.value.message

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import os
 import signal
 import sys
@@ -81,6 +82,16 @@ async def run_process(
         raise AgentError(
             f"agent executable {argv[0]!r} is not executable",
             error_class="dependency",
+            retryable=False,
+        ) from None
+    except OSError as error:
+        if error.errno != errno.E2BIG:
+            raise
+        size = sum(len(part.encode()) for part in argv)
+        raise AgentError(
+            f"the command line for {argv[0]!r} is too long ({size:,} bytes; one argument may "
+            "hold 128 KiB): send the prompt on stdin (a custom command without {prompt})",
+            error_class="validation",
             retryable=False,
         ) from None
     try:

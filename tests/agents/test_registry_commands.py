@@ -41,3 +41,24 @@ def test_a_known_types_own_command_keeps_its_report(kind: str, report: str) -> N
 def test_a_custom_type_reports_plain_text() -> None:
     adapter = cli_adapter(AgentSpec(name="mine", command=["./agent.sh"]))
     assert (adapter.template.report, adapter.template.prompt_on_stdin) == ("text", True)
+
+
+def test_arguments_are_added_after_a_known_agents_own() -> None:
+    spec = AgentSpec(name="aider-big", type="aider", args=["--model", "openai/big"])
+    adapter = cli_adapter(spec)
+    assert adapter.template.argv[0] == "aider"
+    assert adapter.template.argv[-2:] == ("--model", "openai/big")
+    assert "--yes-always" in adapter.template.argv
+    assert adapter.template.report == "aider"
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"type": "aider", "command": ["aider", "{prompt}"]}, "put the arguments in --command"),
+        ({"url": "http://localhost:3284"}, "are for CLI agents"),
+    ],
+)
+def test_arguments_need_a_known_cli_agent(fields: dict[str, object], said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        AgentSpec(name="x", args=["--y"], **fields)

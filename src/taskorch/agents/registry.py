@@ -107,6 +107,8 @@ class AgentSpec(BaseModel):
     """A custom CLI command (argv); ``{prompt}`` in one element, else the prompt goes on stdin."""
     executable: str | None = None
     """Path of a known CLI agent's program (default: its name on PATH)."""
+    args: list[str] | None = None
+    """More arguments after a known CLI agent's built-in ones (``--model openai/big``)."""
     capabilities: Capabilities | None = None
     """Default: the built-in table for the type."""
     max_concurrency: int = Field(default=1, ge=1)
@@ -137,8 +139,15 @@ class AgentSpec(BaseModel):
                 f"agent {self.name}: type {self.type!r} has no built-in command ({known}); "
                 "give --command or --url"
             )
-        if kind != "cli" and (self.command or self.executable):
-            raise ValueError(f"agent {self.name}: --command and --executable are for CLI agents")
+        if kind != "cli" and (self.command or self.executable or self.args):
+            raise ValueError(
+                f"agent {self.name}: --command, --executable and --arg are for CLI agents"
+            )
+        if self.command and self.args:
+            raise ValueError(
+                f"agent {self.name}: --arg adds to a known agent's command; "
+                "put the arguments in --command instead"
+            )
         return self
 
     @property
@@ -165,6 +174,8 @@ class AgentSpec(BaseModel):
                 settings["template"] = self.type
             if self.executable:
                 settings["executable"] = self.executable
+            if self.args:
+                settings["args"] = list(self.args)
         elif kind == "sim":
             settings["duration_s"] = self.sim_duration_s
         return settings
@@ -216,7 +227,7 @@ def describe_adapter(agent: Agent) -> str:
     if kind == "cli":
         template = TEMPLATES.get(str(settings.get("template")))
         program = settings.get("executable") or (template.argv[0] if template else "?")
-        shown = settings.get("command") or [program]
+        shown = settings.get("command") or [program, *settings.get("args", [])]
         return "cli " + " ".join(str(part) for part in shown)
     return kind
 
@@ -256,7 +267,10 @@ def build_adapter(agent: Agent, env: Mapping[str, str]) -> AgentAdapter:
             else str(settings["template"])
         )
         executable = settings.get("executable")
-        return CliAgentAdapter(base, name=agent.name, executable=executable or None)
+        extra = [str(arg) for arg in settings.get("args", [])]
+        return CliAgentAdapter(
+            base, name=agent.name, executable=executable or None, extra_args=extra
+        )
     if kind == "shell":
         return ShellAdapter(name=agent.name)
     duration = float(settings.get("duration_s") or 0.0)

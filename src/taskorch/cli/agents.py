@@ -62,6 +62,14 @@ def add(
     executable: Annotated[
         str | None, typer.Option(help="Path of a known CLI agent's program.")
     ] = None,
+    extra_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arg",
+            help="One more argument for a known CLI agent's command (repeat it), "
+            "e.g. --arg=--model --arg=openai/big. Stored and shown: never a key.",
+        ),
+    ] = None,
     adapter: Annotated[
         str | None, typer.Option(help=f"{'|'.join(ADAPTER_KINDS)} (default: from the options).")
     ] = None,
@@ -95,6 +103,7 @@ def add(
             key_env=key_env,
             command=_command(command),
             executable=_program(executable) if executable else None,
+            args=extra_args or None,
             capabilities=caps,
             max_concurrency=max_concurrency,
             sim_duration_s=sim_duration_s,

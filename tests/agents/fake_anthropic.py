@@ -17,7 +17,11 @@ working directory that Claude's system prompt names, see :func:`working_director
 ``tool_result`` arrives it replies with a final text. Side requests (titles, summaries, quota
 checks: no such tool offered) get a plain text answer. A model raises :class:`ApiError` for the
 API's error answer (:func:`failing`) or :class:`DropConnection` to close the connection unanswered
-(:func:`dropping`); :attr:`Reply.input_tokens` sets the usage it reports.
+(:func:`dropping`); :attr:`Reply.input_tokens` sets the usage it reports. A model playing a longer
+conversation reads it from the request: :func:`tool_uses` (its calls so far), :func:`tool_results`
+(Claude's answers), :func:`tool_definition` (a tool's schema as Claude offers it) and
+:func:`deferred_tools` (tools, such as an MCP server's, that Claude names but loads only through
+its ``ToolSearch`` tool).
 
 The server runs in its own threads (``with FakeAnthropic(model) as api: ... api.base_url``), binds
 127.0.0.1 on a free port, and joins every connection's thread when it stops, so no socket is left
@@ -148,6 +152,53 @@ def has_tool_result(body: dict[str, Any]) -> bool:
         if isinstance(message, dict) and isinstance(message.get("content"), list)
         for block in message["content"]
     )
+
+
+def tool_uses(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``tool_use`` blocks of the conversation's assistant turns, in order."""
+    return [
+        block
+        for message in body.get("messages") or []
+        if isinstance(message, dict)
+        and message.get("role") == "assistant"
+        and isinstance(message.get("content"), list)
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_use"
+    ]
+
+
+def tool_results(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The conversation's ``tool_result`` blocks by the ``tool_use_id`` they answer."""
+    return {
+        str(block.get("tool_use_id")): block
+        for message in body.get("messages") or []
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    }
+
+
+def tool_definition(body: dict[str, Any], tool: str) -> dict[str, Any] | None:
+    """The definition (``name``, ``description``, ``input_schema``) the request offers ``tool``
+    with, if it offers it."""
+    for definition in body.get("tools") or []:
+        if isinstance(definition, dict) and definition.get("name") == tool:
+            return definition
+    return None
+
+
+_DEFERRED = re.compile(r"deferred tools are now available via ToolSearch[^\n]*\n((?:[^\n]+\n?)*)")
+
+
+def deferred_tools(body: dict[str, Any]) -> list[str]:
+    """Tools Claude names in its prompt without sending their schemas: Claude Code (2.1.332)
+    defers MCP tools behind its ``ToolSearch`` tool; ``ToolSearch`` with the query
+    ``select:NAME,...`` loads them (their definitions come in the next request's ``tools``)."""
+    for source in (body.get("system"), body.get("messages")):
+        match = _DEFERRED.search(text_of(source))
+        if match:
+            return [line.strip() for line in match.group(1).splitlines() if line.strip()]
+    return []
 
 
 def tool_then_text(

@@ -1,0 +1,320 @@
+"""``taskorch mcp`` driven by the real Claude Code (``claude``, npm ``@anthropic-ai/claude-code``):
+an MCP client we did not write, configured the way a user would (an ``--mcp-config`` file naming
+``taskorch mcp``), and allowed to call the server's tools with ``--allowedTools mcp__taskorch``.
+
+Claude talks to the fake Anthropic API of :mod:`agents.fake_anthropic`, whose model reads the
+request as a real model would: the taskorch tools Claude offers (by default Claude Code defers MCP
+tools behind its ``ToolSearch`` tool and names them only in its prompt, so the model first loads
+them with ``ToolSearch``), their input schemas, and the tool results Claude sends back. So what is
+checked is the whole path Claude -> MCP (stdio) -> taskorch -> its database, and back.
+``CLAUDE_BIN`` names the binary (``.ci/run`` installs it); without it the tests skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]  # a dependency of mcp; no type hints
+import pytest
+
+from agents.fake_anthropic import (
+    API_KEY,
+    SIDE_TEXT,
+    Call,
+    FakeAnthropic,
+    Model,
+    Reply,
+    ToolCall,
+    deferred_tools,
+    text_of,
+    tool_definition,
+    tool_results,
+    tool_uses,
+)
+from taskorch.mcp import TOOL_NAMES
+
+PREFIX = "mcp__taskorch__"
+TASKORCH_TOOLS = {PREFIX + name for name in TOOL_NAMES}
+REQUIREMENT = "Add login with docs"
+CLAUDE_TIMEOUT_S = 120
+
+
+def claude_bin() -> str:
+    path = os.environ.get("CLAUDE_BIN", "")
+    if not path:
+        pytest.skip("CLAUDE_BIN not set: .ci/run installs @anthropic-ai/claude-code")
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"CLAUDE_BIN={path} is not an executable: .ci/run installs it")
+    return path
+
+
+def taskorch_command() -> list[str]:
+    """``taskorch`` as the README registers it: the venv's console script by its full path (the
+    client does not run in the venv), or this interpreter's ``-m taskorch``."""
+    script = Path(sys.executable).with_name("taskorch")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "taskorch"]
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without settings that would point taskorch or Claude at
+    anything but the test's own home, database and fake API."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DB_", "DATABASE_URL", "TASKORCH_", "NLP_", "ANTHROPIC_", "CLAUDE_"))
+        and not k.endswith("_API_KEY")
+    }
+
+
+def taskorch(home: Path, *args: str) -> str:
+    env = clean_env() | {"TASKORCH_HOME": str(home)}
+    done = subprocess.run(
+        [*taskorch_command(), *args],
+        cwd=home.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Setup:
+    home: Path
+    """taskorch's data folder (SQLite database ``taskorch.db``)."""
+    project: Path
+    """The folder Claude runs in."""
+    config: Path
+    """Claude's ``--mcp-config`` file."""
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    home = tmp_path / ".taskorch"
+    taskorch(home, "init")
+    project = tmp_path / "project"
+    project.mkdir()
+    [command, *args] = taskorch_command()
+    server = {
+        "command": command,
+        "args": [*args, "mcp"],
+        # Claude starts the server with its own environment plus this one. The planner must not
+        # take Claude's ANTHROPIC_API_KEY and base URL (the fake API) for its own: plan offline.
+        "env": {"TASKORCH_HOME": str(home), "NLP_PROVIDER": "heuristic"},
+    }
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"taskorch": server}}, indent=2))
+    return Setup(home, project, config)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One call of a taskorch tool: its short name, and its arguments from the results of the
+    calls before it."""
+
+    tool: str
+    arguments: Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def driving(steps: list[Step], final: Callable[[list[dict[str, Any]]], str]) -> Model:
+    """A model that calls taskorch's tools through Claude, one step per turn, then answers with
+    ``final`` of their results. It works from the request alone (what Claude offers, what it sent
+    back), like a real model: it loads deferred tools with ``ToolSearch``, checks each call's
+    arguments against the schema Claude sent, and stops on a tool error."""
+
+    def model(body: dict[str, Any]) -> Reply:
+        offered = {str(t.get("name")) for t in body.get("tools") or []} & TASKORCH_TOOLS
+        deferred = [name for name in deferred_tools(body) if name.startswith(PREFIX)]
+        if not offered and not deferred:
+            return Reply(SIDE_TEXT)  # a side request (title, summary): no taskorch tools
+        answers = tool_results(body)
+        results = []
+        for use in tool_uses(body):
+            if not str(use["name"]).startswith(PREFIX):
+                continue
+            answer = answers[use["id"]]
+            text = text_of(answer.get("content"))
+            if answer.get("is_error"):
+                raise AssertionError(f"{use['name']} failed: {text}")
+            results.append(json.loads(text))
+        if not offered:
+            if any(use["name"] == "ToolSearch" for use in tool_uses(body)):
+                raise AssertionError(f"ToolSearch did not load {deferred}")
+            query = "select:" + ",".join(deferred)
+            return Reply("", (ToolCall("ToolSearch", {"query": query}),))
+        if len(results) == len(steps):
+            return Reply(final(results))
+        step = steps[len(results)]
+        definition = tool_definition(body, PREFIX + step.tool)
+        assert definition is not None, f"{step.tool} is not offered"
+        arguments = step.arguments(results)
+        jsonschema.validate(arguments, definition["input_schema"])
+        return Reply("", (ToolCall(PREFIX + step.tool, arguments),))
+
+    return model
+
+
+@dataclass(frozen=True)
+class Run:
+    report: dict[str, Any]
+    """Claude's ``--output-format json`` report."""
+    calls: list[Call]
+    """The requests Claude sent to the (fake) model."""
+
+
+def run_claude(setup: Setup, prompt: str, model: Model, extra_env: dict[str, str]) -> Run:
+    home = setup.project.parent / "claude-home"
+    home.mkdir(exist_ok=True)
+    with FakeAnthropic(model) as api:
+        env = clean_env() | {
+            "HOME": str(home),
+            "ANTHROPIC_BASE_URL": api.base_url,
+            "ANTHROPIC_API_KEY": API_KEY,
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_ERROR_REPORTING": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "1",
+            **extra_env,
+        }
+        argv = [
+            claude_bin(),
+            "-p",
+            prompt,
+            "--output-format",
+            "json",
+            "--mcp-config",
+            str(setup.config),
+            "--strict-mcp-config",  # no MCP server from user or project settings
+            "--allowedTools",
+            "mcp__taskorch",  # every tool of the server named taskorch
+            "--max-turns",
+            "10",  # a model gone round in circles ends the run
+        ]
+        done = subprocess.run(
+            argv,
+            cwd=setup.project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CLAUDE_TIMEOUT_S,
+            check=False,
+        )
+    assert not api.errors, api.errors
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert report["is_error"] is False, report
+    assert report["permission_denials"] == [], report
+    return Run(report, api.message_calls())
+
+
+def calls_of(run: Run, tool: str) -> Iterator[dict[str, Any]]:
+    """The ``tool_use`` blocks of ``tool`` in the last request (the whole conversation)."""
+    return (use for use in tool_uses(run.calls[-1].body) if use["name"] == PREFIX + tool)
+
+
+def result_of(run: Run, tool: str) -> dict[str, Any]:
+    """What Claude sent back to the model for the (only) call of ``tool``: taskorch's result."""
+    [use] = calls_of(run, tool)
+    answer = tool_results(run.calls[-1].body)[use["id"]]
+    assert not answer.get("is_error"), answer
+    result: dict[str, Any] = json.loads(text_of(answer.get("content")))
+    return result
+
+
+def offered_taskorch_tools(run: Run) -> dict[str, dict[str, Any]]:
+    """The taskorch tools (definitions by name) Claude first sent with their schemas: in the
+    first request (eager loading) or in the one after ``ToolSearch`` loaded them."""
+    [first, *_] = [c for c in run.calls if any(n.startswith(PREFIX) for n in c.offered_tools)]
+    return {
+        name: definition
+        for name in first.offered_tools
+        if name.startswith(PREFIX) and (definition := tool_definition(first.body, name))
+    }
+
+
+def parse_steps() -> list[Step]:
+    return [Step("parse_requirements", lambda _: {"requirement": REQUIREMENT})]
+
+
+def quote_plan(results: list[dict[str, Any]]) -> str:
+    ids = [s["subtask_id"] for s in results[0]["plan"]["subtasks"]]
+    return f"taskorch planned {len(ids)} subtasks: {', '.join(ids)}"
+
+
+@pytest.mark.parametrize(
+    "tool_search",
+    [pytest.param({}, id="tool-search"), pytest.param({"ENABLE_TOOL_SEARCH": "false"}, id="eager")],
+)
+def test_claude_code_plans_a_requirement_with_taskorch(
+    setup: Setup, tool_search: dict[str, str]
+) -> None:
+    run = run_claude(
+        setup,
+        f"Parse this requirement with taskorch: {REQUIREMENT}",
+        driving(parse_steps(), quote_plan),
+        tool_search,
+    )
+    # Claude listed exactly taskorch's eight tools, with taskorch's schemas
+    offered = offered_taskorch_tools(run)
+    assert set(offered) == TASKORCH_TOOLS
+    parse = offered[PREFIX + "parse_requirements"]["input_schema"]
+    assert parse["required"] == ["requirement"]
+    assert set(parse["properties"]) == {"requirement", "context"}
+
+    # the plan came back to the model through Claude, and the model's answer is Claude's result
+    plan = result_of(run, "parse_requirements")["plan"]
+    ids = [s["subtask_id"] for s in plan["subtasks"]]
+    assert plan["task_title"] == REQUIREMENT
+    assert len(ids) >= 3
+    assert all(subtask_id.startswith("login-") for subtask_id in ids)
+    assert run.report["result"] == quote_plan([{"plan": plan}])
+    # planning stores nothing
+    assert json.loads(taskorch(setup.home, "status", "--json")) == []
+
+
+def test_claude_code_carries_a_requirement_to_merged_through_taskorch(setup: Setup) -> None:
+    steps = [
+        Step("process_task_orchestration", lambda _: {"requirement": REQUIREMENT, "wait": True}),
+        Step(
+            "get_workflow_status",
+            lambda results: {"workflow_id": results[0]["workflow"]["workflow_id"]},
+        ),
+    ]
+
+    def merged(results: list[dict[str, Any]]) -> str:
+        status = results[1]
+        return f"Workflow {status['workflow_id']} is {status['state']}."
+
+    run = run_claude(
+        setup,
+        f"Build this with taskorch and tell me its state: {REQUIREMENT}",
+        driving(steps, merged),
+        {},
+    )
+    assert set(offered_taskorch_tools(run)) == TASKORCH_TOOLS
+    processed = result_of(run, "process_task_orchestration")
+    assert processed["finished"] is True
+    workflow = processed["workflow"]
+    assert workflow["state"] == "merged"
+    status = result_of(run, "get_workflow_status")
+    assert (status["workflow_id"], status["state"]) == (workflow["workflow_id"], "merged")
+    assert run.report["result"] == f"Workflow {workflow['workflow_id']} is merged."
+
+    # ... and taskorch's own database holds the merged workflow
+    stored = json.loads(taskorch(setup.home, "status", workflow["workflow_id"], "--json"))
+    assert stored["state"] == "merged"
+    [listed] = json.loads(taskorch(setup.home, "status", "--json"))
+    assert listed["workflow_id"] == workflow["workflow_id"]

@@ -809,3 +809,24 @@ async def test_timestamps_are_utc_whatever_the_clock_and_session_zone(
         assert before <= task.created_at <= datetime.now(UTC)
     finally:
         await opened.close()
+
+
+@pytest.mark.parametrize("yields", [0, 1, 2, 3])
+async def test_a_transaction_cancelled_as_it_begins_leaves_the_connection_usable(
+    store: Store, yields: int
+) -> None:
+    """A task cancelled while its BEGIN is on the wire (a worker stopping its lease keeper, say)
+    must not leave a transaction open for the next one to trip over."""
+
+    async def read() -> None:
+        async with store.connector.transaction(write=True) as tx:
+            await tx.fetchall("list_tasks", {"status": None, "limit": 10})
+
+    task = asyncio.create_task(read())
+    for _ in range(yields):
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await read()
+    assert (await store.create_task(NewTask.create("after a cancel"))).title == "after a cancel"

@@ -131,9 +131,14 @@ class SqliteConnector(Connector):
         assert connection is not None
         async with self._lock:
             try:
-                await connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                await asyncio.shield(connection.execute("BEGIN IMMEDIATE" if write else "BEGIN"))
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
+            except asyncio.CancelledError:
+                # The BEGIN still runs in aiosqlite's thread: end what it opens, or the next
+                # transaction on this connection fails ("within a transaction").
+                await asyncio.shield(connection.rollback())
+                raise
             try:
                 yield _SqliteTransaction(connection, self.queries)
             except BaseException as exc:

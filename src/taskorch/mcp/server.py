@@ -15,15 +15,19 @@ them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import gc
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import Field, ValidationError
 
+from taskorch import __version__
 from taskorch.domain.errors import InputError, TaskorchError
 from taskorch.domain.models import NewTask
 from taskorch.engine.status import WorkflowStatus
@@ -39,6 +43,7 @@ from taskorch.mcp.models import (
     WorkflowOut,
 )
 from taskorch.mcp.session import Orchestrator, ProgressReport
+from taskorch.mcp.stdio import serve_stdio
 from taskorch.settings import Settings
 
 TOOL_NAMES = (
@@ -51,6 +56,8 @@ TOOL_NAMES = (
     "parse_requirements",
     "orchestration_health_check",
 )
+
+ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
 
 TaskRef = Annotated[
     int | str,
@@ -115,6 +122,18 @@ class TaskorchServer(MCPServer[None]):
                 )
             raise
 
+    async def run_stdio_async(self) -> None:
+        """Serve over stdio until stdin closes or SIGINT or SIGTERM comes (Claude Code stops its
+        servers with signals, stdin left open): see :mod:`taskorch.mcp.stdio`."""
+        lowlevel = self._lowlevel_server
+        await serve_stdio(
+            lambda read, write: lowlevel.run(read, write, lowlevel.create_initialization_options())
+        )
+        # The process ends next, its runs and engine closed. Collecting its objects at interpreter
+        # exit takes ~0.35 s, past the 100 ms Claude Code waits after SIGINT before it sends
+        # SIGTERM: leave them to the operating system.
+        gc.freeze()
+
 
 def _one_line(error: ValidationError) -> str:
     parts = []
@@ -137,7 +156,10 @@ def build_server(settings: Settings) -> TaskorchServer:
         try:
             yield None
         finally:
-            await orchestrator.close()
+            # shielded: a server stopped by a signal is cancelled, and its runs (with their
+            # agents' processes) and the engine must still close
+            with anyio.CancelScope(shield=True):
+                await orchestrator.close()
 
     server = TaskorchServer(
         "taskorch",
@@ -149,9 +171,15 @@ def build_server(settings: Settings) -> TaskorchServer:
         ),
         lifespan=lifespan,
         log_level="WARNING",
+        version=__version__,
     )
 
-    @server.tool()
+    def tool(function: ToolFunction) -> ToolFunction:
+        """Register a tool, its docstring dedented for the description: Python 3.11 keeps the
+        source's indentation, which clients pass on to their model as is."""
+        return server.tool(description=inspect.cleandoc(function.__doc__ or ""))(function)
+
+    @tool
     async def init_orchestration() -> InitOutcome:
         """Open the database and bring its schema up to date (idempotent); say where the data
         lives, which planner is configured and which agents can run subtasks."""
@@ -167,7 +195,7 @@ def build_server(settings: Settings) -> TaskorchServer:
                 agents=["auto", "sim", *[a.agent.id for a in await engine.list_agents()]],
             )
 
-    @server.tool()
+    @tool
     async def process_task_orchestration(
         task_id: Annotated[
             int | str | None, Field(description="A stored task: 42, '42' or 'task-42'.")
@@ -202,7 +230,7 @@ def build_server(settings: Settings) -> TaskorchServer:
                 note=prepared.note,
             )
 
-    @server.tool()
+    @tool
     async def process_batch_orchestration(
         task_ids: Annotated[
             list[TaskRef], Field(description="Stored tasks to carry through at once.")
@@ -240,7 +268,7 @@ def build_server(settings: Settings) -> TaskorchServer:
                 note=prepared.note,
             )
 
-    @server.tool()
+    @tool
     async def get_workflow_status(workflow_id: WorkflowId) -> WorkflowOut:
         """A workflow's state, progress, current stage, subtasks (status, agent, attempts,
         error), pull request record, validation and history."""
@@ -248,7 +276,7 @@ def build_server(settings: Settings) -> TaskorchServer:
             engine = await orchestrator.engine()
             return workflow_out(await engine.get_workflow_status(workflow_id))
 
-    @server.tool()
+    @tool
     async def cancel_workflow(workflow_id: WorkflowId) -> WorkflowOut:
         """Cancel a workflow: running subtasks stop, worktrees are removed, unmerged work stays
         on its branches."""
@@ -256,7 +284,7 @@ def build_server(settings: Settings) -> TaskorchServer:
             engine = await orchestrator.engine()
             return workflow_out(await engine.cancel_workflow(workflow_id))
 
-    @server.tool()
+    @tool
     async def get_orchestration_status(
         limit: Annotated[int, Field(ge=1, le=500, description="Recent workflows to list.")] = 20,
     ) -> OrchestrationStatus:
@@ -282,7 +310,7 @@ def build_server(settings: Settings) -> TaskorchServer:
                 running_in_server=orchestrator.running,
             )
 
-    @server.tool()
+    @tool
     async def parse_requirements(
         requirement: Annotated[str, Field(min_length=1, description="The requirement to plan.")],
         context: Annotated[
@@ -295,7 +323,7 @@ def build_server(settings: Settings) -> TaskorchServer:
             result = await orchestrator.plan(requirement, context)
             return ParseOutcome(planner=result.describe(), plan=result.plan.to_dict())
 
-    @server.tool()
+    @tool
     async def orchestration_health_check() -> HealthOut:
         """Each component (database, ...) as ok, degraded or down, with the reason."""
         with tool_errors():

@@ -174,30 +174,58 @@ class Run:
     """The requests Claude sent to the (fake) model."""
 
 
-def run_claude(setup: Setup, prompt: str, model: Model, extra_env: dict[str, str]) -> Run:
+def claude_env(setup: Setup, base_url: str = "http://127.0.0.1:9") -> dict[str, str]:
+    """Claude offline, its HOME (``~/.claude.json``, ``~/.claude/``) in the test's folder."""
     home = setup.project.parent / "claude-home"
     home.mkdir(exist_ok=True)
+    return clean_env() | {
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": API_KEY,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+    }
+
+
+def claude(setup: Setup, *args: str) -> str:
+    """A ``claude`` command that needs no model (``claude mcp ...``); its stdout."""
+    done = subprocess.run(
+        [claude_bin(), *args],
+        cwd=setup.project,
+        env=claude_env(setup),
+        capture_output=True,
+        text=True,
+        timeout=CLAUDE_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    return done.stdout
+
+
+def run_claude(
+    setup: Setup,
+    prompt: str,
+    model: Model,
+    extra_env: dict[str, str],
+    *,
+    mcp_config: bool = True,
+) -> Run:
+    """``claude -p`` with taskorch's tools allowed; with ``mcp_config``, taskorch comes from the
+    test's ``--mcp-config`` file alone, else from Claude's own settings (``claude mcp add``)."""
     with FakeAnthropic(model) as api:
-        env = clean_env() | {
-            "HOME": str(home),
-            "ANTHROPIC_BASE_URL": api.base_url,
-            "ANTHROPIC_API_KEY": API_KEY,
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_TELEMETRY": "1",
-            "DISABLE_ERROR_REPORTING": "1",
-            "DISABLE_AUTOUPDATER": "1",
-            "CLAUDE_CODE_MAX_RETRIES": "1",
-            **extra_env,
-        }
+        env = claude_env(setup, api.base_url) | extra_env
+        # --strict-mcp-config: no MCP server from user or project settings
+        config = ["--mcp-config", str(setup.config), "--strict-mcp-config"] if mcp_config else []
         argv = [
             claude_bin(),
             "-p",
             prompt,
             "--output-format",
             "json",
-            "--mcp-config",
-            str(setup.config),
-            "--strict-mcp-config",  # no MCP server from user or project settings
+            *config,
             "--allowedTools",
             "mcp__taskorch",  # every tool of the server named taskorch
             "--max-turns",
@@ -318,3 +346,19 @@ def test_claude_code_carries_a_requirement_to_merged_through_taskorch(setup: Set
     assert stored["state"] == "merged"
     [listed] = json.loads(taskorch(setup.home, "status", "--json"))
     assert listed["workflow_id"] == workflow["workflow_id"]
+
+
+def test_taskorch_registered_with_claude_mcp_add_as_the_readme_says(setup: Setup) -> None:
+    """The README's ``claude mcp add taskorch -e TASKORCH_HOME=... -- taskorch mcp``: Claude's
+    health check connects, and a run with no ``--mcp-config`` plans with taskorch."""
+    [command, *args] = taskorch_command()
+    env = [f"--env=TASKORCH_HOME={setup.home}", "--env=NLP_PROVIDER=heuristic"]
+    claude(setup, "mcp", "add", "taskorch", *env, "--", command, *args, "mcp")
+    listed = claude(setup, "mcp", "list")
+    assert f"taskorch: {' '.join([command, *args])} mcp - ✔ Connected" in listed, listed
+
+    prompt = f"Parse this requirement with taskorch: {REQUIREMENT}"
+    run = run_claude(setup, prompt, driving(parse_steps(), quote_plan), {}, mcp_config=False)
+    assert set(offered_taskorch_tools(run)) == TASKORCH_TOOLS
+    plan = result_of(run, "parse_requirements")["plan"]
+    assert run.report["result"] == quote_plan([{"plan": plan}])

@@ -12,6 +12,7 @@ checked is the whole path Claude -> MCP (stdio) -> taskorch -> its database, and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -38,7 +39,8 @@ from agents.fake_anthropic import (
     tool_results,
     tool_uses,
 )
-from taskorch.mcp import TOOL_NAMES
+from taskorch.mcp import TOOL_NAMES, build_server
+from taskorch.settings import load_settings
 
 PREFIX = "mcp__taskorch__"
 TASKORCH_TOOLS = {PREFIX + name for name in TOOL_NAMES}
@@ -273,6 +275,16 @@ def offered_taskorch_tools(run: Run) -> dict[str, dict[str, Any]]:
     }
 
 
+def taskorch_tools(home: Path) -> dict[str, dict[str, Any]]:
+    """taskorch's own tools as Claude would offer them to its model (named for their server,
+    with taskorch's description and input schema), listed in this process."""
+    server = build_server(load_settings(taskorch_home=home))
+    return {
+        PREFIX + tool.name: {"description": tool.description, "input_schema": tool.input_schema}
+        for tool in asyncio.run(server.list_tools())
+    }
+
+
 def parse_steps() -> list[Step]:
     return [Step("parse_requirements", lambda _: {"requirement": REQUIREMENT})]
 
@@ -295,9 +307,15 @@ def test_claude_code_plans_a_requirement_with_taskorch(
         driving(parse_steps(), quote_plan),
         tool_search,
     )
-    # Claude listed exactly taskorch's eight tools, with taskorch's schemas
+    # Claude listed exactly taskorch's eight tools, with taskorch's descriptions and schemas
     offered = offered_taskorch_tools(run)
     assert set(offered) == TASKORCH_TOOLS
+    for name, own in taskorch_tools(setup.home).items():
+        sent = offered[name]
+        assert (sent["description"], sent["input_schema"]) == (
+            own["description"],
+            own["input_schema"],
+        ), name
     parse = offered[PREFIX + "parse_requirements"]["input_schema"]
     assert parse["required"] == ["requirement"]
     assert set(parse["properties"]) == {"requirement", "context"}

@@ -104,6 +104,7 @@ class Setup:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Setup:
+    claude_bin()  # skip before any work where Claude is not installed
     home = tmp_path / ".taskorch"
     taskorch(home, "init")
     project = tmp_path / "project"

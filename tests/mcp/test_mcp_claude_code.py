@@ -131,11 +131,17 @@ class Step:
     arguments: Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
-def driving(steps: list[Step], final: Callable[[list[dict[str, Any]]], str]) -> Model:
+def driving(
+    steps: list[Step],
+    final: Callable[[list[dict[str, Any]]], str],
+    *,
+    errors_expected: bool = False,
+) -> Model:
     """A model that calls taskorch's tools through Claude, one step per turn, then answers with
     ``final`` of their results. It works from the request alone (what Claude offers, what it sent
     back), like a real model: it loads deferred tools with ``ToolSearch``, checks each call's
-    arguments against the schema Claude sent, and stops on a tool error."""
+    arguments against the schema Claude sent, and stops on a tool error (unless
+    ``errors_expected``: then the result is ``{"error": its text}``)."""
 
     def model(body: dict[str, Any]) -> Reply:
         offered = {str(t.get("name")) for t in body.get("tools") or []} & TASKORCH_TOOLS
@@ -150,8 +156,11 @@ def driving(steps: list[Step], final: Callable[[list[dict[str, Any]]], str]) -> 
             answer = answers[use["id"]]
             text = text_of(answer.get("content"))
             if answer.get("is_error"):
-                raise AssertionError(f"{use['name']} failed: {text}")
-            results.append(json.loads(text))
+                if not errors_expected:
+                    raise AssertionError(f"{use['name']} failed: {text}")
+                results.append({"error": text})
+            else:
+                results.append(json.loads(text))
         if not offered:
             if any(use["name"] == "ToolSearch" for use in tool_uses(body)):
                 raise AssertionError(f"ToolSearch did not load {deferred}")
@@ -381,3 +390,23 @@ def test_taskorch_registered_with_claude_mcp_add_as_the_readme_says(setup: Setup
     assert set(offered_taskorch_tools(run)) == TASKORCH_TOOLS
     plan = result_of(run, "parse_requirements")["plan"]
     assert run.report["result"] == quote_plan([{"plan": plan}])
+
+
+def test_a_taskorch_tool_error_reaches_the_model_as_one_readable_line(setup: Setup) -> None:
+    steps = [Step("get_workflow_status", lambda _: {"workflow_id": "wf-nope"})]
+    run = run_claude(
+        setup,
+        "What is the state of taskorch workflow wf-nope?",
+        driving(
+            steps, lambda results: f"taskorch says: {results[0]['error']}", errors_expected=True
+        ),
+        {},
+    )
+    [use] = calls_of(run, "get_workflow_status")
+    answer = tool_results(run.calls[-1].body)[use["id"]]
+    assert answer.get("is_error") is True
+    text = text_of(answer.get("content"))
+    assert "no workflow with id 'wf-nope'" in text
+    assert "\n" not in text.strip()
+    assert "Traceback" not in text
+    assert run.report["result"] == f"taskorch says: {text}"

@@ -207,8 +207,7 @@ def test_a_tool_claude_denied_fails_the_attempt_even_with_changes(
     # the failed attempt is paid for too: its usage is recorded from Claude's report
     [failed, succeeded] = attempts_of(home)
     assert failed[:4] == (1, "claude-1", "failed", "agent")
-    failed_in, failed_out, failed_cost = failed[4:]
-    assert failed_in > 0 and failed_out > 0 and failed_cost > 0
+    assert min(failed[4:]) > 0  # tokens in, tokens out, cost
     [summary] = final["pull_request"]["subtasks"]
     usage = (summary["tokens_in"], summary["tokens_out"], summary["cost_usd"])
     assert succeeded == (2, "claude-1", "succeeded", None, *usage)

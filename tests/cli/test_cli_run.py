@@ -244,7 +244,11 @@ def test_process_with_priority_and_a_timeout_that_cancels(tmp_path: Path) -> Non
     ok(taskorch("task", "add", "List all repositories in the portfolio", home=home))
     final = json.loads(ok(taskorch("process", "1", "--priority", "critical", "--json", home=home)))
     assert final["state"] == "merged"
-    slow = taskorch("process", "1", "--timeout", "1", "--sim-duration", "30", home=home)
+    again = taskorch("process", "1", home=home)
+    assert again.returncode == 1
+    assert f"task-1 is already done (workflow {final['workflow_id']} merged)" in again.stderr
+    ok(taskorch("task", "add", "List all repositories in the portfolio", home=home))
+    slow = taskorch("process", "2", "--timeout", "1", "--sim-duration", "30", home=home)
     assert slow.returncode == 1
     assert "did not finish within 1 s" in slow.stderr
     listed = json.loads(ok(taskorch("status", "--json", home=home)))

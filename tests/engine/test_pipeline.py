@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
-from taskorch.domain.errors import AgentError, ConfigError
+from taskorch.domain.errors import AgentError, ConfigError, InputError
 from taskorch.domain.models import JSONDict, NewTask, Subtask, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.engine import OrchestrationEngine
@@ -225,3 +225,38 @@ async def test_engine_without_delivery_says_so(store: Store, tmp_path: Path) -> 
     task = await engine.add_task(NewTask.create("List all repositories in the portfolio"))
     with pytest.raises(ConfigError, match="no code delivery"):
         await engine.process_task(task.id)
+
+
+async def test_a_task_is_carried_by_one_workflow_at_a_time(store: Store, tmp_path: Path) -> None:
+    settings = load_settings(taskorch_home=tmp_path / "home", nlp_provider="heuristic")
+    engine = OrchestrationEngine(settings, store=store, delivery=RecordingDelivery())
+    done = await engine.add_task(NewTask.create("List all repositories in the portfolio"))
+    [merged] = await engine.process_batch([done.id], agents={None: Agent()})
+    with pytest.raises(
+        InputError, match=rf"task-{done.id} is already done \(workflow {merged.workflow.id}"
+    ):
+        await engine.process_task(done.id, agents={None: Agent()})
+
+    other = await engine.add_task(NewTask.create("Scan repository for security vulnerabilities"))
+    with pytest.raises(InputError, match="already done"):
+        await engine.process_batch([other.id, done.id], agents={None: Agent()})
+    assert (await store.get_task(other.id)).status == "pending"  # given back: all or none
+
+    carried = await Pipeline(store, heuristic, RecordingDelivery()).start(other)
+    with pytest.raises(InputError, match=f"being carried by workflow {carried.id}"):
+        await engine.process_task(other.id, agents={None: Agent()})
+    assert len(await store.list_workflows(task_id=other.id)) == 1
+
+
+async def test_a_failed_task_may_be_tried_again(store: Store, tmp_path: Path) -> None:
+    settings = load_settings(taskorch_home=tmp_path / "home", nlp_provider="heuristic")
+    engine = OrchestrationEngine(settings, store=store, delivery=RecordingDelivery())
+    task = await engine.add_task(
+        NewTask.create("Add authentication system with security audit and documentation")
+    )
+    [failed] = await engine.process_batch([task.id], agents={None: Agent(failing={"backend"})})
+    assert failed.state == "failed"
+    assert (await store.get_task(task.id)).status == "failed"
+    [again] = await engine.process_batch([task.id], agents={None: Agent()})
+    assert again.state == "merged"
+    assert (await store.get_task(task.id)).status == "completed"

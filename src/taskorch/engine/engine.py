@@ -17,6 +17,7 @@ from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
+from taskorch.engine.claims import claim_tasks
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
@@ -156,10 +157,8 @@ class OrchestrationEngine:
     ) -> list[WorkflowStatus]:
         pipeline = self.pipeline()
         workflows = []
-        for task_id in task_ids:
-            workflows.append(
-                await pipeline.start(await self.store.get_task(task_id), options=options)
-            )
+        for task in await claim_tasks(self.store, task_ids):
+            workflows.append(await pipeline.start(task, options=options))
         worker = self.create_worker(agents) if agents else None
         final = await drive(
             pipeline, self.events, [w.id for w in workflows], worker=worker, on_progress=on_progress

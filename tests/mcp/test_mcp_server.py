@@ -142,6 +142,8 @@ async def test_every_tool_over_stdio(tmp_path: Path) -> None:
         assert batch.finished
         assert [w.state for w in batch.workflows] == ["merged"] * 3
         assert [w.task.id for w in batch.workflows] == [3, 4, 5]
+        again = await tool_error(session, "process_task_orchestration", task_id=3)
+        assert f"task-3 is already done (workflow {batch.workflows[0].workflow_id} merged)" in again
 
         slow = ProcessOutcome.model_validate(
             await call(

@@ -156,14 +156,21 @@ class OrchestrationEngine:
         on_progress: Progress | None = None,
     ) -> list[WorkflowStatus]:
         pipeline = self.pipeline()
-        workflows = []
-        for task in await claim_tasks(self.store, task_ids):
-            workflows.append(await pipeline.start(task, options=options))
+        workflows = await self.start_workflows(task_ids, options=options)
         worker = self.create_worker(agents) if agents else None
         final = await drive(
             pipeline, self.events, [w.id for w in workflows], worker=worker, on_progress=on_progress
         )
         return [await self.get_workflow_status(w.id) for w in final]
+
+    async def start_workflows(
+        self, task_ids: Sequence[int], *, options: JSONDict | None = None
+    ) -> list[Workflow]:
+        """A new workflow for each task, each task claimed first (``engine.claims``: one
+        workflow at a time, a done task is refused); nothing runs yet."""
+        pipeline = self.pipeline()
+        tasks = await claim_tasks(self.store, task_ids)
+        return [await pipeline.start(task, options=options) for task in tasks]
 
     async def resume(
         self,

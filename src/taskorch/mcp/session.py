@@ -94,11 +94,8 @@ class Orchestrator:
         """Start a workflow for each task and carry them on in the background; their ids."""
         engine = await self.engine()
         agents, options = prepared.agents, prepared.options
-        pipeline = engine.pipeline()
-        workflow_ids = []
-        for task_id in task_ids:
-            task = await engine.get_task(task_id)
-            workflow_ids.append((await pipeline.start(task, options=options)).id)
+        started = await engine.start_workflows(task_ids, options=options)
+        workflow_ids = [workflow.id for workflow in started]
         run: Run = asyncio.create_task(engine.resume(workflow_ids, agents=agents))
         for workflow_id in workflow_ids:
             self._runs[workflow_id] = run

@@ -156,6 +156,34 @@ class HangingOnce:
         return AgentResult(True, "finally")
 
 
+async def test_attempts_past_the_shutdown_grace_are_released_at_once(
+    store: Store, tmp_path: Path
+) -> None:
+    workflow_id = await queued_workflow(store, {"long": []})
+    config = WorkerConfig(lease_s=60, poll_s=0.05, shutdown_grace_s=0.2)
+    stopping = worker_for(store, HangingOnce(), tmp_path, config=config)
+    runner = asyncio.create_task(stopping.run())
+    [subtask] = await store.list_subtasks(workflow_id)
+    for _ in range(250):
+        if (await store.get_subtask(subtask.id)).status == "running":
+            break
+        await asyncio.sleep(0.02)
+    stopping.stop()
+    await runner
+
+    released = await store.get_subtask(subtask.id)
+    assert (released.status, released.lease_owner, released.attempts) == ("queued", None, 1)
+    [ended] = await store.list_attempts(subtask.id)
+    assert ended.outcome == "cancelled"
+    assert str(ended.error_message).startswith("released: worker ")
+    assert [e["key"] for e in events_of(tmp_path) if e["event"] == "task:released"] == ["long"]
+    # the next worker takes it now, not when a 60 s lease would have lapsed
+    agent = RecordingAgent()
+    await worker_for(store, agent, tmp_path, config=config).run(once=True)
+    assert agent.runs == ["long"]
+    assert (await store.get_subtask(subtask.id)).status == "completed"
+
+
 async def test_hung_agent_becomes_zombie_and_is_requeued(store: Store, tmp_path: Path) -> None:
     workflow_id = await queued_workflow(store, {"stuck": []})
     agent = HangingOnce()

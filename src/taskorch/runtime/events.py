@@ -83,6 +83,7 @@ def _write_task_events(folder: Path, events: list[QueueEvent]) -> None:
 
 _EVENT_STATUS = {
     "task:zombie": "requeued",
+    "task:released": "requeued",
     "task:cancelled": "cancelled",
     "task:blocked": "blocked",
 }

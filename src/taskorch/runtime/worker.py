@@ -197,14 +197,26 @@ class Worker:
             )
             if self._settling:
                 await self._step()
-        late = [r.task for r in self._running.values() if r.task is not None]
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        late = list(self._running.values())
+        for running in late:
+            if running.task is not None:
+                running.task.cancel()
+        await asyncio.gather(*(r.task for r in late if r.task is not None), return_exceptions=True)
         for _ in range(SHUTDOWN_SETTLE_TRIES):
             await self._step()
             if not self._settling:
                 break
+        await self._release([(r.subtask, r.started_at) for r in late])
+
+    async def _release(self, ended: list[tuple[Subtask, datetime]]) -> None:
+        """Give the late attempts' subtasks back now, rather than when their leases lapse."""
+        try:
+            events = await self.queue.release(self.worker_id, ended)
+        except StoreError as exc:  # their leases lapse instead: nothing is lost
+            log.warning("worker %s: could not release its last claims: %s", self.worker_id, exc)
+            return
+        await self.events.publish(events)
+        await self.events.write_task_events(events)
 
     # --- settling and claiming ------------------------------------------------------------
 

@@ -142,12 +142,32 @@ class SubtaskQueue:
             rows = await tx.fetchall("renew_leases", params)
         return {int(row["id"]) for row in rows}
 
-    async def release(self, worker: str, ids: Iterable[int]) -> None:
-        """Give back claims whose attempts never started (a worker shutting down)."""
-        params = {"worker": worker, "now": self.now, **_ids(ids)}
-        if params["id_list"]:
-            async with self.connector.transaction() as tx:
-                await tx.execute("release_claims", params)
+    async def release(
+        self, worker: str, attempts: Sequence[tuple[Subtask, datetime]]
+    ) -> list[QueueEvent]:
+        """Give back the subtasks of attempts a stopping worker ended (after its grace period):
+        queued again at once, each ended attempt recorded as cancelled."""
+        if not attempts:
+            return []
+        now = self.now
+        params = {"worker": worker, "now": now, **_ids(s.id for s, _ in attempts)}
+        async with self.connector.transaction() as tx:
+            rows = await tx.fetchall("release_claims", params)
+            released = {int(row["id"]) for row in rows}
+            ended = [(s, started) for s, started in attempts if s.id in released]
+            message = f"released: worker {worker} stopped before the attempt ended"
+            await tx.bulk("record_attempt", _stopped_attempts(worker, ended, now, message))
+            events = [
+                QueueEvent(
+                    "task:released",
+                    s.workflow_id,
+                    s.id,
+                    {"key": s.key, "attempt": s.attempts, "worker": worker},
+                )
+                for s, _ in ended
+            ]
+            await self._record(tx, events)
+        return events
 
     async def settle(
         self,
@@ -302,24 +322,7 @@ class SubtaskQueue:
         self, worker: str, attempts: Sequence[tuple[Subtask, datetime]]
     ) -> list[QueueEvent]:
         """Record attempts that a worker stopped because their workflow was cancelled."""
-        now = self.now
-        rows = [
-            {
-                "subtask_id": s.id,
-                "number": s.attempts,
-                "agent_id": s.agent_id,
-                "worker_id": worker,
-                "started_at": started,
-                "ended_at": now,
-                "outcome": "cancelled",
-                "error_class": None,
-                "error_message": "workflow cancelled",
-                "tokens_in": None,
-                "tokens_out": None,
-                "cost_usd": None,
-            }
-            for s, started in attempts
-        ]
+        rows = _stopped_attempts(worker, attempts, self.now, "workflow cancelled")
         events = [
             QueueEvent(
                 "task:cancelled",
@@ -431,3 +434,26 @@ def _zombie_attempt(row: Row, now: datetime) -> dict[str, Any]:
         "tokens_out": None,
         "cost_usd": None,
     }
+
+
+def _stopped_attempts(
+    worker: str, attempts: Sequence[tuple[Subtask, datetime]], now: datetime, why: str
+) -> list[dict[str, Any]]:
+    """Attempt rows for attempts a worker ended before they did (recorded as cancelled)."""
+    return [
+        {
+            "subtask_id": s.id,
+            "number": s.attempts,
+            "agent_id": s.agent_id,
+            "worker_id": worker,
+            "started_at": started,
+            "ended_at": now,
+            "outcome": "cancelled",
+            "error_class": None,
+            "error_message": why,
+            "tokens_in": None,
+            "tokens_out": None,
+            "cost_usd": None,
+        }
+        for s, started in attempts
+    ]

@@ -7,7 +7,7 @@ const CANCELLABLE = new Set([
 ]);
 const EVENT_KINDS = [
   "workflow:transition", "workflow:escalated", "task:enqueued", "task:started", "task:complete",
-  "task:retry", "task:failed", "task:zombie", "task:blocked", "task:cancelled",
+  "task:retry", "task:failed", "task:zombie", "task:released", "task:blocked", "task:cancelled",
 ];
 const TONE = {
   merged: "ok", completed: "ok", validation_passed: "ok",

@@ -285,10 +285,13 @@ WHERE s.id = expired.id
 RETURNING s.id, s.workflow_id, s.key, s.status, s.attempts, s.agent_id, s.error;
 
 -- name: release_claims
+-- Subtasks whose attempts a stopping worker ended: queued again at once, so that no worker waits
+-- for their leases to lapse. The ended attempt stays counted (it is recorded as cancelled).
 UPDATE subtasks
-SET status = 'queued', queued_at = %(now)s, attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
-    updated_at = %(now)s
-WHERE id = ANY(%(id_list)s) AND lease_owner = %(worker)s AND status = 'assigned';
+SET status = 'queued', queued_at = %(now)s, run_after = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = %(now)s
+WHERE id = ANY(%(id_list)s) AND lease_owner = %(worker)s AND status IN ('assigned', 'running')
+RETURNING id;
 
 -- name: cancel_workflow_subtasks
 UPDATE subtasks

@@ -275,10 +275,14 @@ WHERE status IN ('assigned', 'running') AND lease_expires_at < :now
 RETURNING id, workflow_id, key, status, attempts, agent_id, error;
 
 -- name: release_claims
+-- Subtasks whose attempts a stopping worker ended: queued again at once, so that no worker waits
+-- for their leases to lapse. The ended attempt stays counted (it is recorded as cancelled).
 UPDATE subtasks
-SET status = 'queued', queued_at = :now, attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
-    updated_at = :now
-WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker AND status = 'assigned';
+SET status = 'queued', queued_at = :now, run_after = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker
+  AND status IN ('assigned', 'running')
+RETURNING id;
 
 -- name: cancel_workflow_subtasks
 UPDATE subtasks

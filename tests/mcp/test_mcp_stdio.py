@@ -39,35 +39,46 @@ def answer(stdout: IO[str]) -> dict[str, Any]:
     return message
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_stops_the_server_cleanly_with_stdin_open(
-    tmp_path: Path, stop: signal.Signals
-) -> None:
-    home = tmp_path / ".taskorch"
+def start_server(cwd: Path, home: Path) -> subprocess.Popen[str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DB_", "DATABASE_URL", "TASKORCH_", "NLP_"))
     }
     env |= {"TASKORCH_HOME": str(home), "NLP_PROVIDER": "heuristic"}
-    server = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "taskorch", "mcp"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def initialise(server: subprocess.Popen[str]) -> dict[str, Any]:
+    """The MCP handshake; the server's info."""
+    assert server.stdin is not None
+    assert server.stdout is not None
+    initialize = {"protocolVersion": "2025-06-18", "capabilities": {}}
+    initialize["clientInfo"] = {"name": "test", "version": "1"}
+    send(server.stdin, {"id": 1, "method": "initialize", "params": initialize})
+    info: dict[str, Any] = answer(server.stdout)["result"]["serverInfo"]
+    send(server.stdin, {"method": "notifications/initialized"})
+    return info
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_server_cleanly_with_stdin_open(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    home = tmp_path / ".taskorch"
+    server = start_server(tmp_path, home)
     assert server.stdin is not None
     assert server.stdout is not None
     try:
-        initialize = {"protocolVersion": "2025-06-18", "capabilities": {}}
-        initialize["clientInfo"] = {"name": "test", "version": "1"}
-        send(server.stdin, {"id": 1, "method": "initialize", "params": initialize})
-        info = answer(server.stdout)["result"]["serverInfo"]
-        assert info == {"name": "taskorch", "version": __version__}
-        send(server.stdin, {"method": "notifications/initialized"})
+        assert initialise(server) == {"name": "taskorch", "version": __version__}
         # a workflow carried to its end, so the engine is open when the signal comes
         arguments = {"requirement": "Add login", "wait": True}
         call = {"name": "process_task_orchestration", "arguments": arguments}
@@ -88,6 +99,39 @@ def test_a_signal_stops_the_server_cleanly_with_stdin_open(
     assert took < STOP_WITHIN_S
     assert "Traceback" not in errors
     assert rest == ""  # nothing but answers on stdout, and none after the stop
+
+
+def test_a_stopped_server_releases_its_running_attempts_before_the_client_kills_it(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / ".taskorch"
+    server = start_server(tmp_path, home)
+    assert server.stdin is not None
+    assert server.stdout is not None
+    try:
+        initialise(server)
+        arguments = {"requirement": "Add login", "wait": False, "sim_duration_s": 60}
+        call = {"name": "process_task_orchestration", "arguments": arguments}
+        send(server.stdin, {"id": 2, "method": "tools/call", "params": call})
+        started = answer(server.stdout)["result"]
+        assert started["structuredContent"]["finished"] is False, started
+        events = home / "events.jsonl"
+        for _ in range(500):  # until the subtask runs
+            if events.is_file() and '"task:started"' in events.read_text():
+                break
+            time.sleep(0.02)
+        sent = time.monotonic()
+        server.send_signal(signal.SIGINT)
+        code = server.wait(STOP_WITHIN_S)
+        took = time.monotonic() - sent
+    finally:
+        if server.poll() is None:
+            server.kill()
+        _, errors = server.communicate()
+    assert code == 0, errors
+    assert took < STOP_WITHIN_S  # not the worker's usual 10 s grace, which Claude cuts short
+    kinds = [json.loads(line)["event"] for line in events.read_text().splitlines()]
+    assert "task:released" in kinds  # queued again at once, not left to a lapsing lease
 
 
 async def test_pipe_lines_reads_whole_lines_and_a_wait_ends_when_cancelled() -> None:

@@ -26,7 +26,7 @@ from taskorch.planning.providers import chosen_provider
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
-from taskorch.runtime.worker import Worker, WorkerConfig
+from taskorch.runtime.worker import SHUTDOWN_GRACE_S, Worker, WorkerConfig
 from taskorch.settings import Settings, load_settings
 from taskorch.store import Store, connector_for_url
 from taskorch.store.migrate import MigrationReport
@@ -79,6 +79,9 @@ class OrchestrationEngine:
             task_log_dir=self.settings.home / "logs" / "tasks",
         )
         self._migration: MigrationReport | None = None
+        self.shutdown_grace_s = SHUTDOWN_GRACE_S
+        """How long this engine's workers let running attempts finish when they stop, before
+        they release them (queued again for any worker)."""
 
     @property
     def database_location(self) -> str:
@@ -299,6 +302,7 @@ class OrchestrationEngine:
             concurrency=concurrency or self.settings.worker_concurrency,
             lease_s=self.settings.lease_s,
             timeout_s=self.settings.subtask_timeout_s,
+            shutdown_grace_s=self.shutdown_grace_s,
         )
         pool = agents if isinstance(agents, AgentPool) else None
         return Worker(

@@ -35,6 +35,10 @@ log = logging.getLogger("taskorch.mcp")
 Run = asyncio.Task[list[WorkflowStatus]]
 ProgressReport = Callable[[list[WorkflowStatus]], Awaitable[None]]
 PROGRESS_EVERY_S = 1.0
+SHUTDOWN_GRACE_S = 0.2
+"""An MCP client ends its server within about half a second (Claude Code: SIGINT, SIGTERM 0.1 s
+later, SIGKILL 0.4 s after that): running attempts are released before that, not killed with
+the process and left to run again only when their leases lapse."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class Orchestrator:
         async with self._opening:
             if self._engine is None:
                 engine = delivering_engine(self.settings)
+                engine.shutdown_grace_s = SHUTDOWN_GRACE_S
                 try:
                     self.migration = await engine.initialize()
                 except BaseException:

@@ -36,6 +36,8 @@ into zombies that run again)."""
 
 
 LATENCY_WINDOW = 10_000
+SHUTDOWN_GRACE_S = 10.0
+"""How long a stopping worker lets running attempts finish before it releases them."""
 
 Reassign = Callable[[Subtask, str, bool], str | None]
 """(subtask, error class, the policy says reassign) -> agent id for the retry."""
@@ -50,7 +52,7 @@ class WorkerConfig:
     lease_s: float = 30.0
     timeout_s: float = 300.0
     poll_s: float = 0.5
-    shutdown_grace_s: float = 10.0
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S
     zombie_max_attempts: int = 5
 
 

@@ -106,6 +106,12 @@ def test_kill_9_mid_pipeline_then_resume_to_merged(tmp_path: Path) -> None:
         time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+    # an agent registered meanwhile: the workflow still goes on as it started (simulated), since
+    # other agents would never take its subtasks
+    ok(taskorch("agents", "add", "helper", "--type", "sim", home=home))
+    other = taskorch("resume", "--agent", "auto", home=home)
+    assert other.returncode == 1
+    assert "started with --agent sim; resume it with --agent sim" in other.stderr
     resumed = json.loads(ok(taskorch("resume", "--json", home=home)))
     assert resumed["state"] == "merged"
     states = [h["to"] for h in resumed["history"]]

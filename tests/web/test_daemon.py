@@ -74,6 +74,16 @@ async def test_unfinished_workflows_are_carried_on(engine: OrchestrationEngine) 
     assert stats.finished == {workflow.id: "merged"}
 
 
+async def test_unfinished_workflows_of_other_agents_are_left_alone(
+    engine: OrchestrationEngine,
+) -> None:
+    task = await engine.add_task(NewTask.create("Scan repository for security vulnerabilities"))
+    routed = await engine.pipeline().start(task, options={"agent": "claude-1"})
+    daemon = Daemon(engine, agent_adapters(engine, "sim"), options={"agent": "sim"})
+    assert await daemon.prepare() == []  # its workers would never take claude-1's subtasks
+    assert daemon.stats.left_alone == {routed.id: "claude-1"}
+
+
 async def test_a_task_waits_for_its_dependencies(engine: OrchestrationEngine) -> None:
     first = await engine.add_task(NewTask.create("Add login page"))
     second = await engine.add_task(NewTask.create("Add logout", dependencies=[first.id]))

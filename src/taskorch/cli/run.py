@@ -19,6 +19,7 @@ from taskorch.domain.models import NewTask, Priority, Workflow, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.agents import AgentPool
+from taskorch.engine.resuming import agent_for_resume
 from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.engine.status import WorkflowStatus
 from taskorch.runtime.workspace import check_repository
@@ -207,7 +208,12 @@ def batch(
 @app.command()
 def resume(
     workflow_ids: Annotated[list[str] | None, typer.Argument(metavar="[WORKFLOW_ID]...")] = None,
-    agent: AgentOption = "auto",
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent", help="The agents the workflows started with (the default): auto|sim|NAME."
+        ),
+    ] = None,
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -216,14 +222,15 @@ def resume(
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
-        statuses = await engine.resume(
-            workflow_ids or None,
-            agents=await _agents(engine, agent, sim_duration_s),
+        workflows = await engine.workflows_to_resume(workflow_ids or None)
+        if not workflows:
+            raise InputError("no unfinished workflows to resume")
+        mode = agent_for_resume(workflows, agent)
+        return await engine.resume(
+            [w.id for w in workflows],
+            agents=await _agents(engine, mode, sim_duration_s),
             on_progress=progress,
         )
-        if not statuses:
-            raise InputError("no unfinished workflows to resume")
-        return statuses
 
     _process(body, as_json)
 

@@ -59,6 +59,13 @@ def serve_(
         )
         if daemon.note:
             console.print(daemon.note, highlight=False)
+        if daemon.stats.left_alone:
+            shown = ", ".join(
+                f"{wf} (--agent {mode})" for wf, mode in daemon.stats.left_alone.items()
+            )
+            console.print(
+                f"left alone, started with other agents (`taskorch resume` them): {shown}"
+            )
 
     async def body() -> DaemonStats:
         return await serve(config, options, on_ready=ready)

@@ -23,6 +23,7 @@ from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline
+from taskorch.engine.resuming import started_with
 from taskorch.runtime.worker import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class DaemonStats:
     """Unfinished workflows found at start and carried on."""
     finished: dict[str, str] = field(default_factory=dict)
     """Workflow id -> terminal state, for those that ended while the daemon ran."""
+    left_alone: dict[str, str] = field(default_factory=dict)
+    """Unfinished workflows started with other agents -> their ``--agent``: this daemon's
+    workers would never claim their subtasks (``taskorch resume`` carries them on)."""
     worker: WorkerStats | None = None
 
 
@@ -113,7 +117,12 @@ class Daemon:
 
     async def _unfinished(self) -> list[str]:
         workflows = await self.engine.list_workflows()
-        return [w.id for w in workflows if w.status not in WORKFLOW_TERMINAL]
+        unfinished = [w for w in workflows if w.status not in WORKFLOW_TERMINAL]
+        mode = self.options.get("agent")
+        for workflow in unfinished:
+            if mode is not None and started_with(workflow) != mode:
+                self.stats.left_alone[workflow.id] = started_with(workflow)
+        return [w.id for w in unfinished if w.id not in self.stats.left_alone]
 
     async def _admit(self, pipeline: Pipeline) -> set[str]:
         """Start workflows for pending tasks (highest priority first, dependencies completed)

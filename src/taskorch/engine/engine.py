@@ -184,16 +184,20 @@ class OrchestrationEngine:
     ) -> list[WorkflowStatus]:
         """Carry on with workflows found mid-way (after a crash or a kill): each resumes from its
         stored state; by default every workflow that has not ended."""
-        if workflow_ids is None:
-            workflows = await self.store.list_workflows()
-            workflow_ids = [w.id for w in workflows if w.status not in WORKFLOW_TERMINAL]
-        for workflow_id in workflow_ids:
-            await self.store.get_workflow(workflow_id)
+        workflows = await self.workflows_to_resume(workflow_ids)
+        workflow_ids = [w.id for w in workflows]
         worker = self.create_worker(agents) if agents else None
         final = await drive(
             self.pipeline(), self.events, list(workflow_ids), worker=worker, on_progress=on_progress
         )
         return [await self.get_workflow_status(w.id) for w in final]
+
+    async def workflows_to_resume(self, workflow_ids: Sequence[str] | None) -> list[Workflow]:
+        """These workflows (an unknown id is an error), or by default every unfinished one."""
+        if workflow_ids is None:
+            workflows = await self.store.list_workflows()
+            return [w for w in workflows if w.status not in WORKFLOW_TERMINAL]
+        return [await self.store.get_workflow(workflow_id) for workflow_id in workflow_ids]
 
     async def cancel_workflow(self, workflow_id: str) -> WorkflowStatus:
         await self.pipeline().cancel(workflow_id)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import re
 import socket
 import threading
@@ -44,9 +45,38 @@ from socketserver import ThreadingMixIn
 from types import TracebackType
 from typing import Any, Self
 
+import pytest
+
 API_KEY = "sk-ant-fake-key-for-tests"
 FINAL_TEXT = "Done: I added the tests."
 SIDE_TEXT = "Billing tests"
+
+
+def claude_bin() -> str:
+    """The real Claude Code CLI (``CLAUDE_BIN``), or a skip that says where it comes from."""
+    path = os.environ.get("CLAUDE_BIN", "")
+    if not path:
+        pytest.skip("CLAUDE_BIN not set: .ci/run installs @anthropic-ai/claude-code")
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"CLAUDE_BIN={path} is not an executable: .ci/run installs it")
+    return path
+
+
+def offline_claude_env(home: Path) -> dict[str, str]:
+    """Claude's settings for a test: the fake key, quiet and offline, few retries, and its HOME
+    (``~/.claude.json``, ``~/.claude/``) in the test's folder."""
+    home.mkdir(exist_ok=True)
+    return {
+        "HOME": str(home),
+        "ANTHROPIC_API_KEY": API_KEY,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "1",
+    }
+
+
 _WORKDIR = re.compile(r"[Ww]orking directory: (\S[^\n]*)")
 _ids = itertools.count(1)
 

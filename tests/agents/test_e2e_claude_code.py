@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,10 +35,12 @@ from agents.fake_anthropic import (
     Model,
     Reply,
     ToolCall,
+    claude_bin,
     dropping,
     failing,
     has_tool_result,
     offers,
+    offline_claude_env,
     tool_then_text,
     working_directory,
 )
@@ -55,15 +56,6 @@ TEST_SOURCE = (
 DENIED_COMMAND = "git push origin main"
 
 
-def claude_bin() -> str:
-    path = os.environ.get("CLAUDE_BIN", "")
-    if not path:
-        pytest.skip("CLAUDE_BIN not set: .ci/run installs @anthropic-ai/claude-code")
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"CLAUDE_BIN={path} is not an executable: .ci/run installs it")
-    return path
-
-
 def write_tests(body: dict[str, Any]) -> dict[str, Any]:
     """Claude's Write tool: the test file, by absolute path in the directory Claude runs in."""
     return {"file_path": str(working_directory(body) / TESTS_FILE), "content": TEST_SOURCE}
@@ -72,20 +64,10 @@ def write_tests(body: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def claude_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``taskorch run`` passes on to the agent: Claude offline, its HOME in tmp_path."""
-    home = tmp_path / "claude-home"
-    home.mkdir()
-    for key, value in {
-        "HOME": str(home),
-        "ANTHROPIC_API_KEY": API_KEY,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_MAX_RETRIES": "1",
-        # taskorch's own planner would take the key and the fake endpoint too: keep it offline
-        "NLP_PROVIDER": "heuristic",
-    }.items():
+    for key, value in offline_claude_env(tmp_path / "claude-home").items():
         monkeypatch.setenv(key, value)
+    # taskorch's own planner would take the key and the fake endpoint too: keep it offline
+    monkeypatch.setenv("NLP_PROVIDER", "heuristic")
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
 
 

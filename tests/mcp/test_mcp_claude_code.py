@@ -26,14 +26,15 @@ import jsonschema  # type: ignore[import-untyped]  # a dependency of mcp; no typ
 import pytest
 
 from agents.fake_anthropic import (
-    API_KEY,
     SIDE_TEXT,
     Call,
     FakeAnthropic,
     Model,
     Reply,
     ToolCall,
+    claude_bin,
     deferred_tools,
+    offline_claude_env,
     text_of,
     tool_definition,
     tool_results,
@@ -46,15 +47,6 @@ PREFIX = "mcp__taskorch__"
 TASKORCH_TOOLS = {PREFIX + name for name in TOOL_NAMES}
 REQUIREMENT = "Add login with docs"
 CLAUDE_TIMEOUT_S = 120
-
-
-def claude_bin() -> str:
-    path = os.environ.get("CLAUDE_BIN", "")
-    if not path:
-        pytest.skip("CLAUDE_BIN not set: .ci/run installs @anthropic-ai/claude-code")
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"CLAUDE_BIN={path} is not an executable: .ci/run installs it")
-    return path
 
 
 def taskorch_command() -> list[str]:
@@ -189,17 +181,7 @@ class Run:
 def claude_env(setup: Setup, base_url: str = "http://127.0.0.1:9") -> dict[str, str]:
     """Claude offline, its HOME (``~/.claude.json``, ``~/.claude/``) in the test's folder."""
     home = setup.project.parent / "claude-home"
-    home.mkdir(exist_ok=True)
-    return clean_env() | {
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": API_KEY,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_MAX_RETRIES": "1",
-    }
+    return clean_env() | offline_claude_env(home) | {"ANTHROPIC_BASE_URL": base_url}
 
 
 def claude(setup: Setup, *args: str) -> str:

@@ -119,9 +119,9 @@ class Daemon:
         workflows = await self.engine.list_workflows()
         unfinished = [w for w in workflows if w.status not in WORKFLOW_TERMINAL]
         mode = self.options.get("agent")
-        for workflow in unfinished:
-            if mode is not None and started_with(workflow) != mode:
-                self.stats.left_alone[workflow.id] = started_with(workflow)
+        if mode is not None:
+            theirs = {w.id: started_with(w) for w in unfinished}
+            self.stats.left_alone = {wf: m for wf, m in theirs.items() if m != mode}
         return [w.id for w in unfinished if w.id not in self.stats.left_alone]
 
     async def _admit(self, pipeline: Pipeline) -> set[str]:

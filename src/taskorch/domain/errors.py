@@ -22,7 +22,8 @@ The tree::
     │   └── NeedsInputError         the agent stopped to ask a human instead of working
     └── WorkspaceError              the git workspace failed
         ├── GitError                a git command failed
-        └── MergeConflictError      a merge conflicted (names the files)
+        ├── MergeConflictError      a merge conflicted (names the files)
+        └── HostError               this host cannot do the work (repository out of reach, ...)
 
 Each class's docstring is its default message. Messages are one line that names the bad input and,
 where there is one, what to do about it: the CLI prints them as they are.
@@ -204,3 +205,8 @@ class MergeConflictError(WorkspaceError):
     def __init__(self, what: str, files: Sequence[str]) -> None:
         self.files = list(files)
         super().__init__(f"{what} conflicts in: {', '.join(self.files) or '(unknown files)'}")
+
+
+class HostError(WorkspaceError):
+    """This host cannot do the work: the repository is out of its reach (a path it does not have,
+    a URL it cannot fetch) or a program it lacks. Not the agent's failure: another host may."""

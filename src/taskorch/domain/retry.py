@@ -25,6 +25,9 @@ class ErrorClass(StrEnum):
     AGENT = "agent"
     ZOMBIE = "zombie"
     """The attempt's lease expired: its worker died or its agent hung."""
+    HOST = "host"
+    """This host could not do the work (repository out of reach, program missing): the subtask
+    goes back to the queue for another host, and the agent's track record does not count it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ DEFAULT_POLICIES: dict[ErrorClass, RetryPolicy] = {
     ErrorClass.VALIDATION: RetryPolicy(2, 1.0),
     ErrorClass.AGENT: RetryPolicy(3, 1.0, 2.0, 30.0, reassign=True),
     ErrorClass.ZOMBIE: RetryPolicy(5, 0.0, 1.0, 0.0, jitter=0.0),
+    ErrorClass.HOST: RetryPolicy(5, 2.0, 2.0, 30.0),
 }
 
 

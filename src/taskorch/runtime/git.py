@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import re
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +30,9 @@ from taskorch.domain.errors import GitError as GitError
 from taskorch.domain.errors import InputError
 from taskorch.domain.errors import MergeConflictError as MergeConflictError
 from taskorch.domain.errors import WorkspaceError as WorkspaceError
+from taskorch.store.filelock import file_lock as file_lock
 
 GIT_TIMEOUT_S = 120.0
-LOCK_TIMEOUT_S = 300.0
 MIN_GIT_VERSION = (2, 38)
 IDENTITY = ("taskorch", "taskorch@localhost")
 
@@ -252,9 +250,6 @@ async def require_version(cwd: Path) -> None:
 
 
 _common_dirs: dict[Path, Path] = {}
-_local_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 async def common_dir(repo: Path) -> Path:
@@ -276,40 +271,3 @@ async def admin_lock(repo: Path) -> AsyncIterator[None]:
     """
     async with file_lock(await common_dir(repo) / "taskorch-admin.lock"):
         yield
-
-
-@contextlib.asynccontextmanager
-async def file_lock(path: Path, *, timeout_s: float = LOCK_TIMEOUT_S) -> AsyncIterator[None]:
-    """An exclusive lock on ``path``: coroutines of this event loop queue on an asyncio lock,
-    processes on an advisory ``flock`` of the file."""
-    loop = asyncio.get_running_loop()
-    local = _local_locks.setdefault(loop, {}).setdefault(path, asyncio.Lock())
-    async with local:
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        async with _flock(path, loop.time() + timeout_s, timeout_s):
-            yield
-
-
-@contextlib.asynccontextmanager
-async def _flock(path: Path, deadline: float, timeout_s: float) -> AsyncIterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        loop = asyncio.get_running_loop()
-        pause = 0.001
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if loop.time() >= deadline:
-                    raise WorkspaceError(
-                        f"timed out after {timeout_s:g} s waiting for the lock {path}"
-                    ) from None
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.02)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)

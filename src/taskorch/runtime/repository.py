@@ -148,7 +148,7 @@ async def merge_into_base(
             if await g.is_ancestor(repo, base_tip, head):
                 new = head
             else:
-                new = await _merge_without_checkout(repo, branch, base, base_tip, head, message)
+                new = await merge_without_checkout(repo, branch, base, base_tip, head, message)
             await g.git(repo, "update-ref", "-m", message, ref, new, base_tip)
         return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
 
@@ -188,7 +188,7 @@ async def _merge_in_checkout(checkout: Path, branch: str, base: str, message: st
     return await _tip(checkout, "HEAD")
 
 
-async def _merge_without_checkout(
+async def merge_without_checkout(
     repo: Path, branch: str, base: str, base_tip: str, head: str, message: str
 ) -> str:
     merge = ("merge-tree", "--write-tree", "--name-only", "--no-messages", base_tip, head)

@@ -20,22 +20,34 @@ this workflow's namespace and worktrees under its directory are ever touched. Ev
 idempotent: re-running it after a crash finishes or redoes it cleanly. Operations that change a
 workflow's git state hold a file lock per workflow (merges into the base branch: one per
 repository), so concurrent coroutines and processes on one host take turns.
+
+With an ``origin`` (see :mod:`taskorch.runtime.remote`) ``repo`` is this host's mirror of it: the
+workflow branch and the base branch follow the origin's (fetched before each step that reads them),
+merges are pushed with a lease on the value they started from (a refused push refetches and merges
+again), and a database-held lock (``exclusive``) makes one merger per workflow at a time across
+hosts. The origin, never a host's disk, holds finished work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
+from taskorch.runtime import remote
 from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.remote import Origin
 from taskorch.runtime.repository import (
     check_repository,
     merge_into_base,
+    merge_without_checkout,
     scratch_repository,
     summarise,
 )
@@ -62,7 +74,13 @@ __all__ = [
     "check_repository",
 ]
 
+log = logging.getLogger(__name__)
+
 _MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
+PUSH_TRIES = 20
+"""Merges redone after the origin moved under them before the step gives up (a host error)."""
+
+Exclusive = Callable[[str], AbstractAsyncContextManager[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +94,18 @@ class Workspace:
     """One workflow's branches and worktrees in ``repo``; scratch space under ``home``."""
 
     def __init__(
-        self, repo: Path, workflow_id: str, base_branch: str | None = None, *, home: Path
+        self,
+        repo: Path,
+        workflow_id: str,
+        base_branch: str | None = None,
+        *,
+        home: Path,
+        origin: Origin | None = None,
+        exclusive: Exclusive | None = None,
     ) -> None:
         self.repo = repo.absolute()
+        self.origin = origin
+        self._exclusive = exclusive
         self.workflow_id = g.check_name("workflow id", workflow_id)
         self.home = home.absolute().resolve()
         self.namespace = f"taskorch/{workflow_id}/"
@@ -133,6 +160,9 @@ class Workspace:
         if self._base is None:
             _, self._base = await check_repository(self.repo, require_clean=False)
         branch, path = self.workflow_branch, self.workflow_worktree
+        if self.origin is not None:
+            async with self._lock():
+                await self._publish_workflow_branch()
         async with self._lock(), g.admin_lock(self.repo):
             if await g.rev(self.repo, f"refs/heads/{branch}") is None:
                 await g.git(self.repo, "branch", branch, f"refs/heads/{self._base}")
@@ -156,6 +186,7 @@ class Workspace:
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         await self.start()
         async with self._lock():
+            await self._sync()
             workflow_tip = await self._tip(self.workflow_branch)
             tip = await g.rev(self.repo, f"refs/heads/{branch}")
             holder = None
@@ -212,7 +243,11 @@ class Workspace:
         return parse_numstat(await g.out(self.repo, "diff", "--numstat", "--no-renames", span))
 
     async def is_merged(self, key: str) -> bool:
-        """Whether a merge of this subtask landed on the workflow branch."""
+        """Whether a merge of this subtask landed on the workflow branch (the origin's)."""
+        if self.origin is not None:
+            await self.start()
+            async with self._lock():
+                await self._sync()
         return key in await self._merges()
 
     async def merge_subtask(self, key: str) -> MergeResult:
@@ -224,55 +259,141 @@ class Workspace:
         files. A branch with nothing beyond the workflow branch gives ``nothing_to_merge``; a
         re-run after the merge landed gives ``already_merged``.
         """
-        branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         await self.start()
-        async with self._lock():
-            await self._reset_workflow_worktree()
-            if await asyncio.to_thread(path.is_dir):
-                await commit_worktree(path, f"taskorch: uncommitted work of subtask {key}")
-            tip = await g.rev(self.repo, f"refs/heads/{branch}")
-            workflow_tip = await self._tip(self.workflow_branch)
-            if tip is None or await g.is_ancestor(self.repo, tip, workflow_tip):
-                merge = (await self._merges()).get(key)
-                if merge is not None and tip in (None, merge.subtask_tip):
-                    files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
+        for _ in range(PUSH_TRIES):
+            async with self._merging(), self._lock():
+                await self._sync()
+                before = await self._tip(self.workflow_branch)
+                result = await self._merge_locked(key)
+                if result.status is MergeStatus.MERGED and self.origin is not None:
+                    assert result.commit is not None
+                    moved: dict[str, str | None] = {self.workflow_branch: result.commit}
+                    if not await remote.push(self.repo, moved, {self.workflow_branch: before}):
+                        continue  # another host merged meanwhile: merge onto theirs
+                if result.merged:
                     await self._drop_subtask(key)
-                    status = MergeStatus.ALREADY_MERGED
-                    return MergeResult(key, status, branch, merge.commit, files)
-                if tip is None:
-                    raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
-                return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
-            files = await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
-            subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
-            body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
-            merge_args = ("merge", "--no-ff", "--no-verify", "-m", subject, "-m", body, branch)
-            result = await g.git(self.workflow_worktree, *merge_args, check=False)
-            if not result.ok:
-                conflicts = await g.diff_names(self.workflow_worktree, "--diff-filter=U")
-                await self._reset_workflow_worktree()
-                if not conflicts:
-                    output = result.stderr or result.stdout
-                    raise g.GitError(merge_args, self.workflow_worktree, result.returncode, output)
-                return MergeResult(
-                    key, MergeStatus.CONFLICT, branch, None, files, conflicts=conflicts
-                )
-            commit = await self._tip("HEAD", self.workflow_worktree)
-            await self._drop_subtask(key)
-            return MergeResult(key, MergeStatus.MERGED, branch, commit, files)
+                elif result.status is MergeStatus.CONFLICT and self.origin is not None:
+                    await self._keep_on_origin(key)
+                return result
+        raise HostError(
+            f"could not push the merge of subtask {key}: the origin's {self.workflow_branch} "
+            f"moved {PUSH_TRIES} times in a row"
+        )
+
+    async def _merge_locked(self, key: str) -> MergeResult:
+        branch, path = self.subtask_branch(key), self.subtask_worktree(key)
+        await self._reset_workflow_worktree()
+        if await asyncio.to_thread(path.is_dir):
+            await commit_worktree(path, f"taskorch: uncommitted work of subtask {key}")
+        tip = await g.rev(self.repo, f"refs/heads/{branch}")
+        workflow_tip = await self._tip(self.workflow_branch)
+        if tip is None or await g.is_ancestor(self.repo, tip, workflow_tip):
+            merge = (await self._merges()).get(key)
+            if merge is not None and tip in (None, merge.subtask_tip):
+                files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
+                status = MergeStatus.ALREADY_MERGED
+                return MergeResult(key, status, branch, merge.commit, files)
+            if tip is None:
+                raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
+            return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
+        files = await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
+        subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
+        body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
+        merge_args = ("merge", "--no-ff", "--no-verify", "-m", subject, "-m", body, branch)
+        result = await g.git(self.workflow_worktree, *merge_args, check=False)
+        if not result.ok:
+            conflicts = await g.diff_names(self.workflow_worktree, "--diff-filter=U")
+            await self._reset_workflow_worktree()
+            if not conflicts:
+                output = result.stderr or result.stdout
+                raise g.GitError(merge_args, self.workflow_worktree, result.returncode, output)
+            return MergeResult(key, MergeStatus.CONFLICT, branch, None, files, conflicts=conflicts)
+        commit = await self._tip("HEAD", self.workflow_worktree)
+        return MergeResult(key, MergeStatus.MERGED, branch, commit, files)
 
     # --- the end of a workflow -------------------------------------------------------------------
 
     async def pr_summary(self) -> PullRequestSummary:
         """Commits and diff stat of the workflow branch against its merge base with the base
         branch: the data of the pull request record."""
+        await self.refresh()
         return await summarise(self.repo, self.base_branch, self.workflow_branch)
 
+    async def refresh(self) -> Path:
+        """The workflow worktree, at the origin's workflow branch as it stands now."""
+        path = await self.start()
+        if self.origin is not None:
+            async with self._lock():
+                await self._sync()
+        return path
+
     async def merge_to_base(self) -> BaseMerge:
-        """Land the workflow branch on the base branch (see :func:`merge_into_base`)."""
+        """Land the workflow branch on the base branch (see :func:`merge_into_base`); with an
+        origin, on the origin's base branch. Idempotent: a re-run after the merge landed reports
+        ``already_merged`` with the base's commit."""
         message = f"taskorch: merge workflow {self.workflow_id} ({self.workflow_branch})"
-        return await merge_into_base(
-            self.repo, self.workflow_branch, self.base_branch, message, home=self.home
+        if self.origin is None:
+            return await merge_into_base(
+                self.repo, self.workflow_branch, self.base_branch, message, home=self.home
+            )
+        await self.start()
+        for _ in range(PUSH_TRIES):
+            async with self._merging(f"base:{self.origin.url}"), self._lock():
+                await self._sync()
+                if self.origin.path is not None:
+                    # A local repository: merge where its base branch may be checked out (a push
+                    # there is refused); its checkout must be clean.
+                    return await merge_into_base(
+                        self.origin.path,
+                        self.workflow_branch,
+                        self.base_branch,
+                        message,
+                        home=self.home,
+                    )
+                merged = await self._merge_base_remotely(message)
+                if merged is not None:
+                    return merged
+        raise HostError(
+            f"could not push the merge of {self.workflow_branch} into {self.base_branch}: the "
+            f"origin's {self.base_branch} moved {PUSH_TRIES} times in a row"
         )
+
+    async def _merge_base_remotely(self, message: str) -> BaseMerge | None:
+        """The merge computed in the mirror (no checkout) and pushed with a lease; None when the
+        origin's base moved meanwhile."""
+        base, branch = self.base_branch, self.workflow_branch
+        head = await self._tip(f"refs/heads/{branch}")
+        base_tip = await self._tip(f"refs/heads/{base}")
+        if await g.is_ancestor(self.repo, head, base_tip):
+            return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
+        if await g.is_ancestor(self.repo, base_tip, head):
+            new = head
+        else:
+            new = await merge_without_checkout(self.repo, branch, base, base_tip, head, message)
+        if not await remote.push(self.repo, {base: new}, {base: base_tip}):
+            return None
+        await g.git(self.repo, "update-ref", f"refs/heads/{base}", new)
+        return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
+
+    async def base_contains_workflow(self) -> str | None:
+        """The origin's base branch commit when it contains the workflow branch (read from git
+        just now), else None: ``merged`` is a fact of the repository, not a row."""
+        await self.refresh()
+        head = await g.rev(self.repo, f"refs/heads/{self.workflow_branch}")
+        base_tip = await g.rev(self.repo, f"refs/heads/{self.base_branch}")
+        if head is None or base_tip is None:
+            return None
+        return base_tip if await g.is_ancestor(self.repo, head, base_tip) else None
+
+    async def landed_merges(self) -> dict[str, tuple[str, list[str]]]:
+        """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
+        the origin's workflow branch."""
+        await self.refresh()
+        landed = {}
+        for key, merge in (await self._merges()).items():
+            files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
+            landed[key] = (merge.commit, files)
+        return landed
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:
         """Remove this workflow's worktrees and the branches whose work is merged.
@@ -284,6 +405,7 @@ class Workspace:
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
         async with self._lock():
+            await self._sync()
             async with g.admin_lock(self.repo):
                 entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
             for entry in entries:
@@ -296,6 +418,8 @@ class Workspace:
                     await asyncio.to_thread(shutil.rmtree, self.root, True)
                     await g.git(self.repo, "worktree", "prune")
                 deleted, kept = await self._delete_merged_branches()
+            if self.origin is not None:
+                await self._delete_merged_on_origin()
         self._started = False
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 
@@ -305,6 +429,68 @@ class Workspace:
     async def _lock(self) -> AsyncIterator[None]:
         async with g.file_lock(self.home / "locks" / f"{self.workflow_id}.lock"):
             yield
+
+    @contextlib.asynccontextmanager
+    async def _merging(self, key: str | None = None) -> AsyncIterator[None]:
+        """One merger at a time, across hosts, for this workflow (or for ``key``)."""
+        if self._exclusive is None:
+            yield
+            return
+        async with self._exclusive(key or f"merge:{self.workflow_id}"):
+            yield
+
+    async def _sync(self) -> None:
+        """With an origin: fetch its base branch and this workflow's branches, and let the local
+        base and workflow branches follow them (the caller holds the workflow lock)."""
+        if self.origin is None:
+            return
+        await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
+        base_tip = await remote.remote_tip(self.repo, self.base_branch)
+        if base_tip is None:
+            raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
+        await g.git(self.repo, "update-ref", f"refs/heads/{self.base_branch}", base_tip)
+        tip = await remote.remote_tip(self.repo, self.workflow_branch)
+        if tip is None or tip == await g.rev(self.repo, f"refs/heads/{self.workflow_branch}"):
+            return
+        if await asyncio.to_thread(self.workflow_worktree.is_dir):
+            await self._reset_workflow_worktree()
+            await g.git(self.workflow_worktree, "reset", "-q", "--hard", tip)
+        else:
+            await g.git(self.repo, "update-ref", f"refs/heads/{self.workflow_branch}", tip)
+
+    async def _publish_workflow_branch(self) -> None:
+        """The workflow branch on the origin, created from its base branch when missing (by
+        whichever host gets there first); the local one follows it."""
+        for _ in range(PUSH_TRIES):
+            await self._sync()
+            if await remote.remote_tip(self.repo, self.workflow_branch) is not None:
+                return
+            base_tip = await self._tip(f"refs/heads/{self.base_branch}")
+            branch = self.workflow_branch
+            if await remote.push(self.repo, {branch: base_tip}, {branch: None}):
+                await g.git(self.repo, "update-ref", f"refs/heads/{branch}", base_tip)
+                return
+        raise HostError(f"could not create {self.workflow_branch} on {self.origin}")
+
+    async def _keep_on_origin(self, key: str) -> None:
+        """A subtask whose merge conflicted: its branch goes to the origin, so its work is not
+        only on this host's disk."""
+        branch = self.subtask_branch(key)
+        tip = await g.rev(self.repo, f"refs/heads/{branch}")
+        if tip is None:
+            return
+        try:
+            await g.git(
+                self.repo,
+                "push",
+                "-q",
+                "--no-verify",
+                "-f",
+                remote.REMOTE,
+                f"{tip}:refs/heads/{branch}",
+            )
+        except WorkspaceError as exc:  # the work stays here, on its branch
+            log.warning("could not keep %s on the origin: %s", branch, exc.message)
 
     async def _tip(self, name: str, cwd: Path | None = None) -> str:
         tip = await g.rev(cwd or self.repo, name)
@@ -397,6 +583,28 @@ class Workspace:
                 await g.git(cwd, "merge", "--abort", check=False)
             await g.git(cwd, "reset", "-q", "--hard", "HEAD")
             await g.git(cwd, "clean", "-fdq")
+
+    async def _delete_merged_on_origin(self) -> None:
+        """The origin's branches of this workflow whose work is merged (the workflow branch
+        into the base, the others into the workflow branch); a branch that moved meanwhile
+        stays."""
+        prefix = f"refs/remotes/{remote.REMOTE}/"
+        listed = await g.out(
+            self.repo, "for-each-ref", "--format=%(objectname) %(refname)", prefix + self.namespace
+        )
+        found = {
+            ref.removeprefix(prefix): sha
+            for sha, _, ref in (line.partition(" ") for line in listed.splitlines())
+        }
+        base_tip = await remote.remote_tip(self.repo, self.base_branch)
+        workflow_tip = found.get(self.workflow_branch)
+        gone: dict[str, str | None] = {}
+        for name, tip in found.items():
+            container = base_tip if name == self.workflow_branch else workflow_tip
+            if container is not None and await g.is_ancestor(self.repo, tip, container):
+                gone[name] = None
+        if gone:
+            await remote.push(self.repo, gone, {name: found[name] for name in gone})
 
     async def _delete_merged_branches(self) -> tuple[list[str], list[str]]:
         found = await g.branches(self.repo, self.namespace)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from taskorch.store.queries import Dialect, load_queries
@@ -87,6 +87,14 @@ class Connector(ABC):
         on SQLite it is several statements, run in order in one write transaction, and the rows
         their ``RETURNING`` clauses give are concatenated.
         """
+
+    @asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """Hold ``key`` against every other holder of this database while the block runs (one
+        merger per workflow, whichever host). This default serves one process only."""
+        locks = self.__dict__.setdefault("_exclusive_locks", {})
+        async with locks.setdefault(key, asyncio.Lock()):
+            yield
 
     @abstractmethod
     def describe(self) -> str:

@@ -163,6 +163,16 @@ class PostgresConnector(Connector):
         async with self._connection() as connection, connection.transaction():
             yield _PostgresTransaction(connection, self.queries)
 
+    @asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """A transaction-level advisory lock on ``key``: released at commit, or by the server when
+        the holder's connection dies (a killed host never leaves it held)."""
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(
+                b"SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))", {"key": key}
+            )
+            yield
+
     async def script(self, name: str, params: Params) -> list[Row]:
         # Outside a transaction block the one statement is its own transaction: no BEGIN and
         # COMMIT round trips.

@@ -8,6 +8,7 @@ write transactions start with BEGIN IMMEDIATE so two processes never deadlock up
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import sqlite3
@@ -22,6 +23,7 @@ import aiosqlite
 
 from taskorch.domain.errors import DatabaseUnavailableError, StoreError
 from taskorch.store.connector import Connector, Params, Row, Transaction
+from taskorch.store.filelock import file_lock
 
 BUSY_TIMEOUT_MS = 30_000
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
@@ -107,6 +109,13 @@ class SqliteConnector(Connector):
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
+
+    @asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """A lock file beside the database: every process that opens it is on this host."""
+        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+        async with file_lock(self.path.parent / f"{self.path.name}.locks" / f"{digest}.lock"):
+            yield
 
     async def script(self, name: str, params: Params) -> list[Row]:
         # The whole transaction is one trip to aiosqlite's thread (each trip costs a thread

@@ -379,7 +379,8 @@ GROUP BY agent_id, outcome, error_class;
 -- name: agent_track_records
 -- Each agent's track record in one pass over its finished attempts: attempts, successes, mean
 -- and p95 seconds (nearest rank) and the most recent failure. Cancelled attempts say nothing
--- about the agent and are left out.
+-- about the agent and are left out, and so do failures of the host (git, the remote, a missing
+-- program).
 SELECT agent_id,
        COUNT(*) AS attempts,
        SUM(CASE WHEN outcome = 'succeeded' THEN 1 ELSE 0 END) AS successes,
@@ -401,6 +402,7 @@ FROM (
     FROM attempts
     WHERE ended_at IS NOT NULL AND agent_id IS NOT NULL
       AND outcome NOT IN ('running', 'cancelled')
+      AND (error_class IS NULL OR error_class <> 'host')
 ) AS finished
 GROUP BY agent_id;
 

@@ -1,0 +1,180 @@
+"""A workflow's repository as every host sees it: its origin (a local path or a git URL) and this
+host's mirror of it.
+
+Each host keeps one bare mirror per origin under ``<home>/mirrors/`` and cuts its worktrees from
+there; what it commits reaches the origin only by ``git push``. Pushes that move a branch name the
+value they expect it to have (``--force-with-lease=<ref>:<sha>``), so two hosts that merge at once
+cannot overwrite each other: the later push is refused, refetches and tries again.
+
+Credentials come from git's own configuration (ssh agent, credential helpers). A URL that carries a
+password is refused: it would be stored in the database and shown in every status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from taskorch.domain.errors import HostError, InputError
+from taskorch.runtime import git as g
+from taskorch.runtime.git import GitResult, WorkspaceError
+
+REMOTE = "origin"
+_SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+:(?!//)")
+_SCHEMES = ("file", "ssh", "git", "http", "https", "git+ssh", "ssh+git")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a workflow's code lives: ``url`` is what git is given (an absolute path or a URL)."""
+
+    url: str
+
+    @property
+    def path(self) -> Path | None:
+        """The local path, for an origin given as a path (not as a URL)."""
+        return None if is_url(self.url) else Path(self.url)
+
+    @property
+    def slug(self) -> str:
+        """A directory name for this origin's mirror: readable, and unique by its digest."""
+        tail = self.url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", tail).strip(".-")[:40] or "repo"
+        return f"{name}-{hashlib.sha1(self.url.encode()).hexdigest()[:12]}"
+
+
+def is_url(text: str) -> bool:
+    """Whether ``text`` names a repository by URL (``scheme://`` or scp-like ``host:path``)."""
+    if "://" in text:
+        return True
+    return bool(_SCP_LIKE.match(text)) and "/" not in text.split(":", 1)[0]
+
+
+def parse_origin(text: str) -> Origin:
+    """The origin a user named: a URL as given (checked), or a path made absolute."""
+    text = text.strip()
+    if not text:
+        raise InputError("repository is empty: give a path or a git URL")
+    if not is_url(text):
+        return Origin(str(Path(text).expanduser().absolute()))
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme not in _SCHEMES:
+            raise InputError(
+                f"repository URL {text!r} has an unknown scheme {parts.scheme!r}: use file://, "
+                "ssh://, git://, https:// or a local path"
+            )
+        if parts.password is not None:
+            raise InputError(
+                "repository URL carries a password: remove it and let git supply it "
+                "(a credential helper or an ssh key)"
+            )
+    return Origin(text)
+
+
+async def remote_base(origin: Origin, cwd: Path, base_branch: str | None = None) -> str:
+    """The base branch of a URL origin: ``base_branch`` if the remote has it, else its HEAD."""
+    listed = await _git_remote(cwd, "ls-remote", "--symref", origin.url, "HEAD", "refs/heads/*")
+    heads = set()
+    head_branch: str | None = None
+    for line in listed.stdout.splitlines():
+        if line.startswith("ref: ") and line.endswith("\tHEAD"):
+            head_branch = line[5:].split("\t", 1)[0].removeprefix("refs/heads/")
+        elif "\trefs/heads/" in line:
+            heads.add(line.split("\trefs/heads/", 1)[1])
+    if base_branch is not None:
+        if base_branch not in heads:
+            raise WorkspaceError(f"base branch {base_branch!r} does not exist in {origin.url}")
+        return base_branch
+    if head_branch is None or head_branch not in heads:
+        if not heads:
+            raise WorkspaceError(
+                f"repository {origin.url} has no branches yet; push a first commit"
+            )
+        raise WorkspaceError(f"repository {origin.url} has no HEAD branch; name the base branch")
+    return head_branch
+
+
+async def mirror(home: Path, origin: Origin) -> Path:
+    """This host's bare mirror of ``origin`` (created on first use; safe across processes).
+
+    Fetched branches live under ``refs/remotes/origin/``; ``refs/heads/`` holds what this host
+    works on, so a fetch never touches a branch a worktree has checked out.
+    """
+    path = home / "mirrors" / f"{origin.slug}.git"
+    if await asyncio.to_thread((path / "config").exists):
+        return path
+    async with g.file_lock(home / "locks" / f"mirror-{origin.slug}.lock"):
+        if not await asyncio.to_thread((path / "config").exists):
+            partial = path.with_name(path.name + ".new")
+            await asyncio.to_thread(partial.mkdir, parents=True, exist_ok=True)
+            await g.git(partial, "init", "-q", "--bare")
+            await g.git(partial, "config", f"remote.{REMOTE}.url", origin.url)
+            fetch = f"+refs/heads/*:refs/remotes/{REMOTE}/*"
+            await g.git(partial, "config", f"remote.{REMOTE}.fetch", fetch)
+            await g.git(partial, "config", "gc.auto", "0")  # no gc racing a worktree add
+            await asyncio.to_thread(partial.rename, path)
+    return path
+
+
+async def fetch(repo: Path, *patterns: str) -> None:
+    """Fetch the origin's branches ``patterns`` (names or ``prefix/*``) into
+    ``refs/remotes/origin/``; branches gone there are pruned here."""
+    specs = [f"+refs/heads/{p}:refs/remotes/{REMOTE}/{p}" for p in patterns]
+    await _git_remote(repo, "fetch", "-q", "--no-tags", "--prune", REMOTE, *specs)
+
+
+async def remote_tip(repo: Path, branch: str) -> str | None:
+    """The origin's ``branch`` as last fetched."""
+    return await g.rev(repo, f"refs/remotes/{REMOTE}/{branch}")
+
+
+async def push(repo: Path, updates: dict[str, str | None], expected: dict[str, str | None]) -> bool:
+    """Set the origin's branches to ``updates`` (branch -> commit, None deletes) in one atomic
+    push, each only if it still has the ``expected`` value (None: must not exist). False when
+    the origin moved meanwhile (refetch and try again); a :class:`HostError` when it cannot be
+    reached."""
+    if not updates:
+        return True
+    args = ["push", "-q", "--porcelain", "--atomic", "--no-verify"]
+    for branch in updates:
+        ref = f"refs/heads/{branch}"
+        args.append(f"--force-with-lease={ref}:{expected.get(branch) or ''}")
+    args.append(REMOTE)
+    args += [f"{sha or ''}:refs/heads/{branch}" for branch, sha in updates.items()]
+    result = await g.git(repo, *args, check=False, timeout_s=g.GIT_TIMEOUT_S)
+    if result.ok:
+        await _remember(repo, updates)
+        return True
+    text = result.stdout + result.stderr
+    if any(word in text for word in ("stale info", "fetch first", "non-fast-forward", "atomic")):
+        return False
+    raise _host_error("push to", repo, result)
+
+
+async def _remember(repo: Path, updates: dict[str, str | None]) -> None:
+    """What was pushed is what the origin has now: saves a fetch before the next step."""
+    for branch, sha in updates.items():
+        ref = f"refs/remotes/{REMOTE}/{branch}"
+        if sha is None:
+            await g.git(repo, "update-ref", "-d", ref, check=False)
+        else:
+            await g.git(repo, "update-ref", ref, sha)
+
+
+async def _git_remote(cwd: Path, *args: str) -> GitResult:
+    result = await g.git(cwd, *args, check=False)
+    if not result.ok:
+        raise _host_error(args[0], cwd, result)
+    return result
+
+
+def _host_error(what: str, cwd: Path, result: GitResult) -> HostError:
+    text = result.stderr or result.stdout
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = lines[-1] if lines else f"exit {result.returncode}"
+    return HostError(f"git {what} failed from {cwd}: {detail}")

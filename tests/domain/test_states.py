@@ -58,6 +58,12 @@ EXPECTED_WORKFLOW_ARROWS: set[tuple[str, str]] = {
     ("validation_failed", "processing"),
     *((state, "cancelled") for state in PRE_PR),
     ("processing", "failed"),
+    # No dead ends (issue 13): cancel works in every non-terminal state, a final merge that
+    # conflicts goes back to a fix-up round, and a rejected review fails the workflow.
+    *((state, "cancelled") for state in HAPPY_PATH[HAPPY_PATH.index("processing") + 1 : -1]),
+    ("validation_passed", "validation_failed"),
+    ("validation_passed", "failed"),
+    ("validation_failed", "cancelled"),
 }
 
 
@@ -83,7 +89,7 @@ def test_subtask_states_are_the_stored_strings() -> None:
 
 def test_expected_table_has_the_drawn_arrow_count() -> None:
     # 9 happy-path arrows, 2 for the validation loop, 6 cancellations, 1 failure.
-    assert len(EXPECTED_WORKFLOW_ARROWS) == 18
+    assert len(EXPECTED_WORKFLOW_ARROWS) == 24
 
 
 @pytest.mark.parametrize(
@@ -106,7 +112,8 @@ def test_workflow_transition_table_is_exactly_the_design(from_state: str, to_sta
 
 def test_terminal_and_cancellable_workflow_states() -> None:
     assert {state.value for state in WORKFLOW_TERMINAL} == {"merged", "failed", "cancelled"}
-    assert {state.value for state in WORKFLOW_CANCELLABLE} == set(PRE_PR)
+    non_terminal = {s.value for s in WorkflowState} - {"merged", "failed", "cancelled"}
+    assert {state.value for state in WORKFLOW_CANCELLABLE} == non_terminal
 
 
 def test_unknown_workflow_state_is_refused_naming_both() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.domain.errors import AgentError, ConfigError, InputError
-from taskorch.domain.models import JSONDict, NewTask, Subtask, Workflow
+from taskorch.domain.models import JSONDict, NewTask, Subtask, Task, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline, ValidationOutcome
@@ -43,9 +43,15 @@ class RecordingDelivery:
         self.verdicts = verdicts or [True]
         self.calls: list[str] = []
 
+    async def target(self, task: Task, options: JSONDict) -> JSONDict:
+        return options
+
     async def prepare(self, workflow: Workflow, plan: Plan) -> Plan:
         self.calls.append("prepare")
         return plan
+
+    async def verify(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> dict[str, str]:
+        return {}
 
     async def open_pull_request(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> JSONDict:
         self.calls.append("pr")

@@ -81,21 +81,27 @@ WORKFLOW_TRANSITIONS: Mapping[WorkflowState, frozenset[WorkflowState]] = {
     _W.DEPENDENCY_RESOLUTION: frozenset({_W.AGENT_ASSIGNMENT, _W.CANCELLED}),
     _W.AGENT_ASSIGNMENT: frozenset({_W.PROCESSING, _W.CANCELLED}),
     _W.PROCESSING: frozenset({_W.PR_CREATED, _W.FAILED, _W.CANCELLED}),
-    _W.PR_CREATED: frozenset({_W.VALIDATION_RUNNING}),
-    _W.VALIDATION_RUNNING: frozenset({_W.VALIDATION_PASSED, _W.VALIDATION_FAILED}),
-    _W.VALIDATION_FAILED: frozenset({_W.PROCESSING}),
-    _W.VALIDATION_PASSED: frozenset({_W.MERGED}),
+    _W.PR_CREATED: frozenset({_W.VALIDATION_RUNNING, _W.CANCELLED}),
+    _W.VALIDATION_RUNNING: frozenset({_W.VALIDATION_PASSED, _W.VALIDATION_FAILED, _W.CANCELLED}),
+    _W.VALIDATION_FAILED: frozenset({_W.PROCESSING, _W.CANCELLED}),
+    # validation_failed: the final merge conflicted (the base moved); failed: rejected on review.
+    _W.VALIDATION_PASSED: frozenset({_W.MERGED, _W.VALIDATION_FAILED, _W.FAILED, _W.CANCELLED}),
     _W.MERGED: frozenset(),
     _W.FAILED: frozenset(),
     _W.CANCELLED: frozenset(),
 }
-"""Exactly the arrows of DESIGN.md's pipeline: the happy path, validation_failed -> processing,
-any pre-PR state -> cancelled, processing -> failed."""
+"""DESIGN.md's pipeline: the happy path, validation_failed -> processing, processing -> failed;
+and, so that no workflow is left in a dead end, cancelled from every non-terminal state,
+validation_passed -> validation_failed (the final merge conflicted: a fix-up round follows) and
+validation_passed -> failed (rejected on review)."""
 
 WORKFLOW_TERMINAL: frozenset[WorkflowState] = frozenset(
     s for s, targets in WORKFLOW_TRANSITIONS.items() if not targets
 )
-WORKFLOW_CANCELLABLE: frozenset[WorkflowState] = frozenset(_PRE_PR)
+WORKFLOW_CANCELLABLE: frozenset[WorkflowState] = frozenset(
+    s for s, targets in WORKFLOW_TRANSITIONS.items() if _W.CANCELLED in targets
+)
+WORKFLOW_PRE_PR: frozenset[WorkflowState] = frozenset(_PRE_PR)
 
 _S = SubtaskState
 SUBTASK_TRANSITIONS: Mapping[SubtaskState, frozenset[SubtaskState]] = {

@@ -1,25 +1,33 @@
-"""Delivering a workflow's code with git: a workspace per workflow (the target repository from
-``--repo``, or a managed scratch repository), subtask attempts in their own worktrees that count
-only once merged, then the pull request record, validation and the merge to the base branch."""
+"""Delivering a workflow's code with git: a workspace per workflow (its repository, a path or a git
+URL, from ``--repo``, the task or ``TASKORCH_REPO``; else this host's scratch repository), subtask
+attempts in their own worktrees that count only once merged on the repository, then the pull
+request record, validation and the merge to the base branch, each checked in git."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
 from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
-from taskorch.domain.errors import AgentError
-from taskorch.domain.models import JSONDict, Subtask, Workflow
+from taskorch.domain.errors import AgentError, HostError, InputError
+from taskorch.domain.models import JSONDict, Subtask, Task, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.planning.completion import check_completion
+from taskorch.runtime import remote
 from taskorch.runtime.github import GitHubConfig, open_pull_request
+from taskorch.runtime.remote import Origin, parse_origin
+from taskorch.runtime.repository import check_repository, scratch_repository
 from taskorch.runtime.validation import ValidationReport, run_test_command, working_spec_check
 from taskorch.runtime.workspace import Workspace
 from taskorch.runtime.workspace_records import MergeStatus
 from taskorch.store import Store
+
+MERGE_POLICIES = ("auto", "approve")
 
 
 class GitDelivery:
@@ -31,28 +39,76 @@ class GitDelivery:
         test_command: Sequence[str] | None = None,
         test_timeout_s: float = 600.0,
         github: GitHubConfig | None = None,
+        default_repo: str | None = None,
+        merge_policy: str = "auto",
     ) -> None:
         self.store = store
-        self.home = home
+        self.home = home.absolute()
+        self.default_repo = default_repo
+        self.merge_policy = check_merge_policy(merge_policy)
         self.test_command = list(test_command) if test_command else None
         self.test_timeout_s = test_timeout_s
         self.github = github
         self._workspaces: dict[str, Workspace] = {}
 
+    async def target(self, task: Task, options: JSONDict) -> JSONDict:
+        """``options`` with where the work goes settled before the workflow starts, so that every
+        host agrees: ``repo`` (an absolute path or a URL: the option, else the task's, else
+        ``TASKORCH_REPO``, else this host's scratch repository), its ``base_branch`` and the
+        ``merge_policy``. A repository that cannot be reached is a one-line error now."""
+        chosen = options.get("repo") or task.metadata.get("repo") or self.default_repo
+        if chosen:
+            origin = parse_origin(str(chosen))
+        else:
+            origin = Origin(str(await scratch_repository(self.home)))
+        wanted = options.get("base_branch") or task.metadata.get("base_branch")
+        base = str(wanted) if wanted else None
+        if origin.path is not None:
+            root, base = await check_repository(origin.path, base, require_clean=False)
+            origin = Origin(str(root))
+        else:
+            base = await remote.remote_base(origin, self.home, base)
+        policy = options.get("merge_policy") or task.metadata.get("merge_policy")
+        return {
+            **options,
+            "repo": origin.url,
+            "base_branch": base,
+            "merge_policy": check_merge_policy(str(policy or self.merge_policy)),
+        }
+
     async def workspace(self, workflow_id: str) -> Workspace:
-        """The workflow's workspace, created on first use (and again after a restart)."""
+        """The workflow's workspace on this host, created on first use (and after a restart):
+        worktrees cut from this host's mirror of the workflow's repository."""
         if workflow_id not in self._workspaces:
             workflow = await self.store.get_workflow(workflow_id)
-            repo = workflow.metadata.get("options", {}).get("repo")
-            if repo:
-                workspace = await Workspace.for_repo(
-                    Path(repo), workflow_id, home=self.home, require_clean=False
-                )
-            else:
+            options = workflow.metadata.get("options", {})
+            repo = options.get("repo")
+            if not repo:  # a workflow started before repositories were recorded
                 workspace = await Workspace.managed(self.home, workflow_id)
+            else:
+                origin = parse_origin(str(repo))
+                if origin.path is not None and not await asyncio.to_thread(origin.path.is_dir):
+                    raise HostError(
+                        f"repository {origin.url} is not on host {socket.gethostname()}; run "
+                        "this workflow's work where it is, or give the repository as a URL"
+                    )
+                mirror = await remote.mirror(self.home, origin)
+                workspace = Workspace(
+                    mirror,
+                    workflow_id,
+                    str(options.get("base_branch") or "main"),
+                    home=self.home,
+                    origin=origin,
+                    exclusive=self.store.connector.exclusive,
+                )
             await workspace.start()
             self._workspaces[workflow_id] = workspace
         return self._workspaces[workflow_id]
+
+    def delivers(self, workflow: Workflow) -> bool:
+        """Whether this workflow's subtasks carry code through git (all that the pipeline
+        starts; not the bare queue workloads of benchmarks)."""
+        return "repo" in workflow.metadata.get("options", {})
 
     async def prepare(self, workflow: Workflow, plan: Plan) -> Plan:
         await self.workspace(workflow.id)
@@ -76,9 +132,11 @@ class GitDelivery:
         summary["commits_count"] = len(summary["commits"])
         if self.github is not None:
             workspace = await self.workspace(workflow.id)
+            # A local repository pushes to its own remote; a URL's mirror to the URL itself.
+            local = workspace.origin.path if workspace.origin else None
             pull = await open_pull_request(
                 self.github,
-                workspace.repo,
+                local or workspace.repo,
                 head=workspace.workflow_branch,
                 base=workspace.base_branch,
                 title=_title(workflow),
@@ -88,8 +146,43 @@ class GitDelivery:
             summary["url"] = pull["url"]
         return summary
 
+    async def verify(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> dict[str, str]:
+        """Subtask key -> what is wrong, for each completed subtask whose work git does not show
+        on the repository's workflow branch: no merge of it there, or a file it reported changed
+        missing from that merge. Empty when git agrees with the records."""
+        landed = await (await self.workspace(workflow.id)).landed_merges()
+        problems: dict[str, str] = {}
+        for sub in subtasks:
+            if sub.status.value != "completed":
+                continue
+            merge = landed.get(sub.key)
+            if merge is None:
+                problems[sub.key] = (
+                    f"subtask {sub.key} is recorded completed but no merge of it is on the "
+                    "workflow branch of the repository"
+                )
+                continue
+            reported = (sub.result or {}).get("changed_files") or []
+            missing = sorted(set(map(str, reported)) - set(merge[1]))
+            if missing:
+                problems[sub.key] = (
+                    f"subtask {sub.key}'s merge on the repository lacks files it reported: "
+                    + ", ".join(missing)
+                )
+        return problems
+
     async def validate(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> ValidationOutcome:
         workspace = await self.workspace(workflow.id)
+        await workspace.refresh()
+        conflicts = await workspace.base_conflicts()
+        if conflicts:
+            return ValidationOutcome(
+                passed=False,
+                summary=f"the workflow branch conflicts with {workspace.base_branch} in: "
+                + ", ".join(conflicts),
+                findings=[f"conflict with {workspace.base_branch}: {path}" for path in conflicts],
+                base_conflicts=conflicts,
+            )
         test = await run_test_command(
             self.test_command, workspace.workflow_worktree, self.test_timeout_s
         )
@@ -108,12 +201,33 @@ class GitDelivery:
         )
 
     async def merge(self, workflow: Workflow) -> JSONDict:
-        return (await (await self.workspace(workflow.id)).merge_to_base()).to_json()
+        """Land the workflow branch on the repository's base branch, then read back from git that
+        the base contains it: the record carries the base's commit (``base_commit``)."""
+        workspace = await self.workspace(workflow.id)
+        merged = await workspace.merge_to_base()
+        base_commit = await workspace.base_contains_workflow()
+        if base_commit is None:
+            raise HostError(
+                f"the merge of {workspace.workflow_branch} did not reach {workspace.base_branch} "
+                f"of {workspace.origin.url if workspace.origin else workspace.repo}"
+            )
+        return {
+            **merged.to_json(),
+            "repository": workspace.origin.url if workspace.origin else str(workspace.repo),
+            "base_commit": base_commit,
+            "verified": True,
+        }
 
     async def cleanup(self, workflow: Workflow, *, cancelled: bool) -> None:
         workspace = await self.workspace(workflow.id)
         await workspace.cleanup(cancelled=cancelled)
         self._workspaces.pop(workflow.id, None)
+
+
+def check_merge_policy(policy: str) -> str:
+    if policy not in MERGE_POLICIES:
+        raise InputError(f"merge policy {policy!r} is not one of: {', '.join(MERGE_POLICIES)}")
+    return policy
 
 
 def _incomplete(workflow: Workflow, subtasks: Sequence[Subtask]) -> list[str]:
@@ -178,11 +292,20 @@ class WorkspaceAgent:
             return AgentResult(
                 True, "already merged before a restart", data={"already_merged": True}
             )
-        workdir = await workspace.prepare_subtask(subtask.key)
+        workflow = await self.delivery.store.get_workflow(subtask.workflow_id)
+        merge_base = subtask.key in workflow.metadata.get("merge_base_fixups", [])
+        workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
         result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
         heartbeat()
         if not result.success:
             raise AgentError(f"agent reported failure: {result.output[-500:]}")
+        if merge_base:
+            left = await workspace.conflict_markers(subtask.key)
+            if left:
+                raise AgentError(
+                    f"agent {self.name} left conflict markers in: {', '.join(left)}",
+                    error_class="agent",
+                )
         await workspace.commit_all(subtask.key, f"{subtask.key}: {subtask.title}")
         changed = await workspace.changed_files(subtask.key)
         merge = await workspace.merge_subtask(subtask.key)

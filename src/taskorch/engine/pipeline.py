@@ -18,7 +18,13 @@ from typing import Any, Protocol
 
 from taskorch.agents.routing import Choice
 from taskorch.domain.dag import DependencyResolver
-from taskorch.domain.errors import PlanError, TaskorchError
+from taskorch.domain.errors import (
+    HostError,
+    MergeConflictError,
+    PlanError,
+    StateError,
+    TaskorchError,
+)
 from taskorch.domain.models import (
     JSONDict,
     Priority,
@@ -30,10 +36,10 @@ from taskorch.domain.models import (
 )
 from taskorch.domain.plan import Domain, Plan, PlanSubtask, WorkerType
 from taskorch.domain.states import (
+    WORKFLOW_PRE_PR,
     WORKFLOW_TERMINAL,
     SubtaskState,
     WorkflowState,
-    can_transition_workflow,
 )
 from taskorch.store import Store
 from taskorch.store.queue import QueueEvent, SubtaskQueue
@@ -54,10 +60,21 @@ class ValidationOutcome:
     log: str = ""
     findings: list[str] = field(default_factory=list)
     fix_instructions: str = ""
+    base_conflicts: list[str] = field(default_factory=list)
+    """Files where the workflow branch conflicts with the base branch: the fix-up merges it in."""
 
 
 class Delivery(Protocol):
     """Branches, pull request, validation and merge for one workflow."""
+
+    async def target(self, task: Task, options: JSONDict) -> JSONDict:
+        """``options`` with where the work goes settled (repository, base branch, merge policy)
+        before the workflow starts; a one-line error when it cannot be reached."""
+        ...
+
+    async def verify(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> dict[str, str]:
+        """Subtask key -> reason, for completed subtasks whose work git does not show."""
+        ...
 
     async def prepare(self, workflow: Workflow, plan: Plan) -> Plan:
         """Before subtasks are stored: e.g. serialise subtasks whose files overlap."""
@@ -116,7 +133,8 @@ class Pipeline:
 
     async def start(self, task: Task, *, options: JSONDict | None = None) -> Workflow:
         """A new workflow for ``task`` (which moves to ``processing``)."""
-        workflow = await self.store.create_workflow(task.id, metadata={"options": options or {}})
+        options = await self.delivery.target(task, dict(options or {}))
+        workflow = await self.store.create_workflow(task.id, metadata={"options": options})
         if task.status == TaskStatus.PENDING:
             await self.store.set_task_status(task.id, TaskStatus.PENDING, TaskStatus.PROCESSING)
         await self._emit(workflow, None, W.PENDING)
@@ -134,6 +152,30 @@ class Pipeline:
                 moved = await self._give_up(workflow, exc)
             if moved is None:
                 return workflow
+
+    def waiting_for_approval(self, workflow: Workflow) -> bool:
+        """Validated, held by the ``approve`` merge policy until someone approves or rejects."""
+        return (
+            workflow.status is W.VALIDATION_PASSED
+            and _merge_policy(workflow) == "approve"
+            and not workflow.metadata.get("approval")
+        )
+
+    async def approve(self, workflow_id: str, by: str = "") -> Workflow:
+        """Record the approval of a validated workflow, then merge it."""
+        workflow = await self.store.get_workflow(workflow_id)
+        _require_validated(workflow, "approved")
+        approval = {"by": by or "user", "at": self.queue.now.isoformat()}
+        await self.store.annotate_workflow(workflow_id, W.VALIDATION_PASSED, {"approval": approval})
+        return await self.advance(workflow_id)
+
+    async def reject(self, workflow_id: str, reason: str, by: str = "") -> Workflow:
+        """End a validated workflow ``failed`` on review; its branch is kept, the base branch
+        is not touched."""
+        workflow = await self.store.get_workflow(workflow_id)
+        _require_validated(workflow, "rejected")
+        rejection = {"by": by or "user", "reason": reason}
+        return await self._fail(workflow, {"reason": f"rejected: {reason}", "rejection": rejection})
 
     async def cancel(self, workflow_id: str) -> Workflow:
         workflow = await self.store.get_workflow(workflow_id)
@@ -263,6 +305,9 @@ class Pipeline:
         subtasks = await self.store.list_subtasks(workflow.id)
         states = {s.status.value for s in subtasks}
         if states <= {"completed"}:
+            problems = await self._unproven(workflow, subtasks)
+            if problems:
+                return await self._redo(workflow, problems)
             record = await self.delivery.open_pull_request(workflow, subtasks)
             return await self._move(workflow, W.PR_CREATED, {"pull_request": record})
         if states & {"pending", "queued", "assigned", "running"}:
@@ -280,6 +325,51 @@ class Pipeline:
             },
         )
 
+    async def _unproven(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> dict[str, str]:
+        """Completed subtasks whose work git does not show on the workflow branch, less those
+        already redone (their redo stands for them)."""
+        problems = await self.delivery.verify(workflow, subtasks)
+        redone = workflow.metadata.get("redone", {})
+        return {key: why for key, why in problems.items() if key not in redone}
+
+    async def _redo(self, workflow: Workflow, problems: dict[str, str]) -> Workflow:
+        """Run each unproven subtask once more under a new key; a redo that is unproven too
+        fails the workflow with the reason (never ``merged`` with work missing)."""
+        redone = dict(workflow.metadata.get("redone", {}))
+        if any(key in redone.values() for key in problems):
+            events = await self.queue.cancel_workflow(workflow.id)
+            if self._publish:
+                await self._publish(events)
+            key, why = next(iter(problems.items()))
+            return await self._fail(
+                workflow,
+                {
+                    "reason": why,
+                    "unproven": problems,
+                    "escalation": {"blocking_subtask": key, "reason": why, "blocked": []},
+                },
+            )
+        plan = {s.subtask_id: s for s in _plan_of(workflow).subtasks}
+        subtasks = {s.key: s for s in await self.store.list_subtasks(workflow.id)}
+        again = []
+        for key in problems:
+            redo_key = f"{key[:90]}-redo"
+            redone[key] = redo_key
+            spec = plan.get(key) or _spec_of(subtasks[key], _plan_of(workflow).parent_task_id)
+            again.append(spec.model_copy(update={"subtask_id": redo_key, "dependencies": []}))
+        for problem in problems.values():
+            log.warning("workflow %s: %s; running it again", workflow.id, problem)
+        await self.store.add_subtasks(
+            workflow.id,
+            again,
+            {s.subtask_id: 0 for s in again},
+            priority=await self._priority(workflow),
+        )
+        await self.queue.link_workflow(workflow.id)
+        return await self.store.annotate_workflow(
+            workflow.id, W.PROCESSING, {"redone": redone, "unproven": problems}
+        )
+
     async def _pr_created(self, workflow: Workflow) -> Workflow:
         return await self._move(workflow, W.VALIDATION_RUNNING)
 
@@ -291,6 +381,7 @@ class Pipeline:
             "summary": outcome.summary,
             "findings": outcome.findings,
             "log_tail": outcome.log[-4000:],
+            "base_conflicts": outcome.base_conflicts,
         }
         target = W.VALIDATION_PASSED if outcome.passed else W.VALIDATION_FAILED
         rounds = list(workflow.metadata.get("validations", []))
@@ -311,19 +402,49 @@ class Pipeline:
                 },
             )
         key = f"fix-{rounds + 1}"
+        conflicts = [str(f) for f in report.get("base_conflicts") or []]
+        fixup = (
+            _merge_fixup(workflow, key, conflicts) if conflicts else _fixup(workflow, key, report)
+        )
         await self.store.add_subtasks(
-            workflow.id,
-            [_fixup(workflow, key, report)],
-            {key: 0},
-            priority=await self._priority(workflow),
+            workflow.id, [fixup], {key: 0}, priority=await self._priority(workflow)
         )
         await self.queue.link_workflow(workflow.id)
+        merge_base = list(workflow.metadata.get("merge_base_fixups", []))
         return await self._move(
-            workflow, W.PROCESSING, {"fix_rounds": rounds + 1, "fixup_subtask": key}
+            workflow,
+            W.PROCESSING,
+            {
+                "fix_rounds": rounds + 1,
+                "fixup_subtask": key,
+                "merge_base_fixups": [*merge_base, key] if conflicts else merge_base,
+            },
         )
 
-    async def _merge(self, workflow: Workflow) -> Workflow:
-        result = await self.delivery.merge(workflow)
+    async def _merge(self, workflow: Workflow) -> Workflow | None:
+        if _merge_policy(workflow) == "approve" and not workflow.metadata.get("approval"):
+            return None  # waits for `taskorch approve` (or reject, or cancel)
+        subtasks = await self.store.list_subtasks(workflow.id)
+        problems = await self._unproven(workflow, subtasks)
+        if problems:
+            moved = await self._move(workflow, W.VALIDATION_FAILED, {"unproven": problems})
+            return await self._fail(moved, {"reason": next(iter(problems.values()))})
+        try:
+            result = await self.delivery.merge(workflow)
+        except MergeConflictError as exc:
+            report = {
+                "passed": False,
+                "summary": exc.message,
+                "findings": [f"conflict with the base branch: {f}" for f in exc.files],
+                "log_tail": "",
+                "base_conflicts": exc.files,
+            }
+            rounds = list(workflow.metadata.get("validations", []))
+            return await self._move(
+                workflow,
+                W.VALIDATION_FAILED,
+                {"validation": report, "validations": [*rounds, report]},
+            )
         moved = await self._move(
             workflow, W.MERGED, {"merge": result}, result={"merged": True, **result}
         )
@@ -348,11 +469,12 @@ class Pipeline:
             "step": workflow.status.value,
             "error": type(error).__name__,
         }
-        if workflow.status is W.PROCESSING:
+        if workflow.status is W.PROCESSING and not isinstance(error, HostError):
             return await self._fail(workflow, reason)
-        if not can_transition_workflow(workflow.status, W.CANCELLED):
-            # After the pull request the state machine has no way out but forward (e.g. a base
-            # branch that moved and conflicts): stop here, in place, and say why.
+        if workflow.status not in WORKFLOW_PRE_PR or isinstance(error, HostError):
+            # This host could not reach the repository, or git failed after the pull request
+            # (a dirty checkout of the base branch): stay in place, say why; a later try, or
+            # another host, carries on (cancel works meanwhile).
             raise error
         moved = await self._move(workflow, W.CANCELLED, reason)
         await self._finish_task(
@@ -404,6 +526,50 @@ class Pipeline:
 
 def _plan_of(workflow: Workflow) -> Plan:
     return Plan.model_validate(workflow.metadata["plan"])
+
+
+def _require_validated(workflow: Workflow, what: str) -> None:
+    if workflow.status is not W.VALIDATION_PASSED:
+        raise StateError(
+            f"workflow {workflow.id} is {workflow.status.value}: only a validated workflow "
+            f"(validation_passed) can be {what}"
+        )
+
+
+def _merge_policy(workflow: Workflow) -> str:
+    return str(workflow.metadata.get("options", {}).get("merge_policy") or "auto")
+
+
+def _spec_of(subtask: Subtask, parent: str) -> PlanSubtask:
+    return PlanSubtask(
+        subtask_id=subtask.key,
+        parent_task_id=parent,
+        title=subtask.title,
+        description=subtask.description,
+        assigned_to=subtask.assigned_to,
+        worker_type=subtask.worker_type,
+        files_affected=subtask.files_affected,
+        success_criteria=subtask.success_criteria,
+    )
+
+
+def _merge_fixup(workflow: Workflow, key: str, conflicts: list[str]) -> PlanSubtask:
+    base = workflow.metadata.get("options", {}).get("base_branch") or "the base branch"
+    return PlanSubtask(
+        subtask_id=key,
+        parent_task_id=_plan_of(workflow).parent_task_id,
+        title=f"Resolve the conflicts with {base} ({key})",
+        description=(
+            f"{base} changed since this work began and now conflicts with it. It has been merged "
+            "into your working copy; the conflicting files hold git's conflict markers "
+            "(<<<<<<<, =======, >>>>>>>). Edit each so that both changes are kept as they "
+            "should be, and remove every marker. Conflicting files: " + ", ".join(conflicts)
+        ),
+        assigned_to=Domain.DEVELOPMENT,
+        worker_type=WorkerType.IMPLEMENTATION,
+        files_affected=conflicts[:3],
+        success_criteria=f"no conflict markers remain and the branch merges cleanly into {base}",
+    )
 
 
 def _fixup(workflow: Workflow, key: str, report: dict[str, Any]) -> PlanSubtask:

@@ -176,7 +176,46 @@ class Workspace:
 
     # --- subtasks --------------------------------------------------------------------------------
 
-    async def prepare_subtask(self, key: str) -> Path:
+    async def prepare_subtask(self, key: str, *, merge_base: bool = False) -> Path:
+        """See :meth:`_prepare`; with ``merge_base`` the base branch is then merged into the
+        fresh worktree without committing, conflicts left in the files for the agent to resolve
+        (a fix-up after the final merge conflicted)."""
+        path = await self._prepare(key)
+        if merge_base:
+            async with self._lock():
+                await self._merge_base_into(path)
+        return path
+
+    async def _merge_base_into(self, path: Path) -> None:
+        if await g.rev(path, "MERGE_HEAD") is not None:
+            return  # merged in by an earlier attempt: its resolution goes on
+        base = f"refs/heads/{self.base_branch}"
+        if await g.is_ancestor(path, base, "HEAD"):
+            return
+        merge = ("merge", "--no-ff", "--no-commit", "--no-verify", base)
+        result = await g.git(path, *merge, check=False)
+        if not result.ok and not await g.diff_names(path, "--diff-filter=U"):
+            raise g.GitError(merge, path, result.returncode, result.stderr or result.stdout)
+
+    async def base_conflicts(self) -> list[str]:
+        """Files where merging the workflow branch into the base branch would conflict (computed
+        by ``merge-tree``, nothing checked out)."""
+        base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
+        merge = ("merge-tree", "--write-tree", "--name-only", "--no-messages", base, branch)
+        result = await g.git(self.repo, *merge, check=False)
+        if result.returncode == 1:
+            return sorted({line for line in result.stdout.splitlines()[1:] if line})
+        if not result.ok:
+            raise g.GitError(merge, self.repo, result.returncode, result.stderr)
+        return []
+
+    async def conflict_markers(self, key: str) -> list[str]:
+        """Files of the subtask's worktree that still hold conflict markers."""
+        path = await self._existing_worktree(key)
+        changed = await g.status_paths(path)
+        return [name for name in changed if await asyncio.to_thread(_has_markers, path / name)]
+
+    async def _prepare(self, key: str) -> Path:
         """The subtask's worktree on its branch, starting at the workflow branch as it is now.
 
         Idempotent: an existing worktree that already starts there is reused as it is. Otherwise
@@ -622,8 +661,13 @@ class Workspace:
         return deleted, kept
 
 
-def _absolute(path: Path) -> Path:
-    return path.expanduser().absolute()
+def _has_markers(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(4_000_000)
+    except OSError:  # a directory or a file gone: nothing to resolve there
+        return False
+    return any(line.startswith((b"<<<<<<< ", b">>>>>>> ")) for line in text.splitlines())
 
 
 def _usable(entry: g.WorktreeEntry) -> bool:

@@ -253,6 +253,39 @@ class Store:
         assert row is not None
         return decode(Workflow, row)
 
+    async def annotate_workflow(
+        self, workflow_id: str, state: WorkflowState, metadata: JSONDict
+    ) -> Workflow:
+        """Merge ``metadata`` into a workflow that is still in ``state`` (an approval, a
+        decision taken while it waits), recorded in its history as ``state -> state``."""
+        now = self._clock()
+        async with self.connector.transaction() as tx:
+            params = {"id": workflow_id, "from_state": state.value, "to_state": state.value}
+            row = await tx.fetchone(
+                "transition_workflow",
+                {
+                    **params,
+                    "terminal": False,
+                    "result": None,
+                    "metadata": to_json(metadata),
+                    "now": now,
+                },
+            )
+            if row is None:
+                await self._raise_stale_workflow(tx, workflow_id, state)
+            await tx.execute(
+                "insert_history",
+                {
+                    "workflow_id": workflow_id,
+                    "from_state": state.value,
+                    "to_state": state.value,
+                    "now": now,
+                    "metadata": to_json(metadata),
+                },
+            )
+        assert row is not None
+        return decode(Workflow, row)
+
     async def _raise_stale_workflow(
         self, tx: Transaction, workflow_id: str, expected: WorkflowState
     ) -> None:

@@ -70,7 +70,9 @@ def test_register_list_show_check_and_remove(tmp_path: Path) -> None:
     statuses = {
         a["name"]: a["status"] for a in json.loads(taskorch(home, "agents", "list", "--json"))
     }
-    assert statuses == {"api-1": "offline", "claude-1": "offline", "sim-1": "available"}
+    # claude-1's program is missing on this host only: other hosts may have it, so it stays
+    # available for them; the server behind api-1 is one for every host.
+    assert statuses == {"api-1": "offline", "claude-1": "available", "sim-1": "available"}
 
     assert "sim-1: disabled" in taskorch(home, "agents", "disable", "sim-1")
     assert "removed api-1" in taskorch(home, "agents", "remove", "api-1")

@@ -14,10 +14,11 @@ import typer
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.sim import SimAgent, SimBehaviour
 from taskorch.agents.sim_subprocess import SimProcessAgent
-from taskorch.cli.app import app, console, engine, run, settings
+from taskorch.cli.app import app, console, run, settings
 from taskorch.domain.errors import InputError
 from taskorch.engine import OrchestrationEngine
-from taskorch.engine.setup import agents_for_run, open_engine
+from taskorch.engine.delivery import DeliveryAware, GitDelivery
+from taskorch.engine.setup import agent_adapters, agents_for_run, open_engine
 from taskorch.runtime.worker import WorkerStats
 
 
@@ -53,8 +54,8 @@ def worker(
                         "no usable agents registered: add one with `taskorch agents add`"
                     )
                 return await _work(running, pool)
-        adapter = _default_agent(agent, sim_duration_s, sim_record)
-        async with engine() as running:
+        async with open_engine(settings()) as running:
+            adapter = _default_agent(running, agent, sim_duration_s, sim_record)
             return await _work(running, {None: adapter})
 
     async def _work(
@@ -80,9 +81,17 @@ def worker(
     )
 
 
-def _default_agent(kind: str, duration_s: float, record: Path | None) -> AgentAdapter:
+def _default_agent(
+    running: OrchestrationEngine, kind: str, duration_s: float, record: Path | None
+) -> AgentAdapter:
+    """The simulated agent: in git worktrees, committing, for workflows that deliver code."""
+    plain: AgentAdapter
     if kind == "sim":
-        return SimAgent(SimBehaviour(duration_s=duration_s))
-    if kind == "sim-process":
-        return SimProcessAgent(duration_s=duration_s, record=record)
-    raise InputError(f"unknown agent {kind!r}: use sim, sim-process or registry")
+        plain = SimAgent(SimBehaviour(duration_s=duration_s))
+    elif kind == "sim-process":
+        plain = SimProcessAgent(duration_s=duration_s, record=record)
+    else:
+        raise InputError(f"unknown agent {kind!r}: use sim, sim-process or registry")
+    assert isinstance(running.delivery, GitDelivery)
+    [delivering] = agent_adapters(running, "sim", duration_s).values()
+    return DeliveryAware(plain, delivering, running.delivery)

@@ -18,11 +18,13 @@ from taskorch.agents.health import Probe, probe_agent
 from taskorch.agents.registry import (
     DEFAULT_AGENT_NAME,
     AgentSpec,
+    adapter_settings,
     build_adapter,
     capabilities_for,
     describe_adapter,
 )
 from taskorch.agents.routing import AgentCoordinator, Choice, Routable
+from taskorch.domain.errors import TaskorchError
 from taskorch.domain.models import Agent, AgentStatus, Subtask
 from taskorch.settings import Settings
 from taskorch.store import Store
@@ -171,6 +173,11 @@ class AgentDirectory:
         probes = await asyncio.gather(*(probe_agent(a, env) for a in agents))
         found: dict[str, tuple[Agent, Probe]] = {}
         for agent, probe in zip(agents, probes, strict=True):
+            if not probe.reachable and _runs_here(agent):
+                # A program missing on this host says nothing of the hosts that have it: the
+                # agent stays available for them (this host's workers leave it alone).
+                found[agent.name] = (agent, probe)
+                continue
             if not probe.reachable and agent.status != AgentStatus.OFFLINE:
                 agent = await self.store.set_agent_status(agent.id, AgentStatus.OFFLINE)
             elif probe.reachable and agent.status == AgentStatus.OFFLINE:
@@ -222,6 +229,11 @@ class AgentDirectory:
         usable = [a for a in coordinator.agents if a.status != AgentStatus.DISABLED]
         if mode != "auto":
             usable = [a for a in usable if mode in (a.id, a.name)]
+        # A CLI agent whose program this host lacks: this host's workers leave its work alone.
+        local = [a for a in usable if _runs_here(a)]
+        probes = await asyncio.gather(*(probe_agent(a, env) for a in local))
+        missing = {a.id for a, probe in zip(local, probes, strict=True) if not probe.reachable}
+        usable = [a for a in usable if a.id not in missing]
         adapters: dict[str | None, AgentAdapter] = {
             a.id: wrap(build_adapter(a, env)) for a in usable
         }
@@ -231,3 +243,12 @@ class AgentDirectory:
             limits={a.id: a.max_concurrency for a in usable},
             coordinator=coordinator,
         )
+
+
+def _runs_here(agent: Agent) -> bool:
+    """Whether the agent is a program on the worker's own host (a CLI agent), rather than a
+    server every host reaches alike (agentapi)."""
+    try:
+        return bool(adapter_settings(agent)["kind"] == "cli")
+    except TaskorchError:
+        return False

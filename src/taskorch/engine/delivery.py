@@ -318,3 +318,30 @@ class WorkspaceAgent:
             )
         data = {**result.data, "changed_files": changed, "merge": merge.to_json()}
         return dataclasses.replace(result, data=data)
+
+
+class DeliveryAware:
+    """One agent for both kinds of work a worker may claim: subtasks of workflows that deliver
+    through git run in their worktree (``delivering``, which does the git work), bare queue work
+    (benchmarks, tests that store subtasks directly) on ``plain``. So a simulated worker never
+    reports a delivering subtask done without its commits."""
+
+    def __init__(
+        self, plain: AgentAdapter, delivering: AgentAdapter, delivery: GitDelivery
+    ) -> None:
+        self.plain = plain
+        self.delivering = delivering
+        self.delivery = delivery
+        self._delivers: dict[str, bool] = {}  # a workflow's options never change
+
+    @property
+    def name(self) -> str:
+        return self.plain.name
+
+    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        workflow_id = task.subtask.workflow_id
+        if workflow_id not in self._delivers:
+            workflow = await self.delivery.store.get_workflow(workflow_id)
+            self._delivers[workflow_id] = self.delivery.delivers(workflow)
+        agent = self.delivering if self._delivers[workflow_id] else self.plain
+        return await agent.run(task, heartbeat)

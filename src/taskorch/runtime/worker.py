@@ -36,6 +36,9 @@ into zombies that run again)."""
 
 
 LATENCY_WINDOW = 10_000
+HOST_AVOID_S = 60.0
+"""How long a worker leaves alone a workflow it could not work on (its repository out of this
+host's reach): other hosts take its subtasks meanwhile."""
 SHUTDOWN_GRACE_S = 10.0
 """How long a stopping worker lets running attempts finish before it releases them."""
 
@@ -125,6 +128,8 @@ class Worker:
         self._settling: list[Outcome] = []
         self._wake = asyncio.Event()
         self._stopping = False
+        self._avoid: dict[str, float] = {}
+        """Workflow id -> until when (monotonic) this worker claims none of its subtasks."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -231,7 +236,11 @@ class Worker:
         try:
             events, claimed = await asyncio.shield(
                 self.queue.settle(
-                    self.worker_id, batch, claim_limit=unassigned, lease_s=self.config.lease_s
+                    self.worker_id,
+                    batch,
+                    claim_limit=unassigned,
+                    lease_s=self.config.lease_s,
+                    skip=self._avoided(),
                 )
             )
             free -= len(claimed)
@@ -271,11 +280,17 @@ class Worker:
                 continue
             room = min(free, self.agent_limits.get(agent_id, free) - load.get(agent_id, 0))
             more = await self.queue.claim(
-                self.worker_id, room, self.config.lease_s, agent_id=agent_id
+                self.worker_id, room, self.config.lease_s, agent_id=agent_id, skip=self._avoided()
             )
             claimed += more
             free -= len(more)
         return claimed
+
+    def _avoided(self) -> list[str]:
+        now = time.monotonic()
+        for workflow_id in [w for w, until in self._avoid.items() if until <= now]:
+            del self._avoid[workflow_id]
+        return list(self._avoid)
 
     def _start(self, claimed: list[Subtask]) -> None:
         if not claimed:
@@ -359,6 +374,15 @@ class Worker:
             error = AgentError(
                 f"attempt timed out after {self.config.timeout_s:g} s", error_class="timeout"
             )
+        if error.error_class == ErrorClass.HOST:
+            log.warning(
+                "worker %s: leaving workflow %s to other hosts for %g s: %s",
+                self.worker_id,
+                subtask.workflow_id,
+                HOST_AVOID_S,
+                error.message,
+            )
+            self._avoid[subtask.workflow_id] = time.monotonic() + HOST_AVOID_S
         decision = self.recovery.decide(error, subtask.attempts)
         now = self.queue.now
         common = {

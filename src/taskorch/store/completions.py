@@ -12,7 +12,7 @@ claim. Batches with retries or failures take the general path of
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from taskorch.domain.models import Subtask
@@ -28,6 +28,7 @@ async def settle_completed(
     now: datetime,
     claim_limit: int,
     lease_until: datetime,
+    skip: Iterable[str] = (),
 ) -> tuple[list[QueueEvent], list[Subtask]]:
     """Settle ``outcomes`` (all ``completed``) and claim up to ``claim_limit`` subtasks for any
     agent; return the events (all routine: nothing to store in the events table) and the claimed
@@ -39,6 +40,8 @@ async def settle_completed(
             "now": now,
             "lease_until": lease_until,
             "limit": claim_limit,
+            "skip": json.dumps(sorted(skip)),
+            "skip_list": sorted(skip),
             "rows": _rows_json(outcomes),
             "ids": [o.subtask.id for o in outcomes],
             "results": _json({str(o.subtask.id): o.result or {} for o in outcomes}),

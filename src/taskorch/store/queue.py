@@ -35,6 +35,12 @@ from taskorch.store.store import Clock, utc_now
 __all__ = ["ROUTINE_EVENTS", "Outcome", "OutcomeKind", "QueueEvent", "SubtaskQueue"]
 
 
+def skip_params(workflow_ids: Iterable[str]) -> dict[str, Any]:
+    """Workflows a claim passes over (their repository is out of this host's reach)."""
+    skip_list = sorted(workflow_ids)
+    return {"skip": json.dumps(skip_list), "skip_list": skip_list}
+
+
 def _ids(ids: Iterable[int] | Iterable[str]) -> dict[str, Any]:
     """The id list in both shapes: JSON text for SQLite's json_each, a list for PostgreSQL."""
     id_list = list(ids)
@@ -93,19 +99,31 @@ class SubtaskQueue:
         return events
 
     async def claim(
-        self, worker: str, limit: int, lease_s: float, *, agent_id: str | None = None
+        self,
+        worker: str,
+        limit: int,
+        lease_s: float,
+        *,
+        agent_id: str | None = None,
+        skip: Iterable[str] = (),
     ) -> list[Subtask]:
-        """Take up to ``limit`` ready subtasks meant for ``agent_id`` (None: any agent) and mark
-        them running under this worker's lease."""
+        """Take up to ``limit`` ready subtasks meant for ``agent_id`` (None: any agent), not of
+        the workflows in ``skip``, and mark them running under this worker's lease."""
         if limit <= 0:
             return []
         async with self.connector.transaction() as tx:
-            claimed, events = await self._claim_in(tx, worker, limit, lease_s, agent_id)
+            claimed, events = await self._claim_in(tx, worker, limit, lease_s, agent_id, skip)
             await self._record(tx, events)
         return claimed
 
     async def _claim_in(
-        self, tx: Transaction, worker: str, limit: int, lease_s: float, agent_id: str | None
+        self,
+        tx: Transaction,
+        worker: str,
+        limit: int,
+        lease_s: float,
+        agent_id: str | None,
+        skip: Iterable[str] = (),
     ) -> tuple[list[Subtask], list[QueueEvent]]:
         now = self.now
         params = {
@@ -114,6 +132,7 @@ class SubtaskQueue:
             "agent_id": agent_id,
             "now": now,
             "lease_until": now + timedelta(seconds=lease_s),
+            **skip_params(skip),
         }
         rows = await tx.fetchall("claim_subtasks", params)
         if not rows:
@@ -176,16 +195,18 @@ class SubtaskQueue:
         *,
         claim_limit: int = 0,
         lease_s: float = 30.0,
+        skip: Iterable[str] = (),
     ) -> tuple[list[QueueEvent], list[Subtask]]:
         """Write a batch of finished attempts and, in the same transaction, claim up to
-        ``claim_limit`` unassigned ready subtasks; return the events and the claimed subtasks."""
+        ``claim_limit`` unassigned ready subtasks (none of the workflows in ``skip``); return the
+        events and the claimed subtasks."""
         if not outcomes and claim_limit <= 0:
             return [], []
         now = self.now
         if all(o.kind == "completed" for o in outcomes):
             lease_until = now + timedelta(seconds=lease_s)
             return await settle_completed(
-                self.connector, worker, outcomes, now, max(claim_limit, 0), lease_until
+                self.connector, worker, outcomes, now, max(claim_limit, 0), lease_until, skip
             )
         events: list[QueueEvent] = []
         claimed: list[Subtask] = []
@@ -199,7 +220,9 @@ class SubtaskQueue:
                 events = await self._settle_owned(tx, worker, kept, now)
                 await tx.bulk("record_attempt", [_attempt_params(o, worker) for o in kept])
             if claim_limit > 0:
-                claimed, started = await self._claim_in(tx, worker, claim_limit, lease_s, None)
+                claimed, started = await self._claim_in(
+                    tx, worker, claim_limit, lease_s, None, skip
+                )
                 events += started
             await self._record(tx, events)
             if any(e.kind == "task:enqueued" for e in events):

@@ -189,6 +189,7 @@ WITH picked AS (
     SELECT id FROM subtasks
     WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
       AND agent_id IS NOT DISTINCT FROM %(agent_id)s::text
+      AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
     ORDER BY priority DESC, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
@@ -364,6 +365,7 @@ claimed AS (
     FROM (
         SELECT id FROM subtasks
         WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s) AND agent_id IS NULL
+          AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
         ORDER BY priority DESC, id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED) AS picked

@@ -197,6 +197,7 @@ SET status = 'running', lease_owner = :worker, lease_expires_at = :lease_until,
 WHERE id IN (
     SELECT id FROM subtasks
     WHERE status = 'queued' AND (run_after IS NULL OR run_after <= :now) AND agent_id IS :agent_id
+      AND workflow_id NOT IN (SELECT value FROM json_each(:skip))
     ORDER BY priority DESC, id
     LIMIT :limit)
 RETURNING *;
@@ -355,6 +356,7 @@ SET status = 'running', lease_owner = :worker, lease_expires_at = :lease_until,
 WHERE id IN (
     SELECT id FROM subtasks
     WHERE status = 'queued' AND (run_after IS NULL OR run_after <= :now) AND agent_id IS NULL
+      AND workflow_id NOT IN (SELECT value FROM json_each(:skip))
     ORDER BY priority DESC, id
     LIMIT :limit)
 RETURNING 'claimed' AS what, NULL AS done_id, *;

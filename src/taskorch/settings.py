@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     """``owner/name``; default: read from the target repository's ``origin`` remote."""
     github_api_url: str = "https://api.github.com"
 
+    taskorch_repo: str | None = None
+    """The repository (a path or a git URL) of workflows that name none, nor their task."""
+    merge_policy: Literal["auto", "approve"] = "auto"
+    """auto: a validated workflow merges into its base branch at once; approve: it waits for
+    ``taskorch approve`` (or reject)."""
+
     test_command: str | None = None
     """The validation test command, split into argv like a shell would (but never run by one)."""
     test_timeout_s: float = Field(default=600.0, gt=0)

@@ -203,6 +203,20 @@ class OrchestrationEngine:
         await self.pipeline().cancel(workflow_id)
         return await self.get_workflow_status(workflow_id)
 
+    async def approve_workflow(self, workflow_id: str, *, by: str = "") -> WorkflowStatus:
+        """Approve a validated workflow held by the ``approve`` merge policy, and merge it into
+        its base branch now (``StateError`` unless it is ``validation_passed``)."""
+        await self.pipeline().approve(workflow_id, by)
+        return await self.get_workflow_status(workflow_id)
+
+    async def reject_workflow(
+        self, workflow_id: str, reason: str, *, by: str = ""
+    ) -> WorkflowStatus:
+        """Reject a validated workflow: it ends ``failed`` with the reason, its branch is kept
+        and its base branch is not touched."""
+        await self.pipeline().reject(workflow_id, reason, by)
+        return await self.get_workflow_status(workflow_id)
+
     # --- workflows ---------------------------------------------------------------------------
 
     async def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:

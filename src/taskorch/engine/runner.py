@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from taskorch.domain.errors import TaskorchError
 from taskorch.domain.models import Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.pipeline import Pipeline
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.worker import Worker
 
+log = logging.getLogger(__name__)
+
 POLL_S = 0.5
+STEP_TRIES = 3
+"""A workflow whose step fails this many times in a row is left where it stands (its reason
+stored on it) while the others go on: one workflow never stops a batch."""
 
 Progress = Callable[[Workflow], None]
 
@@ -29,18 +36,33 @@ async def drive(
     on_progress: Progress | None = None,
     poll_s: float = POLL_S,
 ) -> list[Workflow]:
-    """Advance ``workflow_ids`` until every one is terminal; return them in their final state."""
+    """Advance ``workflow_ids`` until each one is terminal, waits for approval (the ``approve``
+    merge policy) or failed its step :data:`STEP_TRIES` times (it stays in its state, with the
+    reason stored as ``stalled``; with a single workflow the error is raised); return them as
+    they ended."""
     inbox = events.subscribe()
     worker_task = asyncio.create_task(worker.run()) if worker else None
     waiting = list(dict.fromkeys(workflow_ids))
     final: dict[str, Workflow] = {}
+    failures: dict[str, int] = {}
     try:
         while waiting:
             for workflow_id in list(waiting):
-                workflow = await pipeline.advance(workflow_id)
+                try:
+                    workflow = await pipeline.advance(workflow_id)
+                except TaskorchError as exc:
+                    failures[workflow_id] = failures.get(workflow_id, 0) + 1
+                    if failures[workflow_id] < STEP_TRIES:
+                        continue
+                    if len(waiting) == 1 and len(final) == 0:
+                        raise
+                    final[workflow_id] = await _stalled(pipeline, workflow_id, exc)
+                    waiting.remove(workflow_id)
+                    continue
+                failures.pop(workflow_id, None)
                 if on_progress:
                     on_progress(workflow)
-                if workflow.status in WORKFLOW_TERMINAL:
+                if workflow.status in WORKFLOW_TERMINAL or pipeline.waiting_for_approval(workflow):
                     final[workflow_id] = workflow
                     waiting.remove(workflow_id)
             if waiting:
@@ -52,6 +74,18 @@ async def drive(
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
     return [final[w] for w in dict.fromkeys(workflow_ids)]
+
+
+async def _stalled(pipeline: Pipeline, workflow_id: str, error: TaskorchError) -> Workflow:
+    log.warning("workflow %s: left where it stands: %s", workflow_id, error.message)
+    workflow = await pipeline.store.get_workflow(workflow_id)
+    stalled = {"reason": error.message, "step": workflow.status.value}
+    try:
+        return await pipeline.store.annotate_workflow(
+            workflow_id, workflow.status, {"stalled": stalled}
+        )
+    except TaskorchError:  # it moved meanwhile: as it is now
+        return await pipeline.store.get_workflow(workflow_id)
 
 
 async def _news(

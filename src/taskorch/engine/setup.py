@@ -43,6 +43,8 @@ def git_delivery(settings: Settings, store: Store) -> GitDelivery:
         test_command=shlex.split(settings.test_command) if settings.test_command else None,
         test_timeout_s=settings.test_timeout_s,
         github=github,
+        default_repo=settings.taskorch_repo,
+        merge_policy=settings.merge_policy,
     )
 
 

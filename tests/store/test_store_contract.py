@@ -340,7 +340,7 @@ async def test_result_is_kept_when_a_later_transition_gives_none(store: Store) -
     [
         pytest.param((), W.PROCESSING, id="pending->processing"),
         pytest.param((), W.MERGED, id="pending->merged"),
-        pytest.param((*TO_PROCESSING, W.PR_CREATED), W.CANCELLED, id="pr_created->cancelled"),
+        pytest.param((*TO_PROCESSING, W.PR_CREATED), W.MERGED, id="pr_created->merged"),
         pytest.param((W.CANCELLED,), W.PENDING, id="cancelled->pending"),
         pytest.param((W.NLP_PARSING,), W.NLP_PARSING, id="self"),
     ],

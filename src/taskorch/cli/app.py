@@ -68,9 +68,10 @@ def _global_options(
     options.home = home
 
 
-def settings(db: str | None = None) -> Settings:
-    """The settings for this invocation: flags > environment > config file > defaults."""
-    return load_settings(database_url=db or options.db, taskorch_home=options.home)
+def settings(db: str | None = None, **overrides: Any) -> Settings:
+    """The settings for this invocation: flags > environment > config file > defaults;
+    ``overrides`` are a command's own flags (None: not given)."""
+    return load_settings(database_url=db or options.db, taskorch_home=options.home, **overrides)
 
 
 @asynccontextmanager

@@ -1,9 +1,11 @@
-"""``taskorch run``, ``process``, ``batch``, ``cancel``, ``monitor``: tasks to merged code."""
+"""``taskorch run``, ``process``, ``batch``, ``cancel``, ``approve``, ``reject``, ``monitor``:
+tasks to merged code."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import getpass
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -15,18 +17,43 @@ from rich.text import Text
 from taskorch.cli.app import app, console, err_console, print_json, run, settings
 from taskorch.cli.workflows import show_workflow, styled
 from taskorch.domain.errors import InputError
-from taskorch.domain.models import NewTask, Priority, Workflow, parse_task_ref
+from taskorch.domain.models import JSONDict, NewTask, Priority, Task, Workflow, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.agents import AgentPool
 from taskorch.engine.resuming import agent_for_resume
 from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.engine.status import WorkflowStatus
-from taskorch.runtime.workspace import check_repository
+from taskorch.engine.targets import check_target, describe_target
 
 RepoOption = Annotated[
-    Path | None,
-    typer.Option("--repo", help="Target git repository (default: a scratch repository)."),
+    str | None,
+    typer.Option(
+        "--repo",
+        metavar="PATH|URL",
+        help="Target git repository: a local path or a git URL (file://, ssh://, https://, "
+        "host:path). Default: the task's, else TASKORCH_REPO, else a scratch repository.",
+        show_default=False,
+    ),
+]
+BaseBranchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--base-branch",
+        metavar="NAME",
+        help="Branch to merge into (default: the one checked out, or the remote's HEAD).",
+        show_default=False,
+    ),
+]
+MergeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--merge",
+        metavar="auto|approve",
+        help="auto: merge once validated; approve: wait for `taskorch approve` "
+        "(default: the task's, else MERGE_POLICY, else auto).",
+        show_default=False,
+    ),
 ]
 AgentOption = Annotated[
     str,
@@ -51,21 +78,58 @@ async def _agents(
     return pool
 
 
-async def _options(repo: Path | None, agent: str) -> dict[str, str]:
-    options = {"agent": agent}
-    if repo is not None:
-        root, _ = await check_repository(repo, None, require_clean=True)
-        options["repo"] = str(root)
+async def _options(
+    agent: str,
+    repo: str | None,
+    base_branch: str | None,
+    merge: str | None,
+    tasks: Sequence[Task] = (),
+) -> JSONDict:
+    """The workflow options of ``--agent``, ``--repo``, ``--base-branch`` and ``--merge``, checked
+    before anything starts: the repository (the one given, else each task's own) is reached, and
+    a local one must not have uncommitted changes on its base branch."""
+    options: JSONDict = {
+        "agent": agent,
+        **await check_target(repo, base_branch, merge, require_clean=True, reach=True),
+    }
+    if repo is None:
+        for task in tasks:
+            if task.metadata.get("repo"):
+                base = base_branch or task.metadata.get("base_branch")
+                await check_target(str(task.metadata["repo"]), base, require_clean=True, reach=True)
     return options
 
 
+async def _carry(
+    engine: OrchestrationEngine,
+    task_ids: Sequence[int],
+    pool: AgentPool,
+    options: JSONDict,
+    progress: Callable[[Workflow], None],
+    *,
+    quiet: bool,
+    started: Callable[[list[Workflow]], None] | None = None,
+) -> list[WorkflowStatus]:
+    """Start a workflow for each task, say where each will merge (unless ``quiet``), and carry
+    them on until each ends or waits for approval."""
+    workflows = await engine.start_workflows(task_ids, options=options)
+    if started is not None:
+        started(workflows)
+    if not quiet:
+        for workflow in workflows:
+            target = describe_target(workflow.metadata.get("options", {}))
+            err_console.print(f"{workflow.id}: merging into {target}", highlight=False)
+    return await engine.resume([w.id for w in workflows], agents=pool, on_progress=progress)
+
+
 def _finish(statuses: list[WorkflowStatus], as_json: bool) -> None:
+    """Print the outcome; exit 1 unless every workflow merged or waits for approval."""
     if as_json:
         print_json([s.to_dict() for s in statuses] if len(statuses) > 1 else statuses[0].to_dict())
     else:
         for status in statuses:
             show_workflow(status)
-    if any(s.state != "merged" for s in statuses):
+    if any(s.state != "merged" and s.waiting_for is None for s in statuses):
         raise typer.Exit(1)
 
 
@@ -96,6 +160,8 @@ def run_(
     text: Annotated[str | None, typer.Argument(help="The requirement.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Read the requirement here.")] = None,
     repo: RepoOption = None,
+    base_branch: BaseBranchOption = None,
+    merge: MergeOption = None,
     agent: AgentOption = "auto",
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
@@ -107,17 +173,10 @@ def run_(
     ) -> list[WorkflowStatus]:
         requirement = _requirement(text, file)
         pool = await _agents(engine, agent, sim_duration_s)
-        options = await _options(repo, pool.mode)
+        options = await _options(pool.mode, repo, base_branch, merge)
         title = requirement.strip().splitlines()[0][:120]
         task = await engine.add_task(NewTask.create(title, requirement))
-        return [
-            await engine.process_task(
-                task.id,
-                agents=pool,
-                options=options,
-                on_progress=progress,
-            )
-        ]
+        return await _carry(engine, [task.id], pool, options, progress, quiet=as_json)
 
     _process(body, as_json)
 
@@ -126,6 +185,8 @@ def run_(
 def process(
     task_id: Annotated[str, typer.Argument(metavar="TASK_ID")],
     repo: RepoOption = None,
+    base_branch: BaseBranchOption = None,
+    merge: MergeOption = None,
     agent: AgentOption = "auto",
     priority: Annotated[
         str | None,
@@ -147,25 +208,19 @@ def process(
     ) -> list[WorkflowStatus]:
         task = await engine.get_task(parse_task_ref(task_id))
         pool = await _agents(engine, agent, sim_duration_s)
-        options = await _options(repo, pool.mode)
+        options = await _options(pool.mode, repo, base_branch, merge, [task])
         if priority is not None:
             options["priority"] = Priority.parse(priority).value
         started: list[str] = []
 
-        def watch(workflow: Workflow) -> None:
-            started[:] = [workflow.id]
-            progress(workflow)
+        def remember(workflows: list[Workflow]) -> None:
+            started[:] = [w.id for w in workflows]
 
         try:
             async with asyncio.timeout(timeout_s):
-                return [
-                    await engine.process_task(
-                        task.id,
-                        agents=pool,
-                        options=options,
-                        on_progress=watch,
-                    )
-                ]
+                return await _carry(
+                    engine, [task.id], pool, options, progress, quiet=as_json, started=remember
+                )
         except TimeoutError:
             if started:
                 await engine.cancel_workflow(started[0])
@@ -181,6 +236,8 @@ def process(
 def batch(
     task_ids: Annotated[str, typer.Argument(metavar="ID,ID,...")],
     repo: RepoOption = None,
+    base_branch: BaseBranchOption = None,
+    merge: MergeOption = None,
     agent: AgentOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
@@ -192,15 +249,10 @@ def batch(
         ids = [parse_task_ref(part) for part in task_ids.split(",") if part.strip()]
         if not ids:
             raise InputError("no task ids given: use e.g. `taskorch batch 1,2,3`")
-        for task_id in ids:
-            await engine.get_task(task_id)
+        tasks = [await engine.get_task(task_id) for task_id in ids]
         pool = await _agents(engine, agent)
-        return await engine.process_batch(
-            ids,
-            agents=pool,
-            options=await _options(repo, pool.mode),
-            on_progress=progress,
-        )
+        options = await _options(pool.mode, repo, base_branch, merge, tasks)
+        return await _carry(engine, ids, pool, options, progress, quiet=as_json)
 
     _process(body, as_json)
 
@@ -245,6 +297,61 @@ def cancel(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) -
 
     status = run(body)
     console.print(Text.assemble(f"{status.workflow.id}  ", styled(status.state)))
+
+
+@app.command()
+def approve(
+    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")],
+    as_json: JsonOption = False,
+) -> None:
+    """Merge a validated workflow that waits for approval (the approve merge policy) into its
+    base branch now."""
+
+    async def body() -> WorkflowStatus:
+        async with open_engine(settings()) as engine:
+            return await engine.approve_workflow(workflow_id, by=_reviewer())
+
+    status = run(body)
+    _reviewed(status, as_json)
+    if status.state != "merged":
+        raise typer.Exit(1)
+
+
+@app.command()
+def reject(
+    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why: stored with the workflow and shown.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """End a validated workflow that waits for approval as failed; its branch is kept, its base
+    branch is not touched."""
+
+    async def body() -> WorkflowStatus:
+        if not reason.strip():
+            raise InputError("the reason is empty: say why the workflow is rejected")
+        async with open_engine(settings()) as engine:
+            return await engine.reject_workflow(workflow_id, reason.strip(), by=_reviewer())
+
+    _reviewed(run(body), as_json)
+
+
+def _reviewed(status: WorkflowStatus, as_json: bool) -> None:
+    if as_json:
+        print_json(status.to_dict())
+        return
+    line = Text.assemble(f"{status.workflow.id}  ", styled(status.state))
+    if status.state == "merged" and status.target:
+        line.append(f"  into {describe_target(status.target)}")
+    console.print(line)
+
+
+def _reviewer() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment or the password database
+        return "cli"
 
 
 @app.command()

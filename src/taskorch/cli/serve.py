@@ -8,6 +8,7 @@ import typer
 
 from taskorch.cli.app import app, console, run, settings
 from taskorch.engine.daemon import Daemon, DaemonStats
+from taskorch.engine.targets import check_target
 from taskorch.http.server import ServeOptions, serve
 
 
@@ -38,9 +39,31 @@ def serve_(
         int | None,
         typer.Option(min=1, help="Workflows carried at once (default MAX_CONCURRENT_WORKFLOWS)."),
     ] = None,
+    repo: Annotated[
+        str | None,
+        typer.Option(
+            "--repo",
+            metavar="PATH|URL",
+            help="Repository of the tasks that name none (default TASKORCH_REPO, else a scratch "
+            "repository): a local path or a git URL.",
+            show_default=False,
+        ),
+    ] = None,
+    merge: Annotated[
+        str | None,
+        typer.Option(
+            "--merge",
+            metavar="auto|approve",
+            help="Merge policy of the tasks that name none (default MERGE_POLICY, else auto).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Take pending tasks from the database and carry them to merged code; serve the HTTP API
-    (/api/v1), the dashboard (/) and Prometheus metrics (/metrics). SIGTERM: finish, then exit."""
+    (/api/v1), the dashboard (/) and Prometheus metrics (/metrics). SIGTERM: finish, then exit.
+
+    --repo and --merge stand in for TASKORCH_REPO and MERGE_POLICY: a task's own repository and
+    merge policy (`task add --repo/--merge`, the API's fields) come first."""
     config = settings()
     options = ServeOptions(
         host=host or config.api_host,
@@ -57,6 +80,12 @@ def serve_(
             f"database {daemon.engine.database_location}; up to {daemon.max_workflows} workflows "
             f"at once; resuming {len(daemon.stats.resumed)} unfinished"
         )
+        used = daemon.engine.settings
+        console.print(
+            f"tasks that name no repository go to {used.taskorch_repo or 'a scratch repository'} "
+            f"(merge policy {used.merge_policy})",
+            highlight=False,
+        )
         if daemon.note:
             console.print(daemon.note, highlight=False)
         if daemon.stats.left_alone:
@@ -68,7 +97,13 @@ def serve_(
             )
 
     async def body() -> DaemonStats:
-        return await serve(config, options, on_ready=ready)
+        served = config
+        if repo is not None or merge is not None:
+            target = await check_target(repo, None, merge, reach=True)
+            served = settings(
+                taskorch_repo=target.get("repo"), merge_policy=target.get("merge_policy")
+            )
+        return await serve(served, options, on_ready=ready)
 
     stats = run(body)
     console.print(

@@ -11,6 +11,7 @@ from rich.text import Text
 from taskorch.cli.app import app, console, engine, print_json, run
 from taskorch.domain.errors import InputError
 from taskorch.domain.models import NewTask, Task, TaskStatus, parse_task_ref
+from taskorch.engine.targets import check_target
 
 task_app = typer.Typer(help="Add, list and show tasks (requirements).", no_args_is_help=True)
 app.add_typer(task_app, name="task")
@@ -31,13 +32,40 @@ def add(
         list[str] | None,
         typer.Option("--depends-on", help="Id of a task this one waits for (repeatable)."),
     ] = None,
+    repo: Annotated[
+        str | None,
+        typer.Option(
+            "--repo",
+            metavar="PATH|URL",
+            help="Its git repository: a local path or a git URL (default: TASKORCH_REPO, else a "
+            "scratch repository).",
+            show_default=False,
+        ),
+    ] = None,
+    base_branch: Annotated[
+        str | None,
+        typer.Option(
+            "--base-branch", metavar="NAME", help="Branch to merge into.", show_default=False
+        ),
+    ] = None,
+    merge: Annotated[
+        str | None,
+        typer.Option(
+            "--merge",
+            metavar="auto|approve",
+            help="approve: wait for `taskorch approve` before merging (default: MERGE_POLICY).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
 ) -> None:
-    """Store a new task."""
+    """Store a new task (the options of --repo, --base-branch and --merge go with it: every
+    workflow of the task uses them unless it is started with others)."""
 
     async def body() -> Task:
         dependencies = [parse_task_ref(ref) for ref in depends_on or []]
-        new = NewTask.create(title, description, priority, dependencies)
+        target = await check_target(repo, base_branch, merge, reach=True)
+        new = NewTask.create(title, description, priority, dependencies, metadata=target)
         async with engine() as running:
             return await running.add_task(new)
 
@@ -100,12 +128,18 @@ def show(
         ("status", task.status),
         ("priority", task.priority),
         ("depends on", ", ".join(f"task-{d}" for d in task.dependencies) or "-"),
+        *_target_rows(task),
         ("created", task.created_at.isoformat(timespec="seconds")),
         ("updated", task.updated_at.isoformat(timespec="seconds")),
     ):
         console.print(Text(f"  {label:<11} {value}"))
     if task.description:
         console.print(f"\n{task.description}", markup=False)
+
+
+def _target_rows(task: Task) -> list[tuple[str, object]]:
+    names = (("repo", "repository"), ("base_branch", "base branch"), ("merge_policy", "merge"))
+    return [(label, task.metadata[key]) for key, label in names if task.metadata.get(key)]
 
 
 def _parse_status(value: str) -> TaskStatus:

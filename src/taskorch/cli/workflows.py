@@ -13,6 +13,7 @@ from taskorch.cli.agents import print_agents
 from taskorch.cli.app import app, console, engine, print_json, run
 from taskorch.engine.agents import AgentInfo
 from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.targets import describe_target
 
 STATE_STYLE = {
     "merged": "bold green",
@@ -24,6 +25,7 @@ STATE_STYLE = {
     "queued": "yellow",
     "pending": "dim",
     "validation_failed": "red",
+    "validation_passed": "green",
     "processing": "cyan",
 }
 
@@ -63,7 +65,10 @@ def status(
         table.add_row(
             item.workflow.id,
             Text(f"{item.task.ref} {item.task.title}"),
-            styled(item.state),
+            Text.assemble(
+                styled(item.state),
+                (" (waiting for approval)", "yellow") if item.waiting_for else "",
+            ),
             f"{item.progress_percent:.0f}%",
             str(item.current_stage or "-"),
         )
@@ -79,6 +84,7 @@ def _summary(item: WorkflowStatus) -> dict[str, Any]:
         "task": item.task.ref,
         "title": item.task.title,
         "state": item.state,
+        "waiting_for": item.waiting_for,
         "progress_percent": item.progress_percent,
         "current_stage": item.current_stage,
     }
@@ -157,8 +163,23 @@ def show_workflow(item: WorkflowStatus) -> None:
                 f"({pr.get('commits_count', len(pr.get('commits', [])))} commits)"
             )
         )
+    if item.target:
+        verb = "merged into" if item.state == "merged" else "merges into"
+        console.print(Text(f"{verb} {describe_target(item.target)}"))
     if data["escalation"]:
         console.print(Text(f"escalated: {data['escalation']}", style="red"))
+    reason = (item.workflow.result or {}).get("reason")
+    if item.state in ("failed", "cancelled") and reason:
+        console.print(Text(f"reason: {reason}", style="red"))
     console.print("history:")
     for step in data["history"]:
         console.print(Text(f"  {step['time'][11:19]}  {step['from'] or '-'} -> {step['to']}"))
+    if item.waiting_for == "approval":
+        wf = item.workflow.id
+        console.print(
+            Text(
+                f"{wf} validated; waiting for approval: taskorch approve {wf} "
+                f"(or taskorch reject {wf} --reason TEXT)",
+                style="bold yellow",
+            )
+        )

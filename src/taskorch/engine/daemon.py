@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5
 """How often every unfinished workflow is looked at even without news (work done elsewhere)."""
 STUCK_RETRY_S = 30.0
-"""A workflow whose step failed with an error is tried again after this long, not every poll."""
+"""A workflow whose step failed with an error, or a task whose workflow could not start, is tried
+again after this long, not every poll."""
 
 
 @dataclass(slots=True)
@@ -71,6 +72,9 @@ class Daemon:
         self.stats = DaemonStats()
         self._active: set[str] = set()
         self._stuck_until: dict[str, float] = {}
+        self._not_before: dict[int, float] = {}
+        """Task id -> when to try again to start a workflow for it, after a failed start (a
+        repository that cannot be reached): not at every poll."""
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
         self._prepared = False
@@ -133,16 +137,21 @@ class Daemon:
         pending = await self.engine.list_tasks(status=TaskStatus.PENDING)
         pending.sort(key=lambda t: (-t.priority.rank, t.id))
         started: set[str] = set()
+        now = asyncio.get_running_loop().time()
         for task in pending:
             if len(started) >= room or self.stopping:
                 break
+            if self._not_before.get(task.id, 0.0) > now:
+                continue
             if not await self._dependencies_done(task):
                 continue
             try:
                 workflow = await self._start(pipeline, task)
             except TaskorchError as exc:
-                log.warning("task %s not started: %s", task.ref, exc.message)
+                log.warning("task %s not started: %s (retrying later)", task.ref, exc.message)
+                self._not_before[task.id] = now + STUCK_RETRY_S
                 continue
+            self._not_before.pop(task.id, None)
             if workflow is None:
                 continue  # another process took it first
             self.stats.started.append(workflow.id)

@@ -308,6 +308,10 @@ class WorkspaceAgent:
                 )
         await workspace.commit_all(subtask.key, f"{subtask.key}: {subtask.title}")
         changed = await workspace.changed_files(subtask.key)
+        if merge_base:
+            # Its merge brings in everything the base gained meanwhile; its own work is the
+            # conflicts it resolved.
+            changed = sorted(set(changed) & set(subtask.files_affected))
         merge = await workspace.merge_subtask(subtask.key)
         if merge.status is MergeStatus.CONFLICT:
             raise AgentError(merge.message, error_class="dependency")

@@ -567,7 +567,7 @@ def _merge_fixup(workflow: Workflow, key: str, conflicts: list[str]) -> PlanSubt
         ),
         assigned_to=Domain.DEVELOPMENT,
         worker_type=WorkerType.IMPLEMENTATION,
-        files_affected=conflicts[:3],
+        files_affected=conflicts,
         success_criteria=f"no conflict markers remain and the branch merges cleanly into {base}",
     )
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskorch.domain.models import Event, HistoryEntry, Subtask, Task, Workflow
-from taskorch.domain.states import SubtaskState
+from taskorch.domain.states import SubtaskState, WorkflowState
 
 _ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
 
@@ -37,6 +37,23 @@ class WorkflowStatus:
         open_stages = [s.stage for s in self.subtasks if s.status is not SubtaskState.COMPLETED]
         return min(open_stages) + 1 if open_stages else None
 
+    @property
+    def target(self) -> dict[str, Any] | None:
+        """Where the workflow merges, as settled at its start: ``repo`` (a path or a URL),
+        ``base_branch`` and ``merge_policy``; None for a workflow that recorded no repository."""
+        options = self.workflow.metadata.get("options") or {}
+        if not options.get("repo"):
+            return None
+        return {
+            "repo": options["repo"],
+            "base_branch": options.get("base_branch"),
+            "merge_policy": options.get("merge_policy") or "auto",
+        }
+
+    @property
+    def waiting_for(self) -> str | None:
+        return waiting_for(self.workflow)
+
     def keys(self, *states: SubtaskState) -> list[str]:
         return [s.key for s in self.subtasks if s.status in states]
 
@@ -59,6 +76,8 @@ class WorkflowStatus:
             "workflow_id": self.workflow.id,
             "task": {"id": self.task.id, "ref": self.task.ref, "title": self.task.title},
             "state": self.state,
+            "waiting_for": self.waiting_for,
+            "target": self.target,
             "progress_percent": self.progress_percent,
             "current_stage": self.current_stage,
             "active_subtasks": [s.key for s in self.subtasks if s.status in _ACTIVE],
@@ -97,6 +116,19 @@ class WorkflowStatus:
                 for h in self.history
             ],
         }
+
+
+def waiting_for(workflow: Workflow) -> str | None:
+    """``"approval"`` for a validated workflow held by the ``approve`` merge policy until someone
+    approves or rejects it (the rule of ``Pipeline.waiting_for_approval``); else None."""
+    options = workflow.metadata.get("options") or {}
+    if (
+        workflow.status is WorkflowState.VALIDATION_PASSED
+        and options.get("merge_policy") == "approve"
+        and not workflow.metadata.get("approval")
+    ):
+        return "approval"
+    return None
 
 
 def _iso(value: Any) -> str | None:

@@ -1,7 +1,10 @@
-"""``/api/v1/tasks`` and ``/api/v1/workflows``: create and read tasks, read and cancel workflows.
+"""``/api/v1/tasks`` and ``/api/v1/workflows``: create and read tasks, read, cancel, approve and
+reject workflows.
 
 A stored task is pending until the daemon of ``taskorch serve`` (or ``taskorch process``) starts
-its workflow; creating one here is how the dashboard's form submits a requirement.
+its workflow; creating one here is how the dashboard's form submits a requirement. Its optional
+``repo``, ``base_branch`` and ``merge_policy`` are kept with it (the task's metadata) and used by
+every workflow that carries it.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from taskorch.domain.errors import InputError, NotFoundError
-from taskorch.domain.models import NewTask, TaskStatus, parse_task_ref
+from taskorch.domain.errors import InputError, NotFoundError, WorkspaceError
+from taskorch.domain.models import JSONDict, NewTask, TaskStatus, parse_task_ref
 from taskorch.domain.states import WorkflowState
 from taskorch.engine import OrchestrationEngine
+from taskorch.engine.targets import check_base_branch, repository
 from taskorch.http.schemas import (
     TASK_ID_PATTERN,
     WORKFLOW_ID_PATTERN,
     ErrorOut,
+    RejectIn,
     TaskIn,
     TaskOut,
     WorkflowDetail,
@@ -28,6 +33,12 @@ router = APIRouter(prefix="/api/v1")
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such id."}
 }
+NOT_VALIDATED: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    409: {"model": ErrorOut, "description": "Not a validated workflow (validation_passed)."},
+}
+REVIEWER = "api"
+"""Who approved or rejected, as the workflow records it, for a request through this API."""
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")]
 TaskIdParam = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="42 or task-42")]
 WorkflowIdParam = Annotated[str, Path(pattern=WORKFLOW_ID_PATTERN)]
@@ -42,13 +53,36 @@ def engine_of(request: Request) -> OrchestrationEngine:
 async def create_task(body: TaskIn, request: Request) -> TaskOut:
     """Store a requirement as a pending task; ``taskorch serve`` starts its workflow."""
     engine = engine_of(request)
+    metadata = await _target(body)
     try:
         task = await engine.add_task(
-            NewTask.create(body.title, body.description, body.priority, body.dependencies)
+            NewTask.create(
+                body.title, body.description, body.priority, body.dependencies, metadata=metadata
+            )
         )
     except NotFoundError as exc:  # an unknown dependency is a bad field, not a missing resource
         raise InputError(f"dependencies: {exc.message.removesuffix(' in --depends-on')}") from None
     return TaskOut.of(task)
+
+
+async def _target(body: TaskIn) -> JSONDict:
+    """The task's ``repo``, ``base_branch`` and ``merge_policy``, checked (a 422 naming the
+    field): a path must be a git repository on this server, a URL one this server reaches (its
+    daemon starts the task's workflows), with the base branch if one is named."""
+    target: JSONDict = {}
+    if body.merge_policy is not None:
+        target["merge_policy"] = body.merge_policy
+    if body.base_branch is not None:
+        try:
+            target["base_branch"] = check_base_branch(body.base_branch)
+        except InputError as exc:
+            raise InputError(f"base_branch: {exc.message}") from None
+    if body.repo is not None:
+        try:
+            target["repo"] = await repository(body.repo, target.get("base_branch"), reach=True)
+        except (InputError, WorkspaceError) as exc:
+            raise InputError(f"repo: {exc.message}") from None
+    return target
 
 
 @router.get("/tasks", tags=["tasks"])
@@ -103,3 +137,23 @@ async def get_workflow(workflow_id: WorkflowIdParam, request: Request) -> Workfl
 async def cancel_workflow(workflow_id: WorkflowIdParam, request: Request) -> WorkflowDetail:
     """Cancel a workflow before its pull request: running subtasks stop, worktrees go."""
     return WorkflowDetail.of(await engine_of(request).cancel_workflow(workflow_id))
+
+
+@router.post("/workflows/{workflow_id}/approve", tags=["workflows"], responses=NOT_VALIDATED)
+async def approve_workflow(workflow_id: WorkflowIdParam, request: Request) -> WorkflowDetail:
+    """Approve a validated workflow held by the approve merge policy (``waiting_for`` is
+    ``approval``): it merges into its base branch now."""
+    engine = engine_of(request)
+    return WorkflowDetail.of(await engine.approve_workflow(workflow_id, by=REVIEWER))
+
+
+@router.post("/workflows/{workflow_id}/reject", tags=["workflows"], responses=NOT_VALIDATED)
+async def reject_workflow(
+    workflow_id: WorkflowIdParam, body: RejectIn, request: Request
+) -> WorkflowDetail:
+    """Reject a validated workflow: it ends ``failed`` with the reason; its branch is kept and
+    its base branch is not touched."""
+    engine = engine_of(request)
+    return WorkflowDetail.of(
+        await engine.reject_workflow(workflow_id, body.reason.strip(), by=REVIEWER)
+    )

@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskorch.domain.models import Priority, Task, TaskStatus, Workflow
 from taskorch.domain.states import SubtaskState, WorkflowState
-from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.status import WorkflowStatus, waiting_for
 
 TASK_ID_PATTERN = r"^(task-)?[0-9]{1,12}$"
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 MAX_TEXT = 20_000
+MergePolicy = Literal["auto", "approve"]
 
 TaskIdPath = Annotated[str, Field(pattern=TASK_ID_PATTERN, examples=["task-1", "1"])]
 WorkflowIdPath = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN, examples=["wf-0a1b2c3d4e"])]
@@ -30,6 +31,22 @@ class TaskIn(_In):
     description: str = Field(default="", max_length=MAX_TEXT)
     priority: Priority = Priority.MEDIUM
     dependencies: list[TaskId] = Field(default_factory=list, max_length=50)
+    repo: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="Its git repository: a path on the server or a git URL (default: the "
+        "server's, TASKORCH_REPO or `serve --repo`).",
+        examples=["/srv/app", "https://git.example.com/team/app.git"],
+    )
+    base_branch: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Branch to merge into."
+    )
+    merge_policy: MergePolicy | None = Field(
+        default=None,
+        description="auto: merge once validated; approve: wait for an approval "
+        "(default: the server's MERGE_POLICY).",
+    )
 
 
 class TaskOut(BaseModel):
@@ -40,6 +57,9 @@ class TaskOut(BaseModel):
     status: TaskStatus
     priority: Priority
     dependencies: list[int]
+    repo: str | None = None
+    base_branch: str | None = None
+    merge_policy: MergePolicy | None = None
     created_at: str
     updated_at: str
 
@@ -53,6 +73,9 @@ class TaskOut(BaseModel):
             status=task.status,
             priority=task.priority,
             dependencies=task.dependencies,
+            repo=task.metadata.get("repo"),
+            base_branch=task.metadata.get("base_branch"),
+            merge_policy=task.metadata.get("merge_policy"),
             created_at=task.created_at.isoformat(),
             updated_at=task.updated_at.isoformat(),
         )
@@ -66,6 +89,8 @@ class WorkflowSummary(BaseModel):
     end_time: str | None
     title: str | None = None
     progress_percent: float | None = None
+    waiting_for: Literal["approval"] | None = None
+    """``approval``: validated and held by the approve merge policy (approve or reject it)."""
 
     @classmethod
     def of(cls, workflow: Workflow) -> WorkflowSummary:
@@ -73,6 +98,7 @@ class WorkflowSummary(BaseModel):
             workflow_id=workflow.id,
             task_id=workflow.task_id,
             state=workflow.status,
+            waiting_for=waiting_for(workflow),
             start_time=workflow.start_time.isoformat() if workflow.start_time else None,
             end_time=workflow.end_time.isoformat() if workflow.end_time else None,
         )
@@ -101,10 +127,23 @@ class HistoryOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class TargetOut(BaseModel):
+    """Where a workflow merges, as settled at its start."""
+
+    repo: str
+    """A path on the server's host or a git URL."""
+    base_branch: str | None
+    merge_policy: MergePolicy
+
+
 class WorkflowDetail(BaseModel):
     workflow_id: str
     task: dict[str, Any]
     state: WorkflowState
+    waiting_for: Literal["approval"] | None
+    """``approval``: validated and held by the approve merge policy; ``POST .../approve``
+    merges it, ``POST .../reject`` ends it failed."""
+    target: TargetOut | None
     progress_percent: float
     current_stage: int | None
     stages: list[list[str]]
@@ -158,6 +197,8 @@ _DETAIL_COPIED = (
     "workflow_id",
     "task",
     "state",
+    "waiting_for",
+    "target",
     "progress_percent",
     "current_stage",
     "active_subtasks",
@@ -173,6 +214,12 @@ _DETAIL_COPIED = (
     "start_time",
     "end_time",
 )
+
+
+class RejectIn(_In):
+    reason: str = Field(
+        min_length=1, max_length=2000, pattern=r"\S", examples=["the login page lost its styles"]
+    )
 
 
 class ParseIn(_In):

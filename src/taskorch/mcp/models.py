@@ -41,12 +41,26 @@ class HistoryOut(_Out):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class TargetOut(_Out):
+    repo: str = Field(description="A local path or a git URL.")
+    base_branch: str | None = None
+    merge_policy: str = Field(description="auto or approve.")
+
+
 class WorkflowOut(_Out):
     """One workflow: its state in the pipeline, progress, subtasks and history."""
 
     workflow_id: str
     task: TaskBrief
     state: str = Field(description="pending, nlp_parsing, ..., merged, failed or cancelled.")
+    waiting_for: str | None = Field(
+        default=None,
+        description="'approval': validated and held by the approve merge policy; a person "
+        "merges it with `taskorch approve WORKFLOW_ID` (or rejects it).",
+    )
+    target: TargetOut | None = Field(
+        default=None, description="Where it merges: repository, base branch, merge policy."
+    )
     progress_percent: float
     current_stage: int | None = None
     active_subtasks: list[str] = Field(default_factory=list)
@@ -65,8 +79,9 @@ class WorkflowOut(_Out):
 
 class ProcessOutcome(_Out):
     finished: bool = Field(
-        description="True when the workflow reached an end state (merged, failed, cancelled); "
-        "False when it still runs in the server (wait=false or the timeout passed)."
+        description="True when the workflow reached an end state (merged, failed, cancelled) "
+        "or waits for approval (workflow.waiting_for); False when it still runs in the server "
+        "(wait=false or the timeout passed)."
     )
     workflow: WorkflowOut
     note: str | None = Field(
@@ -75,7 +90,9 @@ class ProcessOutcome(_Out):
 
 
 class BatchOutcome(_Out):
-    finished: bool = Field(description="True when every workflow reached an end state.")
+    finished: bool = Field(
+        description="True when every workflow reached an end state or waits for approval."
+    )
     workflows: list[WorkflowOut]
     note: str | None = Field(
         default=None, description="Set when no registered agent could be used (simulated)."

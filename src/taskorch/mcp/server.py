@@ -79,7 +79,18 @@ TimeoutS = Annotated[
 ]
 Repo = Annotated[
     str | None,
-    Field(description="Path of the git repository to work in (default: a scratch repository)."),
+    Field(
+        description="The git repository to work in: a local path or a git URL (file://, ssh://, "
+        "https://, host:path). Default: the task's, else TASKORCH_REPO, else a scratch "
+        "repository."
+    ),
+]
+MergePolicyArg = Annotated[
+    Literal["auto", "approve"] | None,
+    Field(
+        description="auto: merge once validated; approve: stop validated, waiting for a person "
+        "to run `taskorch approve` (default: the task's, else MERGE_POLICY, else auto)."
+    ),
 ]
 PriorityName = Annotated[
     Literal["low", "medium", "high", "critical"] | None,
@@ -207,6 +218,7 @@ def build_server(settings: Settings) -> TaskorchServer:
         wait: Wait = True,
         timeout_s: TimeoutS = 300.0,
         repo: Repo = None,
+        merge_policy: MergePolicyArg = None,
         priority: PriorityName = None,
         agent: Agent = "auto",
         sim_duration_s: SimDurationS = 0.0,
@@ -217,7 +229,11 @@ def build_server(settings: Settings) -> TaskorchServer:
         (new text), not both."""
         with tool_errors():
             prepared = await orchestrator.prepare(
-                repo=repo, priority=priority, agent=agent, sim_duration_s=sim_duration_s
+                repo=repo,
+                merge_policy=merge_policy,
+                priority=priority,
+                agent=agent,
+                sim_duration_s=sim_duration_s,
             )
             ids = await _task_for(orchestrator, task_id, requirement)
             [workflow_id] = await orchestrator.start(ids, prepared)
@@ -241,6 +257,7 @@ def build_server(settings: Settings) -> TaskorchServer:
         wait: Wait = True,
         timeout_s: TimeoutS = 600.0,
         repo: Repo = None,
+        merge_policy: MergePolicyArg = None,
         agent: Agent = "auto",
         sim_duration_s: SimDurationS = 0.0,
         ctx: Context[None, Any] | None = None,
@@ -251,7 +268,11 @@ def build_server(settings: Settings) -> TaskorchServer:
             if not task_ids and not requirements:
                 raise InputError("nothing to process: give task_ids and/or requirements")
             prepared = await orchestrator.prepare(
-                repo=repo, priority=None, agent=agent, sim_duration_s=sim_duration_s
+                repo=repo,
+                merge_policy=merge_policy,
+                priority=None,
+                agent=agent,
+                sim_duration_s=sim_duration_s,
             )
             ids = await orchestrator.task_ids(task_ids)
             if any(not text.strip() for text in requirements):

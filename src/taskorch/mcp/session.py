@@ -17,7 +17,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from taskorch.domain.errors import InputError
 from taskorch.domain.models import JSONDict, Priority, parse_task_ref
@@ -26,8 +25,8 @@ from taskorch.engine import MigrationReport, OrchestrationEngine
 from taskorch.engine.agents import AgentPool
 from taskorch.engine.setup import agents_for_run, delivering_engine
 from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.targets import check_target
 from taskorch.planning import PlanResult, TaskNLP
-from taskorch.runtime.repository import check_repository
 from taskorch.settings import Settings
 
 log = logging.getLogger("taskorch.mcp")
@@ -88,12 +87,19 @@ class Orchestrator:
         return ids
 
     async def prepare(
-        self, *, repo: str | None, priority: str | None, agent: str, sim_duration_s: float
+        self,
+        *,
+        repo: str | None,
+        priority: str | None,
+        agent: str,
+        sim_duration_s: float,
+        merge_policy: str | None = None,
     ) -> Prepared:
         """The agents and options of a run, checked before any task is stored or started."""
         engine = await self.engine()
         agents = await agents_for_run(engine, agent, sim_duration_s)
-        return Prepared(agents, await self._options(repo, priority, agents.mode))
+        options = await self._options(repo, merge_policy, priority, agents.mode)
+        return Prepared(agents, options)
 
     async def start(self, task_ids: Sequence[int], prepared: Prepared) -> list[str]:
         """Start a workflow for each task and carry them on in the background; their ids."""
@@ -148,13 +154,14 @@ class Orchestrator:
 
     @staticmethod
     def finished(status: WorkflowStatus) -> bool:
-        return status.workflow.status in WORKFLOW_TERMINAL
+        """Ended, or waiting for an approval (nothing runs for it until someone decides)."""
+        return status.workflow.status in WORKFLOW_TERMINAL or status.waiting_for is not None
 
-    async def _options(self, repo: str | None, priority: str | None, agent: str) -> JSONDict:
+    async def _options(
+        self, repo: str | None, merge_policy: str | None, priority: str | None, agent: str
+    ) -> JSONDict:
         options: JSONDict = {"agent": agent}
-        if repo is not None:
-            root, _ = await check_repository(Path(repo), None, require_clean=True)
-            options["repo"] = str(root)
+        options |= await check_target(repo, None, merge_policy, require_clean=True, reach=True)
         if priority is not None:
             options["priority"] = Priority.parse(priority).value
         return options

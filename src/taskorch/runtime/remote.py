@@ -13,6 +13,7 @@ password is refused: it would be stored in the database and shown in every statu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from taskorch.runtime import git as g
 from taskorch.runtime.git import GitResult, WorkspaceError
 
 REMOTE = "origin"
+FETCH_RETRY_S = (0.2, 0.5, 1.0)
+"""Pauses before a failed fetch is tried again (then the last failure is the answer)."""
 _SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+:(?!//)")
 _SCHEMES = ("file", "ssh", "git", "http", "https", "git+ssh", "ssh+git")
 
@@ -121,10 +124,26 @@ async def mirror(home: Path, origin: Origin) -> Path:
     return path
 
 
+def mirror_lock(repo: Path) -> contextlib.AbstractAsyncContextManager[None]:
+    """The lock for talking to the origin from this mirror: fetches and pushes of the
+    workflows of one host update the same remote-tracking refs (``refs/remotes/origin/main``),
+    and two at once fail ("cannot lock ref")."""
+    return g.file_lock(repo / "taskorch-remote.lock")
+
+
 async def fetch(repo: Path, *patterns: str) -> None:
     """Fetch the origin's branches ``patterns`` (names or ``prefix/*``) into
-    ``refs/remotes/origin/``; branches gone there are pruned here."""
+    ``refs/remotes/origin/``; branches gone there are pruned here. The caller holds
+    :func:`mirror_lock`."""
     specs = [f"+refs/heads/{p}:refs/remotes/{REMOTE}/{p}" for p in patterns]
+    for pause_s in FETCH_RETRY_S:
+        try:
+            await _git_remote(repo, "fetch", "-q", "--no-tags", "--prune", REMOTE, *specs)
+            return
+        except HostError:
+            # The origin may be mid-push or mid-repack from another host ("did not send all
+            # necessary objects"): a moment later the same fetch goes through.
+            await asyncio.sleep(pause_s)
     await _git_remote(repo, "fetch", "-q", "--no-tags", "--prune", REMOTE, *specs)
 
 
@@ -146,9 +165,11 @@ async def push(repo: Path, updates: dict[str, str | None], expected: dict[str, s
         args.append(f"--force-with-lease={ref}:{expected.get(branch) or ''}")
     args.append(REMOTE)
     args += [f"{sha or ''}:refs/heads/{branch}" for branch, sha in updates.items()]
-    result = await g.git(repo, *args, check=False, timeout_s=g.GIT_TIMEOUT_S)
+    async with mirror_lock(repo):
+        result = await g.git(repo, *args, check=False, timeout_s=g.GIT_TIMEOUT_S)
+        if result.ok:
+            await _remember(repo, updates)
     if result.ok:
-        await _remember(repo, updates)
         return True
     text = result.stdout + result.stderr
     if any(word in text for word in ("stale info", "fetch first", "non-fast-forward", "atomic")):

@@ -483,12 +483,13 @@ class Workspace:
         base and workflow branches follow them (the caller holds the workflow lock)."""
         if self.origin is None:
             return
-        await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
-        base_tip = await remote.remote_tip(self.repo, self.base_branch)
-        if base_tip is None:
-            raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
-        await g.git(self.repo, "update-ref", f"refs/heads/{self.base_branch}", base_tip)
-        tip = await remote.remote_tip(self.repo, self.workflow_branch)
+        async with remote.mirror_lock(self.repo):
+            await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
+            base_tip = await remote.remote_tip(self.repo, self.base_branch)
+            if base_tip is None:
+                raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
+            await g.git(self.repo, "update-ref", f"refs/heads/{self.base_branch}", base_tip)
+            tip = await remote.remote_tip(self.repo, self.workflow_branch)
         if tip is None or tip == await g.rev(self.repo, f"refs/heads/{self.workflow_branch}"):
             return
         if await asyncio.to_thread(self.workflow_worktree.is_dir):
@@ -518,16 +519,10 @@ class Workspace:
         tip = await g.rev(self.repo, f"refs/heads/{branch}")
         if tip is None:
             return
+        push = ("push", "-q", "--no-verify", "-f", remote.REMOTE, f"{tip}:refs/heads/{branch}")
         try:
-            await g.git(
-                self.repo,
-                "push",
-                "-q",
-                "--no-verify",
-                "-f",
-                remote.REMOTE,
-                f"{tip}:refs/heads/{branch}",
-            )
+            async with remote.mirror_lock(self.repo):
+                await g.git(self.repo, *push)
         except WorkspaceError as exc:  # the work stays here, on its branch
             log.warning("could not keep %s on the origin: %s", branch, exc.message)
 

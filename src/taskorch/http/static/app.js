@@ -132,7 +132,9 @@ async function renderWorkflows() {
   body.replaceChildren(...workflows.map((w) => el("tr", {},
     el("td", {}, el("a", { class: "mono", href: `/workflows/${w.workflow_id}`, text: w.workflow_id })),
     el("td", { class: "title", title: w.title || "" }, w.title || ""),
-    el("td", {}, pill(w.state)),
+    el("td", {}, w.waiting_for === "approval"
+      ? el("span", { class: "pill warn", text: "awaiting approval", title: "validated; approve or reject it" })
+      : pill(w.state)),
     el("td", {}, el("div", { class: "progress-cell" },
       progressBar(w.progress_percent, w.state === "merged"),
       el("span", { class: "pct", text: `${Math.round(w.progress_percent || 0)}%` }))),
@@ -184,10 +186,12 @@ function setupForm() {
     note.textContent = "Storing the requirement…";
     try {
       const title = text.split("\n")[0].slice(0, 120);
-      const task = await api("/api/v1/tasks", {
-        method: "POST",
-        body: JSON.stringify({ title, description: text, priority: document.getElementById("priority").value }),
-      });
+      const fields = { title, description: text, priority: document.getElementById("priority").value };
+      const repo = document.getElementById("repo").value.trim();
+      const merge = document.getElementById("merge").value;
+      if (repo) fields.repo = repo;
+      if (merge) fields.merge_policy = merge;
+      const task = await api("/api/v1/tasks", { method: "POST", body: JSON.stringify(fields) });
       note.textContent = `Stored as ${task.ref}; waiting for the daemon to start its workflow…`;
       const workflow = await workflowOf(task.id);
       if (workflow) {
@@ -255,6 +259,9 @@ async function renderWorkflow(id) {
     ["Duration", duration(wf.start_time, wf.end_time)],
     ["Planner", wf.planner || "–"],
   ]);
+  const waiting = wf.waiting_for === "approval";
+  document.getElementById("workflow").dataset.waiting = waiting ? wf.waiting_for : "";
+  for (const id of ["wf-approval", "wf-approve", "wf-reject"]) document.getElementById(id).hidden = !waiting;
   document.getElementById("wf-cancel").hidden = !CANCELLABLE.has(wf.state);
   renderDag(wf);
   renderHistory(wf);
@@ -340,13 +347,22 @@ function renderDelivery(wf) {
   const changes = wf.pull_request
     ? `${pr.commits_count ?? 0} commits · ${pr.files_changed ?? 0} files (+${pr.insertions ?? 0} −${pr.deletions ?? 0})`
     : "–";
+  const target = wf.target;
   let outcome = TERMINAL.has(wf.state) ? wf.state : "in progress";
   if (wf.state === "merged" && wf.result && wf.result.commit) {
     outcome = `merged into ${wf.result.base_branch || "the base branch"} at ${wf.result.commit.slice(0, 10)}`;
+  } else if (wf.waiting_for === "approval") {
+    outcome = "validated; waiting for approval";
+  } else if (wf.state === "failed" && wf.result && wf.result.reason) {
+    outcome = `failed: ${wf.result.reason}`;
   } else if (wf.escalation) {
     outcome = `blocked by ${wf.escalation.blocking_subtask}: ${wf.escalation.reason || ""}`;
   }
   facts("delivery", [
+    ["Target", target
+      ? el("span", {}, el("span", { class: "mono", text: `${target.base_branch || "base"} of ${target.repo}` }),
+        ` · merge ${target.merge_policy === "approve" ? "after approval" : "when validated"}`)
+      : "–"],
     ["Branch", pr.head_branch ? el("span", { class: "mono", text: `${pr.head_branch} → ${pr.base_branch}` }) : "–"],
     ["Pull request", link ? el("a", { href: link, text: link }) : changes],
     ["Validation", validation.summary || "–"],
@@ -367,6 +383,21 @@ function workflowPage(id) {
   document.getElementById("wf-cancel").addEventListener("click", async () => {
     if (!window.confirm("Cancel this workflow? Running subtasks stop; merged work stays.")) return;
     await api(`/api/v1/workflows/${encodeURIComponent(id)}/cancel`, { method: "POST" }).catch((e) => alert(e.message));
+    refresh();
+  });
+  document.getElementById("wf-approve").addEventListener("click", async (event) => {
+    if (!window.confirm("Merge this workflow into its base branch now?")) return;
+    event.target.disabled = true;
+    await api(`/api/v1/workflows/${encodeURIComponent(id)}/approve`, { method: "POST" }).catch((e) => alert(e.message));
+    event.target.disabled = false;
+    refresh();
+  });
+  document.getElementById("wf-reject").addEventListener("click", async () => {
+    const reason = (window.prompt("Why is it rejected? (its branch is kept; nothing is merged)") || "").trim();
+    if (!reason) return;
+    await api(`/api/v1/workflows/${encodeURIComponent(id)}/reject`, {
+      method: "POST", body: JSON.stringify({ reason }),
+    }).catch((e) => alert(e.message));
     refresh();
   });
 }

@@ -78,20 +78,16 @@ async def _agents(
     return pool
 
 
-async def _options(
-    agent: str,
+async def _target(
     repo: str | None,
     base_branch: str | None,
     merge: str | None,
     tasks: Sequence[Task] = (),
 ) -> JSONDict:
-    """The workflow options of ``--agent``, ``--repo``, ``--base-branch`` and ``--merge``, checked
-    before anything starts: the repository (the one given, else each task's own) is reached, and
-    a local one must not have uncommitted changes on its base branch."""
-    options: JSONDict = {
-        "agent": agent,
-        **await check_target(repo, base_branch, merge, require_clean=True, reach=True),
-    }
+    """The workflow options of ``--repo``, ``--base-branch`` and ``--merge``, checked before
+    anything starts: the repository (the one given, else each task's own) is reached, and a
+    local one must not have uncommitted changes on its base branch."""
+    options = await check_target(repo, base_branch, merge, require_clean=True, reach=True)
     if repo is None:
         for task in tasks:
             if task.metadata.get("repo"):
@@ -172,8 +168,9 @@ def run_(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
         requirement = _requirement(text, file)
+        target = await _target(repo, base_branch, merge)
         pool = await _agents(engine, agent, sim_duration_s)
-        options = await _options(pool.mode, repo, base_branch, merge)
+        options = {"agent": pool.mode, **target}
         title = requirement.strip().splitlines()[0][:120]
         task = await engine.add_task(NewTask.create(title, requirement))
         return await _carry(engine, [task.id], pool, options, progress, quiet=as_json)
@@ -207,8 +204,9 @@ def process(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
         task = await engine.get_task(parse_task_ref(task_id))
+        target = await _target(repo, base_branch, merge, [task])
         pool = await _agents(engine, agent, sim_duration_s)
-        options = await _options(pool.mode, repo, base_branch, merge, [task])
+        options = {"agent": pool.mode, **target}
         if priority is not None:
             options["priority"] = Priority.parse(priority).value
         started: list[str] = []
@@ -250,8 +248,9 @@ def batch(
         if not ids:
             raise InputError("no task ids given: use e.g. `taskorch batch 1,2,3`")
         tasks = [await engine.get_task(task_id) for task_id in ids]
+        target = await _target(repo, base_branch, merge, tasks)
         pool = await _agents(engine, agent)
-        options = await _options(pool.mode, repo, base_branch, merge, tasks)
+        options = {"agent": pool.mode, **target}
         return await _carry(engine, ids, pool, options, progress, quiet=as_json)
 
     _process(body, as_json)

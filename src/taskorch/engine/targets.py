@@ -47,7 +47,10 @@ async def repository(
         if reach:
             await remote.remote_base(origin, Path(tempfile.gettempdir()), base_branch)
         return origin.url
-    root, _ = await check_repository(origin.path, base_branch, require_clean=require_clean)
+    try:
+        root, _ = await check_repository(origin.path, base_branch, require_clean=require_clean)
+    except OSError as exc:  # a path the system refuses to look at (too long, no permission)
+        raise InputError(f"repository path cannot be read: {exc.strerror}") from None
     return str(root)
 
 

@@ -106,7 +106,9 @@ def serve_(
         return await serve(served, options, on_ready=ready)
 
     stats = run(body)
+    waiting = len(stats.awaiting_approval)
+    left = len(stats.started) + len(stats.resumed) - len(stats.finished) - waiting
     console.print(
         f"stopped: {len(stats.started)} workflow(s) started, {len(stats.finished)} finished, "
-        f"{len(stats.started) + len(stats.resumed) - len(stats.finished)} left to resume"
+        f"{left} left to resume" + (f", {waiting} left for approval" if waiting else "")
     )

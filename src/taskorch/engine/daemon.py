@@ -43,6 +43,9 @@ class DaemonStats:
     """Unfinished workflows found at start and carried on."""
     finished: dict[str, str] = field(default_factory=dict)
     """Workflow id -> terminal state, for those that ended while the daemon ran."""
+    awaiting_approval: list[str] = field(default_factory=list)
+    """Workflows validated and held by the approve merge policy: left to whoever approves them
+    (``taskorch approve``, the API), who merges them; no longer carried by this daemon."""
     left_alone: dict[str, str] = field(default_factory=dict)
     """Unfinished workflows started with other agents -> their ``--agent``: this daemon's
     workers would never claim their subtasks (``taskorch resume`` carries them on)."""
@@ -203,6 +206,11 @@ class Daemon:
             if workflow.status in WORKFLOW_TERMINAL:
                 self._active.discard(workflow_id)
                 self.stats.finished[workflow_id] = workflow.status.value
+            elif pipeline.waiting_for_approval(workflow):
+                # The approval merges it where it is given; advancing it here as well would race
+                # that merge. A restart carries on one approved but not merged (a crash between).
+                self._active.discard(workflow_id)
+                self.stats.awaiting_approval.append(workflow_id)
 
     async def _news(
         self, inbox: asyncio.Queue[dict[str, Any]], worker_task: asyncio.Task[WorkerStats]

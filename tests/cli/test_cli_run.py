@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fakes.cli import ok, taskorch
 from fakes.github_server import FakeGitHub
+from fakes.origins import bare_origin, files_on, git, tip, url
 
 
 def test_run_takes_a_requirement_to_merged(database_url: str, tmp_path: Path) -> None:
@@ -264,3 +265,154 @@ def test_process_with_priority_and_a_timeout_that_cancels(tmp_path: Path) -> Non
     assert len(worktrees) == 1, worktrees  # the cancelled workflow's worktrees are gone
     merged = next(w for w in listed if w["state"] == "merged")["workflow_id"]
     assert f"merge subtask repo-001-list into taskorch/{merged}/main" in _git(scratch, "log")
+
+
+BUG_TEXT = "Fix bug in dashboard/server/index.js line 42"
+LIST_TEXT = "List all repositories in the portfolio"
+
+
+def test_run_into_a_repository_by_url_lands_on_its_base_branch(tmp_path: Path) -> None:
+    origin = bare_origin(tmp_path)
+    home = tmp_path / ".taskorch"
+    result = taskorch("run", BUG_TEXT, "--repo", url(origin), "--agent", "sim", home=home)
+    out = ok(result)
+    [said] = [line for line in result.stderr.splitlines() if "merging into" in line]
+    workflow_id = said.split(":", 1)[0]
+    assert said == f"{workflow_id}: merging into main of {url(origin)} (merge policy auto)"
+    assert f"merged into main of {url(origin)}" in out
+    final = json.loads(ok(taskorch("status", workflow_id, "--json", home=home)))
+    assert final["state"] == "merged"
+    assert final["target"] == {"repo": url(origin), "base_branch": "main", "merge_policy": "auto"}
+    # On the repository itself, not only in this host's mirror: main has the agent's work.
+    assert final["result"]["base_commit"] == tip(origin)
+    log = git(origin, "log", "--format=%s", "main")
+    assert "simulated: bug-001-fix" in log
+    assert f"taskorch/{workflow_id}/main" in log
+    assert "README.md" in files_on(origin)
+    assert len(files_on(origin)) > 1
+
+
+def test_merge_approve_waits_until_approved(tmp_path: Path) -> None:
+    origin = bare_origin(tmp_path)
+    before = tip(origin)
+    home = tmp_path / ".taskorch"
+    args = ["--repo", url(origin), "--merge", "approve", "--agent", "sim"]
+    waiting = json.loads(ok(taskorch("run", BUG_TEXT, *args, "--json", home=home)))
+    workflow_id = waiting["workflow_id"]
+    assert (waiting["state"], waiting["waiting_for"]) == ("validation_passed", "approval")
+    assert waiting["target"]["merge_policy"] == "approve"
+    assert tip(origin) == before  # validated, not merged
+    shown = ok(taskorch("status", workflow_id, home=home))
+    assert f"{workflow_id} validated; waiting for approval: taskorch approve {workflow_id}" in shown
+    listed = json.loads(ok(taskorch("status", "--json", home=home)))
+    assert listed[0]["waiting_for"] == "approval"
+
+    approved = ok(taskorch("approve", workflow_id, home=home))
+    assert approved.startswith(f"{workflow_id}  merged  into main of {url(origin)}")
+    assert tip(origin) != before
+    assert "simulated: bug-001-fix" in git(origin, "log", "--format=%s", "main")
+    final = json.loads(ok(taskorch("status", workflow_id, "--json", home=home)))
+    assert (final["state"], final["waiting_for"]) == ("merged", None)
+    assert final["result"]["base_commit"] == tip(origin)
+    again = taskorch("approve", workflow_id, home=home)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        f"error: workflow {workflow_id} is merged: only a validated workflow "
+        "(validation_passed) can be approved"
+    ]
+
+
+def test_reject_leaves_the_base_branch_alone(tmp_path: Path) -> None:
+    origin = bare_origin(tmp_path)
+    before = tip(origin)
+    home = tmp_path / ".taskorch"
+    args = ["--repo", url(origin), "--merge", "approve", "--agent", "sim"]
+    result = taskorch("run", LIST_TEXT, *args, home=home)
+    out = ok(result)  # waiting for approval is not a failure
+    [hint] = [line for line in out.splitlines() if "waiting for approval" in line]
+    workflow_id = hint.split()[0]
+    assert hint == (
+        f"{workflow_id} validated; waiting for approval: taskorch approve {workflow_id} "
+        f"(or taskorch reject {workflow_id} --reason TEXT)"
+    )
+    assert f"merging into main of {url(origin)} (merge policy approve)" in result.stderr
+    missing = taskorch("reject", workflow_id, home=home)
+    assert missing.returncode == 2
+    assert "--reason" in missing.stderr
+    rejected = json.loads(
+        ok(taskorch("reject", workflow_id, "--reason", "not this sprint", "--json", home=home))
+    )
+    assert rejected["state"] == "failed"
+    assert rejected["result"]["reason"] == "rejected: not this sprint"
+    assert tip(origin) == before
+    branch = f"taskorch/{workflow_id}/main"
+    assert git(origin, "branch", "--list", branch).strip() == branch  # the work is kept
+    assert "reason: rejected: not this sprint" in ok(taskorch("status", workflow_id, home=home))
+    late = taskorch("approve", workflow_id, home=home)
+    assert late.returncode == 1
+    assert "is failed: only a validated workflow" in late.stderr
+
+
+def test_a_task_keeps_its_repository_base_branch_and_policy(tmp_path: Path) -> None:
+    origin = bare_origin(tmp_path, "develop")
+    main_before = tip(origin)
+    home = tmp_path / ".taskorch"
+    added = json.loads(
+        ok(
+            taskorch(
+                "task",
+                "add",
+                BUG_TEXT,
+                "--repo",
+                url(origin),
+                "--base-branch",
+                "develop",
+                "--merge",
+                "auto",
+                "--json",
+                home=home,
+            )
+        )
+    )
+    assert added["metadata"] == {
+        "repo": url(origin),
+        "base_branch": "develop",
+        "merge_policy": "auto",
+    }
+    shown = ok(taskorch("task", "show", "1", home=home))
+    assert f"repository  {url(origin)}" in shown
+    assert "base branch develop" in shown
+    final = json.loads(ok(taskorch("process", "1", "--agent", "sim", "--json", home=home)))
+    assert final["state"] == "merged"
+    assert final["target"] == {
+        "repo": url(origin),
+        "base_branch": "develop",
+        "merge_policy": "auto",
+    }
+    assert tip(origin) == main_before
+    assert tip(origin, "develop") == final["result"]["base_commit"]
+    assert "simulated: bug-001-fix" in git(origin, "log", "--format=%s", "develop")
+
+
+def test_bad_targets_are_one_line_errors(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    origin = bare_origin(tmp_path)
+    cases = [
+        (["--merge", "later"], "merge policy 'later' is not one of: auto, approve"),
+        (["--repo", "https://me:secret@example.com/app.git"], "carries a password"),
+        (["--repo", "ftp://example.com/app.git"], "unknown scheme 'ftp'"),
+        (["--repo", url(tmp_path / "nothing.git")], "git ls-remote failed"),
+        (["--repo", url(origin), "--base-branch", "release"], "'release' does not exist"),
+        (["--repo", str(tmp_path)], "not a git repository"),
+        (["--base-branch", "a..b"], "not a valid branch name"),
+    ]
+    for args, fragment in cases:
+        for command in (["run", LIST_TEXT], ["task", "add", LIST_TEXT]):
+            result = taskorch(*command, *args, home=home)
+            assert result.returncode == 1, (command, args)
+            assert "Traceback" not in result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, (command, args, result.stderr)
+            assert fragment in lines[0], (command, args, result.stderr)
+    assert json.loads(ok(taskorch("task", "list", "--json", home=home))) == []
+    assert "secret" not in ok(taskorch("status", home=home))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fakes.cli import ok, taskorch
+from fakes.origins import git
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -136,3 +137,28 @@ def test_init_db_saves_the_url_for_later_commands(sqlite_url: str, tmp_path: Pat
     ok(taskorch("task", "add", "Saved", home=home))
     report = json.loads(ok(taskorch("health", "--json", home=home)))
     assert report["components"]["database"]["location"] == sqlite_url
+
+
+def test_a_task_with_its_repository_and_merge_policy(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "trunk")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "first")
+    ok(taskorch("task", "add", "Add login", "--repo", "app", "--merge", "APPROVE", home=home))
+    shown = json.loads(ok(taskorch("task", "show", "1", "--json", home=home)))
+    # a relative path is stored as the repository's absolute root
+    assert shown["metadata"] == {"repo": str(repo), "merge_policy": "approve"}
+    text = ok(taskorch("task", "show", "1", home=home))
+    assert f"repository  {repo}\n" in text
+    assert "merge       approve\n" in text
+    plain = ok(taskorch("task", "add", "Add logout", "--json", home=home))
+    assert json.loads(plain)["metadata"] == {}
+    one_line_error(
+        taskorch("task", "add", "x", "--repo", str(repo), "--base-branch", "main", home=home),
+        "base branch 'main' does not exist in",
+    )
+    one_line_error(
+        taskorch("task", "add", "x", "--merge", "sometimes", home=home),
+        "merge policy 'sometimes' is not one of: auto, approve",
+    )

@@ -16,8 +16,12 @@ def taskorch(
     timeout_s: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m taskorch ARGS`` in ``home``'s parent, with ``TASKORCH_HOME=home`` and no
-    database settings inherited from the environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
+    database or target repository settings inherited from the environment."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DB_", "DATABASE_URL")) and k not in _TARGET_ENV
+    }
     env["TASKORCH_HOME"] = str(home)
     env["COLUMNS"] = "200"
     if database_url:
@@ -32,6 +36,9 @@ def taskorch(
         timeout=timeout_s,
         check=False,
     )
+
+
+_TARGET_ENV = {"TASKORCH_REPO", "MERGE_POLICY"}
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

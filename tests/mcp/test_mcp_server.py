@@ -19,6 +19,8 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import CallToolResult, TextContent
 
+from fakes.cli import ok, taskorch
+from fakes.origins import bare_origin, git, tip, url
 from taskorch.mcp import TOOL_NAMES
 from taskorch.mcp.models import (
     BatchOutcome,
@@ -261,3 +263,68 @@ async def test_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
         assert ran.workflow.state == "merged"
         health = HealthOut.model_validate(await call(session, "orchestration_health_check"))
         assert health.components["database"].info["backend"] == "postgres"
+
+
+async def test_a_repository_by_url_and_the_approve_merge_policy(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    origin = bare_origin(tmp_path / "remote")
+    before = tip(origin)
+    async with mcp_session(home) as session:
+        ran = ProcessOutcome.model_validate(
+            await call(
+                session,
+                "process_task_orchestration",
+                requirement="Fix bug in dashboard/server/index.js line 42",
+                repo=url(origin),
+                merge_policy="approve",
+                agent="sim",
+            )
+        )
+        assert ran.finished  # nothing runs for it until a person decides
+        assert (ran.workflow.state, ran.workflow.waiting_for) == ("validation_passed", "approval")
+        assert ran.workflow.target is not None
+        assert ran.workflow.target.model_dump() == {
+            "repo": url(origin),
+            "base_branch": "main",
+            "merge_policy": "approve",
+        }
+        assert tip(origin) == before
+        workflow_id = ran.workflow.workflow_id
+        ok(taskorch("approve", workflow_id, home=home))
+        status = WorkflowOut.model_validate(
+            await call(session, "get_workflow_status", workflow_id=workflow_id)
+        )
+        assert (status.state, status.waiting_for) == ("merged", None)
+        assert "simulated: bug-001-fix" in git(origin, "log", "--format=%s", "main")
+
+        batch = BatchOutcome.model_validate(
+            await call(
+                session,
+                "process_batch_orchestration",
+                requirements=["List all repositories in the portfolio"],
+                repo=url(origin),
+                merge_policy="auto",
+            )
+        )
+        assert [w.state for w in batch.workflows] == ["merged"]
+        assert "simulated: repo-001-list" in git(origin, "log", "--format=%s", "main")
+
+        message = await tool_error(
+            session, "process_task_orchestration", requirement="Add login", merge_policy="later"
+        )
+        assert "invalid arguments for process_task_orchestration: merge_policy" in message
+        message = await tool_error(
+            session,
+            "process_task_orchestration",
+            requirement="Add login",
+            repo="https://me:secret@example.com/app.git",
+        )
+        assert "carries a password" in message
+        assert "secret" not in message
+        message = await tool_error(
+            session,
+            "process_batch_orchestration",
+            requirements=["Add login"],
+            repo=url(tmp_path / "nothing.git"),
+        )
+        assert "git ls-remote failed" in message

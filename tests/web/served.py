@@ -122,6 +122,8 @@ _CLEARED = {
     "OPENAI_API_KEY",
     "AGENTAPI_URL",
     "TEST_COMMAND",
+    "TASKORCH_REPO",
+    "MERGE_POLICY",
 }
 
 

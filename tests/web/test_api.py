@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
+from fakes.origins import bare_origin, tip, url
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.setup import agent_adapters
 from taskorch.http.prometheus import active_by_agent
@@ -188,6 +191,8 @@ async def test_openapi_document_and_dashboard(client: httpx.AsyncClient) -> None
         "/api/v1/workflows",
         "/api/v1/workflows/{workflow_id}",
         "/api/v1/workflows/{workflow_id}/cancel",
+        "/api/v1/workflows/{workflow_id}/approve",
+        "/api/v1/workflows/{workflow_id}/reject",
         "/api/v1/parse",
         "/api/v1/agents",
         "/api/v1/health",
@@ -197,6 +202,11 @@ async def test_openapi_document_and_dashboard(client: httpx.AsyncClient) -> None
     page = await client.get("/")
     assert page.status_code == 200
     assert "/static/app.js" in page.text
+    # the form names the repository and merge policy; a waiting workflow has its buttons
+    for element in ('id="repo"', 'id="merge"', 'id="wf-approve"', 'id="wf-reject"'):
+        assert element in page.text
+    assert "http://" not in page.text  # nothing from a CDN
+    assert "https://" not in page.text
     assert (await client.get("/workflows/wf-anything")).status_code == 200
     for asset in ("app.js", "style.css", "favicon.svg"):
         assert (await client.get(f"/static/{asset}")).status_code == 200
@@ -215,3 +225,98 @@ def test_running_attempts_of_unassigned_subtasks_count_for_the_default_agent() -
         agents={"claude": AgentMetrics(attempts=2, successes=2, mean_s=1.0, active=1)},
     )
     assert active_by_agent(metrics) == {"claude": 1, "sim": 3}
+
+
+async def test_tasks_carry_their_repository_and_merge_policy(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    origin = bare_origin(tmp_path / "remote", "develop")
+    body = {
+        "title": "Add login",
+        "repo": url(origin),
+        "base_branch": "develop",
+        "merge_policy": "approve",
+    }
+    created = await client.post("/api/v1/tasks", json=body)
+    assert created.status_code == 201, created.text
+    task = created.json()
+    assert (task["repo"], task["base_branch"], task["merge_policy"]) == (
+        url(origin),
+        "develop",
+        "approve",
+    )
+    assert (await client.get(f"/api/v1/tasks/{task['id']}")).json()["repo"] == url(origin)
+    plain = (await client.post("/api/v1/tasks", json={"title": "Add logout"})).json()
+    assert (plain["repo"], plain["base_branch"], plain["merge_policy"]) == (None, None, None)
+    cases: list[tuple[dict[str, str], str]] = [
+        ({"merge_policy": "later"}, "merge_policy"),
+        ({"repo": str(tmp_path)}, "repo"),
+        ({"repo": "https://me:secret@example.com/app.git"}, "repo"),
+        ({"repo": "ftp://example.com/app.git"}, "repo"),
+        ({"repo": "http://[::1"}, "repo"),
+        ({"repo": url(tmp_path / "nothing.git")}, "repo"),
+        ({"repo": url(origin), "base_branch": "release"}, "repo"),
+        ({"base_branch": "a..b"}, "base_branch"),
+        ({"repo": ""}, "repo"),
+        ({"repo": "0" * 2000}, "repo"),  # a name too long for the file system
+    ]
+    for extra, field in cases:
+        response = await client.post("/api/v1/tasks", json={"title": "x", **extra})
+        assert response.status_code == 422, (extra, response.text)
+        assert response.json()["detail"][0]["loc"] == ["body", field], response.json()
+        assert "secret" not in response.text
+    assert len((await client.get("/api/v1/tasks")).json()) == 2
+
+
+async def test_approve_and_reject_a_workflow_that_waits(
+    client: httpx.AsyncClient, engine: OrchestrationEngine, tmp_path: Path
+) -> None:
+    origin = bare_origin(tmp_path / "remote")
+    before = tip(origin)
+    # GitDelivery.target runs `git ls-remote` in the data folder, which must exist by then.
+    engine.settings.home.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for title in ("Fix bug in dashboard/server/index.js line 42", "List all repositories"):
+        body = {"title": title, "repo": url(origin), "merge_policy": "approve"}
+        ids.append((await client.post("/api/v1/tasks", json=body)).json()["id"])
+    statuses = await engine.process_batch(
+        ids, agents=agent_adapters(engine, "sim"), options={"agent": "sim"}
+    )
+    assert [s.waiting_for for s in statuses] == ["approval", "approval"]
+    first, second = (s.workflow.id for s in statuses)
+    listed = (await client.get("/api/v1/workflows")).json()
+    assert {w["workflow_id"]: w["waiting_for"] for w in listed} == {
+        first: "approval",
+        second: "approval",
+    }
+    detail = (await client.get(f"/api/v1/workflows/{first}")).json()
+    assert (detail["state"], detail["waiting_for"]) == ("validation_passed", "approval")
+    target = {"repo": url(origin), "base_branch": "main", "merge_policy": "approve"}
+    assert detail["target"] == target
+    assert tip(origin) == before
+
+    approved = await client.post(f"/api/v1/workflows/{first}/approve")
+    assert approved.status_code == 200, approved.text
+    assert (approved.json()["state"], approved.json()["waiting_for"]) == ("merged", None)
+    assert tip(origin) == approved.json()["result"]["base_commit"]
+    merged_tip = tip(origin)
+    again = await client.post(f"/api/v1/workflows/{first}/approve")
+    assert again.status_code == 409
+    assert "only a validated workflow" in again.json()["detail"]
+
+    assert (await client.post(f"/api/v1/workflows/{second}/reject")).status_code == 422
+    blank = await client.post(f"/api/v1/workflows/{second}/reject", json={"reason": "  "})
+    assert blank.status_code == 422
+    rejected = await client.post(f"/api/v1/workflows/{second}/reject", json={"reason": "not now"})
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["state"] == "failed"
+    assert rejected.json()["result"]["reason"] == "rejected: not now"
+    assert tip(origin) == merged_tip  # nothing of the rejected workflow reached main
+    assert (await client.post(f"/api/v1/workflows/{second}/approve")).status_code == 409
+    unknown: list[tuple[str, dict[str, str] | None]] = [
+        ("approve", None),
+        ("reject", {"reason": "x"}),
+    ]
+    for action, reason in unknown:
+        response = await client.post(f"/api/v1/workflows/wf-nothere/{action}", json=reason)
+        assert response.status_code == 404

@@ -62,9 +62,15 @@ def test_no_server_errors_and_responses_conform(
             raise
 
 
-SEMANTIC_FIELDS = {("body", "dependencies"), ("body", "text")}
-"""Fields checked beyond what a schema can say: a dependency must name an existing task, and a
-requirement must contain something to plan. A 422 naming one of them is a correct answer to
+SEMANTIC_FIELDS = {
+    ("body", "dependencies"),
+    ("body", "text"),
+    ("body", "repo"),
+    ("body", "base_branch"),
+}
+"""Fields checked beyond what a schema can say: a dependency must name an existing task, a
+requirement must contain something to plan, a repository must be a git repository this server
+reaches, a base branch a valid branch name. A 422 naming one of them is a correct answer to
 schema-valid data."""
 
 

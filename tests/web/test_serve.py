@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from fakes.cli import taskorch
+from fakes.origins import bare_origin, git, tip, url
 from web.served import Served, status_json, taskorch_cli, wait_for
 
 AUTH_TEXT = "Add authentication system with security audit and documentation"
@@ -139,3 +142,46 @@ def test_sigterm_mid_run_loses_nothing_and_a_restart_merges(
     assert {s["key"]: s["attempts"] for s in final["subtasks"]} == dict.fromkeys(states, 1)
     code, _, err = again.stop()
     assert code == 0, err
+
+
+def test_serve_repo_and_merge_approve_then_approve_over_http(
+    serve_factory: Any, tmp_path: Path
+) -> None:
+    origin = bare_origin(tmp_path / "remote")
+    before = tip(origin)
+    home = tmp_path / "home"
+    served: Served = serve_factory(home, "--repo", url(origin), "--merge", "approve")
+    task = served.post("/api/v1/tasks", {"title": "Fix bug in dashboard/server/index.js line 42"})
+    workflow_id = served.workflow_of(task["id"])["workflow_id"]
+
+    def waiting() -> dict[str, Any] | None:
+        detail: dict[str, Any] = served.get(f"/api/v1/workflows/{workflow_id}")
+        return detail if detail["waiting_for"] == "approval" else None
+
+    detail = wait_for("the workflow to wait for approval", waiting)
+    assert detail["state"] == "validation_passed"
+    target = {"repo": url(origin), "base_branch": "main", "merge_policy": "approve"}
+    assert detail["target"] == target
+    time.sleep(1.5)  # the daemon polls it meanwhile: it still waits, nothing merged
+    assert served.get(f"/api/v1/workflows/{workflow_id}")["state"] == "validation_passed"
+    assert tip(origin) == before
+    merged = served.post(f"/api/v1/workflows/{workflow_id}/approve")
+    assert merged["state"] == "merged"
+    assert tip(origin) == merged["result"]["base_commit"]
+    assert "simulated: bug-001-fix" in git(origin, "log", "--format=%s", "main")
+    code, out, err = served.stop()
+    assert code == 0, err
+    assert f"tasks that name no repository go to {url(origin)} (merge policy approve)" in out
+    assert "0 finished, 0 left to resume, 1 left for approval" in out
+    assert "retrying later" not in err  # the daemon did not race the approval's merge
+
+
+def test_serve_refuses_a_bad_repository_in_one_line(tmp_path: Path) -> None:
+    nothing = (tmp_path / "nothing.git").as_uri()
+    result = taskorch("serve", "--port", "0", "--repo", nothing, home=tmp_path / "home")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: git ls-remote failed")
+    assert len(result.stderr.strip().splitlines()) == 1
+    merge = taskorch("serve", "--port", "0", "--merge", "never", home=tmp_path / "home")
+    assert merge.returncode == 1
+    assert merge.stderr.strip() == ("error: merge policy 'never' is not one of: auto, approve")

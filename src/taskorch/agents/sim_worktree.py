@@ -5,7 +5,8 @@ It behaves like :class:`taskorch.agents.sim.SimAgent` (durations, failure rates,
 writes into ``task.workdir`` (the subtask's worktree) and commits:
 
 - for each declared file in ``files_affected`` (plain paths inside the worktree; globs and
-  directories are skipped): one line appended, creating the file and its directories, in the
+  directories are skipped): conflict markers resolved by keeping both sides, then one line
+  appended, creating the file and its directories, in the
   file's comment syntax so code stays valid (a new ``.json`` file gets a small labelled object; an
   existing one is left alone, as JSON has no comments);
 - when no declared file could be written: a transcript ``.taskorch-sim/<key>.md``.
@@ -204,11 +205,25 @@ def _append_labelled(target: Path, text: str) -> bool:
         return True
     line = _comment(target.name, suffix, text)
     target.parent.mkdir(parents=True, exist_ok=True)
-    existing = target.read_bytes() if target.exists() else b""
+    existing = _resolved(target.read_bytes()) if target.exists() else b""
+    if target.exists():
+        target.write_bytes(existing)
     separator = b"" if not existing or existing.endswith(b"\n") else b"\n"
     with target.open("ab") as handle:
         handle.write(separator + line.encode() + b"\n")
     return True
+
+
+_MARKERS = (b"<<<<<<< ", b"=======", b">>>>>>> ")
+
+
+def _resolved(content: bytes) -> bytes:
+    """A file left with git's conflict markers (a fix-up that merged its base in), resolved the
+    simple way: both sides kept, markers dropped."""
+    if b"<<<<<<< " not in content:
+        return content
+    lines = content.splitlines(keepends=True)
+    return b"".join(line for line in lines if not line.rstrip(b"\r\n").startswith(_MARKERS))
 
 
 def _comment(name: str, suffix: str, text: str) -> str:

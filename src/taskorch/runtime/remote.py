@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -141,10 +142,36 @@ async def fetch(repo: Path, *patterns: str) -> None:
             await _git_remote(repo, "fetch", "-q", "--no-tags", "--prune", REMOTE, *specs)
             return
         except HostError:
-            # The origin may be mid-push or mid-repack from another host ("did not send all
-            # necessary objects"): a moment later the same fetch goes through.
+            # A worktree whose creation a kill cut short has a HEAD of zeros, and fetch's
+            # connectivity check fails on it ("bad object worktrees/<name>/HEAD"); the origin
+            # may be mid-push from another host. Clear the first; a moment later, try again.
+            await asyncio.to_thread(drop_unborn_worktrees, repo)
             await asyncio.sleep(pause_s)
     await _git_remote(repo, "fetch", "-q", "--no-tags", "--prune", REMOTE, *specs)
+
+
+def drop_unborn_worktrees(repo: Path) -> list[Path]:
+    """Remove the worktrees of ``repo`` whose ``git worktree add`` was killed before it ended
+    (HEAD still the placeholder of zeros): their checkouts are incomplete and hold no work. A
+    mirror's worktrees are all taskorch's own. Returns the checkouts removed."""
+    removed = []
+    admin = repo / "worktrees"
+    for entry in sorted(admin.iterdir()) if admin.is_dir() else []:
+        try:
+            head = (entry / "HEAD").read_text().strip()
+        except OSError:
+            head = ""
+        if head.startswith("ref: ") or (head and head.strip("0")):
+            continue
+        try:
+            checkout = Path((entry / "gitdir").read_text().strip()).parent
+        except OSError:
+            checkout = None
+        if checkout is not None and checkout.is_dir():
+            shutil.rmtree(checkout, ignore_errors=True)
+            removed.append(checkout)
+        shutil.rmtree(entry, ignore_errors=True)
+    return removed
 
 
 async def remote_tip(repo: Path, branch: str) -> str | None:

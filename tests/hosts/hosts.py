@@ -220,22 +220,6 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def bare_repository(root: Path) -> Path:
-    """``<root>/remote/origin.git`` with one commit on main, pushed from a throwaway clone."""
-    origin = root / "remote" / "origin.git"
-    origin.mkdir(parents=True)
-    git(origin, "init", "-q", "--bare", "-b", "main")
-    seed = root / "seed"
-    seed.mkdir()
-    git(seed, "init", "-q", "-b", "main")
-    (seed / "README.md").write_text("# shared project\n")
-    git(seed, "add", "README.md")
-    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
-    git(seed, "push", "-q", str(origin), "main")
-    shutil.rmtree(seed)
-    return origin
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

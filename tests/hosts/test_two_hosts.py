@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes.origins import bare_origin
 from taskorch.domain.models import AttemptOutcome, NewTask
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.store import Store, connector_for_url
@@ -25,7 +26,6 @@ from .hosts import (
     Host,
     Lab,
     Proc,
-    bare_repository,
     can_hide_folders,
     git,
     git_daemon,
@@ -42,7 +42,7 @@ DEADLINE_S = 600.0
 
 @pytest.fixture(params=["file", "git-daemon"])
 def lab(request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path) -> Iterator[Lab]:
-    origin = bare_repository(tmp_path)
+    origin = bare_origin(tmp_path / "remote")
     isolated = can_hide_folders()
     a, b = Host("host-a", tmp_path / "host-a"), Host("host-b", tmp_path / "host-b")
     a.hidden, b.hidden = [b.root], [a.root]

@@ -67,6 +67,7 @@ class GitDelivery:
             root, base = await check_repository(origin.path, base, require_clean=False)
             origin = Origin(str(root))
         else:
+            await asyncio.to_thread(self.home.mkdir, parents=True, exist_ok=True)
             base = await remote.remote_base(origin, self.home, base)
         policy = options.get("merge_policy") or task.metadata.get("merge_policy")
         return {

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.registry import AgentSpec
-from taskorch.domain.errors import ConfigError, StoreError
+from taskorch.domain.errors import ConfigError, StoreError, TaskorchError
 from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
@@ -172,8 +172,22 @@ class OrchestrationEngine:
         """A new workflow for each task, each task claimed first (``engine.claims``: one
         workflow at a time, a done task is refused); nothing runs yet."""
         pipeline = self.pipeline()
+        before = {task_id: (await self.store.get_task(task_id)).status for task_id in task_ids}
         tasks = await claim_tasks(self.store, task_ids)
-        return [await pipeline.start(task, options=options) for task in tasks]
+        started: list[Workflow] = []
+        try:
+            for task in tasks:
+                started.append(await pipeline.start(task, options=options))
+        except TaskorchError:
+            # Not started after all (its repository out of reach, say): give back the tasks
+            # that have no workflow, as they were, so none is left processing with nothing on it.
+            for task in tasks[len(started) :]:
+                if before[task.id] is not TaskStatus.PROCESSING:
+                    await self.store.set_task_status(
+                        task.id, TaskStatus.PROCESSING, before[task.id]
+                    )
+            raise
+        return started
 
     async def resume(
         self,

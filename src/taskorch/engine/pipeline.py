@@ -41,6 +41,7 @@ from taskorch.domain.states import (
     SubtaskState,
     WorkflowState,
 )
+from taskorch.engine.status import waiting_for
 from taskorch.store import Store
 from taskorch.store.queue import QueueEvent, SubtaskQueue
 
@@ -155,11 +156,7 @@ class Pipeline:
 
     def waiting_for_approval(self, workflow: Workflow) -> bool:
         """Validated, held by the ``approve`` merge policy until someone approves or rejects."""
-        return (
-            workflow.status is W.VALIDATION_PASSED
-            and _merge_policy(workflow) == "approve"
-            and not workflow.metadata.get("approval")
-        )
+        return waiting_for(workflow) == "approval"
 
     async def approve(self, workflow_id: str, by: str = "") -> Workflow:
         """Record the approval of a validated workflow, then merge it."""
@@ -422,7 +419,7 @@ class Pipeline:
         )
 
     async def _merge(self, workflow: Workflow) -> Workflow | None:
-        if _merge_policy(workflow) == "approve" and not workflow.metadata.get("approval"):
+        if self.waiting_for_approval(workflow):
             return None  # waits for `taskorch approve` (or reject, or cancel)
         subtasks = await self.store.list_subtasks(workflow.id)
         problems = await self._unproven(workflow, subtasks)

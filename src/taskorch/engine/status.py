@@ -120,7 +120,7 @@ class WorkflowStatus:
 
 def waiting_for(workflow: Workflow) -> str | None:
     """``"approval"`` for a validated workflow held by the ``approve`` merge policy until someone
-    approves or rejects it (the rule of ``Pipeline.waiting_for_approval``); else None."""
+    approves or rejects it (the pipeline's merge step waits on this); else None."""
     options = workflow.metadata.get("options") or {}
     if (
         workflow.status is WorkflowState.VALIDATION_PASSED

@@ -88,6 +88,9 @@ class WorktreeEntry:
 
 def _env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
+    # ssh asks for a password on the terminal whatever GIT_TERMINAL_PROMPT says: never wait on
+    # one (keys come from the ssh agent or the user's ssh configuration).
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     env.update(
         GIT_TERMINAL_PROMPT="0",
         GIT_EDITOR="true",

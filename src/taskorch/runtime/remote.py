@@ -224,5 +224,7 @@ async def _git_remote(cwd: Path, *args: str) -> GitResult:
 def _host_error(what: str, cwd: Path, result: GitResult) -> HostError:
     text = result.stderr or result.stdout
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = lines[-1] if lines else f"exit {result.returncode}"
+    # git's own reason is its first fatal/error line; what follows is advice.
+    said = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    detail = (said or lines or [f"exit {result.returncode}"])[0]
     return HostError(f"git {what} failed from {cwd}: {detail}")

@@ -186,7 +186,10 @@ class Worker:
                 "worker %s: cannot count the queue, will retry: %s", self.worker_id, exc.message
             )
             return True  # not known to be drained: ask again next round
-        return bool(counts.get("queued") or counts.get("assigned") or counts.get("running"))
+        if counts.get("assigned") or counts.get("running"):
+            return True
+        # Queued work this worker leaves to other hosts is not its to wait for.
+        return bool(counts.get("queued")) and not self._avoided()
 
     async def _shutdown(self) -> None:
         """Claim nothing more; store each running attempt's outcome as it finishes (the lease

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fakes.origins import bare_origin, files_on, git, tip, url
+from taskorch.agents.base import AgentAdapter
 from taskorch.cli.worker import _default_agent
 from taskorch.domain.models import NewTask
 from taskorch.engine import OrchestrationEngine
@@ -81,7 +82,9 @@ async def test_a_worker_that_cannot_reach_the_repository_leaves_it_to_another(
         async with engine_at(tmp_path / "home-b") as other:
             able = other.create_worker({None: _default_agent(other, "sim", 0.0, None)})
             await asyncio.wait_for(able.run(once=True), 60)
-            agents = {None: _default_agent(engine, "sim", 0.0, None)}
+            agents: dict[str | None, AgentAdapter] = {
+                None: _default_agent(engine, "sim", 0.0, None)
+            }
             final = await asyncio.wait_for(engine.resume([workflow.id], agents=agents), 120)
     assert final[0].state == "merged"
     assert "CONTRIBUTING.md" in git(repo, "ls-tree", "--name-only", "main")

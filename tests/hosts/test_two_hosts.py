@@ -180,15 +180,24 @@ _TERMINAL = {s.value for s in WORKFLOW_TERMINAL}
 
 
 async def workflow_states(lab: Lab) -> dict[str, str]:
-    """Workflow id -> state; a failed one's state carries its reason, for the report."""
+    """Workflow id -> state; a failed one's carries its reason, an unfinished one its
+    subtasks, for the report."""
     async with Store(connector_for_url(lab.database_url)) as store:
-        return {
-            w.id: w.status.value
-            if w.status.value != "failed"
-            else f"failed: {(w.result or {}).get('reason') or w.result} "
-            + "; ".join(str(v.get("summary")) for v in w.metadata.get("validations", []))
-            for w in await store.list_workflows()
-        }
+        states = {}
+        for w in await store.list_workflows():
+            state = w.status.value
+            if state == "failed":
+                state += f": {(w.result or {}).get('reason') or w.result} " + "; ".join(
+                    str(v.get("summary")) for v in w.metadata.get("validations", [])
+                )
+            elif state not in _TERMINAL:
+                subtasks = await store.list_subtasks(w.id)
+                state += ": " + ", ".join(
+                    f"{s.key}={s.status.value}/{s.attempts} {s.error or ''}" for s in subtasks
+                )
+                state += f" stalled={w.metadata.get('stalled')}"
+            states[w.id] = state
+        return states
 
 
 async def wait_all_terminal(lab: Lab, task_ids: list[int]) -> dict[str, str]:
@@ -237,5 +246,6 @@ async def assert_no_completed_subtask_ran_again(lab: Lab) -> None:
 
 
 def report(lab: Lab, states: dict[str, str]) -> str:
-    logs = "\n".join(f"--- {p.name}\n{p.output()[-1500:]}" for p in lab.processes[-4:])
+    drivers = [p for p in lab.processes if "serve" in p.name][-2:]
+    logs = "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in drivers)
     return f"{Counter(states.values())}\n{logs}"

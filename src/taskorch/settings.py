@@ -9,6 +9,7 @@ The config file is TOML with the lower-case setting names as keys, at ``$TASKORC
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
     """``owner/name``; default: read from the target repository's ``origin`` remote."""
     github_api_url: str = "https://api.github.com"
 
+    taskorch_host_name: str | None = None
+    """This host's name as workers advertise it and agents name it (default: the system's)."""
     taskorch_repo: str | None = None
     """The repository (a path or a git URL) of workflows that name none, nor their task."""
     merge_policy: Literal["auto", "approve"] = "auto"
@@ -80,6 +83,10 @@ class Settings(BaseSettings):
     @property
     def home(self) -> Path:
         return self.taskorch_home
+
+    @property
+    def host_name(self) -> str:
+        return self.taskorch_host_name or socket.gethostname()
 
     @property
     def sqlite_path(self) -> Path:

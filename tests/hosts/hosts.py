@@ -136,6 +136,7 @@ class Lab:
             "DATABASE_URL": self.database_url,
             "TASKORCH_HOME": str(host.home),
             "TASKORCH_REPO": self.repo_url,
+            "TASKORCH_HOST_NAME": host.name,
             "TASKORCH_TEST_HOST": host.name,
             "TASKORCH_TEST_RECORD": str(self.record),
             "TASKORCH_TEST_AGENT_S": str(self.agent_s),

@@ -13,6 +13,7 @@ import pytest
 
 from fakes.origins import bare_origin, files_on, git, tip, url
 from taskorch.agents.base import AgentAdapter
+from taskorch.agents.registry import AgentSpec
 from taskorch.cli.worker import _default_agent
 from taskorch.domain.models import NewTask
 from taskorch.engine import OrchestrationEngine
@@ -21,8 +22,11 @@ from taskorch.settings import Settings
 
 
 @contextlib.asynccontextmanager
-async def engine_at(home: Path) -> AsyncIterator[OrchestrationEngine]:
-    async with open_engine(Settings(taskorch_home=home)) as engine:
+async def engine_at(
+    home: Path, host: str | None = None, database_url: str | None = None
+) -> AsyncIterator[OrchestrationEngine]:
+    settings = Settings(taskorch_home=home, taskorch_host_name=host, database_url=database_url)
+    async with open_engine(settings) as engine:
         yield engine
 
 
@@ -177,3 +181,23 @@ async def test_cancel_works_in_every_state_after_processing(tmp_path: Path, stat
             await engine.store.transition_workflow(workflow.id, current, target)
             current = target
         assert (await engine.cancel_workflow(workflow.id)).state == "cancelled"
+
+
+async def test_an_agentapi_server_gets_work_only_from_the_host_whose_files_it_sees(
+    tmp_path: Path,
+) -> None:
+    """Was: an agentapi server on another machine was sent paths it could not open."""
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    async with engine_at(tmp_path / "a", "host-a", database) as host_a:
+        local = await host_a.add_agent(AgentSpec(name="local", url="http://127.0.0.1:9"))
+        shared = await host_a.add_agent(AgentSpec(name="shared", url="http://agents.internal:3284"))
+        pinned = await host_a.add_agent(
+            AgentSpec(name="pinned", url="http://agents.internal:3285", host="host-b")
+        )
+        assert local.agent.metadata["adapter"]["host"] == "host-a"  # loopback: this host's
+        assert "host" not in shared.agent.metadata["adapter"]
+        on_a = await host_a.agent_directory.pool("auto", lambda inner: inner)
+    async with engine_at(tmp_path / "b", "host-b", database) as host_b:
+        on_b = await host_b.agent_directory.pool("auto", lambda inner: inner)
+    assert set(on_a) == {local.agent.id, shared.agent.id}
+    assert set(on_b) == {shared.agent.id, pinned.agent.id}

@@ -103,6 +103,10 @@ class AgentSpec(BaseModel):
     """Default: agentapi when a URL is given, else the type's own (CLI for coding agents)."""
     url: str | None = None
     key_env: str | None = None
+    host: str | None = None
+    """agentapi: the host whose files its server sees (its worktrees must be there); only that
+    host's workers send it work. Default: this host for a server on the loopback address, any
+    host otherwise (a server that sees the same paths everywhere, e.g. a shared filesystem)."""
     command: list[str] | None = None
     """A custom CLI command (argv); ``{prompt}`` in one element, else the prompt goes on stdin."""
     executable: str | None = None
@@ -131,8 +135,10 @@ class AgentSpec(BaseModel):
             raise ValueError(f"agent {self.name}: an agentapi agent needs --url")
         if self.url and not self.url.startswith(("http://", "https://")):
             raise ValueError(f"agent {self.name}: --url must start with http:// or https://")
-        if kind != "agentapi" and (self.url or self.key_env):
-            raise ValueError(f"agent {self.name}: --url and --key-env are for agentapi agents")
+        if kind != "agentapi" and (self.url or self.key_env or self.host):
+            raise ValueError(
+                f"agent {self.name}: --url, --key-env and --host are for agentapi agents"
+            )
         if kind == "cli" and not self.command and self.type not in TEMPLATES:
             known = ", ".join(sorted(TEMPLATES))
             raise ValueError(
@@ -167,6 +173,8 @@ class AgentSpec(BaseModel):
             settings["url"] = str(self.url).rstrip("/")
             if self.key_env:
                 settings["key_env"] = self.key_env
+            if self.host:
+                settings["host"] = self.host
         elif kind == "cli":
             if self.command:
                 settings["command"] = list(self.command)
@@ -213,6 +221,22 @@ def adapter_settings(agent: Agent) -> dict[str, Any]:
             "(`taskorch agents add`)"
         )
     return settings
+
+
+def serving_host(agent: Agent) -> str | None:
+    """The only host whose workers may run ``agent`` (None: any): an agentapi server is sent
+    a worktree's path, which it must be able to open."""
+    host = adapter_settings(agent).get("host")
+    return str(host) if host else None
+
+
+def with_default_host(spec: AgentSpec, this_host: str) -> AgentSpec:
+    """An agentapi server on the loopback address is on the host that registers it."""
+    if spec.adapter_kind != "agentapi" or spec.host or not spec.url:
+        return spec
+    if urlsplit(spec.url).hostname in {"localhost", "127.0.0.1", "::1"}:
+        return spec.model_copy(update={"host": this_host})
+    return spec
 
 
 def describe_adapter(agent: Agent) -> str:

@@ -52,6 +52,13 @@ def add(
         str | None,
         typer.Option(help="Environment variable holding the agentapi key (never stored)."),
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="agentapi: the host whose files its server sees; only that host's workers send "
+            "it work (default: this host for a loopback URL, else any host)."
+        ),
+    ] = None,
     command: Annotated[
         str | None,
         typer.Option(
@@ -101,6 +108,7 @@ def add(
             adapter=_adapter(adapter),
             url=url,
             key_env=key_env,
+            host=host,
             command=_command(command),
             executable=_program(executable) if executable else None,
             args=extra_args or None,

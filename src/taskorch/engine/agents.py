@@ -22,6 +22,8 @@ from taskorch.agents.registry import (
     build_adapter,
     capabilities_for,
     describe_adapter,
+    serving_host,
+    with_default_host,
 )
 from taskorch.agents.routing import AgentCoordinator, Choice, Routable
 from taskorch.domain.errors import TaskorchError
@@ -110,6 +112,7 @@ class AgentDirectory:
     # --- registry ----------------------------------------------------------------------------
 
     async def add(self, spec: AgentSpec) -> AgentInfo:
+        spec = with_default_host(spec, self.settings.host_name)
         agent = await self.store.upsert_agent(
             spec.name,
             name=spec.name,
@@ -229,6 +232,9 @@ class AgentDirectory:
         usable = [a for a in coordinator.agents if a.status != AgentStatus.DISABLED]
         if mode != "auto":
             usable = [a for a in usable if mode in (a.id, a.name)]
+        # An agentapi server that sees another host's files gets its work from that host.
+        here = self.settings.host_name
+        usable = [a for a in usable if serving_host(a) in (None, here)]
         # A CLI agent whose program this host lacks: this host's workers leave its work alone.
         local = [a for a in usable if _runs_here(a)]
         probes = await asyncio.gather(*(probe_agent(a, env) for a in local))

@@ -26,7 +26,7 @@ from taskorch.planning.providers import chosen_provider
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
-from taskorch.runtime.worker import SHUTDOWN_GRACE_S, Worker, WorkerConfig
+from taskorch.runtime.worker import SHUTDOWN_GRACE_S, Worker, WorkerConfig, default_worker_id
 from taskorch.settings import Settings, load_settings
 from taskorch.store import Store, connector_for_url
 from taskorch.store.migrate import MigrationReport
@@ -340,6 +340,7 @@ class OrchestrationEngine:
         return Worker(
             self.queue,
             agents,
+            worker_id=default_worker_id(self.settings.host_name),
             config=config,
             recovery=recovery,
             events=self.events,

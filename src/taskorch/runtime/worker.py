@@ -95,8 +95,9 @@ class _Running:
     timed_out: bool = False
 
 
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
+def default_worker_id(host: str | None = None) -> str:
+    """``host:pid:random``: the host a worker advertises comes first."""
+    return f"{host or socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
 
 
 class Worker:

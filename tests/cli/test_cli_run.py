@@ -146,7 +146,9 @@ def test_run_opens_a_github_pull_request(tmp_path: Path) -> None:
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "commit", "-q", "--allow-empty", "-m", "init")
     _git(repo, "remote", "add", "origin", str(origin))
-    with FakeGitHub(token="ghp_secret_token") as github:
+    _git(repo, "push", "-q", "origin", "main")
+    local_main = _git(repo, "rev-parse", "main").strip()
+    with FakeGitHub(token="ghp_secret_token", git_dir=origin) as github:
         env = {
             "GITHUB_TOKEN": "ghp_secret_token",
             "GITHUB_REPOSITORY": "acme/app",
@@ -177,6 +179,18 @@ def test_run_opens_a_github_pull_request(tmp_path: Path) -> None:
     assert body["head"] == f"taskorch/{final['workflow_id']}/main"
     assert body["head"] in _git(origin, "branch", "--list")
     assert "ghp_secret_token" not in result.stdout + result.stderr
+
+    # Merged through GitHub's API, so GitHub and taskorch agree: the merge commit is GitHub's,
+    # read back from GitHub's copy; the local checkout is the user's to pull.
+    [(_method, merge_path, merge_body)] = [r for r in github.requests if r[0] == "PUT"]
+    assert merge_path == "/repos/acme/app/pulls/1/merge"
+    assert merge_body is not None
+    assert merge_body["sha"] == _git(origin, "rev-parse", body["head"]).strip()
+    merge = final["result"]
+    assert merge["merged_by"] == "github"
+    assert merge["base_commit"] == _git(origin, "rev-parse", "main").strip()
+    assert _git(origin, "log", "-1", "--format=%an", "main").strip() == "GitHub"
+    assert _git(repo, "rev-parse", "main").strip() == local_main
 
 
 def test_pull_request_already_open_is_found_again(tmp_path: Path) -> None:

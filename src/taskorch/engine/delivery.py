@@ -19,7 +19,12 @@ from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
-from taskorch.runtime.github import GitHubConfig, open_pull_request
+from taskorch.runtime.github import (
+    GitHubConfig,
+    merge_pull_request,
+    open_pull_request,
+    remote_url,
+)
 from taskorch.runtime.remote import Origin, parse_origin
 from taskorch.runtime.repository import check_repository, scratch_repository
 from taskorch.runtime.validation import ValidationReport, run_test_command, working_spec_check
@@ -202,19 +207,52 @@ class GitDelivery:
         )
 
     async def merge(self, workflow: Workflow) -> JSONDict:
-        """Land the workflow branch on the repository's base branch, then read back from git that
-        the base contains it: the record carries the base's commit (``base_commit``)."""
+        """Land the workflow branch on the repository's base branch (with a GitHub pull request:
+        by merging it through GitHub's API, so GitHub and taskorch agree), then read back from
+        git that the base contains it: the record carries the base's commit (``base_commit``)."""
         workspace = await self.workspace(workflow.id)
+        repository = workspace.origin.url if workspace.origin else str(workspace.repo)
+        pull = (workflow.metadata.get("pull_request") or {}).get("github")
+        if self.github is not None and pull:
+            return await self._merge_on_github(workflow, workspace, pull)
         merged = await workspace.merge_to_base()
         base_commit = await workspace.base_contains_workflow()
         if base_commit is None:
             raise HostError(
-                f"the merge of {workspace.workflow_branch} did not reach {workspace.base_branch} "
-                f"of {workspace.origin.url if workspace.origin else workspace.repo}"
+                f"the merge of {workspace.workflow_branch} did not reach "
+                f"{workspace.base_branch} of {repository}"
             )
         return {
             **merged.to_json(),
-            "repository": workspace.origin.url if workspace.origin else str(workspace.repo),
+            "repository": repository,
+            "base_commit": base_commit,
+            "verified": True,
+        }
+
+    async def _merge_on_github(
+        self, workflow: Workflow, workspace: Workspace, pull: JSONDict
+    ) -> JSONDict:
+        assert self.github is not None
+        head = await workspace.workflow_tip()
+        merged = await merge_pull_request(
+            self.github, str(pull["repository"]), int(pull["number"]), head, _title(workflow)
+        )
+        # Read back from GitHub's copy itself: the origin, or a local repository's own remote.
+        local = workspace.origin.path if workspace.origin else None
+        url = await remote_url(local) if local is not None else None
+        base_commit = await workspace.base_contains_workflow(from_url=url)
+        if base_commit is None:
+            raise HostError(
+                f"GitHub reports pull request #{pull['number']} merged, but "
+                f"{workspace.base_branch} of {url or workspace.origin} does not contain "
+                f"{workspace.workflow_branch}"
+            )
+        return {
+            "base_branch": workspace.base_branch,
+            "commit": merged.get("sha"),
+            "pull_request": pull["number"],
+            "merged_by": "github",
+            "repository": url or (workspace.origin.url if workspace.origin else ""),
             "base_commit": base_commit,
             "verified": True,
         }

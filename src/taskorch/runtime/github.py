@@ -1,4 +1,5 @@
-"""Opening a real pull request on GitHub through its REST API, for a workflow branch.
+"""Opening, and merging, a real pull request on GitHub through its REST API, for a workflow
+branch.
 
 Used when a token and a GitHub repository are configured (``GITHUB_TOKEN``; the repository from
 ``GITHUB_REPOSITORY=owner/name`` or the ``origin`` remote's URL). The branch is pushed to
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from taskorch.domain.errors import WorkspaceError
+from taskorch.domain.errors import HostError, WorkspaceError
 from taskorch.domain.models import JSONDict
 from taskorch.runtime import git as g
 
@@ -32,10 +33,16 @@ class GitHubConfig:
     api_url: str = DEFAULT_API_URL
 
 
+async def remote_url(repo: Path) -> str | None:
+    """The URL of a local repository's own ``origin`` remote (where its pull requests live)."""
+    url = (await g.git(repo, "remote", "get-url", "origin", check=False)).stdout.strip()
+    return url or None
+
+
 async def repository_of(repo: Path, configured: str | None) -> str:
     if configured:
         return configured
-    url = (await g.git(repo, "remote", "get-url", "origin", check=False)).stdout.strip()
+    url = await remote_url(repo) or ""
     match = _REMOTE.search(url)
     if not match:
         raise WorkspaceError(
@@ -51,12 +58,7 @@ async def open_pull_request(
     repository = await repository_of(repo, config.repository)
     await g.git(repo, "push", "--quiet", "origin", f"{head}:refs/heads/{head}")
     owner = repository.split("/", 1)[0]
-    headers = {
-        "Authorization": f"Bearer {config.token}",
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": "2022-11-28",
-    }
-    async with httpx.AsyncClient(base_url=config.api_url, headers=headers, timeout=30) as client:
+    async with _client(config) as client:
         try:
             response = await client.post(
                 f"/repos/{repository}/pulls",
@@ -82,6 +84,46 @@ async def open_pull_request(
                 f"cannot reach GitHub at {config.api_url}: {type(exc).__name__}"
             ) from None
         return _record(response.json(), repository)
+
+
+async def merge_pull_request(
+    config: GitHubConfig, repository: str, number: int, head_sha: str, title: str
+) -> JSONDict:
+    """Merge pull request ``number`` on GitHub (a merge commit), only if its head is still
+    ``head_sha``; idempotent: one merged already is reported as it is. Returns ``{"number",
+    "sha"}`` with the merge commit GitHub made."""
+    async with _client(config) as client:
+        try:
+            response = await client.put(
+                f"/repos/{repository}/pulls/{number}/merge",
+                json={"merge_method": "merge", "sha": head_sha, "commit_title": title},
+            )
+            if response.status_code == 405:  # not mergeable: merged already, or it conflicts
+                pull = await client.get(f"/repos/{repository}/pulls/{number}")
+                pull.raise_for_status()
+                found: dict[str, Any] = pull.json()
+                if found.get("merged"):
+                    return {"number": number, "sha": found.get("merge_commit_sha")}
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise WorkspaceError(
+                f"GitHub refused to merge pull request #{number} on {repository}: "
+                f"HTTP {exc.response.status_code} {_message(exc.response)}"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise HostError(
+                f"cannot reach GitHub at {config.api_url}: {type(exc).__name__}"
+            ) from None
+        return {"number": number, "sha": response.json().get("sha")}
+
+
+def _client(config: GitHubConfig) -> httpx.AsyncClient:
+    headers = {
+        "Authorization": f"Bearer {config.token}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
+    return httpx.AsyncClient(base_url=config.api_url, headers=headers, timeout=30)
 
 
 def _record(pull: dict[str, Any], repository: str) -> JSONDict:

@@ -414,12 +414,31 @@ class Workspace:
         await g.git(self.repo, "update-ref", f"refs/heads/{base}", new)
         return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
 
-    async def base_contains_workflow(self) -> str | None:
+    async def workflow_tip(self) -> str:
+        """The workflow branch's commit on the origin, now."""
+        await self.refresh()
+        return await self._tip(f"refs/heads/{self.workflow_branch}")
+
+    async def base_contains_workflow(self, *, from_url: str | None = None) -> str | None:
         """The origin's base branch commit when it contains the workflow branch (read from git
-        just now), else None: ``merged`` is a fact of the repository, not a row."""
+        just now), else None: ``merged`` is a fact of the repository, not a row. ``from_url``
+        reads the base branch from that repository instead (a local repository's GitHub)."""
         await self.refresh()
         head = await g.rev(self.repo, f"refs/heads/{self.workflow_branch}")
         base_tip = await g.rev(self.repo, f"refs/heads/{self.base_branch}")
+        if from_url is not None:
+            ref = f"refs/taskorch/checked/{self.workflow_id}"
+            spec = f"+refs/heads/{self.base_branch}:{ref}"
+            async with remote.mirror_lock(self.repo):
+                fetched = await g.git(
+                    self.repo, "fetch", "-q", "--no-tags", from_url, spec, check=False
+                )
+            if not fetched.ok:
+                raise HostError(
+                    f"cannot read {self.base_branch} of {from_url}: {fetched.stderr.strip()}"
+                )
+            base_tip = await g.rev(self.repo, ref)
+            await g.git(self.repo, "update-ref", "-d", ref, check=False)
         if head is None or base_tip is None:
             return None
         return base_tip if await g.is_ancestor(self.repo, head, base_tip) else None

@@ -9,6 +9,7 @@ is not done again by accident. A failed or cancelled task may be tried again.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from taskorch.domain.errors import InputError, StaleStateError, TaskorchError
 from taskorch.domain.models import Task, TaskStatus
@@ -31,7 +32,45 @@ async def claim_tasks(store: Store, task_ids: Sequence[int]) -> list[Task]:
     return [task for task, _ in claimed]
 
 
+STRANDED_AFTER_S = 60.0
+"""A task ``processing`` with no live workflow for this long was stranded by a crash."""
+
+_ENDED_AS = {
+    WorkflowState.MERGED: TaskStatus.COMPLETED,
+    WorkflowState.FAILED: TaskStatus.FAILED,
+    WorkflowState.CANCELLED: TaskStatus.CANCELLED,
+}
+
+
+async def recover_stranded(store: Store, *, older_than_s: float = STRANDED_AFTER_S) -> list[Task]:
+    """Tasks a crash left ``processing`` with no workflow carrying them: killed between the
+    claim and the workflow's creation (the task goes back to ``pending``, to be taken up again),
+    or between the workflow's end and the task's (the task ends as its workflow did). Tasks
+    claimed less than ``older_than_s`` ago are left alone: their workflow may be starting."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    fixed = []
+    for task in await store.list_tasks(status=TaskStatus.PROCESSING):
+        if task.updated_at > cutoff:
+            continue
+        workflows = await store.list_workflows(task_id=task.id)
+        if any(w.status not in WORKFLOW_TERMINAL for w in workflows):
+            continue
+        latest = max(workflows, key=lambda w: w.created_at, default=None)
+        target = _ENDED_AS.get(latest.status, TaskStatus.PENDING) if latest else TaskStatus.PENDING
+        if any(w.status is WorkflowState.MERGED for w in workflows):
+            target = TaskStatus.COMPLETED  # its work is merged: never run it again
+        try:
+            fixed.append(await store.set_task_status(task.id, TaskStatus.PROCESSING, target))
+        except StaleStateError:
+            continue  # taken up meanwhile
+    return fixed
+
+
 async def _claim(store: Store, task: Task) -> Task:
+    if task.status is TaskStatus.PROCESSING:
+        merged = await store.list_workflows(task_id=task.id, status=WorkflowState.MERGED, limit=1)
+        if merged:  # a crash came between the merge and the task's end: it is done
+            task = await store.set_task_status(task.id, TaskStatus.PROCESSING, TaskStatus.COMPLETED)
     if task.status is TaskStatus.COMPLETED:
         merged = await store.list_workflows(task_id=task.id, status=WorkflowState.MERGED, limit=1)
         by = f" (workflow {merged[0].id} merged)" if merged else ""

@@ -21,6 +21,7 @@ from taskorch.agents.base import AgentAdapter
 from taskorch.domain.errors import StaleStateError, TaskorchError
 from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.engine.claims import recover_stranded
 from taskorch.engine.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline
 from taskorch.engine.resuming import started_with
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.5
 """How often every unfinished workflow is looked at even without news (work done elsewhere)."""
+RECOVER_EVERY_S = 15.0
+"""How often tasks another process's crash left claimed without a workflow are looked for."""
 STUCK_RETRY_S = 30.0
 """A workflow whose step failed with an error, or a task whose workflow could not start, is tried
 again after this long, not every poll."""
@@ -80,6 +83,7 @@ class Daemon:
         repository that cannot be reached): not at every poll."""
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
+        self._last_recovery = 0.0
         self._prepared = False
 
     @property
@@ -116,7 +120,9 @@ class Daemon:
         return self.stats
 
     async def prepare(self) -> list[str]:
-        """Find the unfinished workflows to carry on (``run`` does this if it was not done)."""
+        """Find the unfinished workflows to carry on (``run`` does this if it was not done),
+        after setting right the tasks a crash left claimed with no workflow carrying them."""
+        await recover_stranded(self.engine.store)
         self.stats.resumed = await self._unfinished()
         self._active.update(self.stats.resumed)
         self._prepared = True
@@ -134,6 +140,10 @@ class Daemon:
     async def _admit(self, pipeline: Pipeline) -> set[str]:
         """Start workflows for pending tasks (highest priority first, dependencies completed)
         while fewer than ``max_workflows`` are unfinished."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_recovery >= RECOVER_EVERY_S:
+            self._last_recovery = loop.time()  # another process's crash, while we run
+            await recover_stranded(self.engine.store)
         room = self.max_workflows - len(self._active)
         if room <= 0:
             return set()
@@ -164,14 +174,19 @@ class Daemon:
 
     async def _start(self, pipeline: Pipeline, task: Task) -> Workflow | None:
         """Claim the task (pending -> processing, checked in the store) before its workflow is
-        created, so that two processes never start two workflows for one task."""
+        created, so that two processes never start two workflows for one task. Where its work
+        goes is settled first (it may reach out to the repository), so the workflow follows
+        the claim at once."""
         store = self.engine.store
+        options = await pipeline.target(task, self.options)
         try:
-            await store.set_task_status(task.id, TaskStatus.PENDING, TaskStatus.PROCESSING)
+            claimed = await store.set_task_status(
+                task.id, TaskStatus.PENDING, TaskStatus.PROCESSING
+            )
         except StaleStateError:
             return None
         try:
-            return await pipeline.start(await self.engine.get_task(task.id), options=self.options)
+            return await pipeline.create(claimed, options)
         except TaskorchError:  # not started after all: give the task back
             await store.set_task_status(task.id, TaskStatus.PROCESSING, TaskStatus.PENDING)
             raise

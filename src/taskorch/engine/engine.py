@@ -17,7 +17,7 @@ from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
-from taskorch.engine.claims import claim_tasks
+from taskorch.engine.claims import claim_tasks, recover_stranded
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
@@ -172,12 +172,17 @@ class OrchestrationEngine:
         """A new workflow for each task, each task claimed first (``engine.claims``: one
         workflow at a time, a done task is refused); nothing runs yet."""
         pipeline = self.pipeline()
-        before = {task_id: (await self.store.get_task(task_id)).status for task_id in task_ids}
+        found = [await self.store.get_task(task_id) for task_id in task_ids]
+        before = {task.id: task.status for task in found}
+        # Where each goes is settled (the repository reached) before any task is claimed, so
+        # that a claim is followed by its workflow at once: a kill finds no claim without one
+        # for long (and `recover_stranded` gives back what it does find).
+        targets = {task.id: await pipeline.target(task, options) for task in found}
         tasks = await claim_tasks(self.store, task_ids)
         started: list[Workflow] = []
         try:
             for task in tasks:
-                started.append(await pipeline.start(task, options=options))
+                started.append(await pipeline.create(task, targets[task.id]))
         except TaskorchError:
             # Not started after all (its repository out of reach, say): give back the tasks
             # that have no workflow, as they were, so none is left processing with nothing on it.
@@ -207,8 +212,10 @@ class OrchestrationEngine:
         return [await self.get_workflow_status(w.id) for w in final]
 
     async def workflows_to_resume(self, workflow_ids: Sequence[str] | None) -> list[Workflow]:
-        """These workflows (an unknown id is an error), or by default every unfinished one."""
+        """These workflows (an unknown id is an error), or by default every unfinished one (and
+        tasks a crash left claimed with no workflow carrying them are set right first)."""
         if workflow_ids is None:
+            await recover_stranded(self.store)
             workflows = await self.store.list_workflows()
             return [w for w in workflows if w.status not in WORKFLOW_TERMINAL]
         return [await self.store.get_workflow(workflow_id) for workflow_id in workflow_ids]

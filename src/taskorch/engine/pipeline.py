@@ -134,7 +134,15 @@ class Pipeline:
 
     async def start(self, task: Task, *, options: JSONDict | None = None) -> Workflow:
         """A new workflow for ``task`` (which moves to ``processing``)."""
-        options = await self.delivery.target(task, dict(options or {}))
+        return await self.create(task, await self.target(task, options))
+
+    async def target(self, task: Task, options: JSONDict | None = None) -> JSONDict:
+        """The options of a workflow for ``task``, with where its work goes settled (this may
+        reach out to the repository: do it before claiming the task)."""
+        return await self.delivery.target(task, dict(options or {}))
+
+    async def create(self, task: Task, options: JSONDict) -> Workflow:
+        """A new workflow for ``task`` with settled ``options`` (see :meth:`target`)."""
         workflow = await self.store.create_workflow(task.id, metadata={"options": options})
         if task.status == TaskStatus.PENDING:
             await self.store.set_task_status(task.id, TaskStatus.PENDING, TaskStatus.PROCESSING)

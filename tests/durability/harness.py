@@ -149,7 +149,8 @@ async def wait_exit(worker: WorkerProcess, *, timeout_s: float) -> int:
 
 
 def live_agents(marker: str) -> list[int]:
-    """Pids of live (not zombie) ``sim_process`` agents whose command line contains ``marker``."""
+    """Pids of live (not zombie) ``sim_process`` agents whose command line contains ``marker``
+    (their guards left out)."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -159,7 +160,8 @@ def live_agents(marker: str) -> list[int]:
             state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if "sim_process" in cmdline and marker in cmdline and state != "Z":
+        guard = "agents/guard.py" in cmdline  # the worker's child: the agent runs below it
+        if "sim_process" in cmdline and marker in cmdline and state != "Z" and not guard:
             pids.append(int(entry))
     return pids
 

@@ -249,7 +249,8 @@ async def test_cancel_ends_the_agents_whole_process_group(store: Store, tmp_path
             break
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.3)  # let the grandchild start
-    leader = int(record.read_text().split()[3])
+    agent_pid = int(record.read_text().split()[3])
+    leader = _pgid(agent_pid)  # its guard's group (the guard leads it), or its own
     group = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == leader]
     assert len(group) >= 2
     await SubtaskQueue(store.connector).cancel_workflow(workflow_id)

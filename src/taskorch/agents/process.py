@@ -1,32 +1,33 @@
 """Running an agent as a child process: argv only (never a shell), its own process group, output
 size-capped, heartbeats while it lives, and the whole group ended on cancel or timeout.
 
-On Linux the agent also dies with its worker: a worker killed with SIGKILL cannot end its agents'
-groups itself, so the kernel is asked (``PR_SET_PDEATHSIG``) to SIGKILL the agent when the worker
-goes. Otherwise the orphan would go on working while its subtask, requeued as a zombie, runs again
-elsewhere. (Only the agent process itself gets the signal; processes it started in its group are
-ended by cancel, timeout and zombie recovery of a live worker, as before.)
+Ending "the whole tree" means the process group and the descendants that left it (a daemonising
+helper, ``setsid``), found by walking ``/proc``. On Linux the agent's tree also dies with its
+worker: a worker killed with SIGKILL cannot end anything itself, and the kernel's parent-death
+signal reaches only a direct child; so the direct child is a small guard (``agents/guard.py``) that
+the kernel signals when the worker dies and that then ends the tree below it. Otherwise the orphans
+would go on working while their subtask, requeued as a zombie, runs again elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskorch.agents import guard
 from taskorch.agents.base import Heartbeat
 from taskorch.domain.errors import AgentError
 
 OUTPUT_CAP_BYTES = 1_000_000
 KILL_GRACE_S = 2.0
-_PR_SET_PDEATHSIG = 1
 WITHHELD_FROM_AGENTS = frozenset(
     {"DATABASE_URL", "DB_PASSWORD", "TASKORCH_API_TOKEN", "AGENTAPI_KEY", "GITHUB_TOKEN"}
 )
@@ -61,23 +62,18 @@ async def run_process(
     heartbeat_s: float = 1.0,
     output_cap: int = OUTPUT_CAP_BYTES,
 ) -> ProcessResult:
+    program = _program(argv[0], env, cwd)
+    guarded = [sys.executable, "-I", GUARD, str(os.getpid()), program, *argv[1:]]
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv,
+            *(guarded if GUARDED else [program, *argv[1:]]),
             cwd=cwd,
             env=dict(env) if env is not None else None,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
         )
-    except FileNotFoundError:
-        raise AgentError(
-            f"agent executable not found: {argv[0]!r}; install it or fix the agent's command",
-            error_class="dependency",
-            retryable=False,
-        ) from None
     except PermissionError:
         raise AgentError(
             f"agent executable {argv[0]!r} is not executable",
@@ -101,32 +97,33 @@ async def run_process(
         raise
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
+GUARD = str(Path(guard.__file__).resolve())
+GUARDED = sys.platform.startswith("linux") and os.path.isdir("/proc")
+"""Where the guard can learn of its worker's death and find the tree below it."""
 
 
-_prctl = _load_prctl()
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A hook run in the child between fork and exec: SIGKILL me when my parent dies."""
-    prctl = _prctl
-    if prctl is None:
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        if os.getppid() != parent:  # the worker died before the signal was armed
-            os._exit(1)
-
-    return hook
+def _program(name: str, env: Mapping[str, str] | None, cwd: Path | None) -> str:
+    """The agent's executable, found now (the guard would only see "exit 127")."""
+    search = (env if env is not None else os.environ).get("PATH", os.defpath)
+    if os.sep in name:
+        path = Path(name) if os.path.isabs(name) or cwd is None else cwd / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+        if path.is_file():
+            raise AgentError(
+                f"agent executable {name!r} is not executable",
+                error_class="dependency",
+                retryable=False,
+            )
+    else:
+        found = shutil.which(name, path=search)
+        if found is not None:
+            return found
+    raise AgentError(
+        f"agent executable not found: {name!r}; install it or fix the agent's command",
+        error_class="dependency",
+        retryable=False,
+    )
 
 
 async def _communicate(
@@ -171,16 +168,26 @@ async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, b
 
 
 async def kill_group(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM the child's whole process group, then SIGKILL what is left after a grace period."""
+    """SIGTERM the child's whole tree (its process group and every descendant, those that left
+    the group too), then SIGKILL what is left after a grace period."""
+    below = set(guard.descendants(process.pid))  # before the leader goes: then they are orphans
     if process.returncode is not None:
-        _signal_group(process.pid, signal.SIGKILL)  # children may outlive their leader
+        _signal_tree(process.pid, below, signal.SIGKILL)  # children may outlive their leader
         return
-    _signal_group(process.pid, signal.SIGTERM)
+    _signal_tree(process.pid, below, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(process.wait(), KILL_GRACE_S)
-    _signal_group(process.pid, signal.SIGKILL)
+    below |= set(guard.descendants(process.pid))
+    _signal_tree(process.pid, below, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         await process.wait()
+
+
+def _signal_tree(leader: int, below: set[int], sig: signal.Signals) -> None:
+    _signal_group(leader, sig)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskorch.domain.errors import ConfigError
 
 DEFAULT_HOME = Path(".taskorch")
+MIN_TOKEN_LENGTH = 8
 NlpProvider = Literal["auto", "heuristic", "anthropic", "openai", "openai-compatible"]
 
 
@@ -79,6 +80,23 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8765, ge=1, le=65535)
     taskorch_api_token: SecretStr | None = None
+
+    @field_validator("taskorch_api_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"an API token needs at least {MIN_TOKEN_LENGTH} characters that are not blanks "
+                "(e.g. `openssl rand -hex 24`); unset it to bind to 127.0.0.1 only"
+            )
+        return value
+
+    @field_validator("database_url", "taskorch_repo", "db_host")
+    @classmethod
+    def _set_means_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is set but empty: give a value, or unset it for the default")
+        return value
 
     @property
     def home(self) -> Path:
@@ -159,7 +177,7 @@ def _describe(exc: ValidationError) -> str:
     if field in _SECRET_FIELDS:
         shown = "***"
     value = f"={shown!r}" if shown is not None else ""
-    return f"invalid setting {name}{value}: {error['msg']}"
+    return f"invalid setting {name}{value}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 _ENV_NAMES: dict[str, str] = {}

@@ -70,8 +70,11 @@ def _global_options(
 
 def settings(db: str | None = None, **overrides: Any) -> Settings:
     """The settings for this invocation: flags > environment > config file > defaults;
-    ``overrides`` are a command's own flags (None: not given)."""
-    return load_settings(database_url=db or options.db, taskorch_home=options.home, **overrides)
+    ``overrides`` are a command's own flags (None: not given). A bad setting is one line."""
+    try:
+        return load_settings(database_url=db or options.db, taskorch_home=options.home, **overrides)
+    except TaskorchError as exc:
+        fail(exc.message)
 
 
 @asynccontextmanager

@@ -76,6 +76,26 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_tasks_that_wait_for_each_other_in_a_ring_are_refused(tmp_path: Path) -> None:
+    """Imported, they stayed pending for ever under ``serve`` without a word."""
+    home = tmp_path / ".taskorch"
+    ring = tmp_path / "tasks.json"
+    tasks = [
+        {"id": 1, "title": "Schema", "dependencies": [3], "status": "pending"},
+        {"id": 2, "title": "API", "dependencies": [1], "status": "pending"},
+        {"id": 3, "title": "Client", "dependencies": [2], "status": "pending"},
+        {"id": 4, "title": "Docs", "dependencies": [], "status": "pending"},
+    ]
+    ring.write_text(json.dumps({"master": {"tasks": tasks}}), encoding="utf-8")
+    result = taskorch("task", "import", str(ring), home=home)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: tasks of tag 'master' depend on each other in a cycle: 1 -> 3 -> 2 -> 1; "
+        "remove one of these dependencies, then import again"
+    )
+    assert json.loads(ok(taskorch("task", "list", "--json", home=home))) == []
+
+
 def test_the_real_multi_tag_file_round_trips(tmp_path: Path) -> None:
     source = SHARED / "tasks.json"
     if not source.exists():

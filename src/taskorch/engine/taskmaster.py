@@ -101,6 +101,7 @@ async def import_taskmaster(
     items: list[ImportItem] = []
     for each in tags:
         items.extend(import_items(each, location))
+    _refuse_cycles(items)
     stored = {(_tag(t), _key(t)): t for t in await list_imported_tasks(engine.store)}
     index = {(item.tag, item.key): n for n, item in enumerate(items)}
     writes = [_write(item, stored.get((item.tag, item.key)), index) for item in items]
@@ -153,6 +154,40 @@ async def export_taskmaster(
         reports.append(TagReport(name, updated=len(members), statuses=dict(statuses)))
     await asyncio.to_thread(_write_atomically, target, document)
     return InteropReport(target, reports, tasks)
+
+
+def _refuse_cycles(items: list[ImportItem]) -> None:
+    """Tasks that wait for each other in a ring would stay pending for ever: refuse the file,
+    naming the ring, before anything is stored."""
+    waits = {(i.tag, i.key): [(i.tag, d) for d in i.depends_on if d != i.key] for i in items}
+    done: set[tuple[str, str]] = set()
+    for start in waits:
+        path: list[tuple[str, str]] = []
+        on_path: set[tuple[str, str]] = set()
+        stack = [(start, iter(waits[start]))]
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, rest = stack[-1]
+            following = next(rest, None)
+            if following is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+                continue
+            if following in on_path:
+                ring = [*path[path.index(following) :], following]
+                raise InputError(
+                    f"tasks of tag {following[0]!r} depend on each other in a cycle: "
+                    + " -> ".join(key for _, key in ring)
+                    + "; remove one of these dependencies, then import again"
+                )
+            if following in done or following not in waits:
+                continue
+            stack.append((following, iter(waits[following])))
+            path.append(following)
+            on_path.add(following)
 
 
 def _write(item: ImportItem, stored: Task | None, index: dict[tuple[str, str], int]) -> TaskWrite:

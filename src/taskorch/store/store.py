@@ -224,14 +224,33 @@ class Store:
         ``metadata`` is merged into the workflow's metadata and stored on the history row.
         """
         check_workflow_transition(from_state, to_state)
+        return await self._write_state(workflow_id, from_state, to_state, metadata, result)
+
+    async def annotate_workflow(
+        self, workflow_id: str, state: WorkflowState, metadata: JSONDict
+    ) -> Workflow:
+        """Merge ``metadata`` into a workflow that is still in ``state`` (an approval, a
+        decision taken while it waits), recorded in its history as ``state -> state``."""
+        return await self._write_state(workflow_id, state, state, metadata, None)
+
+    async def _write_state(
+        self,
+        workflow_id: str,
+        from_state: WorkflowState,
+        to_state: WorkflowState,
+        metadata: JSONDict | None,
+        result: JSONDict | None,
+    ) -> Workflow:
+        """The state and metadata change, checked against ``from_state``, and its history row,
+        in one transaction."""
         now = self._clock()
+        states = {"from_state": from_state.value, "to_state": to_state.value}
         async with self.connector.transaction() as tx:
             row = await tx.fetchone(
                 "transition_workflow",
                 {
                     "id": workflow_id,
-                    "from_state": from_state.value,
-                    "to_state": to_state.value,
+                    **states,
                     "terminal": to_state in WORKFLOW_TERMINAL,
                     "result": to_json(result),
                     "metadata": to_json(metadata or {}),
@@ -244,43 +263,9 @@ class Store:
                 "insert_history",
                 {
                     "workflow_id": workflow_id,
-                    "from_state": from_state.value,
-                    "to_state": to_state.value,
+                    **states,
                     "now": now,
                     "metadata": to_json(metadata or {}),
-                },
-            )
-        assert row is not None
-        return decode(Workflow, row)
-
-    async def annotate_workflow(
-        self, workflow_id: str, state: WorkflowState, metadata: JSONDict
-    ) -> Workflow:
-        """Merge ``metadata`` into a workflow that is still in ``state`` (an approval, a
-        decision taken while it waits), recorded in its history as ``state -> state``."""
-        now = self._clock()
-        async with self.connector.transaction() as tx:
-            params = {"id": workflow_id, "from_state": state.value, "to_state": state.value}
-            row = await tx.fetchone(
-                "transition_workflow",
-                {
-                    **params,
-                    "terminal": False,
-                    "result": None,
-                    "metadata": to_json(metadata),
-                    "now": now,
-                },
-            )
-            if row is None:
-                await self._raise_stale_workflow(tx, workflow_id, state)
-            await tx.execute(
-                "insert_history",
-                {
-                    "workflow_id": workflow_id,
-                    "from_state": state.value,
-                    "to_state": state.value,
-                    "now": now,
-                    "metadata": to_json(metadata),
                 },
             )
         assert row is not None

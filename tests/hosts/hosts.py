@@ -73,13 +73,24 @@ def requirement(index: int) -> str:
     return f"Add {topic} system with security audit and docs"
 
 
-def can_hide_folders() -> bool:
-    """Whether ``unshare --mount`` works here (root, and a kernel that allows it)."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
+def can_hide_folders(scratch: Path) -> bool:
+    """Whether a folder can be hidden in a mount namespace here (root, and a kernel and
+    container that allow ``unshare --mount`` and a tmpfs mounted inside it): the probe hides a
+    folder with a file in it the way the hosts do, and looks for the file."""
+    if shutil.which("unshare") is None or shutil.which("mount") is None or os.geteuid() != 0:
         return False
+    folder = scratch / "probe-hidden"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seen").write_text("")
+    hide = scratch / "probe-hide.py"
+    hide.write_text(HIDE)
+    look = f"import os, sys; sys.exit(os.path.exists({str(folder / 'seen')!r}))"
     probe = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, check=False
-    )
+        ["unshare", "--mount", "--propagation", "private", "--",
+         sys.executable, str(hide), str(folder), "--", sys.executable, "-c", look],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
     return probe.returncode == 0
 
 

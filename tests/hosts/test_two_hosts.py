@@ -43,7 +43,7 @@ DEADLINE_S = 600.0
 @pytest.fixture(params=["file", "git-daemon"])
 def lab(request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path) -> Iterator[Lab]:
     origin = bare_origin(tmp_path / "remote")
-    isolated = can_hide_folders()
+    isolated = can_hide_folders(tmp_path)
     a, b = Host("host-a", tmp_path / "host-a"), Host("host-b", tmp_path / "host-b")
     a.hidden, b.hidden = [b.root], [a.root]
     for host in (a, b):

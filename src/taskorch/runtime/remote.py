@@ -121,6 +121,11 @@ async def mirror(home: Path, origin: Origin) -> Path:
             fetch = f"+refs/heads/*:refs/remotes/{REMOTE}/*"
             await g.git(partial, "config", f"remote.{REMOTE}.fetch", fetch)
             await g.git(partial, "config", "gc.auto", "0")  # no gc racing a worktree add
+            if origin.path is not None:  # agents commit as the repository says, as before
+                for key in ("user.name", "user.email"):
+                    found = await g.git(origin.path, "config", "--get", key, check=False)
+                    if found.ok and found.stdout.strip():
+                        await g.git(partial, "config", key, found.stdout.strip())
             await asyncio.to_thread(partial.rename, path)
     return path
 
@@ -145,7 +150,8 @@ async def fetch(repo: Path, *patterns: str) -> None:
             # A worktree whose creation a kill cut short has a HEAD of zeros, and fetch's
             # connectivity check fails on it ("bad object worktrees/<name>/HEAD"); the origin
             # may be mid-push from another host. Clear the first; a moment later, try again.
-            await asyncio.to_thread(drop_unborn_worktrees, repo)
+            async with g.admin_lock(repo):  # no worktree add of ours is half-way now
+                await asyncio.to_thread(drop_unborn_worktrees, repo)
             await asyncio.sleep(pause_s)
     await _git_remote(repo, "fetch", "-q", "--no-tags", "--prune", REMOTE, *specs)
 
@@ -153,7 +159,8 @@ async def fetch(repo: Path, *patterns: str) -> None:
 def drop_unborn_worktrees(repo: Path) -> list[Path]:
     """Remove the worktrees of ``repo`` whose ``git worktree add`` was killed before it ended
     (HEAD still the placeholder of zeros): their checkouts are incomplete and hold no work. A
-    mirror's worktrees are all taskorch's own. Returns the checkouts removed."""
+    mirror's worktrees are all taskorch's own. The caller holds the admin lock, so no add in
+    progress looks the same. Returns the checkouts removed."""
     removed = []
     admin = repo / "worktrees"
     for entry in sorted(admin.iterdir()) if admin.is_dir() else []:

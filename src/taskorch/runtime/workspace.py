@@ -238,14 +238,17 @@ class Workspace:
                     tip = await commit_worktree(holder.path, message) or tip
                     if tip == workflow_tip and _same(holder.path, path):
                         return path
+            kept = None
             async with g.admin_lock(self.repo):
                 if tip is not None and not await g.is_ancestor(self.repo, tip, workflow_tip):
-                    await self._keep(key, tip)
+                    kept = await self._keep(key, tip)
                 if holder is not None or tip is not None or await asyncio.to_thread(path.exists):
                     await self._remove_worktrees(path, branch)
                 await g.git(
                     self.repo, "worktree", "add", "-q", "-B", branch, str(path), workflow_tip
                 )
+            if kept is not None and tip is not None:
+                await self._keep_on_origin_as(kept, tip)  # (outside the admin lock: it fetches)
             return path
 
     async def commit_all(self, key: str, message: str) -> str | None:
@@ -580,13 +583,28 @@ class Workspace:
         return merges
 
     async def _keep(self, key: str, tip: str) -> str:
-        taken = await g.branches(self.repo, f"{self.namespace}kept/{key}/")
+        taken = set(await g.branches(self.repo, f"{self.namespace}kept/{key}/"))
+        if self.origin is not None:  # and those other hosts kept (fetched with the workflow's)
+            kept_there = f"refs/remotes/{remote.REMOTE}/{self.namespace}kept/{key}/"
+            listed = await g.out(self.repo, "for-each-ref", "--format=%(refname)", kept_there)
+            prefix = f"refs/remotes/{remote.REMOTE}/"
+            taken |= {ref.removeprefix(prefix) for ref in listed.splitlines()}
         number = 1
         while f"{self.namespace}kept/{key}/{number}" in taken:
             number += 1
         name = f"{self.namespace}kept/{key}/{number}"
         await g.git(self.repo, "branch", name, tip)
         return name
+
+    async def _keep_on_origin_as(self, name: str, tip: str) -> None:
+        """Kept work is not left on this host's disk alone: the branch goes to the origin too."""
+        if self.origin is None:
+            return
+        try:
+            if not await remote.push(self.repo, {name: tip}, {name: None}):
+                log.warning("could not keep %s on the origin: the name is taken", name)
+        except WorkspaceError as exc:
+            log.warning("could not keep %s on the origin: %s", name, exc.message)
 
     async def _remove_worktrees(self, path: Path, branch: str | None) -> None:
         """Remove the worktree at ``path`` and any that has ``branch`` checked out (ours only).

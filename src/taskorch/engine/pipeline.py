@@ -541,10 +541,6 @@ def _require_validated(workflow: Workflow, what: str) -> None:
         )
 
 
-def _merge_policy(workflow: Workflow) -> str:
-    return str(workflow.metadata.get("options", {}).get("merge_policy") or "auto")
-
-
 def _spec_of(subtask: Subtask, parent: str) -> PlanSubtask:
     return PlanSubtask(
         subtask_id=subtask.key,

@@ -40,8 +40,10 @@ WORKER_TYPES = "planner,implementation,test,audit,documentation,deploy"
 DEADLINE_S = 600.0
 
 
-@pytest.fixture(params=["file", "git-daemon"])
+@pytest.fixture
 def lab(request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path) -> Iterator[Lab]:
+    """Two hosts; ``request.param`` says how they reach the repository (``file`` or
+    ``git-daemon``, where the bare repository is hidden from both)."""
     origin = bare_origin(tmp_path / "remote")
     isolated = can_hide_folders(tmp_path)
     a, b = Host("host-a", tmp_path / "host-a"), Host("host-b", tmp_path / "host-b")
@@ -70,6 +72,7 @@ def repository_url(kind: str, origin: Path) -> Iterator[str]:
         yield f"{base}/{origin.name}"
 
 
+@pytest.mark.parametrize("lab", ["file", "git-daemon"], indirect=True)
 async def test_twenty_workflows_on_two_hosts_land_on_the_remote_base_branch(lab: Lab) -> None:
     workflows = 20
     a = lab.hosts[0]
@@ -97,6 +100,9 @@ async def test_twenty_workflows_on_two_hosts_land_on_the_remote_base_branch(lab:
         pytest.skip("unshare --mount is not available: hosts were separate folders only")
 
 
+# Over git daemon only (the stricter way: the repository is hidden from both hosts), to keep CI
+# under its time: the file:// run passed the same (see the issue 13 note).
+@pytest.mark.parametrize("lab", ["git-daemon"], indirect=True)
 async def test_kill9_of_workers_and_driver_loses_nothing(lab: Lab) -> None:
     workflows, wanted_kills = 12, 10
     lab.agent_s, lab.lease_s = 0.5, 4.0

@@ -5,13 +5,18 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit bench clean
 
-$(BIN)/.installed: pyproject.toml
+# The demo needs only taskorch itself; the tests add the dev tools (.installed implies .core).
+$(BIN)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.core
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.core
 	@bash scripts/demo.sh
 
 lint: $(BIN)/.installed

@@ -47,6 +47,18 @@ def test_run_takes_a_requirement_to_merged(database_url: str, tmp_path: Path) ->
     assert "auth-006-docs" in log
 
 
+def test_the_same_requirement_twice_both_merge(tmp_path: Path) -> None:
+    """What ``make demo`` does when run again: the second run's plan is the first's."""
+    home = tmp_path / ".taskorch"
+    text = "Add authentication system with security audit and documentation"
+    for _ in range(2):
+        final = json.loads(ok(taskorch("run", text, "--agent", "sim", "--json", home=home)))
+        assert final["state"] == "merged", final["escalation"]
+    scratch = home / "repos" / "scratch"
+    assert git(scratch, "status", "--porcelain") == ""
+    assert git(scratch, "log", "--format=%s", "main").count("merge subtask auth-006-docs") == 2
+
+
 def test_run_into_a_given_repository(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -51,6 +51,22 @@ async def test_without_declared_files_it_writes_a_transcript(repo: Path) -> None
     assert git(repo, "status", "--porcelain") == ""
 
 
+async def test_the_same_plan_run_again_still_changes_something(repo: Path) -> None:
+    """``make demo`` twice: the second workflow's transcript would be identical to the first's,
+    which left git nothing to commit and failed the workflow."""
+    first = await SimWorktreeAgent().run(sim_task("design", ["a.json"], workdir=repo), noop)
+    again = sim_task("design", ["a.json"], workdir=repo, workflow_id="wf-2")
+    second = await SimWorktreeAgent().run(again, noop)
+    assert first.data["files"] == ["a.json"]
+    assert second.data["files"] == [".taskorch-sim/design.md"]
+    third = await SimWorktreeAgent().run(
+        sim_task("design", ["a.json"], workdir=repo, workflow_id="wf-3"), noop
+    )
+    assert third.data["files"] == [".taskorch-sim/wf-3/design.md"]
+    assert second.data["commit"] != third.data["commit"]
+    assert git(repo, "status", "--porcelain") == ""
+
+
 async def test_globs_directories_and_escapes_are_not_written(repo: Path) -> None:
     files = ["tests/*.py", "src/", "../outside.txt", "/etc/passwd", "docs/guide.md"]
     result = await SimWorktreeAgent().run(sim_task("k", files, workdir=repo), noop)

@@ -9,7 +9,9 @@ writes into ``task.workdir`` (the subtask's worktree) and commits:
   appended, creating the file and its directories, in the
   file's comment syntax so code stays valid (a new ``.json`` file gets a small labelled object; an
   existing one is left alone, as JSON has no comments);
-- when no declared file could be written: a transcript ``.taskorch-sim/<key>.md``.
+- when no declared file could be written: a transcript ``.taskorch-sim/<key>.md`` (under
+  ``.taskorch-sim/<workflow>/`` where the same transcript is already there, so running the same
+  plan again still makes a change).
 
 What it writes depends only on the subtask (key, title, instructions), not on the workflow (its
 id is in the commit message): workflows that run the same plan from the same base commit make
@@ -175,12 +177,23 @@ def _write(workdir: Path, task: AgentTask) -> list[str]:
         if _append_labelled(target, label(task)):
             written.append(relative.as_posix())
     if not written:
-        relative = PurePosixPath(SIM_DIR, f"{task.subtask.key}.md")
-        path = workdir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_transcript(task), encoding="utf-8")
-        written.append(relative.as_posix())
+        written.append(_write_transcript(workdir, task))
     return written
+
+
+def _write_transcript(workdir: Path, task: AgentTask) -> str:
+    """The transcript at ``.taskorch-sim/<key>.md``; where an earlier workflow already left that
+    very transcript (the same plan run again), at ``.taskorch-sim/<workflow>/<key>.md``, so a
+    repeated run still changes something and does not fail with nothing to commit."""
+    text = _transcript(task)
+    relative = PurePosixPath(SIM_DIR, f"{task.subtask.key}.md")
+    path = workdir / relative
+    if path.is_file() and path.read_text(encoding="utf-8", errors="replace") == text:
+        relative = PurePosixPath(SIM_DIR, task.subtask.workflow_id, f"{task.subtask.key}.md")
+        path = workdir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return relative.as_posix()
 
 
 def _safe_relative(entry: str) -> PurePosixPath | None:

@@ -28,7 +28,7 @@ app = typer.Typer(
     name="taskorch",
     help="Task orchestration engine for AI coding agents.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -63,9 +63,26 @@ def _global_options(
             "--home", help="taskorch's data folder (default .taskorch).", show_default=False
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print taskorch's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
 ) -> None:
     options.db = db
     options.home = home
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from taskorch import __version__
+
+        sys.stdout.write(f"taskorch {__version__}\n")
+        raise typer.Exit()
 
 
 def settings(db: str | None = None, **overrides: Any) -> Settings:

@@ -1,0 +1,19 @@
+"""What a user expects of any CLI: a version, shell completion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fakes.cli import ok, taskorch
+from taskorch import __version__
+
+
+def test_version(tmp_path: Path) -> None:
+    assert ok(taskorch("--version", home=tmp_path / ".taskorch")) == f"taskorch {__version__}\n"
+    assert not (tmp_path / ".taskorch").exists()
+
+
+def test_shell_completion_script(tmp_path: Path) -> None:
+    script = ok(taskorch("--show-completion", "bash", home=tmp_path / ".taskorch"))
+    assert "complete" in script
+    assert "taskorch" in script

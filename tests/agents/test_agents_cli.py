@@ -34,6 +34,7 @@ def fails(home: Path, *args: str) -> str:
 
 def test_register_list_show_check_and_remove(tmp_path: Path) -> None:
     home = tmp_path / ".taskorch"
+    taskorch(home, "init")
     assert "no agents registered" in taskorch(home, "agents", "list")
     assert "registered claude-1 (claude-code, cli claude)" in taskorch(
         home, "agents", "add", "claude-1", "--type", "claude-code", "--max-concurrency", "3"
@@ -81,6 +82,7 @@ def test_register_list_show_check_and_remove(tmp_path: Path) -> None:
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:
     home = tmp_path / ".taskorch"
+    taskorch(home, "init")
     assert "needs --url" in fails(home, "agents", "add", "x", "--adapter", "agentapi")
     assert "no built-in command" in fails(home, "agents", "add", "x", "--type", "gemini")
     assert "lower-case" in fails(home, "agents", "add", "Bad Name")

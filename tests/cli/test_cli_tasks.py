@@ -89,7 +89,38 @@ def test_list_filters_by_status_and_shows_titles_verbatim(tmp_path: Path) -> Non
 def test_bad_input_is_one_clear_line(
     args: tuple[str, ...], fragments: tuple[str, ...], tmp_path: Path
 ) -> None:
+    ok(taskorch("init", home=tmp_path / ".taskorch"))
     one_line_error(taskorch(*args, home=tmp_path / ".taskorch"), *fragments)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",),
+        ("status", "wf-1"),
+        ("task", "list"),
+        ("task", "show", "1"),
+        ("metrics",),
+        ("agents", "list"),
+        ("cancel", "wf-1"),
+        ("monitor", "wf-1"),
+        ("task", "export", "."),
+    ],
+)
+def test_read_commands_in_an_empty_folder_create_nothing(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    home = tmp_path / ".taskorch"
+    result = taskorch(*args, home=home)
+    one_line_error(result, f"no taskorch database at {home / 'taskorch.db'}", "taskorch init")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_health_in_an_empty_folder_says_where_it_looked(tmp_path: Path) -> None:
+    result = taskorch("health", home=tmp_path / ".taskorch")
+    assert result.returncode == 1
+    assert "down     database: no taskorch database at" in result.stdout
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:

@@ -136,7 +136,7 @@ def list_(as_json: JsonOption = False) -> None:
     """Registered agents: status, load, success rate, latency, last error."""
 
     async def body() -> list[AgentInfo]:
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await running.list_agents()
 
     agents = run(body)
@@ -185,7 +185,7 @@ def show(name: NameArg, as_json: JsonOption = False) -> None:
     """One agent: adapter settings, capabilities, limit, status and track record."""
 
     async def body() -> AgentInfo:
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await running.get_agent(name)
 
     data = run(body).to_json()
@@ -200,7 +200,7 @@ def remove(name: NameArg) -> None:
     """Unregister an agent (its past attempts stay in the history)."""
 
     async def body() -> AgentInfo:
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await running.remove_agent(name)
 
     console.print(f"removed {run(body).agent.name}")
@@ -223,7 +223,7 @@ def check(as_json: JsonOption = False) -> None:
     """Probe every agent that is not disabled; unreachable ones are marked offline (and back)."""
 
     async def body() -> dict[str, ComponentHealth]:
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await running.agent_health()
 
     found = run(body)
@@ -243,7 +243,7 @@ def check(as_json: JsonOption = False) -> None:
 
 def _set_enabled(name: str, enabled: bool) -> None:
     async def body() -> AgentInfo:
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await running.set_agent_enabled(name, enabled)
 
     info = run(body)

@@ -95,9 +95,17 @@ def settings(db: str | None = None, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def engine(db: str | None = None) -> AsyncIterator[OrchestrationEngine]:
-    async with OrchestrationEngine(settings(db)) as running:
+async def engine(
+    db: str | None = None, *, create: bool = True
+) -> AsyncIterator[OrchestrationEngine]:
+    """The engine on this invocation's database; ``create=False`` for commands that only read or
+    act on existing records: they never create a database (one line says where they looked)."""
+    running = OrchestrationEngine(settings(db))
+    await running.initialize(create=create)
+    try:
         yield running
+    finally:
+        await running.shutdown()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -16,7 +16,7 @@ def metrics(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     """Throughput, success rate, execution time, errors by class, agents, queue depth, zombies."""
 
     async def body() -> RuntimeMetrics:
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await running.get_metrics()
 
     figures = run(body)

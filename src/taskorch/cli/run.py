@@ -291,7 +291,7 @@ def cancel(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) -
     """Cancel a workflow: its running subtasks stop, its worktrees are removed."""
 
     async def body() -> WorkflowStatus:
-        async with open_engine(settings()) as engine:
+        async with open_engine(settings(), create=False) as engine:
             return await engine.cancel_workflow(workflow_id)
 
     status = run(body)
@@ -307,7 +307,7 @@ def approve(
     base branch now."""
 
     async def body() -> WorkflowStatus:
-        async with open_engine(settings()) as engine:
+        async with open_engine(settings(), create=False) as engine:
             return await engine.approve_workflow(workflow_id, by=_reviewer())
 
     status = run(body)
@@ -330,7 +330,7 @@ def reject(
     async def body() -> WorkflowStatus:
         if not reason.strip():
             raise InputError("the reason is empty: say why the workflow is rejected")
-        async with open_engine(settings()) as engine:
+        async with open_engine(settings(), create=False) as engine:
             return await engine.reject_workflow(workflow_id, reason.strip(), by=_reviewer())
 
     _reviewed(run(body), as_json)
@@ -358,7 +358,7 @@ def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) 
     """Follow a workflow live until it ends."""
 
     async def body() -> WorkflowStatus:
-        async with open_engine(settings()) as engine:
+        async with open_engine(settings(), create=False) as engine:
             status = await engine.get_workflow_status(workflow_id)
             while status.workflow.status not in WORKFLOW_TERMINAL:
                 console.print(

@@ -64,7 +64,7 @@ def export(path: PathArgument, tag: TagOption = None, as_json: JsonOption = Fals
     (tagged layout; other tags and tasks in the file are left as they are)."""
 
     async def body() -> InteropReport:
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await export_taskmaster(running, path, tag)
 
     report = run(body)

@@ -90,7 +90,7 @@ def list_(
 
     async def body() -> list[Task]:
         wanted = _parse_status(status) if status else None
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await running.list_tasks(status=wanted, limit=limit)
 
     tasks = run(body)
@@ -116,7 +116,7 @@ def show(
     """Show one task."""
 
     async def body() -> Task:
-        async with engine() as running:
+        async with engine(create=False) as running:
             return await running.get_task(parse_task_ref(task_id))
 
     task = run(body)

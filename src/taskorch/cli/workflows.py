@@ -40,7 +40,7 @@ def status(
     agents: list[AgentInfo] = []
 
     async def body() -> Any:
-        async with engine() as running:
+        async with engine(create=False) as running:
             if workflow_id:
                 return await running.get_workflow_status(workflow_id)
             workflows = await running.list_workflows(limit=50)

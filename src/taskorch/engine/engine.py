@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.registry import AgentSpec
-from taskorch.domain.errors import ConfigError, StoreError, TaskorchError
+from taskorch.domain.errors import ConfigError, NotFoundError, StoreError, TaskorchError
 from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
@@ -29,8 +29,9 @@ from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import SHUTDOWN_GRACE_S, Worker, WorkerConfig, default_worker_id
 from taskorch.settings import Settings, load_settings
 from taskorch.store import Store, connector_for_url
-from taskorch.store.migrate import MigrationReport
+from taskorch.store.migrate import MigrationReport, current_version
 from taskorch.store.queue import SubtaskQueue
+from taskorch.store.sqlite import SqliteConnector
 
 HealthStatus = Literal["ok", "degraded", "down"]
 
@@ -87,9 +88,18 @@ class OrchestrationEngine:
     def database_location(self) -> str:
         return self.store.connector.describe()
 
-    async def initialize(self) -> MigrationReport:
-        """Open the database and bring its schema up to date (idempotent)."""
+    async def initialize(self, *, create: bool = True) -> MigrationReport:
+        """Open the database and bring its schema up to date (idempotent). With ``create=False``
+        (what read-only commands use) a database that does not exist yet, or was never
+        initialised, is a :class:`NotFoundError` naming where it was looked for: nothing is
+        created."""
+        connector = self.store.connector
+        if not create and isinstance(connector, SqliteConnector) and not connector.path.exists():
+            raise NotFoundError(_no_database(str(connector.path.resolve())))
         await self.store.open()
+        if not create and await current_version(connector) == 0:
+            await self.store.close()
+            raise NotFoundError(_no_database(connector.describe()))
         if self._migration is None:
             self._migration = await self.store.migrate()
         return self._migration
@@ -411,6 +421,10 @@ class OrchestrationEngine:
         return ComponentHealth("ok", f"{name} ({variable} set)", info)
 
     async def _database_health(self) -> ComponentHealth:
+        connector = self.store.connector
+        if isinstance(connector, SqliteConnector) and not connector.path.exists():
+            where = str(connector.path.resolve())
+            return ComponentHealth("down", _no_database(where), {"backend": "sqlite"})
         try:
             health = await self.store.health()
         except StoreError as exc:
@@ -429,3 +443,10 @@ class OrchestrationEngine:
                 info,
             )
         return ComponentHealth("ok", f"{health.backend} reachable", info)
+
+
+def _no_database(where: str) -> str:
+    return (
+        f"no taskorch database at {where}: run `taskorch init` to create one, "
+        "or point --home / DATABASE_URL at yours"
+    )

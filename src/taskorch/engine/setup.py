@@ -56,10 +56,17 @@ def delivering_engine(settings: Settings) -> OrchestrationEngine:
 
 
 @asynccontextmanager
-async def open_engine(settings: Settings) -> AsyncIterator[OrchestrationEngine]:
-    """``async with open_engine(settings) as engine``: initialised, delivering, closed after."""
-    async with delivering_engine(settings) as engine:
+async def open_engine(
+    settings: Settings, *, create: bool = True
+) -> AsyncIterator[OrchestrationEngine]:
+    """``async with open_engine(settings) as engine``: initialised, delivering, closed after;
+    ``create=False`` opens only a database that exists (see ``OrchestrationEngine.initialize``)."""
+    engine = delivering_engine(settings)
+    await engine.initialize(create=create)
+    try:
         yield engine
+    finally:
+        await engine.shutdown()
 
 
 def agent_adapters(

@@ -17,3 +17,11 @@ def test_shell_completion_script(tmp_path: Path) -> None:
     script = ok(taskorch("--show-completion", "bash", home=tmp_path / ".taskorch"))
     assert "complete" in script
     assert "taskorch" in script
+
+
+def test_a_bad_log_level_is_one_line(tmp_path: Path) -> None:
+    result = taskorch("--log-level", "loud", "status", home=tmp_path / ".taskorch")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: invalid log level 'loud': use one of debug, info, warning, error, critical"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from rich.text import Text
 
 from taskorch.domain.errors import TaskorchError
 from taskorch.engine import OrchestrationEngine
+from taskorch.runtime.logs import configure_logging
 from taskorch.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -49,8 +51,13 @@ class GlobalOptions:
 options = GlobalOptions()
 
 
+# Long-running commands log every transition and attempt by default; the rest print their own.
+_LOGGING_COMMANDS = ("serve", "worker")
+
+
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     db: Annotated[
         str | None,
         typer.Option(
@@ -63,6 +70,24 @@ def _global_options(
             "--home", help="taskorch's data folder (default .taskorch).", show_default=False
         ),
     ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            envvar="TASKORCH_LOG_LEVEL",
+            help="debug, info, warning, error (default: info for serve and worker, else warning).",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", envvar="TASKORCH_LOG_FORMAT", help="text or json (one object a line)."
+        ),
+    ] = "text",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log debug lines too (as --log-level debug).")
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -75,6 +100,11 @@ def _global_options(
 ) -> None:
     options.db = db
     options.home = home
+    default = logging.INFO if ctx.invoked_subcommand in _LOGGING_COMMANDS else logging.WARNING
+    try:
+        configure_logging(level=log_level, fmt=log_format, verbose=verbose, default=default)
+    except TaskorchError as exc:
+        fail(exc.message)
 
 
 def _print_version(wanted: bool) -> None:

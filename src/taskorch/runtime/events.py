@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from taskorch.runtime.logs import events_log, log_events
 from taskorch.store.queue import Outcome, QueueEvent
 
 
@@ -33,19 +35,15 @@ class EventBus:
         self._subscribers.discard(queue)
 
     async def publish(self, events: Sequence[QueueEvent]) -> None:
-        if not events or not (self._subscribers or self.jsonl_path):
+        if not events:
+            return
+        if not (self._subscribers or self.jsonl_path):
+            if events_log.isEnabledFor(logging.INFO):
+                log_events(_records(events, datetime.now(UTC).isoformat()))
             return
         now = datetime.now(UTC).isoformat()
-        records = [
-            {
-                "event": e.kind,
-                "time": now,
-                "workflow_id": e.workflow_id,
-                "subtask_id": e.subtask_id,
-                **e.payload,
-            }
-            for e in events
-        ]
+        records = _records(events, now)
+        log_events(records)
         for queue in list(self._subscribers):
             for record in records:
                 if queue.full():
@@ -64,6 +62,19 @@ class EventBus:
         if self.task_log_dir is None or not events:
             return
         await asyncio.to_thread(_write_task_events, self.task_log_dir, list(events))
+
+
+def _records(events: Sequence[QueueEvent], now: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "event": e.kind,
+            "time": now,
+            "workflow_id": e.workflow_id,
+            "subtask_id": e.subtask_id,
+            **e.payload,
+        }
+        for e in events
+    ]
 
 
 def _write_task_events(folder: Path, events: list[QueueEvent]) -> None:

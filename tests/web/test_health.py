@@ -67,4 +67,19 @@ async def test_each_registered_agent_is_a_component(tmp_path: Path) -> None:
     agent = report.components["agent:nowhere"]
     assert agent.status == "down"
     assert agent.detail
-    assert "agents" not in report.components
+    # The only agent, and it takes every domain: no work can run.
+    assert report.components["agents"].status == "down"
+    assert report.status == "down"
+
+
+async def test_one_agent_down_of_several_is_degraded(tmp_path: Path) -> None:
+    async with open_engine(_settings(tmp_path)) as engine:
+        await engine.add_agent(
+            AgentSpec(name="nowhere", type="custom", command=["/no/such/agent", "{prompt}"])
+        )
+        await engine.add_agent(AgentSpec(name="sim-all", type="sim"))
+        report = await engine.health_check()
+    assert report.components["agent:nowhere"].status == "down"
+    assert report.components["agents"].status == "ok"
+    assert report.status == "degraded"
+    assert report.to_dict()["status"] == "degraded"

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.registry import AgentSpec
 from taskorch.domain.errors import ConfigError, NotFoundError, StoreError, TaskorchError
-from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
-from taskorch.domain.plan import Plan
+from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
+from taskorch.domain.plan import Domain, Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.claims import claim_tasks, recover_stranded
@@ -49,7 +49,12 @@ class HealthReport:
 
     @property
     def status(self) -> HealthStatus:
-        states = {c.status for c in self.components.values()}
+        """``down`` only when work cannot run (the database, the planner, or a domain with no
+        agent up: the ``agents`` component); one agent down of several is ``degraded``."""
+        states = {
+            "degraded" if name.startswith("agent:") and c.status == "down" else c.status
+            for name, c in self.components.items()
+        }
         if "down" in states:
             return "down"
         return "degraded" if "degraded" in states else "ok"
@@ -397,7 +402,11 @@ class OrchestrationEngine:
             return {"agents": ComponentHealth("degraded", f"agent registry: {exc.message}")}
         if not found:
             return {"agents": ComponentHealth("ok", "no agents registered (`taskorch agents`)")}
-        return {f"agent:{name}": health for name, health in found.items()}
+        registered = await self.store.list_agents()
+        agents = {a.name: a for a in registered if a.status != AgentStatus.DISABLED}
+        components = {f"agent:{name}": health for name, health in found.items()}
+        up = {name for name, health in found.items() if health.status == "ok"}
+        return {"agents": _coverage(agents, up), **components}
 
     def _planner_health(self) -> ComponentHealth:
         """Which planner the settings choose and whether what it needs is there (no network)."""
@@ -450,3 +459,25 @@ def _no_database(where: str) -> str:
         f"no taskorch database at {where}: run `taskorch init` to create one, "
         "or point --home / DATABASE_URL at yours"
     )
+
+
+def _coverage(agents: Mapping[str, Agent], up: set[str]) -> ComponentHealth:
+    """Whether every domain's work can run: ``down`` when a domain that registered agents take
+    has none of them up, ``degraded`` when no registered agent takes a domain at all."""
+    stopped: list[str] = []
+    uncovered: list[str] = []
+    for domain in Domain:
+        capable = sorted(
+            name
+            for name, agent in agents.items()
+            if not agent.capabilities.domains or domain in agent.capabilities.domains
+        )
+        if not capable:
+            uncovered.append(domain.value)
+        elif not up.intersection(capable):
+            stopped.append(f"{domain.value} ({', '.join(capable)} down)")
+    if stopped:
+        return ComponentHealth("down", f"no agent up for {'; '.join(stopped)}")
+    if uncovered:
+        return ComponentHealth("degraded", f"no registered agent takes {', '.join(uncovered)}")
+    return ComponentHealth("ok", "every domain has an agent up")

@@ -99,7 +99,7 @@ def _local(agent: dict[str, Any], figures: AgentMetrics | None, active: int) -> 
 @router.get("/health", tags=["system"], responses={503: {"model": HealthOut}})
 async def health(request: Request, response: Response) -> HealthOut:
     """Each component (database, planner, agents) as ok, degraded or down, with the reason.
-    Answers 503 when any component is down."""
+    Answers 503 only when work cannot run (see ``HealthReport.status``)."""
     report = await engine_of(request).health_check()
     if report.status == "down":
         response.status_code = 503

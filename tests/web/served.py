@@ -37,7 +37,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = WAIT_S
 
 @dataclass
 class Served:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     url: str
     home: Path
     token: str | None = None
@@ -59,16 +59,18 @@ class Served:
             env["DATABASE_URL"] = database_url
         argv = [sys.executable, "-m", "taskorch", "--home", str(home), "serve", "--port", "0"]
         argv += ["--sim-duration", str(sim_duration_s), *args]
+        # Unbuffered bytes: readline takes exactly the first line, and communicate() later
+        # reads the pipe itself, so a buffer would swallow the lines read ahead with it.
         process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0
         )
         assert process.stdout is not None
-        first = process.stdout.readline()
+        first = process.stdout.readline().decode()
         match = URL_LINE.search(first)
         if match is None:
             process.kill()
             _, err = process.communicate(timeout=30)
-            pytest.fail(f"taskorch serve did not start: {first!r} {err!r}")
+            pytest.fail(f"taskorch serve did not start: {first!r} {err.decode()!r}")
         return cls(process, match.group(1), home, token, [first])
 
     @property
@@ -104,7 +106,7 @@ class Served:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         out, err = self.process.communicate(timeout=timeout_s)
-        return self.process.returncode, "".join(self.output) + out, err
+        return self.process.returncode, "".join(self.output) + out.decode(), err.decode()
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -136,12 +136,12 @@ def test_sigterm_mid_run_loses_nothing_and_a_restart_merges(
     assert "pending" in states.values()  # there is work left for the restart
 
     again: Served = serve_factory(home, sim_duration_s=0.1)
-    assert "resuming 1 unfinished" in again.process.stdout.readline()  # type: ignore[union-attr]
     final = again.wait_state(workflow_id, "merged")
     # Every subtask ran exactly once: none lost, none run again after the restart.
     assert {s["key"]: s["attempts"] for s in final["subtasks"]} == dict.fromkeys(states, 1)
-    code, _, err = again.stop()
+    code, out, err = again.stop()
     assert code == 0, err
+    assert "resuming 1 unfinished" in out
 
 
 def test_serve_repo_and_merge_approve_then_approve_over_http(

@@ -32,6 +32,7 @@ from taskorch.store import Store, connector_for_url
 from taskorch.store.migrate import MigrationReport, current_version
 from taskorch.store.queue import SubtaskQueue
 from taskorch.store.sqlite import SqliteConnector
+from taskorch.store.stats import WorkflowStats, workflow_stats
 
 HealthStatus = Literal["ok", "degraded", "down"]
 
@@ -372,6 +373,10 @@ class OrchestrationEngine:
 
     async def get_metrics(self) -> RuntimeMetrics:
         return await collect_metrics(self.queue)
+
+    async def workflow_stats(self) -> WorkflowStats:
+        """Workflows by state and finished ones' durations, aggregated by the database."""
+        return await workflow_stats(self.store.connector)
 
     async def attempt_breakdown(self) -> list[dict[str, Any]]:
         """Finished attempts counted by agent, outcome and error class (for Prometheus)."""

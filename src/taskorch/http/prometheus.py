@@ -26,21 +26,19 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from taskorch.domain.models import Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL, SubtaskState, WorkflowState
-from taskorch.engine import OrchestrationEngine
+from taskorch.engine import DURATION_BUCKETS_S, OrchestrationEngine, WorkflowStats
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ATTEMPT_BUCKETS_S = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
-WORKFLOW_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 _ENDED = {"task:complete": "succeeded", "task:retry": "failed", "task:failed": "failed"}
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    workflows: list[Workflow]
+    workflows: WorkflowStats
     subtasks_by_state: dict[str, int]
     attempts: list[dict[str, Any]]
     queue_depth: int
@@ -53,7 +51,7 @@ class Snapshot:
     async def read(cls, engine: OrchestrationEngine) -> Snapshot:
         metrics = await engine.get_metrics()
         return cls(
-            workflows=await engine.list_workflows(),
+            workflows=await engine.workflow_stats(),
             subtasks_by_state=metrics.subtasks_by_state,
             attempts=await engine.attempt_breakdown(),
             queue_depth=metrics.queue_depth,
@@ -115,14 +113,12 @@ class SnapshotCollector(Collector):
         yield from (utilisation, status)
 
     def _workflows(self) -> Iterable[Metric]:
-        by_state = dict.fromkeys((s.value for s in WorkflowState), 0)
-        for workflow in self.snapshot.workflows:
-            by_state[workflow.status.value] += 1
+        stats = self.snapshot.workflows
         gauge = GaugeMetricFamily("taskorch_workflows", "Workflows by state.", labels=["state"])
-        for state, count in by_state.items():
-            gauge.add_metric([state], count)
+        for state in WorkflowState:
+            gauge.add_metric([state.value], stats.by_state.get(state.value, 0))
         yield gauge
-        yield _workflow_durations(self.snapshot.workflows)
+        yield _workflow_durations(stats)
 
     def _subtasks(self) -> Iterable[Metric]:
         gauge = GaugeMetricFamily("taskorch_subtasks", "Subtasks by state.", labels=["state"])
@@ -161,7 +157,7 @@ class SnapshotCollector(Collector):
         yield from (attempts, successes, failures)
 
 
-def _workflow_durations(workflows: list[Workflow]) -> HistogramMetricFamily:
+def _workflow_durations(stats: WorkflowStats) -> HistogramMetricFamily:
     """Start to end of every finished workflow, by final state."""
     family = HistogramMetricFamily(
         "taskorch_workflow_duration_seconds",
@@ -169,16 +165,14 @@ def _workflow_durations(workflows: list[Workflow]) -> HistogramMetricFamily:
         labels=["state"],
     )
     for state in sorted(WORKFLOW_TERMINAL):
-        durations = [
-            (w.end_time - w.start_time).total_seconds()
-            for w in workflows
-            if w.status is state and w.start_time and w.end_time
-        ]
+        found = stats.durations.get(state.value)
+        cumulative = found.cumulative if found else (0,) * len(DURATION_BUCKETS_S)
         buckets = [
-            (str(float(bound)), sum(d <= bound for d in durations)) for bound in WORKFLOW_BUCKETS_S
+            (str(float(bound)), count)
+            for bound, count in zip(DURATION_BUCKETS_S, cumulative, strict=True)
         ]
-        buckets.append(("+Inf", len(durations)))
-        family.add_metric([state.value], buckets, sum(durations))
+        buckets.append(("+Inf", found.count if found else 0))
+        family.add_metric([state.value], buckets, found.total_s if found else 0.0)
     return family
 
 

@@ -412,3 +412,26 @@ GROUP BY agent_id;
 -- The routing decision for a subtask not yet running: its agent (or none) and why it waits.
 UPDATE subtasks SET agent_id = :agent_id, error = :note, updated_at = :now
 WHERE id = :id AND status IN ('pending', 'queued');
+
+-- name: workflow_stats
+-- Workflows by state, and the finished ones' durations by histogram bucket (0: above the last
+-- bound); the bounds are taskorch.store.stats.DURATION_BUCKETS_S. One scan, whatever the count.
+SELECT status, bucket, COUNT(*) AS n, COALESCE(SUM(seconds), 0) AS total_s FROM (
+    SELECT status, seconds,
+    CASE WHEN seconds IS NULL THEN NULL
+         WHEN seconds <= 1 THEN 1
+         WHEN seconds <= 5 THEN 5
+         WHEN seconds <= 10 THEN 10
+         WHEN seconds <= 30 THEN 30
+         WHEN seconds <= 60 THEN 60
+         WHEN seconds <= 120 THEN 120
+         WHEN seconds <= 300 THEN 300
+         WHEN seconds <= 600 THEN 600
+         WHEN seconds <= 1800 THEN 1800
+         WHEN seconds <= 3600 THEN 3600
+         WHEN seconds <= 7200 THEN 7200
+         WHEN seconds <= 21600 THEN 21600
+         ELSE 0 END AS bucket
+    FROM (SELECT status, (julianday(end_time) - julianday(start_time)) * 86400.0 AS seconds FROM workflows) AS timed
+) AS bucketed
+GROUP BY status, bucket;

@@ -259,6 +259,8 @@ class Store:
             )
             if row is None:
                 await self._raise_stale_workflow(tx, workflow_id, from_state)
+            if to_state in WORKFLOW_TERMINAL and from_state != to_state:
+                await tx.execute("count_workflow_duration", {"id": workflow_id})
             await tx.execute(
                 "insert_history",
                 {

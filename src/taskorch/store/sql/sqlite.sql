@@ -413,25 +413,30 @@ GROUP BY agent_id;
 UPDATE subtasks SET agent_id = :agent_id, error = :note, updated_at = :now
 WHERE id = :id AND status IN ('pending', 'queued');
 
--- name: workflow_stats
--- Workflows by state, and the finished ones' durations by histogram bucket (0: above the last
--- bound); the bounds are taskorch.store.stats.DURATION_BUCKETS_S. One scan, whatever the count.
-SELECT status, bucket, COUNT(*) AS n, COALESCE(SUM(seconds), 0) AS total_s FROM (
-    SELECT status, seconds,
-    CASE WHEN seconds IS NULL THEN NULL
-         WHEN seconds <= 1 THEN 1
-         WHEN seconds <= 5 THEN 5
-         WHEN seconds <= 10 THEN 10
-         WHEN seconds <= 30 THEN 30
-         WHEN seconds <= 60 THEN 60
-         WHEN seconds <= 120 THEN 120
-         WHEN seconds <= 300 THEN 300
-         WHEN seconds <= 600 THEN 600
-         WHEN seconds <= 1800 THEN 1800
-         WHEN seconds <= 3600 THEN 3600
-         WHEN seconds <= 7200 THEN 7200
-         WHEN seconds <= 21600 THEN 21600
-         ELSE 0 END AS bucket
-    FROM (SELECT status, (julianday(end_time) - julianday(start_time)) * 86400.0 AS seconds FROM workflows) AS timed
-) AS bucketed
-GROUP BY status, bucket;
+
+-- name: workflow_state_counts
+SELECT status, COUNT(*) AS n FROM workflows GROUP BY status;
+
+-- name: workflow_durations
+SELECT state, bucket, n, total_s FROM workflow_durations;
+
+-- name: count_workflow_duration
+INSERT INTO workflow_durations (state, bucket, n, total_s)
+SELECT status, CASE
+            WHEN seconds <= 1 THEN 1
+            WHEN seconds <= 5 THEN 5
+            WHEN seconds <= 10 THEN 10
+            WHEN seconds <= 30 THEN 30
+            WHEN seconds <= 60 THEN 60
+            WHEN seconds <= 120 THEN 120
+            WHEN seconds <= 300 THEN 300
+            WHEN seconds <= 600 THEN 600
+            WHEN seconds <= 1800 THEN 1800
+            WHEN seconds <= 3600 THEN 3600
+            WHEN seconds <= 7200 THEN 7200
+            WHEN seconds <= 21600 THEN 21600
+            ELSE 0 END, 1, seconds
+FROM (SELECT status, (julianday(end_time) - julianday(start_time)) * 86400.0 AS seconds FROM workflows WHERE id = :id) AS timed
+WHERE seconds IS NOT NULL
+ON CONFLICT (state, bucket) DO UPDATE
+SET n = workflow_durations.n + 1, total_s = workflow_durations.total_s + excluded.total_s;

@@ -16,9 +16,11 @@ from taskorch.domain.errors import AgentError, HostError, InputError
 from taskorch.domain.models import JSONDict, Subtask, Task, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
+from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
+from taskorch.runtime.git_recovery import recover_git_state
 from taskorch.runtime.github import (
     GitHubConfig,
     merge_pull_request,
@@ -110,6 +112,19 @@ class GitDelivery:
             await workspace.start()
             self._workspaces[workflow_id] = workspace
         return self._workspaces[workflow_id]
+
+    async def recover_git(self) -> None:
+        """Set right what a killed process left in git on this host (stale lock files, a base
+        branch moved half-way in a user's checkout): at the start of a worker, ``serve`` and
+        ``resume``."""
+        local: set[Path] = set()
+        for workflow in await self.store.list_workflows():
+            repo = workflow.metadata.get("options", {}).get("repo")
+            if repo and workflow.status not in WORKFLOW_TERMINAL:
+                path = parse_origin(str(repo)).path
+                if path is not None:
+                    local.add(path)
+        await recover_git_state(self.home, sorted(local))
 
     def delivers(self, workflow: Workflow) -> bool:
         """Whether this workflow's subtasks carry code through git (all that the pipeline

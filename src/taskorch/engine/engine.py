@@ -203,6 +203,7 @@ class OrchestrationEngine:
     ) -> list[WorkflowStatus]:
         """Carry on with workflows found mid-way (after a crash or a kill): each resumes from its
         stored state; by default every workflow that has not ended."""
+        await self.recover_git()
         workflows = await self.workflows_to_resume(workflow_ids)
         workflow_ids = [w.id for w in workflows]
         worker = self.create_worker(agents) if agents else None
@@ -210,6 +211,13 @@ class OrchestrationEngine:
             self.pipeline(), self.events, list(workflow_ids), worker=worker, on_progress=on_progress
         )
         return [await self.get_workflow_status(w.id) for w in final]
+
+    async def recover_git(self) -> None:
+        """Set right what a killed process left in git (stale lock files, a base branch moved
+        half-way) before carrying on: at the start of a worker, ``serve`` and ``resume``."""
+        recover = getattr(self.delivery, "recover_git", None)
+        if recover is not None:
+            await recover()
 
     async def workflows_to_resume(self, workflow_ids: Sequence[str] | None) -> list[Workflow]:
         """These workflows (an unknown id is an error), or by default every unfinished one (and

@@ -143,6 +143,12 @@ async def finish_moves(home: Path) -> None:
             log.warning("%s", exc.message)
 
 
+def journaled_repos(home: Path) -> list[Path]:
+    """The repositories with a move journaled under ``home``."""
+    moves = [_read_journal(path) for path in sorted((home / "base-moves").glob("*.json"))]
+    return [Path(move.repo) for move in moves if move is not None]
+
+
 async def _finished_or_moot(move: BaseMove, checkout: Path) -> bool:
     """Whether the journal can simply go: the branch never moved (the checkout is touched only
     after it does), the checkout is gone or holds another branch now, or it is clean."""

@@ -112,7 +112,14 @@ async def finish_move(home: Path, repo: Path) -> None:
         await asyncio.to_thread(journal.unlink, missing_ok=True)
         return
     await wait_for_stale_locks(repo)
-    if not await _only_our_changes(move, checkout):
+    blobs = await _changed_blobs(checkout, move.old, move.new)
+    if not await _only_our_changes(checkout, blobs):
+        if await _still_at_old(checkout, blobs):
+            # The user's own changes on a checkout we had not touched yet: put the branch back
+            # where it was, so what they see and commit is theirs alone (never a revert of ours).
+            ref = f"refs/heads/{move.branch}"
+            await g.git(repo, "update-ref", "-m", "taskorch: merge undone", ref, move.old, move.new)
+            await asyncio.to_thread(journal.unlink, missing_ok=True)
         raise dirty_refusal(move.branch, checkout)
     await g.git(checkout, "read-tree", "--reset", "-u", move.new)
     if await g.is_dirty(checkout, untracked=False):  # pragma: no cover - defensive
@@ -163,38 +170,47 @@ async def _finished_or_moot(move: BaseMove, checkout: Path) -> bool:
     return not await g.is_dirty(checkout, untracked=False)
 
 
-async def _only_our_changes(move: BaseMove, checkout: Path) -> bool:
+async def _only_our_changes(checkout: Path, blobs: dict[str, tuple[str, str]]) -> bool:
     """Whether every difference of the checkout from ``new`` is a path the move changes, holding
     ``old``'s or ``new``'s content (in the index and in the file)."""
-    allowed = await _changed_blobs(checkout, move.old, move.new)
     staged = await g.git(checkout, "diff-index", "--cached", "--raw", "-z", "--no-renames", "HEAD")
     for path, blob in _raw_entries(staged.stdout, side=1).items():
-        if path not in allowed or blob not in allowed[path]:
+        if path not in blobs or blob not in blobs[path]:
             return False
     status = await g.git(
         checkout, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"
     )
     changed = {entry[3:]: entry[:2] for entry in status.stdout.split("\0") if len(entry) > 3}
     for path, code in changed.items():
-        if path not in allowed:
-            if code == "??":
-                continue  # the user's untracked file: in no branch, not in the way
+        if path not in blobs and code != "??":  # (an untracked file of the user's: in no branch)
             return False
-    files = [path for path in changed if path in allowed]
+    files = [path for path in changed if path in blobs]
+    found = await _file_blobs(checkout, files)
+    return all(blob in blobs[path] for path, blob in zip(files, found, strict=True))
+
+
+async def _still_at_old(checkout: Path, blobs: dict[str, tuple[str, str]]) -> bool:
+    """Whether the index and the files of every path the move changes still hold ``old``'s
+    content (the checkout was not touched yet)."""
+    paths = sorted(blobs)
+    listed = await g.git(checkout, "ls-files", "-s", "-z", "--", *paths) if paths else None
+    index: dict[str, str] = {}
+    for entry in listed.stdout.split("\0") if listed else []:
+        if entry:
+            fields, _, path = entry.partition("\t")
+            index[path] = fields.split()[1]
+    found = await _file_blobs(checkout, paths)
     return all(
-        blob in allowed[path]
-        for path, blob in zip(files, await _file_blobs(checkout, files), strict=True)
+        index.get(path, _ZERO) == blobs[path][0] and blob == blobs[path][0]
+        for path, blob in zip(paths, found, strict=True)
     )
 
 
-async def _changed_blobs(cwd: Path, old: str, new: str) -> dict[str, set[str]]:
-    """Path -> the blobs it has in ``old`` and ``new`` (zeros where absent), for changed paths."""
-    raw = await g.git(cwd, "diff-tree", "-r", "--raw", "-z", "--no-renames", old, new)
-    allowed: dict[str, set[str]] = {}
-    for side in (0, 1):
-        for path, blob in _raw_entries(raw.stdout, side=side).items():
-            allowed.setdefault(path, set()).add(blob)
-    return allowed
+async def _changed_blobs(cwd: Path, old: str, new: str) -> dict[str, tuple[str, str]]:
+    """Path -> its blobs in ``old`` and ``new`` (zeros where absent), for the changed paths."""
+    raw = (await g.git(cwd, "diff-tree", "-r", "--raw", "-z", "--no-renames", old, new)).stdout
+    before, after = _raw_entries(raw, side=0), _raw_entries(raw, side=1)
+    return {path: (before[path], after[path]) for path in before}
 
 
 def _raw_entries(raw: str, *, side: int) -> dict[str, str]:

@@ -134,3 +134,28 @@ def test_a_change_of_the_users_after_a_kill_is_never_overwritten(tmp_path: Path)
     assert _git(repo, "status", "--porcelain") == ""
     assert (repo / CHANGED).read_text() == _git(repo, "show", f"main:{CHANGED}")
     assert (repo / "README.md").read_text() == "my own edit\n"
+
+
+def test_git_lock_files_a_kill_left_are_removed_and_the_workflow_completes(
+    tmp_path: Path,
+) -> None:
+    repo, home = _user_repo(tmp_path), tmp_path / ".taskorch"
+    _run_until("base-merge:journal", repo, home, tmp_path)
+    (mirror,) = (home / "mirrors").iterdir()
+    planted = [
+        repo / ".git" / "index.lock",
+        repo / ".git" / "refs" / "heads" / "main.lock",
+        mirror / "HEAD.lock",
+        mirror / "packed-refs.lock",
+        *[admin / "index.lock" for admin in (mirror / "worktrees").iterdir()],
+    ]
+    for lock in planted:  # what git processes killed with taskorch would have left
+        lock.write_bytes(b"")
+
+    resumed = taskorch("resume", "--json", home=home, timeout_s=180)
+
+    assert json.loads(ok(resumed))["state"] == "merged"
+    assert not [lock for lock in planted if lock.exists()]
+    assert resumed.stderr.count("removed stale git lock") == len(planted), resumed.stderr
+    assert CHANGED in _git(repo, "log", "--name-only", "--format=", "main")
+    assert _git(repo, "status", "--porcelain") == ""

@@ -27,6 +27,6 @@ async def recover_git_state(home: Path, local_repos: Iterable[Path] = ()) -> lis
     then finish (or roll back) base-branch moves a kill cut short. The lock files removed."""
     repos = await asyncio.to_thread(owned_repositories, home)
     repos += [*local_repos, *await asyncio.to_thread(journaled_repos, home)]
-    removed = await clear_stale_locks(repos)
+    removed = await clear_stale_locks(repos, wait_young=True)
     await finish_moves(home)
     return removed

@@ -114,24 +114,32 @@ def _is_git(program: str) -> bool:
     return name == "git" or name.startswith("git-")
 
 
-def stale_locks(repo: Path, *, now: float | None = None) -> list[Path]:
-    """The lock files of ``repo`` whose owner is gone (see the module's docstring)."""
+def orphaned_locks(repo: Path, *, now: float | None = None) -> tuple[list[Path], list[Path]]:
+    """``(stale, young)``: the lock files of ``repo`` whose owner is gone, and those that may be
+    (no live git works in the repository) but are too young to judge yet."""
     git_dir = git_dir_of(repo)
     if git_dir is None:
-        return []
+        return [], []
     locks = lock_files(git_dir)
     if not locks:
-        return []
+        return [], []
     live = live_git_places()
     if live is None:
         after_s = OTHER_STALE_AFTER_S
     else:
         places = repository_places(git_dir)
         if any(_inside(busy, place) for busy in live for place in places):
-            return []
+            return [], []
         after_s = LINUX_STALE_AFTER_S
     moment = time.time() if now is None else now
-    return [lock for lock in locks if _age_s(lock, moment) > after_s]
+    stale = [lock for lock in locks if _age_s(lock, moment) > after_s]
+    young = [lock for lock in locks if lock not in stale] if live is not None else []
+    return stale, young
+
+
+def stale_locks(repo: Path, *, now: float | None = None) -> list[Path]:
+    """The lock files of ``repo`` whose owner is gone (see the module's docstring)."""
+    return orphaned_locks(repo, now=now)[0]
 
 
 def clear_stale_locks_now(repos: Iterable[Path]) -> list[Path]:
@@ -151,14 +159,25 @@ def clear_stale_locks_now(repos: Iterable[Path]) -> list[Path]:
     return removed
 
 
-async def clear_stale_locks(repos: Iterable[Path]) -> list[Path]:
-    """:func:`clear_stale_locks_now` in a thread."""
-    return await asyncio.to_thread(clear_stale_locks_now, list(repos))
+async def clear_stale_locks(repos: Iterable[Path], *, wait_young: bool = False) -> list[Path]:
+    """:func:`clear_stale_locks_now` in a thread; with ``wait_young``, locks that no live git
+    owns but are too young to judge are waited for (a few seconds) and removed too."""
+    repos = list(repos)
+    removed = await asyncio.to_thread(clear_stale_locks_now, repos)
+    deadline = time.monotonic() + 4 * LINUX_STALE_AFTER_S  # (a clock-skewed mtime: give up)
+    while wait_young and time.monotonic() < deadline:
+        young = [r for r in repos if (await asyncio.to_thread(orphaned_locks, r))[1]]
+        if not young:
+            break
+        await asyncio.sleep(LINUX_STALE_AFTER_S / 3)
+        removed += await asyncio.to_thread(clear_stale_locks_now, young)
+        repos = young
+    return removed
 
 
 async def wait_for_stale_locks(repo: Path, *, timeout_s: float = 30.0) -> bool:
     """Remove ``repo``'s stale lock files, waiting (up to ``timeout_s``) for young ones to grow
-    old enough to judge; True when none is left."""
+    old enough to judge and for live git processes to end; True when none is left."""
     deadline = time.monotonic() + timeout_s
     while True:
         await clear_stale_locks([repo])

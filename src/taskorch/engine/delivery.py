@@ -48,9 +48,11 @@ class GitDelivery:
         github: GitHubConfig | None = None,
         default_repo: str | None = None,
         merge_policy: str = "auto",
+        worktrees: Path | None = None,
     ) -> None:
         self.store = store
         self.home = home.absolute()
+        self.worktrees = worktrees
         self.default_repo = default_repo
         self.merge_policy = check_merge_policy(merge_policy)
         self.test_command = list(test_command) if test_command else None
@@ -92,7 +94,9 @@ class GitDelivery:
             options = workflow.metadata.get("options", {})
             repo = options.get("repo")
             if not repo:  # a workflow started before repositories were recorded
-                workspace = await Workspace.managed(self.home, workflow_id)
+                workspace = await Workspace.managed(
+                    self.home, workflow_id, worktrees=self.worktrees
+                )
             else:
                 origin = parse_origin(str(repo))
                 if origin.path is not None and not await asyncio.to_thread(origin.path.is_dir):
@@ -106,6 +110,7 @@ class GitDelivery:
                     workflow_id,
                     str(options.get("base_branch") or "main"),
                     home=self.home,
+                    worktrees=self.worktrees,
                     origin=origin,
                     exclusive=self.store.connector.exclusive,
                 )

@@ -6,11 +6,13 @@ pipeline steps (planning, assignment, execution, validation) hang off this same 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from taskorch.agents.base import AgentAdapter
+from taskorch.agents.process import protect_from_agents
 from taskorch.agents.registry import AgentSpec
 from taskorch.domain.errors import ConfigError, StoreError, TaskorchError
 from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
@@ -27,7 +29,7 @@ from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import SHUTDOWN_GRACE_S, Worker, WorkerConfig, default_worker_id
-from taskorch.settings import Settings, load_settings
+from taskorch.settings import Settings, config_file_path, load_settings, secure_home
 from taskorch.store import Store, connector_for_url
 from taskorch.store.migrate import MigrationReport
 from taskorch.store.queue import SubtaskQueue
@@ -74,6 +76,9 @@ class OrchestrationEngine:
         self.settings = settings or load_settings()
         self.store = store or Store(connector_for_url(self.settings.effective_database_url))
         self.delivery = delivery
+        protect_from_agents(self.settings.home, config_file_path(self.settings.home))
+        if self.settings.effective_database_url.startswith("sqlite"):
+            protect_from_agents(self.settings.sqlite_path)
         self.events = EventBus(
             jsonl_path=self.settings.home / "events.jsonl",
             task_log_dir=self.settings.home / "logs" / "tasks",
@@ -89,6 +94,7 @@ class OrchestrationEngine:
 
     async def initialize(self) -> MigrationReport:
         """Open the database and bring its schema up to date (idempotent)."""
+        await asyncio.to_thread(secure_home, self.settings.home)
         await self.store.open()
         if self._migration is None:
             self._migration = await self.store.migrate()

@@ -16,6 +16,10 @@ A journal found later (the process was killed) is finished or rolled back:
   ``new`` (stale git lock files of the dead process removed first);
 - anything else is the user's own work: the checkout is not touched and the merge is refused
   with the usual one line (commit or stash, then merge again).
+
+Test pause points (:mod:`taskorch.runtime.faults`): ``base-merge:journal`` (journal written,
+nothing moved), ``base-merge:ref`` (branch moved, checkout not yet), ``base-merge:checkout``
+(checkout updated, journal not yet removed).
 """
 
 from __future__ import annotations

@@ -68,3 +68,18 @@ async def test_a_move_cut_short_is_finished_at_start_up(repo: Path, home: Path) 
     assert git(repo, "rev-parse", "HEAD") == new
     assert not journal.exists()
     assert (await workspace.merge_to_base()).already_merged
+
+
+async def test_files_touched_but_unchanged_do_not_stop_the_checkout_following(
+    repo: Path, home: Path
+) -> None:
+    workspace = await open_ws(repo, home)
+    await sim_run(workspace, "a", ["src/app.py"])  # changes a file the user has checked out
+    await workspace.merge_subtask("a")
+    later = time.time() + 5
+    os.utime(repo / "src" / "app.py", (later, later))  # (an editor saved it unchanged)
+
+    await workspace.merge_to_base()
+
+    assert git(repo, "status", "--porcelain") == ""
+    assert (repo / "src" / "app.py").read_text() == git(repo, "show", "main:src/app.py") + "\n"

@@ -84,10 +84,16 @@ async def move_checked_out(
     """
     move = BaseMove(str(repo), str(checkout), branch, old, new)
     journal = journal_path(home, repo)
+    # Files touched but unchanged would make read-tree call them "not uptodate".
+    await g.git(checkout, "update-index", "-q", "--refresh", check=False)
     await asyncio.to_thread(_write_journal, journal, move)
     await pause_point("base-merge:journal")
     ref = f"refs/heads/{branch}"
-    await g.git(repo, "update-ref", "-m", message, ref, new, old)
+    try:
+        await g.git(repo, "update-ref", "-m", message, ref, new, old)
+    except g.GitError:  # the branch moved meanwhile (a commit of the user's): nothing touched
+        await asyncio.to_thread(journal.unlink, missing_ok=True)
+        raise
     await pause_point("base-merge:ref")
     result = await g.git(checkout, "read-tree", "-m", "-u", old, new, check=False)
     if not result.ok:

@@ -169,6 +169,8 @@ def journaled_repos(home: Path) -> list[Path]:
 async def _finished_or_moot(move: BaseMove, checkout: Path) -> bool:
     """Whether the journal can simply go: the branch never moved (the checkout is touched only
     after it does), the checkout is gone or holds another branch now, or it is clean."""
+    if not await asyncio.to_thread(Path(move.repo).is_dir):
+        return True  # the repository is gone
     tip = await g.rev(Path(move.repo), f"refs/heads/{move.branch}")
     if tip != move.new:
         return True

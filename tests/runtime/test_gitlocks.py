@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from taskorch.runtime import gitlocks
 from taskorch.runtime.git_recovery import recover_git_state
 from taskorch.runtime.gitlocks import clear_stale_locks, lock_files
 
@@ -111,3 +112,15 @@ async def test_recovery_clears_taskorchs_mirrors_and_the_users_repository(
     removed = await recover_git_state(home, [repo])
 
     assert sorted(removed) == sorted([*planted, mirror / "packed-refs.lock"])
+
+
+async def test_without_proc_only_locks_older_than_ten_minutes_are_stale(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitlocks, "_PROC", tmp_path / "no-proc")  # (not Linux)
+    recent = _plant(repo, age_s=60.0)
+    assert await clear_stale_locks([repo], wait_young=True) == []
+    when = time.time() - 11 * 60
+    for lock in recent:
+        os.utime(lock, (when, when))
+    assert sorted(await clear_stale_locks([repo])) == recent

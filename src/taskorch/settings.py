@@ -8,14 +8,16 @@ The config file is TOML with the lower-case setting names as keys, at ``$TASKORC
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskorch.domain.errors import ConfigError
@@ -34,6 +36,10 @@ class Settings(BaseSettings):
     )
 
     taskorch_home: Path = DEFAULT_HOME
+    taskorch_worktrees: Path | None = None
+    """Where agents' git worktrees live; default outside the data folder (see
+    :func:`default_worktrees_root`). Never inside ``TASKORCH_HOME``: an agent works there and must
+    not reach taskorch's database or config."""
 
     database_url: str | None = None
     db_host: str | None = None
@@ -98,9 +104,27 @@ class Settings(BaseSettings):
             raise ValueError("is set but empty: give a value, or unset it for the default")
         return value
 
+    @field_validator("taskorch_worktrees")
+    @classmethod
+    def _worktrees_outside_home(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        home = info.data.get("taskorch_home")
+        if value is not None and home is not None and is_inside(value, home):
+            raise ValueError(
+                f"is inside TASKORCH_HOME ({home}), where agents could reach taskorch's "
+                "database and config: choose a folder outside it"
+            )
+        return value
+
     @property
     def home(self) -> Path:
         return self.taskorch_home
+
+    @property
+    def worktrees_root(self) -> Path:
+        """Where this host's agents' worktrees live (absolute)."""
+        if self.taskorch_worktrees is not None:
+            return self.taskorch_worktrees.expanduser().absolute()
+        return default_worktrees_root(self.home)
 
     @property
     def host_name(self) -> str:
@@ -123,6 +147,29 @@ class Settings(BaseSettings):
                 auth += ":" + quote(password, safe="")
             return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name)}"
         return f"sqlite:///{self.sqlite_path}"
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (both resolved)."""
+    return path.expanduser().resolve().is_relative_to(folder.expanduser().resolve())
+
+
+def default_worktrees_root(home: Path) -> Path:
+    """``$XDG_CACHE_HOME/taskorch/worktrees/<digest of home>`` (``~/.cache`` without it; the
+    system's temporary folder when both lie inside ``home``): one folder per data folder, never
+    inside it."""
+    home = home.expanduser().resolve()
+    digest = hashlib.sha1(str(home).encode()).hexdigest()[:12]
+    caches = [os.environ.get("XDG_CACHE_HOME", ""), str(Path.home() / ".cache")]
+    caches = [c for c in caches if c and Path(c).is_absolute()]
+    caches.append(str(Path(tempfile.gettempdir()) / f"taskorch-{os.getuid()}"))
+    for cache in caches:
+        root = Path(cache) / "taskorch" / "worktrees" / digest
+        if not is_inside(root, home):
+            return root
+    raise ConfigError(
+        f"no folder for worktrees outside TASKORCH_HOME ({home}): set TASKORCH_WORKTREES"
+    )
 
 
 def config_file_path(home: Path | None = None) -> Path:
@@ -163,8 +210,31 @@ def write_config_value(path: Path, key: str, value: str) -> None:
     kept = [line for line in lines if line.split("=", 1)[0].strip().lower() != key]
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     kept.append(f'{key} = "{escaped}"')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(kept) + "\n")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, "\n".join(kept) + "\n")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable and writable by its owner only (it may hold secrets:
+    the config file's database URL and tokens)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # (an existing file keeps its mode through O_CREAT)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def secure_home(home: Path) -> None:
+    """Create the data folder for its owner only (0700), and take group and others' access away
+    from an existing one, its config file and its SQLite database: they hold secrets."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path, mode in ((home, 0o700), (home / "config.toml", 0o600), (home / "taskorch.db", 0o600)):
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(mode)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # not ours: say nothing, change nothing
+            continue
 
 
 def _describe(exc: ValidationError) -> str:

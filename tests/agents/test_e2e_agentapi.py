@@ -18,6 +18,7 @@ from agents.e2e import (
     write_tests_hook,
 )
 from agents.fake_agentapi import FakeAgentApi
+from taskorch.settings import default_worktrees_root
 
 
 def test_run_goes_through_a_registered_agentapi_agent_to_merged(
@@ -47,7 +48,8 @@ def test_run_goes_through_a_registered_agentapi_agent_to_merged(
         # The instructions told the agent (which runs wherever its server started) where to work.
         [message] = fake.user_messages
         assert message.startswith("Working directory: ")
-        assert f"/worktrees/{final['workflow_id']}/" in message.splitlines()[0]
+        where = default_worktrees_root(home) / final["workflow_id"]
+        assert f"{where}/" in message.splitlines()[0]
         assert REQUIREMENT in message
 
     assert TESTS_FILE in base_branch_files(repo)  # merged into the base branch

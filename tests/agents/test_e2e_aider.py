@@ -40,6 +40,7 @@ from taskorch.agents.cli_agent import CliAgentAdapter
 from taskorch.agents.outcome import NeedsInputError
 from taskorch.domain.errors import AgentError
 from taskorch.domain.plan import WorkerType
+from taskorch.settings import default_worktrees_root
 
 MODEL = "fake-coder"
 API_KEY = "sk-fake-aider"
@@ -191,7 +192,7 @@ def test_real_aider_answering_without_an_edit_is_a_failed_attempt_not_a_success(
         # what the model said, without Aider's banner and token lines around it
         assert message.endswith(f": {NO_EDIT}"), attempt
     # the repo map's cache did not pass for work (nor stay in a worktree)
-    assert not list((home / "worktrees").glob("**/.aider.tags.cache.v*"))
+    assert not list(default_worktrees_root(home).glob("**/.aider.tags.cache.v*"))
     # the model was asked for an edit each time, never for a commit message
     assert not [c for c in server.calls if c.is_commit_message]
     assert len(server.chat_calls()) == len(tried)

@@ -28,12 +28,12 @@ import os, pathlib, sys, time
 
 prompt = sys.argv[1]
 cwd = pathlib.Path.cwd()
-workflow, key = cwd.parts[-3], cwd.parts[-1]  # <home>/worktrees/<workflow>/subtasks/<key>
-host = os.environ["TASKORCH_TEST_HOST"]
+workflow, key = cwd.parts[-3], cwd.parts[-1]  # <worktrees>/<workflow>/subtasks/<key>
+host = os.environ["HOSTS_TEST_HOST"]
 
 
 def record(what):
-    fd = os.open(os.environ["TASKORCH_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fd = os.open(os.environ["HOSTS_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.write(fd, f"{what} {workflow} {key} {host}\\n".encode())
     os.fsync(fd)
     os.close(fd)
@@ -53,7 +53,7 @@ for name in targets:
     kept = [l for l in (path.read_text().splitlines() if path.exists() else [])
             if not l.startswith(MARKS)]  # a conflict resolved by keeping both sides
     path.write_text("\\n".join([*kept, marker]) + "\\n")
-time.sleep(float(os.environ.get("TASKORCH_TEST_AGENT_S", "0")))
+time.sleep(float(os.environ.get("HOSTS_TEST_AGENT_S", "0")))
 record("done")
 print("edited", ", ".join(targets))
 """
@@ -148,9 +148,9 @@ class Lab:
             "TASKORCH_HOME": str(host.home),
             "TASKORCH_REPO": self.repo_url,
             "TASKORCH_HOST_NAME": host.name,
-            "TASKORCH_TEST_HOST": host.name,
-            "TASKORCH_TEST_RECORD": str(self.record),
-            "TASKORCH_TEST_AGENT_S": str(self.agent_s),
+            "HOSTS_TEST_HOST": host.name,
+            "HOSTS_TEST_RECORD": str(self.record),
+            "HOSTS_TEST_AGENT_S": str(self.agent_s),
             "LEASE_S": str(self.lease_s),
             "COLUMNS": "200",
             "PYTHONPATH": os.pathsep.join(sys.path),

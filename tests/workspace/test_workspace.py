@@ -14,12 +14,13 @@ from taskorch.domain.overlap import serialise_overlaps
 from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.runtime.git import MergeConflictError, WorkspaceError
 from taskorch.runtime.workspace import MergeStatus, Workspace, check_repository
+from taskorch.settings import default_worktrees_root
 
 from .conftest import branch_list, commit_file, git, git_ok, init_repo, noop, sim_task
 
 
 def worktrees_of(home: Path, workflow_id: str = "wf-1") -> Path:
-    return home.resolve() / "worktrees" / workflow_id
+    return default_worktrees_root(home) / workflow_id
 
 
 async def open_ws(repo: Path, home: Path, workflow_id: str = "wf-1") -> Workspace:
@@ -232,7 +233,7 @@ async def test_cancel_removes_worktrees_keeps_unmerged_work_and_leaves_other_wor
 
     report = await workspace.cleanup(cancelled=True)
 
-    assert not (home / "worktrees" / "wf-1").exists()
+    assert not worktrees_of(home).exists()
     assert len(report.removed_worktrees) == 3  # main, busy, idle
     # unmerged work kept (its uncommitted file committed first); the rest deleted
     assert report.kept_branches == ["taskorch/wf-1/main", "taskorch/wf-1/sub/busy"]

@@ -33,15 +33,51 @@ WITHHELD_FROM_AGENTS = frozenset(
 )
 """Secrets only taskorch needs: its database, its API token, the agentapi key and the GitHub
 token it opens pull requests with. An agent that runs shell commands could read and leak them."""
+WITHHELD_PREFIXES = ("TASKORCH_", "DB_")
+"""taskorch's own settings (its data folder, config, tokens, target repository) and its database
+connection: nothing an agent needs, and a way to reach taskorch's database and config."""
+
+_protected: set[Path] = set()
+
+
+def protect_from_agents(*places: Path) -> None:
+    """Folders and files (taskorch's data folder, config file, database) that no variable of an
+    agent's environment may point into."""
+    for place in places:
+        _protected.add(place.expanduser().absolute().resolve())
 
 
 def agent_environment(*settings: Mapping[str, str]) -> dict[str, str]:
-    """The environment of an agent's process: taskorch's own without the secrets it withholds,
-    then the agent's settings (which may name any variable, a withheld one included)."""
-    env = {k: v for k, v in os.environ.items() if k.upper() not in WITHHELD_FROM_AGENTS}
+    """The environment of an agent's process: taskorch's own without its secrets, its settings
+    and any path into its data folder (entries of path lists are dropped one by one), then the
+    agent's settings (which may name any variable, a withheld one included)."""
+    protected = {*_protected, *_places_named_by_env()}
+    env: dict[str, str] = {}
+    for key, value in os.environ.items():
+        if key.upper() in WITHHELD_FROM_AGENTS or key.upper().startswith(WITHHELD_PREFIXES):
+            continue
+        kept = [part for part in value.split(os.pathsep) if not _points_into(part, protected)]
+        if kept or not value:
+            env[key] = os.pathsep.join(kept)
     for more in settings:
         env.update(more)
     return env
+
+
+def _places_named_by_env() -> list[Path]:
+    named = [os.environ.get("TASKORCH_HOME", ""), os.environ.get("TASKORCH_CONFIG", "")]
+    return [Path(p).expanduser().absolute().resolve() for p in named if p]
+
+
+def _points_into(value: str, protected: set[Path]) -> bool:
+    if not protected or not value.startswith(("/", "~", "file:", "sqlite:")):
+        return False
+    text = value.split(":///", 1)[1] if ":///" in value else value
+    try:
+        path = Path("/" + text.lstrip("/") if ":///" in value else text).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return any(path == place or path.is_relative_to(place) for place in protected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +104,7 @@ async def run_process(
         process = await asyncio.create_subprocess_exec(
             *(guarded if GUARDED else [program, *argv[1:]]),
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=dict(env) if env is not None else agent_environment(),
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

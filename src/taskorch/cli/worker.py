@@ -61,6 +61,7 @@ def worker(
     async def _work(
         running: OrchestrationEngine, agents: Mapping[str | None, AgentAdapter]
     ) -> WorkerStats:
+        await running.recover_git()
         worker_ = running.create_worker(agents, concurrency=concurrency)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

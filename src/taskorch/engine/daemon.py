@@ -123,6 +123,7 @@ class Daemon:
         """Find the unfinished workflows to carry on (``run`` does this if it was not done),
         after setting right the tasks a crash left claimed with no workflow carrying them."""
         await recover_stranded(self.engine.store)
+        await self.engine.recover_git()
         self.stats.resumed = await self._unfinished()
         self._active.update(self.stats.resumed)
         self._prepared = True

@@ -16,9 +16,11 @@ from taskorch.domain.errors import AgentError, HostError, InputError
 from taskorch.domain.models import JSONDict, Subtask, Task, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
+from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
+from taskorch.runtime.git_recovery import recover_git_state
 from taskorch.runtime.github import (
     GitHubConfig,
     merge_pull_request,
@@ -46,9 +48,11 @@ class GitDelivery:
         github: GitHubConfig | None = None,
         default_repo: str | None = None,
         merge_policy: str = "auto",
+        worktrees: Path | None = None,
     ) -> None:
         self.store = store
         self.home = home.absolute()
+        self.worktrees = worktrees
         self.default_repo = default_repo
         self.merge_policy = check_merge_policy(merge_policy)
         self.test_command = list(test_command) if test_command else None
@@ -90,7 +94,9 @@ class GitDelivery:
             options = workflow.metadata.get("options", {})
             repo = options.get("repo")
             if not repo:  # a workflow started before repositories were recorded
-                workspace = await Workspace.managed(self.home, workflow_id)
+                workspace = await Workspace.managed(
+                    self.home, workflow_id, worktrees=self.worktrees
+                )
             else:
                 origin = parse_origin(str(repo))
                 if origin.path is not None and not await asyncio.to_thread(origin.path.is_dir):
@@ -104,12 +110,26 @@ class GitDelivery:
                     workflow_id,
                     str(options.get("base_branch") or "main"),
                     home=self.home,
+                    worktrees=self.worktrees,
                     origin=origin,
                     exclusive=self.store.connector.exclusive,
                 )
             await workspace.start()
             self._workspaces[workflow_id] = workspace
         return self._workspaces[workflow_id]
+
+    async def recover_git(self) -> None:
+        """Set right what a killed process left in git on this host (stale lock files, a base
+        branch moved half-way in a user's checkout): at the start of a worker, ``serve`` and
+        ``resume``."""
+        local: set[Path] = set()
+        for workflow in await self.store.list_workflows():
+            repo = workflow.metadata.get("options", {}).get("repo")
+            if repo and workflow.status not in WORKFLOW_TERMINAL:
+                path = parse_origin(str(repo)).path
+                if path is not None:
+                    local.add(path)
+        await recover_git_state(self.home, sorted(local))
 
     def delivers(self, workflow: Workflow) -> bool:
         """Whether this workflow's subtasks carry code through git (all that the pipeline

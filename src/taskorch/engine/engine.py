@@ -6,11 +6,13 @@ pipeline steps (planning, assignment, execution, validation) hang off this same 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from taskorch.agents.base import AgentAdapter
+from taskorch.agents.process import protect_from_agents
 from taskorch.agents.registry import AgentSpec
 from taskorch.domain.errors import ConfigError, NotFoundError, StoreError, TaskorchError
 from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
@@ -27,7 +29,7 @@ from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import SHUTDOWN_GRACE_S, Worker, WorkerConfig, default_worker_id
-from taskorch.settings import Settings, load_settings
+from taskorch.settings import Settings, config_file_path, load_settings, secure_home
 from taskorch.store import Store, connector_for_url
 from taskorch.store.migrate import MigrationReport, current_version
 from taskorch.store.queue import SubtaskQueue
@@ -81,6 +83,9 @@ class OrchestrationEngine:
         self.settings = settings or load_settings()
         self.store = store or Store(connector_for_url(self.settings.effective_database_url))
         self.delivery = delivery
+        protect_from_agents(self.settings.home, config_file_path(self.settings.home))
+        if self.settings.effective_database_url.startswith("sqlite"):
+            protect_from_agents(self.settings.sqlite_path)
         self.events = EventBus(
             jsonl_path=self.settings.home / "events.jsonl",
             task_log_dir=self.settings.home / "logs" / "tasks",
@@ -102,6 +107,8 @@ class OrchestrationEngine:
         connector = self.store.connector
         if not create and isinstance(connector, SqliteConnector) and not connector.path.exists():
             raise NotFoundError(_no_database(str(connector.path.resolve())))
+        if create or self.settings.home.exists():
+            await asyncio.to_thread(secure_home, self.settings.home)
         await self.store.open()
         if not create and await current_version(connector) == 0:
             await self.store.close()
@@ -219,6 +226,7 @@ class OrchestrationEngine:
     ) -> list[WorkflowStatus]:
         """Carry on with workflows found mid-way (after a crash or a kill): each resumes from its
         stored state; by default every workflow that has not ended."""
+        await self.recover_git()
         workflows = await self.workflows_to_resume(workflow_ids)
         workflow_ids = [w.id for w in workflows]
         worker = self.create_worker(agents) if agents else None
@@ -226,6 +234,13 @@ class OrchestrationEngine:
             self.pipeline(), self.events, list(workflow_ids), worker=worker, on_progress=on_progress
         )
         return [await self.get_workflow_status(w.id) for w in final]
+
+    async def recover_git(self) -> None:
+        """Set right what a killed process left in git (stale lock files, a base branch moved
+        half-way) before carrying on: at the start of a worker, ``serve`` and ``resume``."""
+        recover = getattr(self.delivery, "recover_git", None)
+        if recover is not None:
+            await recover()
 
     async def workflows_to_resume(self, workflow_ids: Sequence[str] | None) -> list[Workflow]:
         """These workflows (an unknown id is an error), or by default every unfinished one (and

@@ -45,6 +45,7 @@ def git_delivery(settings: Settings, store: Store) -> GitDelivery:
         github=github,
         default_repo=settings.taskorch_repo,
         merge_policy=settings.merge_policy,
+        worktrees=settings.worktrees_root,
     )
 
 

@@ -8,11 +8,16 @@ repository or a base branch with uncommitted changes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from pathlib import Path
 
 from taskorch.runtime import git as g
+from taskorch.runtime.basemove import (
+    dirty_refusal,
+    finish_move,
+    move_checked_out,
+    repo_lock_path,
+)
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.workspace_records import (
     BaseMerge,
@@ -126,15 +131,17 @@ async def merge_into_base(
 ) -> BaseMerge:
     """Land ``branch`` on ``base``: fast-forward when possible, else a merge commit.
 
-    Where ``base`` is checked out, the merge happens in that checkout, and only if it is clean; a
-    conflict is aborted (the checkout is left as it was) and raised as
-    :class:`~taskorch.runtime.git.MergeConflictError`. Where it is checked out nowhere, the merge
-    is computed without a checkout (``merge-tree``) and the branch moved with a compare-and-swap.
-    One merge into a repository's base at a time (a lock per repository under ``home``).
+    The merge is computed without a checkout (``merge-tree``; a conflict is raised as
+    :class:`~taskorch.runtime.git.MergeConflictError` and nothing moves) and ``base`` moved by an
+    atomic ref update from the value it was read at. Where ``base`` is checked out, that checkout
+    must be clean (else the one-line refusal, and nothing moves) and is brought along so that a
+    kill at any point leaves it as it was or finishable (:mod:`taskorch.runtime.basemove`; a move
+    a killed process left half-done is finished first). One merge into a repository's base at a
+    time (a lock per repository under ``home``).
     """
     ref = f"refs/heads/{base}"
-    digest = hashlib.sha1(str(repo).encode()).hexdigest()[:16]
-    async with g.file_lock(home / "locks" / f"repo-{digest}.lock"):
+    async with g.file_lock(repo_lock_path(home, repo)):
+        await finish_move(home, repo)
         head = await _tip(repo, f"refs/heads/{branch}")
         base_tip = await _tip(repo, ref)
         if await g.is_ancestor(repo, head, base_tip):
@@ -142,13 +149,17 @@ async def merge_into_base(
         async with g.admin_lock(repo):
             entries = await g.worktrees(repo)
         holder = next((e for e in entries if e.branch == base and not e.bare), None)
-        if holder is not None and await asyncio.to_thread(holder.path.is_dir):
-            new = await _merge_in_checkout(holder.path, branch, base, message)
+        if holder is not None and not await asyncio.to_thread(holder.path.is_dir):
+            holder = None
+        if holder is not None and await g.is_dirty(holder.path, untracked=False):
+            raise dirty_refusal(base, holder.path)
+        if await g.is_ancestor(repo, base_tip, head):
+            new = head
         else:
-            if await g.is_ancestor(repo, base_tip, head):
-                new = head
-            else:
-                new = await merge_without_checkout(repo, branch, base, base_tip, head, message)
+            new = await merge_without_checkout(repo, branch, base, base_tip, head, message)
+        if holder is not None:
+            await move_checked_out(home, repo, holder.path, base, base_tip, new, message)
+        else:
             await g.git(repo, "update-ref", "-m", message, ref, new, base_tip)
         return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
 
@@ -168,24 +179,6 @@ async def _tip(cwd: Path, name: str) -> str:
     if tip is None:
         raise WorkspaceError(f"{name} does not exist in {cwd}")
     return tip
-
-
-async def _merge_in_checkout(checkout: Path, branch: str, base: str, message: str) -> str:
-    if await g.is_dirty(checkout, untracked=False):
-        raise WorkspaceError(
-            f"base branch {base!r} has uncommitted changes in {checkout}; "
-            "commit or stash them, then merge again"
-        )
-    merge = ("merge", "--no-edit", "--no-verify", "-m", message, branch)
-    result = await g.git(checkout, *merge, check=False)
-    if not result.ok:
-        conflicts = await g.diff_names(checkout, "--diff-filter=U")
-        if await g.rev(checkout, "MERGE_HEAD") is not None:
-            await g.git(checkout, "merge", "--abort", check=False)
-        if conflicts:
-            raise g.MergeConflictError(f"merge of {branch} into {base}", conflicts)
-        raise g.GitError(merge, checkout, result.returncode, result.stderr or result.stdout)
-    return await _tip(checkout, "HEAD")
 
 
 async def merge_without_checkout(

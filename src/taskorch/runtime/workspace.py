@@ -3,12 +3,16 @@
 Names (everything a workflow touches lives under ``refs/heads/taskorch/<workflow_id>/``):
 
 - ``taskorch/<wf>/main``: the workflow branch, created from the base branch; merges of subtasks
-  land on it in the worktree ``<home>/worktrees/<wf>/main``.
+  land on it in the worktree ``<worktrees>/<wf>/main``.
 - ``taskorch/<wf>/sub/<key>``: a subtask's branch, in the worktree
-  ``<home>/worktrees/<wf>/subtasks/<key>``, created from the workflow branch as it stands when the
+  ``<worktrees>/<wf>/subtasks/<key>``, created from the workflow branch as it stands when the
   subtask is prepared (so it sees its dependencies' merged work).
 - ``taskorch/<wf>/kept/<key>/<n>``: unmerged work of an earlier attempt, kept when a subtask is
   prepared afresh.
+
+``<worktrees>`` is ``TASKORCH_WORKTREES``, by default a folder of this host's cache outside the
+data folder (``<home>``: the database, the config), which agents working in a worktree must not
+reach.
 
 (Git cannot hold both ``taskorch/<wf>`` and ``taskorch/<wf>/<key>``: a branch name cannot also
 be a directory of branch names. Hence ``/main`` and ``/sub/``.)
@@ -61,6 +65,7 @@ from taskorch.runtime.workspace_records import (
     PullRequestSummary,
     parse_numstat,
 )
+from taskorch.settings import default_worktrees_root
 
 __all__ = [
     "BaseMerge",
@@ -91,7 +96,8 @@ class _Merge:
 
 
 class Workspace:
-    """One workflow's branches and worktrees in ``repo``; scratch space under ``home``."""
+    """One workflow's branches and worktrees in ``repo``: worktrees under ``worktrees`` (default:
+    :func:`~taskorch.settings.default_worktrees_root` of ``home``), locks under ``home``."""
 
     def __init__(
         self,
@@ -100,6 +106,7 @@ class Workspace:
         base_branch: str | None = None,
         *,
         home: Path,
+        worktrees: Path | None = None,
         origin: Origin | None = None,
         exclusive: Exclusive | None = None,
     ) -> None:
@@ -110,7 +117,8 @@ class Workspace:
         self.home = home.absolute().resolve()
         self.namespace = f"taskorch/{workflow_id}/"
         self.workflow_branch = f"{self.namespace}main"
-        self.root = self.home / "worktrees" / workflow_id
+        worktrees = worktrees or default_worktrees_root(self.home)
+        self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
         self._base = base_branch
         self._started = False
@@ -123,19 +131,27 @@ class Workspace:
         workflow_id: str,
         *,
         home: Path,
+        worktrees: Path | None = None,
         base_branch: str | None = None,
         require_clean: bool = True,
     ) -> Workspace:
         """A workspace in the repository at ``path``, validated (see :func:`check_repository`)."""
         root, base = await check_repository(path, base_branch, require_clean=require_clean)
-        return cls(root, workflow_id, base, home=home)
+        return cls(root, workflow_id, base, home=home, worktrees=worktrees)
 
     @classmethod
-    async def managed(cls, home: Path, workflow_id: str, *, name: str = "scratch") -> Workspace:
+    async def managed(
+        cls,
+        home: Path,
+        workflow_id: str,
+        *,
+        name: str = "scratch",
+        worktrees: Path | None = None,
+    ) -> Workspace:
         """A workspace in the scratch repository ``<home>/repos/<name>`` (created with an initial
         commit on ``main`` when missing)."""
         path = await scratch_repository(home, name)
-        return await cls.for_repo(path, workflow_id, home=home)
+        return await cls.for_repo(path, workflow_id, home=home, worktrees=worktrees)
 
     # --- names -----------------------------------------------------------------------------------
 
@@ -462,7 +478,7 @@ class Workspace:
         Uncommitted work in a subtask's worktree is committed to its branch first. A subtask or
         kept branch is deleted only when the workflow branch contains it, the workflow branch
         only when the base branch contains it; the rest are kept (and reported). Nothing outside
-        ``taskorch/<workflow_id>/`` and ``<home>/worktrees/<workflow_id>/`` is touched.
+        ``taskorch/<workflow_id>/`` and ``<worktrees>/<workflow_id>/`` is touched.
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
         async with self._lock():

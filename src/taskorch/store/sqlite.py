@@ -8,8 +8,10 @@ write transactions start with BEGIN IMMEDIATE so two processes never deadlock up
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -89,7 +91,8 @@ class SqliteConnector(Connector):
         if self._connection is not None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private(self.path)
             connection = await aiosqlite.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise DatabaseUnavailableError(
@@ -201,3 +204,17 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
         return DatabaseUnavailableError(f"SQLite database {path} stayed locked: {exc}")
     return StoreError(f"SQLite database {path}: {exc}")
+
+
+def _create_private(path: Path) -> None:
+    """The database file, created readable by its owner only (its -wal and -shm files take its
+    mode); an existing one loses group and others' access."""
+    if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            with contextlib.suppress(PermissionError):
+                os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

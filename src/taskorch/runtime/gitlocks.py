@@ -1,0 +1,207 @@
+"""Lock files a killed git process left behind, found and removed.
+
+Git takes a lock by creating ``<file>.lock`` and renaming it over the file when done; a git killed
+in between (kill -9 of a worker, a power cut) leaves the lock, and every later git command that
+needs the file fails ("Unable to create '.../index.lock': File exists") until someone removes it.
+
+A lock is stale when its owner is gone: on Linux, no live git process works in the repository
+(its working directory, ``-C`` directory or ``GIT_DIR`` inside the repository's git directory or
+one of its checkouts, read from ``/proc``) and the lock is older than :data:`LINUX_STALE_AFTER_S`
+(a git that is just starting may not show in ``/proc`` under its final directory yet); elsewhere,
+when it is older than :data:`OTHER_STALE_AFTER_S`. taskorch's own lock files (``taskorch-*.lock``,
+held by ``flock``, which the kernel releases with its holder) are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LINUX_STALE_AFTER_S = 3.0
+OTHER_STALE_AFTER_S = 600.0
+_TOP_LOCKS = (
+    "index.lock",
+    "HEAD.lock",
+    "ORIG_HEAD.lock",
+    "packed-refs.lock",
+    "config.lock",
+    "shallow.lock",
+)
+_WORKTREE_LOCKS = ("index.lock", "HEAD.lock", "ORIG_HEAD.lock")
+_PROC = Path("/proc")
+
+
+def git_dir_of(repo: Path) -> Path | None:
+    """The common git directory of a repository given by its checkout or as a bare repository;
+    None when ``repo`` is neither."""
+    dot_git = repo / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    if (repo / "HEAD").is_file() and (repo / "objects").is_dir():
+        return repo
+    return None
+
+
+def lock_files(git_dir: Path) -> list[Path]:
+    """The git lock files present in ``git_dir`` (refs and its worktrees' admin directories
+    included)."""
+    found = [git_dir / name for name in _TOP_LOCKS]
+    found += (git_dir / "refs").rglob("*.lock") if (git_dir / "refs").is_dir() else []
+    admin = git_dir / "worktrees"
+    for entry in admin.iterdir() if admin.is_dir() else []:
+        found += [entry / name for name in _WORKTREE_LOCKS]
+        found += (entry / "refs").rglob("*.lock") if (entry / "refs").is_dir() else []
+    return sorted(path for path in found if path.is_file())
+
+
+def repository_places(git_dir: Path) -> list[Path]:
+    """Where a git process working on this repository runs: its git directory, its main
+    checkout and the checkouts of its worktrees."""
+    places = [git_dir]
+    if git_dir.name == ".git":
+        places.append(git_dir.parent)
+    admin = git_dir / "worktrees"
+    for entry in admin.iterdir() if admin.is_dir() else []:
+        try:
+            places.append(Path((entry / "gitdir").read_text().strip()).parent)
+        except OSError:
+            continue
+    return [_real(place) for place in places]
+
+
+def live_git_places() -> list[Path] | None:
+    """The directories live git processes work in (cwd, ``-C`` and ``GIT_DIR``), or None where
+    ``/proc`` cannot tell (not Linux)."""
+    if not (_PROC / "self" / "cwd").exists():
+        return None
+    places: list[Path] = []
+    for entry in _PROC.iterdir():
+        if entry.name.isdigit() and entry.name != str(os.getpid()):
+            places += _git_places_of(entry)
+    return places
+
+
+def _git_places_of(proc: Path) -> list[Path]:
+    try:
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+        if not argv or not _is_git(argv[0].decode(errors="replace")):
+            return []
+        cwd = Path(os.readlink(proc / "cwd"))
+    except OSError:  # gone meanwhile, or another user's process
+        return []
+    places = [cwd]
+    args = [arg.decode(errors="replace") for arg in argv]
+    places += [cwd / args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "-C"]
+    places += [cwd / arg.removeprefix("--git-dir=") for arg in args if arg.startswith("--git-dir=")]
+    try:
+        environ = (proc / "environ").read_bytes().split(b"\0")
+    except OSError:
+        environ = []
+    for item in environ:
+        if item.startswith((b"GIT_DIR=", b"GIT_WORK_TREE=", b"GIT_COMMON_DIR=")):
+            places.append(cwd / item.split(b"=", 1)[1].decode(errors="replace"))
+    return [_real(place) for place in places]
+
+
+def _is_git(program: str) -> bool:
+    name = Path(program).name
+    return name == "git" or name.startswith("git-")
+
+
+def orphaned_locks(repo: Path, *, now: float | None = None) -> tuple[list[Path], list[Path]]:
+    """``(stale, young)``: the lock files of ``repo`` whose owner is gone, and those that may be
+    (no live git works in the repository) but are too young to judge yet."""
+    git_dir = git_dir_of(repo)
+    if git_dir is None:
+        return [], []
+    locks = lock_files(git_dir)
+    if not locks:
+        return [], []
+    live = live_git_places()
+    if live is None:
+        after_s = OTHER_STALE_AFTER_S
+    else:
+        places = repository_places(git_dir)
+        if any(_inside(busy, place) for busy in live for place in places):
+            return [], []
+        after_s = LINUX_STALE_AFTER_S
+    moment = time.time() if now is None else now
+    stale = [lock for lock in locks if _age_s(lock, moment) > after_s]
+    young = [lock for lock in locks if lock not in stale] if live is not None else []
+    return stale, young
+
+
+def stale_locks(repo: Path, *, now: float | None = None) -> list[Path]:
+    """The lock files of ``repo`` whose owner is gone (see the module's docstring)."""
+    return orphaned_locks(repo, now=now)[0]
+
+
+def clear_stale_locks_now(repos: Iterable[Path]) -> list[Path]:
+    """Remove the stale git lock files of ``repos``, one log line each; the files removed."""
+    removed: list[Path] = []
+    for repo in dict.fromkeys(repos):
+        for lock in stale_locks(repo):
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot remove stale git lock %s: %s", lock, exc.strerror)
+                continue
+            log.warning("removed stale git lock %s (the git process that took it is gone)", lock)
+            removed.append(lock)
+    return removed
+
+
+async def clear_stale_locks(repos: Iterable[Path], *, wait_young: bool = False) -> list[Path]:
+    """:func:`clear_stale_locks_now` in a thread; with ``wait_young``, locks that no live git
+    owns but are too young to judge are waited for (a few seconds) and removed too."""
+    repos = list(repos)
+    removed = await asyncio.to_thread(clear_stale_locks_now, repos)
+    deadline = time.monotonic() + 4 * LINUX_STALE_AFTER_S  # (a clock-skewed mtime: give up)
+    while wait_young and time.monotonic() < deadline:
+        young = [r for r in repos if (await asyncio.to_thread(orphaned_locks, r))[1]]
+        if not young:
+            break
+        await asyncio.sleep(LINUX_STALE_AFTER_S / 3)
+        removed += await asyncio.to_thread(clear_stale_locks_now, young)
+        repos = young
+    return removed
+
+
+async def wait_for_stale_locks(repo: Path, *, timeout_s: float = 30.0) -> bool:
+    """Remove ``repo``'s stale lock files, waiting (up to ``timeout_s``) for young ones to grow
+    old enough to judge and for live git processes to end; True when none is left."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        await clear_stale_locks([repo])
+        git_dir = git_dir_of(repo)
+        if git_dir is None or not await asyncio.to_thread(lock_files, git_dir):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.5)
+
+
+def _age_s(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path

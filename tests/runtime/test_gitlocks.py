@@ -1,0 +1,126 @@
+"""Stale git lock files (left by a killed git) are found and removed; a live git's are not."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from taskorch.runtime import gitlocks
+from taskorch.runtime.git_recovery import recover_git_state
+from taskorch.runtime.gitlocks import clear_stale_locks, lock_files
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    _git(path, "init", "-q", "-b", "main")
+    _git(path, "commit", "-q", "--allow-empty", "-m", "init")
+    _git(path, "worktree", "add", "-q", "-b", "side", str(tmp_path / "side"))
+    return path
+
+
+def _plant(repo: Path, *, age_s: float = 60.0) -> list[Path]:
+    git_dir = repo / ".git"
+    (git_dir / "refs" / "heads" / "taskorch").mkdir(parents=True, exist_ok=True)
+    planted = [
+        git_dir / "index.lock",
+        git_dir / "HEAD.lock",
+        git_dir / "packed-refs.lock",
+        git_dir / "config.lock",
+        git_dir / "refs" / "heads" / "main.lock",
+        git_dir / "refs" / "heads" / "taskorch" / "wf.lock",
+        git_dir / "worktrees" / "side" / "index.lock",
+    ]
+    when = time.time() - age_s
+    for lock in planted:
+        lock.write_bytes(b"")
+        os.utime(lock, (when, when))
+    return sorted(planted)
+
+
+async def test_locks_whose_git_is_gone_are_removed_one_line_each(
+    repo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    planted = _plant(repo)
+    ours = repo / ".git" / "taskorch-admin.lock"  # taskorch's own flock file: never touched
+    ours.write_bytes(b"")
+    caplog.set_level(logging.WARNING)
+
+    removed = await clear_stale_locks([repo])
+
+    assert sorted(removed) == planted
+    assert lock_files(repo / ".git") == []
+    assert ours.exists()
+    lines = [r.getMessage() for r in caplog.records if "stale git lock" in r.getMessage()]
+    assert len(lines) == len(planted)
+    _git(repo, "update-ref", "refs/heads/main", "HEAD")  # git works again
+
+
+async def test_a_young_lock_is_left_until_it_can_be_judged(repo: Path) -> None:
+    (young,) = [
+        p for p in _plant(repo, age_s=0.0) if p.name == "index.lock" and "side" not in str(p)
+    ]
+    assert young not in await clear_stale_locks([repo])
+    assert young.exists()
+    assert young in await clear_stale_locks([repo], wait_young=True)
+
+
+async def test_a_lock_of_a_live_git_process_is_left_alone(repo: Path, tmp_path: Path) -> None:
+    planted = _plant(repo)
+    # a live git working in one of the repository's checkouts (it waits on its stdin)
+    live = await asyncio.create_subprocess_exec(
+        "git", "cat-file", "--batch", cwd=tmp_path / "side", stdin=asyncio.subprocess.PIPE
+    )
+    try:
+        assert await clear_stale_locks([repo], wait_young=True) == []
+        assert all(lock.exists() for lock in planted)
+    finally:
+        assert live.stdin is not None
+        live.stdin.close()
+        await live.wait()
+    assert sorted(await clear_stale_locks([repo])) == planted
+
+
+async def test_recovery_clears_taskorchs_mirrors_and_the_users_repository(
+    repo: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    mirror = home / "mirrors" / "repo-0123.git"
+    mirror.mkdir(parents=True)
+    _git(mirror, "init", "-q", "--bare")
+    (mirror / "packed-refs.lock").write_bytes(b"")
+    os.utime(mirror / "packed-refs.lock", (time.time() - 60, time.time() - 60))
+    planted = _plant(repo)
+
+    removed = await recover_git_state(home, [repo])
+
+    assert sorted(removed) == sorted([*planted, mirror / "packed-refs.lock"])
+
+
+async def test_without_proc_only_locks_older_than_ten_minutes_are_stale(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitlocks, "_PROC", tmp_path / "no-proc")  # (not Linux)
+    recent = _plant(repo, age_s=60.0)
+    assert await clear_stale_locks([repo], wait_young=True) == []
+    when = time.time() - 11 * 60
+    for lock in recent:
+        os.utime(lock, (when, when))
+    assert sorted(await clear_stale_locks([repo])) == recent

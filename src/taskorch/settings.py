@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskorch.domain.errors import ConfigError
@@ -25,6 +33,18 @@ from taskorch.domain.errors import ConfigError
 DEFAULT_HOME = Path(".taskorch")
 MIN_TOKEN_LENGTH = 8
 NlpProvider = Literal["auto", "heuristic", "anthropic", "openai", "openai-compatible"]
+
+
+def _spec(name: str) -> AliasChoices:
+    """``TASKORCH_<NAME>``, and the bare ``<NAME>`` the specification (or a tool's convention, as
+    ``GITHUB_TOKEN``) gave it: both work, the ``TASKORCH_`` one wins."""
+    return AliasChoices(f"TASKORCH_{name}", name)
+
+
+def _own(name: str) -> AliasChoices:
+    """Only ``TASKORCH_<NAME>``: a bare name of taskorch's own (``API_PORT``, ``TEST_COMMAND``)
+    would collide with the user's project's settings."""
+    return AliasChoices(f"TASKORCH_{name}")
 
 
 class Settings(BaseSettings):
@@ -35,56 +55,80 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _field_names_given(cls, data: Any) -> Any:
+        """Flags and config-file keys use the field names (``api_port``); they win over the
+        environment, which reaches a field only through its ``TASKORCH_``/specification names
+        (never the bare ``api_port``: that is the user's project's)."""
+        if not isinstance(data, dict):
+            return data
+        for field, info in cls.model_fields.items():
+            alias = info.validation_alias
+            if isinstance(alias, AliasChoices) and field in data:
+                value = data.pop(field)
+                for name in alias.choices:
+                    data.pop(str(name), None)
+                    data.pop(str(name).lower(), None)
+                data[str(alias.choices[0])] = value
+        return data
+
     taskorch_home: Path = DEFAULT_HOME
     taskorch_worktrees: Path | None = None
     """Where agents' git worktrees live; default outside the data folder (see
     :func:`default_worktrees_root`). Never inside ``TASKORCH_HOME``: an agent works there and must
     not reach taskorch's database or config."""
 
-    database_url: str | None = None
-    db_host: str | None = None
-    db_port: int = Field(default=5432, ge=1, le=65535)
-    db_name: str = "taskorch"
-    db_user: str = "postgres"
-    db_password: SecretStr | None = None
+    database_url: str | None = Field(None, validation_alias=_spec("DATABASE_URL"))
+    db_host: str | None = Field(None, validation_alias=_spec("DB_HOST"))
+    db_port: int = Field(default=5432, ge=1, le=65535, validation_alias=_spec("DB_PORT"))
+    db_name: str = Field("taskorch", validation_alias=_spec("DB_NAME"))
+    db_user: str = Field("postgres", validation_alias=_spec("DB_USER"))
+    db_password: SecretStr | None = Field(None, validation_alias=_spec("DB_PASSWORD"))
 
-    nlp_provider: NlpProvider = "auto"
-    nlp_model: str | None = None
-    nlp_fallback: bool = True
+    nlp_provider: NlpProvider = Field("auto", validation_alias=_spec("NLP_PROVIDER"))
+    nlp_model: str | None = Field(None, validation_alias=_spec("NLP_MODEL"))
+    nlp_fallback: bool = Field(True, validation_alias=_spec("NLP_FALLBACK"))
     """When an LLM provider fails or answers garbage twice, fall back to the heuristic planner."""
-    anthropic_api_key: SecretStr | None = None
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_spec("ANTHROPIC_API_KEY"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_spec("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_spec("OPENAI_BASE_URL"))
 
-    agentapi_url: str = "http://localhost:3284"
-    agentapi_key: SecretStr | None = None
+    agentapi_url: str = Field("http://localhost:3284", validation_alias=_spec("AGENTAPI_URL"))
+    agentapi_key: SecretStr | None = Field(None, validation_alias=_spec("AGENTAPI_KEY"))
 
-    max_concurrent_workflows: int = Field(default=20, ge=1)
-    worker_concurrency: int = Field(default=5, ge=1)
-    subtask_timeout_s: float = Field(default=300.0, gt=0)
-    lease_s: float = Field(default=30.0, gt=0)
-    enable_nlp: bool = True
-    enable_agent_coordination: bool = True
+    max_concurrent_workflows: int = Field(
+        default=20, ge=1, validation_alias=_spec("MAX_CONCURRENT_WORKFLOWS")
+    )
+    worker_concurrency: int = Field(default=5, ge=1, validation_alias=_own("WORKER_CONCURRENCY"))
+    subtask_timeout_s: float = Field(
+        default=300.0, gt=0, validation_alias=_own("SUBTASK_TIMEOUT_S")
+    )
+    lease_s: float = Field(default=30.0, gt=0, validation_alias=_own("LEASE_S"))
+    enable_nlp: bool = Field(True, validation_alias=_spec("ENABLE_NLP"))
+    enable_agent_coordination: bool = Field(
+        True, validation_alias=_spec("ENABLE_AGENT_COORDINATION")
+    )
 
-    github_token: SecretStr | None = None
-    github_repository: str | None = None
+    github_token: SecretStr | None = Field(None, validation_alias=_spec("GITHUB_TOKEN"))
+    github_repository: str | None = Field(None, validation_alias=_spec("GITHUB_REPOSITORY"))
     """``owner/name``; default: read from the target repository's ``origin`` remote."""
-    github_api_url: str = "https://api.github.com"
+    github_api_url: str = Field("https://api.github.com", validation_alias=_spec("GITHUB_API_URL"))
 
     taskorch_host_name: str | None = None
     """This host's name as workers advertise it and agents name it (default: the system's)."""
     taskorch_repo: str | None = None
     """The repository (a path or a git URL) of workflows that name none, nor their task."""
-    merge_policy: Literal["auto", "approve"] = "auto"
+    merge_policy: Literal["auto", "approve"] = Field("auto", validation_alias=_own("MERGE_POLICY"))
     """auto: a validated workflow merges into its base branch at once; approve: it waits for
     ``taskorch approve`` (or reject)."""
 
-    test_command: str | None = None
+    test_command: str | None = Field(None, validation_alias=_own("TEST_COMMAND"))
     """The validation test command, split into argv like a shell would (but never run by one)."""
-    test_timeout_s: float = Field(default=600.0, gt=0)
+    test_timeout_s: float = Field(default=600.0, gt=0, validation_alias=_own("TEST_TIMEOUT_S"))
 
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8765, ge=1, le=65535)
+    api_host: str = Field("127.0.0.1", validation_alias=_own("API_HOST"))
+    api_port: int = Field(default=8765, ge=1, le=65535, validation_alias=_own("API_PORT"))
     taskorch_api_token: SecretStr | None = None
 
     @field_validator("taskorch_api_token")
@@ -186,11 +230,22 @@ def load_settings(**overrides: Any) -> Settings:
     home = Path(given["taskorch_home"]) if "taskorch_home" in given else None
     file_values = _read_config_file(config_file_path(home))
     env_keys = {k.lower() for k in os.environ}
-    from_file = {k: v for k, v in file_values.items() if k not in env_keys}
+    from_env = {f for f, names in _env_names().items() if env_keys & {n.lower() for n in names}}
+    from_file = {k: v for k, v in file_values.items() if k not in from_env}
     try:
         return Settings(**{**from_file, **given})
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def _env_names() -> dict[str, list[str]]:
+    """Each setting's environment variable names, the preferred one first."""
+    names: dict[str, list[str]] = {}
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [field.upper()]
+        names[field] = [str(choice) for choice in choices]
+    return names
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -239,8 +294,11 @@ def secure_home(home: Path) -> None:
 
 def _describe(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    field = str(error["loc"][0]) if error["loc"] else "setting"
-    name = _ENV_NAMES.get(field, field.upper())
+    given = str(error["loc"][0]) if error["loc"] else "setting"
+    field = _field_of(given)
+    environment = {k.upper() for k in os.environ}
+    names = _env_names().get(field, [field.upper()])
+    name = next((n for n in names if n.upper() in environment), names[0])
     shown = error.get("input")
     if isinstance(shown, dict):
         shown = None
@@ -250,7 +308,14 @@ def _describe(exc: ValidationError) -> str:
     return f"invalid setting {name}{value}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
-_ENV_NAMES: dict[str, str] = {}
+def _field_of(name: str) -> str:
+    """The setting an error's location names: a field, or one of its environment names."""
+    for field, names in _env_names().items():
+        if name == field or name.upper() in names:
+            return field
+    return name
+
+
 _SECRET_FIELDS = frozenset(
     {
         "db_password",

@@ -102,7 +102,7 @@ def test_run_needs_a_requirement(tmp_path: Path) -> None:
 
 def test_kill_9_mid_pipeline_then_resume_to_merged(tmp_path: Path) -> None:
     home = tmp_path / ".taskorch"
-    env = {**os.environ, "TASKORCH_HOME": str(home), "LEASE_S": "1.0"}
+    env = {**os.environ, "TASKORCH_HOME": str(home), "TASKORCH_LEASE_S": "1.0"}
     env.pop("DATABASE_URL", None)
     text = "Add authentication system with security audit and documentation"
     with subprocess.Popen(
@@ -245,7 +245,7 @@ def test_failing_tests_repaired_by_a_fixup_round(tmp_path: Path) -> None:
                 "List all repositories in the portfolio",
                 "--json",
                 home=home,
-                extra_env={"TEST_COMMAND": FIX_CHECK},
+                extra_env={"TASKORCH_TEST_COMMAND": FIX_CHECK},
             )
         )
     )
@@ -263,7 +263,7 @@ def test_tests_that_keep_failing_fail_the_workflow_with_the_log(tmp_path: Path) 
         "List all repositories in the portfolio",
         "--json",
         home=home,
-        extra_env={"TEST_COMMAND": command},
+        extra_env={"TASKORCH_TEST_COMMAND": command},
     )
     assert result.returncode == 1
     final = json.loads(result.stdout)

@@ -48,3 +48,52 @@ def test_serve_with_a_blank_token_does_not_bind(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: invalid setting TASKORCH_API_TOKEN='***'")
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_every_setting_has_a_taskorch_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKORCH_DATABASE_URL", "sqlite:///elsewhere.db")
+    monkeypatch.setenv("TASKORCH_NLP_PROVIDER", "heuristic")
+    monkeypatch.setenv("TASKORCH_WORKER_CONCURRENCY", "7")
+    monkeypatch.setenv("TASKORCH_API_PORT", "9999")
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///elsewhere.db"
+    assert (settings.nlp_provider, settings.worker_concurrency, settings.api_port) == (
+        "heuristic",
+        7,
+        9999,
+    )
+
+
+def test_the_specifications_names_keep_working_and_lose_to_taskorch_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_CONCURRENT_WORKFLOWS", "3")
+    monkeypatch.setenv("NLP_PROVIDER", "heuristic")
+    monkeypatch.setenv("DB_HOST", "db.internal")
+    assert load_settings().max_concurrent_workflows == 3
+    assert load_settings().effective_database_url.startswith("postgresql://postgres@db.internal")
+    monkeypatch.setenv("TASKORCH_MAX_CONCURRENT_WORKFLOWS", "4")
+    assert load_settings().max_concurrent_workflows == 4
+    assert load_settings(max_concurrent_workflows=5).max_concurrent_workflows == 5  # a flag
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("API_PORT", "3000"), ("TEST_COMMAND", "npm test"), ("LEASE_S", "1"), ("MERGE_POLICY", "x")],
+)
+def test_a_projects_own_bare_names_are_not_taskorchs(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    settings = load_settings()  # no error: MERGE_POLICY=x is someone else's
+    assert (settings.api_port, settings.test_command, settings.lease_s) == (8765, None, 30.0)
+
+
+def test_a_bad_value_names_the_variable_that_was_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_CONCURRENT_WORKFLOWS", "x")
+    with pytest.raises(ConfigError, match="invalid setting MAX_CONCURRENT_WORKFLOWS='x'"):
+        load_settings()
+    monkeypatch.delenv("MAX_CONCURRENT_WORKFLOWS")
+    monkeypatch.setenv("TASKORCH_LEASE_S", "-1")
+    with pytest.raises(ConfigError, match="invalid setting TASKORCH_LEASE_S='-1'"):
+        load_settings()

@@ -26,7 +26,7 @@ from taskorch.store.queue import SubtaskQueue
 Deps = dict[str, list[str]]
 
 # Settings a developer's shell might carry that would point a worker elsewhere.
-_FOREIGN_ENV = ("DATABASE_URL", "DB_HOST", "TASKORCH_CONFIG", "TASKORCH_HOME", "LEASE_S")
+_FOREIGN_ENV = ("DATABASE_URL", "DB_HOST", "TASKORCH_CONFIG", "TASKORCH_HOME", "TASKORCH_LEASE_S")
 
 
 # --- worker subprocesses ---------------------------------------------------------------------
@@ -78,7 +78,7 @@ def start_worker(
     env |= {
         "DATABASE_URL": database_url,
         "TASKORCH_HOME": str(home / "taskorch-home"),
-        "LEASE_S": str(lease_s),
+        "TASKORCH_LEASE_S": str(lease_s),
         "PYTHONUNBUFFERED": "1",
     }
     log = home / f"{name}.log"

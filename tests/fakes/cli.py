@@ -38,7 +38,7 @@ def taskorch(
     )
 
 
-_TARGET_ENV = {"TASKORCH_REPO", "MERGE_POLICY"}
+_TARGET_ENV = {"TASKORCH_REPO", "TASKORCH_MERGE_POLICY"}
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

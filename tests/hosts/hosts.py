@@ -151,7 +151,7 @@ class Lab:
             "HOSTS_TEST_HOST": host.name,
             "HOSTS_TEST_RECORD": str(self.record),
             "HOSTS_TEST_AGENT_S": str(self.agent_s),
-            "LEASE_S": str(self.lease_s),
+            "TASKORCH_LEASE_S": str(self.lease_s),
             "COLUMNS": "200",
             "PYTHONPATH": os.pathsep.join(sys.path),
         }

@@ -51,7 +51,7 @@ MergeOption = Annotated[
         "--merge",
         metavar="auto|approve",
         help="auto: merge once validated; approve: wait for `taskorch approve` "
-        "(default: the task's, else MERGE_POLICY, else auto).",
+        "(default: the task's, else TASKORCH_MERGE_POLICY, else auto).",
         show_default=False,
     ),
 ]

@@ -16,10 +16,13 @@ from taskorch.http.server import ServeOptions, serve
 def serve_(
     host: Annotated[
         str | None,
-        typer.Option(help="Address to bind (default API_HOST=127.0.0.1; others need a token)."),
+        typer.Option(
+            help="Address to bind (default TASKORCH_API_HOST=127.0.0.1; others need a token)."
+        ),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Port (default API_PORT=8765; 0: any).")
+        int | None,
+        typer.Option(min=0, max=65535, help="Port (default TASKORCH_API_PORT=8765; 0: any)."),
     ] = None,
     agent: Annotated[
         str,
@@ -33,7 +36,7 @@ def serve_(
     ] = 0.0,
     concurrency: Annotated[
         int | None,
-        typer.Option(min=1, help="Subtasks run at once (default WORKER_CONCURRENCY)."),
+        typer.Option(min=1, help="Subtasks run at once (default TASKORCH_WORKER_CONCURRENCY)."),
     ] = None,
     max_workflows: Annotated[
         int | None,
@@ -54,7 +57,8 @@ def serve_(
         typer.Option(
             "--merge",
             metavar="auto|approve",
-            help="Merge policy of the tasks that name none (default MERGE_POLICY, else auto).",
+            help="Merge policy of the tasks that name none "
+            "(default TASKORCH_MERGE_POLICY, else auto).",
             show_default=False,
         ),
     ] = None,
@@ -62,8 +66,8 @@ def serve_(
     """Take pending tasks from the database and carry them to merged code; serve the HTTP API
     (/api/v1), the dashboard (/) and Prometheus metrics (/metrics). SIGTERM: finish, then exit.
 
-    --repo and --merge stand in for TASKORCH_REPO and MERGE_POLICY: a task's own repository and
-    merge policy (`task add --repo/--merge`, the API's fields) come first."""
+    --repo and --merge stand in for TASKORCH_REPO and TASKORCH_MERGE_POLICY: a task's own
+    repository and merge policy (`task add --repo/--merge`, the API's fields) come first."""
     config = settings()
     options = ServeOptions(
         host=host or config.api_host,

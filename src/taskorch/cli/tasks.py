@@ -53,7 +53,8 @@ def add(
         typer.Option(
             "--merge",
             metavar="auto|approve",
-            help="approve: wait for `taskorch approve` before merging (default: MERGE_POLICY).",
+            help="approve: wait for `taskorch approve` before merging "
+            "(default: TASKORCH_MERGE_POLICY).",
             show_default=False,
         ),
     ] = None,

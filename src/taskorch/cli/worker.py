@@ -25,7 +25,8 @@ from taskorch.runtime.worker import WorkerStats
 @app.command()
 def worker(
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Subtasks run at once (default WORKER_CONCURRENCY).")
+        int | None,
+        typer.Option(min=1, help="Subtasks run at once (default TASKORCH_WORKER_CONCURRENCY)."),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Drain what is ready, then exit.")] = False,
     agent: Annotated[

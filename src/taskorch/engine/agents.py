@@ -107,7 +107,8 @@ class AgentDirectory:
         self.stats = AgentStats(store.connector)
         self.waiting_agent = WAITING
         self.wait_timeout_s = settings.subtask_timeout_s
-        """A subtask no agent can take fails its workflow after this long (SUBTASK_TIMEOUT_S)."""
+        """A subtask no agent can take fails its workflow after this long
+        (TASKORCH_SUBTASK_TIMEOUT_S)."""
 
     # --- registry ----------------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ SIM_HEARTBEAT_S = 0.5
 
 
 def git_delivery(settings: Settings, store: Store) -> GitDelivery:
-    """Code delivery through git worktrees, validated by ``TEST_COMMAND``, with a GitHub pull
-    request when ``GITHUB_TOKEN`` is set."""
+    """Code delivery through git worktrees, validated by ``TASKORCH_TEST_COMMAND``, with a GitHub
+    pull request when ``GITHUB_TOKEN`` is set."""
     github = (
         GitHubConfig(
             settings.github_token.get_secret_value(),

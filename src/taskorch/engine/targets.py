@@ -3,8 +3,8 @@ argument): the repository (a local path or a git URL), its base branch and the m
 
 The faces check what was given here, in one line, before anything is stored or started; at
 workflow start ``GitDelivery.target`` settles what was not given (the task's metadata, then
-``TASKORCH_REPO`` and ``MERGE_POLICY``, then this host's scratch repository) and records it in the
-workflow's options, which :func:`describe_target` reads back.
+``TASKORCH_REPO`` and ``TASKORCH_MERGE_POLICY``, then this host's scratch repository) and records
+it in the workflow's options, which :func:`describe_target` reads back.
 """
 
 from __future__ import annotations

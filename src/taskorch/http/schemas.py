@@ -45,7 +45,7 @@ class TaskIn(_In):
     merge_policy: MergePolicy | None = Field(
         default=None,
         description="auto: merge once validated; approve: wait for an approval "
-        "(default: the server's MERGE_POLICY).",
+        "(default: the server's TASKORCH_MERGE_POLICY).",
     )
 
 

@@ -89,7 +89,7 @@ MergePolicyArg = Annotated[
     Literal["auto", "approve"] | None,
     Field(
         description="auto: merge once validated; approve: stop validated, waiting for a person "
-        "to run `taskorch approve` (default: the task's, else MERGE_POLICY, else auto)."
+        "to run `taskorch approve` (default: the task's, else TASKORCH_MERGE_POLICY, else auto)."
     ),
 ]
 PriorityName = Annotated[

@@ -15,7 +15,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import (
     AliasChoices,
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         """``DATABASE_URL`` if set, else one built from ``DB_*`` if ``DB_HOST`` is set, else the
         embedded SQLite file."""
         if self.database_url:
-            return self.database_url
+            return with_password(self.database_url, self.db_password)
         if self.db_host:
             password = self.db_password.get_secret_value() if self.db_password else ""
             auth = quote(self.db_user, safe="")
@@ -191,6 +191,27 @@ class Settings(BaseSettings):
                 auth += ":" + quote(password, safe="")
             return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name)}"
         return f"sqlite:///{self.sqlite_path}"
+
+
+def with_password(url: str, password: SecretStr | None) -> str:
+    """``url`` with ``DB_PASSWORD`` put in, where the URL names a user but carries no password
+    (the config file never holds one: ``taskorch init --db`` saves the URL without it)."""
+    parts = urlsplit(url)
+    if password is None or parts.password is not None or not parts.username:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    secret = quote(password.get_secret_value(), safe="")
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{secret}@{host}"))
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """``url`` with its password taken out, and the password (None when it had none)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), unquote(parts.password)
 
 
 def is_inside(path: Path, folder: Path) -> bool:

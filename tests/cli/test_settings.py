@@ -97,3 +97,35 @@ def test_a_bad_value_names_the_variable_that_was_set(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("TASKORCH_LEASE_S", "-1")
     with pytest.raises(ConfigError, match="invalid setting TASKORCH_LEASE_S='-1'"):
         load_settings()
+
+
+@pytest.mark.postgres
+def test_init_never_writes_a_password_to_the_config_file(postgres_url: str, tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    with_secret = postgres_url.replace("postgres@", "postgres:hunter2@", 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
+    env |= {"TASKORCH_HOME": str(home)}
+
+    def taskorch(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "taskorch", *args]
+        return subprocess.run(argv, env=env | extra, capture_output=True, text=True, check=False)
+
+    init = taskorch("init", "--db", with_secret)
+    assert init.returncode == 0, init.stderr
+    assert "the password is not saved: set TASKORCH_DB_PASSWORD" in init.stdout
+    config = (home / "config.toml").read_text()
+    assert "hunter2" not in config
+    assert "postgres@127.0.0.1" in config
+    assert (home / "config.toml").stat().st_mode & 0o077 == 0
+    listed = taskorch("task", "list", "--json", TASKORCH_DB_PASSWORD="hunter2")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip() == "[]"
+
+
+def test_the_password_setting_fills_a_url_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKORCH_DATABASE_URL", "postgresql://app@db.internal:5432/taskorch")
+    monkeypatch.setenv("DB_PASSWORD", "s3cr:t/")
+    url = load_settings().effective_database_url
+    assert url == "postgresql://app:s3cr%3At%2F@db.internal:5432/taskorch"
+    monkeypatch.setenv("TASKORCH_DATABASE_URL", "postgresql://app:own@db.internal/taskorch")
+    assert load_settings().effective_database_url.startswith("postgresql://app:own@")

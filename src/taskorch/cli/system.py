@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from taskorch.cli.app import app, console, engine, options, print_json, run, settings
-from taskorch.engine import HealthReport, MigrationReport, OrchestrationEngine, redact_url
-from taskorch.settings import config_file_path, write_config_value
+from taskorch.engine import HealthReport, MigrationReport, OrchestrationEngine
+from taskorch.settings import config_file_path, without_password, write_config_value
 
 _STATUS_STYLE = {"ok": "green", "degraded": "yellow", "down": "bold red"}
 
@@ -33,8 +33,14 @@ def init(
     location, report = run(body)
     if db:
         path = config_file_path(options.home)
-        write_config_value(path, "database_url", db)
-        console.print(f"saved database_url={redact_url(db)} in {path}")
+        saved, password = without_password(db)
+        write_config_value(path, "database_url", saved)
+        console.print(f"saved database_url={saved} in {path}")
+        if password is not None:
+            console.print(
+                "the password is not saved: set TASKORCH_DB_PASSWORD (or DB_PASSWORD) "
+                "in the environment of every taskorch command"
+            )
     if report.applied:
         console.print(
             f"database {location}: schema {report.from_version} -> {report.to_version} "

@@ -28,7 +28,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from taskorch.domain.errors import ConfigError
+from taskorch.domain.errors import ConfigError, InputError
+from taskorch.domain.limits import parse_duration
 
 DEFAULT_HOME = Path(".taskorch")
 MIN_TOKEN_LENGTH = 8
@@ -130,6 +131,19 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", validation_alias=_own("API_HOST"))
     api_port: int = Field(default=8765, ge=1, le=65535, validation_alias=_own("API_PORT"))
     taskorch_api_token: SecretStr | None = None
+    gc_older_than: str | None = Field(None, validation_alias=_own("GC_OLDER_THAN"))
+    """``serve`` removes what workflows that ended longer ago than this left behind, hourly
+    (as ``taskorch gc --older-than``); unset: never."""
+
+    @field_validator("gc_older_than")
+    @classmethod
+    def _an_age(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_duration("age", value, limit_s=10 * 365 * 86400.0)
+            except InputError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
     @field_validator("taskorch_api_token")
     @classmethod

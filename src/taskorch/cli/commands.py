@@ -1,6 +1,7 @@
 """Imports every command module so they register on the app."""
 
 from taskorch.cli import agents as agents
+from taskorch.cli import gc as gc
 from taskorch.cli import mcp as mcp
 from taskorch.cli import metrics as metrics
 from taskorch.cli import parse as parse

@@ -19,12 +19,14 @@ from typing import Any
 
 from taskorch.agents.base import AgentAdapter
 from taskorch.domain.errors import StaleStateError, TaskorchError
+from taskorch.domain.limits import parse_duration
 from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.claims import recover_stranded
 from taskorch.engine.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline
 from taskorch.engine.resuming import started_with
+from taskorch.engine.retention import MAX_AGE_S, collect_garbage
 from taskorch.runtime.worker import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5
 """How often every unfinished workflow is looked at even without news (work done elsewhere)."""
 RECOVER_EVERY_S = 15.0
+GC_EVERY_S = 3600.0
 """How often tasks another process's crash left claimed without a workflow are looked for."""
 STUCK_RETRY_S = 30.0
 """A workflow whose step failed with an error, or a task whose workflow could not start, is tried
@@ -84,6 +87,8 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
         self._last_recovery = 0.0
+        self._last_gc = float("-inf")
+        self._gc: asyncio.Task[None] | None = None
         self._prepared = False
 
     @property
@@ -114,6 +119,10 @@ class Daemon:
                 due = await self._news(inbox, worker_task)
         finally:
             self.engine.events.unsubscribe(inbox)
+            if self._gc is not None:
+                self._gc.cancel()  # a pass cut short is redone whole by the next one
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._gc
             worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 self.stats.worker = await worker_task
@@ -128,6 +137,32 @@ class Daemon:
         self._active.update(self.stats.resumed)
         self._prepared = True
         return self.stats.resumed
+
+    def _collect_garbage(self, now: float) -> None:
+        """Hourly with ``TASKORCH_GC_OLDER_THAN``: retention in the background, one log line."""
+        age = self.engine.settings.gc_older_than
+        if age is None or now - self._last_gc < GC_EVERY_S:
+            return
+        if self._gc is not None and not self._gc.done():
+            return
+        self._last_gc = now
+        self._gc = asyncio.create_task(self._gc_pass(age), name="serve-gc")
+
+    async def _gc_pass(self, age: str) -> None:
+        try:
+            report = await collect_garbage(
+                self.engine, parse_duration("TASKORCH_GC_OLDER_THAN", age, limit_s=MAX_AGE_S)
+            )
+        except TaskorchError as exc:
+            log.warning("gc: %s", exc.message)
+            return
+        if report.workflows or report.problems:
+            log.info(
+                "gc: collected %d workflow(s) that ended before %s; %s",
+                len(report.workflows),
+                report.cutoff.isoformat(),
+                "; ".join(report.problems) or "no problems",
+            )
 
     async def _unfinished(self) -> list[str]:
         workflows = await self.engine.list_workflows()
@@ -145,6 +180,7 @@ class Daemon:
         if loop.time() - self._last_recovery >= RECOVER_EVERY_S:
             self._last_recovery = loop.time()  # another process's crash, while we run
             await recover_stranded(self.engine.store)
+        self._collect_garbage(loop.time())
         room = self.max_workflows - len(self._active)
         if room <= 0:
             return set()

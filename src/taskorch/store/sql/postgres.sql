@@ -501,3 +501,12 @@ FROM (SELECT status, EXTRACT(EPOCH FROM (end_time - start_time))::float8 AS seco
 WHERE seconds IS NOT NULL
 ON CONFLICT (state, bucket) DO UPDATE
 SET n = workflow_durations.n + 1, total_s = workflow_durations.total_s + excluded.total_s;
+
+
+-- name: workflows_finished_before
+SELECT * FROM workflows
+WHERE status IN ('merged', 'failed', 'cancelled') AND end_time < %(cutoff)s
+ORDER BY end_time;
+
+-- name: delete_workflow_events
+DELETE FROM events WHERE workflow_id = %(workflow_id)s RETURNING id;

@@ -440,3 +440,12 @@ FROM (SELECT status, (julianday(end_time) - julianday(start_time)) * 86400.0 AS 
 WHERE seconds IS NOT NULL
 ON CONFLICT (state, bucket) DO UPDATE
 SET n = workflow_durations.n + 1, total_s = workflow_durations.total_s + excluded.total_s;
+
+
+-- name: workflows_finished_before
+SELECT * FROM workflows
+WHERE status IN ('merged', 'failed', 'cancelled') AND end_time < :cutoff
+ORDER BY end_time;
+
+-- name: delete_workflow_events
+DELETE FROM events WHERE workflow_id = :workflow_id RETURNING id;

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import email.utils
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,6 +137,25 @@ def test_cache_is_bounded_and_survives_an_unwritable_directory(tmp_path: Path) -
     broken = PlanCache(blocked / "sub")
     broken.put("k", "v")
     assert broken.get("k") == "v"
+
+
+def test_enable_nlp_false_makes_no_model_call(tmp_path: Path) -> None:
+    """The specification's ``ENABLE_NLP=false``: the heuristic planner, whatever keys are set."""
+    off = Settings(enable_nlp=False, nlp_provider="anthropic", anthropic_api_key="a")
+    assert build_provider(off) is None
+    env = {**os.environ, "ENABLE_NLP": "false", "NLP_PROVIDER": "anthropic"}
+    env |= {"ANTHROPIC_API_KEY": "sk-never-used", "TASKORCH_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "taskorch", "parse", "Add login and logout", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fallback" not in result.stderr  # no attempt at the API that could fail over
+    assert json.loads(result.stdout)["subtasks"]
 
 
 def test_provider_choice_from_settings() -> None:

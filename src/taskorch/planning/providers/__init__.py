@@ -38,7 +38,10 @@ __all__ = [
 
 
 def chosen_provider(settings: Settings) -> str:
-    """The provider ``settings`` select: ``auto`` resolved against the keys that are set."""
+    """The provider ``settings`` select: ``auto`` resolved against the keys that are set;
+    ``ENABLE_NLP=false`` is the offline heuristic planner whatever else is set (no model call)."""
+    if not settings.enable_nlp:
+        return "heuristic"
     if settings.nlp_provider != "auto":
         return settings.nlp_provider
     if settings.anthropic_api_key is not None:

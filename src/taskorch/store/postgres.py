@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import psycopg.sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -82,7 +84,7 @@ class PostgresConnector(Connector):
             return
         await self._probe()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            _conninfo(self.url),
+            _in_own_schema(_conninfo(self.url)),
             min_size=1,
             max_size=self._max_size,
             kwargs={"row_factory": dict_row, "autocommit": True},
@@ -111,7 +113,17 @@ class PostgresConnector(Connector):
                 f"cannot reach PostgreSQL at {self.describe()}: {_first_line(exc)}; "
                 "check DATABASE_URL or DB_HOST/DB_PORT and that the server runs"
             ) from None
-        await connection.close()
+        try:
+            if not _sets_search_path(_conninfo(self.url)):
+                await _create_own_schema(connection)
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot create the schema {SCHEMA!r} in PostgreSQL at {self.describe()}: "
+                f"{_first_line(exc)}; create it (CREATE SCHEMA {SCHEMA}) or give the URL a "
+                "search_path (?options=-csearch_path%3Dyour_schema)"
+            ) from None
+        finally:
+            await connection.close()
 
     async def wait_for_notification(self, timeout_s: float) -> bool:
         """Wait on the listener task's signal; the LISTEN connection itself lives on between calls
@@ -213,6 +225,34 @@ def _json_loads(data: str | bytes) -> Any:
     if data == b"[]":
         return []
     return json.loads(data.decode() if isinstance(data, bytes) else data)
+
+
+SCHEMA = "taskorch"
+"""Where taskorch's tables live on PostgreSQL, so that none of them (``tasks``, ``events``,
+``schema_migrations``, ...) meets an application's table of the same name; a URL that sets its
+own ``search_path`` (``?options=-csearch_path%3Dname``) chooses another."""
+
+
+def _sets_search_path(conninfo: str) -> bool:
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    return "search_path" in str(options)
+
+
+def _in_own_schema(conninfo: str) -> str:
+    """``conninfo`` whose connections use taskorch's schema, unless it names a search_path."""
+    if _sets_search_path(conninfo):
+        return conninfo
+    options = str(conninfo_to_dict(conninfo).get("options") or "")
+    return make_conninfo(conninfo, options=f"{options} -csearch_path={SCHEMA}".strip())
+
+
+async def _create_own_schema(connection: psycopg.AsyncConnection[Any]) -> None:
+    exists = await connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
+    if await exists.fetchone() is None:
+        await connection.execute(
+            psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(SCHEMA))
+        )
+    await connection.commit()
 
 
 def _conninfo(url: str) -> str:

@@ -18,7 +18,8 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from taskorch.domain.errors import ConfigError
+from taskorch.domain.errors import ConfigError, InputError
+from taskorch.domain.limits import check_duration
 
 DEFAULT_HOME = Path(".taskorch")
 MIN_TOKEN_LENGTH = 8
@@ -90,6 +91,14 @@ class Settings(BaseSettings):
                 "(e.g. `openssl rand -hex 24`); unset it to bind to 127.0.0.1 only"
             )
         return value
+
+    @field_validator("subtask_timeout_s", "lease_s", "test_timeout_s")
+    @classmethod
+    def _bounded_duration(cls, value: float) -> float:
+        try:
+            return check_duration("the duration", value, allow_zero=False)
+        except InputError as exc:  # pydantic reports a ValueError with the setting's name
+            raise ValueError(exc.message) from None
 
     @field_validator("database_url", "taskorch_repo", "db_host")
     @classmethod

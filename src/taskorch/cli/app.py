@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.terminal import error_line, safe_console
 from taskorch.domain.errors import TaskorchError
 from taskorch.domain.limits import MAX_TITLE_CHARS, check_duration, check_text
@@ -66,7 +67,7 @@ def _global_options(
         ),
     ] = None,
 ) -> None:
-    options.db = check_text("--db", db, MAX_TITLE_CHARS * 4, line=True) if db else db
+    options.db = line("--db", db, MAX_PATH_CHARS)
     options.home = home
 
 

@@ -18,13 +18,13 @@ from rich.console import Group
 from rich.text import Text
 from rich.tree import Tree
 
-from taskorch.cli.app import app, console, err_console, fail, run
+from taskorch.cli.app import app, console, err_console, fail, line, run
+from taskorch.cli.inputs import MAX_PATH_CHARS, read_text_file
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.planning import PlanResult, TaskNLP
 from taskorch.settings import load_settings
-
-MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 class ProviderChoice(StrEnum):
@@ -73,14 +73,15 @@ def parse(
 ) -> None:
     """Turn a requirement into a plan: subtasks, owners, stages and estimates."""
     requirement = _requirement(text, file)
+    background = check_text("--context", context, MAX_TEXT_CHARS) if context else None
 
     async def body() -> PlanResult:
         settings = load_settings(
-            nlp_provider=provider.value if provider else None,
-            nlp_model=model,
+            nlp_provider=provider.value if provider else None, nlp_model=line("--model", model)
         )
-        async with TaskNLP.from_settings(settings, base_url=base_url) as nlp:
-            return await nlp.plan(requirement, context)
+        url = line("--base-url", base_url, MAX_PATH_CHARS)
+        async with TaskNLP.from_settings(settings, base_url=url) as nlp:
+            return await nlp.plan(requirement, background)
 
     result = run(body)
     if as_json:
@@ -95,26 +96,12 @@ def _requirement(text: str | None, file: Path | None) -> str:
     if text is not None and file is not None:
         fail("give the requirement as TEXT or with --file, not both")
     if file is not None:
-        text = _read(file)
+        text = read_text_file(file, "the requirement")
     if text is None:
         fail("no requirement: give TEXT or --file PATH")
     if not text.strip():
         fail(InputError("the requirement is empty: describe the work to plan").message)
-    return text
-
-
-def _read(file: Path) -> str:
-    try:
-        if str(file) == "-":
-            data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-        else:
-            with file.open("rb") as handle:
-                data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
-    if len(data) > MAX_FILE_BYTES:
-        fail(f"{file} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split the requirement")
-    return data.decode("utf-8", errors="replace")
+    return check_text("the requirement", text, MAX_TEXT_CHARS)
 
 
 def render(result: PlanResult) -> Group:

@@ -9,14 +9,13 @@ from rich.table import Table
 from rich.text import Text
 
 from taskorch.cli.app import app, console, engine, line, print_json, run
+from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.terminal import shown
 from taskorch.domain.errors import InputError
 from taskorch.domain.limits import MAX_ID
 from taskorch.domain.models import NewTask, Task, TaskStatus, parse_task_ref
 from taskorch.engine.status import TaskHold, task_holds
 from taskorch.engine.targets import check_target
-
-MAX_PATH_CHARS = 4_096
 
 task_app = typer.Typer(help="Add, list and show tasks (requirements).", no_args_is_help=True)
 app.add_typer(task_app, name="task")

@@ -232,7 +232,12 @@ def _read_json(path: Path) -> Any:
     """The parsed tasks.json at ``path``: at most :data:`MAX_TASKS_FILE_BYTES` read (a device
     or an endless stream is refused, not read for ever), strict JSON (see
     :mod:`taskorch.interop.documents`)."""
-    return load_json(read_limited(path, MAX_TASKS_FILE_BYTES, "the tasks file"), str(path))
+    data = read_limited(path, MAX_TASKS_FILE_BYTES)
+    if len(data) > MAX_TASKS_FILE_BYTES:
+        raise InputError(
+            f"{path} is over the limit of {MAX_TASKS_FILE_BYTES:,} bytes for a tasks.json"
+        )
+    return load_json(data, str(path))
 
 
 def _existing_target(path: Path) -> Any:

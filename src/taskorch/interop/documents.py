@@ -33,28 +33,24 @@ class _Refused:
         self.why = why
 
 
-def read_limited(path: Path, limit: int, what: str) -> bytes:
-    """At most ``limit`` bytes of the file at ``path`` (a file, a pipe, a device), or an
-    :class:`InputError` naming ``what`` and the limit when there are more.
-
-    A FIFO with no writer does not block the open: it reads as empty."""
+def read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of the file at ``path`` (a file, a pipe, a device), but never more than
+    ``limit + 1`` of them: more than ``limit`` tells the caller to refuse the file. A FIFO with
+    no writer does not block the open: it reads as empty."""
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
+        raise InputError(f"cannot read {path}: no such file") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     try:
         os.set_blocking(handle, True)
         with os.fdopen(handle, "rb", closefd=False) as stream:
-            data = stream.read(limit + 1)
+            return stream.read(limit + 1)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     finally:
         os.close(handle)
-    if len(data) > limit:
-        raise InputError(f"{what} {path} is over the limit of {limit:,} bytes")
-    return data
 
 
 def load_json(data: bytes, source: str) -> Any:

@@ -84,8 +84,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the final status
 async def _agents(
     engine: OrchestrationEngine, agent: str, sim_duration_s: float = 0.0
 ) -> AgentPool:
-    seconds = duration("--sim-duration", sim_duration_s) or 0.0
-    pool = await agents_for_run(engine, line("--agent", agent) or "auto", seconds)
+    pool = await agents_for_run(engine, line("--agent", agent) or "auto", sim_duration_s)
     if pool.note:
         err_console.print(pool.note, highlight=False)
     return pool
@@ -178,6 +177,7 @@ def run_(
     as_json: JsonOption = False,
 ) -> None:
     """Add a requirement as a task and carry it to merged code, showing live progress."""
+    duration("--sim-duration", sim_duration_s)
 
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
@@ -214,11 +214,12 @@ def process(
     as_json: JsonOption = False,
 ) -> None:
     """Carry a stored task to merged code."""
+    duration("--sim-duration", sim_duration_s)
+    limit_s = duration("--timeout", timeout_s, allow_zero=False)
 
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
-        limit_s = duration("--timeout", timeout_s, allow_zero=False)
         task = await engine.get_task(parse_task_ref(task_id))
         target = await _target(repo, base_branch, merge, [task])
         pool = await _agents(engine, agent, sim_duration_s)
@@ -286,6 +287,7 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Carry on with workflows stopped mid-way (a crash, a kill); default: all unfinished."""
+    duration("--sim-duration", sim_duration_s)
 
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]

@@ -11,6 +11,8 @@ escapes control characters itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderHook, RenderResult
 from rich.segment import Segment
 from rich.text import Text
@@ -40,9 +42,16 @@ class _TerminalSafe(RenderHook):
         return [_Cleaned(each) for each in renderables]
 
 
+class _SafeConsole(Console):
+    def render_str(self, text: str, **options: Any) -> Text:
+        # Before the highlighter cuts the text into styled pieces, which would leave the rest
+        # of a sequence behind once each piece is cleaned on its own.
+        return super().render_str(terminal_safe(text), **options)
+
+
 def safe_console(*, stderr: bool = False) -> Console:
     """A console for user text: no markup, no emoji codes, no escape sequences let through."""
-    made = Console(stderr=stderr, soft_wrap=True, markup=False, emoji=False)
+    made = _SafeConsole(stderr=stderr, soft_wrap=True, markup=False, emoji=False)
     made.push_render_hook(_TerminalSafe())
     return made
 

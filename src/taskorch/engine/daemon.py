@@ -204,7 +204,7 @@ class Daemon:
         if self._holds.get(task.id) != hold.reason:
             self._holds[task.id] = hold.reason
             level = logging.WARNING if hold.blocked else logging.INFO
-            log.log(level, "task %s not started: %s", task.ref, hold.reason)
+            log.log(level, "%s %s", task.ref, hold.reason)
         return False
 
     async def _advance(self, pipeline: Pipeline, due: set[str]) -> None:

@@ -50,10 +50,12 @@ def real(
     stdin: IO[bytes] | None = None,
     stdout: IO[bytes] | int = subprocess.PIPE,
     timeout_s: float = 60,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """``taskorch ARGS`` as a real process (argv bytes, devices, a failing stdout)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL"))}
     env.update(TASKORCH_HOME=str(home), COLUMNS="200", NLP_PROVIDER="heuristic")
+    env.update(extra_env or {})
     env.pop("FORCE_COLOR", None)
     return subprocess.run(
         [sys.executable, "-m", "taskorch", *args],
@@ -184,6 +186,13 @@ def test_stdout_that_fails_is_one_line(home: Path) -> None:
     with open("/dev/full", "wb") as full:
         result = real("task", "list", home=home, stdout=full)
     one_line(result, "No space left on device")
+
+
+def test_a_terminal_that_cannot_show_the_text_gets_it_escaped(home: Path) -> None:
+    ascii_only = {"PYTHONIOENCODING": "ascii"}
+    added = real("task", "add", "café", home=home, extra_env=ascii_only)
+    assert added.returncode == 0, added.stderr
+    assert b"caf\\xe9" in added.stdout
 
 
 @pytest.mark.parametrize("path", ["/", "/nonexistent/tasks.json"])

@@ -9,6 +9,7 @@ error that is a bug says so and how to see where it came from (``TASKORCH_DEBUG=
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -30,7 +31,16 @@ DEBUG_ENV = "TASKORCH_DEBUG"
 def main(argv: Sequence[str] | None = None) -> None:
     # The connection pool logs every failed connect; the CLI reports failures itself, in one line.
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)
+    _tolerant_streams()
     sys.exit(invoke(argv))
+
+
+def _tolerant_streams() -> None:
+    """Text a terminal's encoding cannot show (``PYTHONIOENCODING=ascii``, a lone surrogate)
+    is written escaped (``caf\\xe9``) rather than failing the command after its work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def invoke(argv: Sequence[str] | None = None) -> int:

@@ -169,7 +169,7 @@ def _fill(template: tuple[str, ...], value: str, bad_number: str) -> list[str]:
 
 @pytest.mark.timeout(240)
 @settings(
-    max_examples=150,
+    max_examples=250,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -40,3 +40,16 @@ def read_text_file(path: Path, what: str, limit: int = MAX_TEXT_CHARS) -> str:
         raise InputError(f"{what} in {source} is not UTF-8 text (byte {exc.start})") from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return check_text(f"{what} in {source}", text, limit)
+
+
+def requirement(text: str | None, file: Path | None, work: str = "to do") -> str:
+    """The requirement given as TEXT or with ``--file`` (exactly one), checked."""
+    if text is not None and file is not None:
+        raise InputError("give the requirement as TEXT or with --file, not both")
+    if file is not None:
+        text = read_text_file(file, "the requirement")
+    if text is None:
+        raise InputError("no requirement: give TEXT or --file PATH")
+    if not text.strip():
+        raise InputError(f"the requirement is empty: describe the work {work}")
+    return check_text("the requirement", text, limit=MAX_TEXT_CHARS)

@@ -18,9 +18,9 @@ from rich.console import Group
 from rich.text import Text
 from rich.tree import Tree
 
-from taskorch.cli.app import app, console, err_console, fail, line, run
-from taskorch.cli.inputs import MAX_PATH_CHARS, read_text_file
-from taskorch.domain.errors import InputError
+from taskorch.cli import inputs
+from taskorch.cli.app import app, console, err_console, line, run
+from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.planning import PlanResult, TaskNLP
@@ -72,7 +72,7 @@ def parse(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan format as JSON.")] = False,
 ) -> None:
     """Turn a requirement into a plan: subtasks, owners, stages and estimates."""
-    requirement = _requirement(text, file)
+    requirement = inputs.requirement(text, file, work="to plan")
     background = check_text("--context", context, MAX_TEXT_CHARS) if context else None
 
     async def body() -> PlanResult:
@@ -90,18 +90,6 @@ def parse(
             err_console.print(Text(f"planner: {result.describe()}", style="yellow"))
         return
     console.print(render(result))
-
-
-def _requirement(text: str | None, file: Path | None) -> str:
-    if text is not None and file is not None:
-        fail("give the requirement as TEXT or with --file, not both")
-    if file is not None:
-        text = read_text_file(file, "the requirement")
-    if text is None:
-        fail("no requirement: give TEXT or --file PATH")
-    if not text.strip():
-        fail(InputError("the requirement is empty: describe the work to plan").message)
-    return check_text("the requirement", text, MAX_TEXT_CHARS)
 
 
 def render(result: PlanResult) -> Group:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from taskorch.cli import inputs
 from taskorch.cli.app import (
     app,
     console,
@@ -25,7 +26,7 @@ from taskorch.cli.app import (
     settings,
     workflow_ref,
 )
-from taskorch.cli.inputs import MAX_PATH_CHARS, read_text_file
+from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.workflows import show_workflow, styled
 from taskorch.domain.errors import InputError
 from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
@@ -182,7 +183,7 @@ def run_(
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
-        requirement = _requirement(text, file)
+        requirement = inputs.requirement(text, file)
         target = await _target(repo, base_branch, merge)
         pool = await _agents(engine, agent, sim_duration_s)
         options = {"agent": pool.mode, **target}
@@ -395,14 +396,3 @@ def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) 
             return status
 
     show_workflow(run(body))
-
-
-def _requirement(text: str | None, file: Path | None) -> str:
-    if (text is None) == (file is None):
-        raise InputError("give the requirement as TEXT or with --file PATH (one of them)")
-    if file is not None:
-        text = read_text_file(file, "the requirement")
-    assert text is not None
-    if not text.strip():
-        raise InputError("the requirement is empty: describe the work to do")
-    return check_text("the requirement", text, MAX_TEXT_CHARS)

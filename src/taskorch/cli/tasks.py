@@ -73,11 +73,11 @@ def add(
 
     async def body() -> Task:
         dependencies = [parse_task_ref(ref) for ref in depends_on or []]
-        path = line("--repo", repo, MAX_PATH_CHARS)
+        new = NewTask.create(title, description, priority, dependencies)  # checked before the
+        path = line("--repo", repo, MAX_PATH_CHARS)  # repository is reached, which takes time
         target = await check_target(path, line("--base-branch", base_branch), merge, reach=True)
-        new = NewTask.create(title, description, priority, dependencies, metadata=target)
         async with engine() as running:
-            return await running.add_task(new)
+            return await running.add_task(new.model_copy(update={"metadata": target}))
 
     task = run(body)
     if as_json:

@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskorch.domain.errors import ConfigError, InputError
-from taskorch.domain.limits import parse_duration
+from taskorch.domain.limits import check_duration, parse_duration
 
 DEFAULT_HOME = Path(".taskorch")
 MIN_TOKEN_LENGTH = 8
@@ -154,6 +154,14 @@ class Settings(BaseSettings):
                 "(e.g. `openssl rand -hex 24`); unset it to bind to 127.0.0.1 only"
             )
         return value
+
+    @field_validator("subtask_timeout_s", "lease_s", "test_timeout_s")
+    @classmethod
+    def _bounded_duration(cls, value: float) -> float:
+        try:
+            return check_duration("the duration", value, allow_zero=False)
+        except InputError as exc:  # pydantic reports a ValueError with the setting's name
+            raise ValueError(exc.message) from None
 
     @field_validator("database_url", "taskorch_repo", "db_host")
     @classmethod

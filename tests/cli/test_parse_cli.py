@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fakes.llm_servers import FakeLLMServer, Reply, login_plan
+from taskorch.domain.limits import MAX_TEXT_CHARS
 from taskorch.domain.plan import Complexity, Plan, WorkerType
 
 REST_API = (
@@ -112,19 +113,28 @@ def test_no_input_and_both_inputs_are_errors(home: Path, tmp_path: Path) -> None
     one_line_error(taskorch("--file", str(tmp_path / "missing.md"), home=home), "cannot read")
 
 
-def test_one_megabyte_file_is_planned_in_seconds(home: Path, tmp_path: Path) -> None:
+def test_a_file_at_the_text_limit_is_planned_in_seconds(home: Path, tmp_path: Path) -> None:
     paragraph = (
         "- Add billing to src/billing/invoice.py and web/Invoice.tsx with tests, then document "
         "the API in docs/billing.md and deploy it after review.\n"
     )
     spec = tmp_path / "spec.md"
-    spec.write_text(paragraph * (1_048_576 // len(paragraph) + 1))
+    spec.write_text(paragraph * (MAX_TEXT_CHARS // len(paragraph)))
     started = time.monotonic()
     out = ok(taskorch("--file", str(spec), "--json", home=home))
     assert time.monotonic() - started < 10
     plan = Plan.from_json(out)
     assert 3 <= len(plan.subtasks) <= 10
     assert all(len(s.files_affected) <= 3 for s in plan.subtasks)
+
+
+def test_a_file_over_the_text_limit_is_refused_without_reading_it_all(
+    home: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.md"
+    spec.write_text("Add a cache. " * 1_000_000)
+    one_line_error(taskorch("--file", str(spec), home=home), "over the limit of 100,000 characters")
+    one_line_error(taskorch("--file", "/dev/zero", home=home, timeout_s=30), "over the limit")
 
 
 def test_requirement_from_stdin(home: Path) -> None:

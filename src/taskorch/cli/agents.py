@@ -19,8 +19,11 @@ from taskorch.agents.registry import (
     capabilities_for,
     merge_capabilities,
 )
-from taskorch.cli.app import app, console, engine, print_json, run
+from taskorch.cli.app import app, console, duration, engine, line, print_json, run
+from taskorch.cli.inputs import MAX_PATH_CHARS
+from taskorch.cli.terminal import shown
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_ID, MAX_TEXT_CHARS
 from taskorch.engine import ComponentHealth
 from taskorch.engine.agents import AgentInfo
 
@@ -34,8 +37,9 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Agent name (or id)
 _STATUS_STYLE = {"available": "green", "busy": "yellow", "offline": "bold red", "disabled": "dim"}
 
 
-def _list(value: str | None) -> list[str] | None:
-    return None if value is None else [part for part in value.split(",") if part.strip()]
+def _list(option: str, value: str | None) -> list[str] | None:
+    listed = line(option, value, MAX_TEXT_CHARS)
+    return None if listed is None else [part for part in listed.split(",") if part.strip()]
 
 
 @agents_app.command("add")
@@ -85,7 +89,7 @@ def add(
     languages: Annotated[str | None, typer.Option(help="Override, comma-separated.")] = None,
     specialties: Annotated[str | None, typer.Option(help="Override, comma-separated.")] = None,
     max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", min=1, help="Subtasks it runs at once.")
+        int, typer.Option("--max-concurrency", min=1, max=MAX_ID, help="Subtasks it runs at once.")
     ] = 1,
     sim_duration_s: Annotated[
         float, typer.Option("--sim-duration", min=0, help="Seconds a sim agent's subtask takes.")
@@ -95,26 +99,28 @@ def add(
     """Register an agent (or replace the one with this name)."""
 
     async def body() -> AgentInfo:
+        kind = line("--type", agent_type) or "custom"
         caps = merge_capabilities(
-            capabilities_for(agent_type),
-            domains=_list(domains),
-            worker_types=_list(worker_types),
-            languages=_list(languages),
-            specialties=_list(specialties),
+            capabilities_for(kind),
+            domains=_list("--domains", domains),
+            worker_types=_list("--worker-types", worker_types),
+            languages=_list("--languages", languages),
+            specialties=_list("--specialties", specialties),
         )
+        program = line("--executable", executable, MAX_PATH_CHARS)
         spec = _spec(
-            name=name,
-            type=agent_type,
+            name=_name(name),
+            type=kind,
             adapter=_adapter(adapter),
-            url=url,
-            key_env=key_env,
-            host=host,
-            command=_command(command),
-            executable=_program(executable) if executable else None,
-            args=extra_args or None,
+            url=line("--url", url, MAX_PATH_CHARS),
+            key_env=line("--key-env", key_env),
+            host=line("--host", host),
+            command=_command(line("--command", command, MAX_TEXT_CHARS)),
+            executable=_program(program) if program else None,
+            args=[line("--arg", each, MAX_TEXT_CHARS) or "" for each in extra_args or []] or None,
             capabilities=caps,
             max_concurrency=max_concurrency,
-            sim_duration_s=sim_duration_s,
+            sim_duration_s=duration("--sim-duration", sim_duration_s),
         )
         async with engine() as running:
             return await running.add_agent(spec)
@@ -186,7 +192,7 @@ def show(name: NameArg, as_json: JsonOption = False) -> None:
 
     async def body() -> AgentInfo:
         async with engine(create=False) as running:
-            return await running.get_agent(name)
+            return await running.get_agent(_name(name))
 
     data = run(body).to_json()
     if as_json:
@@ -201,9 +207,9 @@ def remove(name: NameArg) -> None:
 
     async def body() -> AgentInfo:
         async with engine(create=False) as running:
-            return await running.remove_agent(name)
+            return await running.remove_agent(_name(name))
 
-    console.print(f"removed {run(body).agent.name}")
+    console.print(Text(f"removed {run(body).agent.name}"))
 
 
 @agents_app.command("enable")
@@ -244,10 +250,14 @@ def check(as_json: JsonOption = False) -> None:
 def _set_enabled(name: str, enabled: bool) -> None:
     async def body() -> AgentInfo:
         async with engine(create=False) as running:
-            return await running.set_agent_enabled(name, enabled)
+            return await running.set_agent_enabled(_name(name), enabled)
 
     info = run(body)
-    console.print(f"{info.agent.name}: {info.status.value}")
+    console.print(Text(f"{info.agent.name}: {info.status.value}"))
+
+
+def _name(value: str) -> str:
+    return line("the agent name", value) or ""
 
 
 def _spec(**fields: Any) -> AgentSpec:
@@ -264,14 +274,17 @@ def _adapter(value: str | None) -> AdapterKind | None:
     for kind in ADAPTER_KINDS:
         if kind == value:
             return kind
-    raise InputError(f"unknown adapter {value!r}: use {', '.join(ADAPTER_KINDS)}")
+    raise InputError(f"unknown adapter {shown(value)}: use {', '.join(ADAPTER_KINDS)}")
 
 
 def _command(text: str | None) -> list[str] | None:
     """The argv of a custom command."""
     if not text:
         return None
-    argv = shlex.split(text)
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise InputError(f"--command cannot be split into words: {exc}") from None
     if argv:
         argv[0] = _program(argv[0])
     return argv

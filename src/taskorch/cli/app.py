@@ -1,8 +1,10 @@
 """The typer application and what every command shares: settings, one-line errors, JSON output.
 
 Command modules register themselves on :data:`app` (or a sub-app); :mod:`taskorch.cli.main` imports
-them all. Commands are async functions run through :func:`run`, which turns any
-:class:`TaskorchError` into one line on stderr and exit code 1 — never a traceback.
+them all and is the one place that turns anything left over into one line. Commands are async
+functions run through :func:`run`, which turns any :class:`TaskorchError` into one line on stderr
+and exit code 1 — never a traceback. What the CLI prints goes through the terminal-safe consoles of
+:mod:`taskorch.cli.terminal`.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
+from taskorch.cli.inputs import MAX_PATH_CHARS
+from taskorch.cli.terminal import error_line, safe_console
 from taskorch.domain.errors import TaskorchError
+from taskorch.domain.limits import MAX_TITLE_CHARS, check_duration, check_text
 from taskorch.engine import OrchestrationEngine
 from taskorch.runtime.logs import configure_logging
 from taskorch.settings import Settings, load_settings
@@ -34,8 +37,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+console = safe_console()
+err_console = safe_console(stderr=True)
 
 T = TypeVar("T")
 
@@ -98,7 +101,7 @@ def _global_options(
         ),
     ] = False,
 ) -> None:
-    options.db = db
+    options.db = line("--db", db, MAX_PATH_CHARS)
     options.home = home
     default = logging.INFO if ctx.invoked_subcommand in _LOGGING_COMMANDS else logging.WARNING
     try:
@@ -139,7 +142,7 @@ async def engine(
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
+    err_console.print(error_line(message), highlight=False)
     raise typer.Exit(code)
 
 
@@ -159,3 +162,19 @@ async def _call(factory: Callable[[], Awaitable[T]]) -> T:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def duration(option: str, seconds: float | None, *, allow_zero: bool = True) -> float | None:
+    """A duration option checked (finite, at most a week); None when not given."""
+    return None if seconds is None else check_duration(option, seconds, allow_zero=allow_zero)
+
+
+def line(option: str, value: str | None, limit: int = MAX_TITLE_CHARS) -> str | None:
+    """A one-line option (a name, an id, a URL) checked: printable, at most ``limit``
+    characters; None when not given."""
+    return None if value is None else check_text(option, value, limit, line=True)
+
+
+def workflow_ref(value: str) -> str:
+    """A workflow id as given on the command line, checked before it reaches the store."""
+    return check_text("the workflow id", value.strip(), MAX_TITLE_CHARS, line=True)

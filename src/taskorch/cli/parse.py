@@ -18,13 +18,13 @@ from rich.console import Group
 from rich.text import Text
 from rich.tree import Tree
 
-from taskorch.cli.app import app, console, err_console, fail, run
-from taskorch.domain.errors import InputError
+from taskorch.cli import inputs
+from taskorch.cli.app import app, console, err_console, line, run
+from taskorch.cli.inputs import MAX_PATH_CHARS
+from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.planning import PlanResult, TaskNLP
 from taskorch.settings import load_settings
-
-MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
 class ProviderChoice(StrEnum):
@@ -72,15 +72,16 @@ def parse(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan format as JSON.")] = False,
 ) -> None:
     """Turn a requirement into a plan: subtasks, owners, stages and estimates."""
-    requirement = _requirement(text, file)
+    requirement = inputs.requirement(text, file, work="to plan")
+    background = check_text("--context", context, MAX_TEXT_CHARS) if context else None
 
     async def body() -> PlanResult:
         settings = load_settings(
-            nlp_provider=provider.value if provider else None,
-            nlp_model=model,
+            nlp_provider=provider.value if provider else None, nlp_model=line("--model", model)
         )
-        async with TaskNLP.from_settings(settings, base_url=base_url) as nlp:
-            return await nlp.plan(requirement, context)
+        url = line("--base-url", base_url, MAX_PATH_CHARS)
+        async with TaskNLP.from_settings(settings, base_url=url) as nlp:
+            return await nlp.plan(requirement, background)
 
     result = run(body)
     if as_json:
@@ -89,32 +90,6 @@ def parse(
             err_console.print(Text(f"planner: {result.describe()}", style="yellow"))
         return
     console.print(render(result))
-
-
-def _requirement(text: str | None, file: Path | None) -> str:
-    if text is not None and file is not None:
-        fail("give the requirement as TEXT or with --file, not both")
-    if file is not None:
-        text = _read(file)
-    if text is None:
-        fail("no requirement: give TEXT or --file PATH")
-    if not text.strip():
-        fail(InputError("the requirement is empty: describe the work to plan").message)
-    return text
-
-
-def _read(file: Path) -> str:
-    try:
-        if str(file) == "-":
-            data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-        else:
-            with file.open("rb") as handle:
-                data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
-    if len(data) > MAX_FILE_BYTES:
-        fail(f"{file} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; split the requirement")
-    return data.decode("utf-8", errors="replace")
 
 
 def render(result: PlanResult) -> Group:

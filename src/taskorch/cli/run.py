@@ -14,9 +14,22 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from taskorch.cli.app import app, console, err_console, print_json, run, settings
+from taskorch.cli import inputs
+from taskorch.cli.app import (
+    app,
+    console,
+    duration,
+    err_console,
+    line,
+    print_json,
+    run,
+    settings,
+    workflow_ref,
+)
+from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.workflows import show_workflow, styled
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
 from taskorch.domain.models import JSONDict, NewTask, Priority, Task, Workflow, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
@@ -72,7 +85,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the final status
 async def _agents(
     engine: OrchestrationEngine, agent: str, sim_duration_s: float = 0.0
 ) -> AgentPool:
-    pool = await agents_for_run(engine, agent, sim_duration_s)
+    pool = await agents_for_run(engine, line("--agent", agent) or "auto", sim_duration_s)
     if pool.note:
         err_console.print(pool.note, highlight=False)
     return pool
@@ -87,7 +100,9 @@ async def _target(
     """The workflow options of ``--repo``, ``--base-branch`` and ``--merge``, checked before
     anything starts: the repository (the one given, else each task's own) is reached, and a
     local one must not have uncommitted changes on its base branch."""
-    options = await check_target(repo, base_branch, merge, require_clean=True, reach=True)
+    path = line("--repo", repo, MAX_PATH_CHARS)
+    branch = line("--base-branch", base_branch)
+    options = await check_target(path, branch, merge, require_clean=True, reach=True)
     if repo is None:
         for task in tasks:
             if task.metadata.get("repo"):
@@ -163,11 +178,12 @@ def run_(
     as_json: JsonOption = False,
 ) -> None:
     """Add a requirement as a task and carry it to merged code, showing live progress."""
+    duration("--sim-duration", sim_duration_s)
 
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
-        requirement = _requirement(text, file)
+        requirement = inputs.requirement(text, file)
         target = await _target(repo, base_branch, merge)
         pool = await _agents(engine, agent, sim_duration_s)
         options = {"agent": pool.mode, **target}
@@ -199,6 +215,8 @@ def process(
     as_json: JsonOption = False,
 ) -> None:
     """Carry a stored task to merged code."""
+    duration("--sim-duration", sim_duration_s)
+    limit_s = duration("--timeout", timeout_s, allow_zero=False)
 
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
@@ -215,7 +233,7 @@ def process(
             started[:] = [w.id for w in workflows]
 
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(limit_s):
                 return await _carry(
                     engine, [task.id], pool, options, progress, quiet=as_json, started=remember
                 )
@@ -244,7 +262,8 @@ def batch(
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
-        ids = [parse_task_ref(part) for part in task_ids.split(",") if part.strip()]
+        listed = check_text("the task ids", task_ids, MAX_TEXT_CHARS, line=True)
+        ids = list(dict.fromkeys(parse_task_ref(p) for p in listed.split(",") if p.strip()))
         if not ids:
             raise InputError("no task ids given: use e.g. `taskorch batch 1,2,3`")
         tasks = [await engine.get_task(task_id) for task_id in ids]
@@ -269,11 +288,13 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Carry on with workflows stopped mid-way (a crash, a kill); default: all unfinished."""
+    duration("--sim-duration", sim_duration_s)
 
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
     ) -> list[WorkflowStatus]:
-        workflows = await engine.workflows_to_resume(workflow_ids or None)
+        wanted = [workflow_ref(each) for each in workflow_ids or []]
+        workflows = await engine.workflows_to_resume(wanted or None)
         if not workflows:
             raise InputError("no unfinished workflows to resume")
         mode = agent_for_resume(workflows, agent)
@@ -292,7 +313,7 @@ def cancel(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) -
 
     async def body() -> WorkflowStatus:
         async with open_engine(settings(), create=False) as engine:
-            return await engine.cancel_workflow(workflow_id)
+            return await engine.cancel_workflow(workflow_ref(workflow_id))
 
     status = run(body)
     console.print(Text.assemble(f"{status.workflow.id}  ", styled(status.state)))
@@ -308,7 +329,7 @@ def approve(
 
     async def body() -> WorkflowStatus:
         async with open_engine(settings(), create=False) as engine:
-            return await engine.approve_workflow(workflow_id, by=_reviewer())
+            return await engine.approve_workflow(workflow_ref(workflow_id), by=_reviewer())
 
     status = run(body)
     _reviewed(status, as_json)
@@ -330,8 +351,9 @@ def reject(
     async def body() -> WorkflowStatus:
         if not reason.strip():
             raise InputError("the reason is empty: say why the workflow is rejected")
+        why = check_text("the reason", reason.strip(), MAX_TEXT_CHARS)
         async with open_engine(settings(), create=False) as engine:
-            return await engine.reject_workflow(workflow_id, reason.strip(), by=_reviewer())
+            return await engine.reject_workflow(workflow_ref(workflow_id), why, by=_reviewer())
 
     _reviewed(run(body), as_json)
 
@@ -358,8 +380,9 @@ def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) 
     """Follow a workflow live until it ends."""
 
     async def body() -> WorkflowStatus:
+        wanted = workflow_ref(workflow_id)
         async with open_engine(settings(), create=False) as engine:
-            status = await engine.get_workflow_status(workflow_id)
+            status = await engine.get_workflow_status(wanted)
             while status.workflow.status not in WORKFLOW_TERMINAL:
                 console.print(
                     Text.assemble(
@@ -369,21 +392,7 @@ def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) 
                     )
                 )
                 await asyncio.sleep(1.0)
-                status = await engine.get_workflow_status(workflow_id)
+                status = await engine.get_workflow_status(wanted)
             return status
 
     show_workflow(run(body))
-
-
-def _requirement(text: str | None, file: Path | None) -> str:
-    if (text is None) == (file is None):
-        raise InputError("give the requirement as TEXT or with --file PATH (one of them)")
-    if file is not None:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read {file}: {exc.strerror}") from None
-    assert text is not None
-    if not text.strip():
-        raise InputError("the requirement is empty: describe the work to do")
-    return text

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from taskorch.cli.app import app, console, run, settings
+from taskorch.cli.app import app, console, duration, line, run, settings
+from taskorch.cli.inputs import MAX_PATH_CHARS
+from taskorch.domain.limits import MAX_ID
 from taskorch.engine.daemon import Daemon, DaemonStats
 from taskorch.engine.targets import check_target
 from taskorch.http.server import ServeOptions, serve
@@ -36,11 +38,15 @@ def serve_(
     ] = 0.0,
     concurrency: Annotated[
         int | None,
-        typer.Option(min=1, help="Subtasks run at once (default TASKORCH_WORKER_CONCURRENCY)."),
+        typer.Option(
+            min=1, max=MAX_ID, help="Subtasks run at once (default TASKORCH_WORKER_CONCURRENCY)."
+        ),
     ] = None,
     max_workflows: Annotated[
         int | None,
-        typer.Option(min=1, help="Workflows carried at once (default MAX_CONCURRENT_WORKFLOWS)."),
+        typer.Option(
+            min=1, max=MAX_ID, help="Workflows carried at once (default MAX_CONCURRENT_WORKFLOWS)."
+        ),
     ] = None,
     repo: Annotated[
         str | None,
@@ -70,10 +76,10 @@ def serve_(
     repository and merge policy (`task add --repo/--merge`, the API's fields) come first."""
     config = settings()
     options = ServeOptions(
-        host=host or config.api_host,
+        host=line("--host", host) or config.api_host,
         port=config.api_port if port is None else port,
-        agent=agent,
-        sim_duration_s=sim_duration_s,
+        agent=line("--agent", agent) or "auto",
+        sim_duration_s=duration("--sim-duration", sim_duration_s) or 0.0,
         concurrency=concurrency,
         max_workflows=max_workflows,
     )
@@ -103,7 +109,9 @@ def serve_(
     async def body() -> DaemonStats:
         served = config
         if repo is not None or merge is not None:
-            target = await check_target(repo, None, merge, reach=True)
+            target = await check_target(
+                line("--repo", repo, MAX_PATH_CHARS), None, merge, reach=True
+            )
             served = settings(
                 taskorch_repo=target.get("repo"), merge_policy=target.get("merge_policy")
             )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
-from taskorch.cli.app import app, console, engine, options, print_json, run, settings
+from taskorch.cli.app import app, console, engine, fail, line, options, print_json, run, settings
+from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.engine import HealthReport, MigrationReport, OrchestrationEngine
 from taskorch.settings import config_file_path, without_password, write_config_value
 
@@ -26,15 +28,20 @@ def init(
 ) -> None:
     """Create or upgrade the database and print where it is."""
 
+    url = line("--db", db, MAX_PATH_CHARS)
+
     async def body() -> tuple[str, MigrationReport]:
-        async with engine(db) as running:
+        async with engine(url) as running:
             return running.database_location, await running.initialize()
 
     location, report = run(body)
-    if db:
+    if url:
         path = config_file_path(options.home)
-        saved, password = without_password(db)
-        write_config_value(path, "database_url", saved)
+        saved, password = without_password(url)
+        try:
+            write_config_value(path, "database_url", saved)
+        except OSError as exc:
+            fail(f"cannot save the database URL in {path}: {exc.strerror}")
         console.print(f"saved database_url={saved} in {path}")
         if password is not None:
             console.print(
@@ -48,7 +55,7 @@ def init(
         )
     else:
         console.print(f"database {location}: schema version {report.to_version}, up to date")
-    console.print(f"data folder: {settings(db).home.resolve()}")
+    console.print(f"data folder: {settings(url).home.resolve()}")
 
 
 @app.command()
@@ -71,7 +78,9 @@ def health(
     else:
         for name, component in report.components.items():
             style = _STATUS_STYLE[component.status]
-            console.print(f"[{style}]{component.status:<8}[/] {name}: {component.detail}")
+            console.print(
+                Text.assemble((f"{component.status:<8}", style), f" {name}: {component.detail}")
+            )
             for key, value in component.info.items():
                 console.print(f"           {key}: {value}")
     if report.status == "down":

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from taskorch.cli.app import console, engine, err_console, print_json, run
+from taskorch.cli.app import console, engine, err_console, line, print_json, run
 from taskorch.cli.tasks import task_app
 from taskorch.engine.taskmaster import InteropReport, export_taskmaster, import_taskmaster
 
@@ -32,7 +32,7 @@ def import_(path: PathArgument, tag: TagOption = None, as_json: JsonOption = Fal
 
     async def body() -> InteropReport:
         async with engine() as running:
-            return await import_taskmaster(running, path, tag)
+            return await import_taskmaster(running, path, line("--tag", tag))
 
     report = run(body)
     if as_json:
@@ -65,7 +65,7 @@ def export(path: PathArgument, tag: TagOption = None, as_json: JsonOption = Fals
 
     async def body() -> InteropReport:
         async with engine(create=False) as running:
-            return await export_taskmaster(running, path, tag)
+            return await export_taskmaster(running, path, line("--tag", tag))
 
     report = run(body)
     if as_json:

@@ -8,9 +8,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from taskorch.cli.app import app, console, engine, print_json, run
+from taskorch.cli.app import app, console, engine, line, print_json, run
+from taskorch.cli.inputs import MAX_PATH_CHARS
+from taskorch.cli.terminal import shown
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_ID
 from taskorch.domain.models import NewTask, Task, TaskStatus, parse_task_ref
+from taskorch.engine.status import TaskHold, task_holds
 from taskorch.engine.targets import check_target
 
 task_app = typer.Typer(help="Add, list and show tasks (requirements).", no_args_is_help=True)
@@ -19,8 +23,13 @@ app.add_typer(task_app, name="task")
 _PRIORITY_STYLE = {"low": "dim", "medium": "", "high": "yellow", "critical": "bold red"}
 
 
-def task_json(task: Task) -> dict[str, Any]:
-    return {"ref": task.ref, **task.model_dump(mode="json")}
+def task_json(task: Task, hold: TaskHold | None = None) -> dict[str, Any]:
+    """A task as JSON; ``hold`` (why it has not started) is given by the commands that know it."""
+    return {
+        "ref": task.ref,
+        **task.model_dump(mode="json"),
+        "hold": hold.to_dict() if hold else None,
+    }
 
 
 @task_app.command("add")
@@ -65,10 +74,11 @@ def add(
 
     async def body() -> Task:
         dependencies = [parse_task_ref(ref) for ref in depends_on or []]
-        target = await check_target(repo, base_branch, merge, reach=True)
-        new = NewTask.create(title, description, priority, dependencies, metadata=target)
+        new = NewTask.create(title, description, priority, dependencies)  # checked before the
+        path = line("--repo", repo, MAX_PATH_CHARS)  # repository is reached, which takes time
+        target = await check_target(path, line("--base-branch", base_branch), merge, reach=True)
         async with engine() as running:
-            return await running.add_task(new)
+            return await running.add_task(new.model_copy(update={"metadata": target}))
 
     task = run(body)
     if as_json:
@@ -84,19 +94,20 @@ def list_(
     status: Annotated[
         str | None, typer.Option(help="Only tasks in this status.", show_default=False)
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=MAX_ID, help="At most this many.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List tasks, oldest first."""
+    """List tasks, oldest first; a pending task that cannot start yet says why."""
 
-    async def body() -> list[Task]:
+    async def body() -> tuple[list[Task], dict[int, TaskHold]]:
         wanted = _parse_status(status) if status else None
         async with engine(create=False) as running:
-            return await running.list_tasks(status=wanted, limit=limit)
+            tasks = await running.list_tasks(status=wanted, limit=limit)
+            return tasks, await task_holds(tasks, running.get_task)
 
-    tasks = run(body)
+    tasks, holds = run(body)
     if as_json:
-        print_json([task_json(task) for task in tasks])
+        print_json([task_json(task, holds.get(task.id)) for task in tasks])
         return
     if not tasks:
         console.print("no tasks yet: add one with `taskorch task add TITLE`")
@@ -105,8 +116,25 @@ def list_(
     for task in tasks:
         deps = ", ".join(f"task-{d}" for d in task.dependencies)
         priority = Text(task.priority.value, style=_PRIORITY_STYLE[task.priority.value])
-        table.add_row(task.ref, Text(task.title), task.status.value, priority, deps)
+        table.add_row(task.ref, Text(task.title), _status(task, holds), priority, deps)
     console.print(table)
+    print_holds(tasks, holds)
+
+
+def print_holds(tasks: list[Task], holds: dict[int, TaskHold]) -> None:
+    """A line for each task that cannot start, with the reason (``task list``, ``status``)."""
+    for task in tasks:
+        hold = holds.get(task.id)
+        if hold is not None and hold.blocked:
+            console.print(Text(f"{task.ref} {hold.reason}", style="red"))
+
+
+def _status(task: Task, holds: dict[int, TaskHold]) -> Text:
+    hold = holds.get(task.id)
+    if hold is None:
+        return Text(task.status.value)
+    note = " (blocked)" if hold.blocked else " (waiting)"
+    return Text.assemble(task.status.value, (note, "red" if hold.blocked else "dim"))
 
 
 @task_app.command("show")
@@ -116,17 +144,18 @@ def show(
 ) -> None:
     """Show one task."""
 
-    async def body() -> Task:
+    async def body() -> tuple[Task, TaskHold | None]:
         async with engine(create=False) as running:
-            return await running.get_task(parse_task_ref(task_id))
+            task = await running.get_task(parse_task_ref(task_id))
+            return task, (await task_holds([task], running.get_task)).get(task.id)
 
-    task = run(body)
+    task, hold = run(body)
     if as_json:
-        print_json(task_json(task))
+        print_json(task_json(task, hold))
         return
     console.print(Text.assemble((task.ref, "bold"), " ", task.title))
     for label, value in (
-        ("status", task.status),
+        ("status", f"{task.status.value}{f' ({hold.reason})' if hold else ''}"),
         ("priority", task.priority),
         ("depends on", ", ".join(f"task-{d}" for d in task.dependencies) or "-"),
         *_target_rows(task),
@@ -135,7 +164,7 @@ def show(
     ):
         console.print(Text(f"  {label:<11} {value}"))
     if task.description:
-        console.print(f"\n{task.description}", markup=False)
+        console.print(f"\n{task.description}")
 
 
 def _target_rows(task: Task) -> list[tuple[str, object]]:
@@ -148,4 +177,4 @@ def _parse_status(value: str) -> TaskStatus:
         return TaskStatus(value.strip().lower())
     except ValueError:
         choices = "|".join(s.value for s in TaskStatus)
-        raise InputError(f"invalid status {value!r}: use one of {choices}") from None
+        raise InputError(f"invalid status {shown(value)}: use one of {choices}") from None

@@ -14,8 +14,10 @@ import typer
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.sim import SimAgent, SimBehaviour
 from taskorch.agents.sim_subprocess import SimProcessAgent
-from taskorch.cli.app import app, console, run, settings
+from taskorch.cli.app import app, console, duration, run, settings
+from taskorch.cli.terminal import shown
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_ID
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.delivery import DeliveryAware, GitDelivery
 from taskorch.engine.setup import agent_adapters, agents_for_run, open_engine
@@ -26,7 +28,9 @@ from taskorch.runtime.worker import WorkerStats
 def worker(
     concurrency: Annotated[
         int | None,
-        typer.Option(min=1, help="Subtasks run at once (default TASKORCH_WORKER_CONCURRENCY)."),
+        typer.Option(
+            min=1, max=MAX_ID, help="Subtasks run at once (default TASKORCH_WORKER_CONCURRENCY)."
+        ),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Drain what is ready, then exit.")] = False,
     agent: Annotated[
@@ -46,6 +50,8 @@ def worker(
 ) -> None:
     """Claim ready subtasks and run them until stopped (SIGTERM/SIGINT: finish, then exit)."""
 
+    seconds = duration("--sim-duration", sim_duration_s) or 0.0
+
     async def body() -> WorkerStats:
         if agent == "registry":
             async with open_engine(settings()) as running:
@@ -56,7 +62,7 @@ def worker(
                     )
                 return await _work(running, pool)
         async with open_engine(settings()) as running:
-            adapter = _default_agent(running, agent, sim_duration_s, sim_record)
+            adapter = _default_agent(running, agent, seconds, sim_record)
             return await _work(running, {None: adapter})
 
     async def _work(
@@ -93,7 +99,7 @@ def _default_agent(
     elif kind == "sim-process":
         plain = SimProcessAgent(duration_s=duration_s, record=record)
     else:
-        raise InputError(f"unknown agent {kind!r}: use sim, sim-process or registry")
+        raise InputError(f"unknown agent {shown(kind)}: use sim, sim-process or registry")
     assert isinstance(running.delivery, GitDelivery)
     [delivering] = agent_adapters(running, "sim", duration_s).values()
     return DeliveryAware(plain, delivering, running.delivery)

@@ -10,9 +10,11 @@ from rich.text import Text
 from rich.tree import Tree
 
 from taskorch.cli.agents import print_agents
-from taskorch.cli.app import app, console, engine, print_json, run
+from taskorch.cli.app import app, console, engine, print_json, run, workflow_ref
+from taskorch.cli.tasks import print_holds
+from taskorch.domain.models import Task, TaskStatus
 from taskorch.engine.agents import AgentInfo
-from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.status import TaskHold, WorkflowStatus, task_holds
 from taskorch.engine.targets import describe_target
 
 STATE_STYLE = {
@@ -35,16 +37,22 @@ def status(
     workflow_id: Annotated[str | None, typer.Argument(metavar="[WORKFLOW_ID]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """All workflows, or one workflow: state, progress, stages, subtasks, history, PR record."""
+    """All workflows, or one workflow: state, progress, stages, subtasks, history, PR record.
+    Pending tasks that cannot start (a dependency failed, was cancelled or does not exist) are
+    named with the reason."""
 
     agents: list[AgentInfo] = []
+    pending: list[Task] = []
+    holds: dict[int, TaskHold] = {}
 
     async def body() -> Any:
         async with engine(create=False) as running:
             if workflow_id:
-                return await running.get_workflow_status(workflow_id)
+                return await running.get_workflow_status(workflow_ref(workflow_id))
             workflows = await running.list_workflows(limit=50)
             agents.extend(await running.list_agents())
+            pending.extend(await running.list_tasks(status=TaskStatus.PENDING))
+            holds.update(await task_holds(pending, running.get_task))
             return [await running.get_workflow_status(w.id) for w in workflows]
 
     answer = run(body)
@@ -59,6 +67,7 @@ def status(
         return
     if not answer:
         console.print('no workflows yet: start one with `taskorch run "REQUIREMENT"`')
+        print_holds(pending, holds)
         return
     table = Table("workflow", "task", "state", "progress", "stage", box=None)
     for item in answer:
@@ -73,6 +82,7 @@ def status(
             str(item.current_stage or "-"),
         )
     console.print(table)
+    print_holds(pending, holds)
     if agents:
         console.print("agents:")
         print_agents(agents)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_TITLE_CHARS, check_id, check_text
 from taskorch.domain.plan import Domain, WorkerType
 from taskorch.domain.states import SubtaskState, WorkflowState
 
@@ -95,11 +96,13 @@ def task_ref(task_id: int) -> str:
 def parse_task_ref(value: str | int) -> int:
     """Accept ``42``, ``"42"`` or ``"task-42"``."""
     if isinstance(value, int):
-        return value
+        return check_id("task id", value)
     text = value.strip().lower().removeprefix("task-")
-    if not text.isdigit():
-        raise InputError(f"invalid task id {value!r}: use a number such as 42 or task-42")
-    return int(text)
+    # isdigit() alone takes "²" and other digits int() refuses; 20 digits pass any int64.
+    if not (text.isascii() and text.isdigit() and len(text) <= 20):
+        shown = value if len(value) <= 40 else value[:39] + "…"
+        raise InputError(f"invalid task id {shown!r}: use a number such as 42 or task-42")
+    return check_id("task id", int(text))
 
 
 class NewTask(BaseModel):
@@ -124,6 +127,8 @@ class NewTask(BaseModel):
     ) -> NewTask:
         if not title.strip():
             raise InputError("task title is empty: give a short title such as 'Add login'")
+        check_text("the task title", title, MAX_TITLE_CHARS, line=True)
+        check_text("the task description", description)
         level = priority if isinstance(priority, Priority) else Priority.parse(priority)
         return cls(
             title=title.strip(),

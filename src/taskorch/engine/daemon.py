@@ -27,6 +27,7 @@ from taskorch.engine.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline
 from taskorch.engine.resuming import started_with
 from taskorch.engine.retention import MAX_AGE_S, collect_garbage
+from taskorch.engine.status import task_holds
 from taskorch.runtime.worker import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class Daemon:
         self._not_before: dict[int, float] = {}
         """Task id -> when to try again to start a workflow for it, after a failed start (a
         repository that cannot be reached): not at every poll."""
+        self._holds: dict[int, str] = {}
+        """Task id -> why it waits, as last logged."""
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
         self._last_recovery = 0.0
@@ -229,13 +232,17 @@ class Daemon:
             raise
 
     async def _dependencies_done(self, task: Task) -> bool:
-        for dependency in task.dependencies:
-            try:
-                if (await self.engine.get_task(dependency)).status is not TaskStatus.COMPLETED:
-                    return False
-            except TaskorchError:
-                return False  # an unknown dependency never completes; the task waits
-        return True
+        """Whether ``task``'s dependencies all completed; if not, say why it waits (in the log,
+        once each time the reason changes): a task that cannot start is named, not left silent."""
+        hold = (await task_holds([task], self.engine.get_task)).get(task.id)
+        if hold is None:
+            self._holds.pop(task.id, None)
+            return True
+        if self._holds.get(task.id) != hold.reason:
+            self._holds[task.id] = hold.reason
+            level = logging.WARNING if hold.blocked else logging.INFO
+            log.log(level, "%s %s", task.ref, hold.reason)
+        return False
 
     async def _advance(self, pipeline: Pipeline, due: set[str]) -> None:
         loop = asyncio.get_running_loop()

@@ -1,12 +1,16 @@
 """What ``get_workflow_status`` answers: state, progress, current stage, subtasks by condition,
-history and the pull request record, as one value with a JSON form."""
+history and the pull request record, as one value with a JSON form; and why a pending task has
+not started (:func:`task_holds`)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from taskorch.domain.models import Event, HistoryEntry, Subtask, Task, Workflow
+from taskorch.domain.errors import NotFoundError
+from taskorch.domain.models import Event, HistoryEntry, Subtask, Task, TaskStatus, Workflow
 from taskorch.domain.states import SubtaskState, WorkflowState
 
 _ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
@@ -138,3 +142,66 @@ def _iso(value: Any) -> str | None:
 def _brief(metadata: dict[str, Any]) -> dict[str, Any]:
     """History metadata without the bulky plan (it is in the workflow's metadata once)."""
     return {k: v for k, v in metadata.items() if k != "plan"}
+
+
+_DEAD = {TaskStatus.FAILED: "failed", TaskStatus.CANCELLED: "was cancelled"}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHold:
+    """Why a pending task has not started: dependencies that have not completed."""
+
+    task_id: int
+    blocked: bool
+    """True when it cannot start as things stand: a dependency failed, was cancelled or does not
+    exist (it starts once that dependency completes after all); False while it only waits for
+    dependencies still pending or in progress."""
+    reason: str
+    """One line: ``cannot start: it depends on task-3, which failed`` or ``waits for task-2
+    (processing)``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocked": self.blocked, "reason": self.reason}
+
+
+def task_hold(task: Task, dependencies: Mapping[int, Task]) -> TaskHold | None:
+    """Why the pending ``task`` cannot start yet, or None when it can (or is not pending);
+    ``dependencies`` holds those of its dependencies that exist."""
+    if task.status is not TaskStatus.PENDING:
+        return None
+    dead: list[str] = []
+    waiting: list[str] = []
+    for task_id in task.dependencies:
+        found = dependencies.get(task_id)
+        if found is None:
+            dead.append(f"task-{task_id}, which does not exist")
+        elif found.status in _DEAD:
+            dead.append(f"{found.ref}, which {_DEAD[found.status]}")
+        elif found.status is not TaskStatus.COMPLETED:
+            waiting.append(f"{found.ref} ({found.status.value})")
+    if dead:
+        return TaskHold(task.id, True, "cannot start: it depends on " + " and ".join(dead))
+    if waiting:
+        return TaskHold(task.id, False, "waits for " + ", ".join(waiting))
+    return None
+
+
+async def task_holds(
+    tasks: Iterable[Task], get_task: Callable[[int], Awaitable[Task]]
+) -> dict[int, TaskHold]:
+    """Task id -> why it has not started, for the pending ``tasks`` that cannot start yet;
+    ``get_task`` looks up a dependency that is not among ``tasks``."""
+    listed = list(tasks)
+    known = {task.id: task for task in listed}
+    holds: dict[int, TaskHold] = {}
+    for task in listed:
+        if task.status is not TaskStatus.PENDING:
+            continue
+        for task_id in task.dependencies:
+            if task_id not in known:
+                with contextlib.suppress(NotFoundError):
+                    known[task_id] = await get_task(task_id)
+        hold = task_hold(task, known)
+        if hold is not None:
+            holds[task.id] = hold
+    return holds

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_TASKS_FILE_BYTES
 from taskorch.domain.models import JSONDict, Task
 from taskorch.engine.engine import OrchestrationEngine
+from taskorch.interop.documents import load_json, read_limited
 from taskorch.interop.taskmaster import (
     TO_TASKORCH,
     ImportItem,
@@ -137,7 +140,7 @@ async def export_taskmaster(
             f"no tasks imported {which}yet: import a tasks.json first with `taskorch task import`"
         )
     target = await asyncio.to_thread(tasks_file, path)
-    existing = await asyncio.to_thread(_read_json, target) if target.exists() else None
+    existing = await asyncio.to_thread(_existing_target, target)
     document = tagged(existing)
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     reports = []
@@ -226,18 +229,30 @@ def _key(task: Task) -> str:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+    """The parsed tasks.json at ``path``: at most :data:`MAX_TASKS_FILE_BYTES` read (a device
+    or an endless stream is refused, not read for ever), strict JSON (see
+    :mod:`taskorch.interop.documents`)."""
+    data = read_limited(path, MAX_TASKS_FILE_BYTES)
+    if len(data) > MAX_TASKS_FILE_BYTES:
         raise InputError(
-            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+            f"{path} is over the limit of {MAX_TASKS_FILE_BYTES:,} bytes for a tasks.json"
+        )
+    return load_json(data, str(path))
+
+
+def _existing_target(path: Path) -> Any:
+    """The tasks.json export writes into, parsed, or None when there is none yet. Only a regular
+    file: export replaces the file whole (a new file renamed over it), which for a device such
+    as /dev/full would replace the device."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"cannot write {path}: export writes a regular file, and this is not one")
+    return _read_json(path)
 
 
 def _write_atomically(path: Path, document: JSONDict) -> None:

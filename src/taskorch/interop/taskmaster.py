@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
 from taskorch.domain.models import JSONDict, Priority, Task, TaskStatus
+from taskorch.interop.records import TEXT_FIELDS, check_record, record_key, text_field
 
 DEFAULT_TAG = "master"
 META_KEY = "taskmaster"
@@ -59,6 +61,8 @@ class Tag:
     name: str
     tasks: list[JSONDict]
     metadata: JSONDict = field(default_factory=dict)
+    path: str = "tasks"
+    """Where its task list is in the file (``master.tasks``), for errors that name a field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +91,8 @@ def read_tags(document: Any) -> list[Tag]:
     if not isinstance(document, dict):
         raise InputError("not a task-master tasks.json: the top level must be a JSON object")
     if "tasks" in document and isinstance(document["tasks"], list):
-        return [_tag(DEFAULT_TAG, document)]
-    tags = [_tag(name, body) for name, body in document.items() if _is_tag(body)]
+        return [_tag(DEFAULT_TAG, document, "tasks")]
+    tags = [_tag(name, body, f"{name}.tasks") for name, body in document.items() if _is_tag(body)]
     if not tags:
         raise InputError(
             'not a task-master tasks.json: expected {"tasks": [...]} or tags like '
@@ -113,15 +117,21 @@ def import_items(tag: Tag, source: str) -> list[ImportItem]:
     keys = {task_key(t) for t in tag.tasks}
     items = []
     for position, record in enumerate(tag.tasks):
+        where = f"{tag.path}[{position}]"
         key = task_key(record)
         wanted = _task_dependencies(record, key)
         status_text = str(record.get("status") or "pending")
+        description = check_text(
+            f"{where} (its {', '.join(TEXT_FIELDS)} and subtask titles together)",
+            describe(record),
+            MAX_TEXT_CHARS,
+        )
         items.append(
             ImportItem(
                 tag=tag.name,
                 key=key,
-                title=_title(record, tag.name, key),
-                description=describe(record),
+                title=str(record["title"]).strip(),
+                description=description,
                 priority=_priority(record.get("priority")),
                 status=TO_TASKORCH.get(status_text, TaskStatus.PENDING),
                 depends_on=[k for k in wanted if k in keys],
@@ -142,18 +152,17 @@ def import_items(tag: Tag, source: str) -> list[ImportItem]:
     return items
 
 
-def task_key(record: Mapping[str, Any]) -> str:
-    if "id" not in record or isinstance(record["id"], bool | dict | list) or record["id"] is None:
-        raise InputError(f"a task has no usable id: {_preview(record)}")
-    return str(record["id"]).strip()
+def task_key(record: Mapping[str, Any], where: str | None = None) -> str:
+    return record_key(record, where)
 
 
 def describe(record: Mapping[str, Any]) -> str:
     """The requirement text the planner reads: description, details, test strategy, subtasks."""
-    parts = [str(record.get("description") or "").strip()]
-    if details := str(record.get("details") or "").strip():
+    description, details, strategy = (text_field(record, name, "a task") for name in TEXT_FIELDS)
+    parts = [description.strip()]
+    if details := details.strip():
         parts.append(details)
-    if strategy := str(record.get("testStrategy") or "").strip():
+    if strategy := strategy.strip():
         parts.append(f"Test strategy: {strategy}")
     subtasks = [s for s in record.get("subtasks") or [] if isinstance(s, dict)]
     if subtasks:
@@ -166,19 +175,17 @@ def _is_tag(body: Any) -> bool:
     return isinstance(body, dict) and isinstance(body.get("tasks"), list)
 
 
-def _tag(name: str, body: JSONDict) -> Tag:
+def _tag(name: str, body: JSONDict, path: str) -> Tag:
     tasks = body["tasks"]
-    for record in tasks:
-        if not isinstance(record, dict):
-            raise InputError(f"tag {name!r}: every task must be a JSON object, found {record!r}")
     seen: set[str] = set()
-    for record in tasks:
-        key = task_key(record)
+    for position, record in enumerate(tasks):
+        check_record(record, f"{path}[{position}]")
+        key = task_key(record, f"{path}[{position}]")
         if key in seen:
-            raise InputError(f"tag {name!r}: task id {key} appears twice")
+            raise InputError(f"tag {name!r}: task id {key} appears twice ({path}[{position}])")
         seen.add(key)
     metadata = body.get("metadata")
-    return Tag(name, tasks, metadata if isinstance(metadata, dict) else {})
+    return Tag(name, tasks, metadata if isinstance(metadata, dict) else {}, path)
 
 
 def _task_dependencies(record: Mapping[str, Any], key: str) -> list[str]:
@@ -197,23 +204,11 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _title(record: Mapping[str, Any], tag: str, key: str) -> str:
-    title = str(record.get("title") or "").strip()
-    if not title:
-        raise InputError(f"tag {tag!r}: task {key} has no title")
-    return title
-
-
 def _priority(value: Any) -> Priority:
     try:
         return Priority(str(value).strip().lower())
     except ValueError:
         return Priority.MEDIUM
-
-
-def _preview(record: Mapping[str, Any]) -> str:
-    text = repr(dict(record))
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # --- writing ---------------------------------------------------------------------------------

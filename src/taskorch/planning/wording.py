@@ -32,6 +32,7 @@ _GENERIC = re.compile(
     r"scan|documentation|docs|deployment|release|design|architecture)"
 )
 """Items that name only a kind of work ("security audit", "docs"); their title names the subject."""
+_LEADING_FILLER = word_set("a an the all new our some every")
 _PREFIX_CHARS = 12
 _SLUG_WORDS = 3
 _SLUG_CHARS = 24
@@ -40,13 +41,16 @@ _SLUG_CHARS = 24
 def subject_of(text: str) -> str:
     """What an instruction is about: "Create a REST API for X" -> "REST API for X"."""
     words = text.split()
+    start = 0  # an index, not slices: dropping leading words one slice at a time is quadratic
     if words and leading_word(words[0]) in ACTION_VERBS:
-        words = words[1:]
-        if words and words[0].lower() == "up":  # "set up X"
-            words = words[1:]
-    while words and words[0].lower() in {"a", "an", "the", "all", "new", "our", "some", "every"}:
-        words = words[1:]
-    return shorten(" ".join(words), SUBJECT_CHARS) if words else shorten(text, SUBJECT_CHARS)
+        start = 1
+        if start < len(words) and words[start].lower() == "up":  # "set up X"
+            start += 1
+    while start < len(words) and words[start].lower() in _LEADING_FILLER:
+        start += 1
+    if start == len(words):
+        return shorten(text, SUBJECT_CHARS)
+    return shorten(" ".join(words[start:]), SUBJECT_CHARS)
 
 
 def _without_files(text: str) -> str:

@@ -89,9 +89,15 @@ class OrchestrationEngine:
 
     async def initialize(self) -> MigrationReport:
         """Open the database and bring its schema up to date (idempotent)."""
-        await self.store.open()
-        if self._migration is None:
-            self._migration = await self.store.migrate()
+        try:
+            await self.store.open()
+            if self._migration is None:
+                self._migration = await self.store.migrate()
+        except BaseException:
+            # Closed here, as ``async with`` does not: an open connection left behind by a
+            # failed start (a locked or full database) would keep the process from exiting.
+            await self.store.close()
+            raise
         return self._migration
 
     async def shutdown(self) -> None:

@@ -33,6 +33,10 @@ MAX_DELAY_S = 5.0
 """The longest wait between two tries: a database that comes back is used within this long."""
 
 
+QUIET_S = 30.0
+"""Failures this close together are one outage, logged once."""
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` is a database failure that a later try of the same work may not meet."""
     return isinstance(error, DatabaseUnavailableError)
@@ -47,6 +51,7 @@ class Outage:
     max_delay_s: float = MAX_DELAY_S
     logger: logging.Logger = field(default=log)
     _since: float | None = None
+    _last_failure: float = -QUIET_S
     _tries: int = 0
 
     @property
@@ -60,16 +65,20 @@ class Outage:
 
     def failed(self, error: StoreError) -> float:
         """Note a failed try; return how long to wait before the next one. Only the first
-        failure of an outage is logged."""
+        failure of an outage is logged (failures less than :data:`QUIET_S` apart belong to one
+        outage: each of a pool's dropped connections fails once, between successes)."""
+        now = time.monotonic()
         if self._since is None:
-            self._since = time.monotonic()
+            self._since = now
             self._tries = 0
-            self.logger.warning(
-                "%s: database unavailable, retrying every %g s at most until it is back: %s",
-                self.who,
-                self.max_delay_s,
-                error.message,
-            )
+            if now - self._last_failure >= QUIET_S:
+                self.logger.warning(
+                    "%s: database unavailable, retrying every %g s at most until it is back: %s",
+                    self.who,
+                    self.max_delay_s,
+                    error.message,
+                )
+        self._last_failure = now
         self._tries += 1
         delay: float = min(self.first_delay_s * 2.0 ** (self._tries - 1), self.max_delay_s)
         return delay * random.uniform(0.5, 1.0)

@@ -1,0 +1,169 @@
+"""A database that keeps dropping its connections under the pipeline: every workflow still ends
+merged, none is cancelled or failed for it, and no subtask is lost or done twice.
+
+The connector double fails some transactions with :class:`DatabaseUnavailableError` (what the
+backends raise for a dropped connection, a deadlock, a busy database): half of them before the
+work runs, half after it committed (the answer lost on the way back, the hardest case for a
+retry)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from engine.test_pipeline import HAPPY_PATH, Agent, RecordingDelivery, heuristic
+from taskorch.domain.errors import DatabaseUnavailableError, StoreError
+from taskorch.domain.models import NewTask
+from taskorch.engine.pipeline import Pipeline
+from taskorch.engine.runner import drive
+from taskorch.runtime.events import EventBus
+from taskorch.runtime.recovery import ErrorRecoveryManager
+from taskorch.runtime.worker import Worker, WorkerConfig
+from taskorch.store import Store
+from taskorch.store.connector import Connector, Params, Row, Transaction
+from taskorch.store.outage import Outage, is_transient, retry_transient
+from taskorch.store.queue import SubtaskQueue
+
+
+class DroppingConnector(Connector):
+    """``inner``, but every ``every``-th transaction or script fails as a dropped connection
+    would; odd failures after the work committed."""
+
+    def __init__(self, inner: Connector, every: int) -> None:
+        self.inner = inner
+        self.dialect = inner.dialect
+        self.every = every
+        self.calls = 0
+        self.dropped = 0
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def _drop_now(self) -> str | None:
+        self.calls += 1
+        if self.calls % self.every:
+            return None
+        self.dropped += 1
+        return "after" if self.dropped % 2 else "before"
+
+    def _error(self) -> DatabaseUnavailableError:
+        return DatabaseUnavailableError("PostgreSQL at test failed: terminating connection")
+
+    def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[Transaction]:
+        return self._transaction(write)
+
+    @asynccontextmanager
+    async def _transaction(self, write: bool) -> AsyncIterator[Transaction]:
+        when = self._drop_now()
+        if when == "before":
+            raise self._error()
+        async with self.inner.transaction(write=write) as tx:
+            yield tx
+        if when == "after":
+            raise self._error()
+
+    async def script(self, name: str, params: Params) -> list[Row]:
+        when = self._drop_now()
+        if when == "before":
+            raise self._error()
+        rows = await self.inner.script(name, params)
+        if when == "after":
+            raise self._error()
+        return rows
+
+    async def wait_for_notification(self, timeout_s: float) -> bool:
+        return await self.inner.wait_for_notification(timeout_s)
+
+    def exclusive(self, key: str) -> AbstractAsyncContextManager[None]:
+        return self.inner.exclusive(key)
+
+
+@pytest.mark.parametrize("every", [9])
+async def test_dropped_connections_never_cancel_or_fail_a_workflow(
+    store: Store, tmp_path: Path, every: int
+) -> None:
+    tasks = [
+        await store.create_task(NewTask.create(f"Add {topic} system with security audit and docs"))
+        for topic in ("billing", "search", "audit log")
+    ]
+    flaky = DroppingConnector(store.connector, every)
+    dropping = Store(flaky)
+    events = EventBus(jsonl_path=tmp_path / "events.jsonl")
+    delivery = RecordingDelivery()
+    pipeline = Pipeline(dropping, heuristic, delivery, publish=events.publish)
+    starter = Pipeline(store, heuristic, delivery)  # started before the trouble begins
+    workflows = [(await starter.start(task)).id for task in tasks]
+    agent = Agent()
+    worker = Worker(
+        SubtaskQueue(flaky),
+        {None: agent},
+        config=WorkerConfig(concurrency=4, lease_s=1, poll_s=0.05),
+        recovery=ErrorRecoveryManager(time_scale=0.0),
+        events=events,
+    )
+    final = await drive(pipeline, events, workflows, worker=worker, poll_s=0.05)
+
+    assert [w.status.value for w in final] == ["merged"] * len(tasks)
+    assert flaky.dropped >= 10, flaky.dropped
+    for workflow in final:
+        history = await store.workflow_history(workflow.id)
+        assert [h.to_state for h in history] == HAPPY_PATH[1:]  # no step undone, none twice
+        subtasks = await store.list_subtasks(workflow.id)
+        assert {s.status.value for s in subtasks} == {"completed"}
+        assert (await store.get_task(workflow.task_id)).status == "completed"
+    # Each subtask's work succeeded once (an outcome whose answer was lost is not run again).
+    assert sorted(agent.runs) == sorted(set(agent.runs))
+
+
+def test_only_database_unavailable_is_transient() -> None:
+    assert is_transient(DatabaseUnavailableError("gone"))
+    assert not is_transient(StoreError("constraint failed"))
+    assert not is_transient(ValueError("x"))
+
+
+async def test_an_outage_is_logged_once_however_many_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outage = Outage("worker w1", first_delay_s=0.001, max_delay_s=0.004)
+    tries = 0
+
+    async def flaky() -> str:
+        nonlocal tries
+        tries += 1
+        if tries < 12:
+            raise DatabaseUnavailableError("PostgreSQL at db failed: terminating connection")
+        return "answer"
+
+    with caplog.at_level(logging.INFO, logger="taskorch.store.outage"):
+        assert await retry_transient(flaky, outage) == "answer"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "worker w1: database unavailable" in warnings[0]
+    assert "terminating connection" in warnings[0]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 1, infos
+    assert "database back after" in infos[0]
+    assert not outage.ongoing
+
+
+async def test_backoff_grows_to_its_cap_and_a_bounded_retry_gives_up() -> None:
+    outage = Outage("t", first_delay_s=0.01, max_delay_s=0.04)
+    delays = [outage.failed(DatabaseUnavailableError("x")) for _ in range(6)]
+    assert all(d <= 0.04 for d in delays)
+    assert delays[-1] >= 0.02  # capped, jittered between half and all of the cap
+
+    async def down() -> None:
+        raise DatabaseUnavailableError("still down")
+
+    with pytest.raises(DatabaseUnavailableError):
+        await retry_transient(down, Outage("t", first_delay_s=0.001), give_up_after_s=0.05)

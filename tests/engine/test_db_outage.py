@@ -26,6 +26,7 @@ from taskorch.runtime.events import EventBus
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import Worker, WorkerConfig
 from taskorch.store import Store
+from taskorch.store import outage as outage_module
 from taskorch.store.connector import Connector, Params, Row, Transaction
 from taskorch.store.outage import Outage, is_transient, retry_transient
 from taskorch.store.queue import SubtaskQueue
@@ -192,16 +193,20 @@ def test_only_database_unavailable_is_transient() -> None:
     assert not is_transient(ValueError("x"))
 
 
-async def test_an_outage_is_logged_once_however_many_retries(
-    caplog: pytest.LogCaptureFixture,
+async def test_an_outage_is_logged_once_however_many_retries_and_loops(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(outage_module, "_last_failure_s", -outage_module.QUIET_S)
     outage = Outage("worker w1", first_delay_s=0.001, max_delay_s=0.004)
+    other_loop = Outage("workflow wf-1", first_delay_s=0.001, max_delay_s=0.004)
     tries = 0
 
     async def flaky() -> str:
         nonlocal tries
         tries += 1
         if tries < 12:
+            if tries == 5:
+                other_loop.failed(DatabaseUnavailableError("the same outage, seen elsewhere"))
             raise DatabaseUnavailableError("PostgreSQL at db failed: terminating connection")
         return "answer"
 

@@ -8,8 +8,8 @@ it only repeats it. :func:`is_transient` is the one place callers ask.
 
 Loops that must outlive an outage (``serve``, ``worker``, the pipeline) keep an :class:`Outage`:
 it says how long to wait before the next try (exponential, capped at :data:`MAX_DELAY_S`, with
-jitter so many processes do not reconnect in step) and logs one line when an outage begins, not
-one per retry; the end is logged at INFO.
+jitter so many processes do not reconnect in step) and logs one line when an outage begins (one
+per process, not one per loop or per retry); the end is logged at INFO.
 """
 
 from __future__ import annotations
@@ -37,6 +37,19 @@ QUIET_S = 30.0
 """Failures this close together are one outage, logged once."""
 
 
+_last_failure_s = -QUIET_S
+"""When a loop of this process last met a database failure (a ``serve`` has several loops: the
+daemon, its worker, the pipeline; one line per outage is enough for all of them)."""
+
+
+def _new_outage(now: float) -> bool:
+    """Note a failure; whether it is the first of an outage for this process."""
+    global _last_failure_s
+    quiet = now - _last_failure_s >= QUIET_S
+    _last_failure_s = now
+    return quiet
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` is a database failure that a later try of the same work may not meet."""
     return isinstance(error, DatabaseUnavailableError)
@@ -51,7 +64,6 @@ class Outage:
     max_delay_s: float = MAX_DELAY_S
     logger: logging.Logger = field(default=log)
     _since: float | None = None
-    _last_failure: float = -QUIET_S
     _tries: int = 0
 
     @property
@@ -65,20 +77,21 @@ class Outage:
 
     def failed(self, error: StoreError) -> float:
         """Note a failed try; return how long to wait before the next one. Only the first
-        failure of an outage is logged (failures less than :data:`QUIET_S` apart belong to one
-        outage: each of a pool's dropped connections fails once, between successes)."""
+        failure of an outage is logged, once for the whole process (failures less than
+        :data:`QUIET_S` apart belong to one outage: each of a pool's dropped connections fails
+        once, between successes)."""
         now = time.monotonic()
+        new = _new_outage(now)
         if self._since is None:
             self._since = now
             self._tries = 0
-            if now - self._last_failure >= QUIET_S:
+            if new:
                 self.logger.warning(
                     "%s: database unavailable, retrying every %g s at most until it is back: %s",
                     self.who,
                     self.max_delay_s,
                     error.message,
                 )
-        self._last_failure = now
         self._tries += 1
         delay: float = min(self.first_delay_s * 2.0 ** (self._tries - 1), self.max_delay_s)
         return delay * random.uniform(0.5, 1.0)

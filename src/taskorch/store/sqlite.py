@@ -243,6 +243,7 @@ def translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> StoreErr
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     text = str(exc)
+    name = getattr(exc, "sqlite_errorname", None)
     if primary in (_BUSY, _LOCKED) or "locked" in text:
         return DatabaseUnavailableError(
             f"SQLite database {path} stayed locked by another process for more than "
@@ -256,8 +257,8 @@ def translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> StoreErr
         )
     if primary == _IOERR:
         return DatabaseUnavailableError(
-            f"SQLite database {path}: disk I/O error ({text}); check that the disk holding it "
-            "has free space and is still mounted, then try again"
+            f"SQLite database {path}: disk I/O error ({name or text}); check that the disk "
+            "holding it has free space and is still mounted, then try again"
         )
     if primary == _CANTOPEN:
         return DatabaseUnavailableError(

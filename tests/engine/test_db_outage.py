@@ -12,13 +12,16 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
+from taskorch.cli.run import _status_through_outage
 from taskorch.domain.errors import DatabaseUnavailableError, StoreError
 from taskorch.domain.models import JSONDict, NewTask, Subtask, Task, Workflow
 from taskorch.domain.plan import Plan
+from taskorch.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline, ValidationOutcome
 from taskorch.engine.runner import drive
 from taskorch.planning import TaskNLP
@@ -233,3 +236,23 @@ async def test_backoff_grows_to_its_cap_and_a_bounded_retry_gives_up() -> None:
 
     with pytest.raises(DatabaseUnavailableError):
         await retry_transient(down, Outage("t", first_delay_s=0.001), give_up_after_s=0.05)
+
+
+async def test_monitor_keeps_watching_through_an_outage() -> None:
+    answers: list[object] = [
+        DatabaseUnavailableError("PostgreSQL at db failed: terminating connection"),
+        DatabaseUnavailableError("PostgreSQL at db failed: connection refused"),
+        "status",
+    ]
+
+    class Engine:
+        async def get_workflow_status(self, workflow_id: str) -> object:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    engine = cast(OrchestrationEngine, Engine())
+    status: object = await _status_through_outage(engine, "wf-1")
+    assert status == "status"
+    assert answers == []

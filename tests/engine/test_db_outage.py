@@ -8,12 +8,14 @@ retry)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import cast
 
+import psycopg
 import pytest
 
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
@@ -32,6 +34,7 @@ from taskorch.store import Store
 from taskorch.store import outage as outage_module
 from taskorch.store.connector import Connector, Params, Row, Transaction
 from taskorch.store.outage import Outage, is_transient, retry_transient
+from taskorch.store.postgres import PostgresConnector, _transient
 from taskorch.store.queue import SubtaskQueue
 
 HAPPY_PATH = [
@@ -256,3 +259,40 @@ async def test_monitor_keeps_watching_through_an_outage() -> None:
     status: object = await _status_through_outage(engine, "wf-1")
     assert status == "status"
     assert answers == []
+
+
+def test_postgres_errors_of_the_connection_or_server_are_transient() -> None:
+    transient = [
+        psycopg.errors.SerializationFailure("could not serialize access"),
+        psycopg.errors.DeadlockDetected("deadlock detected"),
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        psycopg.OperationalError("consuming input failed: server closed the connection"),
+    ]
+    assert all(_transient(exc) for exc in transient)
+    assert not _transient(psycopg.errors.UniqueViolation("duplicate key"))
+    assert not _transient(psycopg.errors.UndefinedTable("no such table"))
+
+
+@pytest.mark.postgres
+async def test_a_deadlock_is_a_transient_error(postgres_url: str) -> None:
+    connector = PostgresConnector(postgres_url)
+    await connector.open()
+    try:
+        async with connector.transaction() as tx:
+            await tx.execute_sql("CREATE TABLE pair (id int PRIMARY KEY)")
+            await tx.execute_sql("INSERT INTO pair VALUES (1), (2)")
+        both = asyncio.Barrier(2)
+
+        async def lock(first: int, second: int) -> None:
+            async with connector.transaction() as tx:
+                await tx.execute_sql(f"SELECT * FROM pair WHERE id = {first} FOR UPDATE")
+                await both.wait()
+                await tx.execute_sql(f"SELECT * FROM pair WHERE id = {second} FOR UPDATE")
+
+        results = await asyncio.gather(lock(1, 2), lock(2, 1), return_exceptions=True)
+    finally:
+        await connector.close()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1, results
+    assert isinstance(errors[0], DatabaseUnavailableError), errors
+    assert "deadlock" in errors[0].message

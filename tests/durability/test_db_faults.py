@@ -17,7 +17,7 @@ async def test_serve_and_workers_ride_out_terminated_sessions(
     postgres_url: str, tmp_path: Path
 ) -> None:
     report = await run_lab(
-        postgres_url, tmp_path, workflows=8, rounds=8, round_gap_s=1.0, deadline_s=180
+        postgres_url, tmp_path, workflows=6, rounds=8, round_gap_s=0.75, deadline_s=180
     )
     print("\n" + report.summary())
     for name, lines in report.complaints.items():

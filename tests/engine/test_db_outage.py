@@ -30,7 +30,7 @@ from taskorch.planning import TaskNLP
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import Worker, WorkerConfig
-from taskorch.store import Store
+from taskorch.store import Store, open_store
 from taskorch.store import outage as outage_module
 from taskorch.store.connector import Connector, Params, Row, Transaction
 from taskorch.store.outage import Outage, is_transient, retry_transient
@@ -156,10 +156,19 @@ class DroppingConnector(Connector):
             yield
 
 
-@pytest.mark.parametrize("every", [9])
 async def test_dropped_connections_never_cancel_or_fail_a_workflow(
-    store: Store, tmp_path: Path, every: int
+    sqlite_url: str, tmp_path: Path
 ) -> None:
+    """On SQLite (the pipeline's handling is the same on both backends; PostgreSQL's real
+    dropped connections are ``durability/test_db_faults.py``)."""
+    store = await open_store(sqlite_url, migrate=True)
+    try:
+        await _dropped_connections(store, tmp_path, every=9)
+    finally:
+        await store.close()
+
+
+async def _dropped_connections(store: Store, tmp_path: Path, every: int) -> None:
     tasks = [
         await store.create_task(NewTask.create(f"Add {topic} system with security audit and docs"))
         for topic in ("billing", "search", "audit log")
@@ -241,7 +250,8 @@ async def test_backoff_grows_to_its_cap_and_a_bounded_retry_gives_up() -> None:
         await retry_transient(down, Outage("t", first_delay_s=0.001), give_up_after_s=0.05)
 
 
-async def test_monitor_keeps_watching_through_an_outage() -> None:
+async def test_monitor_keeps_watching_through_an_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("taskorch.cli.run.MONITOR_POLL_S", 0.01)
     answers: list[object] = [
         DatabaseUnavailableError("PostgreSQL at db failed: terminating connection"),
         DatabaseUnavailableError("PostgreSQL at db failed: connection refused"),

@@ -368,7 +368,7 @@ def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) 
                         f"  {status.progress_percent:.0f}%  stage {status.current_stage or '-'}",
                     )
                 )
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(MONITOR_POLL_S)
                 status = await _status_through_outage(engine, workflow_id)
             return status
 
@@ -377,6 +377,7 @@ def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) 
 
 MONITOR_OUTAGE_S = 300.0
 """How long ``monitor`` keeps watching through a database outage before it gives up."""
+MONITOR_POLL_S = 1.0
 
 
 async def _status_through_outage(engine: OrchestrationEngine, workflow_id: str) -> WorkflowStatus:
@@ -393,7 +394,7 @@ async def _status_through_outage(engine: OrchestrationEngine, workflow_id: str) 
                 err_console.print(f"database unavailable, still watching: {exc.message}")
             elif loop.time() - since > MONITOR_OUTAGE_S:
                 raise
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(MONITOR_POLL_S)
 
 
 def _requirement(text: str | None, file: Path | None) -> str:

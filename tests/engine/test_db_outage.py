@@ -306,3 +306,17 @@ async def test_a_deadlock_is_a_transient_error(postgres_url: str) -> None:
     assert len(errors) == 1, results
     assert isinstance(errors[0], DatabaseUnavailableError), errors
     assert "deadlock" in errors[0].message
+
+
+def test_a_permanent_error_is_logged_every_time(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outage_module, "_last_failure_s", -outage_module.QUIET_S)
+    outage = Outage("worker w1")
+    with caplog.at_level(logging.WARNING, logger="taskorch.store.outage"):
+        for _ in range(3):
+            outage.failed(StoreError("CHECK constraint failed: status"))
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        messages == ["worker w1: database error, will retry: CHECK constraint failed: status"] * 3
+    )

@@ -79,9 +79,14 @@ class Outage:
         """Note a failed try; return how long to wait before the next one. Only the first
         failure of an outage is logged, once for the whole process (failures less than
         :data:`QUIET_S` apart belong to one outage: each of a pool's dropped connections fails
-        once, between successes)."""
+        once, between successes). A permanent error (a loop that retries every store error,
+        like the worker's) is not an outage: it is logged each time, as it is a fault to fix."""
         now = time.monotonic()
-        new = _new_outage(now)
+        if not is_transient(error):
+            self.logger.warning("%s: database error, will retry: %s", self.who, error.message)
+            new = False
+        else:
+            new = _new_outage(now)
         if self._since is None:
             self._since = now
             self._tries = 0

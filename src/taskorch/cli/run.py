@@ -28,7 +28,7 @@ from taskorch.cli.app import (
 )
 from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.workflows import show_workflow, styled
-from taskorch.domain.errors import InputError
+from taskorch.domain.errors import DatabaseUnavailableError, InputError
 from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
 from taskorch.domain.models import JSONDict, NewTask, Priority, Task, Workflow, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
@@ -391,8 +391,31 @@ def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) 
                         f"  {status.progress_percent:.0f}%  stage {status.current_stage or '-'}",
                     )
                 )
-                await asyncio.sleep(1.0)
-                status = await engine.get_workflow_status(wanted)
+                await asyncio.sleep(MONITOR_POLL_S)
+                status = await _status_through_outage(engine, wanted)
             return status
 
     show_workflow(run(body))
+
+
+MONITOR_OUTAGE_S = 300.0
+"""How long ``monitor`` keeps watching through a database outage before it gives up."""
+MONITOR_POLL_S = 1.0
+
+
+async def _status_through_outage(engine: OrchestrationEngine, workflow_id: str) -> WorkflowStatus:
+    """The workflow's status; a database that went away is waited for (said once), up to
+    :data:`MONITOR_OUTAGE_S`."""
+    loop = asyncio.get_running_loop()
+    since: float | None = None
+    while True:
+        try:
+            return await engine.get_workflow_status(workflow_id)
+        except DatabaseUnavailableError as exc:
+            if since is None:
+                since = loop.time()
+                err_console.print(f"database unavailable, still watching: {exc.message}")
+            elif loop.time() - since > MONITOR_OUTAGE_S:
+                raise
+            await asyncio.sleep(MONITOR_POLL_S)
+

@@ -14,8 +14,8 @@ The tree::
     │   ├── SelfDependencyError
     │   ├── CycleError
     │   └── TooManyStagesError
-    ├── StoreError                  the database failed
-    │   ├── DatabaseUnavailableError
+    ├── StoreError                  the database failed (permanent: retrying repeats it)
+    │   ├── DatabaseUnavailableError  transient: unreachable, connection lost, deadlock, busy, full
     │   └── MigrationError
     ├── PlannerError                the planner (heuristic or an LLM provider) failed
     ├── AgentError                  an agent attempt failed; says whether and when to retry
@@ -120,7 +120,12 @@ class StoreError(TaskorchError):
 
 
 class DatabaseUnavailableError(StoreError):
-    """The database cannot be reached."""
+    """The database cannot be reached.
+
+    Transient: the same work may succeed if tried again (a dropped or terminated connection, a
+    server restarting, a serialization failure or deadlock, SQLite busy past its timeout, a full
+    disk). The backends raise it for those and plain :class:`StoreError` for the rest; the
+    loops that must outlive an outage retry it (``store/outage.py``)."""
 
 
 class MigrationError(StoreError):

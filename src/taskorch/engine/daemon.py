@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskorch.agents.base import AgentAdapter
-from taskorch.domain.errors import StaleStateError, TaskorchError
+from taskorch.domain.errors import DatabaseUnavailableError, StaleStateError, TaskorchError
 from taskorch.domain.limits import parse_duration
 from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
@@ -29,6 +29,7 @@ from taskorch.engine.resuming import started_with
 from taskorch.engine.retention import MAX_AGE_S, collect_garbage
 from taskorch.engine.status import task_holds
 from taskorch.runtime.worker import WorkerStats
+from taskorch.store.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class Daemon:
         self._last_gc = float("-inf")
         self._gc: asyncio.Task[None] | None = None
         self._prepared = False
+        self._outage = Outage("serve")
 
     @property
     def active(self) -> list[str]:
@@ -117,8 +119,18 @@ class Daemon:
                 await self.prepare()
             due = set(self._active)
             while not self.stopping:
-                due |= await self._admit(pipeline)
-                await self._advance(pipeline, due)
+                try:
+                    due |= await self._admit(pipeline)
+                    await self._advance(pipeline, due)
+                    if self._outage.ongoing:
+                        await self._adopt_unfinished()
+                except DatabaseUnavailableError as exc:
+                    # The database went away: nothing is lost (every step is idempotent and
+                    # resumes from the stored state); wait for it, with backoff, and carry on.
+                    await self._pause(self._outage.failed(exc))
+                    due = set(self._active)
+                    continue
+                self._outage.recovered()
                 due = await self._news(inbox, worker_task)
         finally:
             self.engine.events.unsubscribe(inbox)
@@ -133,10 +145,19 @@ class Daemon:
 
     async def prepare(self) -> list[str]:
         """Find the unfinished workflows to carry on (``run`` does this if it was not done),
-        after setting right the tasks a crash left claimed with no workflow carrying them."""
-        await recover_stranded(self.engine.store)
-        await self.engine.recover_git()
-        self.stats.resumed = await self._unfinished()
+        after setting right the tasks a crash left claimed with no workflow carrying them.
+        Waits out a database outage (until stopped)."""
+        while True:
+            try:
+                await recover_stranded(self.engine.store)
+                await self.engine.recover_git()
+                self.stats.resumed = await self._unfinished()
+                break
+            except DatabaseUnavailableError as exc:
+                if self.stopping:
+                    raise
+                await self._pause(self._outage.failed(exc))
+        self._outage.recovered()
         self._active.update(self.stats.resumed)
         self._prepared = True
         return self.stats.resumed
@@ -166,6 +187,17 @@ class Daemon:
                 report.cutoff.isoformat(),
                 "; ".join(report.problems) or "no problems",
             )
+
+    async def _adopt_unfinished(self) -> None:
+        """After an outage: carry on the unfinished workflows this daemon may have lost sight
+        of (one whose start was stored, though the answer never came back)."""
+        done = set(self.stats.finished) | set(self.stats.awaiting_approval)
+        self._active.update(w for w in await self._unfinished() if w not in done)
+
+    async def _pause(self, delay_s: float) -> None:
+        """Sleep ``delay_s``, or less if the daemon is told to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
 
     async def _unfinished(self) -> list[str]:
         workflows = await self.engine.list_workflows()
@@ -200,6 +232,8 @@ class Daemon:
                 continue
             try:
                 workflow = await self._start(pipeline, task)
+            except DatabaseUnavailableError:
+                raise
             except TaskorchError as exc:
                 log.warning("task %s not started: %s (retrying later)", task.ref, exc.message)
                 self._not_before[task.id] = now + STUCK_RETRY_S
@@ -227,6 +261,10 @@ class Daemon:
             return None
         try:
             return await pipeline.create(claimed, options)
+        except DatabaseUnavailableError:
+            # Whether the workflow was stored is unknown: one that was is adopted after the
+            # outage; a task left claimed with none is given back by recover_stranded.
+            raise
         except TaskorchError:  # not started after all: give the task back
             await store.set_task_status(task.id, TaskStatus.PROCESSING, TaskStatus.PENDING)
             raise
@@ -253,6 +291,8 @@ class Daemon:
                 continue
             try:
                 workflow = await pipeline.advance(workflow_id)
+            except DatabaseUnavailableError:
+                raise  # not this workflow's problem: the run loop waits for the database
             except TaskorchError as exc:
                 log.warning("workflow %s: %s (retrying later)", workflow_id, exc.message)
                 self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S

@@ -109,12 +109,17 @@ class OrchestrationEngine:
             raise NotFoundError(_no_database(str(connector.path.resolve())))
         if create or self.settings.home.exists():
             await asyncio.to_thread(secure_home, self.settings.home)
-        await self.store.open()
-        if not create and await current_version(connector) == 0:
+        try:
+            await self.store.open()
+            if not create and await current_version(connector) == 0:
+                raise NotFoundError(_no_database(connector.describe()))
+            if self._migration is None:
+                self._migration = await self.store.migrate()
+        except BaseException:
+            # Closed here, as ``async with`` does not: an open connection left behind by a
+            # failed start (a locked or full database) would keep the process from exiting.
             await self.store.close()
-            raise NotFoundError(_no_database(connector.describe()))
-        if self._migration is None:
-            self._migration = await self.store.migrate()
+            raise
         return self._migration
 
     async def shutdown(self) -> None:

@@ -11,6 +11,7 @@ business; the pipeline only decides when.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from taskorch.agents.routing import Choice
 from taskorch.domain.dag import DependencyResolver
 from taskorch.domain.errors import (
+    DatabaseUnavailableError,
     HostError,
     MergeConflictError,
     PlanError,
@@ -43,6 +45,7 @@ from taskorch.domain.states import (
 )
 from taskorch.engine.status import waiting_for
 from taskorch.store import Store
+from taskorch.store.outage import Outage
 from taskorch.store.queue import QueueEvent, SubtaskQueue
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,9 @@ Planner = Callable[[str, str | None, str], Awaitable[tuple[Plan, str]]]
 """(requirement, context, task ref) -> (plan, which planner made it)."""
 
 MAX_FIX_ROUNDS = 2
+STEP_OUTAGE_S = 60.0
+"""How long :meth:`Pipeline.advance` retries a step through a database outage before it leaves
+the workflow where it stands and raises (its caller tries again later)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +156,29 @@ class Pipeline:
         return workflow
 
     async def advance(self, workflow_id: str) -> Workflow:
-        """Run steps until the workflow waits on running subtasks or reaches a terminal state."""
+        """Run steps until the workflow waits on running subtasks or reaches a terminal state.
+
+        A transient database error (a dropped connection, a deadlock, a busy database) never
+        ends the workflow: the step runs again from the stored state, with backoff, for up to
+        :data:`STEP_OUTAGE_S`; then the error is raised and the workflow stays where it is."""
+        outage = Outage(f"workflow {workflow_id}")
         while True:
-            workflow = await self.store.get_workflow(workflow_id)
-            if workflow.status in WORKFLOW_TERMINAL:
-                return workflow
             try:
+                workflow = await self.store.get_workflow(workflow_id)
+                if workflow.status in WORKFLOW_TERMINAL:
+                    if outage.ongoing:  # the error may have cut its ending short
+                        await self._finish_ended(workflow)
+                    return workflow
                 moved = await self._step(workflow)
+            except DatabaseUnavailableError as exc:
+                delay = outage.failed(exc)
+                if outage.lasted_s >= STEP_OUTAGE_S:
+                    raise
+                await asyncio.sleep(delay)
+                continue
             except TaskorchError as exc:
                 moved = await self._give_up(workflow, exc)
+            outage.recovered()
             if moved is None:
                 return workflow
 
@@ -523,10 +543,25 @@ class Pipeline:
                 ]
             )
 
+    async def _finish_ended(self, workflow: Workflow) -> None:
+        """What follows a workflow's end (its worktrees removed, its task ended as it did),
+        done if it was not."""
+        task = await self.store.get_task(workflow.task_id)
+        if task.status is TaskStatus.PROCESSING:
+            await self._clean(workflow, cancelled=workflow.status is W.CANCELLED)
+            await self._finish_task(workflow, _TASK_ENDS[workflow.status])
+
     async def _finish_task(self, workflow: Workflow, status: TaskStatus) -> None:
         task = await self.store.get_task(workflow.task_id)
         if task.status == TaskStatus.PROCESSING:
             await self.store.set_task_status(task.id, TaskStatus.PROCESSING, status)
+
+
+_TASK_ENDS = {
+    W.MERGED: TaskStatus.COMPLETED,
+    W.FAILED: TaskStatus.FAILED,
+    W.CANCELLED: TaskStatus.CANCELLED,
+}
 
 
 def _plan_of(workflow: Workflow) -> Plan:

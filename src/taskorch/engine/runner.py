@@ -10,12 +10,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from taskorch.domain.errors import TaskorchError
+from taskorch.domain.errors import DatabaseUnavailableError, TaskorchError
 from taskorch.domain.models import Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.pipeline import Pipeline
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.worker import Worker
+from taskorch.store.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,10 @@ POLL_S = 0.5
 STEP_TRIES = 3
 """A workflow whose step fails this many times in a row is left where it stands (its reason
 stored on it) while the others go on: one workflow never stops a batch."""
+
+OUTAGE_GIVE_UP_S = 300.0
+"""How long a run waits for a database that went away before it stops with the error (every
+workflow stays where it stands; the same command carries them on)."""
 
 Progress = Callable[[Workflow], None]
 
@@ -45,11 +50,19 @@ async def drive(
     waiting = list(dict.fromkeys(workflow_ids))
     final: dict[str, Workflow] = {}
     failures: dict[str, int] = {}
+    outage = Outage("run")
     try:
         while waiting:
             for workflow_id in list(waiting):
                 try:
                     workflow = await pipeline.advance(workflow_id)
+                except DatabaseUnavailableError as exc:
+                    # Not the workflow's failure: wait for the database (bounded), don't count it.
+                    delay = outage.failed(exc)
+                    if outage.lasted_s >= OUTAGE_GIVE_UP_S:
+                        raise
+                    await asyncio.sleep(delay)
+                    continue
                 except TaskorchError as exc:
                     failures[workflow_id] = failures.get(workflow_id, 0) + 1
                     if failures[workflow_id] < STEP_TRIES:
@@ -59,6 +72,7 @@ async def drive(
                     final[workflow_id] = await _stalled(pipeline, workflow_id, exc)
                     waiting.remove(workflow_id)
                     continue
+                outage.recovered()
                 failures.pop(workflow_id, None)
                 if on_progress:
                     on_progress(workflow)

@@ -2,6 +2,8 @@
 ``events.jsonl`` file, and one JSON log per subtask under ``logs/tasks``.
 
 File writes happen in a thread, batched, so the worker's hot path never waits on the disk twice.
+They are a record for people, not state: one that fails (a full disk) is logged, once until they
+work again, and never stops the worker or the pipeline.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from taskorch.runtime.logs import events_log, log_events
 from taskorch.store.queue import Outcome, QueueEvent
+
+log = logging.getLogger(__name__)
 
 
 class EventBus:
@@ -25,6 +29,7 @@ class EventBus:
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.jsonl_path = jsonl_path
         self.task_log_dir = task_log_dir
+        self._write_failing = False
 
     def subscribe(self, maxsize: int = 10_000) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
@@ -50,18 +55,35 @@ class EventBus:
                     break  # a subscriber that falls far behind loses events, not the worker
                 queue.put_nowait(record)
         if self.jsonl_path is not None:
-            await asyncio.to_thread(_append_lines, self.jsonl_path, records)
+            await self._write(_append_lines, self.jsonl_path, records)
 
     async def write_task_logs(self, outcomes: Sequence[Outcome]) -> None:
         if self.task_log_dir is None or not outcomes:
             return
-        await asyncio.to_thread(_write_task_logs, self.task_log_dir, list(outcomes))
+        await self._write(_write_task_logs, self.task_log_dir, list(outcomes))
 
     async def write_task_events(self, events: Sequence[QueueEvent]) -> None:
         """Add zombie, cancel and block events to the subtasks' logs."""
         if self.task_log_dir is None or not events:
             return
-        await asyncio.to_thread(_write_task_events, self.task_log_dir, list(events))
+        await self._write(_write_task_events, self.task_log_dir, list(events))
+
+    async def _write(
+        self, write: Callable[[Path, list[Any]], None], path: Path, items: list[Any]
+    ) -> None:
+        try:
+            await asyncio.to_thread(write, path, items)
+        except OSError as exc:
+            if not self._write_failing:
+                log.warning(
+                    "cannot write the event log under %s (%s); carrying on without it until "
+                    "it can be written again",
+                    path.parent,
+                    exc.strerror or exc,
+                )
+            self._write_failing = True
+            return
+        self._write_failing = False
 
 
 def _records(events: Sequence[QueueEvent], now: str) -> list[dict[str, Any]]:

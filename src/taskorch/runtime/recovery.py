@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from taskorch.domain.errors import AgentError, WorkspaceError
+from taskorch.domain.errors import AgentError, DatabaseUnavailableError, WorkspaceError
 from taskorch.domain.retry import (
     DEFAULT_POLICIES,
     ErrorClass,
@@ -53,6 +53,8 @@ class ErrorRecoveryManager:
             return error
         if isinstance(error, TimeoutError):
             return AgentError("attempt timed out", error_class=ErrorClass.TIMEOUT.value)
+        if isinstance(error, DatabaseUnavailableError):  # the attempt's own reads: not the agent
+            return AgentError(error.message, error_class=ErrorClass.SERVICE_UNAVAILABLE.value)
         if isinstance(error, WorkspaceError):  # git, the remote, this host: not the agent
             return AgentError(error.message, error_class=ErrorClass.HOST.value)
         if isinstance(error, ConnectionError | OSError):

@@ -26,6 +26,7 @@ from taskorch.domain.models import Subtask
 from taskorch.domain.retry import ErrorClass
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.recovery import ErrorRecoveryManager
+from taskorch.store.outage import Outage
 from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ class Worker:
         self._settling: list[Outcome] = []
         self._wake = asyncio.Event()
         self._stopping = False
+        self._outage = Outage(f"worker {self.worker_id}")
+        """The database outage this worker is riding out, if any (logged once per outage)."""
         self._avoid: dict[str, float] = {}
         """Workflow id -> until when (monotonic) this worker claims none of its subtasks."""
 
@@ -183,9 +186,7 @@ class Worker:
         try:
             counts = await self.queue.counts()
         except StoreError as exc:
-            log.warning(
-                "worker %s: cannot count the queue, will retry: %s", self.worker_id, exc.message
-            )
+            await asyncio.sleep(self._outage.failed(exc))
             return True  # not known to be drained: ask again next round
         if counts.get("assigned") or counts.get("running"):
             return True
@@ -251,12 +252,12 @@ class Worker:
             if free > 0 and self._limited_agents:
                 claimed += await self._claim_for_agents(free)
         except StoreError as exc:
-            log.warning(
-                "worker %s: database step failed, will retry: %s", self.worker_id, exc.message
-            )
+            # The outcomes are kept and stored at the next try; the leases of running attempts
+            # outlast a short outage (the keeper renews them once the database is back).
             self._settling = batch + self._settling
-            await asyncio.sleep(self.config.poll_s)
+            await asyncio.sleep(self._outage.failed(exc))
             return 0
+        self._outage.recovered()
         self._start(claimed)
         for event in events:
             self._count(event)
@@ -450,8 +451,9 @@ class Worker:
                     max_attempts=self.config.zombie_max_attempts
                 )
             except StoreError as exc:
-                log.warning("worker %s: lease upkeep failed: %s", self.worker_id, exc.message)
+                self._outage.failed(exc)  # the loop's backoff; this one keeps its interval
                 continue
+            self._outage.recovered()
             for event in events:
                 self._count(event)
             await self.events.publish(events)

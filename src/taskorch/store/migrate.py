@@ -71,6 +71,12 @@ async def current_version(connector: Connector) -> int:
 
 async def migrate(connector: Connector, *, target: int | None = None) -> MigrationReport:
     """Apply every migration above the current version (up to ``target``)."""
+    start = await current_version(connector)
+    wanted = latest_version(connector.dialect) if target is None else target
+    if start >= wanted:
+        # Up to date: read only, so a command still works while another process holds the
+        # write lock (SQLite's WAL lets readers through).
+        return MigrationReport(start, start, ())
     async with connector.transaction() as tx:
         await _lock(connector, tx)
         await tx.execute_sql(_CREATE_TABLE)

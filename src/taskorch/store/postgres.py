@@ -1,8 +1,9 @@
 """PostgreSQL backend: a psycopg 3 async connection pool.
 
 Connections that die under us (a restarted server, ``pg_terminate_backend``) are dropped by the
-pool's check and replaced; the failed transaction surfaces as :class:`DatabaseUnavailableError`,
-which callers that loop (workers) treat as transient.
+pool when they are given back and replaced; the failed transaction surfaces as
+:class:`DatabaseUnavailableError` (see :func:`_transient`), which the loops (serve, worker, the
+pipeline) retry with backoff (``store/outage.py``).
 """
 
 from __future__ import annotations
@@ -207,12 +208,26 @@ class PostgresConnector(Connector):
             raise DatabaseUnavailableError(
                 f"no PostgreSQL connection available at {self.describe()}"
             ) from None
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailableError(
-                f"PostgreSQL at {self.describe()} failed: {_first_line(exc)}"
-            ) from None
         except psycopg.Error as exc:
+            if _transient(exc):
+                raise DatabaseUnavailableError(
+                    f"PostgreSQL at {self.describe()} failed: {_first_line(exc)}"
+                ) from None
             raise StoreError(f"PostgreSQL at {self.describe()}: {_first_line(exc)}") from None
+
+
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+"""Connection exception, transaction rollback (serialization failure, deadlock), insufficient
+resources, operator intervention (pg_terminate_backend, shutdown), system error."""
+
+
+def _transient(exc: psycopg.Error) -> bool:
+    """Whether the same work may succeed if tried again: the connection or the server failed,
+    not the statement (a constraint or a bad query fails the same way every time)."""
+    if isinstance(exc, psycopg.OperationalError):
+        return True
+    state = exc.sqlstate or ""
+    return state[:2] in _TRANSIENT_SQLSTATE_CLASSES
 
 
 async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:

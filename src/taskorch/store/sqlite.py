@@ -27,7 +27,9 @@ from taskorch.domain.errors import DatabaseUnavailableError, StoreError
 from taskorch.store.connector import Connector, Params, Row, Transaction
 from taskorch.store.filelock import file_lock
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_S = 30.0
+"""How long a transaction waits for another process's write lock before it fails (one line that
+says so; ``?timeout=SECONDS`` on the database URL changes it)."""
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
 
 
@@ -79,8 +81,9 @@ class _SqliteTransaction(Transaction):
 class SqliteConnector(Connector):
     dialect = "sqlite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
         self._connection: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -93,25 +96,40 @@ class SqliteConnector(Connector):
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             _create_private(self.path)
-            connection = await aiosqlite.connect(self.path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise DatabaseUnavailableError(
-                f"cannot open SQLite database {self.path}: {exc}"
+                f"cannot open SQLite database {self.path}: {exc.strerror}; check the folder "
+                "exists and is writable"
             ) from None
-        connection.row_factory = sqlite3.Row
-        for pragma in (
-            f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = FULL",
-            "PRAGMA foreign_keys = ON",
-        ):
-            await connection.execute(pragma)
+        connection = aiosqlite.connect(self.path, isolation_level=None)
+        # A connection an error path forgot to close must never keep the process alive (its
+        # thread is not a daemon by default): a CLI command that failed would hang on exit.
+        connection._thread.daemon = True
+        try:
+            await connection
+            connection.row_factory = sqlite3.Row
+            for pragma in (
+                f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}",
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = FULL",
+                "PRAGMA foreign_keys = ON",
+            ):
+                await connection.execute(pragma)
+        except sqlite3.Error as exc:
+            await _close_quietly(connection)
+            raise self._translate(exc) from None
+        except BaseException:
+            await _close_quietly(connection)
+            raise
         self._connection = connection
 
     async def close(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
+
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
+        return translate(exc, self.path.absolute(), self.busy_timeout_s)
 
     @asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
@@ -133,7 +151,7 @@ class SqliteConnector(Connector):
                 run = cast(Callable[..., Awaitable[list[Row]]], connection._execute)
                 return await asyncio.shield(run(_run_script, connection, statements, params))
             except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from None
+                raise self._translate(exc) from None
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Transaction]:
@@ -145,24 +163,24 @@ class SqliteConnector(Connector):
             try:
                 await asyncio.shield(connection.execute("BEGIN IMMEDIATE" if write else "BEGIN"))
             except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from None
+                raise self._translate(exc) from None
             except asyncio.CancelledError:
                 # The BEGIN still runs in aiosqlite's thread: end what it opens, or the next
                 # transaction on this connection fails ("within a transaction").
-                await asyncio.shield(connection.rollback())
+                await asyncio.shield(_rollback_quietly(connection))
                 raise
             try:
                 yield _SqliteTransaction(connection, self.queries)
             except BaseException as exc:
-                await asyncio.shield(connection.rollback())
+                await asyncio.shield(_rollback_quietly(connection))
                 if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc, self.path) from None
+                    raise self._translate(exc) from None
                 raise
             try:
                 await asyncio.shield(connection.commit())
             except sqlite3.Error as exc:
-                await connection.rollback()
-                raise _translate(exc, self.path) from None
+                await _rollback_quietly(connection)
+                raise self._translate(exc) from None
 
 
 def _fetch_dicts(connection: aiosqlite.Connection, sql: str, params: Params) -> list[Row]:
@@ -200,12 +218,6 @@ def _statements(script: str) -> list[str]:
     ]
 
 
-def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-        return DatabaseUnavailableError(f"SQLite database {path} stayed locked: {exc}")
-    return StoreError(f"SQLite database {path}: {exc}")
-
-
 def _create_private(path: Path) -> None:
     """The database file, created readable by its owner only (its -wal and -shm files take its
     mode); an existing one loses group and others' access."""
@@ -218,3 +230,56 @@ def _create_private(path: Path) -> None:
                 os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
+
+
+async def _rollback_quietly(connection: aiosqlite.Connection) -> None:
+    """Roll back what is open; a rollback that fails too (a disk I/O error) must not hide the
+    error that caused it (SQLite rolls back itself when it can)."""
+    try:
+        await connection.rollback()
+    except sqlite3.Error:
+        return
+
+
+async def _close_quietly(connection: aiosqlite.Connection) -> None:
+    try:
+        await connection.close()
+    except (sqlite3.Error, ValueError):
+        return
+
+
+# Primary result codes (the low byte of the extended code) of the failures a retry may get past.
+_BUSY, _LOCKED, _IOERR, _FULL = 5, 6, 10, 13
+_CANTOPEN = 14
+
+
+def translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> StoreError:
+    """Our error for a sqlite3 one, in one line that names the file and what to do.
+    :class:`DatabaseUnavailableError` (transient) for a database that is busy, on a full disk
+    or failing its I/O: the same work may succeed later."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc)
+    name = getattr(exc, "sqlite_errorname", None)
+    if primary in (_BUSY, _LOCKED) or "locked" in text:
+        return DatabaseUnavailableError(
+            f"SQLite database {path} stayed locked by another process for more than "
+            f"{busy_timeout_s:g} s ({text}); end the program holding it (another "
+            "taskorch, a sqlite3 shell) and try again, or use PostgreSQL for many processes"
+        )
+    if primary == _FULL:
+        return DatabaseUnavailableError(
+            f"SQLite database {path}: the disk is full ({text}); free space on the disk that "
+            "holds it and try again (nothing was half-written)"
+        )
+    if primary == _IOERR:
+        return DatabaseUnavailableError(
+            f"SQLite database {path}: disk I/O error ({name or text}); check that the disk "
+            "holding it has free space and is still mounted, then try again"
+        )
+    if primary == _CANTOPEN:
+        return DatabaseUnavailableError(
+            f"cannot open SQLite database {path} ({text}); check that its folder exists and "
+            "is writable"
+        )
+    return StoreError(f"SQLite database {path}: {text}")

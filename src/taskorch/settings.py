@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8765, ge=1, le=65535)
     taskorch_api_token: SecretStr | None = None
+    taskorch_allowed_hosts: str | None = None
+    """More names the HTTP server answers to besides the address it serves on, comma-separated:
+    ``name`` (any port), ``name:port``, or ``*`` (any host: only behind a proxy that checks)."""
 
     @field_validator("taskorch_api_token")
     @classmethod
@@ -91,7 +94,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("database_url", "taskorch_repo", "db_host")
+    @field_validator("database_url", "taskorch_repo", "db_host", "taskorch_allowed_hosts")
     @classmethod
     def _set_means_not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -105,6 +108,12 @@ class Settings(BaseSettings):
     @property
     def host_name(self) -> str:
         return self.taskorch_host_name or socket.gethostname()
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        """``TASKORCH_ALLOWED_HOSTS`` as a list (empty when unset)."""
+        entries = (self.taskorch_allowed_hosts or "").split(",")
+        return tuple(entry.strip() for entry in entries if entry.strip())
 
     @property
     def sqlite_path(self) -> Path:

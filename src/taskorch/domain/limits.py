@@ -78,3 +78,15 @@ def terminal_safe(text: str) -> str:
     so that user text printed to a terminal cannot move the cursor, retitle the window or hide
     what follows."""
     return _TERMINAL_UNSAFE.sub("", text)
+
+
+_UNSAFE_IN_A_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def echo_safe(value: str, limit: int = 120) -> str:
+    """``value`` fit to quote in a one-line message: controls (newlines too) and lone surrogates
+    written as ``\\uXXXX`` escapes, cut to ``limit`` characters. Such a message can always be
+    encoded (UTF-8, JSON) and shown, whatever a client sent."""
+    cut = value[:limit]
+    shown = _UNSAFE_IN_A_LINE.sub(lambda m: f"\\u{ord(m.group()):04x}", cut)
+    return shown + ("…" if len(value) > limit else "")

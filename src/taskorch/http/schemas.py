@@ -6,20 +6,49 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic_core import PydanticCustomError
 
+from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_ID, MAX_TEXT_CHARS, MAX_TITLE_CHARS, check_text
 from taskorch.domain.models import Priority, Task, TaskStatus, Workflow
 from taskorch.domain.states import SubtaskState, WorkflowState
 from taskorch.engine.status import WorkflowStatus, waiting_for
 
 TASK_ID_PATTERN = r"^(task-)?[0-9]{1,12}$"
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
-MAX_TEXT = 20_000
+MAX_LINE = 2000
+"""A repository path or URL, a reason (characters)."""
+MAX_BRANCH = 200
 MergePolicy = Literal["auto", "approve"]
 
+
+def _checked(limit: int, *, line: bool) -> BeforeValidator:
+    """:func:`check_text` on a string field before anything else reads it (a regex cannot read a
+    lone surrogate): a 422 that names the field."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            try:
+                check_text(info.field_name or "text", value, limit, line=line)
+            except InputError as exc:
+                reason = {"reason": exc.message}
+                raise PydanticCustomError("text_invalid", "{reason}", reason) from None
+        return value
+
+    return BeforeValidator(check)
+
+
+Title = Annotated[str, _checked(MAX_TITLE_CHARS, line=True)]
+Text = Annotated[str, _checked(MAX_TEXT_CHARS, line=False)]
+Reason = Annotated[str, _checked(MAX_LINE, line=False)]
+# on the whole optional field: a validator inside the union would name its branch, not the field
+OptionalLine = Annotated[str | None, _checked(MAX_LINE, line=True)]
+OptionalBranch = Annotated[str | None, _checked(MAX_BRANCH, line=True)]
+OptionalText = Annotated[str | None, _checked(MAX_TEXT_CHARS, line=False)]
 TaskIdPath = Annotated[str, Field(pattern=TASK_ID_PATTERN, examples=["task-1", "1"])]
 WorkflowIdPath = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN, examples=["wf-0a1b2c3d4e"])]
-TaskId = Annotated[int, Field(ge=1, le=2**40)]
+TaskId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class _In(BaseModel):
@@ -27,20 +56,22 @@ class _In(BaseModel):
 
 
 class TaskIn(_In):
-    title: str = Field(min_length=1, max_length=200, pattern=r"\S", examples=["Add login"])
-    description: str = Field(default="", max_length=MAX_TEXT)
+    title: Title = Field(
+        min_length=1, max_length=MAX_TITLE_CHARS, pattern=r"\S", examples=["Add login"]
+    )
+    description: Text = Field(default="", max_length=MAX_TEXT_CHARS)
     priority: Priority = Priority.MEDIUM
     dependencies: list[TaskId] = Field(default_factory=list, max_length=50)
-    repo: str | None = Field(
+    repo: OptionalLine = Field(
         default=None,
         min_length=1,
-        max_length=2000,
+        max_length=MAX_LINE,
         description="Its git repository: a path on the server or a git URL (default: the "
         "server's, TASKORCH_REPO or `serve --repo`).",
         examples=["/srv/app", "https://git.example.com/team/app.git"],
     )
-    base_branch: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Branch to merge into."
+    base_branch: OptionalBranch = Field(
+        default=None, min_length=1, max_length=MAX_BRANCH, description="Branch to merge into."
     )
     merge_policy: MergePolicy | None = Field(
         default=None,
@@ -217,14 +248,22 @@ _DETAIL_COPIED = (
 
 
 class RejectIn(_In):
-    reason: str = Field(
-        min_length=1, max_length=2000, pattern=r"\S", examples=["the login page lost its styles"]
+    reason: Reason = Field(
+        min_length=1,
+        max_length=MAX_LINE,
+        pattern=r"\S",
+        examples=["the login page lost its styles"],
     )
 
 
+class ActionIn(_In):
+    """The body of a state change that needs no fields (cancel, approve): ``{}``. A JSON body is
+    what tells a program's request from a form another site's page sends."""
+
+
 class ParseIn(_In):
-    text: str = Field(min_length=1, max_length=MAX_TEXT, pattern=r"\S")
-    context: str | None = Field(default=None, max_length=MAX_TEXT)
+    text: Text = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")
+    context: OptionalText = Field(default=None, max_length=MAX_TEXT_CHARS)
 
 
 class ParseOut(BaseModel):

@@ -78,7 +78,11 @@ def _checked_beyond_the_schema(failure: Exception, response: schemathesis.Respon
     if not isinstance(failure, RejectedPositiveData) or response.status_code != 422:
         return False
     detail = response.json()["detail"]
-    return tuple(detail[0]["loc"]) in SEMANTIC_FIELDS and detail[0]["type"] == "value_error"
+    loc = tuple(detail[0]["loc"])
+    # FastAPI writes the bound of a task id (MAX_ID, 2**63 - 1) as a float in the document,
+    # 2**63: ids up to that, refused, are "valid" to the fuzzer.
+    too_large = loc[:2] == ("body", "dependencies") and detail[0]["type"] == "less_than_equal"
+    return too_large or (loc in SEMANTIC_FIELDS and detail[0]["type"] == "value_error")
 
 
 def test_the_server_serves_this_document(fuzzed_server: Served) -> None:

@@ -39,13 +39,40 @@ def _checked(limit: int, *, line: bool) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-Title = Annotated[str, _checked(MAX_TITLE_CHARS, line=True)]
-Text = Annotated[str, _checked(MAX_TEXT_CHARS, line=False)]
-Reason = Annotated[str, _checked(MAX_LINE, line=False)]
+_TEXT_CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+_LINE_CONTROLS = r"\x00-\x08\x0a-\x1f\x7f-\x9f"
+
+
+def _pattern(controls: str, *, blank: bool) -> str:
+    """What :func:`check_text` lets through, for the OpenAPI document (clients and the fuzz test
+    read it): no control characters, and something other than blanks unless ``blank``."""
+    if blank:
+        return f"^[^{controls}]*$"
+    return f"^[^{controls}]*[^\\s{controls}][^{controls}]*$"
+
+
+def _text(limit: int, *, line: bool, blank: bool = True) -> Any:
+    controls = _LINE_CONTROLS if line else _TEXT_CONTROLS
+    return Field(max_length=limit, pattern=_pattern(controls, blank=blank))
+
+
+# The check after the constraints: it runs first (a regex cannot read a lone surrogate).
+Title = Annotated[
+    str, _text(MAX_TITLE_CHARS, line=True, blank=False), _checked(MAX_TITLE_CHARS, line=True)
+]
+Text = Annotated[str, _text(MAX_TEXT_CHARS, line=False), _checked(MAX_TEXT_CHARS, line=False)]
+Requirement = Annotated[
+    str, _text(MAX_TEXT_CHARS, line=False, blank=False), _checked(MAX_TEXT_CHARS, line=False)
+]
+Reason = Annotated[str, _text(MAX_LINE, line=False, blank=False), _checked(MAX_LINE, line=False)]
 # on the whole optional field: a validator inside the union would name its branch, not the field
-OptionalLine = Annotated[str | None, _checked(MAX_LINE, line=True)]
-OptionalBranch = Annotated[str | None, _checked(MAX_BRANCH, line=True)]
-OptionalText = Annotated[str | None, _checked(MAX_TEXT_CHARS, line=False)]
+OptionalLine = Annotated[str | None, _text(MAX_LINE, line=True), _checked(MAX_LINE, line=True)]
+OptionalBranch = Annotated[
+    str | None, _text(MAX_BRANCH, line=True), _checked(MAX_BRANCH, line=True)
+]
+OptionalText = Annotated[
+    str | None, _text(MAX_TEXT_CHARS, line=False), _checked(MAX_TEXT_CHARS, line=False)
+]
 TaskIdPath = Annotated[str, Field(pattern=TASK_ID_PATTERN, examples=["task-1", "1"])]
 WorkflowIdPath = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN, examples=["wf-0a1b2c3d4e"])]
 TaskId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -56,22 +83,19 @@ class _In(BaseModel):
 
 
 class TaskIn(_In):
-    title: Title = Field(
-        min_length=1, max_length=MAX_TITLE_CHARS, pattern=r"\S", examples=["Add login"]
-    )
-    description: Text = Field(default="", max_length=MAX_TEXT_CHARS)
+    title: Title = Field(min_length=1, examples=["Add login"])
+    description: Text = ""
     priority: Priority = Priority.MEDIUM
     dependencies: list[TaskId] = Field(default_factory=list, max_length=50)
     repo: OptionalLine = Field(
         default=None,
         min_length=1,
-        max_length=MAX_LINE,
         description="Its git repository: a path on the server or a git URL (default: the "
         "server's, TASKORCH_REPO or `serve --repo`).",
         examples=["/srv/app", "https://git.example.com/team/app.git"],
     )
     base_branch: OptionalBranch = Field(
-        default=None, min_length=1, max_length=MAX_BRANCH, description="Branch to merge into."
+        default=None, min_length=1, description="Branch to merge into."
     )
     merge_policy: MergePolicy | None = Field(
         default=None,
@@ -248,12 +272,7 @@ _DETAIL_COPIED = (
 
 
 class RejectIn(_In):
-    reason: Reason = Field(
-        min_length=1,
-        max_length=MAX_LINE,
-        pattern=r"\S",
-        examples=["the login page lost its styles"],
-    )
+    reason: Reason = Field(min_length=1, examples=["the login page lost its styles"])
 
 
 class ActionIn(_In):
@@ -262,8 +281,8 @@ class ActionIn(_In):
 
 
 class ParseIn(_In):
-    text: Text = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")
-    context: OptionalText = Field(default=None, max_length=MAX_TEXT_CHARS)
+    text: Requirement = Field(min_length=1)
+    context: OptionalText = None
 
 
 class ParseOut(BaseModel):

@@ -23,14 +23,16 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import Field, ValidationError
 
 from taskorch import __version__
 from taskorch.domain.errors import InputError, TaskorchError
+from taskorch.domain.limits import echo_safe
 from taskorch.domain.models import NewTask
 from taskorch.engine.status import WorkflowStatus
+from taskorch.mcp.guard import check_arguments, one_line, sendable, validation_line
 from taskorch.mcp.models import (
     BatchOutcome,
     ComponentOut,
@@ -119,19 +121,28 @@ def tool_errors() -> Iterator[None]:
 
 
 class TaskorchServer(MCPServer[None]):
-    """The SDK's server, with arguments that fail the input schema reported in one line."""
+    """The SDK's server, with every call's arguments checked first (:mod:`taskorch.mcp.guard`),
+    arguments that fail the input schema reported in one line, and answers that can always be
+    sent."""
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
-            return await super().call_tool(name, arguments, context)
+            check_arguments(arguments)
+        except InputError as exc:
+            raise ToolError(f"invalid arguments for {echo_safe(name, 64)}: {exc.message}") from None
+        try:
+            return sendable(await super().call_tool(name, arguments, context))
+        except UnexpectedToolError as exc:  # a bug: the SDK logs its traceback
+            kind = type(exc.__cause__).__name__
+            message = f"{exc} ({kind}); the server's log has the details"
+            raise UnexpectedToolError(one_line(message)) from exc.__cause__
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
-                raise ToolError(f"invalid arguments for {name}: {_one_line(exc.__cause__)}") from (
-                    exc.__cause__
-                )
-            raise
+                message = f"invalid arguments for {name}: {validation_line(exc.__cause__)}"
+                raise ToolError(one_line(message)) from exc.__cause__
+            raise ToolError(one_line(str(exc))) from exc.__cause__
 
     async def run_stdio_async(self) -> None:
         """Serve over stdio until stdin closes or SIGINT or SIGTERM comes (Claude Code stops its
@@ -144,14 +155,6 @@ class TaskorchServer(MCPServer[None]):
         # exit takes ~0.35 s, past the 100 ms Claude Code waits after SIGINT before it sends
         # SIGTERM: leave them to the operating system.
         gc.freeze()
-
-
-def _one_line(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "arguments"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
 
 
 def workflow_out(status: WorkflowStatus) -> WorkflowOut:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from taskorch.domain.errors import InputError
+from taskorch.domain.limits import check_id
 from taskorch.domain.models import JSONDict, Priority, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import MigrationReport, OrchestrationEngine
@@ -81,7 +82,7 @@ class Orchestrator:
     async def task_ids(self, refs: Sequence[int | str]) -> list[int]:
         """The stored tasks ``refs`` name (42, "42" or "task-42"); an unknown one is an error."""
         engine = await self.engine()
-        ids = [parse_task_ref(ref) for ref in refs]
+        ids = [check_id("task_id", parse_task_ref(ref)) for ref in refs]
         for task_id in ids:
             await engine.get_task(task_id)
         return ids

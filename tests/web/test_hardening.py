@@ -67,7 +67,8 @@ def one_line_json(response: httpx.Response) -> Any:
     detail = response.json()["detail"]
     messages = [detail] if isinstance(detail, str) else [d["msg"] for d in detail]
     for message in messages:
-        assert "\n" not in message and "Traceback" not in message
+        assert "\n" not in message
+        assert "Traceback" not in message
         assert len(message) < 1000
     return detail
 
@@ -186,20 +187,26 @@ async def test_a_host_that_is_not_this_server_is_421(raw: httpx.AsyncClient) -> 
 
 def test_host_policy() -> None:
     loopback = HostPolicy.serving("127.0.0.1", 8765, ["proxy.example", "tls.example:443"])
-    assert loopback.allows("proxy.example:1234") and loopback.allows("Proxy.Example")
-    assert loopback.allows("tls.example:443") and not loopback.allows("tls.example")
-    assert loopback.allows("[::1]:8765") and loopback.allows("localhost.:8765")
+    assert loopback.allows("proxy.example:1234")
+    assert loopback.allows("Proxy.Example")
+    assert loopback.allows("tls.example:443")
+    assert not loopback.allows("tls.example")
+    assert loopback.allows("[::1]:8765")
+    assert loopback.allows("localhost.:8765")
     for bad in ("", "evil.example", "127.0.0.1:8765@evil", "a b", "localhost:99999", "[::1"):
         assert not loopback.allows(bad), bad
     # Every address: the token guards each request; any host unless an allow-list is given.
     everywhere = HostPolicy.serving("0.0.0.0", 8765)
-    assert everywhere.allows("192.168.1.10:8765") and everywhere.allows("anything")
+    assert everywhere.allows("192.168.1.10:8765")
+    assert everywhere.allows("anything")
     listed = HostPolicy.serving("0.0.0.0", 8765, ["app.example"])
-    assert listed.allows("app.example") and listed.allows("localhost:8765")
+    assert listed.allows("app.example")
+    assert listed.allows("localhost:8765")
     assert not listed.allows("other.example")
     assert HostPolicy.serving("127.0.0.1", 8765, ["*"]).allows("anything")
     one = HostPolicy.serving("192.168.1.10", 8765)
-    assert one.allows("192.168.1.10:8765") and not one.allows("localhost:8765")
+    assert one.allows("192.168.1.10:8765")
+    assert not one.allows("localhost:8765")
     for bad in ("http://x", "a b", "x:port", ""):
         with pytest.raises(ConfigError, match="invalid allowed host"):
             parse_allowed(bad)
@@ -214,8 +221,11 @@ def test_allowed_hosts_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_blank_token_cookie_or_header_is_none(engine: OrchestrationEngine) -> None:
-    assert usable("   ") is None and usable(" x ") == "x" and usable(None) is None
-    assert not token_matches("   ", "   ") and not token_matches("", "")
+    assert usable("   ") is None
+    assert usable(" x ") == "x"
+    assert usable(None) is None
+    assert not token_matches("   ", "   ")
+    assert not token_matches("", "")
     with pytest.raises(ConfigError, match="blank"):
         create_app(engine, token="   ", hosts=HOSTS)  # it let a cookie of %20%20%20 in
     app = create_app(engine, token="s3cret-token", hosts=HOSTS)
@@ -268,8 +278,18 @@ def test_serve_answers_its_own_and_the_allowed_hosts_only(
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKORCH_", "API_"))}
     refused = subprocess.run(
-        [sys.executable, "-m", "taskorch", "--home", str(tmp_path / "home"), "serve"]
-        + ["--port", "0", "--allowed-host", "http://proxy.example/"],
+        [
+            sys.executable,
+            "-m",
+            "taskorch",
+            "--home",
+            str(tmp_path / "home"),
+            "serve",
+            "--port",
+            "0",
+            "--allowed-host",
+            "http://proxy.example/",
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -18,6 +18,7 @@ import pytest
 from taskorch.domain.errors import ConfigError
 from taskorch.domain.limits import MAX_BODY_BYTES, MAX_ID, MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from taskorch.engine import OrchestrationEngine
+from taskorch.engine.setup import open_engine
 from taskorch.http import create_app
 from taskorch.http.auth import token_matches, usable
 from taskorch.http.guard import HostPolicy, parse_allowed
@@ -300,3 +301,17 @@ def test_serve_answers_its_own_and_the_allowed_hosts_only(
         "error: invalid allowed host 'http://proxy.example/': give a host name or address, "
         "optionally with :port (example.com, 10.0.0.5:8765, [::1]), or * for any"
     ]
+
+
+async def test_a_path_that_is_not_utf8_is_answered_escaped(tmp_path: Path) -> None:
+    """A data folder whose name has a byte that is not UTF-8 (it decodes to a lone surrogate):
+    the health answer failed to serialise (500); now the byte is shown as an escape."""
+    home = tmp_path / os.fsdecode(b"home\xff")
+    settings = load_settings(database_url=f"sqlite:///{home}/taskorch.db", taskorch_home=home)
+    async with open_engine(settings) as engine:
+        app = create_app(engine, hosts=HOSTS)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            health = await http.get("/api/v1/health")
+    assert health.status_code == 200, health.text
+    assert "home\\udcff" in health.json()["components"]["database"]["info"]["location"]

@@ -90,3 +90,18 @@ def echo_safe(value: str, limit: int = 120) -> str:
     cut = value[:limit]
     shown = _UNSAFE_IN_A_LINE.sub(lambda m: f"\\u{ord(m.group()):04x}", cut)
     return shown + ("…" if len(value) > limit else "")
+
+
+def encodable(value: object) -> object:
+    """``value`` (text, or lists and dicts of it) with every string made encodable -- a lone
+    surrogate, such as a path's byte that is not UTF-8 decodes to, written as a ``\\udcff``
+    escape -- and non-finite floats as ``None``: what can always be written as JSON."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(v) for v in value]
+    return value

@@ -6,11 +6,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from taskorch.domain.errors import InputError
-from taskorch.domain.limits import MAX_ID, MAX_TEXT_CHARS, MAX_TITLE_CHARS, check_text
+from taskorch.domain.limits import (
+    MAX_ID,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    check_text,
+    encodable,
+)
 from taskorch.domain.models import Priority, Task, TaskStatus, Workflow
 from taskorch.domain.states import SubtaskState, WorkflowState
 from taskorch.engine.status import WorkflowStatus, waiting_for
@@ -82,6 +95,16 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Out(BaseModel):
+    """An answer: its text can always be encoded (a path with a byte that is not UTF-8 is
+    written with an escape, rather than failing the response)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _encodable(cls, data: Any) -> Any:
+        return encodable(data)
+
+
 class TaskIn(_In):
     title: Title = Field(min_length=1, examples=["Add login"])
     description: Text = ""
@@ -104,7 +127,7 @@ class TaskIn(_In):
     )
 
 
-class TaskOut(BaseModel):
+class TaskOut(_Out):
     id: int
     ref: str
     title: str
@@ -136,7 +159,7 @@ class TaskOut(BaseModel):
         )
 
 
-class WorkflowSummary(BaseModel):
+class WorkflowSummary(_Out):
     workflow_id: str
     task_id: int
     state: WorkflowState
@@ -159,7 +182,7 @@ class WorkflowSummary(BaseModel):
         )
 
 
-class SubtaskOut(BaseModel):
+class SubtaskOut(_Out):
     key: str
     title: str
     stage: int
@@ -174,7 +197,7 @@ class SubtaskOut(BaseModel):
     error: str | None
 
 
-class HistoryOut(BaseModel):
+class HistoryOut(_Out):
     from_state: WorkflowState | None = Field(alias="from")
     to: WorkflowState
     time: str
@@ -182,7 +205,7 @@ class HistoryOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-class TargetOut(BaseModel):
+class TargetOut(_Out):
     """Where a workflow merges, as settled at its start."""
 
     repo: str
@@ -191,7 +214,7 @@ class TargetOut(BaseModel):
     merge_policy: MergePolicy
 
 
-class WorkflowDetail(BaseModel):
+class WorkflowDetail(_Out):
     workflow_id: str
     task: dict[str, Any]
     state: WorkflowState
@@ -285,12 +308,12 @@ class ParseIn(_In):
     context: OptionalText = None
 
 
-class ParseOut(BaseModel):
+class ParseOut(_Out):
     planner: str
     plan: dict[str, Any]
 
 
-class AgentOut(BaseModel):
+class AgentOut(_Out):
     id: str
     name: str
     type: str
@@ -311,18 +334,18 @@ class AgentOut(BaseModel):
     capabilities: dict[str, Any] = Field(default_factory=dict)
 
 
-class ComponentOut(BaseModel):
+class ComponentOut(_Out):
     status: Literal["ok", "degraded", "down"]
     detail: str
     info: dict[str, Any] = Field(default_factory=dict)
 
 
-class HealthOut(BaseModel):
+class HealthOut(_Out):
     status: Literal["ok", "degraded", "down"]
     components: dict[str, ComponentOut]
 
 
-class MetricsOut(BaseModel):
+class MetricsOut(_Out):
     workflows_by_state: dict[str, int]
     subtasks_by_state: dict[str, int]
     attempts: int
@@ -336,5 +359,5 @@ class MetricsOut(BaseModel):
     errors_by_class: dict[str, int]
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(_Out):
     detail: str

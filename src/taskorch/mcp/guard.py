@@ -24,6 +24,7 @@ from taskorch.domain.limits import (
     check_id,
     check_text,
     echo_safe,
+    encodable,
 )
 from taskorch.domain.models import parse_task_ref
 
@@ -91,16 +92,4 @@ def sendable(
         return result
     except (PydanticSerializationError, UnicodeError, ValueError):
         data = result.model_dump(by_alias=True, exclude_unset=True)
-        return type(result).model_validate(_escaped(data))
-
-
-def _escaped(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {_escaped(k): _escaped(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_escaped(v) for v in value]
-    return value
+        return type(result).model_validate(encodable(data))

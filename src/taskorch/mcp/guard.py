@@ -44,7 +44,7 @@ def check_arguments(arguments: dict[str, Any]) -> None:
     """Raise an :class:`InputError` naming the first argument that is not acceptable text or a
     storable task id."""
     if REFUSED in arguments:
-        raise InputError(echo_safe(str(arguments[REFUSED]), MAX_MESSAGE_CHARS))
+        raise InputError(one_line(str(arguments[REFUSED])))
     for name, value in arguments.items():
         items = value if isinstance(value, list) else [value]
         for index, item in enumerate(items):

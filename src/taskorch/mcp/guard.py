@@ -45,11 +45,11 @@ def check_arguments(arguments: dict[str, Any]) -> None:
     storable task id."""
     if REFUSED in arguments:
         raise InputError(one_line(str(arguments[REFUSED])))
-    for name, value in arguments.items():
+    for key, value in arguments.items():
+        name = echo_safe(str(key), 60)  # a client's key, named in the message
         items = value if isinstance(value, list) else [value]
         for index, item in enumerate(items):
-            where = f"{name}[{index}]" if isinstance(value, list) else name
-            _check(echo_safe(str(name), 60), where, item)
+            _check(name, f"{name}[{index}]" if isinstance(value, list) else name, item)
 
 
 def _check(name: str, where: str, value: Any) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from taskorch.domain.errors import InputError
 from taskorch.domain.limits import check_id
-from taskorch.domain.models import JSONDict, Priority, parse_task_ref
+from taskorch.domain.models import JSONDict, NewTask, Priority, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import MigrationReport, OrchestrationEngine
 from taskorch.engine.agents import AgentPool
@@ -86,6 +86,19 @@ class Orchestrator:
         for task_id in ids:
             await engine.get_task(task_id)
         return ids
+
+    async def task_for(self, task_id: int | str | None, requirement: str | None) -> list[int]:
+        """The task to process: a stored one, or the requirement stored as a new task."""
+        if (task_id is None) == (requirement is None):
+            raise InputError("give task_id (a stored task) or requirement (new text), one of them")
+        if task_id is not None:
+            return await self.task_ids([task_id])
+        assert requirement is not None
+        if not requirement.strip():
+            raise InputError("the requirement is empty: describe the work to do")
+        engine = await self.engine()
+        title = requirement.strip().splitlines()[0][:120]
+        return [(await engine.add_task(NewTask.create(title, requirement))).id]
 
     async def prepare(
         self,

@@ -11,6 +11,7 @@ The process tools run with ``wait`` false, so a call that starts a workflow answ
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,8 @@ from taskorch.domain.limits import MAX_ID, MAX_TEXT_CHARS
 from taskorch.mcp import TOOL_NAMES, build_server
 from taskorch.settings import load_settings
 
-EXAMPLES_PER_TOOL = 30
+EXAMPLES_PER_TOOL = int(os.environ.get("TASKORCH_FUZZ_EXAMPLES", "30"))
+"""More for a longer run: ``TASKORCH_FUZZ_EXAMPLES=500 pytest -s tests/mcp/test_mcp_fuzz.py``."""
 CALL_S = 60.0
 CRASH = "server's log has the details"
 FIGURES: Counter[str] = Counter()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -35,7 +36,8 @@ from taskorch.http import create_app
 from taskorch.settings import load_settings
 from web.conftest import BASE_URL, HOSTS
 
-EXAMPLES_PER_OPERATION = 40
+EXAMPLES_PER_OPERATION = int(os.environ.get("TASKORCH_FUZZ_EXAMPLES", "40"))
+"""More for a longer run: ``TASKORCH_FUZZ_EXAMPLES=500 pytest -s tests/web/test_fuzz_http.py``."""
 ANSWER_S = 60.0
 DOCUMENT = create_app(OrchestrationEngine(load_settings())).openapi()
 OPERATIONS = [

@@ -10,6 +10,7 @@ test_serve covers it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from taskorch.settings import load_settings
 from web.served import Served
 
 MAX_EXAMPLES = 60
+FIGURES: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,9 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield served
     finally:
         code, _, err = served.stop()
+        print(f"\nschemathesis: {dict(sorted(FIGURES.items()))}")
         assert code == 0, err
+        assert "Traceback" not in err
 
 
 DOCUMENT = create_app(OrchestrationEngine(load_settings())).openapi()
@@ -54,6 +58,8 @@ def test_no_server_errors_and_responses_conform(
     case: schemathesis.Case[Any], fuzzed_server: Served
 ) -> None:
     response = case.call(base_url=fuzzed_server.url)
+    FIGURES["cases"] += 1
+    FIGURES[f"{response.status_code // 100}xx"] += 1
     try:
         case.validate_response(response)
     except FailureGroup as group:

@@ -315,3 +315,21 @@ async def test_a_path_that_is_not_utf8_is_answered_escaped(tmp_path: Path) -> No
             health = await http.get("/api/v1/health")
     assert health.status_code == 200, health.text
     assert "home\\udcff" in health.json()["components"]["database"]["info"]["location"]
+
+
+async def test_blank_text_is_refused_in_words(raw: httpx.AsyncClient) -> None:
+    """Not with the regex of the document (which says the same for clients)."""
+    for path, body, field in (
+        (TASKS, {"title": " \t "}, "title"),
+        (PARSE, {"text": " \n "}, "text"),
+        ("/api/v1/workflows/wf-x/reject", {"reason": "  "}, "reason"),
+    ):
+        response = await raw.post(path, json=body)
+        assert response.status_code == 422
+        assert one_line_json(response) == [
+            {
+                "type": "text_blank",
+                "loc": ["body", field],
+                "msg": f"{field} is empty: write something in it",
+            }
+        ]

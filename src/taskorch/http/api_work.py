@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from taskorch.domain.errors import InputError, NotFoundError, WorkspaceError
+from taskorch.domain.limits import check_id
 from taskorch.domain.models import JSONDict, NewTask, TaskStatus, parse_task_ref
 from taskorch.domain.states import WorkflowState
 from taskorch.engine import OrchestrationEngine
@@ -106,7 +107,8 @@ async def list_tasks(
 
 @router.get("/tasks/{task_id}", tags=["tasks"], responses=NOT_FOUND)
 async def get_task(task_id: TaskIdParam, request: Request) -> TaskOut:
-    return TaskOut.of(await engine_of(request).get_task(parse_task_ref(task_id)))
+    task = await engine_of(request).get_task(check_id("task_id", parse_task_ref(task_id)))
+    return TaskOut.of(task)
 
 
 @router.get("/workflows", tags=["workflows"])

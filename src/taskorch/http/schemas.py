@@ -36,17 +36,22 @@ MAX_BRANCH = 200
 MergePolicy = Literal["auto", "approve"]
 
 
-def _checked(limit: int, *, line: bool) -> BeforeValidator:
+def _checked(limit: int, *, line: bool, blank: bool = True) -> BeforeValidator:
     """:func:`check_text` on a string field before anything else reads it (a regex cannot read a
-    lone surrogate): a 422 that names the field."""
+    lone surrogate), and unless ``blank`` something other than blanks in it: a 422 that names
+    the field in words."""
 
     def check(value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
+            field = info.field_name or "text"
             try:
-                check_text(info.field_name or "text", value, limit, line=line)
+                check_text(field, value, limit, line=line)
             except InputError as exc:
                 reason = {"reason": exc.message}
                 raise PydanticCustomError("text_invalid", "{reason}", reason) from None
+            if not blank and not value.strip():
+                reason = {"reason": f"{field} is empty: write something in it"}
+                raise PydanticCustomError("text_blank", "{reason}", reason)
         return value
 
     return BeforeValidator(check)
@@ -71,13 +76,19 @@ def _text(limit: int, *, line: bool, blank: bool = True) -> Any:
 
 # The check after the constraints: it runs first (a regex cannot read a lone surrogate).
 Title = Annotated[
-    str, _text(MAX_TITLE_CHARS, line=True, blank=False), _checked(MAX_TITLE_CHARS, line=True)
+    str,
+    _text(MAX_TITLE_CHARS, line=True, blank=False),
+    _checked(MAX_TITLE_CHARS, line=True, blank=False),
 ]
 Text = Annotated[str, _text(MAX_TEXT_CHARS, line=False), _checked(MAX_TEXT_CHARS, line=False)]
 Requirement = Annotated[
-    str, _text(MAX_TEXT_CHARS, line=False, blank=False), _checked(MAX_TEXT_CHARS, line=False)
+    str,
+    _text(MAX_TEXT_CHARS, line=False, blank=False),
+    _checked(MAX_TEXT_CHARS, line=False, blank=False),
 ]
-Reason = Annotated[str, _text(MAX_LINE, line=False, blank=False), _checked(MAX_LINE, line=False)]
+Reason = Annotated[
+    str, _text(MAX_LINE, line=False, blank=False), _checked(MAX_LINE, line=False, blank=False)
+]
 # on the whole optional field: a validator inside the union would name its branch, not the field
 OptionalLine = Annotated[str | None, _text(MAX_LINE, line=True), _checked(MAX_LINE, line=True)]
 OptionalBranch = Annotated[

@@ -21,7 +21,7 @@ from taskorch.engine import OrchestrationEngine
 from taskorch.engine.setup import open_engine
 from taskorch.http import create_app
 from taskorch.http.auth import token_matches, usable
-from taskorch.http.guard import HostPolicy, parse_allowed
+from taskorch.http.guard import HostPolicy, is_same_site, parse_allowed
 from taskorch.settings import load_settings
 from web.conftest import BASE_URL, HOSTS
 from web.served import Served
@@ -333,3 +333,16 @@ async def test_blank_text_is_refused_in_words(raw: httpx.AsyncClient) -> None:
                 "msg": f"{field} is empty: write something in it",
             }
         ]
+
+
+def test_own_pages_behind_a_tls_proxy_may_change_things() -> None:
+    """A proxy that serves https://taskorch.example and forwards its Host without a port."""
+    policy = HostPolicy.serving("127.0.0.1", 8765, ["*"])
+    assert is_same_site("https://taskorch.example", "taskorch.example", policy)
+    assert is_same_site("http://taskorch.example", "taskorch.example", policy)
+    assert not is_same_site("http://taskorch.example:3000", "taskorch.example", policy)
+    assert not is_same_site("https://attacker.example", "taskorch.example", policy)
+    assert not is_same_site("http://[::1]:8765/x", "[::1]:8765", policy)  # an origin has no path
+    listed = HostPolicy.serving("127.0.0.1", 8765, ["taskorch.example"])
+    assert is_same_site("https://taskorch.example", "127.0.0.1:8765", listed)  # Host rewritten
+    assert is_same_site("http://[::1]:8765", "127.0.0.1:8765", listed)

@@ -189,7 +189,7 @@ async def same_site_json(request: Request) -> None:
     if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
         raise HTTPException(403, "a page of another site may not change anything here")
     origin = request.headers.get("origin")
-    if origin is not None and not _same_site(origin, request.headers.get("host", ""), policy):
+    if origin is not None and not is_same_site(origin, request.headers.get("host", ""), policy):
         raise HTTPException(
             403,
             f"requests from {echo_safe(origin)!r} may not change anything here: only this "
@@ -203,21 +203,25 @@ async def same_site_json(request: Request) -> None:
         )
 
 
-def _same_site(origin: str, host: str, policy: HostPolicy) -> bool:
+def is_same_site(origin: str, host: str, policy: HostPolicy) -> bool:
+    """Whether a page of ``origin`` is this server's own: the request's own host and port (a
+    Host without a port: 80 or 443, a proxy's TLS port being one), or an allowed one."""
     try:
         parts = urlsplit(origin)
     except ValueError:
         return False
     if parts.scheme not in ("http", "https") or parts.path or not parts.netloc:
         return False  # "null" (a sandboxed or file page), or no origin at all
-    netloc = parts.netloc
-    if split_netloc(netloc) is None:
+    default = 443 if parts.scheme == "https" else 80
+    page = split_netloc(parts.netloc, default_port=default)
+    if page is None:
         return False
-    if parts.port is None:  # the scheme's port, as a Host header would name it
-        netloc += ":443" if parts.scheme == "https" else ":80"
-    own = split_netloc(host)
-    return (own is not None and split_netloc(netloc) == own) or policy.allows(
-        netloc, any_host=False
+    own = split_netloc(host, default_port=None)
+    ports = (80, 443) if own is None or own[1] is None else (own[1],)
+    if own is not None and own[0] == page[0] and page[1] in ports:
+        return True
+    return policy.allows(
+        f"[{page[0]}]:{page[1]}" if ":" in page[0] else f"{page[0]}:{page[1]}", any_host=False
     )
 
 

@@ -14,6 +14,7 @@ import os
 import select
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -21,16 +22,19 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp_types import CallToolResult, TextContent
 
 from mcp import Client
 from taskorch.domain.limits import MAX_BODY_BYTES, MAX_ID, MAX_TEXT_CHARS
-from taskorch.mcp import build_server
+from taskorch.mcp import TOOL_NAMES, build_server
 from taskorch.mcp.guard import REFUSED
 from taskorch.mcp.stdio import PipeLines, screened
 from taskorch.settings import load_settings
 
 CALL_S = 60.0
+STDIO_EXAMPLES = 150
 
 BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     # (tool, arguments, what the one-line error says); marked: a crash or taken before
@@ -154,6 +158,10 @@ def test_lines_the_sdk_cannot_read_become_tool_errors() -> None:
     big = json.dumps(call | {"params": {"name": "parse_requirements", "arguments": {}}})
     big = big.replace("{}}", '{"requirement": "%s"}}' % ("a" * MAX_BODY_BYTES))
     assert REFUSED in json.loads(screened(big.encode()))["params"]["arguments"]
+    deep = lone.replace('"\\ud800x"', "[" * 5000 + "]" * 5000).encode()  # the SDK's limit
+    reason = json.loads(screened(deep))["params"]["arguments"][REFUSED]
+    assert reason.startswith("the message is not JSON-RPC this server can read: ")
+    assert "recursion" in reason
     notification = b'{"jsonrpc": "2.0", "method": "x", "params": {"v": "\\ud800"}}'
     assert screened(notification) == notification  # no id: nothing to answer, as before
 
@@ -259,3 +267,55 @@ def test_over_stdio_every_call_is_answered(tmp_path: Path) -> None:
         assert "over 1,048,576 bytes" in large["result"]["content"][0]["text"]
         health = call(3, template % (3, b"orchestration_health_check", b"{}"))
         assert not health["result"].get("isError")
+
+
+WIRE_LEAVES = ['"\\ud800"', '"a\\udfffb"', '"\\u0000"', '"\\ud83d\\ude00"', "NaN", "-Infinity"]
+WIRE_LEAVES += ["1e999", str(MAX_ID + 1), "9" * 400, '"task-1"', "true", "null", '"x"', "{}"]
+WIRE_VALUES = st.recursive(
+    st.one_of(
+        st.sampled_from(WIRE_LEAVES),
+        st.text(max_size=10).map(json.dumps),
+        st.sampled_from([10, 300, 5_000]).map(lambda n: "[" * n + "]" * n),
+    ),
+    lambda inner: st.lists(inner, max_size=3).map(lambda items: "[" + ",".join(items) + "]"),
+    max_leaves=4,
+)
+WIRE_ARGUMENTS = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["task_id", "task_ids", "requirement", "requirements", "workflow_id"])
+        | st.sampled_from(["context", "repo", "agent", "limit", "timeout_s", "wait", "zz"]),
+        WIRE_VALUES,
+        max_size=4,
+    ).map(lambda d: "{" + ",".join(f'"{k}":{v}' for k, v in d.items()) + "}"),
+    WIRE_VALUES,
+)
+
+
+def test_fuzz_over_stdio_every_call_is_answered(tmp_path: Path) -> None:
+    """Raw tool calls, their arguments written as JSON text with what a client's encoder may
+    put there (lone surrogate escapes, NaN, 1e999, 400-digit numbers, nesting 5,000 deep), to
+    the real server: each gets an answer (a result, a tool error or a JSON-RPC error)."""
+    figures: Counter[str] = Counter()
+    with raw_stdio(tmp_path / ".taskorch") as call:
+
+        @settings(max_examples=STDIO_EXAMPLES, deadline=None, database=None)
+        @given(tool=st.sampled_from(TOOL_NAMES), arguments=WIRE_ARGUMENTS)
+        def send(tool: str, arguments: str) -> None:
+            figures["calls"] += 1
+            number = figures["calls"] + 10
+            params = f'{{"name": "{tool}", "arguments": {arguments}}}'
+            line = (
+                f'{{"jsonrpc": "2.0", "id": {number}, "method": "tools/call", "params": {params}}}'
+            )
+            reply = call(number, line.encode())  # fails the test after CALL_S without one
+            if "error" in reply:
+                figures["JSON-RPC errors"] += 1
+                return
+            result = reply["result"]
+            figures["tool errors" if result.get("isError") else "results"] += 1
+            if result.get("isError"):
+                assert "server's log has the details" not in result["content"][0]["text"]
+                assert "\n" not in result["content"][0]["text"]
+
+        send()
+    print(f"\nMCP stdio fuzz: {dict(figures)}")

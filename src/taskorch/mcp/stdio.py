@@ -26,21 +26,21 @@ from contextlib import contextmanager
 from typing import cast
 
 import anyio
-import pydantic_core
+import mcp_types as types
 from mcp.server.stdio import stdio_server
 from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
 
 from taskorch.domain.errors import InputError
 from taskorch.domain.limits import MAX_BODY_BYTES
-from taskorch.mcp.guard import REFUSED, check_arguments
+from taskorch.mcp.guard import REFUSED, check_arguments, one_line
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 READ_SIZE = 65536
 HEAD_BYTES = 4096
 """What is kept of a line over the limit: enough to find its id and tool name."""
 TOO_LARGE = f"the message is over {MAX_BODY_BYTES:,} bytes (MAX_BODY_BYTES)"
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _ID = re.compile(rb'"id"\s*:\s*(-?[0-9]{1,18}|"[A-Za-z0-9_.:-]{1,100}")')
 _TOOL_CALL = re.compile(rb'"method"\s*:\s*"tools/call"')
 _TOOL_NAME = re.compile(rb'"name"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
@@ -49,32 +49,35 @@ _TOOL_NAME = re.compile(rb'"name"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
 def screened(line: bytes) -> bytes:
     """``line``, or for a tool call the SDK would drop without an answer (leaving its client
     waiting) one that the server answers with a tool error saying why: a message over
-    ``MAX_BODY_BYTES``, or a string with a lone surrogate (JSON allows the escape ``\\ud800``;
-    the SDK's parser refuses it)."""
+    ``MAX_BODY_BYTES``, a string with a lone surrogate (JSON allows the escape ``\\ud800``; the
+    SDK's parser does not), JSON nested too deep, or anything else the SDK cannot read."""
     if len(line) > MAX_BODY_BYTES:
         return _refusal(line[:HEAD_BYTES], TOO_LARGE) or b""
-    if _SURROGATE_ESCAPE.search(line) is None:
+    try:
+        types.jsonrpc_message_adapter.validate_json(line, by_name=False)  # as the SDK reads it
         return line
+    except ValueError as exc:
+        return _refusal(line, _unreadable(line, exc)) or line
+
+
+def _unreadable(line: bytes, error: ValueError) -> str:
+    """Why the SDK cannot read ``line``: a bad argument named as the tools name it, if Python's
+    more lenient parser finds one; else the SDK's parser's reason."""
     try:
-        pydantic_core.from_json(line)
-        return line  # surrogate pairs only: a character like any other
-    except ValueError:
-        pass
-    try:
-        message = json.loads(line)
-        arguments = message["params"]["arguments"]
+        arguments = json.loads(line)["params"]["arguments"]
         check_arguments(arguments if isinstance(arguments, dict) else {})
     except InputError as exc:
-        return _refusal(line[:HEAD_BYTES], exc.message) or line
-    except (ValueError, LookupError, TypeError):
+        return exc.message
+    except Exception:  # not JSON to Python either, nested too deep, no arguments: say why not
         pass
-    return _refusal(line[:HEAD_BYTES], "a string holds a lone surrogate") or line
+    reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
+    return f"the message is not JSON-RPC this server can read: {one_line(reason)}"
 
 
 def _refusal(head: bytes, reason: str) -> bytes | None:
     """A call of the tool ``head`` names with the one argument :data:`REFUSED`; ``None`` when it
     is no tool call (the SDK drops what it cannot read, as before)."""
-    found_id, tool = _ID.search(head), _TOOL_NAME.search(head)
+    found_id, tool = _ID.search(head), _TOOL_NAME.search(head)  # the first: JSON-RPC's own
     if found_id is None or tool is None or _TOOL_CALL.search(head) is None:
         return None
     params = {"name": tool.group(1).decode(), "arguments": {REFUSED: reason}}

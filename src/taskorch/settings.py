@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", validation_alias=_own("API_HOST"))
     api_port: int = Field(default=8765, ge=1, le=65535, validation_alias=_own("API_PORT"))
     taskorch_api_token: SecretStr | None = None
+    taskorch_allowed_hosts: str | None = None
+    """More names the HTTP server answers to besides the address it serves on, comma-separated:
+    ``name`` (any port), ``name:port``, or ``*`` (any host: only behind a proxy that checks)."""
     gc_older_than: str | None = Field(None, validation_alias=_own("GC_OLDER_THAN"))
     """``serve`` removes what workflows that ended longer ago than this left behind, hourly
     (as ``taskorch gc --older-than``); unset: never."""
@@ -163,7 +166,7 @@ class Settings(BaseSettings):
         except InputError as exc:  # pydantic reports a ValueError with the setting's name
             raise ValueError(exc.message) from None
 
-    @field_validator("database_url", "taskorch_repo", "db_host")
+    @field_validator("database_url", "taskorch_repo", "db_host", "taskorch_allowed_hosts")
     @classmethod
     def _set_means_not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -195,6 +198,12 @@ class Settings(BaseSettings):
     @property
     def host_name(self) -> str:
         return self.taskorch_host_name or socket.gethostname()
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        """``TASKORCH_ALLOWED_HOSTS`` as a list (empty when unset)."""
+        entries = (self.taskorch_allowed_hosts or "").split(",")
+        return tuple(entry.strip() for entry in entries if entry.strip())
 
     @property
     def sqlite_path(self) -> Path:

@@ -19,8 +19,14 @@ import pytest
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.setup import open_engine
 from taskorch.http import create_app
+from taskorch.http.guard import HostPolicy
 from taskorch.settings import load_settings
 from web.served import Served
+
+BASE_URL = "http://127.0.0.1:8765"
+"""Where the in-process app believes it serves: its Host check answers only this (and the
+loopback names on port 8765)."""
+HOSTS = HostPolicy.serving("127.0.0.1", 8765)
 
 LOCAL_AGENT = {
     "id": "sim",
@@ -40,9 +46,9 @@ async def engine(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Orchestration
 
 @pytest.fixture
 async def client(engine: OrchestrationEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, local_agents=[LOCAL_AGENT])
+    app = create_app(engine, local_agents=[LOCAL_AGENT], hosts=HOSTS)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
         yield http
 
 

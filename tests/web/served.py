@@ -83,7 +83,8 @@ class Served:
         return response.json()
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = httpx.post(self.url + path, json=body, headers=self.headers, timeout=30)
+        """POST ``body`` (``{}`` by default: every state change is JSON)."""
+        response = httpx.post(self.url + path, json=body or {}, headers=self.headers, timeout=30)
         response.raise_for_status()
         return response.json()
 

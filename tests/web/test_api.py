@@ -58,7 +58,7 @@ async def test_unknown_ids_are_404(client: httpx.AsyncClient) -> None:
         response = await client.get(path)
         assert response.status_code == 404
         assert "no " in response.json()["detail"]
-    assert (await client.post("/api/v1/workflows/wf-nothere/cancel")).status_code == 404
+    assert (await client.post("/api/v1/workflows/wf-nothere/cancel", json={})).status_code == 404
 
 
 async def test_a_merged_workflow_in_detail(
@@ -91,7 +91,7 @@ async def test_a_merged_workflow_in_detail(
     assert [h["to"] for h in detail["history"]][-1] == "merged"
     assert detail["pull_request"]["commits_count"] >= 6
     # Past the pull request nothing can be cancelled: 409 naming both states.
-    refused = await client.post(f"/api/v1/workflows/{status.workflow.id}/cancel")
+    refused = await client.post(f"/api/v1/workflows/{status.workflow.id}/cancel", json={})
     assert refused.status_code == 409
     assert "merged -> cancelled" in refused.json()["detail"]
     only = (await client.get("/api/v1/workflows", params={"state": "merged", "limit": 1})).json()
@@ -117,7 +117,7 @@ async def test_cancel_a_workflow_before_it_runs(
         (await client.post("/api/v1/tasks", json={"title": "Add login"})).json()["id"]
     )
     workflow = await engine.pipeline().start(task)
-    response = await client.post(f"/api/v1/workflows/{workflow.id}/cancel")
+    response = await client.post(f"/api/v1/workflows/{workflow.id}/cancel", json={})
     assert response.status_code == 200
     assert response.json()["state"] == "cancelled"
     assert (await client.get(f"/api/v1/tasks/{task.id}")).json()["status"] == "cancelled"
@@ -295,16 +295,16 @@ async def test_approve_and_reject_a_workflow_that_waits(
     assert detail["target"] == target
     assert tip(origin) == before
 
-    approved = await client.post(f"/api/v1/workflows/{first}/approve")
+    approved = await client.post(f"/api/v1/workflows/{first}/approve", json={})
     assert approved.status_code == 200, approved.text
     assert (approved.json()["state"], approved.json()["waiting_for"]) == ("merged", None)
     assert tip(origin) == approved.json()["result"]["base_commit"]
     merged_tip = tip(origin)
-    again = await client.post(f"/api/v1/workflows/{first}/approve")
+    again = await client.post(f"/api/v1/workflows/{first}/approve", json={})
     assert again.status_code == 409
     assert "only a validated workflow" in again.json()["detail"]
 
-    assert (await client.post(f"/api/v1/workflows/{second}/reject")).status_code == 422
+    assert (await client.post(f"/api/v1/workflows/{second}/reject", json={})).status_code == 422
     blank = await client.post(f"/api/v1/workflows/{second}/reject", json={"reason": "  "})
     assert blank.status_code == 422
     rejected = await client.post(f"/api/v1/workflows/{second}/reject", json={"reason": "not now"})
@@ -312,9 +312,9 @@ async def test_approve_and_reject_a_workflow_that_waits(
     assert rejected.json()["state"] == "failed"
     assert rejected.json()["result"]["reason"] == "rejected: not now"
     assert tip(origin) == merged_tip  # nothing of the rejected workflow reached main
-    assert (await client.post(f"/api/v1/workflows/{second}/approve")).status_code == 409
-    unknown: list[tuple[str, dict[str, str] | None]] = [
-        ("approve", None),
+    assert (await client.post(f"/api/v1/workflows/{second}/approve", json={})).status_code == 409
+    unknown: list[tuple[str, dict[str, str]]] = [
+        ("approve", {}),
         ("reject", {"reason": "x"}),
     ]
     for action, reason in unknown:

@@ -15,15 +15,16 @@ from taskorch.domain.errors import ConfigError
 from taskorch.engine import OrchestrationEngine
 from taskorch.http import create_app
 from taskorch.http.auth import check_binding, is_loopback
+from web.conftest import BASE_URL, HOSTS
 
 TOKEN = "s3cret-token"
 
 
 @pytest.fixture
 async def guarded(engine: OrchestrationEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, token=TOKEN)
+    app = create_app(engine, token=TOKEN, hosts=HOSTS)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
         yield http
 
 

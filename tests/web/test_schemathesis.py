@@ -10,6 +10,7 @@ test_serve covers it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from taskorch.settings import load_settings
 from web.served import Served
 
 MAX_EXAMPLES = 60
+FIGURES: Counter[str] = Counter({"5xx": 0})
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,9 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield served
     finally:
         code, _, err = served.stop()
+        print(f"\nschemathesis: {dict(sorted(FIGURES.items()))}")
         assert code == 0, err
+        assert "Traceback" not in err
 
 
 DOCUMENT = create_app(OrchestrationEngine(load_settings())).openapi()
@@ -54,6 +58,8 @@ def test_no_server_errors_and_responses_conform(
     case: schemathesis.Case[Any], fuzzed_server: Served
 ) -> None:
     response = case.call(base_url=fuzzed_server.url)
+    FIGURES["cases"] += 1
+    FIGURES[f"{response.status_code // 100}xx"] += 1
     try:
         case.validate_response(response)
     except FailureGroup as group:
@@ -78,7 +84,11 @@ def _checked_beyond_the_schema(failure: Exception, response: schemathesis.Respon
     if not isinstance(failure, RejectedPositiveData) or response.status_code != 422:
         return False
     detail = response.json()["detail"]
-    return tuple(detail[0]["loc"]) in SEMANTIC_FIELDS and detail[0]["type"] == "value_error"
+    loc = tuple(detail[0]["loc"])
+    # FastAPI writes the bound of a task id (MAX_ID, 2**63 - 1) as a float in the document,
+    # 2**63: ids up to that, refused, are "valid" to the fuzzer.
+    too_large = loc[:2] == ("body", "dependencies") and detail[0]["type"] == "less_than_equal"
+    return too_large or (loc in SEMANTIC_FIELDS and detail[0]["type"] == "value_error")
 
 
 def test_the_server_serves_this_document(fuzzed_server: Served) -> None:

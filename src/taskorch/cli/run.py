@@ -418,4 +418,3 @@ async def _status_through_outage(engine: OrchestrationEngine, workflow_id: str) 
             elif loop.time() - since > MONITOR_OUTAGE_S:
                 raise
             await asyncio.sleep(MONITOR_POLL_S)
-

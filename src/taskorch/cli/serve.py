@@ -68,13 +68,23 @@ def serve_(
             show_default=False,
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            metavar="NAME[:PORT]",
+            help="Another Host the server answers to besides its address, e.g. the name a proxy "
+            "forwards (repeat for more; default TASKORCH_ALLOWED_HOSTS).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Take pending tasks from the database and carry them to merged code; serve the HTTP API
     (/api/v1), the dashboard (/) and Prometheus metrics (/metrics). SIGTERM: finish, then exit.
 
     --repo and --merge stand in for TASKORCH_REPO and TASKORCH_MERGE_POLICY: a task's own
     repository and merge policy (`task add --repo/--merge`, the API's fields) come first."""
-    config = settings()
+    config = settings(taskorch_allowed_hosts=",".join(allowed_host) if allowed_host else None)
     options = ServeOptions(
         host=line("--host", host) or config.api_host,
         port=config.api_port if port is None else port,
@@ -113,7 +123,9 @@ def serve_(
                 line("--repo", repo, MAX_PATH_CHARS), None, merge, reach=True
             )
             served = settings(
-                taskorch_repo=target.get("repo"), merge_policy=target.get("merge_policy")
+                taskorch_repo=target.get("repo"),
+                merge_policy=target.get("merge_policy"),
+                taskorch_allowed_hosts=config.taskorch_allowed_hosts,
             )
         return await serve(served, options, on_ready=ready)
 

@@ -97,3 +97,30 @@ def parse_duration(field: str, text: str, *, limit_s: float = MAX_DURATION_S) ->
     if not math.isfinite(seconds) or seconds > limit_s:
         raise InputError(f"{field} {text!r} is more than the limit of {limit_s:g} s")
     return seconds
+
+
+_UNSAFE_IN_A_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def echo_safe(value: str, limit: int = 120) -> str:
+    """``value`` fit to quote in a one-line message: controls (newlines too) and lone surrogates
+    written as ``\\uXXXX`` escapes, cut to ``limit`` characters. Such a message can always be
+    encoded (UTF-8, JSON) and shown, whatever a client sent."""
+    cut = value[:limit]
+    shown = _UNSAFE_IN_A_LINE.sub(lambda m: f"\\u{ord(m.group()):04x}", cut)
+    return shown + ("…" if len(value) > limit else "")
+
+
+def encodable(value: object) -> object:
+    """``value`` (text, or lists and dicts of it) with every string made encodable -- a lone
+    surrogate, such as a path's byte that is not UTF-8 decodes to, written as a ``\\udcff``
+    escape -- and non-finite floats as ``None``: what can always be written as JSON."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encodable(v) for v in value]
+    return value

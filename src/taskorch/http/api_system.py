@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from taskorch.domain.errors import InputError, PlanError
 from taskorch.engine import OrchestrationEngine
-from taskorch.http.api_work import engine_of
+from taskorch.http.api_work import CHANGES, engine_of
+from taskorch.http.errors import StrictJSONRoute
 from taskorch.http.events import event_stream
+from taskorch.http.guard import same_site_json
 from taskorch.http.prometheus import active_by_agent
 from taskorch.http.schemas import (
     WORKFLOW_ID_PATTERN,
@@ -24,10 +26,12 @@ from taskorch.http.schemas import (
 from taskorch.planning import TaskNLP
 from taskorch.runtime.metrics import AgentMetrics
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(
+    prefix="/api/v1", route_class=StrictJSONRoute, dependencies=[Depends(same_site_json)]
+)
 
 
-@router.post("/parse", tags=["planning"])
+@router.post("/parse", tags=["planning"], responses=CHANGES)
 async def parse(body: ParseIn, request: Request) -> ParseOut:
     """Turn a requirement into a plan (subtasks, stages, estimates) without storing anything."""
     try:

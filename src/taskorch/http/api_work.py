@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from taskorch.domain.errors import InputError, NotFoundError, WorkspaceError
 from taskorch.domain.models import JSONDict, NewTask, TaskStatus, parse_task_ref
 from taskorch.domain.states import WorkflowState
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.targets import check_base_branch, repository
+from taskorch.http.errors import StrictJSONRoute
+from taskorch.http.guard import same_site_json
 from taskorch.http.schemas import (
     TASK_ID_PATTERN,
     WORKFLOW_ID_PATTERN,
+    ActionIn,
     ErrorOut,
     RejectIn,
     TaskIn,
@@ -29,12 +32,20 @@ from taskorch.http.schemas import (
     WorkflowSummary,
 )
 
-router = APIRouter(prefix="/api/v1")
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "No such id."}
+Responses = dict[int | str, dict[str, Any]]
+CHANGES: Responses = {
+    403: {"model": ErrorOut, "description": "Sent by a page of another site."},
+    413: {"model": ErrorOut, "description": "A body over MAX_BODY_BYTES."},
+    415: {"model": ErrorOut, "description": "Not JSON (Content-Type: application/json)."},
 }
-NOT_VALIDATED: dict[int | str, dict[str, Any]] = {
+"""What a state-changing request may be refused with before it is read."""
+router = APIRouter(
+    prefix="/api/v1", route_class=StrictJSONRoute, dependencies=[Depends(same_site_json)]
+)
+NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "No such id."}}
+NOT_VALIDATED: Responses = {
     **NOT_FOUND,
+    **CHANGES,
     409: {"model": ErrorOut, "description": "Not a validated workflow (validation_passed)."},
 }
 REVIEWER = "api"
@@ -49,7 +60,7 @@ def engine_of(request: Request) -> OrchestrationEngine:
     return engine
 
 
-@router.post("/tasks", status_code=201, tags=["tasks"])
+@router.post("/tasks", status_code=201, tags=["tasks"], responses=CHANGES)
 async def create_task(body: TaskIn, request: Request) -> TaskOut:
     """Store a requirement as a pending task; ``taskorch serve`` starts its workflow."""
     engine = engine_of(request)
@@ -95,6 +106,7 @@ async def list_tasks(
 
 @router.get("/tasks/{task_id}", tags=["tasks"], responses=NOT_FOUND)
 async def get_task(task_id: TaskIdParam, request: Request) -> TaskOut:
+    # The path's pattern (at most 12 digits) keeps the id within a store's; 0 is "no such task".
     return TaskOut.of(await engine_of(request).get_task(parse_task_ref(task_id)))
 
 
@@ -132,15 +144,23 @@ async def get_workflow(workflow_id: WorkflowIdParam, request: Request) -> Workfl
 @router.post(
     "/workflows/{workflow_id}/cancel",
     tags=["workflows"],
-    responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "Past the point of cancel."}},
+    responses={
+        **NOT_FOUND,
+        **CHANGES,
+        409: {"model": ErrorOut, "description": "Past the point of cancel."},
+    },
 )
-async def cancel_workflow(workflow_id: WorkflowIdParam, request: Request) -> WorkflowDetail:
+async def cancel_workflow(
+    workflow_id: WorkflowIdParam, body: ActionIn, request: Request
+) -> WorkflowDetail:
     """Cancel a workflow before its pull request: running subtasks stop, worktrees go."""
     return WorkflowDetail.of(await engine_of(request).cancel_workflow(workflow_id))
 
 
 @router.post("/workflows/{workflow_id}/approve", tags=["workflows"], responses=NOT_VALIDATED)
-async def approve_workflow(workflow_id: WorkflowIdParam, request: Request) -> WorkflowDetail:
+async def approve_workflow(
+    workflow_id: WorkflowIdParam, body: ActionIn, request: Request
+) -> WorkflowDetail:
     """Approve a validated workflow held by the approve merge policy (``waiting_for`` is
     ``approval``): it merges into its base branch now."""
     engine = engine_of(request)

@@ -1,8 +1,9 @@
 """The FastAPI application: the REST API under ``/api/v1``, ``/metrics`` for Prometheus, and the
 dashboard (static files shipped in this package, nothing from a CDN).
 
-Errors map onto HTTP as a client expects: a bad field is 422 naming it, an unknown id 404, a state
-change the workflow no longer allows 409, a database that cannot be reached 503.
+Who may call it: :mod:`taskorch.http.guard` (the Host it is reached by, JSON-only state changes
+from its own pages) and :mod:`taskorch.http.auth` (the token). How errors are answered:
+:mod:`taskorch.http.errors`. Bodies are at most ``MAX_BODY_BYTES`` (413 beyond).
 """
 
 from __future__ import annotations
@@ -14,42 +15,20 @@ from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from taskorch.domain.errors import (
-    ConfigError,
-    InputError,
-    NotFoundError,
-    PlanError,
-    PlannerError,
-    StateError,
-    StoreError,
-    TaskorchError,
-)
+from taskorch.domain.errors import ConfigError
 from taskorch.engine import OrchestrationEngine
 from taskorch.http import api_system, api_work
-from taskorch.http.auth import bearer_middleware
+from taskorch.http.auth import bearer_middleware, usable
+from taskorch.http.errors import install_error_handlers
+from taskorch.http.guard import Gate, HostPolicy
 from taskorch.http.prometheus import CONTENT_TYPE, Exporter
 
 STATIC = resources.files("taskorch.http") / "static"
-
-UNREADABLE_BODY = "There was an error parsing the body"
-"""FastAPI's 400 for a body it cannot decode."""
-
-_STATUS: list[tuple[type[TaskorchError], int]] = [
-    (NotFoundError, 404),
-    (InputError, 422),
-    (PlanError, 422),
-    (StateError, 409),
-    (StoreError, 503),
-    (ConfigError, 503),
-    (PlannerError, 502),
-]
 
 
 def create_app(
@@ -58,10 +37,17 @@ def create_app(
     token: str | None = None,
     local_agents: list[dict[str, Any]] | None = None,
     stopping: asyncio.Event | None = None,
+    hosts: HostPolicy | None = None,
 ) -> FastAPI:
     """The app for an initialised ``engine``. With ``token``, every request must carry it.
     ``local_agents`` describes the agents this process runs (for ``/api/v1/agents``);
-    ``stopping`` ends the event streams when the server shuts down."""
+    ``stopping`` ends the event streams when the server shuts down; ``hosts`` says which Host
+    headers it answers (default: ``API_HOST``:``API_PORT`` and ``TASKORCH_ALLOWED_HOSTS``)."""
+    if token is not None and usable(token) is None:
+        raise ConfigError("the API token is blank: give one of at least 8 characters, or none")
+    settings = engine.settings
+    if hosts is None:
+        hosts = HostPolicy.serving(settings.api_host, settings.api_port, settings.allowed_hosts)
     exporter = Exporter(engine)
 
     @asynccontextmanager
@@ -87,33 +73,11 @@ def create_app(
     app.state.local_agents = local_agents or []
     app.state.stopping = stopping or asyncio.Event()
     app.state.started = asyncio.Event()
-    if token:
+    app.state.host_policy = hosts
+    if token is not None:
         app.middleware("http")(bearer_middleware(token))
-
-    @app.exception_handler(TaskorchError)
-    async def taskorch_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, TaskorchError)
-        status = status_of(exc)
-        if status == 422:  # the shape FastAPI gives every validation error
-            detail: Any = [{"loc": list(exc_field(exc)), "msg": exc.message, "type": "value_error"}]
-        else:
-            detail = exc.message
-        return JSONResponse({"detail": detail}, status_code=status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        if exc.status_code == 400 and exc.detail == UNREADABLE_BODY:
-            # Bytes that are not even text: a validation error of the body like any other.
-            detail = [
-                {"loc": ["body"], "msg": "the body is not UTF-8 JSON", "type": "json_invalid"}
-            ]
-            return JSONResponse({"detail": detail}, status_code=422)
-        if exc.status_code == 405:
-            # Starlette names only the first matching route's methods; a path served by several
-            # routes (GET and POST /api/v1/tasks) allows them all.
-            exc.headers = {"Allow": ", ".join(sorted(_allowed(app, request.url.path)))}
-        return await http_exception_handler(request, exc)
+    app.add_middleware(Gate, policy=hosts)  # added last: runs first
+    install_error_handlers(app, lambda path: _allowed(app, path))
 
     app.include_router(api_work.router)
     app.include_router(api_system.router)
@@ -124,13 +88,6 @@ def create_app(
 
     _add_dashboard(app)
     return app
-
-
-def exc_field(error: TaskorchError) -> tuple[str, ...]:
-    """Where a user error points: ``("body", "dependencies")`` when the message starts with
-    ``dependencies:``, else nowhere in particular."""
-    head, sep, _ = error.message.partition(":")
-    return ("body", head) if sep and head.isidentifier() else ()
 
 
 def _version() -> str:
@@ -146,13 +103,6 @@ def _allowed(app: FastAPI, path: str) -> set[str]:
         if isinstance(route, APIRoute) and route.path_regex.match(path):
             methods |= route.methods or set()
     return methods
-
-
-def status_of(error: TaskorchError) -> int:
-    for kind, status in _STATUS:
-        if isinstance(error, kind):
-            return status
-    return 500
 
 
 def _add_dashboard(app: FastAPI) -> None:

@@ -32,25 +32,35 @@ def is_loopback(host: str) -> bool:
 
 
 def check_binding(host: str, token: str | None) -> None:
-    """Refuse to listen beyond this machine without a token."""
-    if not is_loopback(host) and not token:
+    """Refuse to listen beyond this machine without a token (blanks are none)."""
+    if not is_loopback(host) and not usable(token):
         raise ConfigError(
             f"refusing to bind {host} without TASKORCH_API_TOKEN: set a token (every request must "
             "then send `Authorization: Bearer <token>`) or bind 127.0.0.1"
         )
 
 
+def usable(token: str | None) -> str | None:
+    """``token`` without surrounding blanks; ``None`` when nothing is left (a blank token, header
+    or cookie is no token at all)."""
+    return (token or "").strip() or None
+
+
 def presented_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    cookie = request.cookies.get(COOKIE)
-    return unquote(cookie) if cookie else None
+    if scheme.lower() == "bearer" and usable(value):
+        return usable(value)
+    return usable(unquote(request.cookies.get(COOKIE, "")))
 
 
 def token_matches(presented: str | None, token: str) -> bool:
-    return presented is not None and hmac.compare_digest(presented.encode(), token.encode())
+    wanted, given = usable(token), usable(presented)
+    return (
+        wanted is not None
+        and given is not None
+        and hmac.compare_digest(given.encode(), wanted.encode())
+    )
 
 
 Next = Callable[[Request], Awaitable[Response]]

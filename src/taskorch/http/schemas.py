@@ -6,41 +6,130 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from taskorch.domain.errors import InputError
+from taskorch.domain.limits import (
+    MAX_ID,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+    check_text,
+    encodable,
+)
 from taskorch.domain.models import Priority, Task, TaskStatus, Workflow
 from taskorch.domain.states import SubtaskState, WorkflowState
 from taskorch.engine.status import WorkflowStatus, waiting_for
 
 TASK_ID_PATTERN = r"^(task-)?[0-9]{1,12}$"
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
-MAX_TEXT = 20_000
+MAX_LINE = 2000
+"""A repository path or URL, a reason (characters)."""
+MAX_BRANCH = 200
 MergePolicy = Literal["auto", "approve"]
 
+
+def _checked(limit: int, *, line: bool, blank: bool = True) -> BeforeValidator:
+    """:func:`check_text` on a string field before anything else reads it (a regex cannot read a
+    lone surrogate), and unless ``blank`` something other than blanks in it: a 422 that names
+    the field in words."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            field = info.field_name or "text"
+            try:
+                check_text(field, value, limit, line=line)
+            except InputError as exc:
+                reason = {"reason": exc.message}
+                raise PydanticCustomError("text_invalid", "{reason}", reason) from None
+            if not blank and not value.strip():
+                reason = {"reason": f"{field} is empty: write something in it"}
+                raise PydanticCustomError("text_blank", "{reason}", reason)
+        return value
+
+    return BeforeValidator(check)
+
+
+_TEXT_CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+_LINE_CONTROLS = r"\x00-\x08\x0a-\x1f\x7f-\x9f"
+
+
+def _pattern(controls: str, *, blank: bool) -> str:
+    """What :func:`check_text` lets through, for the OpenAPI document (clients and the fuzz test
+    read it): no control characters, and something other than blanks unless ``blank``."""
+    if blank:
+        return f"^[^{controls}]*$"
+    return f"^[^{controls}]*[^\\s{controls}][^{controls}]*$"
+
+
+def _text(limit: int, *, line: bool, blank: bool = True) -> Any:
+    controls = _LINE_CONTROLS if line else _TEXT_CONTROLS
+    return Field(max_length=limit, pattern=_pattern(controls, blank=blank))
+
+
+# The check after the constraints: it runs first (a regex cannot read a lone surrogate).
+Title = Annotated[
+    str,
+    _text(MAX_TITLE_CHARS, line=True, blank=False),
+    _checked(MAX_TITLE_CHARS, line=True, blank=False),
+]
+Text = Annotated[str, _text(MAX_TEXT_CHARS, line=False), _checked(MAX_TEXT_CHARS, line=False)]
+Requirement = Annotated[
+    str,
+    _text(MAX_TEXT_CHARS, line=False, blank=False),
+    _checked(MAX_TEXT_CHARS, line=False, blank=False),
+]
+Reason = Annotated[
+    str, _text(MAX_LINE, line=False, blank=False), _checked(MAX_LINE, line=False, blank=False)
+]
+# on the whole optional field: a validator inside the union would name its branch, not the field
+OptionalLine = Annotated[str | None, _text(MAX_LINE, line=True), _checked(MAX_LINE, line=True)]
+OptionalBranch = Annotated[
+    str | None, _text(MAX_BRANCH, line=True), _checked(MAX_BRANCH, line=True)
+]
+OptionalText = Annotated[
+    str | None, _text(MAX_TEXT_CHARS, line=False), _checked(MAX_TEXT_CHARS, line=False)
+]
 TaskIdPath = Annotated[str, Field(pattern=TASK_ID_PATTERN, examples=["task-1", "1"])]
 WorkflowIdPath = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN, examples=["wf-0a1b2c3d4e"])]
-TaskId = Annotated[int, Field(ge=1, le=2**40)]
+TaskId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Out(BaseModel):
+    """An answer: its text can always be encoded (a path with a byte that is not UTF-8 is
+    written with an escape, rather than failing the response)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _encodable(cls, data: Any) -> Any:
+        return encodable(data)
+
+
 class TaskIn(_In):
-    title: str = Field(min_length=1, max_length=200, pattern=r"\S", examples=["Add login"])
-    description: str = Field(default="", max_length=MAX_TEXT)
+    title: Title = Field(min_length=1, examples=["Add login"])
+    description: Text = ""
     priority: Priority = Priority.MEDIUM
     dependencies: list[TaskId] = Field(default_factory=list, max_length=50)
-    repo: str | None = Field(
+    repo: OptionalLine = Field(
         default=None,
         min_length=1,
-        max_length=2000,
         description="Its git repository: a path on the server or a git URL (default: the "
         "server's, TASKORCH_REPO or `serve --repo`).",
         examples=["/srv/app", "https://git.example.com/team/app.git"],
     )
-    base_branch: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Branch to merge into."
+    base_branch: OptionalBranch = Field(
+        default=None, min_length=1, description="Branch to merge into."
     )
     merge_policy: MergePolicy | None = Field(
         default=None,
@@ -49,7 +138,7 @@ class TaskIn(_In):
     )
 
 
-class TaskOut(BaseModel):
+class TaskOut(_Out):
     id: int
     ref: str
     title: str
@@ -81,7 +170,7 @@ class TaskOut(BaseModel):
         )
 
 
-class WorkflowSummary(BaseModel):
+class WorkflowSummary(_Out):
     workflow_id: str
     task_id: int
     state: WorkflowState
@@ -104,7 +193,7 @@ class WorkflowSummary(BaseModel):
         )
 
 
-class SubtaskOut(BaseModel):
+class SubtaskOut(_Out):
     key: str
     title: str
     stage: int
@@ -119,7 +208,7 @@ class SubtaskOut(BaseModel):
     error: str | None
 
 
-class HistoryOut(BaseModel):
+class HistoryOut(_Out):
     from_state: WorkflowState | None = Field(alias="from")
     to: WorkflowState
     time: str
@@ -127,7 +216,7 @@ class HistoryOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-class TargetOut(BaseModel):
+class TargetOut(_Out):
     """Where a workflow merges, as settled at its start."""
 
     repo: str
@@ -136,7 +225,7 @@ class TargetOut(BaseModel):
     merge_policy: MergePolicy
 
 
-class WorkflowDetail(BaseModel):
+class WorkflowDetail(_Out):
     workflow_id: str
     task: dict[str, Any]
     state: WorkflowState
@@ -217,22 +306,25 @@ _DETAIL_COPIED = (
 
 
 class RejectIn(_In):
-    reason: str = Field(
-        min_length=1, max_length=2000, pattern=r"\S", examples=["the login page lost its styles"]
-    )
+    reason: Reason = Field(min_length=1, examples=["the login page lost its styles"])
+
+
+class ActionIn(_In):
+    """The body of a state change that needs no fields (cancel, approve): ``{}``. A JSON body is
+    what tells a program's request from a form another site's page sends."""
 
 
 class ParseIn(_In):
-    text: str = Field(min_length=1, max_length=MAX_TEXT, pattern=r"\S")
-    context: str | None = Field(default=None, max_length=MAX_TEXT)
+    text: Requirement = Field(min_length=1)
+    context: OptionalText = None
 
 
-class ParseOut(BaseModel):
+class ParseOut(_Out):
     planner: str
     plan: dict[str, Any]
 
 
-class AgentOut(BaseModel):
+class AgentOut(_Out):
     id: str
     name: str
     type: str
@@ -253,18 +345,18 @@ class AgentOut(BaseModel):
     capabilities: dict[str, Any] = Field(default_factory=dict)
 
 
-class ComponentOut(BaseModel):
+class ComponentOut(_Out):
     status: Literal["ok", "degraded", "down"]
     detail: str
     info: dict[str, Any] = Field(default_factory=dict)
 
 
-class HealthOut(BaseModel):
+class HealthOut(_Out):
     status: Literal["ok", "degraded", "down"]
     components: dict[str, ComponentOut]
 
 
-class MetricsOut(BaseModel):
+class MetricsOut(_Out):
     workflows_by_state: dict[str, int]
     subtasks_by_state: dict[str, int]
     attempts: int
@@ -278,5 +370,5 @@ class MetricsOut(BaseModel):
     errors_by_class: dict[str, int]
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(_Out):
     detail: str

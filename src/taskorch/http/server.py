@@ -24,6 +24,7 @@ from taskorch.engine.daemon import Daemon, DaemonStats
 from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.http.app import create_app
 from taskorch.http.auth import check_binding
+from taskorch.http.guard import HostPolicy
 from taskorch.runtime.metrics import UNASSIGNED_AGENT
 from taskorch.settings import Settings
 
@@ -71,8 +72,11 @@ async def serve(
 ) -> DaemonStats:
     token = settings.taskorch_api_token.get_secret_value() if settings.taskorch_api_token else None
     check_binding(options.host, token)
+    HostPolicy.serving(options.host, options.port, settings.allowed_hosts)  # bad entries: now
     sock = listen(options.host, options.port)
     try:
+        port = sock.getsockname()[1]  # the one chosen for port 0
+        hosts = HostPolicy.serving(options.host, port, settings.allowed_hosts)
         async with open_engine(settings) as engine:
             pool = await agents_for_run(engine, options.agent, options.sim_duration_s)
             concurrency = options.concurrency or settings.worker_concurrency
@@ -92,6 +96,7 @@ async def serve(
                 if pool.mode == "sim"
                 else [],
                 stopping=stopping,
+                hosts=hosts,
             )
             config = uvicorn.Config(
                 app,

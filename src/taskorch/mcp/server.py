@@ -23,14 +23,15 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import Field, ValidationError
 
 from taskorch import __version__
 from taskorch.domain.errors import InputError, TaskorchError
-from taskorch.domain.models import NewTask
+from taskorch.domain.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from taskorch.engine.status import WorkflowStatus
+from taskorch.mcp.guard import MAX_REPO_CHARS, check_arguments, one_line, sendable, validation_line
 from taskorch.mcp.models import (
     BatchOutcome,
     ComponentOut,
@@ -63,7 +64,9 @@ TaskRef = Annotated[
     int | str,
     Field(description="A stored task: 42, '42' or 'task-42'."),
 ]
-WorkflowId = Annotated[str, Field(min_length=1, description="A workflow id such as wf-1a2b3c4d5e.")]
+WorkflowId = Annotated[
+    str, Field(min_length=1, max_length=200, description="A workflow id such as wf-1a2b3c4d5e.")
+]
 Wait = Annotated[
     bool,
     Field(description="Wait for the end (up to timeout_s); false answers at once."),
@@ -80,9 +83,10 @@ TimeoutS = Annotated[
 Repo = Annotated[
     str | None,
     Field(
+        max_length=MAX_REPO_CHARS,
         description="The git repository to work in: a local path or a git URL (file://, ssh://, "
         "https://, host:path). Default: the task's, else TASKORCH_REPO, else a scratch "
-        "repository."
+        "repository.",
     ),
 ]
 MergePolicyArg = Annotated[
@@ -100,6 +104,7 @@ Agent = Annotated[
     str,
     Field(
         min_length=1,
+        max_length=MAX_TITLE_CHARS,
         description="auto: route each subtask to the best registered agent (the simulated agent "
         "when none is registered); sim: the simulated agent; or one registered agent's name.",
     ),
@@ -119,19 +124,28 @@ def tool_errors() -> Iterator[None]:
 
 
 class TaskorchServer(MCPServer[None]):
-    """The SDK's server, with arguments that fail the input schema reported in one line."""
+    """The SDK's server, with every call's arguments checked first (:mod:`taskorch.mcp.guard`),
+    arguments that fail the input schema reported in one line, and answers that can always be
+    sent."""
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
-            return await super().call_tool(name, arguments, context)
+            check_arguments(arguments)
+        except InputError as exc:
+            raise ToolError(one_line(f"invalid arguments for {name}: {exc.message}")) from None
+        try:
+            return sendable(await super().call_tool(name, arguments, context))
+        except UnexpectedToolError as exc:  # a bug: the SDK logs its traceback
+            kind = type(exc.__cause__).__name__
+            message = f"{exc} ({kind}); the server's log has the details"
+            raise UnexpectedToolError(one_line(message)) from exc.__cause__
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
-                raise ToolError(f"invalid arguments for {name}: {_one_line(exc.__cause__)}") from (
-                    exc.__cause__
-                )
-            raise
+                message = f"invalid arguments for {name}: {validation_line(exc.__cause__)}"
+                raise ToolError(one_line(message)) from exc.__cause__
+            raise ToolError(one_line(str(exc))) from exc.__cause__
 
     async def run_stdio_async(self) -> None:
         """Serve over stdio until stdin closes or SIGINT or SIGTERM comes (Claude Code stops its
@@ -144,14 +158,6 @@ class TaskorchServer(MCPServer[None]):
         # exit takes ~0.35 s, past the 100 ms Claude Code waits after SIGINT before it sends
         # SIGTERM: leave them to the operating system.
         gc.freeze()
-
-
-def _one_line(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "arguments"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
 
 
 def workflow_out(status: WorkflowStatus) -> WorkflowOut:
@@ -213,7 +219,10 @@ def build_server(settings: Settings) -> TaskorchServer:
         ] = None,
         requirement: Annotated[
             str | None,
-            Field(description="A requirement in plain words; stored as a new task first."),
+            Field(
+                max_length=MAX_TEXT_CHARS,
+                description="A requirement in plain words; stored as a new task first.",
+            ),
         ] = None,
         wait: Wait = True,
         timeout_s: TimeoutS = 300.0,
@@ -235,7 +244,7 @@ def build_server(settings: Settings) -> TaskorchServer:
                 agent=agent,
                 sim_duration_s=sim_duration_s,
             )
-            ids = await _task_for(orchestrator, task_id, requirement)
+            ids = await orchestrator.task_for(task_id, requirement)
             [workflow_id] = await orchestrator.start(ids, prepared)
             [status] = await orchestrator.wait(
                 [workflow_id], timeout_s if wait else 0, _progress(ctx)
@@ -278,7 +287,7 @@ def build_server(settings: Settings) -> TaskorchServer:
             if any(not text.strip() for text in requirements):
                 raise InputError("a requirement is empty: describe the work to do")
             for text in requirements:
-                ids += await _task_for(orchestrator, None, text)
+                ids += await orchestrator.task_for(None, text)
             workflow_ids = await orchestrator.start(ids, prepared)
             statuses = await orchestrator.wait(
                 workflow_ids, timeout_s if wait else 0, _progress(ctx)
@@ -333,9 +342,16 @@ def build_server(settings: Settings) -> TaskorchServer:
 
     @tool
     async def parse_requirements(
-        requirement: Annotated[str, Field(min_length=1, description="The requirement to plan.")],
+        requirement: Annotated[
+            str,
+            Field(min_length=1, max_length=MAX_TEXT_CHARS, description="The requirement to plan."),
+        ],
         context: Annotated[
-            str | None, Field(description="Background for the planner (repository, stack).")
+            str | None,
+            Field(
+                max_length=MAX_TEXT_CHARS,
+                description="Background for the planner (repository, stack).",
+            ),
         ] = None,
     ) -> ParseOutcome:
         """Plan a requirement without storing anything: subtasks with one owner each, stages
@@ -373,19 +389,3 @@ def _progress(ctx: Context[None, Any] | None) -> ProgressReport | None:
         await ctx.report_progress(round(mean, 1), 100.0, states)
 
     return report
-
-
-async def _task_for(
-    orchestrator: Orchestrator, task_id: int | str | None, requirement: str | None
-) -> list[int]:
-    """The task to process: a stored one, or the requirement stored as a new task."""
-    if (task_id is None) == (requirement is None):
-        raise InputError("give task_id (a stored task) or requirement (new text), one of them")
-    if task_id is not None:
-        return await orchestrator.task_ids([task_id])
-    assert requirement is not None
-    if not requirement.strip():
-        raise InputError("the requirement is empty: describe the work to do")
-    engine = await orchestrator.engine()
-    title = requirement.strip().splitlines()[0][:120]
-    return [(await engine.add_task(NewTask.create(title, requirement))).id]

@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from taskorch.domain.errors import InputError
-from taskorch.domain.models import JSONDict, Priority, parse_task_ref
+from taskorch.domain.limits import check_id
+from taskorch.domain.models import JSONDict, NewTask, Priority, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import MigrationReport, OrchestrationEngine
 from taskorch.engine.agents import AgentPool
@@ -81,10 +82,23 @@ class Orchestrator:
     async def task_ids(self, refs: Sequence[int | str]) -> list[int]:
         """The stored tasks ``refs`` name (42, "42" or "task-42"); an unknown one is an error."""
         engine = await self.engine()
-        ids = [parse_task_ref(ref) for ref in refs]
+        ids = [check_id("task_id", parse_task_ref(ref)) for ref in refs]
         for task_id in ids:
             await engine.get_task(task_id)
         return ids
+
+    async def task_for(self, task_id: int | str | None, requirement: str | None) -> list[int]:
+        """The task to process: a stored one, or the requirement stored as a new task."""
+        if (task_id is None) == (requirement is None):
+            raise InputError("give task_id (a stored task) or requirement (new text), one of them")
+        if task_id is not None:
+            return await self.task_ids([task_id])
+        assert requirement is not None
+        if not requirement.strip():
+            raise InputError("the requirement is empty: describe the work to do")
+        engine = await self.engine()
+        title = requirement.strip().splitlines()[0][:120]
+        return [(await engine.add_task(NewTask.create(title, requirement))).id]
 
     async def prepare(
         self,

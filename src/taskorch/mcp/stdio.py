@@ -15,7 +15,9 @@ get the worker's shutdown grace, longer than Claude waits: Claude's SIGTERM then
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import stat
 import sys
@@ -24,23 +26,76 @@ from contextlib import contextmanager
 from typing import cast
 
 import anyio
+import mcp_types as types
 from mcp.server.stdio import stdio_server
 from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+
+from taskorch.domain.errors import InputError
+from taskorch.domain.limits import MAX_BODY_BYTES
+from taskorch.mcp.guard import REFUSED, check_arguments, one_line
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 READ_SIZE = 65536
+HEAD_BYTES = 4096
+"""What is kept of a line over the limit: enough to find its id and tool name."""
+TOO_LARGE = f"the message is over {MAX_BODY_BYTES:,} bytes (MAX_BODY_BYTES)"
+_ID = re.compile(rb'"id"\s*:\s*(-?[0-9]{1,18}|"[A-Za-z0-9_.:-]{1,100}")')
+_TOOL_CALL = re.compile(rb'"method"\s*:\s*"tools/call"')
+_TOOL_NAME = re.compile(rb'"name"\s*:\s*"([A-Za-z0-9_.-]{1,64})"')
+
+
+def screened(line: bytes) -> bytes:
+    """``line``, or for a tool call the SDK would drop without an answer (leaving its client
+    waiting) one that the server answers with a tool error saying why: a message over
+    ``MAX_BODY_BYTES``, a string with a lone surrogate (JSON allows the escape ``\\ud800``; the
+    SDK's parser does not), JSON nested too deep, or anything else the SDK cannot read."""
+    if len(line) > MAX_BODY_BYTES:
+        return _refusal(line[:HEAD_BYTES], TOO_LARGE) or b""
+    try:
+        types.jsonrpc_message_adapter.validate_json(line, by_name=False)  # as the SDK reads it
+        return line
+    except ValueError as exc:
+        return _refusal(line, _unreadable(line, exc)) or line
+
+
+def _unreadable(line: bytes, error: ValueError) -> str:
+    """Why the SDK cannot read ``line``: a bad argument named as the tools name it, if Python's
+    more lenient parser finds one; else the SDK's parser's reason."""
+    try:
+        arguments = json.loads(line)["params"]["arguments"]
+        check_arguments(arguments if isinstance(arguments, dict) else {})
+    except InputError as exc:
+        return exc.message
+    except Exception:  # not JSON to Python either, nested too deep, no arguments: say why not
+        pass
+    reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
+    return f"the message is not JSON-RPC this server can read: {one_line(reason)}"
+
+
+def _refusal(head: bytes, reason: str) -> bytes | None:
+    """A call of the tool ``head`` names with the one argument :data:`REFUSED`; ``None`` when it
+    is no tool call (the SDK drops what it cannot read, as before)."""
+    found_id, tool = _ID.search(head), _TOOL_NAME.search(head)  # the first: JSON-RPC's own
+    if found_id is None or tool is None or _TOOL_CALL.search(head) is None:
+        return None
+    params = {"name": tool.group(1).decode(), "arguments": {REFUSED: reason}}
+    call = {"jsonrpc": "2.0", "id": json.loads(found_id.group(1)), "method": "tools/call"}
+    return json.dumps(call | {"params": params}).encode()
 
 
 class PipeLines:
     """The lines of a pipe or socket, read when it is readable, so a cancelled wait ends at once.
-    Iterated as the SDK iterates its stdin file: each line as text, with its newline."""
+    Iterated as the SDK iterates its stdin file: each line as text, with its newline. Each line
+    goes through :func:`screened` first, and no more than ``MAX_BODY_BYTES`` of one is kept."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
     async def __aiter__(self) -> AsyncIterator[str]:
         pending = b""
+        overflow: bytes | None = None  # the head of a line past the limit, while it is skipped
         while True:
             await anyio.wait_readable(self.fd)
             try:
@@ -50,11 +105,17 @@ class PipeLines:
             if not chunk:
                 break
             *lines, pending = (pending + chunk).split(b"\n")
+            if overflow is not None and lines:  # the end of the line over the limit
+                yield (_refusal(overflow, TOO_LARGE) or b"").decode() + "\n"
+                lines, overflow = lines[1:], None
             for line in lines:
                 # split as bytes first: a character cut between two reads decodes whole
-                yield line.decode("utf-8", errors="replace") + "\n"
-        if pending:
-            yield pending.decode("utf-8", errors="replace")
+                yield screened(line).decode("utf-8", errors="replace") + "\n"
+            if len(pending) > MAX_BODY_BYTES:
+                overflow = overflow or pending[:HEAD_BYTES]
+                pending = b""
+        if pending and overflow is None:
+            yield screened(pending).decode("utf-8", errors="replace")
 
 
 @contextmanager

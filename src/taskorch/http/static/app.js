@@ -35,11 +35,15 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-async function api(path, options) {
+// A state change is always JSON (the server refuses anything else: another site's page could
+// send a form or text, but not JSON), with {} when there is nothing to say.
+async function api(path, options = {}) {
+  const method = options.method || "GET";
   const response = await fetch(path, {
     headers: { "Accept": "application/json", "Content-Type": "application/json" },
     credentials: "same-origin",
     ...options,
+    body: method === "GET" ? undefined : options.body || "{}",
   });
   const body = await response.json().catch(() => null);
   if (!response.ok) {

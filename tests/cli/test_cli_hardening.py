@@ -29,6 +29,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TASKORCH_HOME", str(tmp_path / ".taskorch"))
     monkeypatch.setenv("NLP_PROVIDER", "heuristic")
     monkeypatch.chdir(tmp_path)
+    # A database to read: read commands in an empty folder stop at "no taskorch database".
+    initialised = subprocess.run(
+        [sys.executable, "-m", "taskorch", "init"], capture_output=True, text=True, check=False
+    )
+    assert initialised.returncode == 0, initialised.stderr
     return tmp_path / ".taskorch"
 
 
@@ -148,7 +153,9 @@ def test_durations_are_finite_and_bounded(home: Path, argv: list[str], option: s
     error(run_cli(argv), option, code=None)  # nan: refused by the option's own minimum
 
 
-@pytest.mark.parametrize("name", ["SUBTASK_TIMEOUT_S", "LEASE_S", "TEST_TIMEOUT_S"])
+@pytest.mark.parametrize(
+    "name", ["TASKORCH_SUBTASK_TIMEOUT_S", "TASKORCH_LEASE_S", "TASKORCH_TEST_TIMEOUT_S"]
+)
 @pytest.mark.parametrize("value", ["inf", "1e999", "1e9"])
 def test_duration_settings_are_finite_and_bounded(
     home: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str

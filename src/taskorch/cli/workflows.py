@@ -46,9 +46,10 @@ def status(
     holds: dict[int, TaskHold] = {}
 
     async def body() -> Any:
+        wanted = workflow_ref(workflow_id) if workflow_id else None  # checked before opening
         async with engine(create=False) as running:
-            if workflow_id:
-                return await running.get_workflow_status(workflow_ref(workflow_id))
+            if wanted:
+                return await running.get_workflow_status(wanted)
             workflows = await running.list_workflows(limit=50)
             agents.extend(await running.list_agents())
             pending.extend(await running.list_tasks(status=TaskStatus.PENDING))

@@ -20,7 +20,7 @@ SQL = Path(__file__).parents[2] / "src" / "taskorch" / "store" / "sql"
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_the_sql_spells_out_the_same_bounds(backend: str) -> None:
-    migration = SQL.parent / "migrations" / backend / "0005_workflow_durations.sql"
+    migration = SQL.parent / "migrations" / backend / "0006_workflow_durations.sql"
     for text in ((SQL / f"{backend}.sql").read_text(), migration.read_text()):
         bounds = [int(b) for b in re.findall(r"WHEN seconds <= (\d+) THEN", text)]
         assert tuple(bounds) == DURATION_BUCKETS_S

@@ -173,23 +173,15 @@ class Daemon:
         return started
 
     async def _start(self, pipeline: Pipeline, task: Task) -> Workflow | None:
-        """Claim the task (pending -> processing, checked in the store) before its workflow is
-        created, so that two processes never start two workflows for one task. Where its work
-        goes is settled first (it may reach out to the repository), so the workflow follows
-        the claim at once."""
-        store = self.engine.store
+        """Claim the task (pending -> processing, checked in the store) in the transaction that
+        creates its workflow, so that two processes never start two workflows for one task and a
+        kill never leaves a claim without its workflow. Where its work goes is settled first (it
+        may reach out to the repository)."""
         options = await pipeline.target(task, self.options)
         try:
-            claimed = await store.set_task_status(
-                task.id, TaskStatus.PENDING, TaskStatus.PROCESSING
-            )
+            return await pipeline.create(task, options)
         except StaleStateError:
-            return None
-        try:
-            return await pipeline.create(claimed, options)
-        except TaskorchError:  # not started after all: give the task back
-            await store.set_task_status(task.id, TaskStatus.PROCESSING, TaskStatus.PENDING)
-            raise
+            return None  # another process took it first
 
     async def _dependencies_done(self, task: Task) -> bool:
         for dependency in task.dependencies:

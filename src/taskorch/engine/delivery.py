@@ -19,6 +19,7 @@ from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
+from taskorch.runtime.faults import pause_point
 from taskorch.runtime.github import (
     GitHubConfig,
     merge_pull_request,
@@ -336,6 +337,7 @@ class WorkspaceAgent:
         workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
         result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
         heartbeat()
+        await pause_point("subtask:agent-done")
         if not result.success:
             raise AgentError(f"agent reported failure: {result.output[-500:]}")
         if merge_base:
@@ -351,6 +353,7 @@ class WorkspaceAgent:
             # Its merge brings in everything the base gained meanwhile; its own work is the
             # conflicts it resolved.
             changed = sorted(set(changed) & set(subtask.files_affected))
+        await pause_point("subtask:committed")
         merge = await workspace.merge_subtask(subtask.key)
         if merge.status is MergeStatus.CONFLICT:
             raise AgentError(merge.message, error_class="dependency")
@@ -359,6 +362,7 @@ class WorkspaceAgent:
                 f"agent {self.name} reported success for {subtask.key} but changed nothing",
                 error_class="agent",
             )
+        await pause_point("subtask:merged")
         data = {**result.data, "changed_files": changed, "merge": merge.to_json()}
         return dataclasses.replace(result, data=data)
 

@@ -25,6 +25,7 @@ from taskorch.domain.errors import AgentError, StoreError
 from taskorch.domain.models import Subtask
 from taskorch.domain.retry import ErrorClass
 from taskorch.runtime.events import EventBus
+from taskorch.runtime.faults import pause_point
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
 
@@ -257,6 +258,8 @@ class Worker:
             self._settling = batch + self._settling
             await asyncio.sleep(self.config.poll_s)
             return 0
+        if any(o.kind == "completed" for o in batch):
+            await pause_point("subtask:completed")
         self._start(claimed)
         for event in events:
             self._count(event)

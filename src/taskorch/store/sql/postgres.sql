@@ -30,6 +30,12 @@ UPDATE tasks SET status = %(to_status)s, updated_at = %(now)s
 WHERE id = %(id)s AND status = %(from_status)s
 RETURNING *;
 
+-- name: end_workflow_task
+-- The task of a workflow that just ended ends with it (in the same transaction), if it still
+-- counts as being carried.
+UPDATE tasks SET status = %(to_status)s, updated_at = %(now)s
+WHERE id = (SELECT task_id FROM workflows WHERE id = %(workflow_id)s) AND status = 'processing';
+
 -- name: list_imported_tasks
 -- Tasks imported from task-master (metadata.taskmaster), of one tag or (NULL) of every tag.
 SELECT * FROM tasks

@@ -29,6 +29,12 @@ UPDATE tasks SET status = :to_status, updated_at = :now
 WHERE id = :id AND status = :from_status
 RETURNING *;
 
+-- name: end_workflow_task
+-- The task of a workflow that just ended ends with it (in the same transaction), if it still
+-- counts as being carried.
+UPDATE tasks SET status = :to_status, updated_at = :now
+WHERE id = (SELECT task_id FROM workflows WHERE id = :workflow_id) AND status = 'processing';
+
 -- name: list_imported_tasks
 -- Tasks imported from task-master (metadata.taskmaster), of one tag or (:tag NULL) of every tag.
 SELECT * FROM tasks

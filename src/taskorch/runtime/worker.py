@@ -280,14 +280,19 @@ class Worker:
         wanted = await self.queue.agents_with_work()
         if not wanted - {None}:
             return []
-        load = await self.queue.agent_load()
         claimed: list[Subtask] = []
         for agent_id in self._limited_agents:
             if agent_id not in wanted or free <= 0:
                 continue
-            room = min(free, self.agent_limits.get(agent_id, free) - load.get(agent_id, 0))
+            # The agent's limit is checked inside the claim's transaction: a count read
+            # beforehand lets two workers both see room for the last slot.
             more = await self.queue.claim(
-                self.worker_id, room, self.config.lease_s, agent_id=agent_id, skip=self._avoided()
+                self.worker_id,
+                free,
+                self.config.lease_s,
+                agent_id=agent_id,
+                skip=self._avoided(),
+                agent_limit=self.agent_limits.get(agent_id),
             )
             claimed += more
             free -= len(more)

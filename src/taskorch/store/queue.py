@@ -106,15 +106,37 @@ class SubtaskQueue:
         *,
         agent_id: str | None = None,
         skip: Iterable[str] = (),
+        agent_limit: int | None = None,
     ) -> list[Subtask]:
         """Take up to ``limit`` ready subtasks meant for ``agent_id`` (None: any agent), not of
-        the workflows in ``skip``, and mark them running under this worker's lease."""
+        the workflows in ``skip``, and mark them running under this worker's lease.
+
+        For an agent, its concurrency limit holds at every moment: the subtasks it runs are
+        counted and claimed in one transaction, one claimer per agent at a time. The limit is
+        the agent's stored ``max_concurrency``, else ``agent_limit`` (None: no limit)."""
         if limit <= 0:
             return []
         async with self.connector.transaction() as tx:
+            if agent_id is not None:
+                room = await self._agent_room(tx, agent_id, agent_limit)
+                limit = limit if room is None else min(limit, room)
+                if limit <= 0:
+                    return []
             claimed, events = await self._claim_in(tx, worker, limit, lease_s, agent_id, skip)
             await self._record(tx, events)
         return claimed
+
+    async def _agent_room(
+        self, tx: Transaction, agent_id: str, agent_limit: int | None
+    ) -> int | None:
+        """How many more the agent may run (None: it has no limit)."""
+        params = {"agent_id": agent_id}
+        await tx.fetchone("lock_agent_claims", params)
+        row = await tx.fetchone("agent_claim_room", params)
+        assert row is not None
+        stored = row["max_concurrency"]
+        limit = agent_limit if stored is None else int(stored)
+        return None if limit is None else limit - int(row["active"])
 
     async def _claim_in(
         self,

@@ -206,6 +206,19 @@ FROM picked
 WHERE s.id = picked.id
 RETURNING s.*;
 
+-- name: lock_agent_claims
+-- Claims for one agent are counted against its limit one at a time: a lock held until the claiming
+-- transaction ends, so the next claimer's count (a later statement) sees this one's claims.
+SELECT pg_advisory_xact_lock(hashtextextended('taskorch:agent-claims:' || %(agent_id)s, 0))
+    IS NULL AS locked;
+
+-- name: agent_claim_room
+-- How many more subtasks the agent may run now: its stored limit (or the worker's, when it is not
+-- registered) less those it runs, counted in the claiming transaction.
+SELECT (SELECT COUNT(*) FROM subtasks
+        WHERE agent_id = %(agent_id)s AND status IN ('assigned', 'running')) AS active,
+       (SELECT max_concurrency FROM agents WHERE id = %(agent_id)s) AS max_concurrency;
+
 -- name: agent_load
 SELECT agent_id, COUNT(*) AS active FROM subtasks
 WHERE status IN ('assigned', 'running') AND agent_id IS NOT NULL

@@ -208,6 +208,18 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING *;
 
+-- name: lock_agent_claims
+-- Claims for one agent are counted against its limit one at a time: a SQLite write transaction
+-- (BEGIN IMMEDIATE) already holds the database's write lock, so nothing more is needed.
+SELECT 1 AS locked;
+
+-- name: agent_claim_room
+-- How many more subtasks the agent may run now: its stored limit (or the worker's, when it is not
+-- registered) less those it runs, counted in the claiming transaction.
+SELECT (SELECT COUNT(*) FROM subtasks
+        WHERE agent_id = :agent_id AND status IN ('assigned', 'running')) AS active,
+       (SELECT max_concurrency FROM agents WHERE id = :agent_id) AS max_concurrency;
+
 -- name: agent_load
 SELECT agent_id, COUNT(*) AS active FROM subtasks
 WHERE status IN ('assigned', 'running') AND agent_id IS NOT NULL

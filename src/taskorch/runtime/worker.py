@@ -23,7 +23,12 @@ from datetime import datetime, timedelta
 from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask
 from taskorch.domain.errors import AgentError, StoreError
 from taskorch.domain.models import Subtask
-from taskorch.domain.retry import ErrorClass
+from taskorch.domain.retry import (
+    MAX_INTERRUPTED_ATTEMPTS,
+    ErrorClass,
+    RetryDecision,
+    agent_tries,
+)
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.faults import pause_point
 from taskorch.runtime.recovery import ErrorRecoveryManager
@@ -57,7 +62,8 @@ class WorkerConfig:
     timeout_s: float = 300.0
     poll_s: float = 0.5
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
-    zombie_max_attempts: int = 5
+    max_interrupted: int = MAX_INTERRUPTED_ATTEMPTS
+    """Interrupted attempts (lost leases, host errors) after which a subtask fails."""
 
 
 @dataclass(slots=True)
@@ -395,7 +401,14 @@ class Worker:
                 error.message,
             )
             self._avoid[subtask.workflow_id] = time.monotonic() + HOST_AVOID_S
-        decision = self.recovery.decide(error, subtask.attempts)
+        interrupted = error.error_class == ErrorClass.HOST
+        if interrupted:  # not the agent's try: counted apart, against the host policy and cap
+            decision = self.recovery.decide(error, subtask.interrupted + 1)
+            if subtask.interrupted + 1 >= self.config.max_interrupted:
+                decision = RetryDecision(False, reason="too many interrupted attempts")
+        else:
+            tries = agent_tries(subtask.attempts, subtask.interrupted)
+            decision = self.recovery.decide(error, tries)
         now = self.queue.now
         common = {
             "agent_id": running.agent_id,
@@ -419,6 +432,7 @@ class Worker:
                 now,
                 run_after=now + timedelta(seconds=decision.delay_s),
                 next_agent_id=next_agent,
+                interrupted=interrupted,
                 **common,  # type: ignore[arg-type]
             )
         return Outcome(
@@ -454,9 +468,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self._renew()
-                events = await self.queue.expire_leases(
-                    max_attempts=self.config.zombie_max_attempts
-                )
+                events = await self.queue.expire_leases(max_interrupted=self.config.max_interrupted)
             except StoreError as exc:
                 log.warning("worker %s: lease upkeep failed: %s", self.worker_id, exc.message)
                 continue

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from taskorch.domain.models import Subtask
+from taskorch.domain.retry import MAX_INTERRUPTED_ATTEMPTS
 from taskorch.domain.states import SubtaskState
 from taskorch.store.completions import settle_completed
 from taskorch.store.connector import Connector, Row, Transaction
@@ -325,11 +326,15 @@ class SubtaskQueue:
             )
         return events
 
-    async def expire_leases(self, *, max_attempts: int) -> list[QueueEvent]:
-        """Requeue subtasks whose lease ran out (zombies); fail those out of attempts."""
+    async def expire_leases(
+        self, *, max_interrupted: int = MAX_INTERRUPTED_ATTEMPTS
+    ) -> list[QueueEvent]:
+        """Requeue subtasks whose lease ran out (zombies): an interrupted attempt, not the
+        agent's try; fail those that reach ``max_interrupted`` interrupted attempts."""
         now = self.now
+        params = {"now": now, "max_interrupted": max_interrupted}
         async with self.connector.transaction() as tx:
-            rows = await tx.fetchall("expire_leases", {"now": now, "max_attempts": max_attempts})
+            rows = await tx.fetchall("expire_leases", params)
             if not rows:
                 return []
             await tx.bulk("record_attempt", [_zombie_attempt(row, now) for row in rows])
@@ -444,6 +449,7 @@ def _retry_params(outcome: Outcome, worker: str, now: datetime) -> dict[str, Any
         "run_after": outcome.run_after,
         "error": outcome.error_message,
         "agent_id": outcome.next_agent_id,
+        "interrupted": int(outcome.interrupted),
     }
 
 

@@ -266,6 +266,7 @@ RETURNING subtasks.id, subtasks.workflow_id, subtasks.key, subtasks.status, subt
 -- name: retry_subtask
 UPDATE subtasks
 SET status = 'queued', run_after = :run_after, queued_at = COALESCE(:run_after, :now), error = :error, agent_id = :agent_id,
+    interrupted = interrupted + :interrupted,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 WHERE id = :id AND status = 'running' AND lease_owner = :worker;
 
@@ -285,19 +286,24 @@ WHERE id IN (SELECT id FROM down) AND status IN ('pending', 'queued')
 RETURNING id, workflow_id, key;
 
 -- name: expire_leases
+-- A lost lease is an interrupted attempt, not the agent's failed try: it is counted apart, and
+-- only the cap on interrupted attempts (:max_interrupted) fails the subtask.
 UPDATE subtasks
-SET status = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'queued' END,
+SET status = CASE WHEN interrupted + 1 >= :max_interrupted THEN 'failed' ELSE 'queued' END,
+    interrupted = interrupted + 1,
     error = 'lease expired: worker ' || COALESCE(lease_owner, '?') || ' stopped renewing it',
     run_after = NULL, queued_at = :now, lease_owner = NULL, lease_expires_at = NULL,
     updated_at = :now
 WHERE status IN ('assigned', 'running') AND lease_expires_at < :now
-RETURNING id, workflow_id, key, status, attempts, agent_id, error;
+RETURNING id, workflow_id, key, status, attempts, interrupted, agent_id, error;
 
 -- name: release_claims
 -- Subtasks whose attempts a stopping worker ended: queued again at once, so that no worker waits
--- for their leases to lapse. The ended attempt stays counted (it is recorded as cancelled).
+-- for their leases to lapse. The ended attempt is recorded as cancelled and counted as
+-- interrupted, not as the agent's try.
 UPDATE subtasks
 SET status = 'queued', queued_at = :now, run_after = NULL, lease_owner = NULL,
+    interrupted = interrupted + 1,
     lease_expires_at = NULL, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker
   AND status IN ('assigned', 'running')

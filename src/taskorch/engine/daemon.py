@@ -23,6 +23,7 @@ from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.claims import recover_stranded
 from taskorch.engine.engine import OrchestrationEngine
+from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Pipeline
 from taskorch.engine.resuming import started_with
 from taskorch.runtime.worker import WorkerStats
@@ -122,11 +123,18 @@ class Daemon:
     async def prepare(self) -> list[str]:
         """Find the unfinished workflows to carry on (``run`` does this if it was not done),
         after setting right the tasks a crash left claimed with no workflow carrying them."""
-        await recover_stranded(self.engine.store)
+        await self._recover()
         self.stats.resumed = await self._unfinished()
         self._active.update(self.stats.resumed)
         self._prepared = True
         return self.stats.resumed
+
+    async def _recover(self) -> None:
+        """Set right what a crash left half done: tasks claimed with no workflow carrying them,
+        worktrees of workflows that ended."""
+        await recover_stranded(self.engine.store)
+        if self.engine.delivery is not None:
+            await clean_ended(self.engine.store, self.engine.delivery)
 
     async def _unfinished(self) -> list[str]:
         workflows = await self.engine.list_workflows()
@@ -143,7 +151,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_recovery >= RECOVER_EVERY_S:
             self._last_recovery = loop.time()  # another process's crash, while we run
-            await recover_stranded(self.engine.store)
+            await self._recover()
         room = self.max_workflows - len(self._active)
         if room <= 0:
             return set()

@@ -16,6 +16,7 @@ from taskorch.domain.errors import AgentError, HostError, InputError
 from taskorch.domain.models import JSONDict, Subtask, Task, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
+from taskorch.domain.states import WorkflowState
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
@@ -87,30 +88,44 @@ class GitDelivery:
         """The workflow's workspace on this host, created on first use (and after a restart):
         worktrees cut from this host's mirror of the workflow's repository."""
         if workflow_id not in self._workspaces:
-            workflow = await self.store.get_workflow(workflow_id)
-            options = workflow.metadata.get("options", {})
-            repo = options.get("repo")
-            if not repo:  # a workflow started before repositories were recorded
-                workspace = await Workspace.managed(self.home, workflow_id)
-            else:
-                origin = parse_origin(str(repo))
-                if origin.path is not None and not await asyncio.to_thread(origin.path.is_dir):
-                    raise HostError(
-                        f"repository {origin.url} is not on host {socket.gethostname()}; run "
-                        "this workflow's work where it is, or give the repository as a URL"
-                    )
-                mirror = await remote.mirror(self.home, origin)
-                workspace = Workspace(
-                    mirror,
-                    workflow_id,
-                    str(options.get("base_branch") or "main"),
-                    home=self.home,
-                    origin=origin,
-                    exclusive=self.store.connector.exclusive,
-                )
+            workspace = await self._open(workflow_id)
             await workspace.start()
             self._workspaces[workflow_id] = workspace
         return self._workspaces[workflow_id]
+
+    def leftover_workflows(self) -> list[str]:
+        """Workflows that have worktrees on this host (see :func:`engine.leftovers`)."""
+        root = self.home / "worktrees"
+        return sorted(p.name for p in root.glob("wf-*") if p.is_dir()) if root.is_dir() else []
+
+    async def cleanup_leftover(self, workflow: Workflow) -> None:
+        """:meth:`cleanup` of a workflow that ended without it (a kill came between), without
+        setting its workspace up again first."""
+        workspace = self._workspaces.pop(workflow.id, None) or await self._open(workflow.id)
+        await workspace.cleanup(cancelled=workflow.status is WorkflowState.CANCELLED)
+
+    async def _open(self, workflow_id: str) -> Workspace:
+        """The workspace object, not set up (see :meth:`workspace`)."""
+        workflow = await self.store.get_workflow(workflow_id)
+        options = workflow.metadata.get("options", {})
+        repo = options.get("repo")
+        if not repo:  # a workflow started before repositories were recorded
+            return await Workspace.managed(self.home, workflow_id)
+        origin = parse_origin(str(repo))
+        if origin.path is not None and not await asyncio.to_thread(origin.path.is_dir):
+            raise HostError(
+                f"repository {origin.url} is not on host {socket.gethostname()}; run "
+                "this workflow's work where it is, or give the repository as a URL"
+            )
+        mirror = await remote.mirror(self.home, origin)
+        return Workspace(
+            mirror,
+            workflow_id,
+            str(options.get("base_branch") or "main"),
+            home=self.home,
+            origin=origin,
+            exclusive=self.store.connector.exclusive,
+        )
 
     def delivers(self, workflow: Workflow) -> bool:
         """Whether this workflow's subtasks carry code through git (all that the pipeline

@@ -18,6 +18,7 @@ from taskorch.domain.plan import Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
+from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
@@ -206,6 +207,8 @@ class OrchestrationEngine:
         tasks a crash left claimed with no workflow carrying them are set right first)."""
         if workflow_ids is None:
             await recover_stranded(self.store)
+            if self.delivery is not None:
+                await clean_ended(self.store, self.delivery)
             workflows = await self.store.list_workflows()
             return [w for w in workflows if w.status not in WORKFLOW_TERMINAL]
         return [await self.store.get_workflow(workflow_id) for workflow_id in workflow_ids]

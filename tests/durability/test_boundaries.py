@@ -23,7 +23,14 @@ from fakes.origins import bare_origin
 from taskorch.domain.models import NewTask
 from taskorch.store import Store
 
-from .boundary import Lab, Proc, assert_done_exactly_once, live_agents, wait_until
+from .boundary import (
+    Lab,
+    Proc,
+    agent_runs,
+    assert_done_exactly_once,
+    live_agents,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -127,3 +134,26 @@ async def _all_tasks_ended(store: Store) -> bool:
     return bool(tasks) and all(
         t.status.value in ("completed", "failed", "cancelled") for t in tasks
     )
+
+
+async def test_resume_after_a_kill_mid_subtask_carries_the_run_to_the_end(
+    lab: Lab, store: Store
+) -> None:
+    """The user's way after a crash: ``run`` killed while its agent works, then ``resume``
+    (which waits out the dead run's lease) finishes it, exits 0, and leaves nothing running."""
+    lab.agent_s = 30.0  # still at work when the kill comes
+    run = lab.start("run", "run", REQUIREMENT, "--repo", lab.repo_url, "--agent", "editor")
+    wait_until(
+        lambda: any(r.kind == "start" for r in agent_runs(lab.record)) or not run.alive(),
+        timeout_s=120,
+        what="the agent to start",
+    )
+    assert run.alive(), run.output()[-3000:]
+    run.kill9()
+    wait_until(lambda: not live_agents(lab.agent_script), timeout_s=15, what="agents to end")
+    lab.agent_s = 0.1
+    resumed = lab.cli("resume")
+    assert_clean_exit(resumed.stderr + resumed.stdout)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "merged" in resumed.stdout
+    await assert_done_exactly_once(lab, store, merged_before={})

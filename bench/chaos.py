@@ -22,6 +22,7 @@ import contextlib
 import os
 import random
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,8 +62,8 @@ print("edited", path.name)
 
 TOPICS = [
     "billing", "search", "notification", "reporting", "inventory", "payments", "analytics",
-    "messaging", "scheduling", "profile", "upload", "export", "import", "dashboard", "settings",
-    "onboarding", "comments", "tagging", "audit", "session",
+    "messaging", "scheduling", "profile", "upload", "export", "import", "catalog", "settings",
+    "onboarding", "comments", "tagging", "invoice", "session",
 ]  # fmt: skip
 DRIVER_POINTS = [
     "task:claim", "workflow:created", "workflow:subtasks-done", "workflow:validated",
@@ -71,6 +72,10 @@ DRIVER_POINTS = [
 WORKER_POINTS = ["subtask:agent-done", "subtask:committed", "subtask:merged", "subtask:completed"]
 DOMAINS = "development,security,inventory,cicd,docs"
 WORKER_TYPES = "planner,implementation,test,audit,documentation,deploy"
+MUST_BE_ZERO = (
+    "lost", "completed subtasks re-run", "merged work re-run", "tasks non-terminal",
+    "agent processes alive", "worktrees left",
+)  # fmt: skip
 PAUSE_WAIT_S = 60.0
 DEADLINE_S = 1800.0
 
@@ -269,6 +274,9 @@ async def count(run: Run, store: Store) -> dict[str, int]:
     figures["tasks non-terminal"] += sum(t.status is TaskStatus.PENDING for t in tasks)
     figures["lost"] = sum(t.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) for t in tasks)
     for workflow in await store.list_workflows():
+        if workflow.status.value in ("failed", "cancelled"):
+            reason = (workflow.result or {}).get("reason") or workflow.result
+            print(f"  {workflow.id} {workflow.status.value}: {reason}", flush=True)
         merge_times = merges_on_main(run.origin, workflow.id)
         for sub in await store.list_subtasks(workflow.id):
             figures["subtasks"] += 1
@@ -324,34 +332,37 @@ def drop_schema(base: str, schema: str) -> None:
 
 
 async def one_backend(backend: str, tasks: int, kills: int, seed: int) -> dict[str, int]:
-    with tempfile.TemporaryDirectory(prefix=f"chaos-{backend}-") as tmp:
-        root = Path(tmp)
-        origin = bare_origin(root / "remote")
-        (root / "home").mkdir()
-        base = os.environ.get("TASKORCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-        schema = None
-        if backend == "postgres":
-            schema, url = postgres_schema(base)
+    root = Path(tempfile.mkdtemp(prefix=f"chaos-{backend}-"))
+    origin = bare_origin(root / "remote")
+    (root / "home").mkdir()
+    base = os.environ.get("TASKORCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = None
+    if backend == "postgres":
+        schema, url = postgres_schema(base)
+    else:
+        url = f"sqlite:///{root / 'home' / 'taskorch.db'}"
+    subprocess.run(  # noqa: ASYNC221 (set-up, before anything runs)
+        [sys.executable, "-m", "taskorch", "init"],
+        env={**os.environ, "DATABASE_URL": url, "TASKORCH_HOME": str(root / "home")},
+        check=True,
+        capture_output=True,
+    )
+    run = Run(url, root, origin.resolve().as_uri(), origin)
+    run.agent.write_text(AGENT)
+    try:
+        figures = await chaos(run, tasks, kills, random.Random(f"{seed}-{backend}"))
+        figures.update({f"kills {k}": n for k, n in run.kills.items()})
+        if any(figures.get(k) for k in MUST_BE_ZERO):
+            print(f"  kept for a look: {root}", flush=True)
         else:
-            url = f"sqlite:///{root / 'home' / 'taskorch.db'}"
-        subprocess.run(  # noqa: ASYNC221 (set-up, before anything runs)
-            [sys.executable, "-m", "taskorch", "init"],
-            env={**os.environ, "DATABASE_URL": url, "TASKORCH_HOME": str(root / "home")},
-            check=True,
-            capture_output=True,
-        )
-        run = Run(url, root, origin.resolve().as_uri(), origin)
-        run.agent.write_text(AGENT)
-        try:
-            figures = await chaos(run, tasks, kills, random.Random(f"{seed}-{backend}"))
-            figures.update({f"kills {k}": n for k, n in run.kills.items()})
-            return figures
-        finally:
-            for proc in run.processes:
-                if proc.alive():
-                    proc.kill9()
-            if schema:
-                drop_schema(base, schema)
+            shutil.rmtree(root, ignore_errors=True)
+        return figures
+    finally:
+        for proc in run.processes:
+            if proc.alive():
+                proc.kill9()
+        if schema:
+            drop_schema(base, schema)
 
 
 def main() -> None:

@@ -85,6 +85,9 @@ def assert_clean_exit(text: str) -> None:
     assert "Event loop is closed" not in text, text[-3000:]
 
 
+# Each chain on one backend (the suite's time): run/resume, the single-user way, on SQLite;
+# serve, the many-process way, on PostgreSQL; the plain resume after a kill on both.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_run_killed_at_every_boundary_then_resumed(lab: Lab, store: Store) -> None:
     run = lab.start(
         "run", "run", REQUIREMENT, "--repo", lab.repo_url, "--agent", "editor",
@@ -106,6 +109,9 @@ async def test_run_killed_at_every_boundary_then_resumed(lab: Lab, store: Store)
     await assert_done_exactly_once(lab, store, merged_before=merged)
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_serve_killed_at_boundaries_then_started_again(lab: Lab, store: Store) -> None:
     await store.create_task(NewTask.create(REQUIREMENT, REQUIREMENT))
     serve = ("serve", "--agent", "editor", "--port", "0")
@@ -154,6 +160,6 @@ async def test_resume_after_a_kill_mid_subtask_carries_the_run_to_the_end(
     lab.agent_s = 0.1
     resumed = lab.cli("resume")
     assert_clean_exit(resumed.stderr + resumed.stdout)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
     assert "merged" in resumed.stdout
     await assert_done_exactly_once(lab, store, merged_before={})

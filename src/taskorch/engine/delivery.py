@@ -6,9 +6,10 @@ request record, validation and the merge to the base branch, each checked in git
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
@@ -340,21 +341,32 @@ class WorkspaceAgent:
 
     async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
         subtask = task.subtask
-        workspace = await self.delivery.workspace(subtask.workflow_id)
-        if await workspace.is_merged(subtask.key):
-            # A crash came between the merge landing and the subtask being marked done: the
-            # work is in; running the agent again would only redo it.
-            return AgentResult(
-                True, "already merged before a restart", data={"already_merged": True}
-            )
-        workflow = await self.delivery.store.get_workflow(subtask.workflow_id)
-        merge_base = subtask.key in workflow.metadata.get("merge_base_fixups", [])
-        workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
+        # The git work around the agent beats for the attempt: a slow fetch or push is this
+        # worker at work, not a dead one whose lease should lapse (and whose subtask would run
+        # again). The agent beats for itself.
+        async with _beating(heartbeat):
+            workspace = await self.delivery.workspace(subtask.workflow_id)
+            if await workspace.is_merged(subtask.key):
+                # A crash came between the merge landing and the subtask being marked done:
+                # the work is in; running the agent again would only redo it.
+                return AgentResult(
+                    True, "already merged before a restart", data={"already_merged": True}
+                )
+            workflow = await self.delivery.store.get_workflow(subtask.workflow_id)
+            merge_base = subtask.key in workflow.metadata.get("merge_base_fixups", [])
+            workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
         result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
         heartbeat()
-        await pause_point("subtask:agent-done")
-        if not result.success:
-            raise AgentError(f"agent reported failure: {result.output[-500:]}")
+        async with _beating(heartbeat):
+            await pause_point("subtask:agent-done")
+            if not result.success:
+                raise AgentError(f"agent reported failure: {result.output[-500:]}")
+            return await self._deliver(workspace, subtask, result, merge_base=merge_base)
+
+    async def _deliver(
+        self, workspace: Workspace, subtask: Subtask, result: AgentResult, *, merge_base: bool
+    ) -> AgentResult:
+        """Commit the agent's work and merge it into the workflow branch."""
         if merge_base:
             left = await workspace.conflict_markers(subtask.key)
             if left:
@@ -380,6 +392,28 @@ class WorkspaceAgent:
         await pause_point("subtask:merged")
         data = {**result.data, "changed_files": changed, "merge": merge.to_json()}
         return dataclasses.replace(result, data=data)
+
+
+GIT_BEAT_S = 0.2
+
+
+@contextlib.asynccontextmanager
+async def _beating(heartbeat: Heartbeat) -> AsyncIterator[None]:
+    """Heartbeats every :data:`GIT_BEAT_S` while the body runs (the attempt's timeout still
+    bounds it)."""
+
+    async def beat() -> None:
+        while True:
+            heartbeat()
+            await asyncio.sleep(GIT_BEAT_S)
+
+    beater = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater
 
 
 class DeliveryAware:

@@ -224,7 +224,7 @@ async def chaos(run: Run, tasks: int, kills: int, rng: random.Random) -> dict[st
                 reached = await wait_paused(run, victim, store)
                 run.kills["boundary" if reached else "boundary (not reached: random)"] += 1
             else:
-                await asyncio.sleep(rng.uniform(0.5, 4.0))
+                await asyncio.sleep(rng.uniform(0.3, 2.0))
                 run.kills["random"] += 1
             victim.kill9()
             crew[role] = run.start(role, victim.args)

@@ -79,7 +79,7 @@ async def fill_postgres(url: str, count: int) -> None:
 
 async def at_schema_4(url: str) -> None:
     """The schema before the duration histogram: the rows filled in then are the ones migration
-    0005 must count (an upgrade of a database that already holds workflows)."""
+    0006 must count (an upgrade of a database that already holds workflows)."""
     store = await open_store(url)
     try:
         await store.migrate(target=4)
@@ -113,7 +113,7 @@ async def on_sqlite(count: int) -> tuple[float, float]:
         url = f"sqlite:///{home / 'bench.db'}"
         await at_schema_4(url)
         await fill_sqlite(home / "bench.db", count)
-        return await measure(url, home)  # migrates: 0005 builds the duration histogram
+        return await measure(url, home)  # migrates: 0006 builds the duration histogram
 
 
 async def on_postgres(count: int) -> tuple[float, float]:

@@ -81,14 +81,14 @@ def kill_test_dag() -> Deps:
 async def _poison_pill_risk(store: Store, workflow_id: str) -> bool:
     """Could a kill now bring an unfinished subtask to its last allowed lost lease?
 
-    A subtask whose worker dies ``zombie_max_attempts`` times is failed on purpose (a subtask that
+    A subtask whose worker dies ``max_interrupted`` times is failed on purpose (a subtask that
     kills its worker every time must not loop forever). Kills every second or so would now and then
     hit the same early subtask that often; the test then postpones the kill: the poison-pill guard
     is not what it is about.
     """
-    limit = WorkerConfig().zombie_max_attempts
+    limit = WorkerConfig().max_interrupted
     return any(
-        s.attempts >= limit - 1 and s.status != "completed"
+        s.interrupted >= limit - 1 and s.status != "completed"
         for s in await store.list_subtasks(workflow_id)
     )
 

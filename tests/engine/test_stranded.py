@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from taskorch.domain.errors import InputError
+from taskorch.domain.errors import InputError, StaleStateError
 from taskorch.domain.models import NewTask, TaskStatus
 from taskorch.domain.states import WorkflowState as W
-from taskorch.engine.claims import claim_tasks, recover_stranded
+from taskorch.engine.claims import claimable_tasks, recover_stranded
 from taskorch.store import Store
 
 TO_MERGED = [
@@ -41,7 +41,7 @@ async def test_a_task_whose_workflow_merged_ends_done_and_is_refused(store: Stor
     await store.set_task_status(task.id, TaskStatus.PENDING, TaskStatus.PROCESSING)
     workflow_id = await merged_workflow(store, task.id)  # killed before the task's end
     with pytest.raises(InputError, match=f"already done \\(workflow {workflow_id} merged\\)"):
-        await claim_tasks(store, [task.id])
+        await claimable_tasks(store, [task.id])
     assert (await store.get_task(task.id)).status is TaskStatus.COMPLETED
 
 
@@ -55,3 +55,26 @@ async def test_recovery_ends_a_task_as_its_last_workflow_ended(store: Store) -> 
     fixed = await recover_stranded(store, older_than_s=0)
     assert [(t.id, t.status) for t in fixed] == [(merged.id, TaskStatus.COMPLETED)]
     assert (await store.get_task(live.id)).status is TaskStatus.PROCESSING
+
+
+async def test_the_claim_and_its_workflow_are_one_write(store: Store) -> None:
+    """No moment exists where a task is claimed and no workflow carries it: the claim is checked
+    and written in the transaction that creates the workflow, and a lost race writes neither."""
+    task = await store.create_task(NewTask.create("Add login"))
+    workflow = await store.create_workflow(task.id, claim_from=TaskStatus.PENDING)
+    assert (await store.get_task(task.id)).status is TaskStatus.PROCESSING
+    with pytest.raises(StaleStateError):  # a second process read it pending too
+        await store.create_workflow(task.id, claim_from=TaskStatus.PENDING)
+    assert [w.id for w in await store.list_workflows(task_id=task.id)] == [workflow.id]
+
+
+async def test_a_workflow_that_ends_ends_its_task_in_the_same_write(store: Store) -> None:
+    task = await store.create_task(NewTask.create("Add login"))
+    workflow = await store.create_workflow(task.id, claim_from=TaskStatus.PENDING)
+    state = W.PENDING
+    for target in TO_MERGED:
+        ended = TaskStatus.COMPLETED if target is W.MERGED else None
+        await store.transition_workflow(workflow.id, state, target, task_status=ended)
+        state = target
+        expected = TaskStatus.COMPLETED if target is W.MERGED else TaskStatus.PROCESSING
+        assert (await store.get_task(task.id)).status is expected

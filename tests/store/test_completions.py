@@ -66,7 +66,7 @@ async def test_a_completion_without_the_lease_changes_nothing(store: Store) -> N
     queue = SubtaskQueue(store.connector)
     claimed = {s.key: s for s in await queue.claim("w1", 5, 0.001)}
     later = SubtaskQueue(store.connector, clock=lambda: queue.now + timedelta(seconds=5))
-    await later.expire_leases(max_attempts=5)  # both leases ran out: zombies, requeued
+    await later.expire_leases(max_interrupted=5)  # both leases ran out: zombies, requeued
     [a2, b2] = sorted(await later.claim("w2", 5, 30), key=lambda s: s.key)
     events, _ = await queue.settle("w1", [done(queue, claimed["a"])], claim_limit=0)
     assert events == []

@@ -180,6 +180,9 @@ class Subtask(_Record):
     status: SubtaskState = SubtaskState.PENDING
     agent_id: str | None = None
     attempts: int = 0
+    interrupted: int = 0
+    """Of ``attempts``, those ended by a kill, a lost lease, a stopping worker or the host: not
+    the agent's tries (see ``domain.retry.MAX_INTERRUPTED_ATTEMPTS``)."""
     run_after: datetime | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None

@@ -87,6 +87,19 @@ DEFAULT_POLICIES: dict[ErrorClass, RetryPolicy] = {
 }
 
 
+MAX_INTERRUPTED_ATTEMPTS = 10
+"""Attempts ended not by the agent but by a kill, a lost lease (zombie), a stopping worker or the
+host (git, the network, a missing program) that a subtask may have before it fails. They are
+counted apart from the agent's own tries (``Subtask.interrupted``) and never use up the retry
+budget of the agent's error classes; this larger, separate cap still ends a subtask that kills
+its worker every time."""
+
+
+def agent_tries(attempts: int, interrupted: int) -> int:
+    """The attempts that count as the agent's own tries (at least 1: the one just ended)."""
+    return max(attempts - interrupted, 1)
+
+
 def decide(
     policy: RetryPolicy,
     attempt: int,

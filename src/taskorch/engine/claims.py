@@ -1,9 +1,10 @@
 """A task is carried by one workflow at a time.
 
-``process``/``batch`` (and the MCP and HTTP faces) move each task to ``processing`` in the store,
-checked against the status they read, before its workflow is created, as ``serve`` claims pending
-tasks. So two processes never start two workflows for one task, and a task whose work is merged
-is not done again by accident. A failed or cancelled task may be tried again.
+``process``/``batch`` (and the MCP and HTTP faces) check each task, then move it to
+``processing`` in the store, checked against the status they read, in the transaction that
+creates its workflow, as ``serve`` claims pending tasks. So two processes never start two
+workflows for one task, a task whose work is merged is not done again by accident, and a kill
+never leaves a claim without its workflow. A failed or cancelled task may be tried again.
 """
 
 from __future__ import annotations
@@ -11,25 +12,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from taskorch.domain.errors import InputError, StaleStateError, TaskorchError
+from taskorch.domain.errors import InputError, StaleStateError
 from taskorch.domain.models import Task, TaskStatus
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.store import Store
 
 
-async def claim_tasks(store: Store, task_ids: Sequence[int]) -> list[Task]:
-    """Each task, now ``processing``; all or none (a refused one gives the others back)."""
-    claimed: list[tuple[Task, TaskStatus]] = []
-    try:
-        for task_id in task_ids:
-            task = await store.get_task(task_id)
-            claimed.append((await _claim(store, task), task.status))
-    except TaskorchError:
-        for task, before in reversed(claimed):
-            if before is not TaskStatus.PROCESSING:
-                await store.set_task_status(task.id, TaskStatus.PROCESSING, before)
-        raise
-    return [task for task, _ in claimed]
+async def claimable_tasks(store: Store, task_ids: Sequence[int]) -> list[Task]:
+    """Each task, checked that a new workflow may carry it (all or none: a refused one is an
+    ``InputError`` naming why). Nothing is claimed here: the claim is written with the workflow
+    that carries it, in one transaction (:meth:`Store.create_workflow`), so a crash never leaves
+    a claimed task with no workflow."""
+    return [await _claimable(store, await store.get_task(task_id)) for task_id in task_ids]
+
+
+def taken_meanwhile(task: Task) -> InputError:
+    """The claim of ``task`` lost a race with another process."""
+    return InputError(
+        f"{task.ref} was taken up by another process just now; see `taskorch task show {task.id}`"
+    )
 
 
 STRANDED_AFTER_S = 60.0
@@ -66,7 +67,7 @@ async def recover_stranded(store: Store, *, older_than_s: float = STRANDED_AFTER
     return fixed
 
 
-async def _claim(store: Store, task: Task) -> Task:
+async def _claimable(store: Store, task: Task) -> Task:
     if task.status is TaskStatus.PROCESSING:
         merged = await store.list_workflows(task_id=task.id, status=WorkflowState.MERGED, limit=1)
         if merged:  # a crash came between the merge and the task's end: it is done
@@ -83,11 +84,4 @@ async def _claim(store: Store, task: Task) -> Task:
                     f"({workflow.status.value}); follow it with `taskorch status {workflow.id}`, "
                     "or cancel it first"
                 )
-        return task  # claimed once, but no workflow carries it (a crash in between): take it on
-    try:
-        return await store.set_task_status(task.id, task.status, TaskStatus.PROCESSING)
-    except StaleStateError:
-        raise InputError(
-            f"{task.ref} was taken up by another process just now; see `taskorch task show "
-            f"{task.id}`"
-        ) from None
+    return task  # pending, failed or cancelled; or processing with no workflow carrying it

@@ -24,6 +24,7 @@ from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine.claims import recover_stranded
 from taskorch.engine.engine import OrchestrationEngine
+from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Pipeline
 from taskorch.engine.resuming import started_with
 from taskorch.engine.retention import MAX_AGE_S, collect_garbage
@@ -149,7 +150,7 @@ class Daemon:
         Waits out a database outage (until stopped)."""
         while True:
             try:
-                await recover_stranded(self.engine.store)
+                await self._recover()
                 await self.engine.recover_git()
                 self.stats.resumed = await self._unfinished()
                 break
@@ -199,6 +200,13 @@ class Daemon:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay_s)
 
+    async def _recover(self) -> None:
+        """Set right what a crash left half done: tasks claimed with no workflow carrying them,
+        worktrees of workflows that ended."""
+        await recover_stranded(self.engine.store)
+        if self.engine.delivery is not None:
+            await clean_ended(self.engine.store, self.engine.delivery)
+
     async def _unfinished(self) -> list[str]:
         workflows = await self.engine.list_workflows()
         unfinished = [w for w in workflows if w.status not in WORKFLOW_TERMINAL]
@@ -214,7 +222,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_recovery >= RECOVER_EVERY_S:
             self._last_recovery = loop.time()  # another process's crash, while we run
-            await recover_stranded(self.engine.store)
+            await self._recover()
         self._collect_garbage(loop.time())
         room = self.max_workflows - len(self._active)
         if room <= 0:
@@ -247,27 +255,15 @@ class Daemon:
         return started
 
     async def _start(self, pipeline: Pipeline, task: Task) -> Workflow | None:
-        """Claim the task (pending -> processing, checked in the store) before its workflow is
-        created, so that two processes never start two workflows for one task. Where its work
-        goes is settled first (it may reach out to the repository), so the workflow follows
-        the claim at once."""
-        store = self.engine.store
+        """Claim the task (pending -> processing, checked in the store) in the transaction that
+        creates its workflow, so that two processes never start two workflows for one task and a
+        kill never leaves a claim without its workflow. Where its work goes is settled first (it
+        may reach out to the repository)."""
         options = await pipeline.target(task, self.options)
         try:
-            claimed = await store.set_task_status(
-                task.id, TaskStatus.PENDING, TaskStatus.PROCESSING
-            )
+            return await pipeline.create(task, options)
         except StaleStateError:
-            return None
-        try:
-            return await pipeline.create(claimed, options)
-        except DatabaseUnavailableError:
-            # Whether the workflow was stored is unknown: one that was is adopted after the
-            # outage; a task left claimed with none is given back by recover_stranded.
-            raise
-        except TaskorchError:  # not started after all: give the task back
-            await store.set_task_status(task.id, TaskStatus.PROCESSING, TaskStatus.PENDING)
-            raise
+            return None  # another process took it first
 
     async def _dependencies_done(self, task: Task) -> bool:
         """Whether ``task``'s dependencies all completed; if not, say why it waits (in the log,

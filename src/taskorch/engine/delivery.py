@@ -6,9 +6,10 @@ request record, validation and the merge to the base branch, each checked in git
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
@@ -16,10 +17,11 @@ from taskorch.domain.errors import AgentError, HostError, InputError
 from taskorch.domain.models import JSONDict, Subtask, Task, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
-from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
+from taskorch.runtime.faults import pause_point
 from taskorch.runtime.git_recovery import recover_git_state
 from taskorch.runtime.github import (
     GitHubConfig,
@@ -90,30 +92,7 @@ class GitDelivery:
         """The workflow's workspace on this host, created on first use (and after a restart):
         worktrees cut from this host's mirror of the workflow's repository."""
         if workflow_id not in self._workspaces:
-            workflow = await self.store.get_workflow(workflow_id)
-            options = workflow.metadata.get("options", {})
-            repo = options.get("repo")
-            if not repo:  # a workflow started before repositories were recorded
-                workspace = await Workspace.managed(
-                    self.home, workflow_id, worktrees=self.worktrees
-                )
-            else:
-                origin = parse_origin(str(repo))
-                if origin.path is not None and not await asyncio.to_thread(origin.path.is_dir):
-                    raise HostError(
-                        f"repository {origin.url} is not on host {socket.gethostname()}; run "
-                        "this workflow's work where it is, or give the repository as a URL"
-                    )
-                mirror = await remote.mirror(self.home, origin)
-                workspace = Workspace(
-                    mirror,
-                    workflow_id,
-                    str(options.get("base_branch") or "main"),
-                    home=self.home,
-                    worktrees=self.worktrees,
-                    origin=origin,
-                    exclusive=self.store.connector.exclusive,
-                )
+            workspace = await self._open(workflow_id)
             await workspace.start()
             self._workspaces[workflow_id] = workspace
         return self._workspaces[workflow_id]
@@ -130,6 +109,42 @@ class GitDelivery:
                 if path is not None:
                     local.add(path)
         await recover_git_state(self.home, sorted(local))
+
+    def leftover_workflows(self) -> list[str]:
+        """Workflows that have worktrees on this host (see :func:`engine.leftovers`)."""
+        roots = [self.worktrees or self.home / "worktrees", self.home / "worktrees"]
+        found = {p.name for root in roots if root.is_dir() for p in root.glob("wf-*") if p.is_dir()}
+        return sorted(found)
+
+    async def cleanup_leftover(self, workflow: Workflow) -> None:
+        """:meth:`cleanup` of a workflow that ended without it (a kill came between), without
+        setting its workspace up again first."""
+        workspace = self._workspaces.pop(workflow.id, None) or await self._open(workflow.id)
+        await workspace.cleanup(cancelled=workflow.status is WorkflowState.CANCELLED)
+
+    async def _open(self, workflow_id: str) -> Workspace:
+        """The workspace object, not set up (see :meth:`workspace`)."""
+        workflow = await self.store.get_workflow(workflow_id)
+        options = workflow.metadata.get("options", {})
+        repo = options.get("repo")
+        if not repo:  # a workflow started before repositories were recorded
+            return await Workspace.managed(self.home, workflow_id, worktrees=self.worktrees)
+        origin = parse_origin(str(repo))
+        if origin.path is not None and not await asyncio.to_thread(origin.path.is_dir):
+            raise HostError(
+                f"repository {origin.url} is not on host {socket.gethostname()}; run "
+                "this workflow's work where it is, or give the repository as a URL"
+            )
+        mirror = await remote.mirror(self.home, origin)
+        return Workspace(
+            mirror,
+            workflow_id,
+            str(options.get("base_branch") or "main"),
+            home=self.home,
+            worktrees=self.worktrees,
+            origin=origin,
+            exclusive=self.store.connector.exclusive,
+        )
 
     def delivers(self, workflow: Workflow) -> bool:
         """Whether this workflow's subtasks carry code through git (all that the pipeline
@@ -344,20 +359,32 @@ class WorkspaceAgent:
 
     async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
         subtask = task.subtask
-        workspace = await self.delivery.workspace(subtask.workflow_id)
-        if await workspace.is_merged(subtask.key):
-            # A crash came between the merge landing and the subtask being marked done: the
-            # work is in; running the agent again would only redo it.
-            return AgentResult(
-                True, "already merged before a restart", data={"already_merged": True}
-            )
-        workflow = await self.delivery.store.get_workflow(subtask.workflow_id)
-        merge_base = subtask.key in workflow.metadata.get("merge_base_fixups", [])
-        workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
+        # The git work around the agent beats for the attempt: a slow fetch or push is this
+        # worker at work, not a dead one whose lease should lapse (and whose subtask would run
+        # again). The agent beats for itself.
+        async with _beating(heartbeat):
+            workspace = await self.delivery.workspace(subtask.workflow_id)
+            if await workspace.is_merged(subtask.key):
+                # A crash came between the merge landing and the subtask being marked done:
+                # the work is in; running the agent again would only redo it.
+                return AgentResult(
+                    True, "already merged before a restart", data={"already_merged": True}
+                )
+            workflow = await self.delivery.store.get_workflow(subtask.workflow_id)
+            merge_base = subtask.key in workflow.metadata.get("merge_base_fixups", [])
+            workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
         result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
         heartbeat()
-        if not result.success:
-            raise AgentError(f"agent reported failure: {result.output[-500:]}")
+        async with _beating(heartbeat):
+            await pause_point("subtask:agent-done")
+            if not result.success:
+                raise AgentError(f"agent reported failure: {result.output[-500:]}")
+            return await self._deliver(workspace, subtask, result, merge_base=merge_base)
+
+    async def _deliver(
+        self, workspace: Workspace, subtask: Subtask, result: AgentResult, *, merge_base: bool
+    ) -> AgentResult:
+        """Commit the agent's work and merge it into the workflow branch."""
         if merge_base:
             left = await workspace.conflict_markers(subtask.key)
             if left:
@@ -371,6 +398,7 @@ class WorkspaceAgent:
             # Its merge brings in everything the base gained meanwhile; its own work is the
             # conflicts it resolved.
             changed = sorted(set(changed) & set(subtask.files_affected))
+        await pause_point("subtask:committed")
         merge = await workspace.merge_subtask(subtask.key)
         if merge.status is MergeStatus.CONFLICT:
             raise AgentError(merge.message, error_class="dependency")
@@ -379,8 +407,31 @@ class WorkspaceAgent:
                 f"agent {self.name} reported success for {subtask.key} but changed nothing",
                 error_class="agent",
             )
+        await pause_point("subtask:merged")
         data = {**result.data, "changed_files": changed, "merge": merge.to_json()}
         return dataclasses.replace(result, data=data)
+
+
+GIT_BEAT_S = 0.2
+
+
+@contextlib.asynccontextmanager
+async def _beating(heartbeat: Heartbeat) -> AsyncIterator[None]:
+    """Heartbeats every :data:`GIT_BEAT_S` while the body runs (the attempt's timeout still
+    bounds it)."""
+
+    async def beat() -> None:
+        while True:
+            heartbeat()
+            await asyncio.sleep(GIT_BEAT_S)
+
+    beater = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater
 
 
 class DeliveryAware:

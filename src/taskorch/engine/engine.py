@@ -14,12 +14,18 @@ from typing import Any, Literal
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.process import protect_from_agents
 from taskorch.agents.registry import AgentSpec
-from taskorch.domain.errors import ConfigError, NotFoundError, StoreError, TaskorchError
+from taskorch.domain.errors import (
+    ConfigError,
+    NotFoundError,
+    StaleStateError,
+    StoreError,
+)
 from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Domain, Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
-from taskorch.engine.claims import claim_tasks, recover_stranded
+from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
+from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
@@ -201,25 +207,15 @@ class OrchestrationEngine:
         workflow at a time, a done task is refused); nothing runs yet."""
         pipeline = self.pipeline()
         found = [await self.store.get_task(task_id) for task_id in task_ids]
-        before = {task.id: task.status for task in found}
-        # Where each goes is settled (the repository reached) before any task is claimed, so
-        # that a claim is followed by its workflow at once: a kill finds no claim without one
-        # for long (and `recover_stranded` gives back what it does find).
+        # Where each goes is settled (the repository reached) before any task is claimed.
         targets = {task.id: await pipeline.target(task, options) for task in found}
-        tasks = await claim_tasks(self.store, task_ids)
         started: list[Workflow] = []
-        try:
-            for task in tasks:
+        for task in await claimable_tasks(self.store, task_ids):
+            try:
+                # The claim and the workflow are one transaction: no kill leaves one alone.
                 started.append(await pipeline.create(task, targets[task.id]))
-        except TaskorchError:
-            # Not started after all (its repository out of reach, say): give back the tasks
-            # that have no workflow, as they were, so none is left processing with nothing on it.
-            for task in tasks[len(started) :]:
-                if before[task.id] is not TaskStatus.PROCESSING:
-                    await self.store.set_task_status(
-                        task.id, TaskStatus.PROCESSING, before[task.id]
-                    )
-            raise
+            except StaleStateError:
+                raise taken_meanwhile(task) from None
         return started
 
     async def resume(
@@ -252,6 +248,8 @@ class OrchestrationEngine:
         tasks a crash left claimed with no workflow carrying them are set right first)."""
         if workflow_ids is None:
             await recover_stranded(self.store)
+            if self.delivery is not None:
+                await clean_ended(self.store, self.delivery)
             workflows = await self.store.list_workflows()
             return [w for w in workflows if w.status not in WORKFLOW_TERMINAL]
         return [await self.store.get_workflow(workflow_id) for workflow_id in workflow_ids]

@@ -44,6 +44,7 @@ from taskorch.domain.states import (
     WorkflowState,
 )
 from taskorch.engine.status import waiting_for
+from taskorch.runtime.faults import pause_point
 from taskorch.store import Store
 from taskorch.store.outage import Outage
 from taskorch.store.queue import QueueEvent, SubtaskQueue
@@ -148,11 +149,16 @@ class Pipeline:
         return await self.delivery.target(task, dict(options or {}))
 
     async def create(self, task: Task, options: JSONDict) -> Workflow:
-        """A new workflow for ``task`` with settled ``options`` (see :meth:`target`)."""
-        workflow = await self.store.create_workflow(task.id, metadata={"options": options})
-        if task.status == TaskStatus.PENDING:
-            await self.store.set_task_status(task.id, TaskStatus.PENDING, TaskStatus.PROCESSING)
+        """A new workflow for ``task`` with settled ``options`` (see :meth:`target`); the task,
+        unless already ``processing``, is claimed from the status it has in the same transaction
+        (``StaleStateError`` if another process changed it meanwhile)."""
+        await pause_point("task:claim")
+        claim_from = None if task.status is TaskStatus.PROCESSING else task.status
+        workflow = await self.store.create_workflow(
+            task.id, metadata={"options": options}, claim_from=claim_from
+        )
         await self._emit(workflow, None, W.PENDING)
+        await pause_point("workflow:created")
         return workflow
 
     async def advance(self, workflow_id: str) -> Workflow:
@@ -207,9 +213,13 @@ class Pipeline:
         events = await self.queue.cancel_workflow(workflow_id)
         if self._publish:
             await self._publish(events)
-        moved = await self._move(workflow, W.CANCELLED, {"cancelled_subtasks": len(events)})
+        moved = await self._move(
+            workflow,
+            W.CANCELLED,
+            {"cancelled_subtasks": len(events)},
+            task_status=TaskStatus.CANCELLED,
+        )
         await self._clean(moved, cancelled=True)
-        await self._finish_task(moved, TaskStatus.CANCELLED)
         return moved
 
     # --- steps ---------------------------------------------------------------------------------
@@ -333,6 +343,7 @@ class Pipeline:
             problems = await self._unproven(workflow, subtasks)
             if problems:
                 return await self._redo(workflow, problems)
+            await pause_point("workflow:subtasks-done")
             record = await self.delivery.open_pull_request(workflow, subtasks)
             return await self._move(workflow, W.PR_CREATED, {"pull_request": record})
         if states & {"pending", "queued", "assigned", "running"}:
@@ -454,6 +465,7 @@ class Pipeline:
         if problems:
             moved = await self._move(workflow, W.VALIDATION_FAILED, {"unproven": problems})
             return await self._fail(moved, {"reason": next(iter(problems.values()))})
+        await pause_point("workflow:validated")
         try:
             result = await self.delivery.merge(workflow)
         except MergeConflictError as exc:
@@ -470,19 +482,30 @@ class Pipeline:
                 W.VALIDATION_FAILED,
                 {"validation": report, "validations": [*rounds, report]},
             )
+        await pause_point("workflow:base-merged")
+        # The task ends with its workflow, in one transaction: no kill leaves it carried.
         moved = await self._move(
-            workflow, W.MERGED, {"merge": result}, result={"merged": True, **result}
+            workflow,
+            W.MERGED,
+            {"merge": result},
+            result={"merged": True, **result},
+            task_status=TaskStatus.COMPLETED,
         )
+        await pause_point("workflow:merged")
         await self._clean(moved, cancelled=False)
-        await self._finish_task(moved, TaskStatus.COMPLETED)
         return moved
 
     # --- helpers -------------------------------------------------------------------------------
 
     async def _fail(self, workflow: Workflow, details: JSONDict) -> Workflow:
-        moved = await self._move(workflow, W.FAILED, details, result={"merged": False, **details})
+        moved = await self._move(
+            workflow,
+            W.FAILED,
+            details,
+            result={"merged": False, **details},
+            task_status=TaskStatus.FAILED,
+        )
         await self._clean(moved, cancelled=False)
-        await self._finish_task(moved, TaskStatus.FAILED)
         return moved
 
     async def _give_up(self, workflow: Workflow, error: TaskorchError) -> Workflow:
@@ -501,11 +524,8 @@ class Pipeline:
             # (a dirty checkout of the base branch): stay in place, say why; a later try, or
             # another host, carries on (cancel works meanwhile).
             raise error
-        moved = await self._move(workflow, W.CANCELLED, reason)
-        await self._finish_task(
-            moved, TaskStatus.FAILED if isinstance(error, PlanError) else TaskStatus.CANCELLED
-        )
-        return moved
+        ended = TaskStatus.FAILED if isinstance(error, PlanError) else TaskStatus.CANCELLED
+        return await self._move(workflow, W.CANCELLED, reason, task_status=ended)
 
     async def _move(
         self,
@@ -514,9 +534,15 @@ class Pipeline:
         metadata: JSONDict | None = None,
         *,
         result: JSONDict | None = None,
+        task_status: TaskStatus | None = None,
     ) -> Workflow:
         moved = await self.store.transition_workflow(
-            workflow.id, workflow.status, target, metadata=metadata, result=result
+            workflow.id,
+            workflow.status,
+            target,
+            metadata=metadata,
+            result=result,
+            task_status=task_status,
         )
         await self._emit(moved, workflow.status, target)
         return moved
@@ -544,24 +570,9 @@ class Pipeline:
             )
 
     async def _finish_ended(self, workflow: Workflow) -> None:
-        """What follows a workflow's end (its worktrees removed, its task ended as it did),
-        done if it was not."""
-        task = await self.store.get_task(workflow.task_id)
-        if task.status is TaskStatus.PROCESSING:
-            await self._clean(workflow, cancelled=workflow.status is W.CANCELLED)
-            await self._finish_task(workflow, _TASK_ENDS[workflow.status])
-
-    async def _finish_task(self, workflow: Workflow, status: TaskStatus) -> None:
-        task = await self.store.get_task(workflow.task_id)
-        if task.status == TaskStatus.PROCESSING:
-            await self.store.set_task_status(task.id, TaskStatus.PROCESSING, status)
-
-
-_TASK_ENDS = {
-    W.MERGED: TaskStatus.COMPLETED,
-    W.FAILED: TaskStatus.FAILED,
-    W.CANCELLED: TaskStatus.CANCELLED,
-}
+        """What follows a workflow's end (its worktrees removed), done again where an error may
+        have cut it short (the task ended in the transaction that ended the workflow)."""
+        await self._clean(workflow, cancelled=workflow.status is W.CANCELLED)
 
 
 def _plan_of(workflow: Workflow) -> Plan:

@@ -1,25 +1,40 @@
-"""Test-only pause points, inert unless ``TASKORCH_FAULT_PAUSE`` names the point.
+"""Fault injection for the kill -9 tests: a process stops for good at a named point.
 
-A test that wants to kill -9 a real ``taskorch`` process at a given step sets
-``TASKORCH_FAULT_PAUSE=<point>`` (e.g. ``base-merge:checkout``) and ``TASKORCH_FAULT_FILE=<path>``;
-the process writes the point's name to that file when it gets there and then sleeps, so the test
-knows where it is when it kills it.
+Inert unless ``TASKORCH_FAULT_PAUSE`` names the point (a comma list names several; read once, at
+import). A named point appends ``<name> <pid>`` to the file ``TASKORCH_FAULT_FILE`` (fsynced) and
+then sleeps for ever, so that a test can see where the process stands and SIGKILL it there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
+import threading
 
-PAUSE_S = 3600.0
+_PAUSE = frozenset(p.strip() for p in os.environ.get("TASKORCH_FAULT_PAUSE", "").split(",")) - {""}
 
 
 async def pause_point(name: str) -> None:
-    """Pause here (for a test to kill the process) when ``TASKORCH_FAULT_PAUSE`` is ``name``."""
-    if os.environ.get("TASKORCH_FAULT_PAUSE") != name:
+    """Stop here for ever if the tests asked to (see the module docstring)."""
+    if name in _PAUSE:
+        _announce(name)
+        await asyncio.Event().wait()  # never set: only the kill ends this
+
+
+def pause_point_sync(name: str) -> None:
+    """:func:`pause_point` for code that is not async."""
+    if name in _PAUSE:
+        _announce(name)
+        threading.Event().wait()
+
+
+def _announce(name: str) -> None:
+    path = os.environ.get("TASKORCH_FAULT_FILE")
+    if not path:
         return
-    marker = os.environ.get("TASKORCH_FAULT_FILE")
-    if marker:
-        await asyncio.to_thread(Path(marker).write_text, name)
-    await asyncio.sleep(PAUSE_S)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{name} {os.getpid()}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -23,8 +23,14 @@ from datetime import datetime, timedelta
 from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask
 from taskorch.domain.errors import AgentError, StoreError
 from taskorch.domain.models import Subtask
-from taskorch.domain.retry import ErrorClass
+from taskorch.domain.retry import (
+    MAX_INTERRUPTED_ATTEMPTS,
+    ErrorClass,
+    RetryDecision,
+    agent_tries,
+)
 from taskorch.runtime.events import EventBus
+from taskorch.runtime.faults import pause_point
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.store.outage import Outage
 from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
@@ -57,7 +63,8 @@ class WorkerConfig:
     timeout_s: float = 300.0
     poll_s: float = 0.5
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
-    zombie_max_attempts: int = 5
+    max_interrupted: int = MAX_INTERRUPTED_ATTEMPTS
+    """Interrupted attempts (lost leases, host errors) after which a subtask fails."""
 
 
 @dataclass(slots=True)
@@ -258,6 +265,8 @@ class Worker:
             await asyncio.sleep(self._outage.failed(exc))
             return 0
         self._outage.recovered()
+        if any(o.kind == "completed" for o in batch):
+            await pause_point("subtask:completed")
         self._start(claimed)
         for event in events:
             self._count(event)
@@ -278,14 +287,19 @@ class Worker:
         wanted = await self.queue.agents_with_work()
         if not wanted - {None}:
             return []
-        load = await self.queue.agent_load()
         claimed: list[Subtask] = []
         for agent_id in self._limited_agents:
             if agent_id not in wanted or free <= 0:
                 continue
-            room = min(free, self.agent_limits.get(agent_id, free) - load.get(agent_id, 0))
+            # The agent's limit is checked inside the claim's transaction: a count read
+            # beforehand lets two workers both see room for the last slot.
             more = await self.queue.claim(
-                self.worker_id, room, self.config.lease_s, agent_id=agent_id, skip=self._avoided()
+                self.worker_id,
+                free,
+                self.config.lease_s,
+                agent_id=agent_id,
+                skip=self._avoided(),
+                agent_limit=self.agent_limits.get(agent_id),
             )
             claimed += more
             free -= len(more)
@@ -388,7 +402,14 @@ class Worker:
                 error.message,
             )
             self._avoid[subtask.workflow_id] = time.monotonic() + HOST_AVOID_S
-        decision = self.recovery.decide(error, subtask.attempts)
+        interrupted = error.error_class == ErrorClass.HOST
+        if interrupted:  # not the agent's try: counted apart, against the host policy and cap
+            decision = self.recovery.decide(error, subtask.interrupted + 1)
+            if subtask.interrupted + 1 >= self.config.max_interrupted:
+                decision = RetryDecision(False, reason="too many interrupted attempts")
+        else:
+            tries = agent_tries(subtask.attempts, subtask.interrupted)
+            decision = self.recovery.decide(error, tries)
         now = self.queue.now
         common = {
             "agent_id": running.agent_id,
@@ -412,6 +433,7 @@ class Worker:
                 now,
                 run_after=now + timedelta(seconds=decision.delay_s),
                 next_agent_id=next_agent,
+                interrupted=interrupted,
                 **common,  # type: ignore[arg-type]
             )
         return Outcome(
@@ -447,9 +469,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self._renew()
-                events = await self.queue.expire_leases(
-                    max_attempts=self.config.zombie_max_attempts
-                )
+                events = await self.queue.expire_leases(max_interrupted=self.config.max_interrupted)
             except StoreError as exc:
                 self._outage.failed(exc)  # the loop's backoff; this one keeps its interval
                 continue

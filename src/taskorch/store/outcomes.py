@@ -48,6 +48,8 @@ class Outcome:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost_usd: float | None = None
+    interrupted: bool = False
+    """Ended by the host, not the agent: the retry does not use up the agent's tries."""
 
     @property
     def attempt_outcome(self) -> str:

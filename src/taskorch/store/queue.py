@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from taskorch.domain.models import Subtask
+from taskorch.domain.retry import MAX_INTERRUPTED_ATTEMPTS
 from taskorch.domain.states import SubtaskState
 from taskorch.store.completions import settle_completed
 from taskorch.store.connector import Connector, Row, Transaction
@@ -106,15 +107,37 @@ class SubtaskQueue:
         *,
         agent_id: str | None = None,
         skip: Iterable[str] = (),
+        agent_limit: int | None = None,
     ) -> list[Subtask]:
         """Take up to ``limit`` ready subtasks meant for ``agent_id`` (None: any agent), not of
-        the workflows in ``skip``, and mark them running under this worker's lease."""
+        the workflows in ``skip``, and mark them running under this worker's lease.
+
+        For an agent, its concurrency limit holds at every moment: the subtasks it runs are
+        counted and claimed in one transaction, one claimer per agent at a time. The limit is
+        the agent's stored ``max_concurrency``, else ``agent_limit`` (None: no limit)."""
         if limit <= 0:
             return []
         async with self.connector.transaction() as tx:
+            if agent_id is not None:
+                room = await self._agent_room(tx, agent_id, agent_limit)
+                limit = limit if room is None else min(limit, room)
+                if limit <= 0:
+                    return []
             claimed, events = await self._claim_in(tx, worker, limit, lease_s, agent_id, skip)
             await self._record(tx, events)
         return claimed
+
+    async def _agent_room(
+        self, tx: Transaction, agent_id: str, agent_limit: int | None
+    ) -> int | None:
+        """How many more the agent may run (None: it has no limit)."""
+        params = {"agent_id": agent_id}
+        await tx.fetchone("lock_agent_claims", params)
+        row = await tx.fetchone("agent_claim_room", params)
+        assert row is not None
+        stored = row["max_concurrency"]
+        limit = agent_limit if stored is None else int(stored)
+        return None if limit is None else limit - int(row["active"])
 
     async def _claim_in(
         self,
@@ -303,11 +326,15 @@ class SubtaskQueue:
             )
         return events
 
-    async def expire_leases(self, *, max_attempts: int) -> list[QueueEvent]:
-        """Requeue subtasks whose lease ran out (zombies); fail those out of attempts."""
+    async def expire_leases(
+        self, *, max_interrupted: int = MAX_INTERRUPTED_ATTEMPTS
+    ) -> list[QueueEvent]:
+        """Requeue subtasks whose lease ran out (zombies): an interrupted attempt, not the
+        agent's try; fail those that reach ``max_interrupted`` interrupted attempts."""
         now = self.now
+        params = {"now": now, "max_interrupted": max_interrupted}
         async with self.connector.transaction() as tx:
-            rows = await tx.fetchall("expire_leases", {"now": now, "max_attempts": max_attempts})
+            rows = await tx.fetchall("expire_leases", params)
             if not rows:
                 return []
             await tx.bulk("record_attempt", [_zombie_attempt(row, now) for row in rows])
@@ -422,6 +449,7 @@ def _retry_params(outcome: Outcome, worker: str, now: datetime) -> dict[str, Any
         "run_after": outcome.run_after,
         "error": outcome.error_message,
         "agent_id": outcome.next_agent_id,
+        "interrupted": int(outcome.interrupted),
     }
 
 

@@ -165,13 +165,27 @@ class Store:
     # --- workflows -----------------------------------------------------------------------------
 
     async def create_workflow(
-        self, task_id: int, *, metadata: JSONDict | None = None, workflow_id: str | None = None
+        self,
+        task_id: int,
+        *,
+        metadata: JSONDict | None = None,
+        workflow_id: str | None = None,
+        claim_from: TaskStatus | None = None,
     ) -> Workflow:
+        """A new ``pending`` workflow for the task. With ``claim_from``, the task moves from that
+        status to ``processing`` in the same transaction (``StaleStateError`` if it is no longer
+        in it): a crash never leaves a claimed task without the workflow that carries it."""
         now = self._clock()
         wid = workflow_id or new_workflow_id()
         async with self.connector.transaction() as tx:
-            if await tx.fetchone("get_task", {"id": task_id}) is None:
+            task = await tx.fetchone("get_task", {"id": task_id})
+            if task is None:
                 raise NotFoundError(_no_task(task_id))
+            if claim_from is not None:
+                claim = {"id": task_id, "from_status": claim_from.value, "now": now}
+                claim["to_status"] = TaskStatus.PROCESSING.value
+                if await tx.fetchone("update_task_status", claim) is None:
+                    raise StaleStateError(f"task {task_id}", claim_from, task["status"])
             row = await tx.fetchone(
                 "insert_workflow",
                 {"id": wid, "task_id": task_id, "metadata": to_json(metadata or {}), "now": now},
@@ -218,13 +232,18 @@ class Store:
         *,
         metadata: JSONDict | None = None,
         result: JSONDict | None = None,
+        task_status: TaskStatus | None = None,
     ) -> Workflow:
         """Move a workflow from ``from_state`` to ``to_state`` and record it in its history.
 
-        ``metadata`` is merged into the workflow's metadata and stored on the history row.
+        ``metadata`` is merged into the workflow's metadata and stored on the history row. With
+        ``task_status``, the workflow's task (if still ``processing``) takes that status in the
+        same transaction: a workflow that ended never leaves its task looking carried.
         """
         check_workflow_transition(from_state, to_state)
-        return await self._write_state(workflow_id, from_state, to_state, metadata, result)
+        return await self._write_state(
+            workflow_id, from_state, to_state, metadata, result, task_status
+        )
 
     async def annotate_workflow(
         self, workflow_id: str, state: WorkflowState, metadata: JSONDict
@@ -240,9 +259,10 @@ class Store:
         to_state: WorkflowState,
         metadata: JSONDict | None,
         result: JSONDict | None,
+        task_status: TaskStatus | None = None,
     ) -> Workflow:
-        """The state and metadata change, checked against ``from_state``, and its history row,
-        in one transaction."""
+        """The state and metadata change, checked against ``from_state``, its history row and
+        the task's end (``task_status``), in one transaction."""
         now = self._clock()
         states = {"from_state": from_state.value, "to_state": to_state.value}
         async with self.connector.transaction() as tx:
@@ -270,6 +290,9 @@ class Store:
                     "metadata": to_json(metadata or {}),
                 },
             )
+            if task_status is not None:
+                ended = {"workflow_id": workflow_id, "to_status": task_status.value, "now": now}
+                await tx.execute("end_workflow_task", ended)
         assert row is not None
         return decode(Workflow, row)
 

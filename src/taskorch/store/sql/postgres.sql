@@ -30,6 +30,12 @@ UPDATE tasks SET status = %(to_status)s, updated_at = %(now)s
 WHERE id = %(id)s AND status = %(from_status)s
 RETURNING *;
 
+-- name: end_workflow_task
+-- The task of a workflow that just ended ends with it (in the same transaction), if it still
+-- counts as being carried.
+UPDATE tasks SET status = %(to_status)s, updated_at = %(now)s
+WHERE id = (SELECT task_id FROM workflows WHERE id = %(workflow_id)s) AND status = 'processing';
+
 -- name: list_imported_tasks
 -- Tasks imported from task-master (metadata.taskmaster), of one tag or (NULL) of every tag.
 SELECT * FROM tasks
@@ -200,6 +206,19 @@ FROM picked
 WHERE s.id = picked.id
 RETURNING s.*;
 
+-- name: lock_agent_claims
+-- Claims for one agent are counted against its limit one at a time: a lock held until the claiming
+-- transaction ends, so the next claimer's count (a later statement) sees this one's claims.
+SELECT pg_advisory_xact_lock(hashtextextended('taskorch:agent-claims:' || %(agent_id)s, 0))
+    IS NULL AS locked;
+
+-- name: agent_claim_room
+-- How many more subtasks the agent may run now: its stored limit (or the worker's, when it is not
+-- registered) less those it runs, counted in the claiming transaction.
+SELECT (SELECT COUNT(*) FROM subtasks
+        WHERE agent_id = %(agent_id)s AND status IN ('assigned', 'running')) AS active,
+       (SELECT max_concurrency FROM agents WHERE id = %(agent_id)s) AS max_concurrency;
+
 -- name: agent_load
 SELECT agent_id, COUNT(*) AS active FROM subtasks
 WHERE status IN ('assigned', 'running') AND agent_id IS NOT NULL
@@ -249,9 +268,10 @@ RETURNING subtasks.id, subtasks.workflow_id, subtasks.key, subtasks.status, subt
 UPDATE subtasks AS s
 SET status = 'queued', run_after = x.run_after, queued_at = COALESCE(x.run_after, x.now),
     error = x.error, agent_id = x.agent_id, lease_owner = NULL, lease_expires_at = NULL,
-    updated_at = x.now
+    interrupted = s.interrupted + x.interrupted, updated_at = x.now
 FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
-    id bigint, worker text, now timestamptz, run_after timestamptz, error text, agent_id text)
+    id bigint, worker text, now timestamptz, run_after timestamptz, error text, agent_id text,
+    interrupted int)
 WHERE s.id = x.id AND s.status = 'running' AND s.lease_owner = x.worker;
 
 -- name: fail_subtask
@@ -272,24 +292,29 @@ WHERE id IN (SELECT id FROM down) AND status IN ('pending', 'queued')
 RETURNING id, workflow_id, key;
 
 -- name: expire_leases
+-- A lost lease is an interrupted attempt, not the agent's failed try: it is counted apart, and
+-- only the cap on interrupted attempts (max_interrupted) fails the subtask.
 WITH expired AS (
     SELECT id FROM subtasks
     WHERE status IN ('assigned', 'running') AND lease_expires_at < %(now)s
     FOR UPDATE SKIP LOCKED)
 UPDATE subtasks AS s
-SET status = CASE WHEN s.attempts >= %(max_attempts)s THEN 'failed' ELSE 'queued' END,
+SET status = CASE WHEN s.interrupted + 1 >= %(max_interrupted)s THEN 'failed' ELSE 'queued' END,
+    interrupted = s.interrupted + 1,
     error = 'lease expired: worker ' || COALESCE(s.lease_owner, '?') || ' stopped renewing it',
     run_after = NULL, queued_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL,
     updated_at = %(now)s
 FROM expired
 WHERE s.id = expired.id
-RETURNING s.id, s.workflow_id, s.key, s.status, s.attempts, s.agent_id, s.error;
+RETURNING s.id, s.workflow_id, s.key, s.status, s.attempts, s.interrupted, s.agent_id, s.error;
 
 -- name: release_claims
 -- Subtasks whose attempts a stopping worker ended: queued again at once, so that no worker waits
--- for their leases to lapse. The ended attempt stays counted (it is recorded as cancelled).
+-- for their leases to lapse. The ended attempt is recorded as cancelled and counted as
+-- interrupted, not as the agent's try.
 UPDATE subtasks
 SET status = 'queued', queued_at = %(now)s, run_after = NULL, lease_owner = NULL,
+    interrupted = interrupted + 1,
     lease_expires_at = NULL, updated_at = %(now)s
 WHERE id = ANY(%(id_list)s) AND lease_owner = %(worker)s AND status IN ('assigned', 'running')
 RETURNING id;

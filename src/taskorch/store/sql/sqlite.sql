@@ -29,6 +29,12 @@ UPDATE tasks SET status = :to_status, updated_at = :now
 WHERE id = :id AND status = :from_status
 RETURNING *;
 
+-- name: end_workflow_task
+-- The task of a workflow that just ended ends with it (in the same transaction), if it still
+-- counts as being carried.
+UPDATE tasks SET status = :to_status, updated_at = :now
+WHERE id = (SELECT task_id FROM workflows WHERE id = :workflow_id) AND status = 'processing';
+
 -- name: list_imported_tasks
 -- Tasks imported from task-master (metadata.taskmaster), of one tag or (:tag NULL) of every tag.
 SELECT * FROM tasks
@@ -202,6 +208,18 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING *;
 
+-- name: lock_agent_claims
+-- Claims for one agent are counted against its limit one at a time: a SQLite write transaction
+-- (BEGIN IMMEDIATE) already holds the database's write lock, so nothing more is needed.
+SELECT 1 AS locked;
+
+-- name: agent_claim_room
+-- How many more subtasks the agent may run now: its stored limit (or the worker's, when it is not
+-- registered) less those it runs, counted in the claiming transaction.
+SELECT (SELECT COUNT(*) FROM subtasks
+        WHERE agent_id = :agent_id AND status IN ('assigned', 'running')) AS active,
+       (SELECT max_concurrency FROM agents WHERE id = :agent_id) AS max_concurrency;
+
 -- name: agent_load
 SELECT agent_id, COUNT(*) AS active FROM subtasks
 WHERE status IN ('assigned', 'running') AND agent_id IS NOT NULL
@@ -248,6 +266,7 @@ RETURNING subtasks.id, subtasks.workflow_id, subtasks.key, subtasks.status, subt
 -- name: retry_subtask
 UPDATE subtasks
 SET status = 'queued', run_after = :run_after, queued_at = COALESCE(:run_after, :now), error = :error, agent_id = :agent_id,
+    interrupted = interrupted + :interrupted,
     lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
 WHERE id = :id AND status = 'running' AND lease_owner = :worker;
 
@@ -267,19 +286,24 @@ WHERE id IN (SELECT id FROM down) AND status IN ('pending', 'queued')
 RETURNING id, workflow_id, key;
 
 -- name: expire_leases
+-- A lost lease is an interrupted attempt, not the agent's failed try: it is counted apart, and
+-- only the cap on interrupted attempts (:max_interrupted) fails the subtask.
 UPDATE subtasks
-SET status = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'queued' END,
+SET status = CASE WHEN interrupted + 1 >= :max_interrupted THEN 'failed' ELSE 'queued' END,
+    interrupted = interrupted + 1,
     error = 'lease expired: worker ' || COALESCE(lease_owner, '?') || ' stopped renewing it',
     run_after = NULL, queued_at = :now, lease_owner = NULL, lease_expires_at = NULL,
     updated_at = :now
 WHERE status IN ('assigned', 'running') AND lease_expires_at < :now
-RETURNING id, workflow_id, key, status, attempts, agent_id, error;
+RETURNING id, workflow_id, key, status, attempts, interrupted, agent_id, error;
 
 -- name: release_claims
 -- Subtasks whose attempts a stopping worker ended: queued again at once, so that no worker waits
--- for their leases to lapse. The ended attempt stays counted (it is recorded as cancelled).
+-- for their leases to lapse. The ended attempt is recorded as cancelled and counted as
+-- interrupted, not as the agent's try.
 UPDATE subtasks
 SET status = 'queued', queued_at = :now, run_after = NULL, lease_owner = NULL,
+    interrupted = interrupted + 1,
     lease_expires_at = NULL, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND lease_owner = :worker
   AND status IN ('assigned', 'running')

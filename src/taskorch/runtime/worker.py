@@ -24,6 +24,7 @@ from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask
 from taskorch.domain.errors import AgentError, StoreError
 from taskorch.domain.models import Subtask
 from taskorch.domain.retry import ErrorClass
+from taskorch.runtime import tracing
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
@@ -324,6 +325,7 @@ class Worker:
 
     async def _attempt(self, running: _Running) -> None:
         subtask = running.subtask
+        tracing.enter_workflow(subtask.workflow_id, subtask.id, subtask.attempts)  # own task
         adapter = self.agents.get(subtask.agent_id) or self.agents.get(None)
         try:
             if adapter is None:

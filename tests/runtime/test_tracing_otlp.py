@@ -157,6 +157,8 @@ def test_one_trace_covers_every_state_and_every_attempt_of_both_processes(
     assert final["state"] == "merged"
 
     trace_id = tracing.trace_id_of(final["workflow_id"])
+    [parsing] = [h for h in final["history"] if h["to"] == "nlp_parsing"]
+    assert parsing["metadata"]["trace"]["trace_id"] == f"{trace_id:032x}"
     assert {s.trace_id for s in spans} == {trace_id}
     states = {s.name.removeprefix("state ") for s in spans if s.name.startswith("state ")}
     assert states == STATES

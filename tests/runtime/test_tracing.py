@@ -6,17 +6,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
-from taskorch.domain.models import NewTask
+from taskorch.domain.models import NewTask, Subtask
+from taskorch.domain.plan import Domain, WorkerType
 from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.runtime import tracing
 from taskorch.settings import load_settings
+from taskorch.store.outcomes import Outcome, QueueEvent, outcome_event
 
 EVERY_STATE = {
     "pending",
@@ -169,3 +173,71 @@ def test_tracing_asked_for_without_the_extra_warns_once_and_carries_on(tmp_path:
     assert result.returncode == 0, result.stderr
     assert "ON False False None" in result.stdout
     assert result.stderr.count("OpenTelemetry is not installed") == 1, result.stderr
+
+
+def test_attempt_spans_carry_outcome_error_class_and_usage(exporter: InMemorySpanExporter) -> None:
+    now = datetime.now(UTC)
+    subtask = Subtask(
+        id=7,
+        workflow_id="wf-1",
+        key="api-001",
+        title="API",
+        attempts=2,
+        assigned_to=Domain.DEVELOPMENT,
+        worker_type=WorkerType.IMPLEMENTATION,
+        created_at=now,
+        updated_at=now,
+    )
+    retry = Outcome(
+        subtask,
+        "retry",
+        now,
+        now,
+        agent_id="claude",
+        error_class="rate_limit",
+        error_message="429 from the API",
+        tokens_in=1200,
+        tokens_out=340,
+        cost_usd=0.0123,
+    )
+    tracing.trace_events(
+        [
+            QueueEvent("task:started", "wf-1", 7, {"key": "api-001", "attempt": 2, "worker": "w"}),
+            outcome_event("task:retry", retry),
+            QueueEvent("task:zombie", "wf-1", 8, {"key": "ui-002", "attempt": 1, "error": "gone"}),
+        ]
+    )
+    first, zombie = exporter.get_finished_spans()
+    assert first.context is not None
+    assert first.context.span_id == tracing.attempt_span_id_of("wf-1", 7, 2)
+    assert dict(first.attributes or {}) | {"taskorch.worker": "w"} == {
+        "taskorch.workflow_id": "wf-1",
+        "taskorch.subtask_id": 7,
+        "taskorch.subtask": "api-001",
+        "taskorch.attempt": 2,
+        "taskorch.worker": "w",
+        "taskorch.outcome": "retry",
+        "taskorch.agent": "claude",
+        "taskorch.error_class": "rate_limit",
+        "taskorch.tokens_in": 1200,
+        "taskorch.tokens_out": 340,
+        "taskorch.cost_usd": 0.0123,
+    }
+    assert first.status.status_code is StatusCode.ERROR
+    assert first.status.description == "429 from the API"
+    assert (zombie.attributes or {})["taskorch.start_seen"] is False
+    assert (zombie.attributes or {})["taskorch.outcome"] == "zombie"
+
+
+def test_a_state_entered_elsewhere_is_marked(exporter: InMemorySpanExporter) -> None:
+    tracing.trace_events(
+        [
+            QueueEvent("workflow:transition", "wf-2", None, {"from": source, "to": target})
+            for source, target in (("processing", "pr_created"), ("pr_created", "failed"))
+        ]
+    )
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert (spans["state processing"].attributes or {})["taskorch.entry_seen"] is False
+    assert "taskorch.entry_seen" not in (spans["state pr_created"].attributes or {})
+    assert spans["workflow wf-2"].status.status_code is StatusCode.ERROR
+    assert set(spans) == {"state processing", "state pr_created", "state failed", "workflow wf-2"}

@@ -95,11 +95,6 @@ def shutdown() -> None:
         current.provider.shutdown()
 
 
-def flush() -> None:
-    if _tracing is not None:
-        _tracing.provider.force_flush()
-
-
 def _requested() -> list[str]:
     names = os.environ.get("OTEL_TRACES_EXPORTER", "").lower()
     return [n.strip() for n in names.split(",") if n.strip() and n.strip() != "none"]

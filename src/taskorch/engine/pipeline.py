@@ -506,7 +506,8 @@ class Pipeline:
     async def _clean(self, workflow: Workflow, *, cancelled: bool) -> None:
         """Remove the workflow's worktrees; a failure here is logged, never undoes the state."""
         try:
-            await self.delivery.cleanup(workflow, cancelled=cancelled)
+            with tracing.for_workflow(workflow.id):  # also after cancel and give-up (no step)
+                await self.delivery.cleanup(workflow, cancelled=cancelled)
         except TaskorchError as exc:
             log.warning("workflow %s: cleanup failed: %s", workflow.id, exc.message)
 

@@ -21,6 +21,7 @@ from taskorch.cli import commands as _commands  # noqa: F401  (registers the com
 from taskorch.cli.app import app, err_console
 from taskorch.cli.terminal import error_line
 from taskorch.domain.errors import TaskorchError
+from taskorch.runtime import tracing
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -32,7 +33,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The connection pool logs every failed connect; the CLI reports failures itself, in one line.
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)
     _tolerant_streams()
-    sys.exit(invoke(argv))
+    try:
+        code = invoke(argv)
+    finally:
+        tracing.shutdown()  # export the spans of a short run before the process ends
+    sys.exit(code)
 
 
 def _tolerant_streams() -> None:

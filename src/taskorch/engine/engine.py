@@ -31,6 +31,7 @@ from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
 from taskorch.planning import TaskNLP
 from taskorch.planning.providers import chosen_provider
+from taskorch.runtime import tracing
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics, collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
@@ -165,8 +166,11 @@ class OrchestrationEngine:
         )
 
     async def _plan(self, text: str, context: str | None, ref: str) -> tuple[Plan, str]:
-        async with TaskNLP.from_settings(self.settings) as nlp:
-            result = await nlp.plan(text, context, ref)
+        with tracing.span("planner plan") as notes:  # in the workflow's trace, when tracing
+            async with TaskNLP.from_settings(self.settings) as nlp:
+                result = await nlp.plan(text, context, ref)
+            notes.set("taskorch.planner", result.describe())
+            notes.set("taskorch.subtasks", len(result.plan.subtasks))
         return result.plan, result.describe()
 
     async def process_task(

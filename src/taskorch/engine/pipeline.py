@@ -44,6 +44,7 @@ from taskorch.domain.states import (
     WorkflowState,
 )
 from taskorch.engine.status import waiting_for
+from taskorch.runtime import tracing
 from taskorch.runtime.faults import pause_point
 from taskorch.store import Store
 from taskorch.store.outage import Outage
@@ -226,10 +227,11 @@ class Pipeline:
 
     async def _step(self, workflow: Workflow) -> Workflow | None:
         step = _STEPS[workflow.status]
-        return await step(self, workflow)
+        with tracing.for_workflow(workflow.id):  # git and planner spans join its trace
+            return await step(self, workflow)
 
     async def _pending(self, workflow: Workflow) -> Workflow:
-        return await self._move(workflow, W.NLP_PARSING)
+        return await self._move(workflow, W.NLP_PARSING, tracing.trace_metadata(workflow.id))
 
     async def _parse(self, workflow: Workflow) -> Workflow:
         task = await self.store.get_task(workflow.task_id)
@@ -550,13 +552,15 @@ class Pipeline:
     async def _clean(self, workflow: Workflow, *, cancelled: bool) -> None:
         """Remove the workflow's worktrees; a failure here is logged, never undoes the state."""
         try:
-            await self.delivery.cleanup(workflow, cancelled=cancelled)
+            with tracing.for_workflow(workflow.id):  # also after cancel and give-up (no step)
+                await self.delivery.cleanup(workflow, cancelled=cancelled)
         except TaskorchError as exc:
             log.warning("workflow %s: cleanup failed: %s", workflow.id, exc.message)
 
     async def _emit(
         self, workflow: Workflow, source: WorkflowState | None, target: WorkflowState
     ) -> None:
+        started = workflow.start_time
         if self._publish:
             await self._publish(
                 [
@@ -564,7 +568,11 @@ class Pipeline:
                         "workflow:transition",
                         workflow.id,
                         None,
-                        {"from": source.value if source else None, "to": target.value},
+                        {
+                            "from": source.value if source else None,
+                            "to": target.value,
+                            "started_at": started.isoformat() if started else None,
+                        },
                     )
                 ]
             )

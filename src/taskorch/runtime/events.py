@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from taskorch.runtime import tracing
 from taskorch.runtime.logs import events_log, log_events
 from taskorch.store.queue import Outcome, QueueEvent
 
@@ -42,6 +43,7 @@ class EventBus:
     async def publish(self, events: Sequence[QueueEvent]) -> None:
         if not events:
             return
+        tracing.trace_events(events)  # returns at once when tracing is off
         if not (self._subscribers or self.jsonl_path):
             if events_log.isEnabledFor(logging.INFO):
                 log_events(_records(events, datetime.now(UTC).isoformat()))

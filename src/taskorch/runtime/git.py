@@ -30,6 +30,7 @@ from taskorch.domain.errors import GitError as GitError
 from taskorch.domain.errors import InputError
 from taskorch.domain.errors import MergeConflictError as MergeConflictError
 from taskorch.domain.errors import WorkspaceError as WorkspaceError
+from taskorch.runtime import tracing
 from taskorch.store.filelock import file_lock as file_lock
 
 GIT_TIMEOUT_S = 120.0
@@ -105,6 +106,24 @@ async def git(
     cwd: Path, *args: str, check: bool = True, timeout_s: float = GIT_TIMEOUT_S
 ) -> GitResult:
     """Run ``git <args>`` in ``cwd``; raise :class:`GitError` on a non-zero exit when ``check``."""
+    with tracing.span(f"git {_subcommand(args)}") as notes:  # a workflow's only, when tracing
+        result = await _run_git(cwd, *args, check=check, timeout_s=timeout_s)
+        notes.set("git.exit_code", result.returncode)
+        return result
+
+
+def _subcommand(args: tuple[str, ...]) -> str:
+    """``fetch`` of ``-C dir -c k=v fetch origin``."""
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("-c", "-C"):
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return arg
+    return "?"
+
+
+async def _run_git(cwd: Path, *args: str, check: bool, timeout_s: float) -> GitResult:
     argv = [
         "git",
         "-c",

@@ -29,6 +29,7 @@ from taskorch.domain.retry import (
     RetryDecision,
     agent_tries,
 )
+from taskorch.runtime import tracing
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.faults import pause_point
 from taskorch.runtime.recovery import ErrorRecoveryManager
@@ -339,6 +340,7 @@ class Worker:
 
     async def _attempt(self, running: _Running) -> None:
         subtask = running.subtask
+        tracing.enter_workflow(subtask.workflow_id, subtask.id, subtask.attempts)  # own task
         adapter = self.agents.get(subtask.agent_id) or self.agents.get(None)
         try:
             if adapter is None:

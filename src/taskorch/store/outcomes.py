@@ -67,6 +67,9 @@ def outcome_event(kind: str, outcome: Outcome) -> QueueEvent:
     payload: JSONDict = {"key": sub.key, "attempt": sub.attempts, "agent": outcome.agent_id}
     if outcome.error_class:
         payload |= {"error_class": outcome.error_class, "error": outcome.error_message}
+    for usage in ("tokens_in", "tokens_out", "cost_usd"):
+        if (value := getattr(outcome, usage)) is not None:
+            payload[usage] = value
     if outcome.run_after:
         payload["run_after"] = outcome.run_after.isoformat()
     if outcome.next_agent_id != sub.agent_id and outcome.kind == "retry":

@@ -116,3 +116,63 @@ async def test_a_missing_program_is_named_before_anything_starts(tmp_path: Path)
     script.write_text("#!/bin/sh\n")
     with pytest.raises(AgentError, match="is not executable"):
         await run_process([str(script)], heartbeat=lambda: None)
+
+
+MISBEHAVING = """\
+import os, signal, sys, time
+marker, mode = sys.argv[1], sys.argv[2]
+if mode == "ignores-sigterm":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    import subprocess
+    subprocess.Popen([sys.executable, "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)  # "
+        + marker])
+    print("ignoring", flush=True)
+    time.sleep(600)
+elif mode == "reads-stdin":
+    data = sys.stdin.read()  # must see end-of-file at once, not wait for ever
+    print(f"stdin gave {len(data)} bytes", flush=True)
+elif mode == "opens-tty":
+    try:
+        open("/dev/tty", "r+")
+    except OSError as exc:
+        print(f"no terminal: {exc.errno}", flush=True)
+        sys.exit(3)
+    time.sleep(600)  # a terminal to wait on would hang the worker
+"""
+
+
+def misbehaving(tmp_path: Path, marker: str, mode: str) -> list[str]:
+    script = tmp_path / "misbehaving.py"
+    script.write_text(MISBEHAVING)
+    return [sys.executable, str(script), marker, mode]
+
+
+async def test_an_agent_that_ignores_sigterm_still_ends_with_its_subtask(tmp_path: Path) -> None:
+    marker = f"tree-sigterm-{os.getpid()}"
+    run = asyncio.create_task(
+        run_process(misbehaving(tmp_path, marker, "ignores-sigterm"), heartbeat=lambda: None)
+    )
+    await wait_until(lambda: len(alive(marker)) == 1, "the agent's stubborn child")
+    run.cancel()  # what a timeout or a cancel does
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await wait_until(lambda: not alive(marker), "the stubborn tree to end")
+
+
+async def test_an_agent_reading_stdin_sees_its_end_at_once(tmp_path: Path) -> None:
+    result = await asyncio.wait_for(
+        run_process(misbehaving(tmp_path, "-", "reads-stdin"), heartbeat=lambda: None), timeout=30
+    )
+    assert result.returncode == 0
+    assert "stdin gave 0 bytes" in result.stdout
+
+
+async def test_an_agent_asking_for_a_terminal_has_none(tmp_path: Path) -> None:
+    """Agents run in a session of their own with no controlling terminal: one that wants to
+    prompt on /dev/tty fails at once (ENXIO) instead of hanging the worker."""
+    result = await asyncio.wait_for(
+        run_process(misbehaving(tmp_path, "-", "opens-tty"), heartbeat=lambda: None), timeout=30
+    )
+    assert result.returncode == 3
+    assert "no terminal" in result.stdout

@@ -193,3 +193,20 @@ def test_a_task_with_its_repository_and_merge_policy(tmp_path: Path) -> None:
         taskorch("task", "add", "x", "--merge", "sometimes", home=home),
         "merge policy 'sometimes' is not one of: auto, approve",
     )
+
+
+def test_process_refuses_a_task_whose_dependency_has_not_completed(tmp_path: Path) -> None:
+    """The specification's dependent tasks: task-2 must not merge while task-1 is pending."""
+    home = tmp_path / ".taskorch"
+    ok(taskorch("task", "add", "Add login", home=home))
+    ok(taskorch("task", "add", "Add logout", "--depends-on", "task-1", home=home))
+    one_line_error(
+        taskorch("process", "task-2", "--agent", "sim", home=home),
+        "task-2 depends on task-1, which is pending: process task-1 first",
+    )
+    shown = json.loads(ok(taskorch("task", "show", "2", "--json", home=home)))
+    assert shown["status"] == "pending"  # refused before anything was claimed
+    ok(taskorch("process", "task-1", "--agent", "sim", home=home))
+    ok(taskorch("process", "task-2", "--agent", "sim", home=home))
+    done = json.loads(ok(taskorch("task", "list", "--json", home=home)))
+    assert [t["status"] for t in done] == ["completed", "completed"]

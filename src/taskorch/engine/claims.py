@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from taskorch.domain.errors import InputError, StaleStateError
+from taskorch.domain.errors import InputError, NotFoundError, StaleStateError
 from taskorch.domain.models import Task, TaskStatus
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.store import Store
@@ -84,4 +84,23 @@ async def _claimable(store: Store, task: Task) -> Task:
                     f"({workflow.status.value}); follow it with `taskorch status {workflow.id}`, "
                     "or cancel it first"
                 )
+    await _dependencies_completed(store, task)
     return task  # pending, failed or cancelled; or processing with no workflow carrying it
+
+
+async def _dependencies_completed(store: Store, task: Task) -> None:
+    """A task runs after the tasks it depends on completed (``serve`` waits for them; a task
+    taken up by hand is refused, naming the first that has not)."""
+    for task_id in task.dependencies:
+        try:
+            dependency = await store.get_task(task_id)
+        except NotFoundError:
+            raise InputError(
+                f"{task.ref} depends on task-{task_id}, which does not exist"
+            ) from None
+        if dependency.status is not TaskStatus.COMPLETED:
+            raise InputError(
+                f"{task.ref} depends on {dependency.ref}, which is {dependency.status.value}: "
+                f"process {dependency.ref} first (`taskorch serve` starts {task.ref} once it "
+                "completes)"
+            )

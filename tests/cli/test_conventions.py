@@ -25,3 +25,12 @@ def test_a_bad_log_level_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "error: invalid log level 'loud': use one of debug, info, warning, error, critical"
     )
+
+
+def test_piped_output_is_never_cut_at_80_columns(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    title = "word " * 30 + "end"
+    ok(taskorch("task", "add", title, home=home, extra_env={"COLUMNS": ""}))
+    env = {"COLUMNS": ""}
+    listed = ok(taskorch("task", "list", home=home, extra_env=env))
+    assert title in listed

@@ -11,6 +11,8 @@ escapes control characters itself.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, ConsoleRenderable, RenderHook, RenderResult
@@ -49,9 +51,31 @@ class _SafeConsole(Console):
         return super().render_str(terminal_safe(text), **options)
 
 
+PIPED_WIDTH = 10_000
+"""The width of output that goes to a pipe or a file: as wide as its longest line."""
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except ValueError:  # closed
+        return False
+
+
 def safe_console(*, stderr: bool = False) -> Console:
     """A console for user text: no markup, no emoji codes, no escape sequences let through."""
-    made = _SafeConsole(stderr=stderr, soft_wrap=True, markup=False, emoji=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped or redirected output is read by programs and people alike: never cut at rich's
+    # default 80 columns (a table's long titles, an estimate, an error's end were lost).
+    piped = not _is_terminal(stream) and not os.environ.get("COLUMNS")
+    made = _SafeConsole(
+        stderr=stderr,
+        soft_wrap=True,
+        markup=False,
+        emoji=False,
+        width=PIPED_WIDTH if piped else None,
+    )
     made.push_render_hook(_TerminalSafe())
     return made
 

@@ -255,7 +255,7 @@ def default_worktrees_root(home: Path) -> Path:
     system's temporary folder when both lie inside ``home``): one folder per data folder, never
     inside it."""
     home = home.expanduser().resolve()
-    digest = hashlib.sha1(str(home).encode()).hexdigest()[:12]
+    digest = hashlib.sha1(os.fsencode(home)).hexdigest()[:12]
     caches = [os.environ.get("XDG_CACHE_HOME", ""), str(Path.home() / ".cache")]
     caches = [c for c in caches if c and Path(c).is_absolute()]
     caches.append(str(Path(tempfile.gettempdir()) / f"taskorch-{os.getuid()}"))

@@ -63,7 +63,7 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     (
         "process_task_orchestration",
         {"task_id": "task-99999999999999999999"},
-        "task_id must be",
+        "must be a whole number from 1 to",
     ),  # crash
     ("process_task_orchestration", {"requirement": "x", "repo": "/srv/\x00"}, "repo contains"),
     ("process_task_orchestration", {"requirement": "x", "agent": "sim\n"}, "agent contains"),

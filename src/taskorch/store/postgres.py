@@ -262,7 +262,9 @@ def _in_own_schema(conninfo: str) -> str:
 
 
 async def _create_own_schema(connection: psycopg.AsyncConnection[Any]) -> None:
-    exists = await connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
+    # Bootstrap statements, before any of taskorch's tables (or its named queries) can exist.
+    lookup = psycopg.sql.SQL("SELECT 1 FROM pg_namespace WHERE nspname = {}")
+    exists = await connection.execute(lookup.format(psycopg.sql.Literal(SCHEMA)))
     if await exists.fetchone() is None:
         await connection.execute(
             psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(SCHEMA))

@@ -31,7 +31,7 @@ key = cwd.name
 
 
 def record(what):
-    fd = os.open(os.environ["TASKORCH_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fd = os.open(os.environ["BOUNDARY_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.write(fd, f"{what} {workflow} {key} {time.time():.6f} {os.getpid()}\\n".encode())
     os.fsync(fd)
     os.close(fd)
@@ -41,7 +41,7 @@ record("start")
 path = cwd / "work" / workflow / f"{key}.md"
 path.parent.mkdir(parents=True, exist_ok=True)
 path.write_text(f"{workflow} {key}\\n")
-time.sleep(float(os.environ.get("TASKORCH_TEST_AGENT_S", "0")))
+time.sleep(float(os.environ.get("BOUNDARY_TEST_AGENT_S", "0")))
 record("done")
 print("edited", path.name)
 """
@@ -112,8 +112,8 @@ class Lab:
             "DATABASE_URL": self.database_url,
             "TASKORCH_HOME": str(self.home),
             "TASKORCH_REPO": self.repo_url,
-            "TASKORCH_TEST_RECORD": str(self.record),
-            "TASKORCH_TEST_AGENT_S": str(self.agent_s),
+            "BOUNDARY_TEST_RECORD": str(self.record),
+            "BOUNDARY_TEST_AGENT_S": str(self.agent_s),
             "LEASE_S": str(self.lease_s),
             "COLUMNS": "200",
             "PYTHONUNBUFFERED": "1",

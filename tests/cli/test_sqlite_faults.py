@@ -136,7 +136,7 @@ for size in (65536, 4096, 512, 1):  # down to the last crumbs
     except OSError:
         pass
 os.close(filler)
-report["full"] = [run("task", "add", "lost task " + "y" * 2000), run("task", "list")]
+report["full"] = [run("task", "add", "lost task", "-d", "y" * 2000), run("task", "list")]
 os.remove(os.path.join(disk, "filler"))
 report["after"] = [run("task", "add", "after task")]
 import sqlite3

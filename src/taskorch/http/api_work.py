@@ -106,7 +106,7 @@ async def list_tasks(
 
 @router.get("/tasks/{task_id}", tags=["tasks"], responses=NOT_FOUND)
 async def get_task(task_id: TaskIdParam, request: Request) -> TaskOut:
-    # The path's pattern (at most 12 digits) keeps the id within a store's; 0 is "no such task".
+    # The path's pattern (1 to 12 significant digits) keeps the id within a store's.
     return TaskOut.of(await engine_of(request).get_task(parse_task_ref(task_id)))
 
 

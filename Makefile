@@ -26,8 +26,11 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy --strict
 
+# Two processes by default (CI's machine has 2 cores); TEST_WORKERS=0 runs the tests in one.
+TEST_WORKERS ?= 2
+
 unit: $(BIN)/.installed
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test: lint typecheck unit
 

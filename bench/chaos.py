@@ -10,6 +10,10 @@ that ran or merged again, tasks left non-terminal, agent processes alive, worktr
 
     python bench/chaos.py [--backend sqlite|postgres|both] [--tasks 50] [--kills 20] [--seed 14]
 
+The kills stop when every task has ended: on a fast machine a short run may end before all of
+them landed (the counts say how many did). ``CHAOS_AGENT_S`` (default 0.3) is how long each
+agent run takes; ``CHAOS_AGENT_S=6`` leaves room for all 20.
+
 PostgreSQL: ``TASKORCH_BENCH_PG`` (default postgresql://postgres@127.0.0.1:5432/test); the run
 uses a schema of its own, dropped afterwards.
 """

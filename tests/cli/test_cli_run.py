@@ -442,3 +442,37 @@ def test_bad_targets_are_one_line_errors(tmp_path: Path) -> None:
             assert fragment in lines[0], (command, args, result.stderr)
     assert json.loads(ok(taskorch("task", "list", "--json", home=home))) == []
     assert "secret" not in ok(taskorch("status", home=home))
+
+
+def test_ctrl_c_says_the_workflow_stays_resumable_and_how(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["TASKORCH_HOME"] = str(home)
+    argv = ["run", "Add a health check endpoint", "--agent", "sim", "--sim-duration", "4"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "taskorch", *argv],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        bufsize=0,  # read as it comes; communicate() below takes the rest
+    ) as proc:
+        assert proc.stderr is not None
+        said = b""
+        deadline = time.monotonic() + 60
+        while b"merging into" not in said and time.monotonic() < deadline:
+            said += os.read(proc.stderr.fileno(), 4096) or b""
+        time.sleep(1.5)  # the subtask's agent is at work
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        rest = proc.communicate(timeout=60)[1]
+    err = (said + rest).decode()
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert "error: interrupted" in lines
+    [hint] = [line for line in lines if "resumable" in line]
+    workflow_id = hint.split()[0]
+    assert hint.endswith(
+        f"and resumable: taskorch resume {workflow_id} (or stop it: taskorch cancel {workflow_id})"
+    )
+    resumed = json.loads(ok(taskorch("resume", workflow_id, "--json", home=home)))
+    assert resumed["state"] == "merged"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -150,6 +150,8 @@ def _process(
     ],
     as_json: bool,
 ) -> None:
+    seen: dict[str, str] = {}
+
     async def main() -> list[WorkflowStatus]:
         async with open_engine(settings()) as engine:
             line = Text("starting")
@@ -159,11 +161,33 @@ def _process(
             ) as live:
 
                 def progress(workflow: Workflow) -> None:
+                    seen[workflow.id] = workflow.status.value
                     live.update(Text.assemble(f"{workflow.id}  ", styled(workflow.status.value)))
 
                 return await body(engine, progress)
 
-    _finish(run(main), as_json)
+    try:
+        statuses = run(main)
+    except typer.Exit as stopped:
+        if stopped.exit_code == EXIT_INTERRUPTED:
+            _resumable(seen)
+        raise
+    _finish(statuses, as_json)
+
+
+EXIT_INTERRUPTED = 130
+
+
+def _resumable(seen: Mapping[str, str]) -> None:
+    """After Ctrl-C: the workflows stay where they stood, and how to carry on or stop them."""
+    for workflow_id, state in seen.items():
+        if state in {s.value for s in WORKFLOW_TERMINAL}:
+            continue
+        err_console.print(
+            f"{workflow_id} stays {state} and resumable: taskorch resume {workflow_id} "
+            f"(or stop it: taskorch cancel {workflow_id})",
+            highlight=False,
+        )
 
 
 @app.command("run")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fakes.cli import ok, taskorch
 from fakes.github_server import FakeGitHub
 from fakes.origins import bare_origin, files_on, git, tip, url
+from taskorch.store import open_store
 
 
 def test_run_takes_a_requirement_to_merged(database_url: str, tmp_path: Path) -> None:
@@ -281,7 +284,7 @@ def test_process_with_priority_and_a_timeout_that_cancels(tmp_path: Path) -> Non
     assert again.returncode == 1
     assert f"task-1 is already done (workflow {final['workflow_id']} merged)" in again.stderr
     ok(taskorch("task", "add", "List all repositories in the portfolio", home=home))
-    slow = taskorch("process", "2", "--timeout", "1", "--sim-duration", "30", home=home)
+    slow = taskorch("process", "2", "--timeout", "1s", "--sim-duration", "30", home=home)
     assert slow.returncode == 1
     assert "did not finish within 1 s" in slow.stderr
     listed = json.loads(ok(taskorch("status", "--json", home=home)))
@@ -476,3 +479,71 @@ def test_ctrl_c_says_the_workflow_stays_resumable_and_how(tmp_path: Path) -> Non
     )
     resumed = json.loads(ok(taskorch("resume", workflow_id, "--json", home=home)))
     assert resumed["state"] == "merged"
+
+
+def test_the_specifications_timeout_is_milliseconds_and_stored_as_a_deadline(
+    tmp_path: Path,
+) -> None:
+    """``process 1 --timeout 600000`` (the specification's milliseconds) gives up after ten
+    minutes: the deadline is stored with the workflow, so a resume or a server honours it too."""
+    home = tmp_path / ".taskorch"
+    ok(taskorch("task", "add", LIST_TEXT, home=home))
+    before = datetime.now(UTC)
+    final = json.loads(ok(taskorch("process", "1", "--timeout", "600000", "--json", home=home)))
+    assert final["state"] == "merged"
+    started = next(h for h in final["history"] if h["to"] == "pending")
+    assert started  # the options are in the workflow's metadata, read back from the store
+    stored = _options(home, final["workflow_id"])
+    deadline = datetime.fromisoformat(stored["deadline"])
+    assert timedelta(minutes=10) <= deadline - before <= timedelta(minutes=10, seconds=30)
+    for bad in ("soon", "0", "inf"):
+        refused = taskorch("process", "1", "--timeout", bad, home=home)
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("error: --timeout")
+        assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_workflow_past_its_deadline_is_given_up_when_carried_on(tmp_path: Path) -> None:
+    home = tmp_path / ".taskorch"
+    env = {**os.environ, "TASKORCH_HOME": str(home)}
+    env.pop("DATABASE_URL", None)
+    ok(taskorch("task", "add", LIST_TEXT, home=home))
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "taskorch",
+            "process",
+            "1",
+            "--timeout",
+            "3s",
+            "--sim-duration",
+            "30",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    ) as proc:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (home / "events.jsonl").exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)  # before its own timer could fire
+        proc.wait(timeout=10)
+    time.sleep(3)  # the stored deadline passes while nobody carries the workflow
+    resumed = taskorch("resume", "--json", home=home)
+    assert json.loads(resumed.stdout)["state"] == "cancelled", resumed.stderr
+
+
+def _options(home: Path, workflow_id: str) -> dict[str, str]:
+    async def read() -> dict[str, str]:
+        store = await open_store(f"sqlite:///{home / 'taskorch.db'}")
+        try:
+            options: dict[str, str] = (await store.get_workflow(workflow_id)).metadata["options"]
+            return options
+        finally:
+            await store.close()
+
+    return asyncio.run(read())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +30,7 @@ from taskorch.cli.app import (
 from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.workflows import show_workflow, styled
 from taskorch.domain.errors import DatabaseUnavailableError, InputError
-from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
+from taskorch.domain.limits import MAX_TEXT_CHARS, check_text, parse_duration
 from taskorch.domain.models import JSONDict, NewTask, Priority, Task, Workflow, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
@@ -178,6 +179,15 @@ def _process(
 EXIT_INTERRUPTED = 130
 
 
+def _timeout(text: str | None) -> float | None:
+    if text is None:
+        return None
+    seconds = parse_duration("--timeout", text, bare="ms")
+    if seconds <= 0:
+        raise InputError(f"--timeout {text!r} must be more than 0")
+    return seconds
+
+
 def _resumable(seen: Mapping[str, str]) -> None:
     """After Ctrl-C: the workflows stay where they stood, and how to carry on or stop them."""
     for workflow_id, state in seen.items():
@@ -231,16 +241,22 @@ def process(
             help="Queue priority of its subtasks: low|medium|high|critical (default: the task's)."
         ),
     ] = None,
-    timeout_s: Annotated[
-        float | None,
-        typer.Option("--timeout", min=1, help="Give up (and cancel it) after this many seconds."),
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="Give up (and cancel it) after this long: 10m, 600s, 2h; a bare number is "
+            "milliseconds, as in the specification (600000 = 10 minutes).",
+            show_default=False,
+        ),
     ] = None,
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
 ) -> None:
     """Carry a stored task to merged code."""
     duration("--sim-duration", sim_duration_s)
-    limit_s = duration("--timeout", timeout_s, allow_zero=False)
+    limit_s = _timeout(timeout)
 
     async def body(
         engine: OrchestrationEngine, progress: Callable[[Workflow], None]
@@ -251,23 +267,31 @@ def process(
         options = {"agent": pool.mode, **target}
         if priority is not None:
             options["priority"] = Priority.parse(priority).value
+        if limit_s is not None:  # stored: a resume or a server gives up at the same moment
+            options["deadline"] = (datetime.now(UTC) + timedelta(seconds=limit_s)).isoformat()
         started: list[str] = []
 
         def remember(workflows: list[Workflow]) -> None:
             started[:] = [w.id for w in workflows]
 
+        def too_late() -> InputError:
+            return InputError(
+                f"task {task.ref} did not finish within {limit_s or 0:g} s; its workflow was "
+                "cancelled (unmerged work stays on its branches)"
+            )
+
         try:
             async with asyncio.timeout(limit_s):
-                return await _carry(
+                statuses = await _carry(
                     engine, [task.id], pool, options, progress, quiet=as_json, started=remember
                 )
         except TimeoutError:
             if started:
                 await engine.cancel_workflow(started[0])
-            raise InputError(
-                f"task {task.ref} did not finish within {timeout_s:g} s; its workflow was "
-                "cancelled (unmerged work stays on its branches)"
-            ) from None
+            raise too_late() from None
+        if limit_s is not None and statuses[0].state == "cancelled":
+            raise too_late()  # the pipeline gave up on the stored deadline first
+        return statuses
 
     _process(body, as_json)
 

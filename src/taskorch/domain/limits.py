@@ -84,16 +84,19 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECA
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
-def parse_duration(field: str, text: str, *, limit_s: float = MAX_DURATION_S) -> float:
-    """``"90"`` (seconds), ``"1.5s"``, ``"10m"``, ``"12h"``, ``"30d"``, ``"2w"`` as seconds; an
-    :class:`InputError` naming ``field`` for anything else or more than ``limit_s``."""
+def parse_duration(
+    field: str, text: str, *, limit_s: float = MAX_DURATION_S, bare: str = "s"
+) -> float:
+    """``"90"`` (in ``bare`` units: seconds unless told), ``"1.5s"``, ``"10m"``, ``"12h"``,
+    ``"30d"``, ``"2w"`` as seconds; an :class:`InputError` naming ``field`` for anything else or
+    more than ``limit_s``."""
     match = _DURATION.match(text)
     if match is None:
         raise InputError(
             f"{field} {text!r} is not a duration: give a number with an optional unit "
             "(ms, s, m, h, d, w), e.g. 90s, 10m, 30d"
         )
-    seconds = float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()]
+    seconds = float(match.group(1)) * _UNIT_S[(match.group(2) or bare).lower()]
     if not math.isfinite(seconds) or seconds > limit_s:
         raise InputError(f"{field} {text!r} is more than the limit of {limit_s:g} s")
     return seconds

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from taskorch.agents.routing import Choice
@@ -176,6 +177,8 @@ class Pipeline:
                     if outage.ongoing:  # the error may have cut its ending short
                         await self._finish_ended(workflow)
                     return workflow
+                if _past_deadline(workflow):
+                    return await self.cancel(workflow_id)
                 moved = await self._step(workflow)
             except DatabaseUnavailableError as exc:
                 delay = outage.failed(exc)
@@ -654,3 +657,15 @@ _STEPS: dict[WorkflowState, _Step] = {
     W.VALIDATION_FAILED: Pipeline._fix,
     W.VALIDATION_PASSED: Pipeline._merge,
 }
+
+
+def _past_deadline(workflow: Workflow) -> bool:
+    """Whether the deadline its starter gave (``process --timeout``, stored with its options)
+    has passed: whoever carries it on then gives up as the starter would have."""
+    deadline = workflow.metadata.get("options", {}).get("deadline")
+    if not isinstance(deadline, str):
+        return False
+    try:
+        return datetime.fromisoformat(deadline) <= datetime.now(UTC)
+    except ValueError:
+        return False

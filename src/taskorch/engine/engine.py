@@ -112,8 +112,9 @@ class OrchestrationEngine:
         initialised, is a :class:`NotFoundError` naming where it was looked for: nothing is
         created."""
         connector = self.store.connector
-        if not create and isinstance(connector, SqliteConnector) and not connector.path.exists():
-            raise NotFoundError(_no_database(str(connector.path.resolve())))
+        missing = _missing_sqlite_file(connector)
+        if not create and missing is not None:
+            raise NotFoundError(_no_database(missing))
         if create or self.settings.home.exists():
             await asyncio.to_thread(secure_home, self.settings.home)
         try:
@@ -457,10 +458,9 @@ class OrchestrationEngine:
         return ComponentHealth("ok", f"{name} ({variable} set)", info)
 
     async def _database_health(self) -> ComponentHealth:
-        connector = self.store.connector
-        if isinstance(connector, SqliteConnector) and not connector.path.exists():
-            where = str(connector.path.resolve())
-            return ComponentHealth("down", _no_database(where), {"backend": "sqlite"})
+        missing = _missing_sqlite_file(self.store.connector)
+        if missing is not None:
+            return ComponentHealth("down", _no_database(missing), {"backend": "sqlite"})
         try:
             health = await self.store.health()
         except StoreError as exc:
@@ -479,6 +479,14 @@ class OrchestrationEngine:
                 info,
             )
         return ComponentHealth("ok", f"{health.backend} reachable", info)
+
+
+def _missing_sqlite_file(connector: object) -> str | None:
+    """Where a SQLite database that does not exist yet would be (opening it would create it);
+    None for one that exists, or another backend."""
+    if isinstance(connector, SqliteConnector) and not connector.path.exists():
+        return str(connector.path.resolve())
+    return None
 
 
 def _no_database(where: str) -> str:

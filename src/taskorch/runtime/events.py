@@ -44,12 +44,9 @@ class EventBus:
         if not events:
             return
         tracing.trace_events(events)  # returns at once when tracing is off
-        if not (self._subscribers or self.jsonl_path):
-            if events_log.isEnabledFor(logging.INFO):
-                log_events(_records(events, datetime.now(UTC).isoformat()))
-            return
-        now = datetime.now(UTC).isoformat()
-        records = _records(events, now)
+        if not (self._subscribers or self.jsonl_path or events_log.isEnabledFor(logging.INFO)):
+            return  # nobody reads them: no records built
+        records = _records(events, datetime.now(UTC).isoformat())
         log_events(records)
         for queue in list(self._subscribers):
             for record in records:

@@ -12,6 +12,7 @@ from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.domain.errors import AgentError, ConfigError, InputError
 from taskorch.domain.models import JSONDict, NewTask, Subtask, Task, Workflow
 from taskorch.domain.plan import Plan
+from taskorch.domain.states import WorkflowState as W
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.pipeline import Pipeline, ValidationOutcome
 from taskorch.engine.runner import drive
@@ -21,7 +22,7 @@ from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import Worker, WorkerConfig
 from taskorch.settings import load_settings
 from taskorch.store import Store
-from taskorch.store.queue import SubtaskQueue
+from taskorch.store.queue import QueueEvent, SubtaskQueue
 
 HAPPY_PATH = [
     None,
@@ -199,6 +200,31 @@ async def test_cancel_before_processing_ends_the_workflow(store: Store, tmp_path
     assert cancelled.status == "cancelled"
     assert delivery.calls == ["cleanup-cancelled"]
     assert (await store.get_task(task.id)).status == "cancelled"
+
+
+async def test_cancel_racing_a_step_cancels_from_the_new_state(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker moving the workflow on between the cancel's read and its write does not turn
+    the cancel into a refusal: it is taken again from the state the worker left."""
+    pipeline = Pipeline(store, heuristic, RecordingDelivery())
+    task = await store.create_task(NewTask.create("List all repositories in the portfolio"))
+    workflow = await pipeline.start(task)
+    cancel_subtasks = pipeline.queue.cancel_workflow
+    raced: list[str] = []
+
+    async def step_meanwhile(workflow_id: str) -> list[QueueEvent]:
+        if not raced:
+            moved = await store.transition_workflow(workflow_id, workflow.status, W.NLP_PARSING)
+            raced.append(moved.status.value)
+        return await cancel_subtasks(workflow_id)
+
+    monkeypatch.setattr(pipeline.queue, "cancel_workflow", step_meanwhile)
+    cancelled = await pipeline.cancel(workflow.id)
+    assert raced == ["nlp_parsing"]
+    assert cancelled.status == "cancelled"
+    history = [entry.from_state for entry in await store.workflow_history(workflow.id)]
+    assert history[-1] == "nlp_parsing"
 
 
 async def test_engine_processes_a_batch_and_reports_status(store: Store, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from taskorch.domain.errors import (
     HostError,
     MergeConflictError,
     PlanError,
+    StaleStateError,
     StateError,
     TaskorchError,
 )
@@ -61,6 +62,8 @@ MAX_FIX_ROUNDS = 2
 STEP_OUTAGE_S = 60.0
 """How long :meth:`Pipeline.advance` retries a step through a database outage before it leaves
 the workflow where it stands and raises (its caller tries again later)."""
+# A cancel racing the steps of a workflow takes at most this many tries (each sees a new state).
+_CANCEL_ATTEMPTS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,18 +216,28 @@ class Pipeline:
         return await self._fail(workflow, {"reason": f"rejected: {reason}", "rejection": rejection})
 
     async def cancel(self, workflow_id: str) -> Workflow:
-        workflow = await self.store.get_workflow(workflow_id)
-        events = await self.queue.cancel_workflow(workflow_id)
-        if self._publish:
-            await self._publish(events)
-        moved = await self._move(
-            workflow,
-            W.CANCELLED,
-            {"cancelled_subtasks": len(events)},
-            task_status=TaskStatus.CANCELLED,
-        )
-        await self._clean(moved, cancelled=True)
-        return moved
+        """Cancel from whatever state the workflow is in when the write lands: a worker moving it
+        on at the same moment (planning takes a step in milliseconds) makes the write stale, and
+        the cancel is taken again from the new state rather than refused."""
+        cancelled = 0
+        for _ in range(_CANCEL_ATTEMPTS):
+            workflow = await self.store.get_workflow(workflow_id)
+            events = await self.queue.cancel_workflow(workflow_id)
+            cancelled += len(events)
+            if self._publish:
+                await self._publish(events)
+            try:
+                moved = await self._move(
+                    workflow,
+                    W.CANCELLED,
+                    {"cancelled_subtasks": cancelled},
+                    task_status=TaskStatus.CANCELLED,
+                )
+            except StaleStateError:
+                continue
+            await self._clean(moved, cancelled=True)
+            return moved
+        raise StaleStateError(f"workflow {workflow_id}", workflow.status.value, None)
 
     # --- steps ---------------------------------------------------------------------------------
 

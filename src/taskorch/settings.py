@@ -110,6 +110,24 @@ class Settings(BaseSettings):
     enable_agent_coordination: bool = Field(
         True, validation_alias=_spec("ENABLE_AGENT_COORDINATION")
     )
+    """Route each subtask to the best-scoring capable agent; false: every subtask goes to the
+    first usable agent (by name), with no capability or load scoring (docs/agents.md)."""
+    retry_attempts: int | None = Field(None, ge=1, le=100, validation_alias=_spec("RETRY_ATTEMPTS"))
+    """The specification's ``orchestrator.retryAttempts``: attempts in all per subtask (1: never
+    retried) for every error class that is retried; unset: each class's own count."""
+    retry_delay: str | None = Field(None, validation_alias=_spec("RETRY_DELAY"))
+    """``orchestrator.retryDelay``: the wait before the first retry, doubling after; a duration
+    (``5s``, ``1m``) or a bare number of milliseconds, as in the specification."""
+    task_timeout: str | None = Field(None, validation_alias=_spec("TASK_TIMEOUT"))
+    """``orchestrator.taskTimeout``: how long one attempt of a subtask may run; a duration or a
+    bare number of milliseconds, as in the specification. Wins over TASKORCH_SUBTASK_TIMEOUT_S."""
+    task_log_dir: Path | None = Field(None, validation_alias=_spec("TASK_LOG_DIR"))
+    """``orchestrator.taskLogDir``: where each task's JSON log goes (default
+    ``<TASKORCH_HOME>/logs/tasks``)."""
+    nlp_enable_caching: bool = Field(True, validation_alias=_spec("NLP_ENABLE_CACHING"))
+    """``nlp.enableCaching``: keep the model's validated plans (memory and
+    ``<TASKORCH_HOME>/cache/planner``) so the same requirement costs one call; false: ask every
+    time."""
 
     github_token: SecretStr | None = Field(None, validation_alias=_spec("GITHUB_TOKEN"))
     github_repository: str | None = Field(None, validation_alias=_spec("GITHUB_REPOSITORY"))
@@ -146,6 +164,22 @@ class Settings(BaseSettings):
                 parse_duration("age", value, limit_s=10 * 365 * 86400.0)
             except InputError as exc:
                 raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("retry_delay", "task_timeout", mode="before")
+    @classmethod
+    def _milliseconds(cls, value: Any, info: ValidationInfo) -> Any:
+        """A bare number (a TOML integer too) is milliseconds, as the specification's are."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value}ms"
+        if isinstance(value, str):
+            try:
+                seconds = parse_duration("", value.strip(), bare="ms")
+            except InputError as exc:
+                raise ValueError(exc.message.strip()) from None
+            if seconds <= 0 and info.field_name == "task_timeout":
+                raise ValueError("must be more than 0 (a bare number is milliseconds)")
+            return value.strip()
         return value
 
     @field_validator("taskorch_api_token")
@@ -187,6 +221,26 @@ class Settings(BaseSettings):
     @property
     def home(self) -> Path:
         return self.taskorch_home
+
+    @property
+    def attempt_timeout_s(self) -> float:
+        """How long one attempt of a subtask may run: ``TASK_TIMEOUT`` if set, else
+        ``TASKORCH_SUBTASK_TIMEOUT_S``."""
+        if self.task_timeout is None:
+            return self.subtask_timeout_s
+        return parse_duration("TASK_TIMEOUT", self.task_timeout, bare="ms")
+
+    @property
+    def retry_delay_s(self) -> float | None:
+        """``RETRY_DELAY`` in seconds; None: each error class's own delay."""
+        if self.retry_delay is None:
+            return None
+        return parse_duration("RETRY_DELAY", self.retry_delay, bare="ms")
+
+    @property
+    def task_logs_path(self) -> Path:
+        """Where the tasks' JSON logs go (``TASK_LOG_DIR``, else under the data folder)."""
+        return self.task_log_dir or self.home / "logs" / "tasks"
 
     @property
     def worktrees_root(self) -> Path:
@@ -290,6 +344,12 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
+def set_in_environment(field: str) -> str | None:
+    """The environment variable that sets ``field`` now (it wins over the config file)."""
+    present = {k.upper() for k in os.environ}
+    return next((n for n in _env_names().get(field, []) if n.upper() in present), None)
+
+
 def _env_names() -> dict[str, list[str]]:
     """Each setting's environment variable names, the preferred one first."""
     names: dict[str, list[str]] = {}
@@ -311,12 +371,18 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in data.items()}
 
 
-def write_config_value(path: Path, key: str, value: str) -> None:
-    """Set one top-level string key in the TOML config file, keeping the others."""
+def write_config_value(path: Path, key: str, value: str | int | bool) -> None:
+    """Set one top-level key (a string, a whole number or a boolean) in the TOML config file,
+    keeping the others."""
     lines = path.read_text().splitlines() if path.is_file() else []
     kept = [line for line in lines if line.split("=", 1)[0].strip().lower() != key]
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    kept.append(f'{key} = "{escaped}"')
+    if isinstance(value, bool):
+        kept.append(f"{key} = {'true' if value else 'false'}")
+    elif isinstance(value, int):
+        kept.append(f"{key} = {value}")
+    else:
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        kept.append(f'{key} = "{escaped}"')
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_private(path, "\n".join(kept) + "\n")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.terminal import error_line, safe_console
@@ -29,7 +30,27 @@ from taskorch.engine import OrchestrationEngine
 from taskorch.runtime.logs import configure_logging
 from taskorch.settings import Settings, load_settings
 
+GLOBAL_FLAGS = ("--verbose", "-v")
+"""Global flags a user may also write after the command, as the specification does
+(``process 123 --verbose``): they take no value, and no command has an option of that name."""
+
+
+class _GlobalFlagsGroup(TyperGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # (typer's vendored Context)
+        return super().parse_args(ctx, hoist_global_flags(args))
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``args`` with the :data:`GLOBAL_FLAGS` given after the command moved before it (not past
+    a ``--``, after which everything is an argument)."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    return flags + rest + args[end:]
+
+
 app = typer.Typer(
+    cls=_GlobalFlagsGroup,
     name="taskorch",
     help="Task orchestration engine for AI coding agents.",
     no_args_is_help=True,

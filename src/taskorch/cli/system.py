@@ -10,8 +10,14 @@ from rich.text import Text
 from taskorch.cli.app import app, console, engine, fail, line, options, print_json, run, settings
 from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.engine import HealthReport, MigrationReport, OrchestrationEngine
-from taskorch.settings import config_file_path, without_password, write_config_value
+from taskorch.settings import (
+    config_file_path,
+    set_in_environment,
+    without_password,
+    write_config_value,
+)
 
+MAX_WORKFLOWS = 10_000
 _STATUS_STYLE = {"ok": "green", "degraded": "yellow", "down": "bold red"}
 
 
@@ -25,10 +31,49 @@ def init(
             show_default=False,
         ),
     ] = None,
+    max_workflows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-workflows",
+            min=1,
+            max=MAX_WORKFLOWS,
+            help="Workflows `serve` carries at once (saved: MAX_CONCURRENT_WORKFLOWS, default 20).",
+            show_default=False,
+        ),
+    ] = None,
+    enable_nlp: Annotated[
+        bool | None,
+        typer.Option(
+            "--enable-nlp/--disable-nlp",
+            " /--no-enable-nlp",
+            help="Plan with the configured model, or always with the built-in heuristic planner "
+            "(saved: ENABLE_NLP, default on).",
+            show_default=False,
+        ),
+    ] = None,
+    enable_agents: Annotated[
+        bool | None,
+        typer.Option(
+            "--enable-agents/--disable-agents",
+            " /--no-enable-agents",
+            help="Route each subtask to the best-scoring capable agent, or every subtask to the "
+            "first usable agent by name (saved: ENABLE_AGENT_COORDINATION, default on).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Create or upgrade the database and print where it is."""
+    """Create or upgrade the database and print where it is; save the settings given."""
 
     url = line("--db", db, MAX_PATH_CHARS)
+    chosen: dict[str, int | bool] = {
+        key: value
+        for key, value in (
+            ("max_concurrent_workflows", max_workflows),
+            ("enable_nlp", enable_nlp),
+            ("enable_agent_coordination", enable_agents),
+        )
+        if value is not None
+    }
 
     async def body() -> tuple[str, MigrationReport]:
         async with engine(url) as running:
@@ -55,7 +100,24 @@ def init(
         )
     else:
         console.print(f"database {location}: schema version {report.to_version}, up to date")
+    _save(chosen)
     console.print(f"data folder: {settings(url).home.resolve()}")
+
+
+def _save(chosen: dict[str, int | bool]) -> None:
+    """Write the settings given to ``init`` into the config file, saying where and what the
+    environment still overrides (it wins over the file)."""
+    path = config_file_path(options.home)
+    for key, value in chosen.items():
+        try:
+            write_config_value(path, key, value)
+        except OSError as exc:
+            fail(f"cannot save {key} in {path}: {exc.strerror}")
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        note = ""
+        if (name := set_in_environment(key)) is not None:
+            note = f" ({name} in the environment wins over it)"
+        console.print(f"saved {key}={shown} in {path}{note}")
 
 
 @app.command()

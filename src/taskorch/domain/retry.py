@@ -7,7 +7,7 @@ runtime stores the decision's ``delay_s`` as the subtask's ``run_after`` so it s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from taskorch.domain.errors import ConfigError
@@ -85,6 +85,35 @@ DEFAULT_POLICIES: dict[ErrorClass, RetryPolicy] = {
     ErrorClass.ZOMBIE: RetryPolicy(5, 0.0, 1.0, 0.0, jitter=0.0),
     ErrorClass.HOST: RetryPolicy(5, 2.0, 2.0, 30.0),
 }
+
+
+INTERRUPTIONS = frozenset({ErrorClass.ZOMBIE, ErrorClass.HOST})
+"""Classes of attempts the agent did not end (counted apart, see below): their policies are not
+the agent's retry budget, so ``RETRY_ATTEMPTS`` and ``RETRY_DELAY`` leave them alone."""
+
+
+def with_overrides(
+    policies: dict[ErrorClass, RetryPolicy],
+    max_attempts: int | None,
+    base_delay_s: float | None,
+) -> dict[ErrorClass, RetryPolicy]:
+    """``policies`` with one attempt count and one first delay for every class that is retried
+    at all (the specification's single ``retryAttempts`` and ``retryDelay``). A class that is
+    never retried (``auth``: a wrong key stays wrong) and the interruptions keep their own."""
+    changed: dict[ErrorClass, RetryPolicy] = {}
+    for cls, policy in policies.items():
+        if cls in INTERRUPTIONS or policy.max_attempts == 1:
+            changed[cls] = policy
+            continue
+        attempts = policy.max_attempts if max_attempts is None else max_attempts
+        base = policy.base_delay_s if base_delay_s is None else base_delay_s
+        changed[cls] = replace(
+            policy,
+            max_attempts=attempts,
+            base_delay_s=base,
+            max_delay_s=max(policy.max_delay_s, base),
+        )
+    return changed
 
 
 MAX_INTERRUPTED_ATTEMPTS = 10

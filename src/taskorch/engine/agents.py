@@ -106,9 +106,9 @@ class AgentDirectory:
         self.settings = settings
         self.stats = AgentStats(store.connector)
         self.waiting_agent = WAITING
-        self.wait_timeout_s = settings.subtask_timeout_s
+        self.wait_timeout_s = settings.attempt_timeout_s
         """A subtask no agent can take fails its workflow after this long
-        (TASKORCH_SUBTASK_TIMEOUT_S)."""
+        (TASK_TIMEOUT, else TASKORCH_SUBTASK_TIMEOUT_S)."""
 
     # --- registry ----------------------------------------------------------------------------
 

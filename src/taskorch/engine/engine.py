@@ -27,6 +27,7 @@ from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
+from taskorch.engine.planner_choice import planner_settings
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
 from taskorch.planning import TaskNLP
@@ -95,7 +96,7 @@ class OrchestrationEngine:
             protect_from_agents(self.settings.sqlite_path)
         self.events = EventBus(
             jsonl_path=self.settings.home / "events.jsonl",
-            task_log_dir=self.settings.home / "logs" / "tasks",
+            task_log_dir=self.settings.task_logs_path,
         )
         self._migration: MigrationReport | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
@@ -168,7 +169,8 @@ class OrchestrationEngine:
 
     async def _plan(self, text: str, context: str | None, ref: str) -> tuple[Plan, str]:
         with tracing.span("planner plan") as notes:  # in the workflow's trace, when tracing
-            async with TaskNLP.from_settings(self.settings) as nlp:
+            chosen = await planner_settings(self.store, self.settings, ref)
+            async with TaskNLP.from_settings(chosen) as nlp:
                 result = await nlp.plan(text, context, ref)
             notes.set("taskorch.planner", result.describe())
             notes.set("taskorch.subtasks", len(result.plan.subtasks))
@@ -379,9 +381,14 @@ class OrchestrationEngine:
         config = WorkerConfig(
             concurrency=concurrency or self.settings.worker_concurrency,
             lease_s=self.settings.lease_s,
-            timeout_s=self.settings.subtask_timeout_s,
+            timeout_s=self.settings.attempt_timeout_s,
             shutdown_grace_s=self.shutdown_grace_s,
         )
+        if recovery is None:  # a manager given by hand keeps its own policies
+            recovery = ErrorRecoveryManager(
+                max_attempts=self.settings.retry_attempts,
+                base_delay_s=self.settings.retry_delay_s,
+            )
         pool = agents if isinstance(agents, AgentPool) else None
         return Worker(
             self.queue,

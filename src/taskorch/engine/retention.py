@@ -66,8 +66,8 @@ async def collect_garbage(
     connector = engine.store.connector
     old = [w for w in await finished_before(connector, cutoff) if "collected_at" not in w.metadata]
     ids = [w.id for w in old]
-    home = engine.settings.home
-    logs = [p for wf in ids for p in sorted((home / "logs" / "tasks").glob(f"{wf}-*.json"))]
+    folder = engine.settings.task_logs_path
+    logs = [p for wf in ids for p in sorted(folder.glob(f"{wf}-*.json"))]
     if dry_run:
         return CollectReport(cutoff, True, ids, task_logs=len(logs))
     problems: list[str] = []

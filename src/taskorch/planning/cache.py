@@ -34,6 +34,11 @@ class PlanCache:
         self.max_entries = max_entries
         self._memory: OrderedDict[str, str] = OrderedDict()
 
+    @classmethod
+    def off(cls) -> PlanCache:
+        """A cache that keeps nothing (``NLP_ENABLE_CACHING=false``): every plan asks the model."""
+        return cls(None, max_entries=0)
+
     def get(self, key: str) -> str | None:
         if key in self._memory:
             self._memory.move_to_end(key)

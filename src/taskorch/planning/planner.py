@@ -30,7 +30,7 @@ from taskorch.planning.completion import (
 )
 from taskorch.planning.heuristic import HeuristicPlanner
 from taskorch.planning.llm import LLMPlanner
-from taskorch.planning.providers import Provider, build_provider
+from taskorch.planning.providers import Provider, build_provider, chosen_provider
 from taskorch.planning.text import MAX_ANALYZED_CHARS, Item, clean, require_text, split_items
 from taskorch.planning.wording import task_reference
 from taskorch.settings import Settings, load_settings
@@ -93,13 +93,21 @@ class TaskNLP:
         cls, settings: Settings | None = None, *, base_url: str | None = None
     ) -> TaskNLP:
         """The planner the settings describe; answers are cached on disk once the taskorch home
-        exists (``taskorch init``), and in memory always."""
+        exists (``taskorch init``), and in memory always, unless ``NLP_ENABLE_CACHING=false``."""
         settings = settings or load_settings()
         directory = settings.home / CACHE_SUBDIR if settings.home.is_dir() else None
+        cache = PlanCache(directory) if settings.nlp_enable_caching else PlanCache.off()
+        log.debug(
+            "planner %s (ENABLE_NLP=%s, NLP_PROVIDER=%s), cache %s",
+            chosen_provider(settings),
+            str(settings.enable_nlp).lower(),
+            settings.nlp_provider,
+            (directory or "in memory") if settings.nlp_enable_caching else "off",
+        )
         return cls(
             build_provider(settings, base_url=base_url),
             fallback=settings.nlp_fallback,
-            cache=PlanCache(directory),
+            cache=cache,
         )
 
     async def __aenter__(self) -> Self:

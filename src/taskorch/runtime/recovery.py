@@ -17,6 +17,7 @@ from taskorch.domain.retry import (
     RetryDecision,
     RetryPolicy,
     decide,
+    with_overrides,
 )
 
 CustomStrategy = Callable[[AgentError, int], RetryDecision]
@@ -24,9 +25,19 @@ CustomStrategy = Callable[[AgentError, int], RetryDecision]
 
 
 class ErrorRecoveryManager:
-    def __init__(self, *, time_scale: float = 1.0, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        time_scale: float = 1.0,
+        seed: int | None = None,
+        max_attempts: int | None = None,
+        base_delay_s: float | None = None,
+    ) -> None:
+        """``max_attempts`` and ``base_delay_s`` (``RETRY_ATTEMPTS``, ``RETRY_DELAY``) replace the
+        defaults of every error class that is retried (see :func:`with_overrides`)."""
+        defaults = with_overrides(DEFAULT_POLICIES, max_attempts, base_delay_s)
         self._policies: dict[str, RetryPolicy] = {
-            cls.value: policy.scaled(time_scale) for cls, policy in DEFAULT_POLICIES.items()
+            cls.value: policy.scaled(time_scale) for cls, policy in defaults.items()
         }
         self._custom: dict[str, CustomStrategy] = {}
         self._time_scale = time_scale

@@ -34,10 +34,10 @@ REFUSED = "taskorch_refused"
 error."""
 MAX_MESSAGE_CHARS = 2000
 MAX_REPO_CHARS = 2000
-FREE_TEXT = frozenset({"requirement", "requirements", "context"})
+FREE_TEXT = frozenset({"requirement", "description", "requirements", "context"})
 """Arguments that are a person's prose (newlines allowed, up to ``MAX_TEXT_CHARS``); every
 other string argument is one line of at most ``MAX_TITLE_CHARS`` (a repo ``MAX_REPO_CHARS``)."""
-TASK_REFS = frozenset({"task_id", "task_ids"})
+TASK_REFS = frozenset({"task_id", "task_ids", "taskId", "taskIds"})
 
 
 def check_arguments(arguments: dict[str, Any]) -> None:

@@ -111,7 +111,16 @@ class InitOutcome(_Out):
     schema_version: int
     migrations_applied: list[str]
     data_folder: str
-    planner: str = Field(description="NLP_PROVIDER: auto, heuristic, anthropic, openai, ...")
+    planner: str = Field(
+        description="The planner plans are made with: heuristic, anthropic, openai, ..."
+    )
+    enable_nlp: bool = Field(description="ENABLE_NLP for this server's calls.")
+    enable_agent_coordination: bool = Field(
+        description="ENABLE_AGENT_COORDINATION for this server's calls."
+    )
+    max_concurrent_workflows: int = Field(
+        description="Workflows this server carries at once (MAX_CONCURRENT_WORKFLOWS)."
+    )
     agents: list[str] = Field(
         description="What the process tools' agent argument takes: auto, sim and the registered "
         "agents."
@@ -149,3 +158,4 @@ class HealthOut(_Out):
 class ParseOutcome(_Out):
     planner: str = Field(description="Which planner made the plan (and any fallback).")
     plan: dict[str, Any] = Field(description="The plan format: subtasks, execution_plan, ...")
+    priority: str | None = Field(default=None, description="The priority the call gave.")

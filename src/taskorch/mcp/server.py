@@ -19,7 +19,7 @@ import gc
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -31,6 +31,7 @@ from taskorch import __version__
 from taskorch.domain.errors import InputError, TaskorchError
 from taskorch.domain.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from taskorch.engine.status import WorkflowStatus
+from taskorch.mcp.aliases import check_known, need, pick
 from taskorch.mcp.guard import MAX_REPO_CHARS, check_arguments, one_line, sendable, validation_line
 from taskorch.mcp.models import (
     BatchOutcome,
@@ -45,6 +46,7 @@ from taskorch.mcp.models import (
 )
 from taskorch.mcp.session import Orchestrator, ProgressReport
 from taskorch.mcp.stdio import serve_stdio
+from taskorch.planning.providers import chosen_provider
 from taskorch.settings import Settings
 
 TOOL_NAMES = (
@@ -60,12 +62,24 @@ TOOL_NAMES = (
 
 ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
 
+EnableNlp = Annotated[
+    bool | None,
+    Field(
+        description="Plan with the configured model (true) or the built-in heuristic planner "
+        "(false); default: ENABLE_NLP. Stored with the workflow, so a resumed one plans alike."
+    ),
+]
+EnableNlpSpec = Annotated[bool | None, Field(description="The specification's name of enable_nlp.")]
 TaskRef = Annotated[
     int | str,
     Field(description="A stored task: 42, '42' or 'task-42'."),
 ]
 WorkflowId = Annotated[
     str, Field(min_length=1, max_length=200, description="A workflow id such as wf-1a2b3c4d5e.")
+]
+WorkflowIdSpec = Annotated[
+    str | None,
+    Field(min_length=1, max_length=200, description="The specification's name of workflow_id."),
 ]
 Wait = Annotated[
     bool,
@@ -133,6 +147,9 @@ class TaskorchServer(MCPServer[None]):
     ) -> CallToolResult | InputRequiredResult:
         try:
             check_arguments(arguments)
+            schema = self._tool_input_schema(name)
+            if schema is not None:
+                check_known(name, arguments, schema.get("properties", {}))
         except InputError as exc:
             raise ToolError(one_line(f"invalid arguments for {name}: {exc.message}")) from None
         try:
@@ -197,18 +214,67 @@ def build_server(settings: Settings) -> TaskorchServer:
         return server.tool(description=inspect.cleandoc(function.__doc__ or ""))(function)
 
     @tool
-    async def init_orchestration() -> InitOutcome:
+    async def init_orchestration(
+        enable_nlp: EnableNlp = None,
+        enableNLP: EnableNlpSpec = None,
+        enable_agent_coordination: Annotated[
+            bool | None,
+            Field(
+                description="Route each subtask to the best-scoring capable agent (true) or "
+                "every subtask to the first usable agent by name (false); default: "
+                "ENABLE_AGENT_COORDINATION."
+            ),
+        ] = None,
+        enableAgentCoordination: Annotated[
+            bool | None, Field(description="The specification's name of enable_agent_coordination.")
+        ] = None,
+        max_concurrent_workflows: Annotated[
+            int | None,
+            Field(
+                ge=1,
+                le=10_000,
+                description="Workflows this server carries at once; a process call beyond it is "
+                "refused. Default: MAX_CONCURRENT_WORKFLOWS.",
+            ),
+        ] = None,
+        maxConcurrentWorkflows: Annotated[
+            int | None,
+            Field(
+                ge=1, le=10_000, description="The specification's name of max_concurrent_workflows."
+            ),
+        ] = None,
+    ) -> InitOutcome:
         """Open the database and bring its schema up to date (idempotent); say where the data
-        lives, which planner is configured and which agents can run subtasks."""
+        lives, which planner is configured and which agents can run subtasks. The settings given
+        hold for this server's later calls (`taskorch init --max-workflows N --enable-nlp
+        --enable-agents` saves them for every command)."""
         with tool_errors():
+            chosen = orchestrator.configure(
+                enable_nlp=pick("enable_nlp", enable_nlp, "enableNLP", enableNLP),
+                enable_agent_coordination=pick(
+                    "enable_agent_coordination",
+                    enable_agent_coordination,
+                    "enableAgentCoordination",
+                    enableAgentCoordination,
+                ),
+                max_concurrent_workflows=pick(
+                    "max_concurrent_workflows",
+                    max_concurrent_workflows,
+                    "maxConcurrentWorkflows",
+                    maxConcurrentWorkflows,
+                ),
+            )
             engine = await orchestrator.engine()
             report = orchestrator.migration
             return InitOutcome(
                 database=engine.database_location,
                 schema_version=report.to_version if report else 0,
                 migrations_applied=list(report.applied) if report else [],
-                data_folder=str(settings.home.resolve()),
-                planner=settings.nlp_provider,
+                data_folder=str(chosen.home.resolve()),
+                planner=chosen_provider(chosen),
+                enable_nlp=chosen.enable_nlp,
+                enable_agent_coordination=chosen.enable_agent_coordination,
+                max_concurrent_workflows=chosen.max_concurrent_workflows,
                 agents=["auto", "sim", *[a.agent.id for a in await engine.list_agents()]],
             )
 
@@ -216,6 +282,9 @@ def build_server(settings: Settings) -> TaskorchServer:
     async def process_task_orchestration(
         task_id: Annotated[
             int | str | None, Field(description="A stored task: 42, '42' or 'task-42'.")
+        ] = None,
+        taskId: Annotated[
+            int | str | None, Field(description="The specification's name of task_id.")
         ] = None,
         requirement: Annotated[
             str | None,
@@ -231,20 +300,24 @@ def build_server(settings: Settings) -> TaskorchServer:
         priority: PriorityName = None,
         agent: Agent = "auto",
         sim_duration_s: SimDurationS = 0.0,
+        enable_nlp: EnableNlp = None,
+        enableNLP: EnableNlpSpec = None,
         ctx: Context[None, Any] | None = None,
     ) -> ProcessOutcome:
         """Carry one task through the pipeline to merged code: plan, subtasks on agents in git
         worktrees, pull request, validation, merge. Give task_id (a stored task) or requirement
         (new text), not both."""
         with tool_errors():
+            task = cast("int | str | None", pick("task_id", task_id, "taskId", taskId))
             prepared = await orchestrator.prepare(
                 repo=repo,
                 merge_policy=merge_policy,
                 priority=priority,
                 agent=agent,
                 sim_duration_s=sim_duration_s,
+                enable_nlp=pick("enable_nlp", enable_nlp, "enableNLP", enableNLP),
             )
-            ids = await orchestrator.task_for(task_id, requirement)
+            ids = await orchestrator.task_for(task, requirement)
             [workflow_id] = await orchestrator.start(ids, prepared)
             [status] = await orchestrator.wait(
                 [workflow_id], timeout_s if wait else 0, _progress(ctx)
@@ -260,6 +333,9 @@ def build_server(settings: Settings) -> TaskorchServer:
         task_ids: Annotated[
             list[TaskRef], Field(description="Stored tasks to carry through at once.")
         ] = [],  # noqa: B006  (the SDK reads the default for the schema; never mutated)
+        taskIds: Annotated[
+            list[TaskRef], Field(description="The specification's name of task_ids.")
+        ] = [],  # noqa: B006
         requirements: Annotated[
             list[str], Field(description="Requirements in plain words, each stored as a task.")
         ] = [],  # noqa: B006
@@ -267,23 +343,28 @@ def build_server(settings: Settings) -> TaskorchServer:
         timeout_s: TimeoutS = 600.0,
         repo: Repo = None,
         merge_policy: MergePolicyArg = None,
+        priority: PriorityName = None,
         agent: Agent = "auto",
         sim_duration_s: SimDurationS = 0.0,
+        enable_nlp: EnableNlp = None,
+        enableNLP: EnableNlpSpec = None,
         ctx: Context[None, Any] | None = None,
     ) -> BatchOutcome:
         """Carry several tasks through the pipeline at once (stored ones and/or new
         requirements); their subtasks share the in-process agents."""
         with tool_errors():
-            if not task_ids and not requirements:
+            refs = pick("task_ids", task_ids or None, "taskIds", taskIds or None) or []
+            if not refs and not requirements:
                 raise InputError("nothing to process: give task_ids and/or requirements")
             prepared = await orchestrator.prepare(
                 repo=repo,
                 merge_policy=merge_policy,
-                priority=None,
+                priority=priority,
                 agent=agent,
                 sim_duration_s=sim_duration_s,
+                enable_nlp=pick("enable_nlp", enable_nlp, "enableNLP", enableNLP),
             )
-            ids = await orchestrator.task_ids(task_ids)
+            ids = await orchestrator.task_ids(refs)
             if any(not text.strip() for text in requirements):
                 raise InputError("a requirement is empty: describe the work to do")
             for text in requirements:
@@ -299,20 +380,26 @@ def build_server(settings: Settings) -> TaskorchServer:
             )
 
     @tool
-    async def get_workflow_status(workflow_id: WorkflowId) -> WorkflowOut:
+    async def get_workflow_status(
+        workflow_id: WorkflowId | None = None, workflowId: WorkflowIdSpec = None
+    ) -> WorkflowOut:
         """A workflow's state, progress, current stage, subtasks (status, agent, attempts,
         error), pull request record, validation and history."""
         with tool_errors():
+            chosen = need("workflow_id", workflow_id, "workflowId", workflowId)
             engine = await orchestrator.engine()
-            return workflow_out(await engine.get_workflow_status(workflow_id))
+            return workflow_out(await engine.get_workflow_status(chosen))
 
     @tool
-    async def cancel_workflow(workflow_id: WorkflowId) -> WorkflowOut:
+    async def cancel_workflow(
+        workflow_id: WorkflowId | None = None, workflowId: WorkflowIdSpec = None
+    ) -> WorkflowOut:
         """Cancel a workflow: running subtasks stop, worktrees are removed, unmerged work stays
         on its branches."""
         with tool_errors():
+            chosen = need("workflow_id", workflow_id, "workflowId", workflowId)
             engine = await orchestrator.engine()
-            return workflow_out(await engine.cancel_workflow(workflow_id))
+            return workflow_out(await engine.cancel_workflow(chosen))
 
     @tool
     async def get_orchestration_status(
@@ -343,9 +430,17 @@ def build_server(settings: Settings) -> TaskorchServer:
     @tool
     async def parse_requirements(
         requirement: Annotated[
-            str,
+            str | None,
             Field(min_length=1, max_length=MAX_TEXT_CHARS, description="The requirement to plan."),
-        ],
+        ] = None,
+        description: Annotated[
+            str | None,
+            Field(
+                min_length=1,
+                max_length=MAX_TEXT_CHARS,
+                description="The specification's name of requirement.",
+            ),
+        ] = None,
         context: Annotated[
             str | None,
             Field(
@@ -353,12 +448,23 @@ def build_server(settings: Settings) -> TaskorchServer:
                 description="Background for the planner (repository, stack).",
             ),
         ] = None,
+        priority: Annotated[
+            Literal["low", "medium", "high", "critical"] | None,
+            Field(
+                description="The priority the plan is for: returned with the plan (and in it), "
+                "for the process call that stores and queues it; parsing stores nothing."
+            ),
+        ] = None,
     ) -> ParseOutcome:
         """Plan a requirement without storing anything: subtasks with one owner each, stages
         that can run in parallel, estimates (the plan format)."""
         with tool_errors():
-            result = await orchestrator.plan(requirement, context)
-            return ParseOutcome(planner=result.describe(), plan=result.plan.to_dict())
+            text = need("requirement", requirement, "description", description)
+            result = await orchestrator.plan(text, context)
+            plan = result.plan.to_dict()
+            if priority is not None:
+                plan["priority"] = priority
+            return ParseOutcome(planner=result.describe(), plan=plan, priority=priority)
 
     @tool
     async def orchestration_health_check() -> HealthOut:

@@ -24,6 +24,7 @@ from taskorch.domain.models import JSONDict, NewTask, Priority, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import MigrationReport, OrchestrationEngine
 from taskorch.engine.agents import AgentPool
+from taskorch.engine.planner_choice import OPTION as PLANNER_OPTION
 from taskorch.engine.setup import agents_for_run, delivering_engine
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.targets import check_target
@@ -100,6 +101,27 @@ class Orchestrator:
         title = requirement.strip().splitlines()[0][:120]
         return [(await engine.add_task(NewTask.create(title, requirement))).id]
 
+    def configure(
+        self,
+        *,
+        enable_nlp: bool | None = None,
+        enable_agent_coordination: bool | None = None,
+        max_concurrent_workflows: int | None = None,
+    ) -> Settings:
+        """Settings for this server's later calls (``init_orchestration``); the engine, if open,
+        plans and routes by them from now on."""
+        given = {
+            "enable_nlp": enable_nlp,
+            "enable_agent_coordination": enable_agent_coordination,
+            "max_concurrent_workflows": max_concurrent_workflows,
+        }
+        changes = {key: value for key, value in given.items() if value is not None}
+        if changes:
+            self.settings = self.settings.model_copy(update=changes)
+            if self._engine is not None:
+                self._engine.settings = self.settings
+        return self.settings
+
     async def prepare(
         self,
         *,
@@ -108,15 +130,29 @@ class Orchestrator:
         agent: str,
         sim_duration_s: float,
         merge_policy: str | None = None,
+        enable_nlp: bool | None = None,
     ) -> Prepared:
         """The agents and options of a run, checked before any task is stored or started."""
         engine = await self.engine()
         agents = await agents_for_run(engine, agent, sim_duration_s)
         options = await self._options(repo, merge_policy, priority, agents.mode)
+        if enable_nlp is not None:
+            options[PLANNER_OPTION] = enable_nlp
         return Prepared(agents, options)
+
+    def check_room(self, count: int) -> None:
+        """Refuse ``count`` more workflows beyond ``max_concurrent_workflows`` at once."""
+        limit = self.settings.max_concurrent_workflows
+        if len(self._runs) + count > limit:
+            raise InputError(
+                f"this server carries {len(self._runs)} workflow(s) and takes at most {limit} at "
+                "once (maxConcurrentWorkflows): wait for one to end, cancel one, or raise it "
+                "with init_orchestration"
+            )
 
     async def start(self, task_ids: Sequence[int], prepared: Prepared) -> list[str]:
         """Start a workflow for each task and carry them on in the background; their ids."""
+        self.check_room(len(task_ids))
         engine = await self.engine()
         agents, options = prepared.agents, prepared.options
         started = await engine.start_workflows(task_ids, options=options)

@@ -24,6 +24,8 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 DEBUG_PREFIX = "orchestration:"
 
 events_log = logging.getLogger("taskorch.events")
+_debugged: set[str] = set()
+"""The parts of taskorch ``DEBUG`` turned on (their loggers' level set here)."""
 
 # Fields of an event record that make its log line; the rest stays in events.jsonl.
 _EVENT_FIELDS = (
@@ -112,10 +114,16 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(chosen)
     root.propagate = False
+    # Configured again in one process (tests, an embedding program): a part DEBUG named last
+    # time goes back to the level of the whole.
+    while _debugged:
+        logging.getLogger(_debugged.pop()).setLevel(logging.NOTSET)
     for name in debug_loggers(env.get("DEBUG")):
-        logging.getLogger(name).setLevel(logging.DEBUG)
         if name == "taskorch":
             root.setLevel(logging.DEBUG)
+        else:
+            logging.getLogger(name).setLevel(logging.DEBUG)
+            _debugged.add(name)
 
 
 def log_events(records: Iterable[Mapping[str, Any]]) -> None:

@@ -92,7 +92,8 @@ async def test_retry_delay_in_milliseconds_is_the_first_wait(
     await engine.create_worker({None: agent}).run(once=True)
     [subtask] = await engine.store.list_subtasks(workflow_id)
     assert (subtask.status, subtask.attempts) == ("failed", 2)
-    events = [json.loads(line) for line in engine.events.jsonl_path.read_text().splitlines()]
+    jsonl = engine.settings.home / "events.jsonl"
+    events = [json.loads(line) for line in jsonl.read_text().splitlines()]
     [retry] = [e for e in events if e["event"] == "task:retry"]
     [first, _] = await engine.store.list_attempts(subtask.id)
     assert first.ended_at is not None

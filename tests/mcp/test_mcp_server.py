@@ -208,7 +208,7 @@ async def test_errors_are_tool_errors_and_the_server_keeps_serving(tmp_path: Pat
         message = await tool_error(session, "get_orchestration_status", limit=0)
         assert "limit: Input should be greater than or equal to 1" in message
         message = await tool_error(session, "parse_requirements")
-        assert "requirement: Field required" in message
+        assert "requirement (or description) is required" in message
         await tool_error(session, "no_such_tool")
         # Nothing above hurt the server, and no failed call stored a task or started a workflow.
         health = HealthOut.model_validate(await call(session, "orchestration_health_check"))

@@ -27,6 +27,7 @@ from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
+from taskorch.engine.recovery_plugins import recovery_manager
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
 from taskorch.planning import TaskNLP
@@ -98,6 +99,7 @@ class OrchestrationEngine:
             task_log_dir=self.settings.home / "logs" / "tasks",
         )
         self._migration: MigrationReport | None = None
+        self._recovery: ErrorRecoveryManager | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
         """How long this engine's workers let running attempts finish when they stop, before
         they release them (queued again for any worker)."""
@@ -369,6 +371,14 @@ class OrchestrationEngine:
     def queue(self) -> SubtaskQueue:
         return SubtaskQueue(self.store.connector)
 
+    @property
+    def recovery(self) -> ErrorRecoveryManager:
+        """The recovery manager every worker of this engine uses, with the strategies of the
+        recovery plugins (``engine.recovery_plugins``); register more on it before running."""
+        if self._recovery is None:
+            self._recovery = recovery_manager(self.settings.recovery_strategies)
+        return self._recovery
+
     def create_worker(
         self,
         agents: Mapping[str | None, AgentAdapter],
@@ -388,7 +398,7 @@ class OrchestrationEngine:
             agents,
             worker_id=default_worker_id(self.settings.host_name),
             config=config,
-            recovery=recovery,
+            recovery=recovery or self.recovery,
             events=self.events,
             agent_limits=pool.limits if pool else None,
             reassign=pool.reassign if pool and pool.coordinator else None,

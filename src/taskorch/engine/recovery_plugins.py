@@ -13,10 +13,12 @@ A name that does not import, or a function that fails, stops the start with one 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
+import sys
 from collections.abc import Callable, Iterator
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from taskorch.domain.errors import ConfigError, TaskorchError
@@ -46,8 +48,15 @@ def recovery_manager(named: str | None) -> ErrorRecoveryManager:
     return manager
 
 
+@functools.cache
+def _entry_points(path: tuple[str, ...]) -> tuple[EntryPoint, ...]:
+    """The group's entry points; looking costs ~50 ms, and every engine's worker asks, so the
+    answer is kept for as long as ``sys.path`` (where distributions are found) stays the same."""
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+
+
 def _plugins(named: str | None) -> Iterator[tuple[str, Register]]:
-    for point in entry_points(group=ENTRY_POINT_GROUP):
+    for point in _entry_points(tuple(sys.path)):
         label = f"{point.name} (entry point {point.value})"
         try:
             loaded = point.load()

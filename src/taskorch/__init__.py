@@ -4,13 +4,13 @@ The public face is small and pinned by a test; everything else is importable fro
 may change.
 """
 
-from taskorch.agents.routing import AgentCoordinator
 from taskorch.domain.dag import DependencyResolver, Resolution
 from taskorch.domain.errors import TaskorchError
 from taskorch.domain.models import NewTask, Priority, Task, Workflow
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.domain.states import SubtaskState, WorkflowState
 from taskorch.engine import OrchestrationEngine
+from taskorch.engine.coordinator import AgentCoordinator
 from taskorch.settings import Settings, load_settings
 from taskorch.store import Store, open_store
 

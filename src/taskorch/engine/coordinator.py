@@ -186,6 +186,7 @@ class AgentCoordinator(Router):
         self._engine = engine
         self._settings = settings
         self._owns_engine = False
+        self._ready = False
         self._runs: dict[str, _Run] = {}
         self._numbers = itertools.count(1)
 
@@ -204,6 +205,7 @@ class AgentCoordinator(Router):
         self.records = dict(await directory.stats.track_records())
         self.load = dict(await directory.stats.load())
         self.scoring = self._engine.settings.enable_agent_coordination
+        self._ready = True
 
     async def shutdown(self) -> None:
         """Cancel running executions; close the engine if this coordinator opened it."""
@@ -213,6 +215,7 @@ class AgentCoordinator(Router):
         if self._owns_engine and self._engine is not None:
             await self._engine.shutdown()
             self._engine, self._owns_engine = None, False
+        self._ready = False
 
     async def __aenter__(self) -> AgentCoordinator:
         await self.initialize()
@@ -223,7 +226,7 @@ class AgentCoordinator(Router):
 
     @property
     def engine(self) -> OrchestrationEngine:
-        if self._engine is None:
+        if self._engine is None or not self._ready:
             raise InputError("the coordinator is not initialised: `await coordinator.initialize()`")
         return self._engine
 

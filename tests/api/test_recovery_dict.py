@@ -167,3 +167,17 @@ def test_a_bad_plugin_setting_is_a_one_line_error(setting: str, message: str) ->
     assert message in raised.value.message
     assert "\n" not in raised.value.message
     assert "no_such_module_xyz" not in sys.modules
+
+
+def test_a_bad_plugin_setting_stops_the_cli_at_start_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taskorch.cli.main import invoke
+
+    monkeypatch.setenv("TASKORCH_HOME", str(tmp_path / ".taskorch"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("TASKORCH_RECOVERY_STRATEGIES", "no_such_plugin_abc:register")
+    assert invoke(["worker", "--once"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid setting TASKORCH_RECOVERY_STRATEGIES: cannot import")
+    assert err.count("\n") == 1

@@ -113,6 +113,8 @@ class OrchestrationEngine:
         (what read-only commands use) a database that does not exist yet, or was never
         initialised, is a :class:`NotFoundError` naming where it was looked for: nothing is
         created."""
+        if self.settings.recovery_strategies:
+            _ = self.recovery  # a bad plugin setting stops the start, as any bad setting does
         connector = self.store.connector
         missing = _missing_sqlite_file(connector)
         if not create and missing is not None:

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from taskorch.domain.dag import DependencyResolver
-from taskorch.domain.errors import InputError, PlanError, StaleStateError
+from taskorch.domain.errors import InputError, PlanError, StaleStateError, TaskorchError
 from taskorch.domain.models import JSONDict, NewTask, Priority, Task, TaskStatus, parse_task_ref
-from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
+from taskorch.engine.agents import AgentPool
 from taskorch.engine.engine import OrchestrationEngine
 from taskorch.engine.setup import agents_for_run, delivering_engine
 from taskorch.settings import Settings, load_settings
@@ -181,30 +182,46 @@ class TaskOrchestrator:
         for stage in stages:
             runnable: list[Task] = []
             for task_id in stage:
-                blocker = await self._blocker(by_id[task_id], ended)
-                if blocker is None:
-                    runnable.append(by_id[task_id])
+                task = by_id[task_id]
+                blocker = await self._blocker(task, ended)
+                if task.status is TaskStatus.COMPLETED:
+                    ended[task_id] = TaskCompletion(
+                        task_id, task.ref, "completed", reason="already completed"
+                    )
+                elif blocker is None:
+                    runnable.append(task)
                 else:
                     ended[task_id] = await self._ended(
-                        TaskCompletion(task_id, by_id[task_id].ref, "skipped", reason=blocker)
+                        TaskCompletion(task_id, task.ref, "skipped", reason=blocker)
                     )
-            if not runnable:
-                continue
-            statuses = await engine.process_batch(
-                [t.id for t in runnable], agents=pool, options={"agent": self.agent, **self.options}
-            )
-            for task, status in zip(runnable, statuses, strict=True):
-                done = status.workflow.status.value == "merged"
-                ended[task.id] = await self._ended(
-                    TaskCompletion(
-                        task.id,
-                        task.ref,
-                        "completed" if done else status.workflow.status.value,
-                        status.workflow.id,
-                        "" if done else _reason(status.workflow.result),
-                    )
-                )
+            size = engine.settings.max_concurrent_workflows
+            for start in range(0, len(runnable), size):
+                for completion in await self._run(runnable[start : start + size], pool):
+                    ended[completion.task_id] = await self._ended(completion)
         return [ended[task_id] for stage in stages for task_id in stage]
+
+    async def _run(self, tasks: list[Task], pool: AgentPool) -> list[TaskCompletion]:
+        """Carry ``tasks`` through the pipeline at once; how each ended."""
+        options = {"agent": self.agent, **self.options}
+        try:
+            statuses = await self.engine.process_batch(
+                [t.id for t in tasks], agents=pool, options=options
+            )
+        except TaskorchError as exc:  # refused (taken meanwhile), or a step failed repeatedly
+            return [TaskCompletion(t.id, t.ref, "failed", reason=exc.message) for t in tasks]
+        found = []
+        for task, status in zip(tasks, statuses, strict=True):
+            merged = status.workflow.status is WorkflowState.MERGED
+            found.append(
+                TaskCompletion(
+                    task.id,
+                    task.ref,
+                    "completed" if merged else status.workflow.status.value,
+                    status.workflow.id,
+                    "" if merged else _reason(status.workflow.result),
+                )
+            )
+        return found
 
     async def _blocker(self, task: Task, ended: Mapping[int, TaskCompletion]) -> str | None:
         for dependency in task.dependencies:

@@ -32,9 +32,12 @@ SETTING = "TASKORCH_RECOVERY_STRATEGIES"
 Register = Callable[[ErrorRecoveryManager], Any]
 
 
-def recovery_manager(named: str | None) -> ErrorRecoveryManager:
-    """A manager with the strategies of every plugin: the entry points, then ``named``."""
-    manager = ErrorRecoveryManager()
+def recovery_manager(
+    named: str | None, manager: ErrorRecoveryManager | None = None
+) -> ErrorRecoveryManager:
+    """``manager`` (default: a new one with the built-in policies) with the strategies of every
+    plugin registered on it: the entry points, then ``named``."""
+    manager = manager or ErrorRecoveryManager()
     for label, register in _plugins(named):
         try:
             register(manager)

@@ -181,3 +181,27 @@ def test_a_bad_plugin_setting_stops_the_cli_at_start_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: invalid setting TASKORCH_RECOVERY_STRATEGIES: cannot import")
     assert err.count("\n") == 1
+
+
+async def test_every_worker_the_engine_builds_has_the_plugins_strategies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run``/``process``/``batch`` and ``resume`` build their worker with ``create_worker``,
+    as ``serve`` and ``worker`` do (tested end to end in test_recovery_plugins)."""
+    from taskorch.agents.sim import SimAgent
+    from taskorch.engine import OrchestrationEngine
+    from taskorch.settings import load_settings
+
+    (tmp_path / "recovery_plugin_c.py").write_text(
+        "def register(manager):\n"
+        "    manager.register_recovery_strategy('C_ERROR', {'max_attempts': 4})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = load_settings(
+        taskorch_home=tmp_path / "home", recovery_strategies="recovery_plugin_c:register"
+    )
+    engine = OrchestrationEngine(settings)
+    worker = engine.create_worker({None: SimAgent()})
+    assert worker.recovery is engine.recovery
+    assert worker.recovery.policy_for("C_ERROR").max_attempts == 4
+    assert engine.create_worker({None: SimAgent()}).recovery is worker.recovery

@@ -25,7 +25,6 @@ from taskorch.domain.plan import Domain, Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
-from taskorch.engine.health_names import AliasedComponents
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.recovery_plugins import recovery_manager
@@ -433,7 +432,7 @@ class OrchestrationEngine:
         components = {"database": await self._database_health(), "planner": self._planner_health()}
         if components["database"].status == "ok":  # probing needs the registry table
             components.update(await self._agents_health())
-        return HealthReport(AliasedComponents(components))
+        return HealthReport(components)
 
     async def _agents_health(self) -> dict[str, ComponentHealth]:
         """One component per registered agent (``agent:<name>``), probed."""

@@ -358,11 +358,14 @@ class TaskOrchestrator:
         }
 
     def task_log_path(self, task_id: int) -> Path:
-        return self.engine.settings.home / "logs" / "tasks" / f"task-{task_id}.json"
+        """Beside the subtasks' logs (the engine's task log folder)."""
+        folder = self.engine.events.task_log_dir or self.engine.settings.home / "logs" / "tasks"
+        return folder / f"task-{task_id}.json"
 
     async def write_task_log(self, task_id: int) -> Path:
-        """Write the task's log to ``<TASKORCH_HOME>/logs/tasks/task-N.json`` (a record for
-        people: a failed write is logged, never raised)."""
+        """Write the task's log to ``task-N.json`` in the task log folder (by default
+        ``<TASKORCH_HOME>/logs/tasks``; a record for people: a failed write is logged, never
+        raised)."""
         path = self.task_log_path(task_id)
         text = json.dumps(await self.get_task_log(task_id), indent=2, default=str)
         try:

@@ -282,6 +282,7 @@ _IMPLIED_DESCRIPTIONS = {
         "Review the implementation for security flaws: authentication and session handling, "
         "secrets, input validation, access control.{scope}"
     ),
+    WorkerType.DOCUMENTATION: "Review the documentation: run its examples, check its links.",
 }
 
 
@@ -369,7 +370,6 @@ def _pad(levels: list[list[Work]], subject: str, anchor: Item) -> None:
         outline.description = f"Outline the documentation for: {bounded(anchor.text)}."
         review = _implied(WorkerType.DOCUMENTATION, last, subject, anchor, [], f"Review {subject}")
         review.domain = Domain.DOCS
-        review.description = "Review the documentation: run its examples, check its links."
         if all(w.worker_type is WorkerType.DOCUMENTATION for w in works):
             levels.insert(0, [outline])
         levels.append([review])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskorch.planning.draft import MAX_PROMPT_CHARS
 from taskorch.planning.text import MAX_ANALYZED_CHARS, MAX_ITEMS, Item, shorten
 
 ITEMS_BEYOND_LIMIT = "items-beyond-limit"
@@ -51,3 +52,17 @@ def limit_warnings(text: str, items: list[Item]) -> list[PlanWarning]:
             )
         )
     return warnings
+
+
+def prompt_warnings(text: str) -> list[PlanWarning]:
+    """The warnings of a requirement sent to a model (which reads at most its first
+    :data:`~taskorch.planning.draft.MAX_PROMPT_CHARS` characters)."""
+    if len(text) <= MAX_PROMPT_CHARS:
+        return []
+    return [
+        PlanWarning(
+            TEXT_BEYOND_LIMIT,
+            f"the requirement is {len(text):,} characters; the model was sent the first "
+            f"{MAX_PROMPT_CHARS:,}: split the requirement into smaller tasks",
+        )
+    ]

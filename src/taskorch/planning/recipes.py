@@ -25,8 +25,11 @@ from taskorch.planning.wording import TITLE_CHARS, capitalised, slug_of, subject
 from taskorch.planning.work import Work, bounded
 
 _DEPENDENCY_NOUN = re.compile(
-    r"\s+(?:with|for|that|which|to|in|across|because|so|from|on)\s+.*$", re.IGNORECASE
+    r"\s+(?:with|for|that|which|to|in|across|because|so|from|on|by|flagged|listed|reported|"
+    r"affected|named|mentioned)\s+.*$",
+    re.IGNORECASE,
 )
+_UPGRADED = re.compile(r"\b(?:upgrad|bump|updat)\w*\s+(?P<rest>.+)$", re.IGNORECASE)
 
 
 def _work(
@@ -90,7 +93,9 @@ def ci_works(item: Item, jobs: list[str]) -> list[Work]:
 def upgrade_works(item: Item, *, with_tests: bool) -> list[Work]:
     """Audit, upgrade, then the test suite (unless the requirement names its own) and a
     re-scan in parallel."""
-    deps = _DEPENDENCY_NOUN.sub("", cut_clause(subject_of(item.text))) or "dependencies"
+    upgraded = _UPGRADED.search(item.text[1:])  # "fix CVE-1 by upgrading grpcio": grpcio
+    phrase = subject_of(f"upgrade {upgraded['rest']}") if upgraded else subject_of(item.text)
+    deps = _DEPENDENCY_NOUN.sub("", cut_clause(phrase)) or "dependencies"
     whole = bounded(item.text)
     audit = _work(
         item, WorkerType.AUDIT, Domain.SECURITY, f"Audit {deps} for known vulnerabilities", "audit"
@@ -156,4 +161,4 @@ def order_migration(works: list[Work]) -> None:
         if len({s for s in steps if s}) < 2:
             continue
         for work, step in zip(group, steps, strict=True):
-            work.key = (work.key[0], work.key[1], step)
+            work.key = (work.key[0], work.key[1], step or 1)  # unnamed steps beside the schema

@@ -47,7 +47,9 @@ def is_ci_setup(text: str) -> bool:
 
 def ci_name(subject: str) -> str:
     """The pipeline's name in a subject: "CI pipeline that runs lint" -> "CI pipeline"."""
-    name = cut_clause(subject)
+    words = cut_clause(subject).split()
+    end = next((i for i, w in enumerate(words) if i and w.lower() in _BOUNDARY), len(words))
+    name = " ".join(words[:end])
     return f"{name} workflow" if name.lower().endswith("actions") else name
 
 

@@ -78,7 +78,7 @@ _ORDER_WORDS = re.compile(
 """Words that make a list a sequence: "steps:", "in this order:", "sequentially:"."""
 _HEADED = re.compile(r"^(?P<head>[^:]+?):\s*(?P<rest>.*)$")
 _STEP_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+|then\s+)?|;\s*|\s+and\s+then\s+)")
-_AFTER = re.compile(r"^(?P<first>.+?),?\s+\bafter\b\s+(?P<second>.+)$", re.IGNORECASE)
+_AFTER = re.compile(r"^(?P<first>.+?),?\s+\b(?:after|once)\b\s+(?P<second>.+)$", re.IGNORECASE)
 _BEFORE = re.compile(r"^(?P<first>.+?),?\s+\bbefore\b\s+(?P<second>.+)$", re.IGNORECASE)
 _LEADING_AFTER = re.compile(r"^(?:once|after)\s+(?P<first>[^,]+),\s*(?P<second>.+)$", re.IGNORECASE)
 _LEADING_BEFORE = re.compile(r"^before\s+(?P<first>[^,]+),\s*(?P<second>.+)$", re.IGNORECASE)
@@ -105,7 +105,7 @@ ACTION_VERBS = word_set(
     monitor clean cleanup expose provide move split merge wire make benchmark profile measure
     automate containerize dockerize localize translate lint debug troubleshoot resolve handle
     prevent ensure run execute bump pin sync send fetch parse backup restore schedule adopt use
-    allow show display hide reduce increase speed backfill seed"""
+    allow show display hide reduce increase speed backfill seed drop populate copy"""
 )
 """Verbs that start an instruction; used to tell "and <new instruction>" from "a and b"."""
 

@@ -2,13 +2,15 @@
 
 A requirement is cut into items (:mod:`taskorch.planning.text`), each item classified by worker type
 and owner (:mod:`taskorch.planning.classify`). A simple requirement becomes one subtask for one
-master. A complex one becomes levels of work: explicit cues ("then", "after", "before") order items
-first, the natural phase order (design, implement, test, audit, document, deploy) orders them
-within a cue, and items of the same level run in parallel. Every level depends on the one before.
+master. A complex one becomes levels of work: explicit cues ("then", "after", "before", arrows,
+"Steps:" lists) order items first, the natural phase order (design, implement, test, audit,
+document, deploy) orders them within a cue, migration steps (schema, models, data) within a phase,
+and items of the same level run in parallel. Every level depends on the one before. Known shapes
+(a CI pipeline, a security upgrade, one change to several components) get the stages of
+:mod:`taskorch.planning.recipes`.
 
-The planner adds what a complex plan needs and the requirement left implicit: a design step when
-something is being built, tests after implementation, a security audit when the work touches
-authentication, secrets, money or permissions. It then fits the plan to the rules (at most 10
+The planner adds what a complex plan needs and the requirement left implicit
+(:mod:`taskorch.planning.implied`). It then fits the plan to the rules (at most 10
 subtasks, at most 3 files each) by merging the smallest neighbours and splitting file-heavy items,
 and hands it to :func:`taskorch.planning.rules.enforce` like any other producer's plan.
 """
@@ -21,7 +23,6 @@ from dataclasses import replace
 from taskorch.domain.plan import (
     MAX_FILES_PER_SUBTASK,
     MAX_SUBTASKS,
-    MIN_COMPLEX_SUBTASKS,
     Complexity,
     Domain,
     Plan,
@@ -31,13 +32,13 @@ from taskorch.domain.plan import (
 from taskorch.planning.classify import (
     TaskMetadata,
     domain_of,
-    is_sensitive,
     is_system_scope,
     item_kinds,
     metadata_from_items,
     phase_rank,
 )
 from taskorch.planning.estimate import subtask_minutes, subtask_tokens
+from taskorch.planning.implied import implied_work, pad
 from taskorch.planning.notices import PlanWarning, limit_warnings
 from taskorch.planning.recipes import ci_works, component_works, order_migration, upgrade_works
 from taskorch.planning.rules import enforce
@@ -52,10 +53,8 @@ from taskorch.planning.text import (
     leading_word,
     require_text,
     shorten,
-    word_set,
 )
 from taskorch.planning.wording import (
-    implied_title,
     merged_title,
     plan_subject,
     prefix_of,
@@ -64,15 +63,11 @@ from taskorch.planning.wording import (
     success_criteria_for,
     task_reference,
     title_for,
-    verify_title,
 )
 from taskorch.planning.work import DESCRIPTION_CHARS, KIND_SLUGS, Work, bounded
 
 __all__ = ["DESCRIPTION_CHARS", "HeuristicPlanner"]
 
-_BEFORE_ALL = -1
-_CREATION = word_set("add build create implement develop introduce design make set setup")
-_REPAIR = word_set("fix repair patch debug resolve troubleshoot")
 _BACKEND_ONLY = ("api", "backend", "server", "endpoint", "cli", "database", "library", "service")
 _FRONTEND_ONLY = ("ui", "frontend", "page", "component", "screen", "form", "widget")
 _FRONTEND_EXTENSIONS = ("tsx", "jsx", "vue", "svelte", "css", "scss", "sass", "less", "html")
@@ -181,12 +176,12 @@ def _complex_levels(text: str, items: list[Item], metadata: TaskMetadata) -> lis
         if kind is WorkerType.IMPLEMENTATION and len(implementations) == 1 and whole_system:
             works[-1:] = _layers(item, subject)
     order_migration(works)
-    works.extend(_implied_work(text, items, works, subject, anchor))
+    works.extend(implied_work(text, items, works, subject, anchor))
     _distribute(works, [f for f in metadata.files if not any(f in w.files for w in works)])
     levels = _levels(works)
     _fit_count(levels)
     _fit_files(levels)
-    _pad(levels, subject, anchor)
+    pad(levels, subject, anchor)
     return levels
 
 
@@ -252,64 +247,6 @@ def _layers(item: Item, subject: str) -> list[Work]:
     return works
 
 
-def _implied_work(
-    text: str, items: list[Item], works: list[Work], subject: str, anchor: Item
-) -> list[Work]:
-    """Design before building, tests after implementing, an audit after sensitive work. Work
-    planned by a recipe brings its own stages; documentation alone is not tested."""
-    kinds = {w.worker_type for w in works}
-    built = [w for w in works if w.worker_type is WorkerType.IMPLEMENTATION]
-    unshaped = [w for w in built if not w.shaped]
-    implied: list[Work] = []
-    creates = any(leading_word(w.source) in _CREATION for w in unshaped) or (
-        any(leading_word(i.text) in _CREATION for i in items if i.umbrella)
-    )
-    if WorkerType.PLANNER not in kinds and creates and unshaped:
-        implied.append(_implied(WorkerType.PLANNER, _BEFORE_ALL, subject, anchor, unshaped))
-    if unshaped and WorkerType.TEST not in kinds:
-        last_group = max(w.key[0] for w in unshaped)
-        implied.append(_implied(WorkerType.TEST, last_group, subject, anchor, unshaped))
-    if built and WorkerType.AUDIT not in kinds and is_sensitive(text):
-        last_group = max(w.key[0] for w in built)
-        implied.append(_implied(WorkerType.AUDIT, last_group, subject, anchor, built))
-    return implied
-
-
-_IMPLIED_DESCRIPTIONS = {
-    WorkerType.PLANNER: "Design the components, interfaces and data model for: {whole}.{scope}",
-    WorkerType.TEST: "Write and run automated tests for the implementation.{scope}",
-    WorkerType.AUDIT: (
-        "Review the implementation for security flaws: authentication and session handling, "
-        "secrets, input validation, access control.{scope}"
-    ),
-    WorkerType.DOCUMENTATION: "Review the documentation: run its examples, check its links.",
-}
-
-
-def _implied(
-    kind: WorkerType,
-    group: int,
-    subject: str,
-    anchor: Item,
-    built: list[Work],
-    title: str | None = None,
-    owner: Domain | None = None,
-) -> Work:
-    labels = [w.label for w in built]
-    scope = f" Covers: {'; '.join(labels)}." if labels else ""
-    files = [f"docs/{prefix_of(subject)}-architecture.md"] if kind is WorkerType.PLANNER else []
-    return Work(
-        key=(group, phase_rank(kind), 0),
-        worker_type=kind,
-        domain=owner or domain_of(subject, kind),
-        title=title or implied_title(kind, anchor.text, subject),
-        label=subject,
-        slug=KIND_SLUGS[kind],
-        description=_IMPLIED_DESCRIPTIONS[kind].format(whole=bounded(anchor.text), scope=scope),
-        files=files,
-    )
-
-
 def _distribute(works: list[Work], files: list[str]) -> None:
     """Files named outside any item go to the implementation work, round robin."""
     targets = [w for w in works if w.worker_type is WorkerType.IMPLEMENTATION] or works
@@ -353,38 +290,6 @@ def _merge(first: Work, second: Work) -> Work:
         if first.criteria and second.criteria
         else "",
     )
-
-
-def _pad(levels: list[list[Work]], subject: str, anchor: Item) -> None:
-    """A complex plan has at least 3 subtasks. Add the step the work calls for: an outline and a
-    review for documentation, reproducing a bug before fixing it, a design (or plan of the change)
-    before building, else a check of the last step; then tests."""
-    works = [w for level in levels for w in level]
-    if len(works) >= MIN_COMPLEX_SUBTASKS:
-        return
-    first, last = levels[0][0].key[0] - 1, levels[-1][0].key[0] + 1
-    verb = leading_word(anchor.text)
-    if levels[-1][0].worker_type is WorkerType.DOCUMENTATION:
-        outline = _implied(WorkerType.PLANNER, first, subject, anchor, [], f"Outline {subject}")
-        outline.domain, outline.files = Domain.DOCS, []
-        outline.description = f"Outline the documentation for: {bounded(anchor.text)}."
-        review = _implied(WorkerType.DOCUMENTATION, last, subject, anchor, [], f"Review {subject}")
-        review.domain = Domain.DOCS
-        if all(w.worker_type is WorkerType.DOCUMENTATION for w in works):
-            levels.insert(0, [outline])
-        levels.append([review])
-    elif verb in _REPAIR:
-        title = shorten(f"Reproduce {subject}", 80)
-        owner = levels[0][0].domain
-        levels.insert(0, [_implied(WorkerType.PLANNER, first, subject, anchor, [], title, owner)])
-    elif verb in ACTION_VERBS and any(w.worker_type is WorkerType.IMPLEMENTATION for w in works):
-        levels.insert(0, [_implied(WorkerType.PLANNER, first, subject, anchor, [])])
-    else:
-        final = levels[-1][0]
-        check = verify_title(final.source) if final.source else None
-        levels.append([_implied(WorkerType.TEST, last, subject, anchor, [], check, final.domain)])
-    if sum(map(len, levels)) < MIN_COMPLEX_SUBTASKS:
-        levels.append([_implied(WorkerType.TEST, last + 1, subject, anchor, [])])
 
 
 def _fit_files(levels: list[list[Work]]) -> None:

@@ -114,8 +114,11 @@ def test_a_ci_pipeline_is_planned_in_stages_owned_by_cicd(text: str, jobs: list[
     assert not [s for s in plan.subtasks if s.worker_type is WorkerType.PLANNER and jobs]
 
 
-def test_a_fix_inside_a_pipeline_stays_one_subtask() -> None:
-    assert len(plan_of("Fix the flaky test in the CI pipeline").subtasks) == 1
+@pytest.mark.parametrize(
+    "text", ["Fix the flaky test in the CI pipeline", "Add a timeout to the Jenkins pipeline"]
+)
+def test_a_change_inside_a_pipeline_stays_one_subtask(text: str) -> None:
+    assert len(plan_of(text).subtasks) == 1
 
 
 # --- 3. documentation only -------------------------------------------------------------------
@@ -166,8 +169,13 @@ def test_a_security_upgrade_is_audited_and_upgraded_by_security_without_design(
     assert all(waits_for(plan, t, upgrade) for t in tests)
 
 
-def test_an_upgrade_without_an_advisory_is_not_a_security_plan() -> None:
-    plan = plan_of("Upgrade the test runner to the latest pytest")
+@pytest.mark.parametrize(
+    "text",
+    ["Upgrade the test runner to the latest pytest", "Update the docs on how we triage CVEs"],
+)
+def test_an_upgrade_without_an_advisory_is_not_a_security_plan(text: str) -> None:
+    plan = plan_of(text)
+    assert not of_kind(plan, WorkerType.AUDIT)
     assert all(s.assigned_to is not Domain.SECURITY for s in plan.subtasks)
 
 

@@ -38,11 +38,15 @@ _JOB_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and|or|&)\s+|,|\s+and\s+|\s+&\s+|\s+p
 
 
 def is_ci_setup(text: str) -> bool:
-    """Does the item set up (or move) a CI pipeline, as opposed to fixing something in one?"""
+    """Does the item set up (or move) a CI pipeline, as opposed to changing something in one?
+    The pipeline must be the verb's object: "set up a CI pipeline", not "add tests to the CI"."""
     if leading_word(text) not in _CI_SETUP_VERBS:
         return False
-    head = " ".join(text[:MAX_ANALYZED_CHARS].split()[:8])
-    return bool(_CI.search(head))
+    words = text[:MAX_ANALYZED_CHARS].split()[1:9]
+    if words and words[0].lower() == "up":  # "set up"
+        words = words[1:]
+    end = next((i for i, w in enumerate(words) if i and w.lower() in _BOUNDARY), len(words))
+    return bool(_CI.search(" ".join(words[:end])))
 
 
 def ci_name(subject: str) -> str:
@@ -67,6 +71,9 @@ def ci_jobs(text: str) -> list[str]:
 _UPGRADE_VERBS = word_set("upgrade update bump patch pin")
 _REMEDY_VERBS = word_set("fix resolve address remediate mitigate close")
 _UPGRADE_WORDS = re.compile(r"\b(?:upgrad\w*|bump\w*|updat\w*|newer versions?|patched)\b", re.I)
+_DOCS_OBJECT = re.compile(
+    r"\b(?:docs?|documentation|guide|readme|changelog|policy|runbook|manual)\b", re.IGNORECASE
+)
 _ADVISORY = re.compile(
     r"\b(?:cves?|cve-\d{4}-\d+|ghsa(?:-\w{4}){3}|vulnerab\w*|security (?:advisor\w*|alerts?|"
     r"fix\w*|patch\w*|issues?)|dependabot|known exploits?|snyk|osv)\b",
@@ -75,9 +82,12 @@ _ADVISORY = re.compile(
 
 
 def is_security_upgrade(text: str) -> bool:
-    """Does the item upgrade dependencies because of security advisories (CVEs)?"""
+    """Does the item upgrade dependencies because of security advisories (CVEs)? ("Update the
+    docs on CVE handling" updates documentation, not dependencies.)"""
     verb = leading_word(text)
     analysed = text[:MAX_ANALYZED_CHARS]
+    if _DOCS_OBJECT.search(" ".join(analysed.split()[1:5])):
+        return False
     if verb in _REMEDY_VERBS:
         return bool(_ADVISORY.search(analysed)) and bool(_UPGRADE_WORDS.search(analysed))
     return verb in _UPGRADE_VERBS and bool(_ADVISORY.search(analysed))

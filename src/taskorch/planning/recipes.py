@@ -139,7 +139,7 @@ def component_works(item: Item, prefix: str, parts: list[str], suffix: str) -> l
     """One subtask per component the item names, sharing its key (in parallel)."""
     works: list[Work] = []
     for part in parts:
-        title = capitalised(" ".join(w for w in (prefix, part, suffix) if w))
+        title = capitalised(" ".join(w for w in (prefix, part, suffix) if w).strip(" ,;:"))
         label = subject_of(f"add {part}")
         work = _work(item, WorkerType.IMPLEMENTATION, Domain.DEVELOPMENT, title, slug_of(label))
         work.label = label

@@ -424,3 +424,18 @@ async def test_a_requirement_within_the_limit_has_no_warning() -> None:
         result = await nlp.plan(many_items(MAX_ITEMS))
     assert result.warnings == ()
     assert "warning" not in result.describe()
+
+
+def test_an_arrow_inside_code_is_not_a_step() -> None:
+    assert len(plan_of("Fix the node->next pointer bug in list.c").subtasks) == 1
+
+
+def test_a_header_line_names_its_list_without_ordering_it() -> None:
+    plan = plan_of(
+        "Add CSV export to the reports page\n\nAcceptance criteria:\n- exports every column\n"
+        "- handles unicode names\n- has tests"
+    )
+    built = of_kind(plan, WorkerType.IMPLEMENTATION)
+    assert len({stage_of(plan, s) for s in built}) == 1, "criteria are not steps"
+    assert all("criteria" not in s.title for s in plan.subtasks)
+    assert plan.subtasks[0].subtask_id.startswith("csv-")

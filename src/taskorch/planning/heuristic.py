@@ -125,7 +125,8 @@ def _high(levels: list[list[Work]]) -> bool:
 def _anchor(items: list[Item], kinds: list[WorkerType]) -> Item:
     """The item that names the whole: an enumeration's head, else the first implementation."""
     for item in items:
-        if item.umbrella:
+        # a header line ("Acceptance criteria:") names a list, not the whole
+        if item.umbrella and (item is items[0] or leading_word(item.text) in ACTION_VERBS):
             return item
     for item, kind in zip(items, kinds, strict=True):
         if kind is WorkerType.IMPLEMENTATION:

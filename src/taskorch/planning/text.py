@@ -65,10 +65,11 @@ _BULLET = re.compile(r"^(?:[-*•+]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|;\s*")
 _SEQUENCE = re.compile(
     r",?\s*(?:\b(?:and\s+then|then|afterwards|after\s+that|finally|followed\s+by)\b[,:]?|"
-    r"-+>|=+>|[→⇒⟶➔➜➝➞])\s*",
+    r"(?<=\s)(?:-+>|=+>)(?=\s)|[→⇒⟶➔➜➝➞])\s*",
     re.IGNORECASE,
 )
-_ARROW = re.compile(r"-+>|=+>|[→⇒⟶➔➜➝➞]")
+_ARROW = re.compile(r"\s(?:-+>|=+>)\s|[→⇒⟶➔➜➝➞]")
+"""A step arrow: unicode anywhere, ASCII ones between blanks ("x->y" is code, not a step)."""
 _ORDER_WORDS = re.compile(
     r",?\s*\b(?:(?:the\s+following\s+)?steps?|stages?|phases?|"
     r"in\s+(?:this|that|the\s+following|the\s+given)?\s*(?:order|sequence)|sequentially|"
@@ -131,7 +132,7 @@ def all_items(text: str) -> list[Item]:
         if body.endswith(":"):
             # A header line names the list under it; its order words make the list a sequence.
             ordered = bool(_ORDER_WORDS.search(body))
-            if any(not i.umbrella for i in items[-1:]):
+            if ordered and any(not i.umbrella for i in items[-1:]):
                 group += 1
             head = _ORDER_WORDS.sub("", body.rstrip(":")).strip(" ,")
             if _has_word(head):

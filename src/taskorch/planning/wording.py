@@ -127,6 +127,9 @@ def title_for(item_text: str, worker_type: WorkerType, subject: str) -> tuple[st
     if ":" in item_text:  # a labelled line ("Done when: ..."): its own words read best
         return shorten(capitalised(item_text), TITLE_CHARS), shorten(item_text, SUBJECT_CHARS)
     phrase = cut_clause(item_text)
+    first, _, rest = phrase.partition(" ")
+    if first.lower() in _HAVING and rest:  # an acceptance criterion: "has tests"
+        phrase = rest
     verb = _NOUN_VERBS[worker_type]
     if worker_type is WorkerType.DOCUMENTATION and not _DOC_NOUN.search(phrase):
         verb = verb_for(worker_type)  # "Document installation", but "Write a user guide"
@@ -148,6 +151,7 @@ _DOC_NOUN = re.compile(
     re.IGNORECASE,
 )
 _CREATION = word_set("add build create implement develop introduce design make set setup write")
+_HAVING = word_set("has have includes include with")
 _PRONOUNS = word_set("you we i they someone")
 _ADDING = word_set("add introduce integrate")
 _NOUNS = {

@@ -422,8 +422,24 @@ async def test_items_beyond_the_limit_are_a_named_warning_everywhere_the_plan_is
 async def test_a_requirement_within_the_limit_has_no_warning() -> None:
     async with TaskNLP() as nlp:
         result = await nlp.plan(many_items(MAX_ITEMS))
+        requirements = await nlp.parse_requirements(many_items(MAX_ITEMS))
     assert result.warnings == ()
     assert "warning" not in result.describe()
+    assert requirements.warnings == []
+
+
+async def test_parse_requirements_names_the_items_it_leaves_out() -> None:
+    requirements = await TaskNLP().parse_requirements(many_items(MAX_ITEMS + 3))
+    assert len(requirements.items) == MAX_ITEMS
+    (warning,) = requirements.warnings
+    assert warning.startswith(f"{ITEMS_BEYOND_LIMIT}: the requirement has {MAX_ITEMS + 3} items")
+
+
+async def test_parse_requirements_gives_listed_sections_their_heads_kind() -> None:
+    requirements = await TaskNLP().parse_requirements(DOCS[0])
+    sections = [i for i in requirements.items if not i.umbrella]
+    assert {i.worker_type for i in sections} == {WorkerType.DOCUMENTATION}
+    assert {i.domain for i in sections} == {Domain.DOCS}
 
 
 def test_an_arrow_inside_code_is_not_a_step() -> None:

@@ -30,9 +30,17 @@ from taskorch.planning.completion import (
 )
 from taskorch.planning.heuristic import HeuristicPlanner
 from taskorch.planning.llm import LLMPlanner
-from taskorch.planning.notices import PlanWarning, prompt_warnings
+from taskorch.planning.notices import PlanWarning, limit_warnings, prompt_warnings
 from taskorch.planning.providers import Provider, build_provider
-from taskorch.planning.text import MAX_ANALYZED_CHARS, Item, clean, require_text, split_items
+from taskorch.planning.text import (
+    MAX_ANALYZED_CHARS,
+    MAX_ITEMS,
+    Item,
+    all_items,
+    clean,
+    require_text,
+    split_items,
+)
 from taskorch.planning.wording import task_reference
 from taskorch.settings import Settings, load_settings
 
@@ -164,11 +172,13 @@ class TaskNLP:
     ) -> Requirements:
         """The actionable items of a requirement, classified, with the requirement's metadata."""
         text = require_text(description)
-        items = split_items(text) or [Item(text[:MAX_ANALYZED_CHARS], 0)]
+        every = all_items(text)
+        items = every[:MAX_ITEMS] or [Item(text[:MAX_ANALYZED_CHARS], 0)]
         return Requirements(
             text=text,
             items=requirement_items(items),
             metadata=metadata_from_items(text, items, context),
+            warnings=[str(w) for w in limit_warnings(text, every)],
         )
 
     async def extract_task_metadata(self, description: str) -> TaskMetadata:

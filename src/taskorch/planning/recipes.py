@@ -18,7 +18,7 @@ import re
 from itertools import groupby
 
 from taskorch.domain.plan import Domain, WorkerType
-from taskorch.planning.classify import phase_rank
+from taskorch.planning.classify import domain_of, phase_rank
 from taskorch.planning.shapes import ci_name, cut_clause, migration_step
 from taskorch.planning.text import Item, extract_files, shorten
 from taskorch.planning.wording import TITLE_CHARS, capitalised, slug_of, subject_of
@@ -141,9 +141,10 @@ def component_works(item: Item, prefix: str, parts: list[str], suffix: str) -> l
     for part in parts:
         title = capitalised(" ".join(w for w in (prefix, part, suffix) if w).strip(" ,;:"))
         label = subject_of(f"add {part}")
-        work = _work(item, WorkerType.IMPLEMENTATION, Domain.DEVELOPMENT, title, slug_of(label))
+        owner = domain_of(item.text, WorkerType.IMPLEMENTATION)
+        work = _work(item, WorkerType.IMPLEMENTATION, owner, title, slug_of(label))
         work.label = label
-        work.shaped = False
+        work.shaped = False  # components get the usual design and tests around them
         work.description = f"{bounded(item.text)}. This subtask: {part}."
         work.files = extract_files(part)
         works.append(work)

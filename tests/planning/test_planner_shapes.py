@@ -58,6 +58,10 @@ COMPONENTS = [
     ),
     ("Update the auth and billing services to log request ids; add tests", ["auth", "billing"]),
     ("Port src/cache.py and src/queue.py to asyncio and test both", ["cache.py", "queue.py"]),
+    (
+        "Add rate limiting to both the public API and the admin API, and cover it with tests",
+        ["public API", "admin API"],
+    ),
 ]
 
 
@@ -92,6 +96,7 @@ CI = [
     ("Add a GitHub Actions workflow to run pytest, mypy and ruff on every push", ["mypy", "ruff"]),
     ("Configure CI for the docs site including link checks and a spelling check", ["link checks"]),
     ("Create a Jenkins pipeline for the mobile app", []),
+    ("Introduce a CircleCI pipeline with build, test and deploy stages", ["build", "deploy"]),
 ]
 
 
@@ -129,6 +134,7 @@ DOCS = [
     "Write the README, a contributing guide and a changelog",
     "Create an operator runbook including backups and restores",
     "Document the importer. Then document the exporter",
+    "Write a migration guide for v2 including breaking changes, deprecations and upgrade steps",
 ]
 
 
@@ -201,6 +207,11 @@ MIGRATIONS = [
         "also update the OrderArchive model",
         ["orders_archive table", "OrderArchive model", "archived orders"],
     ),
+    (
+        "Create the invoices table and the Invoice model, then backfill invoices from the "
+        "legacy system",
+        ["invoices table", "Invoice model", "legacy system"],
+    ),
 ]
 
 
@@ -238,6 +249,10 @@ STEP_LISTS = [
     (
         "Steps:\n1. Add the config loader\n2. Write tests for it\n3. Document the settings",
         [WorkerType.IMPLEMENTATION, WorkerType.TEST, WorkerType.DOCUMENTATION],
+    ),
+    (
+        "Write the operator docs in this order: overview, upgrades, backups",
+        [WorkerType.DOCUMENTATION, WorkerType.DOCUMENTATION, WorkerType.DOCUMENTATION],
     ),
     (
         "Review the API → fix what the review finds → release 2.1",

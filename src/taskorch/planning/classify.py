@@ -135,7 +135,12 @@ def item_kinds(items: list[Item]) -> list[WorkerType]:
         own = _named_worker_type(item.text)
         if item.umbrella:
             inherited = own if own not in (None, WorkerType.IMPLEMENTATION) else None
-        elif own is None and item.listed and inherited is not None:
+        elif (
+            item.listed
+            and inherited is not None
+            and (own is None or (own is WorkerType.IMPLEMENTATION and not item.step))
+        ):
+            # "upgrade steps" in a guide's list is a section, not code; a step's verb is its own
             own = inherited
         kinds.append(own or WorkerType.IMPLEMENTATION)
     return kinds

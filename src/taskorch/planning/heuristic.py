@@ -42,7 +42,13 @@ from taskorch.planning.implied import implied_work, pad
 from taskorch.planning.notices import PlanWarning, limit_warnings
 from taskorch.planning.recipes import ci_works, component_works, order_migration, upgrade_works
 from taskorch.planning.rules import enforce
-from taskorch.planning.shapes import ci_jobs, components, is_ci_setup, is_security_upgrade
+from taskorch.planning.shapes import (
+    ci_jobs,
+    components,
+    is_ci_setup,
+    is_security_upgrade,
+    job_name,
+)
 from taskorch.planning.text import (
     ACTION_VERBS,
     MAX_ANALYZED_CHARS,
@@ -170,6 +176,7 @@ def _complex_levels(text: str, items: list[Item], metadata: TaskMetadata) -> lis
         jobs = [i for i, _ in pairs if i.listed]
         works.extend(ci_works(anchor, [subject_of(f"add {i.text}") for i in jobs]))
         pairs = [(i, k) for i, k in pairs if not i.listed]
+    pairs = _jobs_after_pipelines(pairs)
     implementations = [i for i, k in pairs if k is WorkerType.IMPLEMENTATION]
     for item, kind in pairs:
         works.extend(_work_of(item, kind, subject, anchor, len(pairs), explicit_tests))
@@ -184,6 +191,23 @@ def _complex_levels(text: str, items: list[Item], metadata: TaskMetadata) -> lis
     _fit_files(levels)
     pad(levels, subject, anchor)
     return levels
+
+
+def _jobs_after_pipelines(
+    pairs: list[tuple[Item, WorkerType]],
+) -> list[tuple[Item, WorkerType]]:
+    """ "A pipeline with build, test and deploy stages": the short items split off after a CI
+    item in its group are its jobs, folded back into it."""
+    result: list[tuple[Item, WorkerType]] = []
+    for item, kind in pairs:
+        if result and is_ci_setup(result[-1][0].text) and item.group == result[-1][0].group:
+            job = job_name(item.text)
+            if job is not None:
+                ci, ci_kind = result[-1]
+                result[-1] = (replace(ci, text=f"{ci.text}, {job}"), ci_kind)
+                continue
+        result.append((item, kind))
+    return result
 
 
 def _work_of(

@@ -146,6 +146,7 @@ def component_works(item: Item, prefix: str, parts: list[str], suffix: str) -> l
         work.label = label
         work.shaped = False  # components get the usual design and tests around them
         work.description = f"{bounded(item.text)}. This subtask: {part}."
+        work.source = title  # its own migration step: "create the table", "create the model"
         work.files = extract_files(part)
         works.append(work)
     return works

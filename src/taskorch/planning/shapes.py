@@ -57,12 +57,24 @@ def ci_name(subject: str) -> str:
     return f"{name} workflow" if name.lower().endswith("actions") else name
 
 
+_JOB_SUFFIX = re.compile(r"\s+(?:jobs?|stages?|steps?|checks?)$", re.IGNORECASE)
+MAX_JOB_WORDS = 3
+
+
+def job_name(text: str) -> str | None:
+    """The job a short list item names ("deploy stages" -> "deploy"), None for a longer one."""
+    words = text.split()
+    if not words or len(words) > MAX_JOB_WORDS:
+        return None
+    return _JOB_SUFFIX.sub("", " ".join(words)) or None
+
+
 def ci_jobs(text: str) -> list[str]:
     """The jobs a CI item names: "... that runs lint, type checks and tests on every push"."""
     match = _CI_JOBS.search(text[:MAX_ANALYZED_CHARS])
     if not match:
         return []
-    jobs = [j.strip(" ,.;:") for j in _JOB_SEPARATOR.split(match["list"])]
+    jobs = [_JOB_SUFFIX.sub("", j.strip(" ,.;:")) for j in _JOB_SEPARATOR.split(match["list"])]
     return list(dict.fromkeys(re.sub(r"^(?:the|a|an)\s+", "", j) for j in jobs if j))
 
 
@@ -128,7 +140,7 @@ COMPONENT_NOUNS = word_set(
     widget page screen view endpoint cli database cache queue daemon plugin adapter driver sdk app
     dashboard gateway proxy engine job store model tool script bot consumer producer listener
     renderer validator serializer resolver loader uploader downloader crawler indexer collector
-    extension form modal dialog panel sidebar navbar menu report command subcommand"""
+    extension form modal dialog panel sidebar navbar menu report command subcommand table column"""
 )
 _PLURALS = {f"{n}s": n for n in COMPONENT_NOUNS} | {"libraries": "library", "caches": "cache"}
 _CONJUNCTION = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s+as\s+well\s+as\s+)\s*", re.I)
@@ -163,6 +175,7 @@ def components(text: str) -> tuple[str, list[str], str] | None:
     if not 2 <= len(parts) <= _MAX_COMPONENTS:
         return None
     parts = _distributed(parts)
+    parts[0] = re.sub(r"^(?:both|either)\s+", "", parts[0], flags=re.IGNORECASE)
     if not all(_is_component(p) for p in parts):
         return None
     return " ".join(words[:start]), parts, " ".join(words[end:])

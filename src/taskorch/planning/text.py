@@ -57,6 +57,8 @@ class Item:
     umbrella: bool = False
     listed: bool = False
     """An item of the list under an umbrella (it may take the umbrella's kind of work)."""
+    step: bool = False
+    """A step of an explicit step list ("design -> build"): its own verb names its work."""
 
 
 # --- splitting -------------------------------------------------------------------------------
@@ -106,7 +108,7 @@ ACTION_VERBS = word_set(
     monitor clean cleanup expose provide move split merge wire make benchmark profile measure
     automate containerize dockerize localize translate lint debug troubleshoot resolve handle
     prevent ensure run execute bump pin sync send fetch parse backup restore schedule adopt use
-    allow show display hide reduce increase speed backfill seed drop populate copy"""
+    allow show display hide reduce increase speed backfill seed drop populate copy cover"""
 )
 """Verbs that start an instruction; used to tell "and <new instruction>" from "a and b"."""
 
@@ -157,7 +159,8 @@ def _sentence_items(sentence: str, items: list[Item], group: int) -> int:
             items.append(Item(head, group, umbrella=True))
         for position, part in enumerate(parts):
             group += 1 if position else 0
-            items.extend(Item(p, group, umbrella, True) for p, umbrella in _clause_items(part))
+            found = _clause_items(part)
+            items.extend(Item(p, group, umbrella, True, True) for p, umbrella in found)
         return group
     # "Then ..." at the start of a sentence orders it after the sentence before.
     follows = bool(items) and bool(_SEQUENCE.match(sentence))
@@ -262,7 +265,7 @@ _AUXILIARY_WORDS = re.compile(
 
 
 _SUPPORTING_VERBS = word_set(
-    "test verify validate audit scan review document describe deploy release ship publish"
+    "test verify validate audit scan review document describe deploy release ship publish cover"
 )
 """Verbs of supporting work: "deploy with the CI pipeline" is one step, not two."""
 

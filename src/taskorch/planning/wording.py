@@ -9,6 +9,7 @@ import hashlib
 import re
 
 from taskorch.domain.plan import WorkerType
+from taskorch.planning.classify import worker_type_of
 from taskorch.planning.shapes import cut_clause
 from taskorch.planning.text import ACTION_VERBS, extract_files, leading_word, shorten, word_set
 
@@ -114,6 +115,9 @@ def title_for(item_text: str, worker_type: WorkerType, subject: str) -> tuple[st
     verb = leading_word(item_text)
     if verb in _PRONOUNS and leading_word(item_text.split(" ", 1)[-1]) in ACTION_VERBS:
         return title_for(item_text.split(" ", 1)[1], worker_type, subject)  # "you write X"
+    if verb in ACTION_VERBS and worker_type_of(item_text) is not worker_type:
+        # a listed section that took its head's kind: "upgrade steps" in a guide is documented
+        return title_for(f"the {item_text}", worker_type, subject)
     if verb in ACTION_VERBS:
         rest = subject_of(item_text)
         if rest == item_text or leading_word(rest) == verb:  # nothing but the verb

@@ -9,6 +9,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(taskorch.__all__) == [
         "AgentCoordinator",
         "DependencyResolver",
+        "ErrorRecoveryManager",
         "NewTask",
         "OrchestrationEngine",
         "Plan",
@@ -19,6 +20,8 @@ def test_public_names_are_pinned() -> None:
         "Store",
         "SubtaskState",
         "Task",
+        "TaskNLP",
+        "TaskOrchestrator",
         "TaskorchError",
         "Workflow",
         "WorkflowState",

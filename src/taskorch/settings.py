@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     """``serve`` removes what workflows that ended longer ago than this left behind, hourly
     (as ``taskorch gc --older-than``); unset: never."""
 
+    # --- the Python API's plugins (spec-api) ---
+    recovery_strategies: str | None = Field(None, validation_alias=_own("RECOVERY_STRATEGIES"))
+    """``package.module:function`` (comma-separated for several), each called with the
+    ``ErrorRecoveryManager`` of every worker ``run``, ``serve`` and ``worker`` build."""
+
     @field_validator("gc_older_than")
     @classmethod
     def _an_age(cls, value: str | None) -> str | None:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,16 +112,15 @@ def test_no_input_and_both_inputs_are_errors(home: Path, tmp_path: Path) -> None
     one_line_error(taskorch("--file", str(tmp_path / "missing.md"), home=home), "cannot read")
 
 
-def test_a_file_at_the_text_limit_is_planned_in_seconds(home: Path, tmp_path: Path) -> None:
+def test_a_file_at_the_text_limit_is_planned(home: Path, tmp_path: Path) -> None:
+    """Its speed is measured by bench/planner.py, never timed here (a loaded machine is slow)."""
     paragraph = (
         "- Add billing to src/billing/invoice.py and web/Invoice.tsx with tests, then document "
         "the API in docs/billing.md and deploy it after review.\n"
     )
     spec = tmp_path / "spec.md"
     spec.write_text(paragraph * (MAX_TEXT_CHARS // len(paragraph)))
-    started = time.monotonic()
     out = ok(taskorch("--file", str(spec), "--json", home=home))
-    assert time.monotonic() - started < 10
     plan = Plan.from_json(out)
     assert 3 <= len(plan.subtasks) <= 10
     assert all(len(s.files_affected) <= 3 for s in plan.subtasks)

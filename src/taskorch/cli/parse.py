@@ -86,7 +86,7 @@ def parse(
     result = run(body)
     if as_json:
         sys.stdout.write(result.plan.to_json() + "\n")
-        if result.used_fallback:
+        if result.used_fallback or result.warnings:
             err_console.print(Text(f"planner: {result.describe()}", style="yellow"))
         return
     console.print(render(result))
@@ -141,5 +141,5 @@ def _estimate(plan: Plan) -> Text:
 
 
 def _planner_line(result: PlanResult) -> Text:
-    style = "yellow" if result.used_fallback else "dim"
+    style = "yellow" if result.used_fallback or result.warnings else "dim"
     return Text.assemble(("planner  ", "bold"), (result.describe(), style))

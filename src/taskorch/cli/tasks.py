@@ -159,6 +159,7 @@ def show(
         ("priority", task.priority),
         ("depends on", ", ".join(f"task-{d}" for d in task.dependencies) or "-"),
         *_target_rows(task),
+        *_state_rows(task),
         ("created", task.created_at.isoformat(timespec="seconds")),
         ("updated", task.updated_at.isoformat(timespec="seconds")),
     ):
@@ -170,6 +171,20 @@ def show(
 def _target_rows(task: Task) -> list[tuple[str, object]]:
     names = (("repo", "repository"), ("base_branch", "base branch"), ("merge_policy", "merge"))
     return [(label, task.metadata[key]) for key, label in names if task.metadata.get(key)]
+
+
+def _state_rows(task: Task) -> list[tuple[str, object]]:
+    """The state last reported by ``TaskOrchestrator.update_task_state``, if any."""
+    state = task.metadata.get("state")
+    if not isinstance(state, dict):
+        return []
+    progress = state.get("progress")
+    shown_progress = f"{progress:g} %" if isinstance(progress, int | float) else "-"
+    reported = f"{state.get('status', '-')}, {shown_progress}"
+    rows: list[tuple[str, object]] = [("reported", f"{reported} at {state.get('at', '?')}")]
+    if state.get("message"):
+        rows.append(("message", state["message"]))
+    return rows
 
 
 def _parse_status(value: str) -> TaskStatus:

@@ -28,6 +28,7 @@ from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_mean
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.planner_choice import planner_settings
+from taskorch.engine.recovery_plugins import recovery_manager
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
 from taskorch.planning import TaskNLP
@@ -99,6 +100,7 @@ class OrchestrationEngine:
             task_log_dir=self.settings.task_logs_path,
         )
         self._migration: MigrationReport | None = None
+        self._recovery: ErrorRecoveryManager | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
         """How long this engine's workers let running attempts finish when they stop, before
         they release them (queued again for any worker)."""
@@ -112,6 +114,8 @@ class OrchestrationEngine:
         (what read-only commands use) a database that does not exist yet, or was never
         initialised, is a :class:`NotFoundError` naming where it was looked for: nothing is
         created."""
+        if self.settings.recovery_strategies:
+            _ = self.recovery  # a bad plugin setting stops the start, as any bad setting does
         connector = self.store.connector
         missing = _missing_sqlite_file(connector)
         if not create and missing is not None:
@@ -371,6 +375,20 @@ class OrchestrationEngine:
     def queue(self) -> SubtaskQueue:
         return SubtaskQueue(self.store.connector)
 
+    @property
+    def recovery(self) -> ErrorRecoveryManager:
+        """The recovery manager every worker of this engine uses, with the strategies of the
+        recovery plugins (``engine.recovery_plugins``); register more on it before running."""
+        if self._recovery is None:
+            # RETRY_ATTEMPTS / RETRY_DELAY shape the built-in policies; plugins' strategies
+            # are registered over them and keep their own.
+            base = ErrorRecoveryManager(
+                max_attempts=self.settings.retry_attempts,
+                base_delay_s=self.settings.retry_delay_s,
+            )
+            self._recovery = recovery_manager(self.settings.recovery_strategies, base)
+        return self._recovery
+
     def create_worker(
         self,
         agents: Mapping[str | None, AgentAdapter],
@@ -384,18 +402,13 @@ class OrchestrationEngine:
             timeout_s=self.settings.attempt_timeout_s,
             shutdown_grace_s=self.shutdown_grace_s,
         )
-        if recovery is None:  # a manager given by hand keeps its own policies
-            recovery = ErrorRecoveryManager(
-                max_attempts=self.settings.retry_attempts,
-                base_delay_s=self.settings.retry_delay_s,
-            )
         pool = agents if isinstance(agents, AgentPool) else None
         return Worker(
             self.queue,
             agents,
             worker_id=default_worker_id(self.settings.host_name),
             config=config,
-            recovery=recovery,
+            recovery=recovery or self.recovery,
             events=self.events,
             agent_limits=pool.limits if pool else None,
             reassign=pool.reassign if pool and pool.coordinator else None,

@@ -11,6 +11,7 @@ from taskorch.planning.cache import PlanCache, cache_key
 from taskorch.planning.classify import RiskLevel, TaskMetadata, extract_task_metadata
 from taskorch.planning.completion import CompletionCheck, RequirementItem, Requirements
 from taskorch.planning.heuristic import HeuristicPlanner
+from taskorch.planning.notices import PlanWarning
 from taskorch.planning.planner import HEURISTIC, PlanResult, TaskNLP, plan
 from taskorch.planning.providers import (
     Provider,
@@ -26,6 +27,7 @@ __all__ = [
     "HeuristicPlanner",
     "PlanCache",
     "PlanResult",
+    "PlanWarning",
     "Provider",
     "RequirementItem",
     "Requirements",

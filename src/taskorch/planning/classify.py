@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskorch.domain.plan import MAX_FILES_PER_SUBTASK, Domain, WorkerType
+from taskorch.planning.shapes import components, is_ci_setup, is_security_upgrade
 from taskorch.planning.text import (
     ACTION_VERBS,
     MAX_ANALYZED_CHARS,
@@ -105,6 +106,11 @@ _EXTERNAL = re.compile(
 
 def worker_type_of(text: str) -> WorkerType:
     """The worker an item needs: its leading verb's, else its object's, else implementation."""
+    return _named_worker_type(text) or WorkerType.IMPLEMENTATION
+
+
+def _named_worker_type(text: str) -> WorkerType | None:
+    """The worker type an item names; None for a bare noun phrase that names no kind of work."""
     verb = leading_word(text)
     if verb in _VERB_WORKER:
         return _VERB_WORKER[verb]
@@ -116,7 +122,28 @@ def worker_type_of(text: str) -> WorkerType:
     for worker_type, pattern in table:
         if pattern.search(scope):
             return worker_type
-    return WorkerType.IMPLEMENTATION
+    return WorkerType.IMPLEMENTATION if verb in ACTION_VERBS else None
+
+
+def item_kinds(items: list[Item]) -> list[WorkerType]:
+    """The worker type of each item. A listed item that names no kind of work takes its
+    umbrella's when that is supporting work: the sections of "Write a guide covering install
+    and upgrades" are documentation, not code to build and test."""
+    kinds: list[WorkerType] = []
+    inherited: WorkerType | None = None
+    for item in items:
+        own = _named_worker_type(item.text)
+        if item.umbrella:
+            inherited = own if own not in (None, WorkerType.IMPLEMENTATION) else None
+        elif (
+            item.listed
+            and inherited is not None
+            and (own is None or (own is WorkerType.IMPLEMENTATION and not item.step))
+        ):
+            # "upgrade steps" in a guide's list is a section, not code; a step's verb is its own
+            own = inherited
+        kinds.append(own or WorkerType.IMPLEMENTATION)
+    return kinds
 
 
 def domain_of(text: str, worker_type: WorkerType) -> Domain:
@@ -189,16 +216,22 @@ def extract_task_metadata(description: str, context: str | None = None) -> TaskM
 
 def metadata_from_items(text: str, items: list[Item], context: str | None = None) -> TaskMetadata:
     """Metadata of the cleaned requirement ``text`` already cut into ``items``."""
-    work = [item for item in items if not item.umbrella] or items
-    kinds = [worker_type_of(item.text) for item in work]
+    all_kinds = item_kinds(items)
+    pairs = [(i, k) for i, k in zip(items, all_kinds, strict=True) if not i.umbrella]
+    pairs = pairs or list(zip(items, all_kinds, strict=True))
+    work = [item for item, _ in pairs]
+    kinds = [kind for _, kind in pairs]
     domains = list(dict.fromkeys(domain_of(i.text, k) for i, k in zip(work, kinds, strict=True)))
     files = extract_files(text)
     both = f"{text}\n{clean(context or '')}"
     main_kind = kinds[0] if kinds else WorkerType.IMPLEMENTATION
     system = any(is_system_scope(item.text) for item in items)
     sequential = len({item.group for item in items}) > 1
-    implementations = sum(kind is WorkerType.IMPLEMENTATION for kind in kinds)
+    implementations = sum(
+        _parts_of(item.text, len(work)) for item, kind in pairs if kind is WorkerType.IMPLEMENTATION
+    )
     reasons = _complexity_reasons(len(work), implementations, domains, files, system, sequential)
+    reasons.extend(shape_reasons(items))
     sensitive = is_sensitive(text)
     return TaskMetadata(
         title=text.split("\n", 1)[0],
@@ -216,6 +249,25 @@ def metadata_from_items(text: str, items: list[Item], context: str | None = None
         is_complex=bool(reasons),
         reasons=reasons,
     )
+
+
+def _parts_of(text: str, item_count: int) -> int:
+    """How many subtasks an implementation item makes: one per component it names, when the
+    requirement has other work too ("fix the parser and the lexer, with tests")."""
+    if item_count < 2:
+        return 1
+    named = components(text)
+    return len(named[1]) if named else 1
+
+
+def shape_reasons(items: list[Item]) -> list[str]:
+    """Complexity reasons of the requirement shapes planned in stages of their own."""
+    reasons: list[str] = []
+    if any(is_ci_setup(item.text) for item in items):
+        reasons.append("sets up a CI pipeline")
+    if any(is_security_upgrade(item.text) for item in items):
+        reasons.append("upgrades dependencies for security advisories")
+    return reasons
 
 
 def _complexity_reasons(

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskorch.domain.dag import DependencyResolver
 from taskorch.domain.plan import MAX_STAGES, Domain, PlanSubtask, WorkerType
-from taskorch.planning.classify import TaskMetadata, domain_of, phase_rank, worker_type_of
+from taskorch.planning.classify import TaskMetadata, domain_of, item_kinds, phase_rank
 from taskorch.planning.text import Item, extract_files, shorten
 
 
@@ -35,12 +35,13 @@ class Requirements(BaseModel):
     text: str
     items: list[RequirementItem]
     metadata: TaskMetadata
+    warnings: list[str] = Field(default_factory=list)
+    """Named warnings ("items-beyond-limit: ..."): what the items leave out."""
 
 
 def requirement_items(items: Sequence[Item]) -> list[RequirementItem]:
     result: list[RequirementItem] = []
-    for item in items:
-        kind = worker_type_of(item.text)
+    for item, kind in zip(items, item_kinds(list(items)), strict=True):
         result.append(
             RequirementItem(
                 text=item.text,

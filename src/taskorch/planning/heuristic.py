@@ -2,13 +2,15 @@
 
 A requirement is cut into items (:mod:`taskorch.planning.text`), each item classified by worker type
 and owner (:mod:`taskorch.planning.classify`). A simple requirement becomes one subtask for one
-master. A complex one becomes levels of work: explicit cues ("then", "after", "before") order items
-first, the natural phase order (design, implement, test, audit, document, deploy) orders them
-within a cue, and items of the same level run in parallel. Every level depends on the one before.
+master. A complex one becomes levels of work: explicit cues ("then", "after", "before", arrows,
+"Steps:" lists) order items first, the natural phase order (design, implement, test, audit,
+document, deploy) orders them within a cue, migration steps (schema, models, data) within a phase,
+and items of the same level run in parallel. Every level depends on the one before. Known shapes
+(a CI pipeline, a security upgrade, one change to several components) get the stages of
+:mod:`taskorch.planning.recipes`.
 
-The planner adds what a complex plan needs and the requirement left implicit: a design step when
-something is being built, tests after implementation, a security audit when the work touches
-authentication, secrets, money or permissions. It then fits the plan to the rules (at most 10
+The planner adds what a complex plan needs and the requirement left implicit
+(:mod:`taskorch.planning.implied`). It then fits the plan to the rules (at most 10
 subtasks, at most 3 files each) by merging the smallest neighbours and splitting file-heavy items,
 and hands it to :func:`taskorch.planning.rules.enforce` like any other producer's plan.
 """
@@ -16,12 +18,11 @@ and hands it to :func:`taskorch.planning.rules.enforce` like any other producer'
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from taskorch.domain.plan import (
     MAX_FILES_PER_SUBTASK,
     MAX_SUBTASKS,
-    MIN_COMPLEX_SUBTASKS,
     Complexity,
     Domain,
     Plan,
@@ -31,61 +32,51 @@ from taskorch.domain.plan import (
 from taskorch.planning.classify import (
     TaskMetadata,
     domain_of,
-    is_sensitive,
     is_system_scope,
+    item_kinds,
     metadata_from_items,
     phase_rank,
-    worker_type_of,
 )
 from taskorch.planning.estimate import subtask_minutes, subtask_tokens
+from taskorch.planning.implied import implied_work, pad
+from taskorch.planning.notices import PlanWarning, limit_warnings
+from taskorch.planning.recipes import ci_works, component_works, order_migration, upgrade_works
 from taskorch.planning.rules import enforce
+from taskorch.planning.shapes import (
+    ci_jobs,
+    components,
+    is_ci_setup,
+    is_security_upgrade,
+    job_name,
+)
 from taskorch.planning.text import (
     ACTION_VERBS,
     MAX_ANALYZED_CHARS,
+    MAX_ITEMS,
     Item,
+    all_items,
     extract_files,
     leading_word,
     require_text,
     shorten,
-    split_items,
-    word_set,
 )
 from taskorch.planning.wording import (
     merged_title,
+    plan_subject,
     prefix_of,
     slug_of,
     subject_of,
     success_criteria_for,
     task_reference,
     title_for,
-    verb_for,
 )
+from taskorch.planning.work import DESCRIPTION_CHARS, KIND_SLUGS, Work, bounded
 
-DESCRIPTION_CHARS = 4_000
-"""A subtask carries at most this much of the requirement; agents get the rest as context."""
-_BEFORE_ALL = -1
-_CREATION = word_set("add build create implement develop introduce design make set setup")
+__all__ = ["DESCRIPTION_CHARS", "HeuristicPlanner"]
+
 _BACKEND_ONLY = ("api", "backend", "server", "endpoint", "cli", "database", "library", "service")
 _FRONTEND_ONLY = ("ui", "frontend", "page", "component", "screen", "form", "widget")
 _FRONTEND_EXTENSIONS = ("tsx", "jsx", "vue", "svelte", "css", "scss", "sass", "less", "html")
-
-
-@dataclass(slots=True)
-class _Work:
-    """A subtask in the making; ``key`` (group, phase) orders it."""
-
-    key: tuple[int, int]
-    worker_type: WorkerType
-    domain: Domain
-    title: str
-    label: str
-    slug: str
-    description: str
-    files: list[str] = field(default_factory=list)
-    undeclared: list[str] = field(default_factory=list)
-    minutes: int = 0
-    size: int = 1
-    """How many items were merged into it."""
 
 
 class HeuristicPlanner:
@@ -94,8 +85,16 @@ class HeuristicPlanner:
     def plan(
         self, description: str, context: str | None = None, task_ref: str | int | None = None
     ) -> Plan:
+        return self.plan_with_warnings(description, context, task_ref)[0]
+
+    def plan_with_warnings(
+        self, description: str, context: str | None = None, task_ref: str | int | None = None
+    ) -> tuple[Plan, list[PlanWarning]]:
+        """The plan and what the planner could not take into account (items beyond the limit)."""
         text = require_text(description)
-        return self.plan_items(text, split_items(text), context, task_ref)
+        items = all_items(text)
+        plan = self.plan_items(text, items[:MAX_ITEMS], context, task_ref)
+        return plan, limit_warnings(text, items)
 
     def plan_items(
         self,
@@ -114,7 +113,7 @@ class HeuristicPlanner:
         else:
             levels = [[_simple_work(text, metadata)]]
             complexity = Complexity.SIMPLE
-        prefix = prefix_of(subject_of(_anchor(items).text))
+        prefix = prefix_of(subject_of(_anchor(items, item_kinds(items)).text))
         plan = Plan(
             orchestration_id=f"orch-{parent}",
             parent_task_id=parent,
@@ -125,17 +124,18 @@ class HeuristicPlanner:
         return enforce(plan)
 
 
-def _high(levels: list[list[_Work]]) -> bool:
+def _high(levels: list[list[Work]]) -> bool:
     return sum(map(len, levels)) >= 6 or len(levels) >= 5
 
 
-def _anchor(items: list[Item]) -> Item:
+def _anchor(items: list[Item], kinds: list[WorkerType]) -> Item:
     """The item that names the whole: an enumeration's head, else the first implementation."""
     for item in items:
-        if item.umbrella:
+        # a header line ("Acceptance criteria:") names a list, not the whole
+        if item.umbrella and (item is items[0] or leading_word(item.text) in ACTION_VERBS):
             return item
-    for item in items:
-        if worker_type_of(item.text) is WorkerType.IMPLEMENTATION:
+    for item, kind in zip(items, kinds, strict=True):
+        if kind is WorkerType.IMPLEMENTATION:
             return item
     return items[0]
 
@@ -143,73 +143,104 @@ def _anchor(items: list[Item]) -> Item:
 # --- simple ----------------------------------------------------------------------------------
 
 
-def _simple_work(text: str, metadata: TaskMetadata) -> _Work:
+def _simple_work(text: str, metadata: TaskMetadata) -> Work:
     files = metadata.files[:MAX_FILES_PER_SUBTASK]
     verb = leading_word(text)
     subject = subject_of(metadata.title)
-    return _Work(
-        key=(0, phase_rank(metadata.task_type)),
+    return Work(
+        key=(0, phase_rank(metadata.task_type), 0),
         worker_type=metadata.task_type,
         domain=metadata.primary_domain,
         title=shorten(metadata.title, 80),
         label=subject,
         slug=verb if verb in ACTION_VERBS else slug_of(metadata.task_type.value),
-        description=_bounded(text),
+        description=bounded(text),
         files=files,
         minutes=subtask_minutes(metadata.task_type, len(files), simple=True),
     )
 
 
-def _bounded(text: str) -> str:
-    if len(text) <= DESCRIPTION_CHARS:
-        return text
-    return shorten(text, DESCRIPTION_CHARS) + f" [requirement truncated: {len(text)} characters]"
-
-
 # --- complex ---------------------------------------------------------------------------------
 
 
-def _complex_levels(text: str, items: list[Item], metadata: TaskMetadata) -> list[list[_Work]]:
-    anchor = _anchor(items)
-    subject = subject_of(anchor.text)
-    works: list[_Work] = []
-    work_items = [item for item in items if not item.umbrella] or items
-    implementations = [i for i in work_items if worker_type_of(i.text) is WorkerType.IMPLEMENTATION]
-    for item in work_items:
-        kind = worker_type_of(item.text)
-        if (
-            kind is WorkerType.IMPLEMENTATION
-            and len(implementations) == 1
-            and is_system_scope(item.text)
-        ):
-            works.extend(_layers(item, subject))
-        else:
-            works.append(_item_work(item, kind, subject, anchor))
-    works.extend(_implied_work(text, items, works, subject, anchor))
+def _complex_levels(text: str, items: list[Item], metadata: TaskMetadata) -> list[list[Work]]:
+    kinds = item_kinds(items)
+    anchor = _anchor(items, kinds)
+    subject = plan_subject(anchor.text)
+    pairs = [(i, k) for i, k in zip(items, kinds, strict=True) if not i.umbrella]
+    pairs = pairs or list(zip(items, kinds, strict=True))
+    explicit_tests = any(kind is WorkerType.TEST for _, kind in pairs)
+    works: list[Work] = []
+    if anchor.umbrella and is_ci_setup(anchor.text):
+        # "Set up CI including lint, tests and a Docker build": the list is the jobs.
+        jobs = [i for i, _ in pairs if i.listed]
+        works.extend(ci_works(anchor, [subject_of(f"add {i.text}") for i in jobs]))
+        pairs = [(i, k) for i, k in pairs if not i.listed]
+    pairs = _jobs_after_pipelines(pairs)
+    implementations = [i for i, k in pairs if k is WorkerType.IMPLEMENTATION]
+    for item, kind in pairs:
+        works.extend(_work_of(item, kind, subject, anchor, len(pairs), explicit_tests))
+        whole_system = is_system_scope(item.text) and not components(item.text)
+        if kind is WorkerType.IMPLEMENTATION and len(implementations) == 1 and whole_system:
+            works[-1:] = _layers(item, subject)
+    order_migration(works)
+    works.extend(implied_work(text, items, works, subject, anchor))
     _distribute(works, [f for f in metadata.files if not any(f in w.files for w in works)])
     levels = _levels(works)
     _fit_count(levels)
     _fit_files(levels)
-    _pad(levels, subject, anchor)
+    pad(levels, subject, anchor)
     return levels
 
 
-def _item_work(item: Item, kind: WorkerType, subject: str, anchor: Item) -> _Work:
+def _jobs_after_pipelines(
+    pairs: list[tuple[Item, WorkerType]],
+) -> list[tuple[Item, WorkerType]]:
+    """ "A pipeline with build, test and deploy stages": the short items split off after a CI
+    item in its group are its jobs, folded back into it."""
+    result: list[tuple[Item, WorkerType]] = []
+    for item, kind in pairs:
+        if result and is_ci_setup(result[-1][0].text) and item.group == result[-1][0].group:
+            job = job_name(item.text)
+            if job is not None:
+                ci, ci_kind = result[-1]
+                result[-1] = (replace(ci, text=f"{ci.text}, {job}"), ci_kind)
+                continue
+        result.append((item, kind))
+    return result
+
+
+def _work_of(
+    item: Item, kind: WorkerType, subject: str, anchor: Item, count: int, explicit_tests: bool
+) -> list[Work]:
+    """The work of one item: a recipe's stages for a known shape, else one subtask."""
+    if is_ci_setup(item.text):
+        return ci_works(item, ci_jobs(item.text))
+    if is_security_upgrade(item.text):
+        return upgrade_works(item, with_tests=not explicit_tests)
+    named = components(item.text) if kind is WorkerType.IMPLEMENTATION and count > 1 else None
+    if named is not None:
+        return component_works(item, *named)
+    return [_item_work(item, kind, subject, anchor)]
+
+
+def _item_work(item: Item, kind: WorkerType, subject: str, anchor: Item) -> Work:
     title, label = title_for(item.text, kind, subject)
-    part_of = f" Part of: {_bounded(anchor.text)}." if anchor is not item else ""
-    return _Work(
-        key=(item.group, phase_rank(kind)),
+    part_of = f" Part of: {bounded(anchor.text)}." if anchor is not item else ""
+    return Work(
+        key=(item.group, phase_rank(kind), 0),
         worker_type=kind,
         domain=domain_of(item.text, kind),
         title=title,
         label=label,
-        slug=slug_of(label) if kind is WorkerType.IMPLEMENTATION else _KIND_SLUGS[kind],
-        description=f"{_bounded(item.text)}.{part_of}",
+        slug=slug_of(label) if kind is WorkerType.IMPLEMENTATION else KIND_SLUGS[kind],
+        description=f"{bounded(item.text)}.{part_of}",
         files=extract_files(item.text),
+        source=item.text,
     )
 
 
-def _layers(item: Item, subject: str) -> list[_Work]:
+def _layers(item: Item, subject: str) -> list[Work]:
     """A whole system is built as a backend and a frontend in parallel, unless it names one side."""
     lowered = subject.lower().split()
     sides = ["backend", "frontend"]
@@ -218,7 +249,7 @@ def _layers(item: Item, subject: str) -> list[_Work]:
     elif any(word in lowered for word in _FRONTEND_ONLY):
         sides = ["frontend"]
     files = extract_files(item.text)
-    works: list[_Work] = []
+    works: list[Work] = []
     for side in sides:
         front = side == "frontend"
         mine = [f for f in files if f.rsplit(".", 1)[-1] in _FRONTEND_EXTENSIONS] if front else []
@@ -226,85 +257,34 @@ def _layers(item: Item, subject: str) -> list[_Work]:
             mine = [f for f in files if f.rsplit(".", 1)[-1] not in _FRONTEND_EXTENSIONS]
         label = f"{subject} {side}" if len(sides) > 1 else subject
         works.append(
-            _Work(
-                key=(item.group, phase_rank(WorkerType.IMPLEMENTATION)),
+            Work(
+                key=(item.group, phase_rank(WorkerType.IMPLEMENTATION), 0),
                 worker_type=WorkerType.IMPLEMENTATION,
                 domain=Domain.DEVELOPMENT,
                 title=shorten(f"Implement {label}", 80),
                 label=label,
                 slug=side if len(sides) > 1 else slug_of(subject),
-                description=f"{_bounded(item.text)}: the {side} part.",
+                description=f"{bounded(item.text)}: the {side} part.",
                 files=mine,
+                source=item.text,
             )
         )
     return works
 
 
-def _implied_work(
-    text: str, items: list[Item], works: list[_Work], subject: str, anchor: Item
-) -> list[_Work]:
-    """Design before building, tests after implementing, an audit after sensitive work."""
-    kinds = {w.worker_type for w in works}
-    built = [w for w in works if w.worker_type is WorkerType.IMPLEMENTATION]
-    implied: list[_Work] = []
-    if WorkerType.PLANNER not in kinds and any(leading_word(i.text) in _CREATION for i in items):
-        implied.append(_implied(WorkerType.PLANNER, _BEFORE_ALL, subject, anchor, built))
-    if built:
-        last_group = max(w.key[0] for w in built)
-        if WorkerType.TEST not in kinds:
-            implied.append(_implied(WorkerType.TEST, last_group, subject, anchor, built))
-        if WorkerType.AUDIT not in kinds and is_sensitive(text):
-            implied.append(_implied(WorkerType.AUDIT, last_group, subject, anchor, built))
-    return implied
-
-
-_KIND_SLUGS = {
-    WorkerType.PLANNER: "design",
-    WorkerType.IMPLEMENTATION: "build",
-    WorkerType.TEST: "tests",
-    WorkerType.AUDIT: "audit",
-    WorkerType.DOCUMENTATION: "docs",
-    WorkerType.DEPLOY: "deploy",
-}
-_IMPLIED_DESCRIPTIONS = {
-    WorkerType.PLANNER: "Design the components, interfaces and data model for: {whole}.{scope}",
-    WorkerType.TEST: "Write and run automated tests for the implementation.{scope}",
-    WorkerType.AUDIT: (
-        "Review the implementation for security flaws: authentication and session handling, "
-        "secrets, input validation, access control.{scope}"
-    ),
-}
-
-
-def _implied(kind: WorkerType, group: int, subject: str, anchor: Item, built: list[_Work]) -> _Work:
-    labels = [w.label for w in built]
-    scope = f" Covers: {'; '.join(labels)}." if labels else ""
-    files = [f"docs/{prefix_of(subject)}-architecture.md"] if kind is WorkerType.PLANNER else []
-    return _Work(
-        key=(group, phase_rank(kind)),
-        worker_type=kind,
-        domain=domain_of(subject, kind),
-        title=shorten(f"{verb_for(kind)} {subject}", 80),
-        label=subject,
-        slug=_KIND_SLUGS[kind],
-        description=_IMPLIED_DESCRIPTIONS[kind].format(whole=_bounded(anchor.text), scope=scope),
-        files=files,
-    )
-
-
-def _distribute(works: list[_Work], files: list[str]) -> None:
+def _distribute(works: list[Work], files: list[str]) -> None:
     """Files named outside any item go to the implementation work, round robin."""
     targets = [w for w in works if w.worker_type is WorkerType.IMPLEMENTATION] or works
     for work, path in zip(itertools.cycle(targets), files, strict=False):
         work.files.append(path)
 
 
-def _levels(works: list[_Work]) -> list[list[_Work]]:
+def _levels(works: list[Work]) -> list[list[Work]]:
     ordered = sorted(works, key=lambda w: w.key)  # stable: reading order within a level
     return [list(level) for _, level in itertools.groupby(ordered, key=lambda w: w.key)]
 
 
-def _fit_count(levels: list[list[_Work]]) -> None:
+def _fit_count(levels: list[list[Work]]) -> None:
     """Merge work until at most :data:`MAX_SUBTASKS` remain: the smallest neighbours of the
     widest level first (parallel work), then consecutive levels (sequential work)."""
     while sum(map(len, levels)) > MAX_SUBTASKS:
@@ -320,7 +300,7 @@ def _fit_count(levels: list[list[_Work]]) -> None:
         levels[i : i + 2] = [[_merge(levels[i][0], levels[i + 1][0])]]
 
 
-def _merge(first: _Work, second: _Work) -> _Work:
+def _merge(first: Work, second: Work) -> Work:
     verbs = [first.title.split(" ", 1)[0], second.title.split(" ", 1)[0]]
     return replace(
         first,
@@ -331,19 +311,13 @@ def _merge(first: _Work, second: _Work) -> _Work:
         undeclared=[*first.undeclared, *second.undeclared],
         minutes=_minutes(first) + _minutes(second),
         size=first.size + second.size,
+        criteria=f"{first.criteria}; {second.criteria}"
+        if first.criteria and second.criteria
+        else "",
     )
 
 
-def _pad(levels: list[list[_Work]], subject: str, anchor: Item) -> None:
-    """A complex plan has at least 3 subtasks: add a planning step, then a verification step."""
-    if sum(map(len, levels)) < MIN_COMPLEX_SUBTASKS:
-        levels.insert(0, [_implied(WorkerType.PLANNER, _BEFORE_ALL, subject, anchor, [])])
-    if sum(map(len, levels)) < MIN_COMPLEX_SUBTASKS:
-        last = levels[-1][0].key[0] + 1
-        levels.append([_implied(WorkerType.TEST, last, subject, anchor, [])])
-
-
-def _fit_files(levels: list[list[_Work]]) -> None:
+def _fit_files(levels: list[list[Work]]) -> None:
     """At most 3 files per subtask: split file-heavy work into parallel parts while the subtask
     budget allows, otherwise keep 3 and name the rest in the description."""
     budget = MAX_SUBTASKS - sum(map(len, levels))
@@ -361,7 +335,7 @@ def _fit_files(levels: list[list[_Work]]) -> None:
             level[index : index + 1] = _parts(work, chunks)
 
 
-def _parts(work: _Work, chunks: list[list[str]]) -> list[_Work]:
+def _parts(work: Work, chunks: list[list[str]]) -> list[Work]:
     declared = {f for chunk in chunks for f in chunk}
     rest = [f for f in work.files if f not in declared]
     if len(chunks) == 1:
@@ -382,7 +356,7 @@ def _parts(work: _Work, chunks: list[list[str]]) -> list[_Work]:
 # --- subtasks --------------------------------------------------------------------------------
 
 
-def _subtasks(levels: list[list[_Work]], prefix: str, parent: str) -> list[PlanSubtask]:
+def _subtasks(levels: list[list[Work]], prefix: str, parent: str) -> list[PlanSubtask]:
     subtasks: list[PlanSubtask] = []
     previous: list[str] = []
     counter = itertools.count(1)
@@ -403,7 +377,8 @@ def _subtasks(levels: list[list[_Work]], prefix: str, parent: str) -> list[PlanS
                     estimated_duration_minutes=minutes,
                     estimated_tokens=subtask_tokens(minutes),
                     files_affected=work.files,
-                    success_criteria=success_criteria_for(work.worker_type, work.label, work.files),
+                    success_criteria=work.criteria
+                    or success_criteria_for(work.worker_type, work.label, work.files),
                 )
             )
             ids.append(subtask_id)
@@ -411,11 +386,11 @@ def _subtasks(levels: list[list[_Work]], prefix: str, parent: str) -> list[PlanS
     return subtasks
 
 
-def _minutes(work: _Work) -> int:
+def _minutes(work: Work) -> int:
     return work.minutes or subtask_minutes(work.worker_type, len(work.files))
 
 
-def _with_undeclared(work: _Work) -> str:
+def _with_undeclared(work: Work) -> str:
     if not work.undeclared:
         return work.description
     shown = ", ".join(work.undeclared[:10])

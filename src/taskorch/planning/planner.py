@@ -30,8 +30,17 @@ from taskorch.planning.completion import (
 )
 from taskorch.planning.heuristic import HeuristicPlanner
 from taskorch.planning.llm import LLMPlanner
+from taskorch.planning.notices import PlanWarning, limit_warnings, prompt_warnings
 from taskorch.planning.providers import Provider, build_provider, chosen_provider
-from taskorch.planning.text import MAX_ANALYZED_CHARS, Item, clean, require_text, split_items
+from taskorch.planning.text import (
+    MAX_ANALYZED_CHARS,
+    MAX_ITEMS,
+    Item,
+    all_items,
+    clean,
+    require_text,
+    split_items,
+)
 from taskorch.planning.wording import task_reference
 from taskorch.settings import Settings, load_settings
 
@@ -53,13 +62,19 @@ class PlanResult:
     cached: bool = False
     repaired: bool = False
     """The model's first answer was invalid and its one repair attempt succeeded."""
+    warnings: tuple[PlanWarning, ...] = ()
+    """What the planner left out (items beyond its limit); shown by :meth:`describe`."""
 
     @property
     def used_fallback(self) -> bool:
         return self.fallback_reason is not None
 
     def describe(self) -> str:
-        """One line for people: "anthropic (claude-...), cached" or "heuristic (fallback: ...)"."""
+        """One line for people: "anthropic (claude-...), cached" or "heuristic (fallback: ...)",
+        then any warning by name: "; warning items-beyond-limit: ..."."""
+        return self._made_by() + "".join(f"; warning {w}" for w in self.warnings)
+
+    def _made_by(self) -> str:
         if self.fallback_reason is not None:
             return f"heuristic (fallback: {self.fallback_reason})"
         if self.planner == HEURISTIC:
@@ -133,37 +148,45 @@ class TaskNLP:
         text = require_text(description)
         parent = task_reference(task_ref, text)
         if self._llm is None:
-            return PlanResult(await self._heuristic_plan(text, context, parent), HEURISTIC)
+            plan, warnings = await self._heuristic_plan(text, context, parent)
+            return PlanResult(plan, HEURISTIC, warnings=tuple(warnings))
         try:
             outcome = await self._llm.plan(text, context, parent)
         except PlannerError as exc:
             if not self.fallback:
                 raise
             log.warning("planner %s failed, using the heuristic plan: %s", self._llm.label, exc)
-            plan = await self._heuristic_plan(text, context, parent)
-            return PlanResult(plan, HEURISTIC, fallback_reason=exc.message)
+            plan, warnings = await self._heuristic_plan(text, context, parent)
+            return PlanResult(
+                plan, HEURISTIC, fallback_reason=exc.message, warnings=tuple(warnings)
+            )
         return PlanResult(
             outcome.plan,
             self._llm.provider.name,
             model=self._llm.provider.model,
             cached=outcome.cached,
             repaired=outcome.repaired,
+            warnings=tuple(prompt_warnings(text)),
         )
 
-    async def _heuristic_plan(self, text: str, context: str | None, parent: str) -> Plan:
+    async def _heuristic_plan(
+        self, text: str, context: str | None, parent: str
+    ) -> tuple[Plan, list[PlanWarning]]:
         # A requirement document can be large: keep the event loop free while it is read.
-        return await asyncio.to_thread(self.heuristic.plan, text, context, parent)
+        return await asyncio.to_thread(self.heuristic.plan_with_warnings, text, context, parent)
 
     async def parse_requirements(
         self, description: str, context: str | None = None
     ) -> Requirements:
         """The actionable items of a requirement, classified, with the requirement's metadata."""
         text = require_text(description)
-        items = split_items(text) or [Item(text[:MAX_ANALYZED_CHARS], 0)]
+        every = all_items(text)
+        items = every[:MAX_ITEMS] or [Item(text[:MAX_ANALYZED_CHARS], 0)]
         return Requirements(
             text=text,
             items=requirement_items(items),
             metadata=metadata_from_items(text, items, context),
+            warnings=[str(w) for w in limit_warnings(text, every)],
         )
 
     async def extract_task_metadata(self, description: str) -> TaskMetadata:

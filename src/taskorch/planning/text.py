@@ -55,6 +55,10 @@ class Item:
     text: str
     group: int
     umbrella: bool = False
+    listed: bool = False
+    """An item of the list under an umbrella (it may take the umbrella's kind of work)."""
+    step: bool = False
+    """A step of an explicit step list ("design -> build"): its own verb names its work."""
 
 
 # --- splitting -------------------------------------------------------------------------------
@@ -62,10 +66,22 @@ class Item:
 _BULLET = re.compile(r"^(?:[-*•+]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|;\s*")
 _SEQUENCE = re.compile(
-    r",?\s*\b(?:and\s+then|then|afterwards|after\s+that|finally|followed\s+by)\b[,:]?\s*",
+    r",?\s*(?:\b(?:and\s+then|then|afterwards|after\s+that|finally|followed\s+by)\b[,:]?|"
+    r"(?<=\s)(?:-+>|=+>)(?=\s)|[→⇒⟶➔➜➝➞])\s*",
     re.IGNORECASE,
 )
-_AFTER = re.compile(r"^(?P<first>.+?),?\s+\bafter\b\s+(?P<second>.+)$", re.IGNORECASE)
+_ARROW = re.compile(r"\s(?:-+>|=+>)\s|[→⇒⟶➔➜➝➞]")
+"""A step arrow: unicode anywhere, ASCII ones between blanks ("x->y" is code, not a step)."""
+_ORDER_WORDS = re.compile(
+    r",?\s*\b(?:(?:the\s+following\s+)?steps?|stages?|phases?|"
+    r"in\s+(?:this|that|the\s+following|the\s+given)?\s*(?:order|sequence)|sequentially|"
+    r"one\s+after\s+(?:the\s+)?(?:other|another)|step\s+by\s+step)\b",
+    re.IGNORECASE,
+)
+"""Words that make a list a sequence: "steps:", "in this order:", "sequentially:"."""
+_HEADED = re.compile(r"^(?P<head>[^:]+?):\s*(?P<rest>.*)$")
+_STEP_SEPARATOR = re.compile(r"\s*(?:,\s*(?:and\s+|then\s+)?|;\s*|\s+and\s+then\s+)")
+_AFTER = re.compile(r"^(?P<first>.+?),?\s+\b(?:after|once)\b\s+(?P<second>.+)$", re.IGNORECASE)
 _BEFORE = re.compile(r"^(?P<first>.+?),?\s+\bbefore\b\s+(?P<second>.+)$", re.IGNORECASE)
 _LEADING_AFTER = re.compile(r"^(?:once|after)\s+(?P<first>[^,]+),\s*(?P<second>.+)$", re.IGNORECASE)
 _LEADING_BEFORE = re.compile(r"^before\s+(?P<first>[^,]+),\s*(?P<second>.+)$", re.IGNORECASE)
@@ -92,33 +108,91 @@ ACTION_VERBS = word_set(
     monitor clean cleanup expose provide move split merge wire make benchmark profile measure
     automate containerize dockerize localize translate lint debug troubleshoot resolve handle
     prevent ensure run execute bump pin sync send fetch parse backup restore schedule adopt use
-    allow show display hide reduce increase speed"""
+    allow show display hide reduce increase speed backfill seed drop populate copy cover"""
 )
 """Verbs that start an instruction; used to tell "and <new instruction>" from "a and b"."""
 
 
 def split_items(text: str) -> list[Item]:
     """Cut a cleaned requirement into items, in reading order, at most :data:`MAX_ITEMS`."""
+    return all_items(text)[:MAX_ITEMS]
+
+
+def all_items(text: str) -> list[Item]:
+    """Every item of the analysed part of a cleaned requirement (planners keep the first
+    :data:`MAX_ITEMS` and say so when there are more)."""
     items: list[Item] = []
     group = 0
-    for sentence in _sentences(text[:MAX_ANALYZED_CHARS]):
-        # "Then ..." at the start of a sentence orders it after the sentence before.
-        follows = bool(items) and bool(_SEQUENCE.match(sentence))
-        for position, clause in enumerate(_ordered_clauses(sentence)):
-            if position or follows:
+    ordered = False  # inside a list introduced by "Steps:" or "In this order:"
+    for line in text[:MAX_ANALYZED_CHARS].split("\n"):
+        stripped = line.strip()
+        bullet = bool(_BULLET.match(stripped))
+        body = _BULLET.sub("", stripped)
+        if not _has_word(body):
+            ordered = False
+            continue
+        if body.endswith(":"):
+            # A header line names the list under it; its order words make the list a sequence.
+            ordered = bool(_ORDER_WORDS.search(body))
+            if ordered and any(not i.umbrella for i in items[-1:]):
                 group += 1
-                follows = False
-            items.extend(Item(part, group, umbrella) for part, umbrella in _clause_items(clause))
-            if len(items) >= MAX_ITEMS:
-                return items[:MAX_ITEMS]
+            head = _ORDER_WORDS.sub("", body.rstrip(":")).strip(" ,")
+            if _has_word(head):
+                items.append(Item(head, group, umbrella=True))
+            continue
+        if ordered and bullet and any(not i.umbrella for i in items[-1:]):
+            group += 1
+        ordered = ordered and bullet
+        for sentence in _line_sentences(body):
+            group = _sentence_items(sentence, items, group)
     return items
 
 
-def _sentences(text: str) -> list[str]:
-    sentences: list[str] = []
-    for line in text.split("\n"):
-        line = _BULLET.sub("", line.strip())
-        sentences.extend(s.strip(" .!?") for s in _SENTENCE_END.split(line))
+def _sentence_items(sentence: str, items: list[Item], group: int) -> int:
+    """Append the items of one sentence to ``items``; the group the next sentence starts in."""
+    steps = _steps(sentence)
+    if steps is not None:
+        head, parts = steps
+        if any(not i.umbrella for i in items[-1:]):
+            group += 1
+        if head:
+            items.append(Item(head, group, umbrella=True))
+        for position, part in enumerate(parts):
+            group += 1 if position else 0
+            found = _clause_items(part)
+            items.extend(Item(p, group, umbrella, True, True) for p, umbrella in found)
+        return group
+    # "Then ..." at the start of a sentence orders it after the sentence before.
+    follows = bool(items) and bool(_SEQUENCE.match(sentence))
+    for position, clause in enumerate(_ordered_clauses(sentence)):
+        if position or follows:
+            group += 1
+            follows = False
+        found = _clause_items(clause)
+        listed = any(umbrella for _, umbrella in found)
+        items.extend(Item(part, group, umbrella, listed) for part, umbrella in found)
+    return group
+
+
+def _steps(sentence: str) -> tuple[str, list[str]] | None:
+    """An explicit step list as (head, steps in order): "Build X: design → implement → test",
+    "In this order: write the schema, generate the client, update the docs"; else None."""
+    headed = _HEADED.match(sentence)
+    head, rest = (headed["head"].strip(), headed["rest"]) if headed else ("", sentence)
+    if _ARROW.search(rest):
+        parts = _ARROW.split(rest)
+    elif headed and _ORDER_WORDS.search(head):
+        parts = _STEP_SEPARATOR.split(rest)
+    else:
+        return None
+    steps = [p.strip(" ,.") for p in parts if _has_word(p)]
+    if len(steps) < 2:
+        return None
+    return _ORDER_WORDS.sub("", head).strip(" ,"), steps
+
+
+def _line_sentences(line: str) -> list[str]:
+    sentences = (s.strip(" .!?") for s in _SENTENCE_END.split(line))
     return [s for s in sentences if _has_word(s)]
 
 
@@ -158,7 +232,7 @@ def _is_step(text: str) -> bool:
 
 
 def _clause_items(clause: str) -> list[tuple[str, bool]]:
-    """A clause's items as (text, umbrella) pairs."""
+    """A clause's items as (text, umbrella) pairs; after an umbrella come its list's items."""
     enumeration = _ENUMERATION.match(clause)
     if enumeration and _has_word(enumeration["head"]):
         parts = [_tidy(p) for p in _LIST_SEPARATOR.split(enumeration["list"])]
@@ -191,7 +265,7 @@ _AUXILIARY_WORDS = re.compile(
 
 
 _SUPPORTING_VERBS = word_set(
-    "test verify validate audit scan review document describe deploy release ship publish"
+    "test verify validate audit scan review document describe deploy release ship publish cover"
 )
 """Verbs of supporting work: "deploy with the CI pipeline" is one step, not two."""
 

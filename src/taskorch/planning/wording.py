@@ -9,6 +9,8 @@ import hashlib
 import re
 
 from taskorch.domain.plan import WorkerType
+from taskorch.planning.classify import worker_type_of
+from taskorch.planning.shapes import cut_clause
 from taskorch.planning.text import ACTION_VERBS, extract_files, leading_word, shorten, word_set
 
 TITLE_CHARS = 80
@@ -34,6 +36,8 @@ _GENERIC = re.compile(
 """Items that name only a kind of work ("security audit", "docs"); their title names the subject."""
 _LEADING_FILLER = word_set("a an the all new our some every")
 _PREFIX_CHARS = 12
+_SUBJECT_WORDS = 40
+"""A subject is a noun phrase: words beyond these never make it into the 60 characters."""
 _SLUG_WORDS = 3
 _SLUG_CHARS = 24
 
@@ -50,7 +54,7 @@ def subject_of(text: str) -> str:
         start += 1
     if start == len(words):
         return shorten(text, SUBJECT_CHARS)
-    return shorten(" ".join(words[start:]), SUBJECT_CHARS)
+    return shorten(cut_clause(" ".join(words[start : start + _SUBJECT_WORDS])), SUBJECT_CHARS)
 
 
 def _without_files(text: str) -> str:
@@ -104,16 +108,99 @@ def verb_for(worker_type: WorkerType) -> str:
 
 
 def title_for(item_text: str, worker_type: WorkerType, subject: str) -> tuple[str, str]:
-    """(title, label) of an item: an instruction keeps its wording; a bare noun phrase gets the
-    verb of its worker type ("login" -> "Implement login", "docs" -> "Document <subject>")."""
-    if leading_word(item_text) in ACTION_VERBS:
-        return shorten(_capitalised(item_text), TITLE_CHARS), subject_of(item_text)
+    """(title, label) of an item, always a verb and its object: an instruction keeps its wording;
+    a bare verb ("design" in "design → implement") takes the subject; a noun phrase gets the verb
+    of its worker type ("login" -> "Implement login", "smoke tests pass" -> "Run smoke tests",
+    "docs" -> "Document <subject>")."""
+    verb = leading_word(item_text)
+    if verb in _PRONOUNS and leading_word(item_text.split(" ", 1)[-1]) in ACTION_VERBS:
+        return title_for(item_text.split(" ", 1)[1], worker_type, subject)  # "you write X"
+    if verb in ACTION_VERBS and worker_type_of(item_text) is not worker_type:
+        # a listed section that took its head's kind: "upgrade steps" in a guide is documented
+        return title_for(f"the {item_text}", worker_type, subject)
+    if verb in ACTION_VERBS:
+        rest = subject_of(item_text)
+        if rest == item_text or leading_word(rest) == verb:  # nothing but the verb
+            return shorten(f"{capitalised(verb)} {subject}", TITLE_CHARS), subject
+        return shorten(capitalised(item_text), TITLE_CHARS), rest
     if worker_type is WorkerType.IMPLEMENTATION:
         label = shorten(item_text, SUBJECT_CHARS)
         return shorten(f"{verb_for(worker_type)} {label}", TITLE_CHARS), label
     if _GENERIC.fullmatch(item_text.lower()):
         return shorten(f"{verb_for(worker_type)} {subject}", TITLE_CHARS), subject
-    return shorten(_capitalised(item_text), TITLE_CHARS), shorten(item_text, SUBJECT_CHARS)
+    if ":" in item_text:  # a labelled line ("Done when: ..."): its own words read best
+        return shorten(capitalised(item_text), TITLE_CHARS), shorten(item_text, SUBJECT_CHARS)
+    phrase = cut_clause(item_text)
+    first, _, rest = phrase.partition(" ")
+    if first.lower() in _HAVING and rest:  # an acceptance criterion: "has tests"
+        phrase = rest
+    verb = _NOUN_VERBS[worker_type]
+    if worker_type is WorkerType.DOCUMENTATION and not _DOC_NOUN.search(phrase):
+        verb = verb_for(worker_type)  # "Document installation", but "Write a user guide"
+    return shorten(f"{verb} {phrase}", TITLE_CHARS), shorten(phrase, SUBJECT_CHARS)
+
+
+_NOUN_VERBS: dict[WorkerType, str] = {
+    WorkerType.PLANNER: "Write",
+    WorkerType.IMPLEMENTATION: "Implement",
+    WorkerType.TEST: "Run",
+    WorkerType.AUDIT: "Carry out",
+    WorkerType.DOCUMENTATION: "Write",
+    WorkerType.DEPLOY: "Carry out",
+}
+"""The verb a noun phrase of each kind of work takes: "Run smoke tests", "Write a user guide"."""
+_DOC_NOUN = re.compile(
+    r"\b(?:docs?|documentation|guides?|readme|manual|tutorials?|changelog|runbook|reference|"
+    r"faq|notes|docstrings?|page)\b",
+    re.IGNORECASE,
+)
+_CREATION = word_set("add build create implement develop introduce design make set setup write")
+_HAVING = word_set("has have includes include with")
+_PRONOUNS = word_set("you we i they someone")
+_ADDING = word_set("add introduce integrate")
+_NOUNS = {
+    "migrate": "migration", "upgrade": "upgrade", "update": "update", "refactor": "refactoring",
+    "replace": "replacement", "remove": "removal", "delete": "removal", "rename": "renaming",
+    "move": "move", "port": "port", "convert": "conversion", "fix": "fix", "rewrite": "rewrite",
+    "optimize": "optimisation", "optimise": "optimisation", "improve": "improvement",
+    "extend": "extension", "integrate": "integration", "configure": "configuration",
+    "install": "installation", "split": "split", "merge": "merge", "patch": "patch",
+    "deploy": "deployment", "release": "release", "ship": "release", "publish": "publication",
+}  # fmt: skip
+
+
+def verify_title(step: str) -> str:
+    """The title of a check after a step: "deploy to staging" -> "Verify the deployment to
+    staging", "Run smoke tests" -> "Verify smoke tests"."""
+    if leading_word(step) in _PRONOUNS:
+        step = step.split(" ", 1)[-1]
+    verb = leading_word(step)
+    rest = subject_of(step)
+    if verb in _NOUNS and rest != step:
+        joint = " " if rest.split(" ", 1)[0].lower() in _STOPWORDS else " of "
+        return shorten(f"Verify the {_NOUNS[verb]}{joint}{rest}", TITLE_CHARS)
+    return shorten(f"Verify {rest}", TITLE_CHARS)
+
+
+def plan_subject(anchor_text: str) -> str:
+    """What a whole plan is about, as a noun phrase its steps' titles can name: "Add retries to
+    the client" is about "retries in the client" ("Test retries in the client")."""
+    subject = subject_of(anchor_text)
+    if leading_word(anchor_text) in _ADDING:
+        subject = re.sub(r"^(.+?) (?:to|into) ", r"\1 in ", subject, count=1)
+    return subject
+
+
+def implied_title(worker_type: WorkerType, anchor_text: str, subject: str) -> str:
+    """The title of work the planner adds. Something being built is named by its subject
+    ("Design authentication system"); a change to something existing by the change ("Plan the
+    migration of user sessions from Redis to PostgreSQL")."""
+    verb = leading_word(anchor_text)
+    if verb in _CREATION or verb not in ACTION_VERBS:
+        return shorten(f"{verb_for(worker_type)} {subject}", TITLE_CHARS)
+    change = f"the {_NOUNS[verb]} of" if verb in _NOUNS else "the changes to"
+    lead = "Plan" if worker_type is WorkerType.PLANNER else verb_for(worker_type)
+    return shorten(f"{lead} {change} {subject}", TITLE_CHARS)
 
 
 def merged_title(verbs: list[str], labels: list[str], titles: list[str]) -> str:
@@ -145,7 +232,7 @@ def success_criteria_for(worker_type: WorkerType, label: str, files: list[str]) 
             "maps every requirement item to a subtask"
         ),
         WorkerType.IMPLEMENTATION: (
-            f"{_capitalised(label)} works as described{where}; the code builds and the existing "
+            f"{capitalised(label)} works as described{where}; the code builds and the existing "
             "test suite passes"
         ),
         WorkerType.TEST: (
@@ -161,13 +248,13 @@ def success_criteria_for(worker_type: WorkerType, label: str, files: list[str]) 
             "examples run as written"
         ),
         WorkerType.DEPLOY: (
-            f"{_capitalised(label)} is deployed by the pipeline and its health check passes"
+            f"{capitalised(label)} is deployed by the pipeline and its health check passes"
         ),
     }
     return criteria[worker_type]
 
 
-def _capitalised(text: str) -> str:
+def capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 

@@ -365,9 +365,9 @@ class Worker:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()  # our own deadline, as asyncio.timeout does
-            outcome = self._failure(running, TimeoutError())
+            outcome = await self._failure(running, TimeoutError())
         except Exception as exc:
-            outcome = self._failure(running, exc)
+            outcome = await self._failure(running, exc)
         finally:
             if running.deadline is not None:
                 running.deadline.finished_one()
@@ -388,7 +388,7 @@ class Worker:
             cost_usd=result.cost_usd,
         )
 
-    def _failure(self, running: _Running, exc: Exception) -> Outcome:
+    async def _failure(self, running: _Running, exc: Exception) -> Outcome:
         subtask = running.subtask
         error = self.recovery.classify(exc)
         if isinstance(exc, TimeoutError):
@@ -411,7 +411,7 @@ class Worker:
                 decision = RetryDecision(False, reason="too many interrupted attempts")
         else:
             tries = agent_tries(subtask.attempts, subtask.interrupted)
-            decision = self.recovery.decide(error, tries)
+            decision = await self.recovery.recover(error, tries, subtask)
         now = self.queue.now
         common = {
             "agent_id": running.agent_id,

@@ -48,6 +48,16 @@ class TrackRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """What an agent's finished attempts spent (as reported) and took, in all."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingWrite:
     """Where a subtask goes (``agent_id``; None while it waits) and why it waits (``note``)."""
 
@@ -65,6 +75,19 @@ class AgentStats:
         async with self.connector.transaction(write=False) as tx:
             rows = await tx.fetchall("agent_track_records")
         return {str(row["agent_id"]): _record(row) for row in rows}
+
+    async def usage(self) -> dict[str, Usage]:
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("agent_usage")
+        return {
+            str(row["agent_id"]): Usage(
+                int(row["tokens_in"]),
+                int(row["tokens_out"]),
+                round(float(row["cost_usd"]), 6),
+                round(float(row["total_s"]), 3),
+            )
+            for row in rows
+        }
 
     async def load(self) -> dict[str, int]:
         """Attempts running now, by agent."""

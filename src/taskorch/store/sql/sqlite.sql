@@ -473,3 +473,15 @@ ORDER BY end_time;
 
 -- name: delete_workflow_events
 DELETE FROM events WHERE workflow_id = :workflow_id RETURNING id;
+
+-- name: agent_usage
+-- What each agent's finished attempts spent and took in all (the Python API's statistics):
+-- tokens and cost as the agents reported them, seconds from start to end.
+SELECT agent_id,
+       COALESCE(SUM(tokens_in), 0) AS tokens_in,
+       COALESCE(SUM(tokens_out), 0) AS tokens_out,
+       COALESCE(SUM(cost_usd), 0) AS cost_usd,
+       COALESCE(SUM((julianday(ended_at) - julianday(started_at)) * 86400.0), 0) AS total_s
+FROM attempts
+WHERE ended_at IS NOT NULL AND agent_id IS NOT NULL AND outcome NOT IN ('running', 'cancelled')
+GROUP BY agent_id;

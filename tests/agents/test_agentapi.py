@@ -67,14 +67,14 @@ async def test_happy_path_sends_once_follows_events_and_returns_the_trimmed_repl
     assert seen[0].workdir == repo
 
 
-async def test_busy_agent_is_a_retryable_resource_error_and_nothing_is_sent() -> None:
+async def test_busy_agent_is_a_retryable_busy_error_and_nothing_is_sent() -> None:
     with FakeAgentApi(busy=True) as fake:
         with pytest.raises(AgentError) as caught:
             await adapter(fake, busy_retry_after_s=7).run(agent_task(), Beats())
         assert fake.posts() == []
         fake.finish_busy_turn()
         result = await adapter(fake).run(agent_task(), Beats())  # the retry goes through
-    assert caught.value.error_class == "resource"
+    assert caught.value.error_class == "busy"
     assert caught.value.retryable
     assert caught.value.retry_after_s == 7
     assert result.output == "Done: the change is made."
@@ -85,7 +85,7 @@ async def test_busy_answer_to_the_post_is_recognised_by_its_text() -> None:
         with pytest.raises(AgentError) as caught:
             await adapter(fake).run(agent_task(), Beats())
         assert fake.user_messages == []
-    assert caught.value.error_class == "resource"
+    assert caught.value.error_class == "busy"
     assert caught.value.retryable
     assert "waiting for user input" in caught.value.message
 

@@ -404,8 +404,10 @@ class Worker:
                 error.message,
             )
             self._avoid[subtask.workflow_id] = time.monotonic() + HOST_AVOID_S
-        interrupted = error.error_class == ErrorClass.HOST
-        if interrupted:  # not the agent's try: counted apart, against the host policy and cap
+        # Not the agent's try (the host failed, or the agent was busy and got nothing): counted
+        # apart, against the class's policy and the cap on interrupted attempts.
+        interrupted = error.error_class in (ErrorClass.HOST, ErrorClass.BUSY)
+        if interrupted:
             decision = self.recovery.decide(error, subtask.interrupted + 1)
             if subtask.interrupted + 1 >= self.config.max_interrupted:
                 decision = RetryDecision(False, reason="too many interrupted attempts")
@@ -428,12 +430,16 @@ class Worker:
                 next_agent = (
                     self._other_agent(subtask.agent_id) if decision.reassign else subtask.agent_id
                 )
+            delay_s = decision.delay_s
+            if error.error_class == ErrorClass.BUSY and next_agent != subtask.agent_id:
+                # another capable agent takes it now, unless agents have been busy before
+                delay_s = 0.0 if subtask.interrupted == 0 else delay_s
             return Outcome(
                 subtask,
                 "retry",
                 running.started_at,
                 now,
-                run_after=now + timedelta(seconds=decision.delay_s),
+                run_after=now + timedelta(seconds=delay_s),
                 next_agent_id=next_agent,
                 interrupted=interrupted,
                 **common,  # type: ignore[arg-type]

@@ -246,8 +246,9 @@ def a_turn_then(error: Model) -> Model:
             True,
         ),
         (dropping, "network", True),
+        (failing(400, "invalid_request_error", "prompt is too long"), "validation", False),
     ],
-    ids=["401", "429", "529", "500", "500-after-401-tokens", "dropped"],
+    ids=["401", "429", "529", "500", "500-after-401-tokens", "dropped", "400"],
 )
 async def test_claudes_api_errors_are_classified_from_its_own_words(
     tmp_path: Path,

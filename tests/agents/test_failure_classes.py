@@ -112,8 +112,9 @@ sys.exit(0)
         ("claude-json", claude_report(REJECTION_400, is_error=False, status=400)),
         ("claude-json", claude_report(REJECTION_400, is_error=True, status=400)),
         ("text", REJECTION_400),
+        ("aider", f"litellm.BadRequestError: AnthropicException - {REJECTION_400[15:]}"),
     ],
-    ids=["claude-exit-0", "claude-is-error", "text-exit-0"],
+    ids=["claude-exit-0", "claude-is-error", "text-exit-0", "aider-exit-0"],
 )
 async def test_a_400_behind_an_agent_fails_on_the_first_attempt(
     store: Store, tmp_path: Path, report: str, printed: str

@@ -3,15 +3,16 @@ requirement is simple; a simple task without the flag runs as one subtask."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.test_pipeline import Agent, RecordingDelivery, heuristic
-from taskorch.domain.models import NewTask
-from taskorch.domain.plan import WorkerType
-from taskorch.engine.pipeline import Pipeline
+from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
+from taskorch.domain.models import JSONDict, NewTask, Subtask, Task, Workflow
+from taskorch.domain.plan import Plan, WorkerType
+from taskorch.engine.pipeline import Pipeline, ValidationOutcome
 from taskorch.engine.runner import drive
 from taskorch.planning.heuristic import HeuristicPlanner
 from taskorch.planning.orchestration import full_plan, orchestration_required
@@ -22,6 +23,48 @@ from taskorch.store import Store
 from taskorch.store.queue import SubtaskQueue
 
 SIMPLE = "Fix bug in dashboard/server/index.js line 42"
+
+
+class NoGit:
+    """The code delivery as a no-op (the git delivery has its own tests)."""
+
+    async def target(self, task: Task, options: JSONDict) -> JSONDict:
+        return options
+
+    async def prepare(self, workflow: Workflow, plan: Plan) -> Plan:
+        return plan
+
+    async def verify(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> dict[str, str]:
+        return {}
+
+    async def open_pull_request(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> JSONDict:
+        return {"branch": f"taskorch/{workflow.id}"}
+
+    async def validate(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> ValidationOutcome:
+        return ValidationOutcome(True, "tests passed")
+
+    async def merge(self, workflow: Workflow) -> JSONDict:
+        return {"base": "main"}
+
+    async def cleanup(self, workflow: Workflow, *, cancelled: bool) -> None:
+        return None
+
+
+class Agent:
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return "test-agent"
+
+    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        self.runs.append(task.subtask.key)
+        return AgentResult(True, f"did {task.subtask.key}")
+
+
+async def heuristic(text: str, context: str | None, ref: str) -> tuple[Plan, str]:
+    return HeuristicPlanner().plan(text, context, ref), "heuristic"
 
 
 @pytest.mark.parametrize(
@@ -66,7 +109,7 @@ def test_a_simple_plan_becomes_plan_work_test_audit_in_stages() -> None:
 
 async def test_process_honours_the_flag(store: Store, tmp_path: Path) -> None:
     events = EventBus()
-    pipeline = Pipeline(store, heuristic, RecordingDelivery(), publish=events.publish)
+    pipeline = Pipeline(store, heuristic, NoGit(), publish=events.publish)
     flagged = await store.create_task(
         NewTask.create(SIMPLE, metadata={"orchestration_required": True})
     )

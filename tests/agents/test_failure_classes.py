@@ -13,7 +13,7 @@ import pytest
 from agents.support import agent_task
 from agents.test_adapters_in_worker import one_subtask, worker_for
 from taskorch.agents.cli_agent import CliAgentAdapter, CliTemplate
-from taskorch.agents.cli_reports import parse_claude, parse_report
+from taskorch.agents.cli_reports import ReportFormat, parse_report
 from taskorch.agents.outcome import classify_failure, model_rejection
 from taskorch.agents.process import ProcessResult
 from taskorch.domain.errors import AgentError
@@ -88,13 +88,25 @@ def claude_report(result: str, *, is_error: bool, status: int | None) -> str:
     )
 
 
-def test_a_rejected_request_behind_an_exit_0_claude_is_not_retryable() -> None:
-    stdout = claude_report(REJECTION_400, is_error=False, status=400)
-    agent = CliAgentAdapter("claude-code")
+EXIT_0_REJECTIONS = [
+    ("claude-json", claude_report(REJECTION_400, is_error=False, status=400)),
+    ("claude-json", claude_report(REJECTION_400, is_error=True, status=400)),
+    ("text", REJECTION_400),
+    ("aider", f"litellm.BadRequestError: AnthropicException - {REJECTION_400[15:]}"),
+]
+EXIT_0_IDS = ["claude-exit-0", "claude-is-error", "text-exit-0", "aider-exit-0"]
+
+
+@pytest.mark.parametrize(("report", "printed"), EXIT_0_REJECTIONS, ids=EXIT_0_IDS)
+def test_a_rejected_request_behind_an_exit_0_agent_is_not_retryable(
+    report: ReportFormat, printed: str
+) -> None:
+    agent = CliAgentAdapter(CliTemplate("fake", ("fake", "{prompt}"), report=report))
+    process = ProcessResult(0, printed, "", False)
     with pytest.raises(AgentError) as caught:
-        agent.judge(agent_task(), ProcessResult(0, stdout, "", False), parse_claude(stdout), None)
+        agent.judge(agent_task(), process, parse_report(report, printed), None)
     assert (caught.value.error_class, caught.value.retryable) == ("validation", False)
-    assert caught.value.message.startswith("claude-code exited 0 but the model API rejected")
+    assert caught.value.message.startswith("fake ")
 
 
 CLI_CONFIG = WorkerConfig(concurrency=1, lease_s=10.0, timeout_s=30.0, poll_s=0.05)
@@ -108,22 +120,17 @@ sys.exit(0)
 
 @pytest.mark.parametrize(
     ("report", "printed"),
-    [
-        ("claude-json", claude_report(REJECTION_400, is_error=False, status=400)),
-        ("claude-json", claude_report(REJECTION_400, is_error=True, status=400)),
-        ("text", REJECTION_400),
-        ("aider", f"litellm.BadRequestError: AnthropicException - {REJECTION_400[15:]}"),
-    ],
-    ids=["claude-exit-0", "claude-is-error", "text-exit-0", "aider-exit-0"],
+    [EXIT_0_REJECTIONS[0], EXIT_0_REJECTIONS[3]],
+    ids=[EXIT_0_IDS[0], EXIT_0_IDS[3]],
 )
 async def test_a_400_behind_an_agent_fails_on_the_first_attempt(
-    store: Store, tmp_path: Path, report: str, printed: str
+    store: Store, tmp_path: Path, report: ReportFormat, printed: str
 ) -> None:
     workflow_id = await one_subtask(store)
     script = tmp_path / "agent.py"
     script.write_text(FAKE_CLI)
-    template = CliTemplate.custom([sys.executable, str(script), printed, "{prompt}"])
-    template = CliTemplate(template.name, template.argv, report=report)  # type: ignore[arg-type]
+    argv = (sys.executable, str(script), printed, "{prompt}")
+    template = CliTemplate("fake", argv, report=report)
     agent = CliAgentAdapter(template)
     assert parse_report(template.report, printed).text  # the fake prints what it is given
     stats = await worker_for(store, agent, tmp_path, CLI_CONFIG).run(once=True)

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,14 @@ FAST: dict[str, Any] = {
 def server() -> Iterator[FakeAgentApi]:
     with FakeAgentApi() as fake:
         yield fake
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Block (in a thread) until ``condition`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
 
 
 def adapter(fake: FakeAgentApi | str, **kw: Any) -> AgentApiAdapter:
@@ -126,7 +134,11 @@ async def test_server_killed_mid_turn_is_a_retryable_network_error() -> None:
     fake.start()
     try:
         run = asyncio.create_task(adapter(fake).run(agent_task(), Beats()))
-        await asyncio.sleep(0.3)
+        # mid-turn: the message accepted and its events followed (not a fixed time: a loaded
+        # machine may not even have asked for the status yet)
+        await asyncio.to_thread(
+            wait_until, lambda: bool(fake.user_messages and fake.streams_opened)
+        )
         await asyncio.to_thread(fake.kill)
         with pytest.raises(AgentError) as caught:
             await asyncio.wait_for(run, 5)

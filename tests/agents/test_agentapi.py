@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,14 @@ FAST: dict[str, Any] = {
 def server() -> Iterator[FakeAgentApi]:
     with FakeAgentApi() as fake:
         yield fake
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Block (in a thread) until ``condition`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
 
 
 def adapter(fake: FakeAgentApi | str, **kw: Any) -> AgentApiAdapter:
@@ -67,14 +75,14 @@ async def test_happy_path_sends_once_follows_events_and_returns_the_trimmed_repl
     assert seen[0].workdir == repo
 
 
-async def test_busy_agent_is_a_retryable_resource_error_and_nothing_is_sent() -> None:
+async def test_busy_agent_is_a_retryable_busy_error_and_nothing_is_sent() -> None:
     with FakeAgentApi(busy=True) as fake:
         with pytest.raises(AgentError) as caught:
             await adapter(fake, busy_retry_after_s=7).run(agent_task(), Beats())
         assert fake.posts() == []
         fake.finish_busy_turn()
         result = await adapter(fake).run(agent_task(), Beats())  # the retry goes through
-    assert caught.value.error_class == "resource"
+    assert caught.value.error_class == "busy"
     assert caught.value.retryable
     assert caught.value.retry_after_s == 7
     assert result.output == "Done: the change is made."
@@ -85,7 +93,7 @@ async def test_busy_answer_to_the_post_is_recognised_by_its_text() -> None:
         with pytest.raises(AgentError) as caught:
             await adapter(fake).run(agent_task(), Beats())
         assert fake.user_messages == []
-    assert caught.value.error_class == "resource"
+    assert caught.value.error_class == "busy"
     assert caught.value.retryable
     assert "waiting for user input" in caught.value.message
 
@@ -126,7 +134,11 @@ async def test_server_killed_mid_turn_is_a_retryable_network_error() -> None:
     fake.start()
     try:
         run = asyncio.create_task(adapter(fake).run(agent_task(), Beats()))
-        await asyncio.sleep(0.3)
+        # mid-turn: the message accepted and its events followed (not a fixed time: a loaded
+        # machine may not even have asked for the status yet)
+        await asyncio.to_thread(
+            wait_until, lambda: bool(fake.user_messages and fake.streams_opened)
+        )
         await asyncio.to_thread(fake.kill)
         with pytest.raises(AgentError) as caught:
             await asyncio.wait_for(run, 5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,8 +247,15 @@ def a_turn_then(error: Model) -> Model:
             True,
         ),
         (dropping, "network", True),
+        (
+            failing(
+                400, "invalid_request_error", "messages.0: text content blocks must be non-empty"
+            ),
+            "validation",
+            False,
+        ),
     ],
-    ids=["401", "429", "529", "500", "500-after-401-tokens", "dropped"],
+    ids=["401", "429", "529", "500", "500-after-401-tokens", "dropped", "400"],
 )
 async def test_claudes_api_errors_are_classified_from_its_own_words(
     tmp_path: Path,
@@ -327,3 +335,19 @@ def test_the_fake_api_speaks_the_protocol_of_anthropics_own_sdk() -> None:
         ("/v1/messages", True),
         ("/v1/messages", None),
     ]
+
+
+@pytest.mark.usefixtures("claude_env")
+async def test_claude_with_its_api_refusing_connections_is_a_network_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on once the socket is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")
+    agent = CliAgentAdapter("claude-code", executable=claude_bin())
+    with pytest.raises(AgentError) as caught:
+        await agent.run(agent_task(workdir=init_repo(tmp_path / "repo")), Beats())
+    assert (caught.value.error_class, caught.value.retryable) == ("network", True)
+    assert "claude-code exited 1: " in caught.value.message

@@ -3,7 +3,7 @@
 One turn, following the contract in ``shared/contracts/README.md``:
 
 1. ``GET /status``: ``running`` means the agent is busy with another turn (retryable
-   ``resource`` error with a short Retry-After); ``GET /messages`` records where history ends.
+   ``busy`` error with a short Retry-After); ``GET /messages`` records where history ends.
 2. ``POST /message {"content", "type": "user"}`` with a generous read timeout (it blocks until the
    agent has started). A 500 problem document whose ``errors[0].message`` says the message "can
    only be sent when the agent is waiting for user input" is the same busy error. If the connection

@@ -7,7 +7,8 @@ malformed messages skipped. Every failure comes out as an :class:`AgentError` wi
 - 400 text/plain "Invalid host header": non-retryable ``dependency`` (start agentapi with
   ``--allowed-hosts``); 401/403: non-retryable ``auth``;
 - the 500 problem document whose ``errors[0].message`` says the message "can only be sent when the
-  agent is waiting for user input": the agent is busy, retryable ``resource`` with a Retry-After;
+  agent is waiting for user input": the agent is busy, retryable ``busy`` with a Retry-After (the
+  worker does not count it as the agent's try and sends the subtask to another capable agent);
 - 500 "timeout waiting for condition" (the agent never reacted): ``agent``; 429: ``rate_limit``;
   other 5xx: ``service_unavailable``; other 4xx: non-retryable ``validation``;
 - connection errors: ``network`` (``timeout`` for timeouts).
@@ -165,7 +166,7 @@ class AgentApiClient:
     def busy(self, why: str) -> AgentError:
         return AgentError(
             f"agent behind {self.base_url} is busy: {why}",
-            error_class=ErrorClass.RESOURCE.value,
+            error_class=ErrorClass.BUSY.value,
             retry_after_s=self.busy_retry_after_s,
         )
 

@@ -28,6 +28,9 @@ Judging a run (exit codes don't say whether the work was done):
 - changes or new commits in the worktree: success;
 - no change in a git worktree and the reply ends with a question: :class:`NeedsInputError`
   (without a worktree to look at, ``data["question"]`` is set and validation decides);
+- exit 0 with no change, but the model API rejected the request (the API status in Claude's
+  report is 400/404/413/422, or the reply starts with "API Error: 400 ..."): non-retryable
+  ``validation`` error at once (the same request is rejected again);
 - no change where changes are expected (``files_affected`` set, or an implementation, test or
   documentation subtask; ``require_changes`` overrides): a failed attempt (``agent``, retryable);
 - otherwise (an audit, a plan, or no git worktree to look at): success only with a report of
@@ -49,7 +52,13 @@ from typing import Any
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.agents.changes import Changes, changes_since, remove_litter, snapshot
 from taskorch.agents.cli_reports import AgentReport, ReportFormat, parse_report
-from taskorch.agents.outcome import NeedsInputError, classify_failure, tail, waiting_question
+from taskorch.agents.outcome import (
+    NeedsInputError,
+    classify_failure,
+    model_rejection,
+    tail,
+    waiting_question,
+)
 from taskorch.agents.process import (
     OUTPUT_CAP_BYTES,
     ProcessResult,
@@ -288,6 +297,14 @@ class CliAgentAdapter:
         )
         if changes is not None and changes.any:
             return result
+        rejected = model_rejection(report.text, report.extra.get("api_error_status"))
+        if rejected is not None:
+            raise AgentError(
+                f"{self.name} exited 0 but {rejected}; the same request is rejected again, so it "
+                "is not retried: fix the instructions or the agent's model settings",
+                error_class=ErrorClass.VALIDATION.value,
+                retryable=False,
+            )
         question = waiting_question(report.text)
         if question is not None:
             if changes is not None:

@@ -10,7 +10,12 @@ Shared by the adapters. The rules are deliberately simple and documented:
   and no commit in a git worktree); a reply that asks "anything else?" after doing the work is a
   success.
 - :func:`classify_failure`: a failed run's output mapped to an error class by its wording
-  (auth, rate limit, service unavailable, network; otherwise "agent").
+  (auth, a model request the API rejected, rate limit, service unavailable, network; otherwise
+  "agent"). Runtime error names count in their one-word forms too (Bun's ``ConnectionRefused``,
+  Node's ``ECONNREFUSED``, ``ETIMEDOUT``, ``ENOTFOUND``, Python's ``ConnectionResetError``).
+- :func:`model_rejection`: the model API refused the request itself (HTTP 400/404/413/422:
+  ``invalid_request_error``, a prompt too long, an unknown model). The same request is refused
+  again, so it is not retryable, even when the agent exits 0 after printing it.
 """
 
 from __future__ import annotations
@@ -38,11 +43,25 @@ _UNAVAILABLE = re.compile(
     r"overloaded|\b529\b|\b503\b|service unavailable|bad gateway|\b502\b|internal server error",
     re.IGNORECASE,
 )
-_NETWORK = re.compile(
-    r"connection (?:refused|reset|error|dropped)|econnrefused|econnreset|enotfound|getaddrinfo|"
-    r"network is unreachable|name or service not known",
+_REJECTED = re.compile(
+    r"invalid_request_error|not_found_error|request_too_large|"
+    r"\bAPI Error: 4(?:00|04|13|22)\b|\(HTTP 4(?:00|04|13|22)\)|\b400 Bad Request\b|"
+    r"\b(?:BadRequest|NotFound|UnprocessableEntity)Error\b|"
+    r"prompt is too long|context[_ ]length[_ ]exceeded|maximum context length",
     re.IGNORECASE,
 )
+_NETWORK = re.compile(
+    # "connection refused", Bun's "ConnectionRefused", Python's "ConnectionResetError"
+    r"connection[ _-]?(?:refused|reset|error|dropped|closed|aborted|timed out)|"
+    r"\be(?:connrefused|connreset|connaborted|timedout|notfound|hostunreach|netunreach|"
+    r"ai_again|pipe)\b|"
+    r"failedtoopensocket|socket hang up|und_err_socket|fetch failed|getaddrinfo|"
+    r"apiconnection(?:timeout)?error|connecttimeout|"
+    r"network is unreachable|no route to host|name or service not known|"
+    r"temporary failure in name resolution",
+    re.IGNORECASE,
+)
+_API_ERROR_LINE = re.compile(r"^\s*API Error: 4(?:00|04|13|22)\b", re.IGNORECASE)
 
 
 def clean_text(text: str) -> str:
@@ -70,6 +89,8 @@ def classify_failure(text: str) -> tuple[ErrorClass, bool]:
     """(error class, retryable) for a failed run, from what the agent printed."""
     if _AUTH.search(text):
         return ErrorClass.AUTH, False
+    if _REJECTED.search(text):
+        return ErrorClass.VALIDATION, False
     if _RATE_LIMIT.search(text):
         return ErrorClass.RATE_LIMIT, True
     if _UNAVAILABLE.search(text):
@@ -77,3 +98,16 @@ def classify_failure(text: str) -> tuple[ErrorClass, bool]:
     if _NETWORK.search(text):
         return ErrorClass.NETWORK, True
     return ErrorClass.AGENT, True
+
+
+def model_rejection(reply: str, api_status: object = None) -> str | None:
+    """Why the model API rejected the request, when a run that exited 0 says it did: the API
+    status the agent reports (400, 404, 413, 422), or a reply that starts with the agent's
+    "API Error: 400 ..." line. Only the reply's start counts: an agent that writes about
+    HTTP 400 while doing its work must not read as rejected."""
+    if isinstance(api_status, int) and api_status in (400, 404, 413, 422):
+        return f"the model API rejected the request (HTTP {api_status})"
+    first = next((line for line in reply.splitlines() if line.strip()), "")
+    if _API_ERROR_LINE.match(first):
+        return f"the model API rejected the request: {first.strip()[:300]}"
+    return None

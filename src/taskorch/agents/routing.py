@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from taskorch.domain.models import Agent, AgentStatus
 from taskorch.domain.plan import Domain, Plan, WorkerType
+from taskorch.domain.retry import ErrorClass
 from taskorch.store.agent_stats import TrackRecord
 
 WEIGHTS: dict[str, float] = {
@@ -223,7 +224,7 @@ class AgentCoordinator:
     ) -> str | None:
         """The agent for a retry after ``current`` failed with ``error_class``: another capable
         agent when the policy says so or the agent was unreachable, else the same one."""
-        if current is not None:
+        if current is not None and error_class != ErrorClass.BUSY:  # busy: no word on its work
             self._note_failure(current)
         if not (policy_reassign or error_class in UNREACHABLE_CLASSES):
             return current

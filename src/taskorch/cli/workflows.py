@@ -156,6 +156,8 @@ def show_workflow(item: WorkflowStatus) -> None:
             styled(sub["status"]),
             f"  agent {sub['agent'] or 'default'} · attempts {sub['attempts']}",
         )
+        if sub.get("quality") is not None:
+            line.append(f" · quality {sub['quality']:.2f}")
         if sub["error"]:
             line.append(f"  {sub['error']}", style="red")
         node = branch.add(line)

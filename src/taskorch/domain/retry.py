@@ -28,6 +28,9 @@ class ErrorClass(StrEnum):
     HOST = "host"
     """This host could not do the work (repository out of reach, program missing): the subtask
     goes back to the queue for another host, and the agent's track record does not count it."""
+    BUSY = "busy"
+    """The agent is busy with another turn (agentapi's "agent is busy"): nothing was sent. Not
+    the agent's try: the subtask goes to another capable agent at once, or waits for this one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ DEFAULT_POLICIES: dict[ErrorClass, RetryPolicy] = {
     ErrorClass.AGENT: RetryPolicy(3, 1.0, 2.0, 30.0, reassign=True),
     ErrorClass.ZOMBIE: RetryPolicy(5, 0.0, 1.0, 0.0, jitter=0.0),
     ErrorClass.HOST: RetryPolicy(5, 2.0, 2.0, 30.0),
+    ErrorClass.BUSY: RetryPolicy(10, 5.0, 1.5, 60.0, reassign=True),
 }
 
 

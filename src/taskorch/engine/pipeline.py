@@ -46,8 +46,10 @@ from taskorch.domain.states import (
     WorkflowState,
 )
 from taskorch.engine.status import waiting_for
+from taskorch.planning.orchestration import full_plan, orchestration_required
 from taskorch.runtime import tracing
 from taskorch.runtime.faults import pause_point
+from taskorch.runtime.subtask_events import planned_events, routed_events
 from taskorch.store import Store
 from taskorch.store.outage import Outage
 from taskorch.store.queue import QueueEvent, SubtaskQueue
@@ -254,12 +256,18 @@ class Pipeline:
         text = task.description.strip() or task.title
         context = str(workflow.metadata.get("options", {}).get("context") or "") or None
         plan, made_by = await self.planner(text, context, task_ref(task.id))
+        required = orchestration_required(task.metadata)
+        if required:  # a simple plan in stages all the same (planning/orchestration.py)
+            plan = full_plan(plan)
         plan = plan.model_copy(update={"orchestration_id": f"orch-{workflow.id}"})
-        return await self._move(
-            workflow,
-            W.TASK_DECOMPOSITION,
-            {"plan": plan.to_dict(), "planner": made_by, "complexity": plan.complexity.value},
-        )
+        details: JSONDict = {
+            "plan": plan.to_dict(),
+            "planner": made_by,
+            "complexity": plan.complexity.value,
+        }
+        if required:
+            details["orchestration_required"] = True
+        return await self._move(workflow, W.TASK_DECOMPOSITION, details)
 
     async def _decompose(self, workflow: Workflow) -> Workflow:
         plan = await self.delivery.prepare(workflow, _plan_of(workflow))
@@ -273,10 +281,12 @@ class Pipeline:
         plan = _plan_of(workflow)
         resolution = self.resolver.resolve_plan(plan)
         priority = await self._priority(workflow)
-        await self.store.add_subtasks(
+        stored = await self.store.add_subtasks(
             workflow.id, plan.subtasks, resolution.stage_of, priority=priority
         )
         await self.queue.link_workflow(workflow.id)
+        if self._publish:
+            await self._publish(planned_events(stored))
         return await self._move(
             workflow,
             W.AGENT_ASSIGNMENT,
@@ -303,6 +313,8 @@ class Pipeline:
             return await self._move(workflow, W.PROCESSING, {"assignments": assignments})
         open_subtasks = [s for s in subtasks if s.status in ROUTABLE]
         choices = await self.router.route(mode, open_subtasks)
+        if self._publish:
+            await self._publish(routed_events(open_subtasks, choices))
         routing = {s.key: choices[s.id].to_json() for s in open_subtasks}
         routed = {
             s.key: choices[s.id].agent_id if s.id in choices else s.agent_id for s in subtasks
@@ -328,6 +340,10 @@ class Pipeline:
         if not waiting:
             return None
         choices = await self.router.route(mode, waiting)
+        if self._publish:  # those that found an agent: the others are routed again next step
+            await self._publish(
+                routed_events([s for s in waiting if choices[s.id].routed], choices)
+            )
         now = self.queue.now
         for sub in waiting:
             choice = choices[sub.id]

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from taskorch.agents.base import AgentAdapter
+from taskorch.agents.briefed import BriefedAgent
 from taskorch.agents.sim import SimBehaviour
 from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.domain.errors import ConfigError, InputError
@@ -97,7 +98,11 @@ async def agents_for_run(
     if kind != "auto":
         await engine.get_agent(kind)  # a one-line error when there is no such agent
     await engine.agent_health()
-    pool = await engine.agent_directory.pool(kind, lambda inner: WorkspaceAgent(inner, delivery))
+    store = engine.store
+    # Registered agents read their prompt: they hear where the subtask stands in the plan.
+    pool = await engine.agent_directory.pool(
+        kind, lambda inner: WorkspaceAgent(BriefedAgent(inner, store), delivery)
+    )
     if kind == "auto" and not pool:
         sim = agent_adapters(engine, "sim", sim_duration_s)
         return AgentPool(

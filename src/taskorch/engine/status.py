@@ -105,6 +105,7 @@ class WorkflowStatus:
                     "status": s.status.value,
                     "agent": s.agent_id or assigned.get(s.key),
                     "attempts": s.attempts,
+                    "quality": _quality(s),
                     "files": s.files_affected,
                     "error": s.error,
                 }
@@ -133,6 +134,13 @@ def waiting_for(workflow: Workflow) -> str | None:
     ):
         return "approval"
     return None
+
+
+def _quality(subtask: Subtask) -> float | None:
+    """The quality score of the subtask's last finished attempt (None before it has one)."""
+    quality = (subtask.result or {}).get("quality")
+    score = quality.get("score") if isinstance(quality, dict) else None
+    return float(score) if isinstance(score, int | float) else None
 
 
 def _iso(value: Any) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+from taskorch.domain.briefing import Briefing, with_briefing
 from taskorch.domain.errors import PlannerError
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.planning.cache import CACHE_SUBDIR, PlanCache
@@ -211,9 +212,14 @@ class TaskNLP:
         after implementation, ...); validated as a DAG (a cycle raises :class:`PlanError`)."""
         return infer_dependencies(tasks)
 
-    async def generate_instructions(self, subtask: PlanSubtask, context: str | None = None) -> str:
-        """The instructions an agent gets for ``subtask``."""
-        return instructions_for(subtask, context)
+    async def generate_instructions(
+        self, subtask: PlanSubtask, context: str | None = None, briefing: Briefing | None = None
+    ) -> str:
+        """The instructions an agent gets for ``subtask``; with ``briefing`` (its dependencies
+        done and what they did, the subtasks waiting on it, the parallel ones, the requirement),
+        the text the worker sends a registered agent (see :mod:`taskorch.agents.briefed`)."""
+        text = instructions_for(subtask, context)
+        return with_briefing(text, briefing) if briefing is not None else text
 
     async def validate_completion(
         self, subtask: PlanSubtask, result: str | Mapping[str, Any]

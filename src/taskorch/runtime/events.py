@@ -183,4 +183,11 @@ def _attempt_entry(outcome: Outcome) -> dict[str, Any]:
         "startTime": outcome.started_at.isoformat(),
         "endTime": outcome.ended_at.isoformat(),
         "runAfter": outcome.run_after.isoformat() if outcome.run_after else None,
+        "quality": _quality(outcome),
     }
+
+
+def _quality(outcome: Outcome) -> float:
+    """The attempt's quality score (a retried attempt failed: 0)."""
+    quality = (outcome.result or {}).get("quality") if outcome.kind != "retry" else None
+    return float(quality["score"]) if isinstance(quality, dict) and "score" in quality else 0.0

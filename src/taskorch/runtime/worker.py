@@ -32,8 +32,11 @@ from taskorch.domain.retry import (
 from taskorch.runtime import tracing
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.faults import pause_point
+from taskorch.runtime.quality import FAILED, attempt_quality
 from taskorch.runtime.recovery import ErrorRecoveryManager
+from taskorch.runtime.subtask_events import assigned_events
 from taskorch.store.outage import Outage
+from taskorch.store.outcomes import started_events
 from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
 
 log = logging.getLogger(__name__)
@@ -257,8 +260,10 @@ class Worker:
                 )
             )
             free -= len(claimed)
+            for_agents: list[Subtask] = []
             if free > 0 and self._limited_agents:
-                claimed += await self._claim_for_agents(free)
+                for_agents = await self._claim_for_agents(free)
+                claimed += for_agents
         except StoreError as exc:
             # The outcomes are kept and stored at the next try; the leases of running attempts
             # outlast a short outage (the keeper renews them once the database is back).
@@ -269,6 +274,9 @@ class Worker:
         if any(o.kind == "completed" for o in batch):
             await pause_point("subtask:completed")
         self._start(claimed)
+        if claimed:  # the claim made them assigned (and running) in one write: say it
+            started = started_events(for_agents, self.worker_id)  # settle's own come with it
+            events = assigned_events(claimed, self.worker_id) + events + started
         for event in events:
             self._count(event)
         await self.events.publish(events)
@@ -376,13 +384,16 @@ class Worker:
         self._wake.set()
 
     def _success(self, running: _Running, result: AgentResult) -> Outcome:
+        body = result.to_json()
+        quality = attempt_quality(running.subtask, True, result.output, result.data)
+        body["quality"] = quality.to_json()
         return Outcome(
             running.subtask,
             "completed",
             running.started_at,
             self.queue.now,
             agent_id=running.agent_id,
-            result=result.to_json(),
+            result=body,
             tokens_in=result.tokens_in,
             tokens_out=result.tokens_out,
             cost_usd=result.cost_usd,
@@ -404,8 +415,10 @@ class Worker:
                 error.message,
             )
             self._avoid[subtask.workflow_id] = time.monotonic() + HOST_AVOID_S
-        interrupted = error.error_class == ErrorClass.HOST
-        if interrupted:  # not the agent's try: counted apart, against the host policy and cap
+        # Not the agent's try (the host failed, or the agent was busy and got nothing): counted
+        # apart, against the class's policy and the cap on interrupted attempts.
+        interrupted = error.error_class in (ErrorClass.HOST, ErrorClass.BUSY)
+        if interrupted:
             decision = self.recovery.decide(error, subtask.interrupted + 1)
             if subtask.interrupted + 1 >= self.config.max_interrupted:
                 decision = RetryDecision(False, reason="too many interrupted attempts")
@@ -428,12 +441,16 @@ class Worker:
                 next_agent = (
                     self._other_agent(subtask.agent_id) if decision.reassign else subtask.agent_id
                 )
+            delay_s = decision.delay_s
+            if error.error_class == ErrorClass.BUSY and next_agent != subtask.agent_id:
+                # another capable agent takes it now, unless agents have been busy before
+                delay_s = 0.0 if subtask.interrupted == 0 else delay_s
             return Outcome(
                 subtask,
                 "retry",
                 running.started_at,
                 now,
-                run_after=now + timedelta(seconds=decision.delay_s),
+                run_after=now + timedelta(seconds=delay_s),
                 next_agent_id=next_agent,
                 interrupted=interrupted,
                 **common,  # type: ignore[arg-type]
@@ -443,7 +460,12 @@ class Worker:
             "failed",
             running.started_at,
             now,
-            result={"success": False, "output": error.message, "reason": decision.reason},
+            result={
+                "success": False,
+                "output": error.message,
+                "reason": decision.reason,
+                "quality": FAILED.to_json(),
+            },
             **common,  # type: ignore[arg-type]
         )
 

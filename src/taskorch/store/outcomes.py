@@ -70,6 +70,9 @@ def outcome_event(kind: str, outcome: Outcome) -> QueueEvent:
     for usage in ("tokens_in", "tokens_out", "cost_usd"):
         if (value := getattr(outcome, usage)) is not None:
             payload[usage] = value
+    quality = (outcome.result or {}).get("quality")
+    if isinstance(quality, dict) and "score" in quality:
+        payload["quality"] = quality["score"]
     if outcome.run_after:
         payload["run_after"] = outcome.run_after.isoformat()
     if outcome.next_agent_id != sub.agent_id and outcome.kind == "retry":

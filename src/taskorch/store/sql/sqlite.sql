@@ -406,7 +406,7 @@ GROUP BY agent_id, outcome, error_class;
 -- Each agent's track record in one pass over its finished attempts: attempts, successes, mean
 -- and p95 seconds (nearest rank) and the most recent failure. Cancelled attempts say nothing
 -- about the agent and are left out, and so do failures of the host (git, the remote, a missing
--- program).
+-- program) and turns an agent refused because it was busy with another (not its try).
 SELECT agent_id,
        COUNT(*) AS attempts,
        SUM(CASE WHEN outcome = 'succeeded' THEN 1 ELSE 0 END) AS successes,
@@ -428,7 +428,7 @@ FROM (
     FROM attempts
     WHERE ended_at IS NOT NULL AND agent_id IS NOT NULL
       AND outcome NOT IN ('running', 'cancelled')
-      AND (error_class IS NULL OR error_class <> 'host')
+      AND (error_class IS NULL OR error_class NOT IN ('host', 'busy'))
 ) AS finished
 GROUP BY agent_id;
 

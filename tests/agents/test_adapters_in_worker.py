@@ -17,7 +17,9 @@ from taskorch.runtime.worker import Worker, WorkerConfig
 from taskorch.store import Store
 from taskorch.store.queue import SubtaskQueue
 
-SHORT_LEASE = WorkerConfig(concurrency=2, lease_s=0.6, timeout_s=10.0, poll_s=0.05)
+# Short enough that the turn below outlives it 2.5 times, long enough that a loaded machine
+# still sends a heartbeat within it.
+SHORT_LEASE = WorkerConfig(concurrency=2, lease_s=1.2, timeout_s=10.0, poll_s=0.05)
 
 
 async def one_subtask(store: Store) -> str:
@@ -51,7 +53,7 @@ def worker_for(
 
 async def test_slow_agentapi_turn_outlives_a_short_lease(store: Store, tmp_path: Path) -> None:
     workflow_id = await one_subtask(store)
-    with FakeAgentApi(duration_s=1.5, reply="Added tests/test_billing.py") as fake:
+    with FakeAgentApi(duration_s=3.0, reply="Added tests/test_billing.py") as fake:
         agent = AgentApiAdapter(fake.base_url, poll_s=0.1)
         stats = await worker_for(store, agent, tmp_path).run(once=True)
         assert len(fake.user_messages) == 1

@@ -11,14 +11,21 @@ import pty
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_harness import Outcome, run_cli
 
 from taskorch.agents.registry import AgentSpec, capabilities_for, merge_capabilities
-from taskorch.domain.models import Priority
+from taskorch.cli.progress import lines_of, workflow_row
+from taskorch.domain.models import Event, Priority, Subtask, Task, Workflow
+from taskorch.domain.plan import Domain, WorkerType
+from taskorch.domain.states import SubtaskState, WorkflowState
+from taskorch.engine.agents import WAITING
 from taskorch.engine.setup import open_engine
+from taskorch.engine.status import WorkflowStatus
 from taskorch.settings import load_settings
 from taskorch.store import open_store
 
@@ -220,3 +227,70 @@ def test_options_that_cannot_apply_are_refused_and_help_says_the_unit(home: Path
     bad = run_cli(["batch", "1", "--timeout", "soon"])
     assert bad.code == 1
     assert bad.err.startswith("error: --timeout 'soon' is not a duration")
+
+
+def test_each_waiting_reason_and_the_usage_show_on_the_subtasks_line() -> None:
+    """The rows of a status as stored: a failed dependency, a retry's back-off with the tokens
+    and cost of the failed attempt, no capable agent; a stalled workflow."""
+    now = datetime.now(UTC)
+    stamps = {"created_at": now, "updated_at": now}
+    task = Task(id=7, title="Add login", **stamps)
+    workflow = Workflow(
+        id="wf-1",
+        task_id=7,
+        status=WorkflowState.PROCESSING,
+        start_time=now - timedelta(seconds=5),
+        metadata={"options": {"agent": "auto"}, "stalled": {"reason": "disk full", "step": "x"}},
+        **stamps,
+    )
+
+    def sub(key: str, stage: int, state: SubtaskState, **more: Any) -> Subtask:
+        return Subtask(
+            id=stage + 1,
+            workflow_id="wf-1",
+            key=key,
+            title=key,
+            assigned_to=Domain.DEVELOPMENT,
+            worker_type=WorkerType.IMPLEMENTATION,
+            stage=stage,
+            status=state,
+            **stamps,
+            **more,
+        )
+
+    retry = Event(
+        id=1,
+        kind="task:retry",
+        workflow_id="wf-1",
+        subtask_id=1,
+        payload={"key": "a", "tokens_in": 1000, "tokens_out": 234, "cost_usd": 0.5},
+        created_at=now,
+    )
+    status = WorkflowStatus(
+        workflow=workflow,
+        task=task,
+        subtasks=[
+            sub(
+                "a",
+                0,
+                SubtaskState.QUEUED,
+                agent_id="claude",
+                attempts=1,
+                error="timed out",
+                run_after=now + timedelta(minutes=1),
+            ),
+            sub("b", 1, SubtaskState.BLOCKED, error="dependency a failed: boom"),
+            sub("c", 1, SubtaskState.PENDING, agent_id=WAITING, error="waiting for an agent: x"),
+        ],
+        history=[],
+        events=[retry],
+    )
+    lines = lines_of(workflow_row(status, now=now))
+    when = f"{(now + timedelta(minutes=1)).astimezone(UTC):%H:%M:%S}"
+    assert lines == {
+        "": "wf-1  processing  0%  task-7 Add login  stalled at x: disk full",
+        "a": f"wf-1  stage 1  a  queued  claude  attempt 1  1,234 tokens  $0.5000  "
+        f"retry at {when} UTC after: timed out",
+        "b": "wf-1  stage 2  b  blocked  auto  blocked: dependency a failed: boom",
+        "c": "wf-1  stage 2  c  pending  (waiting)  waiting for an agent: x",
+    }

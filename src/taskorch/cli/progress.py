@@ -68,7 +68,7 @@ class SubtaskRow:
             f"  {self.agent}",
             f"  attempt {self.attempt}" if self.attempt else "",
         ]
-        until = self.ended or now
+        until = self.ended or (now if self.state == SubtaskState.RUNNING.value else None)
         if self.started is not None and until is not None:
             parts.append(f"  {_elapsed((until - self.started).total_seconds())}")
         if self.tokens:

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.live import Live
 from rich.text import Text
 
 from taskorch.cli import inputs
@@ -21,183 +17,42 @@ from taskorch.cli.app import (
     console,
     duration,
     err_console,
-    line,
     print_json,
     run,
     settings,
     workflow_ref,
 )
-from taskorch.cli.inputs import MAX_PATH_CHARS
+from taskorch.cli.carry import (
+    AgentOption,
+    BaseBranchOption,
+    JsonOption,
+    MergeOption,
+    PriorityOption,
+    Progress,
+    QuietOption,
+    RepoOption,
+    SimDurationOption,
+    TimeoutOption,
+    agents,
+    carry,
+    carry_on,
+    result_line,
+    start_options,
+    target,
+    timeout_s,
+    within,
+)
+from taskorch.cli.progress import STORED_POLL_S, ProgressView, mode_for
 from taskorch.cli.workflows import show_workflow, styled
 from taskorch.domain.errors import DatabaseUnavailableError, InputError
-from taskorch.domain.limits import MAX_TEXT_CHARS, check_text, parse_duration
-from taskorch.domain.models import JSONDict, NewTask, Priority, Task, Workflow, parse_task_ref
+from taskorch.domain.limits import MAX_TEXT_CHARS, check_text
+from taskorch.domain.models import NewTask, Priority, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
-from taskorch.engine.agents import AgentPool
 from taskorch.engine.resuming import agent_for_resume
-from taskorch.engine.setup import agents_for_run, open_engine
+from taskorch.engine.setup import open_engine
 from taskorch.engine.status import WorkflowStatus
-from taskorch.engine.targets import check_target, describe_target
-
-RepoOption = Annotated[
-    str | None,
-    typer.Option(
-        "--repo",
-        metavar="PATH|URL",
-        help="Target git repository: a local path or a git URL (file://, ssh://, https://, "
-        "host:path). Default: the task's, else TASKORCH_REPO, else a scratch repository.",
-        show_default=False,
-    ),
-]
-BaseBranchOption = Annotated[
-    str | None,
-    typer.Option(
-        "--base-branch",
-        metavar="NAME",
-        help="Branch to merge into (default: the one checked out, or the remote's HEAD).",
-        show_default=False,
-    ),
-]
-MergeOption = Annotated[
-    str | None,
-    typer.Option(
-        "--merge",
-        metavar="auto|approve",
-        help="auto: merge once validated; approve: wait for `taskorch approve` "
-        "(default: the task's, else TASKORCH_MERGE_POLICY, else auto).",
-        show_default=False,
-    ),
-]
-AgentOption = Annotated[
-    str,
-    typer.Option(
-        "--agent",
-        help="auto: route each subtask to the best registered agent (the simulated agent when "
-        "none is registered); sim: the simulated agent; or one registered agent's name.",
-    ),
-]
-SimDurationOption = Annotated[
-    float, typer.Option("--sim-duration", min=0, help="Seconds each simulated subtask takes.")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the final status as JSON.")]
-
-
-async def _agents(
-    engine: OrchestrationEngine, agent: str, sim_duration_s: float = 0.0
-) -> AgentPool:
-    pool = await agents_for_run(engine, line("--agent", agent) or "auto", sim_duration_s)
-    if pool.note:
-        err_console.print(pool.note, highlight=False)
-    return pool
-
-
-async def _target(
-    repo: str | None,
-    base_branch: str | None,
-    merge: str | None,
-    tasks: Sequence[Task] = (),
-) -> JSONDict:
-    """The workflow options of ``--repo``, ``--base-branch`` and ``--merge``, checked before
-    anything starts: the repository (the one given, else each task's own) is reached, and a
-    local one must not have uncommitted changes on its base branch."""
-    path = line("--repo", repo, MAX_PATH_CHARS)
-    branch = line("--base-branch", base_branch)
-    options = await check_target(path, branch, merge, require_clean=True, reach=True)
-    if repo is None:
-        for task in tasks:
-            if task.metadata.get("repo"):
-                base = base_branch or task.metadata.get("base_branch")
-                await check_target(str(task.metadata["repo"]), base, require_clean=True, reach=True)
-    return options
-
-
-async def _carry(
-    engine: OrchestrationEngine,
-    task_ids: Sequence[int],
-    pool: AgentPool,
-    options: JSONDict,
-    progress: Callable[[Workflow], None],
-    *,
-    quiet: bool,
-    started: Callable[[list[Workflow]], None] | None = None,
-) -> list[WorkflowStatus]:
-    """Start a workflow for each task, say where each will merge (unless ``quiet``), and carry
-    them on until each ends or waits for approval."""
-    workflows = await engine.start_workflows(task_ids, options=options)
-    if started is not None:
-        started(workflows)
-    if not quiet:
-        for workflow in workflows:
-            target = describe_target(workflow.metadata.get("options", {}))
-            err_console.print(f"{workflow.id}: merging into {target}", highlight=False)
-    return await engine.resume([w.id for w in workflows], agents=pool, on_progress=progress)
-
-
-def _finish(statuses: list[WorkflowStatus], as_json: bool) -> None:
-    """Print the outcome; exit 1 unless every workflow merged or waits for approval."""
-    if as_json:
-        print_json([s.to_dict() for s in statuses] if len(statuses) > 1 else statuses[0].to_dict())
-    else:
-        for status in statuses:
-            show_workflow(status)
-    if any(s.state != "merged" and s.waiting_for is None for s in statuses):
-        raise typer.Exit(1)
-
-
-def _process(
-    body: Callable[
-        [OrchestrationEngine, Callable[[Workflow], None]], Awaitable[list[WorkflowStatus]]
-    ],
-    as_json: bool,
-) -> None:
-    seen: dict[str, str] = {}
-
-    async def main() -> list[WorkflowStatus]:
-        async with open_engine(settings()) as engine:
-            line = Text("starting")
-            # --json keeps stdout clean: the live line goes nowhere then.
-            with Live(
-                line, console=console if not as_json else Console(quiet=True), transient=True
-            ) as live:
-
-                def progress(workflow: Workflow) -> None:
-                    seen[workflow.id] = workflow.status.value
-                    live.update(Text.assemble(f"{workflow.id}  ", styled(workflow.status.value)))
-
-                return await body(engine, progress)
-
-    try:
-        statuses = run(main)
-    except typer.Exit as stopped:
-        if stopped.exit_code == EXIT_INTERRUPTED:
-            _resumable(seen)
-        raise
-    _finish(statuses, as_json)
-
-
-EXIT_INTERRUPTED = 130
-
-
-def _timeout(text: str | None) -> float | None:
-    if text is None:
-        return None
-    seconds = parse_duration("--timeout", text, bare="ms")
-    if seconds <= 0:
-        raise InputError(f"--timeout {text!r} must be more than 0")
-    return seconds
-
-
-def _resumable(seen: Mapping[str, str]) -> None:
-    """After Ctrl-C: the workflows stay where they stood, and how to carry on or stop them."""
-    for workflow_id, state in seen.items():
-        if state in {s.value for s in WORKFLOW_TERMINAL}:
-            continue
-        err_console.print(
-            f"{workflow_id} stays {state} and resumable: taskorch resume {workflow_id} "
-            f"(or stop it: taskorch cancel {workflow_id})",
-            highlight=False,
-        )
+from taskorch.engine.targets import describe_target
 
 
 @app.command("run")
@@ -208,24 +63,30 @@ def run_(
     base_branch: BaseBranchOption = None,
     merge: MergeOption = None,
     agent: AgentOption = "auto",
+    priority: PriorityOption = None,
+    timeout: TimeoutOption = None,
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Add a requirement as a task and carry it to merged code, showing live progress."""
     duration("--sim-duration", sim_duration_s)
+    limit_s = timeout_s(timeout)
+    level = Priority.parse(priority) if priority is not None else Priority.MEDIUM
 
-    async def body(
-        engine: OrchestrationEngine, progress: Callable[[Workflow], None]
-    ) -> list[WorkflowStatus]:
+    async def body(engine: OrchestrationEngine, progress: Progress) -> list[WorkflowStatus]:
         requirement = inputs.requirement(text, file)
-        target = await _target(repo, base_branch, merge)
-        pool = await _agents(engine, agent, sim_duration_s)
-        options = {"agent": pool.mode, **target}
+        where = await target(repo, base_branch, merge)
+        pool = await agents(engine, agent, sim_duration_s)
+        options = start_options(pool, where, priority, limit_s)
         title = requirement.strip().splitlines()[0][:120]
-        task = await engine.add_task(NewTask.create(title, requirement))
-        return await _carry(engine, [task.id], pool, options, progress, quiet=as_json)
+        task = await engine.add_task(NewTask.create(title, requirement, priority=level))
+        quiet_ = as_json or quiet
+        return await carry(
+            engine, [task.id], pool, options, progress, quiet=quiet_, limit_s=limit_s
+        )
 
-    _process(body, as_json)
+    carry_on(body, as_json=as_json, quiet=quiet)
 
 
 @app.command()
@@ -235,92 +96,65 @@ def process(
     base_branch: BaseBranchOption = None,
     merge: MergeOption = None,
     agent: AgentOption = "auto",
-    priority: Annotated[
-        str | None,
-        typer.Option(
-            help="Queue priority of its subtasks: low|medium|high|critical (default: the task's)."
-        ),
-    ] = None,
-    timeout: Annotated[
-        str | None,
-        typer.Option(
-            "--timeout",
-            metavar="DURATION",
-            help="Give up (and cancel it) after this long: 10m, 600s, 2h; a bare number is "
-            "milliseconds, as in the specification (600000 = 10 minutes).",
-            show_default=False,
-        ),
-    ] = None,
+    priority: PriorityOption = None,
+    timeout: TimeoutOption = None,
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """Carry a stored task to merged code."""
+    """Carry a stored task to merged code, showing live progress."""
     duration("--sim-duration", sim_duration_s)
-    limit_s = _timeout(timeout)
+    limit_s = timeout_s(timeout)
 
-    async def body(
-        engine: OrchestrationEngine, progress: Callable[[Workflow], None]
-    ) -> list[WorkflowStatus]:
+    async def body(engine: OrchestrationEngine, progress: Progress) -> list[WorkflowStatus]:
         task = await engine.get_task(parse_task_ref(task_id))
-        target = await _target(repo, base_branch, merge, [task])
-        pool = await _agents(engine, agent, sim_duration_s)
-        options = {"agent": pool.mode, **target}
-        if priority is not None:
-            options["priority"] = Priority.parse(priority).value
-        if limit_s is not None:  # stored: a resume or a server gives up at the same moment
-            options["deadline"] = (datetime.now(UTC) + timedelta(seconds=limit_s)).isoformat()
-        started: list[str] = []
+        where = await target(repo, base_branch, merge, [task])
+        pool = await agents(engine, agent, sim_duration_s)
+        options = start_options(pool, where, priority, limit_s)
+        quiet_ = as_json or quiet
+        return await carry(
+            engine, [task.id], pool, options, progress, quiet=quiet_, limit_s=limit_s
+        )
 
-        def remember(workflows: list[Workflow]) -> None:
-            started[:] = [w.id for w in workflows]
-
-        def too_late() -> InputError:
-            return InputError(
-                f"task {task.ref} did not finish within {limit_s or 0:g} s; its workflow was "
-                "cancelled (unmerged work stays on its branches)"
-            )
-
-        try:
-            async with asyncio.timeout(limit_s):
-                statuses = await _carry(
-                    engine, [task.id], pool, options, progress, quiet=as_json, started=remember
-                )
-        except TimeoutError:
-            if started:
-                await engine.cancel_workflow(started[0])
-            raise too_late() from None
-        if limit_s is not None and statuses[0].state == "cancelled":
-            raise too_late()  # the pipeline gave up on the stored deadline first
-        return statuses
-
-    _process(body, as_json)
+    carry_on(body, as_json=as_json, quiet=quiet)
 
 
 @app.command()
 def batch(
-    task_ids: Annotated[str, typer.Argument(metavar="ID,ID,...")],
+    task_ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ID[,ID...]...", help="Task ids, comma- or space-separated: 1,2,3 or 1 2 3."
+        ),
+    ],
     repo: RepoOption = None,
     base_branch: BaseBranchOption = None,
     merge: MergeOption = None,
     agent: AgentOption = "auto",
+    priority: PriorityOption = None,
+    timeout: TimeoutOption = None,
+    sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """Carry several stored tasks to merged code at once."""
+    """Carry several stored tasks to merged code at once, showing live progress."""
+    duration("--sim-duration", sim_duration_s)
+    limit_s = timeout_s(timeout)
 
-    async def body(
-        engine: OrchestrationEngine, progress: Callable[[Workflow], None]
-    ) -> list[WorkflowStatus]:
-        listed = check_text("the task ids", task_ids, MAX_TEXT_CHARS, line=True)
-        ids = list(dict.fromkeys(parse_task_ref(p) for p in listed.split(",") if p.strip()))
+    async def body(engine: OrchestrationEngine, progress: Progress) -> list[WorkflowStatus]:
+        listed = [check_text("the task ids", each, MAX_TEXT_CHARS, line=True) for each in task_ids]
+        parts = [p for each in listed for p in each.split(",") if p.strip()]
+        ids = list(dict.fromkeys(parse_task_ref(p) for p in parts))
         if not ids:
             raise InputError("no task ids given: use e.g. `taskorch batch 1,2,3`")
         tasks = [await engine.get_task(task_id) for task_id in ids]
-        target = await _target(repo, base_branch, merge, tasks)
-        pool = await _agents(engine, agent)
-        options = {"agent": pool.mode, **target}
-        return await _carry(engine, ids, pool, options, progress, quiet=as_json)
+        where = await target(repo, base_branch, merge, tasks)
+        pool = await agents(engine, agent, sim_duration_s)
+        options = start_options(pool, where, priority, limit_s)
+        quiet_ = as_json or quiet
+        return await carry(engine, ids, pool, options, progress, quiet=quiet_, limit_s=limit_s)
 
-    _process(body, as_json)
+    carry_on(body, as_json=as_json, quiet=quiet)
 
 
 @app.command()
@@ -332,27 +166,28 @@ def resume(
             "--agent", help="The agents the workflows started with (the default): auto|sim|NAME."
         ),
     ] = None,
+    timeout: TimeoutOption = None,
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """Carry on with workflows stopped mid-way (a crash, a kill); default: all unfinished."""
+    """Carry on with workflows stopped mid-way (a crash, a kill); default: all unfinished.
+    Where they merge and their priority were settled when they started."""
     duration("--sim-duration", sim_duration_s)
+    limit_s = timeout_s(timeout)
 
-    async def body(
-        engine: OrchestrationEngine, progress: Callable[[Workflow], None]
-    ) -> list[WorkflowStatus]:
+    async def body(engine: OrchestrationEngine, progress: Progress) -> list[WorkflowStatus]:
         wanted = [workflow_ref(each) for each in workflow_ids or []]
         workflows = await engine.workflows_to_resume(wanted or None)
         if not workflows:
             raise InputError("no unfinished workflows to resume")
-        mode = agent_for_resume(workflows, agent)
-        return await engine.resume(
-            [w.id for w in workflows],
-            agents=await _agents(engine, mode, sim_duration_s),
-            on_progress=progress,
+        pool = await agents(engine, agent_for_resume(workflows, agent), sim_duration_s)
+        ids = [w.id for w in workflows]
+        return await within(
+            engine, limit_s, ids, engine.resume(ids, agents=pool, on_progress=progress)
         )
 
-    _process(body, as_json)
+    carry_on(body, as_json=as_json, quiet=quiet)
 
 
 @app.command()
@@ -424,31 +259,39 @@ def _reviewer() -> str:
 
 
 @app.command()
-def monitor(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) -> None:
-    """Follow a workflow live until it ends."""
+def monitor(
+    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")],
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Follow a workflow live until it ends (also one another process carries on), with the
+    same progress view as `run`."""
 
     async def body() -> WorkflowStatus:
         wanted = workflow_ref(workflow_id)
         async with open_engine(settings(), create=False) as engine:
             status = await engine.get_workflow_status(wanted)
-            while status.workflow.status not in WORKFLOW_TERMINAL:
-                console.print(
-                    Text.assemble(
-                        f"{status.workflow.id}  ",
-                        styled(status.state),
-                        f"  {status.progress_percent:.0f}%  stage {status.current_stage or '-'}",
-                    )
-                )
-                await asyncio.sleep(MONITOR_POLL_S)
-                status = await _status_through_outage(engine, wanted)
+            mode = mode_for(err_console, quiet=quiet or as_json)
+            # The worker publishes its events in its own process: read what it stored.
+            async with ProgressView(engine, err_console, mode, follow_events=False) as view:
+                view.watch([status.workflow.id])
+                view.show(status)
+                while status.workflow.status not in WORKFLOW_TERMINAL:
+                    await view.next_news(MONITOR_POLL_S)
+                    status = await _status_through_outage(engine, wanted)
+                    view.show(status)
             return status
 
-    show_workflow(run(body))
+    status = run(body)
+    if as_json:
+        print_json(status.to_dict())
+    else:
+        (result_line if quiet else show_workflow)(status)
 
 
 MONITOR_OUTAGE_S = 300.0
 """How long ``monitor`` keeps watching through a database outage before it gives up."""
-MONITOR_POLL_S = 1.0
+MONITOR_POLL_S = STORED_POLL_S
 
 
 async def _status_through_outage(engine: OrchestrationEngine, workflow_id: str) -> WorkflowStatus:

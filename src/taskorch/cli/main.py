@@ -9,6 +9,7 @@ error that is a bug says so and how to see where it came from (``TASKORCH_DEBUG=
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -83,7 +84,7 @@ def invoke(argv: Sequence[str] | None = None) -> int:
 def _command(argv: list[str]) -> Command:
     """The click command of the app with the command modules ``argv`` needs imported: the one
     it names, none for the top-level help, all when it names none the catalog knows."""
-    name = _command_name(typer.main.get_command(app), argv)
+    name = _command_name(argv)
     if name is None and not os.environ.get(_COMPLETE_ENV):
         command = typer.main.get_command(app)
         if isinstance(command, typer.core.TyperGroup):
@@ -94,20 +95,27 @@ def _command(argv: list[str]) -> Command:
     return typer.main.get_command(app)
 
 
-_COMPLETE_ENV = "_TASKORCH_COMPLETE"
-"""Set by shell completion, which needs every command."""
-
-
-def _command_name(group: Command, argv: list[str]) -> str | None:
-    """The first argument that is not a global option or its value (None: there is none)."""
-    valued = {
+@functools.cache
+def _valued_options() -> frozenset[str]:
+    """The global options that take a value (``--db URL``), as typer declares them."""
+    group = typer.main.get_command(app)
+    return frozenset(
         name
         for param in group.params
         if param.param_type_name == "option"
         and not getattr(param, "is_flag", True)
         and not getattr(param, "count", True)
         for name in param.opts
-    }
+    )
+
+
+_COMPLETE_ENV = "_TASKORCH_COMPLETE"
+"""Set by shell completion, which needs every command."""
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The first argument that is not a global option or its value (None: there is none)."""
+    valued = _valued_options()
     args = iter(argv)
     for arg in args:
         if arg == "--":

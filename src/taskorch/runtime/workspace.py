@@ -242,8 +242,7 @@ class Workspace:
         await self.start()
         async with self._lock():
             await self._sync()
-            workflow_tip = await self._tip(self.workflow_branch)
-            tip = await g.rev(self.repo, f"refs/heads/{branch}")
+            workflow_tip, tip = await self._tips(branch)
             holder = None
             if tip is not None:
                 async with g.admin_lock(self.repo):
@@ -343,8 +342,7 @@ class Workspace:
         await self._reset_workflow_worktree()
         if await asyncio.to_thread(path.is_dir):
             await commit_worktree(path, f"taskorch: uncommitted work of subtask {key}")
-        tip = await g.rev(self.repo, f"refs/heads/{branch}")
-        workflow_tip = await self._tip(self.workflow_branch)
+        workflow_tip, tip = await self._tips(branch)
         if tip is None or await g.is_ancestor(self.repo, tip, workflow_tip):
             merge = (await self._merges()).get(key)
             if merge is not None and tip in (None, merge.subtask_tip):
@@ -521,14 +519,20 @@ class Workspace:
         base and workflow branches follow them (the caller holds the workflow lock)."""
         if self.origin is None:
             return
+        base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
+        base_remote = f"refs/remotes/{remote.REMOTE}/{self.base_branch}"
+        branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
         async with remote.mirror_lock(self.repo):
             await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
-            base_tip = await remote.remote_tip(self.repo, self.base_branch)
+            # One look-up for the four refs: this runs before every step of every subtask.
+            found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
+            base_tip = found.get(base_remote)
             if base_tip is None:
                 raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
-            await g.git(self.repo, "update-ref", f"refs/heads/{self.base_branch}", base_tip)
-            tip = await remote.remote_tip(self.repo, self.workflow_branch)
-        if tip is None or tip == await g.rev(self.repo, f"refs/heads/{self.workflow_branch}"):
+            if found.get(base) != base_tip:
+                await g.git(self.repo, "update-ref", base, base_tip)
+            tip = found.get(branch_remote)
+        if tip is None or tip == found.get(branch):
             return
         if await asyncio.to_thread(self.workflow_worktree.is_dir):
             await self._reset_workflow_worktree()
@@ -569,6 +573,14 @@ class Workspace:
         if tip is None:
             raise WorkspaceError(f"{name} does not exist in {cwd or self.repo}")
         return tip
+
+    async def _tips(self, branch: str) -> tuple[str, str | None]:
+        """The workflow branch's commit and ``branch``'s (None: no such branch), in one look-up."""
+        workflow, other = f"refs/heads/{self.workflow_branch}", f"refs/heads/{branch}"
+        found = await g.refs(self.repo, workflow, other)
+        if workflow not in found:
+            raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
+        return found[workflow], found.get(other)
 
     async def _existing_worktree(self, key: str) -> Path:
         path = self.subtask_worktree(key)
@@ -650,8 +662,12 @@ class Workspace:
             remove = ("worktree", "remove", "--force", "--force", str(path))
             if not (await g.git(self.repo, *remove, check=False)).ok:
                 await self._remove_worktrees(path, branch)
-            if await g.rev(self.repo, f"refs/heads/{branch}") is not None:
-                await g.git(self.workflow_worktree, "branch", "-d", "-q", branch)
+            delete = ("branch", "-d", "-q", branch)
+            deleted = await g.git(self.workflow_worktree, *delete, check=False)
+            # (one git run, not a look-up first: a branch that is gone is what we want)
+            if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
+                output = deleted.stderr or deleted.stdout
+                raise g.GitError(delete, self.workflow_worktree, deleted.returncode, output)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:
         return _under(entry.path, self.root) or (

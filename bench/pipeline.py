@@ -18,7 +18,7 @@ it waited for: git, the database client; a PostgreSQL server's own CPU is not co
 Durability stays on (SQLite synchronous=FULL, PostgreSQL as the server has it).
 
     python bench/pipeline.py                      # N = 50, 200, 800; both backends; 1, 2, 4
-    python bench/pipeline.py --quick              # under a minute: N = 20, 2 workers
+    python bench/pipeline.py --quick              # under a minute: N = 20, SQLite, 2 workers
     python bench/pipeline.py --json               # one JSON object per case
     python bench/pipeline.py --n 200 --backend sqlite --workers 2 --shape many-workflows
 
@@ -269,7 +269,9 @@ def _print(result: Result, as_json: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="N = 20, 2 workers: under a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="N = 20, SQLite, 2 workers: under a minute"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per case")
     parser.add_argument("--n", type=int, action="append", help="subtasks (repeatable)")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], action="append")
@@ -278,7 +280,7 @@ def main() -> None:
     parser.add_argument("--no-seed", action="store_true", help="skip (c), the seed plan")
     args = parser.parse_args()
     sizes = args.n or ([20] if args.quick else [50, 200, 800])
-    backends = args.backend or ["sqlite", "postgres"]
+    backends = args.backend or (["sqlite"] if args.quick else ["sqlite", "postgres"])
     workers = args.workers or ([2] if args.quick else [1, 2, 4])
     shapes = args.shape or list(SHAPES)
     if not args.json:

@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -85,6 +86,12 @@ _MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
 PUSH_TRIES = 20
 """Merges redone after the origin moved under them before the step gives up (a host error)."""
 
+SYNC_REUSE_S = 1.0
+"""Checking whether a subtask merged, then preparing it, is one look at the origin, not two: the
+preparation uses the check's fetch when it is this recent (as if it had run that much earlier;
+the check came after the subtask was claimed, so its dependencies' merges are in). Merges always
+fetch afresh (their push is leased on what they saw)."""
+
 Exclusive = Callable[[str], AbstractAsyncContextManager[None]]
 
 
@@ -123,6 +130,8 @@ class Workspace:
         self._base = base_branch
         self._started = False
         self._workflow_gitdir: Path | None = None
+        self._checked: dict[str, float] = {}
+        """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
 
     @classmethod
     async def for_repo(
@@ -241,7 +250,9 @@ class Workspace:
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         await self.start()
         async with self._lock():
-            await self._sync()
+            checked = self._checked.pop(key, None)
+            if checked is None or time.monotonic() - checked >= SYNC_REUSE_S:
+                await self._sync()
             workflow_tip, tip = await self._tips(branch)
             holder = None
             if tip is not None:
@@ -304,7 +315,9 @@ class Workspace:
         if self.origin is not None:
             await self.start()
             async with self._lock():
+                started = time.monotonic()
                 await self._sync()
+                self._checked[key] = started
         return key in await self._merges()
 
     async def merge_subtask(self, key: str) -> MergeResult:
@@ -532,13 +545,12 @@ class Workspace:
             if found.get(base) != base_tip:
                 await g.git(self.repo, "update-ref", base, base_tip)
             tip = found.get(branch_remote)
-        if tip is None or tip == found.get(branch):
-            return
-        if await asyncio.to_thread(self.workflow_worktree.is_dir):
-            await self._reset_workflow_worktree()
-            await g.git(self.workflow_worktree, "reset", "-q", "--hard", tip)
-        else:
-            await g.git(self.repo, "update-ref", f"refs/heads/{self.workflow_branch}", tip)
+        if tip is not None and tip != found.get(branch):
+            if await asyncio.to_thread(self.workflow_worktree.is_dir):
+                await self._reset_workflow_worktree()
+                await g.git(self.workflow_worktree, "reset", "-q", "--hard", tip)
+            else:
+                await g.git(self.repo, "update-ref", f"refs/heads/{self.workflow_branch}", tip)
 
     async def _publish_workflow_branch(self) -> None:
         """The workflow branch on the origin, created from its base branch when missing (by

@@ -47,19 +47,19 @@ def test_the_catalog_is_what_the_command_modules_register() -> None:
     commands.load_all()
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
-    registered = [
-        (
-            name,
+    # (in the order the modules happened to load; the top-level help shows the catalog's)
+    registered = {
+        name: (
             _modules(command),
             _first_paragraph(command.help),
             isinstance(command, typer.core.TyperGroup),
         )
         for name, command in group.commands.items()
         if not command.hidden
-    ]
-    catalogued = [
-        (entry.name, set(entry.modules), entry.help, entry.group) for entry in commands.CATALOG
-    ]
+    }
+    catalogued = {
+        entry.name: (set(entry.modules), entry.help, entry.group) for entry in commands.CATALOG
+    }
     assert registered == catalogued
 
 

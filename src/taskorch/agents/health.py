@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskorch.agents.agentapi_client import AgentApiClient
 from taskorch.agents.cli_agent import TEMPLATES
 from taskorch.agents.registry import adapter_settings
 from taskorch.domain.errors import AgentError, ConfigError
@@ -58,6 +57,8 @@ async def probe_agent(
 
 
 async def _probe_agentapi(url: str, key: str | None, timeout_s: float) -> Probe:
+    from taskorch.agents.agentapi_client import AgentApiClient  # httpx: only for such an agent
+
     try:
         async with AgentApiClient(url, key, request_timeout_s=timeout_s) as client:
             status = await asyncio.wait_for(client.status(), timeout_s)

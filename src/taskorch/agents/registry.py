@@ -18,7 +18,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from taskorch.agents.agentapi import AgentApiAdapter
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.cli_agent import TEMPLATES, CliAgentAdapter, CliTemplate
 from taskorch.agents.shell import ShellAdapter
@@ -280,6 +279,8 @@ def build_adapter(agent: Agent, env: Mapping[str, str]) -> AgentAdapter:
     settings = adapter_settings(agent)
     kind = settings["kind"]
     if kind == "agentapi":
+        from taskorch.agents.agentapi import AgentApiAdapter  # httpx: only for such an agent
+
         key_env = settings.get("key_env")
         key = env.get(str(key_env)) if key_env else None
         return AgentApiAdapter(str(settings["url"]), key or None, name=agent.name)

@@ -9,7 +9,6 @@ and exit code 1 — never a traceback. What the CLI prints goes through the term
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
@@ -17,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -26,9 +25,11 @@ from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.terminal import error_line, safe_console
 from taskorch.domain.errors import TaskorchError
 from taskorch.domain.limits import MAX_TITLE_CHARS, check_duration, check_text
-from taskorch.engine import OrchestrationEngine
 from taskorch.runtime.logs import configure_logging
-from taskorch.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # loaded by the commands that use them: `--help` must not pay for them
+    from taskorch.engine import OrchestrationEngine
+    from taskorch.settings import Settings
 
 GLOBAL_FLAGS = ("--verbose", "-v")
 """Global flags a user may also write after the command, as the specification does
@@ -142,6 +143,8 @@ def _print_version(wanted: bool) -> None:
 def settings(db: str | None = None, **overrides: Any) -> Settings:
     """The settings for this invocation: flags > environment > config file > defaults;
     ``overrides`` are a command's own flags (None: not given). A bad setting is one line."""
+    from taskorch.settings import load_settings
+
     try:
         return load_settings(database_url=db or options.db, taskorch_home=options.home, **overrides)
     except TaskorchError as exc:
@@ -154,6 +157,8 @@ async def engine(
 ) -> AsyncIterator[OrchestrationEngine]:
     """The engine on this invocation's database; ``create=False`` for commands that only read or
     act on existing records: they never create a database (one line says where they looked)."""
+    from taskorch.engine import OrchestrationEngine
+
     running = OrchestrationEngine(settings(db))
     await running.initialize(create=create)
     try:
@@ -169,6 +174,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def run(factory: Callable[[], Awaitable[T]]) -> T:
     """Run an async command body; report our errors as one line and exit non-zero."""
+    import asyncio  # (not for `--help`)
+
     try:
         return asyncio.run(_call(factory))
     except TaskorchError as exc:

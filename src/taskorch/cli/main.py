@@ -9,6 +9,7 @@ error that is a bug says so and how to see where it came from (``TASKORCH_DEBUG=
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -16,12 +17,12 @@ import sys
 from collections.abc import Sequence
 
 import typer
+from typer._click.core import Command  # (typer's own copy of click)
 
-from taskorch.cli import commands as _commands  # noqa: F401  (registers the commands)
+from taskorch.cli import commands
 from taskorch.cli.app import app, err_console
 from taskorch.cli.terminal import error_line
 from taskorch.domain.errors import TaskorchError
-from taskorch.runtime import tracing
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -36,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = invoke(argv)
     finally:
-        tracing.shutdown()  # export the spans of a short run before the process ends
+        tracing = sys.modules.get("taskorch.runtime.tracing")  # (loaded by what traces)
+        if tracing is not None:
+            tracing.shutdown()  # export the spans of a short run before the process ends
     sys.exit(code)
 
 
@@ -50,7 +53,7 @@ def _tolerant_streams() -> None:
 
 def invoke(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: the process's) and return its exit code."""
-    command = typer.main.get_command(app)
+    command = _command(sys.argv[1:] if argv is None else list(argv))
     try:
         try:
             result = command.main(args=argv, prog_name="taskorch", standalone_mode=False)
@@ -76,6 +79,52 @@ def invoke(argv: Sequence[str] | None = None) -> int:
             EXIT_ERROR,
         )
     return result if isinstance(result, int) else 0
+
+
+def _command(argv: list[str]) -> Command:
+    """The click command of the app with the command modules ``argv`` needs imported: the one
+    it names, none for the top-level help, all when it names none the catalog knows."""
+    name = _command_name(argv)
+    if name is None and not os.environ.get(_COMPLETE_ENV):
+        command = typer.main.get_command(app)
+        if isinstance(command, typer.core.TyperGroup):
+            commands.listed(command)
+        return command
+    if not commands.load_for(name):
+        commands.load_all()
+    return typer.main.get_command(app)
+
+
+@functools.cache
+def _valued_options() -> frozenset[str]:
+    """The global options that take a value (``--db URL``), as typer declares them."""
+    group = typer.main.get_command(app)
+    return frozenset(
+        name
+        for param in group.params
+        if param.param_type_name == "option"
+        and not getattr(param, "is_flag", True)
+        and not getattr(param, "count", True)
+        for name in param.opts
+    )
+
+
+_COMPLETE_ENV = "_TASKORCH_COMPLETE"
+"""Set by shell completion, which needs every command."""
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The first argument that is not a global option or its value (None: there is none)."""
+    valued = _valued_options()
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            return next(args, None)
+        if not arg.startswith("-") or arg == "-":
+            return arg
+        if arg in valued:
+            next(args, None)
+    return None
 
 
 def _usage_error(exc: typer.TyperException) -> int:

@@ -188,6 +188,17 @@ async def rev(cwd: Path, name: str) -> str | None:
     return result.stdout.strip() or None
 
 
+async def refs(cwd: Path, *names: str) -> dict[str, str]:
+    """The commits of the branches ``names`` (full ref names, ``refs/heads/...``) that exist,
+    read by one ``for-each-ref`` instead of one ``rev-parse`` each."""
+    listed = await out(cwd, "for-each-ref", "--format=%(objectname) %(refname)", *names)
+    found: dict[str, str] = {}
+    for line in listed.splitlines():
+        sha, _, name = line.partition(" ")
+        found[name] = sha
+    return {name: found[name] for name in names if name in found}
+
+
 async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
     return await succeeds(cwd, "merge-base", "--is-ancestor", ancestor, descendant)
 

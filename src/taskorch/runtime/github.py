@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from taskorch.domain.errors import HostError, WorkspaceError
 from taskorch.domain.models import JSONDict
 from taskorch.runtime import git as g
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_API_URL = "https://api.github.com"
 _REMOTE = re.compile(r"github\.com[:/](?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?$")
@@ -58,6 +59,8 @@ async def open_pull_request(
     repository = await repository_of(repo, config.repository)
     await g.git(repo, "push", "--quiet", "origin", f"{head}:refs/heads/{head}")
     owner = repository.split("/", 1)[0]
+    import httpx  # (only with a GitHub token: not for every workflow)
+
     async with _client(config) as client:
         try:
             response = await client.post(
@@ -92,6 +95,8 @@ async def merge_pull_request(
     """Merge pull request ``number`` on GitHub (a merge commit), only if its head is still
     ``head_sha``; idempotent: one merged already is reported as it is. Returns ``{"number",
     "sha"}`` with the merge commit GitHub made."""
+    import httpx  # (only with a GitHub token: not for every workflow)
+
     async with _client(config) as client:
         try:
             response = await client.put(
@@ -118,6 +123,8 @@ async def merge_pull_request(
 
 
 def _client(config: GitHubConfig) -> httpx.AsyncClient:
+    import httpx
+
     headers = {
         "Authorization": f"Bearer {config.token}",
         "Accept": "application/vnd.github+json",

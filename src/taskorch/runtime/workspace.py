@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -85,6 +86,12 @@ _MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
 PUSH_TRIES = 20
 """Merges redone after the origin moved under them before the step gives up (a host error)."""
 
+SYNC_REUSE_S = 1.0
+"""Checking whether a subtask merged, then preparing it, is one look at the origin, not two: the
+preparation uses the check's fetch when it is this recent (as if it had run that much earlier;
+the check came after the subtask was claimed, so its dependencies' merges are in). Merges always
+fetch afresh (their push is leased on what they saw)."""
+
 Exclusive = Callable[[str], AbstractAsyncContextManager[None]]
 
 
@@ -123,6 +130,8 @@ class Workspace:
         self._base = base_branch
         self._started = False
         self._workflow_gitdir: Path | None = None
+        self._checked: dict[str, float] = {}
+        """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
 
     @classmethod
     async def for_repo(
@@ -241,9 +250,10 @@ class Workspace:
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         await self.start()
         async with self._lock():
-            await self._sync()
-            workflow_tip = await self._tip(self.workflow_branch)
-            tip = await g.rev(self.repo, f"refs/heads/{branch}")
+            checked = self._checked.pop(key, None)
+            if checked is None or time.monotonic() - checked >= SYNC_REUSE_S:
+                await self._sync()
+            workflow_tip, tip = await self._tips(branch)
             holder = None
             if tip is not None:
                 async with g.admin_lock(self.repo):
@@ -305,7 +315,9 @@ class Workspace:
         if self.origin is not None:
             await self.start()
             async with self._lock():
+                started = time.monotonic()
                 await self._sync()
+                self._checked[key] = started
         return key in await self._merges()
 
     async def merge_subtask(self, key: str) -> MergeResult:
@@ -343,8 +355,7 @@ class Workspace:
         await self._reset_workflow_worktree()
         if await asyncio.to_thread(path.is_dir):
             await commit_worktree(path, f"taskorch: uncommitted work of subtask {key}")
-        tip = await g.rev(self.repo, f"refs/heads/{branch}")
-        workflow_tip = await self._tip(self.workflow_branch)
+        workflow_tip, tip = await self._tips(branch)
         if tip is None or await g.is_ancestor(self.repo, tip, workflow_tip):
             merge = (await self._merges()).get(key)
             if merge is not None and tip in (None, merge.subtask_tip):
@@ -521,20 +532,25 @@ class Workspace:
         base and workflow branches follow them (the caller holds the workflow lock)."""
         if self.origin is None:
             return
+        base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
+        base_remote = f"refs/remotes/{remote.REMOTE}/{self.base_branch}"
+        branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
         async with remote.mirror_lock(self.repo):
             await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
-            base_tip = await remote.remote_tip(self.repo, self.base_branch)
+            # One look-up for the four refs: this runs before every step of every subtask.
+            found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
+            base_tip = found.get(base_remote)
             if base_tip is None:
                 raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
-            await g.git(self.repo, "update-ref", f"refs/heads/{self.base_branch}", base_tip)
-            tip = await remote.remote_tip(self.repo, self.workflow_branch)
-        if tip is None or tip == await g.rev(self.repo, f"refs/heads/{self.workflow_branch}"):
-            return
-        if await asyncio.to_thread(self.workflow_worktree.is_dir):
-            await self._reset_workflow_worktree()
-            await g.git(self.workflow_worktree, "reset", "-q", "--hard", tip)
-        else:
-            await g.git(self.repo, "update-ref", f"refs/heads/{self.workflow_branch}", tip)
+            if found.get(base) != base_tip:
+                await g.git(self.repo, "update-ref", base, base_tip)
+            tip = found.get(branch_remote)
+        if tip is not None and tip != found.get(branch):
+            if await asyncio.to_thread(self.workflow_worktree.is_dir):
+                await self._reset_workflow_worktree()
+                await g.git(self.workflow_worktree, "reset", "-q", "--hard", tip)
+            else:
+                await g.git(self.repo, "update-ref", f"refs/heads/{self.workflow_branch}", tip)
 
     async def _publish_workflow_branch(self) -> None:
         """The workflow branch on the origin, created from its base branch when missing (by
@@ -569,6 +585,14 @@ class Workspace:
         if tip is None:
             raise WorkspaceError(f"{name} does not exist in {cwd or self.repo}")
         return tip
+
+    async def _tips(self, branch: str) -> tuple[str, str | None]:
+        """The workflow branch's commit and ``branch``'s (None: no such branch), in one look-up."""
+        workflow, other = f"refs/heads/{self.workflow_branch}", f"refs/heads/{branch}"
+        found = await g.refs(self.repo, workflow, other)
+        if workflow not in found:
+            raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
+        return found[workflow], found.get(other)
 
     async def _existing_worktree(self, key: str) -> Path:
         path = self.subtask_worktree(key)
@@ -650,8 +674,12 @@ class Workspace:
             remove = ("worktree", "remove", "--force", "--force", str(path))
             if not (await g.git(self.repo, *remove, check=False)).ok:
                 await self._remove_worktrees(path, branch)
-            if await g.rev(self.repo, f"refs/heads/{branch}") is not None:
-                await g.git(self.workflow_worktree, "branch", "-d", "-q", branch)
+            delete = ("branch", "-d", "-q", branch)
+            deleted = await g.git(self.workflow_worktree, *delete, check=False)
+            # (one git run, not a look-up first: a branch that is gone is what we want)
+            if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
+                output = deleted.stderr or deleted.stdout
+                raise g.GitError(delete, self.workflow_worktree, deleted.returncode, output)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:
         return _under(entry.path, self.root) or (

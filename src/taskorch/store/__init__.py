@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl
 from taskorch.domain.errors import ConfigError
 from taskorch.domain.limits import MAX_DURATION_S
 from taskorch.store.connector import Connector
-from taskorch.store.postgres import PostgresConnector, redact_url
 from taskorch.store.sqlite import BUSY_TIMEOUT_S, SqliteConnector
 from taskorch.store.store import Store, StoreHealth
+from taskorch.store.urls import redact_url
 
 __all__ = ["Store", "StoreHealth", "connector_for_url", "open_store", "redact_url"]
 
@@ -22,6 +22,8 @@ def connector_for_url(url: str) -> Connector:
         path, _, query = url.removeprefix("sqlite:///").partition("?")
         return SqliteConnector(Path(path), busy_timeout_s=_busy_timeout_s(url, query))
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from taskorch.store.postgres import PostgresConnector  # psycopg: only for such a URL
+
         return PostgresConnector(url)
     raise ConfigError(
         f"unsupported database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://..."

@@ -14,7 +14,6 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg.sql
@@ -25,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from taskorch.domain.errors import DatabaseUnavailableError, StoreError
 from taskorch.store.connector import Connector, Params, Row, Transaction
+from taskorch.store.urls import redact_url as redact_url
 
 CONNECT_TIMEOUT_S = 5.0
 NOTIFY_CHANNEL = "taskorch_ready"
@@ -278,17 +278,6 @@ def _conninfo(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql://" + url[len(prefix) :]
     return url
-
-
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _first_line(exc: BaseException) -> str:

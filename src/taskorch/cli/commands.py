@@ -64,12 +64,15 @@ CATALOG: tuple[Entry, ...] = (
         "run",
         "Add a requirement as a task and carry it to merged code, showing live progress.",
     ),
-    _entry("process", "run", "Carry a stored task to merged code."),
-    _entry("batch", "run", "Carry several stored tasks to merged code at once."),
+    _entry("process", "run", "Carry a stored task to merged code, showing live progress."),
+    _entry(
+        "batch", "run", "Carry several stored tasks to merged code at once, showing live progress."
+    ),
     _entry(
         "resume",
         "run",
-        "Carry on with workflows stopped mid-way (a crash, a kill); default: all unfinished.",
+        "Carry on with workflows stopped mid-way (a crash, a kill); default: all unfinished.\n"
+        "Where they merge and their priority were settled when they started.",
     ),
     _entry(
         "cancel",
@@ -88,7 +91,12 @@ CATALOG: tuple[Entry, ...] = (
         "End a validated workflow that waits for approval as failed; its branch is kept, its base\n"
         "branch is not touched.",
     ),
-    _entry("monitor", "run", "Follow a workflow live until it ends."),
+    _entry(
+        "monitor",
+        "run",
+        "Follow a workflow live until it ends (also one another process carries on), with the\n"
+        "same progress view as `run`.",
+    ),
     _entry(
         "serve",
         "serve",
@@ -96,7 +104,11 @@ CATALOG: tuple[Entry, ...] = (
         "(/api/v1), the dashboard (/) and Prometheus metrics (/metrics). SIGTERM: finish, then "
         "exit.",
     ),
-    _entry("init", "system", "Create or upgrade the database and print where it is."),
+    _entry(
+        "init",
+        "system",
+        "Create or upgrade the database and print where it is; save the settings given.",
+    ),
     _entry("health", "system", "Report each component as ok, degraded or down, with the reason."),
     _entry(
         "worker",

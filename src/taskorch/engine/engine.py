@@ -53,6 +53,11 @@ class ComponentHealth:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+SPEC_COMPONENTS = {"nlp": "planner", "agentCoordinator": "agents"}
+"""The specification's names for two health components -> taskorch's: the report carries both,
+with the same values, so a client written against either finds its key."""
+
+
 @dataclass(frozen=True, slots=True)
 class HealthReport:
     components: dict[str, ComponentHealth]
@@ -420,6 +425,9 @@ class OrchestrationEngine:
         components = {"database": await self._database_health(), "planner": self._planner_health()}
         if components["database"].status == "ok":  # probing needs the registry table
             components.update(await self._agents_health())
+        for alias, name in SPEC_COMPONENTS.items():
+            if name in components:
+                components[alias] = components[name]
         return HealthReport(components)
 
     async def _agents_health(self) -> dict[str, ComponentHealth]:

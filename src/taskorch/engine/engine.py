@@ -29,6 +29,7 @@ from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.workflow_files import WorkflowFiles
 from taskorch.planning import TaskNLP
 from taskorch.planning.providers import chosen_provider
 from taskorch.runtime import tracing
@@ -102,6 +103,7 @@ class OrchestrationEngine:
             jsonl_path=self.settings.home / "events.jsonl",
             task_log_dir=self.settings.home / "logs" / "tasks",
         )
+        self.files = WorkflowFiles(self)
         self._migration: MigrationReport | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
         """How long this engine's workers let running attempts finish when they stop, before
@@ -128,6 +130,7 @@ class OrchestrationEngine:
                 raise NotFoundError(_no_database(connector.describe()))
             if self._migration is None:
                 self._migration = await self.store.migrate()
+            self.files.start()
         except BaseException:
             # Closed here, as ``async with`` does not: an open connection left behind by a
             # failed start (a locked or full database) would keep the process from exiting.
@@ -136,7 +139,10 @@ class OrchestrationEngine:
         return self._migration
 
     async def shutdown(self) -> None:
-        await self.store.close()
+        try:
+            await self.files.stop()  # writes what is still queued: it reads the store
+        finally:
+            await self.store.close()
 
     async def __aenter__(self) -> OrchestrationEngine:
         await self.initialize()

@@ -79,6 +79,15 @@ async def test_the_dashboard_resolves_under_the_prefix(
     assert _read(workflow.text).base == f"{PREFIX}/"
 
 
+async def test_the_bare_prefix_and_the_openapi_document(prefixed: httpx.AsyncClient) -> None:
+    bare = await prefixed.get(PREFIX)
+    assert bare.status_code == 307
+    assert urlsplit(bare.headers["location"]).path == f"{PREFIX}/"
+    for kept in ("", PREFIX):
+        document = (await prefixed.get(f"{kept}/openapi.json")).json()
+        assert document["servers"] == [{"url": PREFIX}]
+
+
 async def test_without_a_prefix_the_base_is_the_root(client: httpx.AsyncClient) -> None:
     assert _read((await client.get("/")).text).base == "/"
     assert _read((await client.get("/workflows/wf-1")).text).base == "/"

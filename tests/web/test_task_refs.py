@@ -10,7 +10,9 @@ from taskorch.domain.errors import InputError
 from taskorch.domain.models import parse_task_ref
 
 
-@pytest.mark.parametrize("typed", [42, "42", "task-42", "task_42", " TASK_42 ", "Task-042"])
+@pytest.mark.parametrize(
+    "typed", [42, "42", "task-42", "task_42", " TASK_42 ", "Task-042", "task_00000000000042"]
+)
 def test_every_spelling_names_the_same_task(typed: str | int) -> None:
     assert parse_task_ref(typed) == 42
 

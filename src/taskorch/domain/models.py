@@ -104,8 +104,9 @@ def parse_task_ref(value: str | int) -> int:
     if isinstance(value, int):
         return check_id("task id", value)
     text = strip_task_prefix(value)
-    # isdigit() alone takes "²" and other digits int() refuses; 20 digits pass any int64.
-    if not (text.isascii() and text.isdigit() and len(text) <= 20):
+    # isdigit() alone takes "²" and other digits int() refuses; 20 digits pass any int64 (leading
+    # zeros aside: the API's id pattern allows a few).
+    if not (text.isascii() and text.isdigit() and len(text) <= 40 and len(text.lstrip("0")) <= 20):
         shown = value if len(value) <= 40 else value[:39] + "…"
         raise InputError(f"invalid task id {shown!r}: use a number such as 42, task-42 or task_42")
     return check_id("task id", int(text))

@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     taskorch_allowed_hosts: str | None = None
     """More names the HTTP server answers to besides the address it serves on, comma-separated:
     ``name`` (any port), ``name:port``, or ``*`` (any host: only behind a proxy that checks)."""
+    taskorch_workflow_files: bool = True
+    """Keep each workflow's plan, state, handoffs, events and report under
+    ``<home>/workflows/<id>/`` (``taskorch.engine.workflow_files``)."""
+    taskorch_root_path: str | None = None
+    """The path prefix a proxy serves ``serve`` under (``/taskorch``); unset: none."""
     gc_older_than: str | None = Field(None, validation_alias=_own("GC_OLDER_THAN"))
     """``serve`` removes what workflows that ended longer ago than this left behind, hourly
     (as ``taskorch gc --older-than``); unset: never."""

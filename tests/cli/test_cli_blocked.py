@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,22 @@ def test_a_task_behind_a_failed_dependency_is_named_with_the_reason(home: Path) 
     )
     [_, second] = json.loads(run_cli(["task", "list", "--json"]).out)
     assert second["hold"] == {"blocked": True, "reason": reason.removeprefix("task-2 ")}
+
+
+def test_a_dependency_ring_written_by_sql_is_shown_as_held(home: Path) -> None:
+    """Tasks that SQL made wait for each other (``task import`` refuses such a file) are shown
+    held, with the ring, rather than pending for ever with no word."""
+    for title in ("first", "second"):
+        assert run_cli(["task", "add", title]).code == 0
+    with closing(sqlite3.connect(home / "taskorch.db")) as connection:
+        connection.execute("UPDATE tasks SET dependencies = '[2]' WHERE id = 1")
+        connection.execute("UPDATE tasks SET dependencies = '[1]' WHERE id = 2")
+        connection.commit()
+    ring = "dependency cycle: task-1 -> task-2 -> task-1"
+    listed = run_cli(["task", "list"]).out
+    assert listed.count("pending (blocked)") == 2
+    assert f"task-1 {ring}" in listed
+    assert f"task-2 {ring}" in listed
+    assert f"task-2 {ring}" in run_cli(["status"]).out
+    holds = [task["hold"] for task in json.loads(run_cli(["task", "list", "--json"]).out)]
+    assert holds == [{"blocked": True, "reason": ring}] * 2

@@ -151,6 +151,9 @@ def test_health_reports_database(database_url: str, tmp_path: Path) -> None:
     assert report["status"] == "ok"
     assert database["schema_version"] == database["latest_schema_version"] >= 2
     assert database["backend"] in {"sqlite", "postgres"}
+    assert report["components"]["nlp"] == report["components"]["planner"]
+    text = ok(taskorch("health", home=home, database_url=database_url))
+    assert "planner (nlp): heuristic" in text
 
 
 def test_health_down_when_database_unreachable(tmp_path: Path) -> None:

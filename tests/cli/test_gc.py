@@ -29,6 +29,10 @@ def test_gc_removes_logs_events_and_merged_branches_never_unmerged_work(tmp_path
     logs = home / "logs" / "tasks"
     assert any(logs.glob(f"{merged}-*.json"))
     assert rejected in (home / "events.jsonl").read_text()
+    files = home / "workflows"
+    # Each command wrote its workflow's files before it exited: the reject too (its report).
+    assert "- outcome: merged" in (files / merged / "report.md").read_text()
+    assert "- why: rejected: not now" in (files / rejected / "report.md").read_text()
 
     assert (
         json.loads(ok(taskorch("gc", "--older-than", "1h", "--json", home=home)))["workflows"] == []
@@ -36,12 +40,17 @@ def test_gc_removes_logs_events_and_merged_branches_never_unmerged_work(tmp_path
     dry = json.loads(ok(taskorch("gc", "--older-than", "0s", "--dry-run", "--json", home=home)))
     assert sorted(dry["workflows"]) == sorted([merged, rejected])
     assert any(logs.glob(f"{merged}-*.json"))  # a dry run removes nothing
+    assert dry["workflow_files"] == 2
+    assert (files / merged).is_dir()
 
     report = json.loads(ok(taskorch("gc", "--older-than", "0s", "--json", home=home)))
     assert sorted(report["workflows"]) == sorted([merged, rejected])
     assert report["task_logs"] >= 2
     assert report["problems"] == []
     assert not list(logs.glob("*.json"))
+    assert report["workflow_files"] == 2
+    assert not (files / merged).exists()
+    assert not (files / rejected).exists()
     assert merged not in (home / "events.jsonl").read_text()
     branches = git(origin, "branch", "--format=%(refname:short)")
     assert f"taskorch/{rejected}/main" in branches  # rejected work is never deleted

@@ -248,3 +248,30 @@ async def test_subtasks_stored_before_0004_keep_unique_keys(store_factory: Store
     assert after[:2] == before
     assert [s.key for s in after] == ["a", "b", "c"]
     assert await store.list_subtasks(workflow.id) == after
+
+
+async def test_task_intake_defaults_keep_rows_ids_and_references(
+    store_factory: StoreFactory, database_url: str
+) -> None:
+    """0007 gives the tasks' timestamps defaults (SQLite rebuilds the table): the rows, their
+    workflows' references and the id counter survive, and a plain INSERT then works."""
+    store = await store_factory(migrate=False)
+    await store.migrate(target=6)
+    first = await store.create_task(NewTask.create("first", dependencies=[]))
+    second = await store.create_task(NewTask.create("second", dependencies=[first.id]))
+    workflow = await store.create_workflow(second.id)
+    await store.migrate()
+    assert await store.get_task(second.id) == second
+    assert await store.get_workflow(workflow.id) == workflow
+    if database_url.startswith("sqlite:///"):
+        assert raw_query(database_url, "PRAGMA foreign_key_check") == []
+        insert = "INSERT INTO tasks (title, description) VALUES ('third', 'by SQL')"
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as connection:
+            connection.execute(insert)
+            connection.commit()
+    else:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute(b"INSERT INTO tasks (title, description) VALUES ('third', 'by SQL')")
+    third = (await store.list_tasks())[-1]
+    assert (third.id, third.title, third.status.value) == (second.id + 1, "third", "pending")
+    assert third.created_at >= second.created_at

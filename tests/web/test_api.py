@@ -144,6 +144,9 @@ async def test_health_agents_and_metrics(client: httpx.AsyncClient) -> None:
         "info": {"provider": "heuristic"},
     }
     assert health["components"]["agents"]["status"] == "ok"
+    # The specification's names for the same components, with the same values.
+    assert health["components"]["nlp"] == health["components"]["planner"]
+    assert health["components"]["agentCoordinator"] == health["components"]["agents"]
     agents = (await client.get("/api/v1/agents")).json()
     assert agents[-1]["simulated"] is True
     assert agents[-1]["max_concurrency"] == 5
@@ -201,7 +204,7 @@ async def test_openapi_document_and_dashboard(client: httpx.AsyncClient) -> None
     } <= paths
     page = await client.get("/")
     assert page.status_code == 200
-    assert "/static/app.js" in page.text
+    assert 'src="static/app.js"' in page.text
     # the form names the repository and merge policy; a waiting workflow has its buttons
     for element in ('id="repo"', 'id="merge"', 'id="wf-approve"', 'id="wf-reject"'):
         assert element in page.text

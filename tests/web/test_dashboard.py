@@ -108,6 +108,37 @@ def test_the_cancel_button_cancels(serve_factory: Any, tmp_path: Path) -> None:
     assert code == 0, err
 
 
+def test_the_dashboard_under_a_proxy_prefix(serve_factory: Any, tmp_path: Path) -> None:
+    """``serve --root-path``: the page, its script, the event stream, the API calls and the
+    links all stay under the prefix (here reached with the prefix kept, as a proxy may)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    served: Served = serve_factory(tmp_path / "home", "--root-path", "/ops/taskorch")
+    errors: list[str] = []
+    asked: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("request", lambda request: asked.append(request.url))
+            page.goto(served.url + "/ops/taskorch/")
+            page.wait_for_selector(".live.on", timeout=WAIT_MS)  # the event stream connected
+            page.fill("#requirement", "Fix bug in app/models.py line 7")
+            page.click("#submit")
+            page.wait_for_url(re.compile(r"/ops/taskorch/workflows/wf-[0-9a-f]+$"), timeout=WAIT_MS)
+            page.wait_for_selector("#wf-state:not(:empty)", timeout=WAIT_MS)  # read by the API
+            page.click("#crumbs a")  # back to the list, under the prefix
+            page.wait_for_selector("#workflows tbody a", timeout=WAIT_MS)
+            assert page.url == served.url + "/ops/taskorch/"
+        finally:
+            browser.close()
+    assert errors == []
+    assert asked
+    assert all(url.startswith(served.url + "/ops/taskorch/") for url in asked), asked
+    code, _, err = served.stop()
+    assert code == 0, err
+
+
 def _publish(shot: Path) -> None:
     folder = Path(os.environ.get("TASKORCH_SCREENS", "/work/screens"))
     try:

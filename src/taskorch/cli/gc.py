@@ -28,8 +28,8 @@ def gc(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Remove finished workflows' task logs, events, worktrees and merged branches (never a
-    branch with unmerged work); the workflows and their history stay."""
+    """Remove finished workflows' task logs, events, workflow files, worktrees and merged
+    branches (never a branch with unmerged work); the workflows and their history stay."""
     try:
         age_s = parse_duration("--older-than", older_than, limit_s=MAX_AGE_S)
     except InputError as exc:
@@ -48,7 +48,7 @@ def gc(
         f"{verb} {len(report.workflows)} workflow(s) that ended before "
         f"{report.cutoff:%Y-%m-%d %H:%M} UTC: {report.task_logs} task log(s), "
         f"{report.events} event(s), {report.event_lines} events.jsonl line(s), "
-        f"{report.worktrees} worktree folder(s)",
+        f"{report.worktrees} worktree folder(s), {report.workflow_files} workflow file folder(s)",
         highlight=False,
     )
     for problem in report.problems:

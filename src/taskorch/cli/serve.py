@@ -11,6 +11,7 @@ from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.domain.limits import MAX_ID
 from taskorch.engine.daemon import Daemon, DaemonStats
 from taskorch.engine.targets import check_target
+from taskorch.http.app import check_root_path
 from taskorch.http.server import ServeOptions, serve
 
 
@@ -78,6 +79,16 @@ def serve_(
             show_default=False,
         ),
     ] = None,
+    root_path: Annotated[
+        str | None,
+        typer.Option(
+            "--root-path",
+            metavar="/PREFIX",
+            help="Path prefix a proxy serves taskorch under, whether the proxy strips it or "
+            "keeps it (default TASKORCH_ROOT_PATH; none).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Take pending tasks from the database and carry them to merged code; serve the HTTP API
     (/api/v1), the dashboard (/) and Prometheus metrics (/metrics). SIGTERM: finish, then exit.
@@ -92,15 +103,19 @@ def serve_(
         sim_duration_s=duration("--sim-duration", sim_duration_s) or 0.0,
         concurrency=concurrency,
         max_workflows=max_workflows,
+        root_path=root_path,
     )
 
     def ready(url: str, daemon: Daemon) -> None:
+        used = daemon.engine.settings
+        root = check_root_path(used.taskorch_root_path if root_path is None else root_path)
+        if root:
+            url = f"{url} under {root} (behind the proxy: {root}/)"
         console.print(f"taskorch serving {url}  (dashboard /, API /api/v1, OpenAPI /openapi.json)")
         console.print(
             f"database {daemon.engine.database_location}; up to {daemon.max_workflows} workflows "
             f"at once; resuming {len(daemon.stats.resumed)} unfinished"
         )
-        used = daemon.engine.settings
         console.print(
             f"tasks that name no repository go to {used.taskorch_repo or 'a scratch repository'} "
             f"(merge policy {used.merge_policy})",

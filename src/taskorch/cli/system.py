@@ -10,6 +10,7 @@ from rich.text import Text
 from taskorch.cli.app import app, console, engine, fail, line, options, print_json, run, settings
 from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.engine import HealthReport, MigrationReport, OrchestrationEngine
+from taskorch.engine.engine import SPEC_COMPONENTS
 from taskorch.settings import (
     config_file_path,
     set_in_environment,
@@ -138,10 +139,14 @@ def health(
     if as_json:
         print_json(report.to_dict())
     else:
+        aliases = {name: alias for alias, name in SPEC_COMPONENTS.items()}
         for name, component in report.components.items():
+            if name in SPEC_COMPONENTS:
+                continue  # shown with taskorch's name: "planner (nlp)"
             style = _STATUS_STYLE[component.status]
+            shown = f"{name} ({aliases[name]})" if name in aliases else name
             console.print(
-                Text.assemble((f"{component.status:<8}", style), f" {name}: {component.detail}")
+                Text.assemble((f"{component.status:<8}", style), f" {shown}: {component.detail}")
             )
             for key, value in component.info.items():
                 console.print(f"           {key}: {value}")

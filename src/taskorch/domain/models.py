@@ -93,15 +93,22 @@ def task_ref(task_id: int) -> str:
     return f"task-{task_id}"
 
 
+def strip_task_prefix(value: str) -> str:
+    """``"task-42"`` and the specification's ``"task_42"`` -> ``"42"`` (lower-cased, trimmed)."""
+    text = value.strip().lower()
+    return text[5:] if text.startswith(("task-", "task_")) else text
+
+
 def parse_task_ref(value: str | int) -> int:
-    """Accept ``42``, ``"42"`` or ``"task-42"``."""
+    """Accept ``42``, ``"42"``, ``"task-42"`` or the specification's ``"task_42"``."""
     if isinstance(value, int):
         return check_id("task id", value)
-    text = value.strip().lower().removeprefix("task-")
-    # isdigit() alone takes "²" and other digits int() refuses; 20 digits pass any int64.
-    if not (text.isascii() and text.isdigit() and len(text) <= 20):
+    text = strip_task_prefix(value)
+    # isdigit() alone takes "²" and other digits int() refuses; 20 digits pass any int64 (leading
+    # zeros aside: the API's id pattern allows a few).
+    if not (text.isascii() and text.isdigit() and len(text) <= 40 and len(text.lstrip("0")) <= 20):
         shown = value if len(value) <= 40 else value[:39] + "…"
-        raise InputError(f"invalid task id {shown!r}: use a number such as 42 or task-42")
+        raise InputError(f"invalid task id {shown!r}: use a number such as 42, task-42 or task_42")
     return check_id("task id", int(text))
 
 

@@ -273,7 +273,10 @@ class Daemon:
             self._holds.pop(task.id, None)
             return True
         if self._holds.get(task.id) != hold.reason:
+            said = hold.reason in self._holds.values()  # a ring: one line for all its tasks
             self._holds[task.id] = hold.reason
+            if said:
+                return False
             level = logging.WARNING if hold.blocked else logging.INFO
             log.log(level, "%s %s", task.ref, hold.reason)
         return False

@@ -31,6 +31,7 @@ from taskorch.engine.planner_choice import planner_settings
 from taskorch.engine.recovery_plugins import recovery_manager
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.workflow_files import WorkflowFiles
 from taskorch.planning import TaskNLP
 from taskorch.planning.providers import chosen_provider
 from taskorch.runtime import tracing
@@ -53,6 +54,11 @@ class ComponentHealth:
     status: HealthStatus
     detail: str
     info: dict[str, Any] = field(default_factory=dict)
+
+
+SPEC_COMPONENTS = {"nlp": "planner", "agentCoordinator": "agents"}
+"""The specification's names for two health components -> taskorch's: the report carries both,
+with the same values, so a client written against either finds its key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,7 @@ class OrchestrationEngine:
             jsonl_path=self.settings.home / "events.jsonl",
             task_log_dir=self.settings.task_logs_path,
         )
+        self.files = WorkflowFiles(self)
         self._migration: MigrationReport | None = None
         self._recovery: ErrorRecoveryManager | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
@@ -128,6 +135,7 @@ class OrchestrationEngine:
                 raise NotFoundError(_no_database(connector.describe()))
             if self._migration is None:
                 self._migration = await self.store.migrate()
+            self.files.start()
         except BaseException:
             # Closed here, as ``async with`` does not: an open connection left behind by a
             # failed start (a locked or full database) would keep the process from exiting.
@@ -136,7 +144,10 @@ class OrchestrationEngine:
         return self._migration
 
     async def shutdown(self) -> None:
-        await self.store.close()
+        try:
+            await self.files.stop()  # writes what is still queued: it reads the store
+        finally:
+            await self.store.close()
 
     async def __aenter__(self) -> OrchestrationEngine:
         await self.initialize()
@@ -440,6 +451,9 @@ class OrchestrationEngine:
         components = {"database": await self._database_health(), "planner": self._planner_health()}
         if components["database"].status == "ok":  # probing needs the registry table
             components.update(await self._agents_health())
+        for alias, name in SPEC_COMPONENTS.items():
+            if name in components:
+                components[alias] = components[name]
         return HealthReport(components)
 
     async def _agents_health(self) -> dict[str, ComponentHealth]:

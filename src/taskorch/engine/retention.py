@@ -2,7 +2,8 @@
 
 ``taskorch gc --older-than 30d`` (and ``serve`` with ``TASKORCH_GC_OLDER_THAN``) takes each
 workflow that ended (merged, failed or cancelled) before the cutoff and removes its task logs,
-its stored events and its lines in ``events.jsonl``, its worktrees, and its branches whose work
+its stored events and its lines in ``events.jsonl``, its workflow files (plan, state, handoffs,
+events, report: :mod:`taskorch.engine.workflow_files`), its worktrees, and its branches whose work
 is merged (the workspace's own cleanup: a branch holding unmerged work is never deleted). The
 workflow, its history, subtasks and attempts stay, marked ``collected_at`` so the next pass
 skips it.
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from taskorch.domain.errors import TaskorchError
 from taskorch.domain.models import Workflow
 from taskorch.domain.states import WorkflowState
+from taskorch.engine.workflow_files import workflow_folder
 from taskorch.store.retention import delete_events, finished_before
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ class CollectReport:
     event_lines: int = 0
     worktrees: int = 0
     problems: list[str] = field(default_factory=list)
+    workflow_files: int = 0
+    """Folders of workflow files (plan, state, handoffs, events, report) removed."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -55,6 +59,7 @@ class CollectReport:
             "event_lines": self.event_lines,
             "worktrees": self.worktrees,
             "problems": self.problems,
+            "workflow_files": self.workflow_files,
         }
 
 
@@ -66,22 +71,29 @@ async def collect_garbage(
     connector = engine.store.connector
     old = [w for w in await finished_before(connector, cutoff) if "collected_at" not in w.metadata]
     ids = [w.id for w in old]
+    home = engine.settings.home
     folder = engine.settings.task_logs_path
     logs = [p for wf in ids for p in sorted(folder.glob(f"{wf}-*.json"))]
+    folders = [f for wf in ids if (f := workflow_folder(home, wf)) is not None]
+    kept = [f for f in folders if await asyncio.to_thread(f.is_dir)]
     if dry_run:
-        return CollectReport(cutoff, True, ids, task_logs=len(logs))
+        return CollectReport(cutoff, True, ids, task_logs=len(logs), workflow_files=len(kept))
     problems: list[str] = []
     worktrees = 0
     for workflow in old:
         worktrees += await _clean_workspace(engine, workflow, problems)
     for path in logs:
         await asyncio.to_thread(path.unlink, missing_ok=True)
+    for folder in kept:
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
     events = await delete_events(connector, ids)
     lines = await asyncio.to_thread(_drop_event_lines, engine.events.jsonl_path, set(ids))
     stamp = {"collected_at": datetime.now(UTC).isoformat()}
     for workflow in old:
         await engine.store.annotate_workflow(workflow.id, workflow.status, stamp)
-    return CollectReport(cutoff, False, ids, len(logs), events, lines, worktrees, problems)
+    return CollectReport(
+        cutoff, False, ids, len(logs), events, lines, worktrees, problems, len(kept)
+    )
 
 
 async def _clean_workspace(

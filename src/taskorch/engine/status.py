@@ -5,12 +5,20 @@ not started (:func:`task_holds`)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from taskorch.domain.errors import NotFoundError
-from taskorch.domain.models import Event, HistoryEntry, Subtask, Task, TaskStatus, Workflow
+from taskorch.domain.models import (
+    Event,
+    HistoryEntry,
+    Subtask,
+    Task,
+    TaskStatus,
+    Workflow,
+    task_ref,
+)
 from taskorch.domain.states import SubtaskState, WorkflowState
 
 _ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
@@ -210,6 +218,65 @@ async def task_holds(
                 with contextlib.suppress(NotFoundError):
                     known[task_id] = await get_task(task_id)
         hold = task_hold(task, known)
+        if hold is not None and not hold.blocked:
+            hold = await _cycle_hold(task, known, get_task) or hold
         if hold is not None:
             holds[task.id] = hold
     return holds
+
+
+async def _cycle_hold(
+    task: Task, known: dict[int, Task], get_task: Callable[[int], Awaitable[Task]]
+) -> TaskHold | None:
+    """A pending task that waits, through pending tasks, for itself (rows written by SQL, or
+    dependencies changed after the import checked them) would wait for ever: say so. The ring is
+    named from its lowest id, so every task on it gives the same line (logged once)."""
+    ring = await find_cycle(task.id, known, get_task)
+    if ring is None:
+        return None
+    start = ring.index(min(ring))
+    ordered = [*ring[start:], *ring[:start]]
+    line = "dependency cycle: " + " -> ".join(task_ref(i) for i in [*ordered, ordered[0]])
+    if task.id in ring:
+        return TaskHold(task.id, True, line)
+    return TaskHold(task.id, True, f"cannot start: it waits on a {line}")
+
+
+async def find_cycle(
+    start: int, known: dict[int, Task], get_task: Callable[[int], Awaitable[Task]]
+) -> list[int] | None:
+    """The first ring of pending tasks reachable from ``start`` through their dependencies, as
+    the ids on it in order (without repeating the first); None when there is none. ``known``
+    is filled with the tasks looked up on the way."""
+    path: list[int] = []
+    on_path: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[int, Iterator[int]]] = []
+
+    async def enter(task_id: int) -> bool:
+        if task_id not in known:
+            try:
+                known[task_id] = await get_task(task_id)
+            except NotFoundError:
+                return False
+        if known[task_id].status is not TaskStatus.PENDING:
+            return False
+        stack.append((task_id, iter(known[task_id].dependencies)))
+        path.append(task_id)
+        on_path.add(task_id)
+        return True
+
+    await enter(start)
+    while stack:
+        node, rest = stack[-1]
+        following = next(rest, None)
+        if following is None:
+            stack.pop()
+            path.pop()
+            on_path.discard(node)
+            done.add(node)
+        elif following in on_path:
+            return path[path.index(following) :]
+        elif following not in done:
+            await enter(following)
+    return None

@@ -51,7 +51,7 @@ NOT_VALIDATED: Responses = {
 REVIEWER = "api"
 """Who approved or rejected, as the workflow records it, for a request through this API."""
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")]
-TaskIdParam = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="42 or task-42")]
+TaskIdParam = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="42, task-42 or task_42")]
 WorkflowIdParam = Annotated[str, Path(pattern=WORKFLOW_ID_PATTERN)]
 
 

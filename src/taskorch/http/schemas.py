@@ -28,7 +28,7 @@ from taskorch.domain.models import Priority, Task, TaskStatus, Workflow
 from taskorch.domain.states import SubtaskState, WorkflowState
 from taskorch.engine.status import WorkflowStatus, waiting_for
 
-TASK_ID_PATTERN = r"^(task-)?0{0,11}[1-9][0-9]{0,11}$"
+TASK_ID_PATTERN = r"^(task[-_])?0{0,11}[1-9][0-9]{0,11}$"
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 MAX_LINE = 2000
 """A repository path or URL, a reason (characters)."""

@@ -22,7 +22,7 @@ import uvicorn
 from taskorch.domain.errors import ConfigError
 from taskorch.engine.daemon import Daemon, DaemonStats
 from taskorch.engine.setup import agents_for_run, open_engine
-from taskorch.http.app import create_app
+from taskorch.http.app import check_root_path, create_app
 from taskorch.http.auth import check_binding
 from taskorch.http.guard import HostPolicy
 from taskorch.runtime.metrics import UNASSIGNED_AGENT
@@ -39,6 +39,8 @@ class ServeOptions:
     sim_duration_s: float = 0.0
     concurrency: int | None = None
     max_workflows: int | None = None
+    root_path: str | None = None
+    """The path prefix a proxy serves it under; None: ``TASKORCH_ROOT_PATH``."""
 
 
 class _Server(uvicorn.Server):
@@ -73,6 +75,7 @@ async def serve(
     token = settings.taskorch_api_token.get_secret_value() if settings.taskorch_api_token else None
     check_binding(options.host, token)
     HostPolicy.serving(options.host, options.port, settings.allowed_hosts)  # bad entries: now
+    check_root_path(settings.taskorch_root_path if options.root_path is None else options.root_path)
     sock = listen(options.host, options.port)
     try:
         port = sock.getsockname()[1]  # the one chosen for port 0
@@ -97,6 +100,7 @@ async def serve(
                 else [],
                 stopping=stopping,
                 hosts=hosts,
+                root_path=options.root_path,
             )
             config = uvicorn.Config(
                 app,

@@ -26,7 +26,7 @@ from taskorch.domain.limits import (
     echo_safe,
     encodable,
 )
-from taskorch.domain.models import parse_task_ref
+from taskorch.domain.models import parse_task_ref, strip_task_prefix
 
 REFUSED = "taskorch_refused"
 """The one argument of a call the stdio transport could not pass on as sent (a message over
@@ -59,7 +59,7 @@ def _check(name: str, where: str, value: Any) -> None:
         else:
             limit = MAX_REPO_CHARS if name == "repo" else MAX_TITLE_CHARS
             check_text(where, value, limit, line=True)
-            if name in TASK_REFS and value.strip().lower().removeprefix("task-").isdigit():
+            if name in TASK_REFS and strip_task_prefix(value).isdigit():
                 check_id(where, parse_task_ref(value))
     elif isinstance(value, bool):
         return

@@ -1,4 +1,5 @@
-/* taskorch dashboard: plain JavaScript, no build step. Reads /api/v1, follows /api/v1/events. */
+/* taskorch dashboard: plain JavaScript, no build step. Reads api/v1, follows api/v1/events; every
+   path is relative to the page's <base> (the server's root, or a proxy's prefix). */
 "use strict";
 
 const TERMINAL = new Set(["merged", "failed", "cancelled"]);
@@ -100,7 +101,7 @@ function throttle(fn, ms) {
 function follow(query, onEvent) {
   const live = document.getElementById("live");
   const label = live.querySelector("span");
-  const source = new EventSource(`/api/v1/events${query}`);
+  const source = new EventSource(`api/v1/events${query}`);
   source.onopen = () => { live.classList.add("on"); label.textContent = "live"; };
   source.onerror = () => { live.classList.remove("on"); label.textContent = "reconnecting"; };
   for (const kind of EVENT_KINDS) source.addEventListener(kind, (e) => onEvent(JSON.parse(e.data)));
@@ -110,7 +111,7 @@ function follow(query, onEvent) {
 async function showHealth() {
   const badge = document.getElementById("health");
   try {
-    render(await api("/api/v1/health"));
+    render(await api("api/v1/health"));
   } catch (error) {
     if (error.status === 503 && error.body && error.body.components) {
       render(error.body); // something is down: the report says what
@@ -131,10 +132,10 @@ async function showHealth() {
 /* --- home: workflows, agents, submit --------------------------------------------------------- */
 
 async function renderWorkflows() {
-  const workflows = await api("/api/v1/workflows?limit=50");
+  const workflows = await api("api/v1/workflows?limit=50");
   const body = document.querySelector("#workflows tbody");
   body.replaceChildren(...workflows.map((w) => el("tr", {},
-    el("td", {}, el("a", { class: "mono", href: `/workflows/${w.workflow_id}`, text: w.workflow_id })),
+    el("td", {}, el("a", { class: "mono", href: `workflows/${w.workflow_id}`, text: w.workflow_id })),
     el("td", { class: "title", title: w.title || "" }, w.title || ""),
     el("td", {}, w.waiting_for === "approval"
       ? el("span", { class: "pill warn", text: "awaiting approval", title: "validated; approve or reject it" })
@@ -152,7 +153,7 @@ async function renderWorkflows() {
 }
 
 async function renderAgents() {
-  const agents = await api("/api/v1/agents");
+  const agents = await api("api/v1/agents");
   const box = document.getElementById("agents");
   if (!agents.length) {
     box.replaceChildren(el("p", { class: "empty", text: "No agents registered." }));
@@ -195,11 +196,11 @@ function setupForm() {
       const merge = document.getElementById("merge").value;
       if (repo) fields.repo = repo;
       if (merge) fields.merge_policy = merge;
-      const task = await api("/api/v1/tasks", { method: "POST", body: JSON.stringify(fields) });
+      const task = await api("api/v1/tasks", { method: "POST", body: JSON.stringify(fields) });
       note.textContent = `Stored as ${task.ref}; waiting for the daemon to start its workflow…`;
       const workflow = await workflowOf(task.id);
       if (workflow) {
-        window.location.assign(`/workflows/${workflow.workflow_id}`);
+        window.location.assign(`workflows/${workflow.workflow_id}`);
         return;
       }
       note.textContent = `${task.ref} is pending: it starts when \`taskorch serve\` has room for it.`;
@@ -213,7 +214,7 @@ function setupForm() {
 
 async function workflowOf(taskId) {
   for (let i = 0; i < 60; i++) {
-    const workflows = await api("/api/v1/workflows?limit=50");
+    const workflows = await api("api/v1/workflows?limit=50");
     const found = workflows.find((w) => w.task_id === taskId);
     if (found) return found;
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -236,7 +237,7 @@ function home() {
 async function renderWorkflow(id) {
   let wf;
   try {
-    wf = await api(`/api/v1/workflows/${encodeURIComponent(id)}`);
+    wf = await api(`api/v1/workflows/${encodeURIComponent(id)}`);
   } catch (error) {
     if (error.status === 404 || error.status === 422) {
       document.getElementById("workflow").hidden = true;
@@ -377,7 +378,7 @@ function renderDelivery(wf) {
 function workflowPage(id) {
   document.getElementById("workflow").hidden = false;
   document.getElementById("crumbs").replaceChildren(
-    el("a", { href: "/", text: "Workflows" }), " / ", el("span", { class: "mono", text: id }));
+    el("a", { href: "./", text: "Workflows" }), " / ", el("span", { class: "mono", text: id }));
   let latest = null;
   const refresh = throttle(async () => { latest = (await renderWorkflow(id).catch(console.error)) || latest; }, 200);
   refresh();
@@ -386,24 +387,32 @@ function workflowPage(id) {
   window.addEventListener("resize", debounce(() => latest && drawEdges(latest), 100));
   document.getElementById("wf-cancel").addEventListener("click", async () => {
     if (!window.confirm("Cancel this workflow? Running subtasks stop; merged work stays.")) return;
-    await api(`/api/v1/workflows/${encodeURIComponent(id)}/cancel`, { method: "POST" }).catch((e) => alert(e.message));
+    await api(`api/v1/workflows/${encodeURIComponent(id)}/cancel`, { method: "POST" }).catch((e) => alert(e.message));
     refresh();
   });
   document.getElementById("wf-approve").addEventListener("click", async (event) => {
     if (!window.confirm("Merge this workflow into its base branch now?")) return;
     event.target.disabled = true;
-    await api(`/api/v1/workflows/${encodeURIComponent(id)}/approve`, { method: "POST" }).catch((e) => alert(e.message));
+    await api(`api/v1/workflows/${encodeURIComponent(id)}/approve`, { method: "POST" }).catch((e) => alert(e.message));
     event.target.disabled = false;
     refresh();
   });
   document.getElementById("wf-reject").addEventListener("click", async () => {
     const reason = (window.prompt("Why is it rejected? (its branch is kept; nothing is merged)") || "").trim();
     if (!reason) return;
-    await api(`/api/v1/workflows/${encodeURIComponent(id)}/reject`, {
+    await api(`api/v1/workflows/${encodeURIComponent(id)}/reject`, {
       method: "POST", body: JSON.stringify({ reason }),
     }).catch((e) => alert(e.message));
     refresh();
   });
+}
+
+// Where this page is below the dashboard's root (the <base> the server writes: "/" or a
+// proxy's prefix such as "/taskorch/"): "" for the list, "workflows/<id>" for a workflow.
+function pagePath() {
+  const root = new URL(document.baseURI).pathname;
+  const here = window.location.pathname;
+  return here.startsWith(root) ? here.slice(root.length) : here.replace(/^\//, "");
 }
 
 /* --- start ----------------------------------------------------------------------------------- */
@@ -411,7 +420,7 @@ function workflowPage(id) {
 function start() {
   showHealth();
   setInterval(showHealth, 15000);
-  const match = window.location.pathname.match(/^\/workflows\/([^/]+)\/?$/);
+  const match = pagePath().match(/^workflows\/([^/]+)\/?$/);
   if (match) workflowPage(decodeURIComponent(match[1]));
   else home();
 }

@@ -35,8 +35,8 @@ CATALOG: tuple[Entry, ...] = (
     _entry(
         "gc",
         "gc",
-        "Remove finished workflows' task logs, events, worktrees and merged branches (never a\n"
-        "branch with unmerged work); the workflows and their history stay.",
+        "Remove finished workflows' task logs, events, workflow files, worktrees and merged\n"
+        "branches (never a branch with unmerged work); the workflows and their history stay.",
     ),
     _entry(
         "mcp",

@@ -309,8 +309,8 @@ def test_claude_code_plans_a_requirement_with_taskorch(
             own["input_schema"],
         ), name
     parse = offered[PREFIX + "parse_requirements"]["input_schema"]
-    assert parse["required"] == ["requirement"]
-    assert set(parse["properties"]) == {"requirement", "context"}
+    assert "required" not in parse  # `requirement`, or the specification's `description`
+    assert set(parse["properties"]) == {"requirement", "description", "context", "priority"}
 
     # the plan came back to the model through Claude, and the model's answer is Claude's result
     plan = result_of(run, "parse_requirements")["plan"]

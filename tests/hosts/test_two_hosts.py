@@ -72,9 +72,10 @@ def repository_url(kind: str, origin: Path) -> Iterator[str]:
         yield f"{base}/{origin.name}"
 
 
-# Twenty over git daemon (the repository hidden from both hosts); over file:// fewer, to keep CI
-# under its time: the two differ only in how git reaches the repository.
-@pytest.mark.parametrize(("lab", "workflows"), [("file", 8), ("git-daemon", 20)], indirect=["lab"])
+# Twelve over git daemon (the repository hidden from both hosts), eight over file://, to keep CI
+# under its time (twenty passed the same in issue 13's runs): the two differ only in how git
+# reaches the repository.
+@pytest.mark.parametrize(("lab", "workflows"), [("file", 8), ("git-daemon", 12)], indirect=["lab"])
 async def test_workflows_on_two_hosts_land_on_the_remote_base_branch(
     lab: Lab, workflows: int
 ) -> None:

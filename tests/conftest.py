@@ -25,6 +25,7 @@ Tests that ask for ``postgres_url`` directly should carry ``@pytest.mark.postgre
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -41,6 +42,26 @@ DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CONNECT_TIMEOUT_S = 5
 
 StoreFactory = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """In-process CLI runs configure taskorch's logging (a handler on a stream the runner closes,
+    levels for ``DEBUG=``): each test gets back the logging it started with."""
+    root = logging.getLogger("taskorch")
+    saved = (list(root.handlers), root.level, root.propagate)
+    children = {
+        name: logger.level
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if name.startswith("taskorch.") and isinstance(logger, logging.Logger)
+    }
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    root.propagate = saved[2]
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if name.startswith("taskorch.") and isinstance(logger, logging.Logger):
+            logger.setLevel(children.get(name, logging.NOTSET))
 
 
 def pytest_configure(config: pytest.Config) -> None:

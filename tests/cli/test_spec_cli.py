@@ -6,9 +6,7 @@ printing debug lines."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,16 +39,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(f"TASKORCH_{name}", raising=False)
     monkeypatch.setenv("TASKORCH_HOME", str(tmp_path / ".taskorch"))
     return tmp_path / ".taskorch"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger("taskorch")
-    saved = (list(root.handlers), root.level, root.propagate)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    root.propagate = saved[2]
 
 
 async def serve_limit() -> int:

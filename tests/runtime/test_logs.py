@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,17 +11,6 @@ from taskorch.domain.errors import ConfigError
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.logs import configure_logging, debug_loggers
 from taskorch.store.outcomes import QueueEvent
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger("taskorch")
-    saved = (list(root.handlers), root.level, root.propagate)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    root.propagate = saved[2]
-    logging.getLogger("taskorch.runtime").setLevel(logging.NOTSET)
 
 
 def _transition() -> QueueEvent:

@@ -238,11 +238,13 @@ def _workflow_waits(status: WorkflowStatus) -> str | None:
 
 
 def lines_of(row: WorkflowRow) -> dict[str, str]:
-    """The piped lines of ``row``, by what they describe: the workflow, each subtask."""
-    lines = {"": row.text(None).plain}
-    for sub in row.subtasks:
-        lines[sub.key] = f"{row.id}  stage {sub.stage}  {sub.text(None).plain}"
-    return lines
+    """The piped lines of ``row``, by what they describe: the workflow, each subtask. The line of
+    a workflow that has ended comes last, so a reader's last line is the outcome."""
+    head = {"": row.text(None).plain}
+    subtasks = {
+        sub.key: f"{row.id}  stage {sub.stage}  {sub.text(None).plain}" for sub in row.subtasks
+    }
+    return {**subtasks, **head} if row.done else {**head, **subtasks}
 
 
 @dataclass

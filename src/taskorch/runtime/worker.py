@@ -139,6 +139,8 @@ class Worker:
         self.stats = WorkerStats()
         self._running: dict[int, _Running] = {}
         self._settling: list[Outcome] = []
+        self._ending = 0
+        """Lost attempts being recorded as cancelled: the loop must not end under that write."""
         self._wake = asyncio.Event()
         self._stopping = False
         self._outage = Outage(f"worker {self.worker_id}")
@@ -171,7 +173,7 @@ class Worker:
         while not self._stopping:
             self._wake.clear()
             claimed = await self._step()
-            idle = not (claimed or self._running or self._settling)
+            idle = not (claimed or self._running or self._settling or self._ending)
             if idle and once and not await self._work_pending_soon():
                 return
             if claimed == self.config.claim_batch and self._free > 0:
@@ -520,15 +522,20 @@ class Worker:
         # Not renewed: the workflow was cancelled, the lease was taken over, or the agent stopped
         # heartbeating. End the attempt; the store already says what happens to the subtask.
         cancelled = await self.queue.cancelled_among(r.subtask.id for r in lost)
-        for running in lost:
-            self._running.pop(running.subtask.id, None)
-            if running.task is not None:
-                running.task.cancel()
-        stopped = [(r.subtask, r.started_at) for r in lost if r.subtask.id in cancelled]
-        if stopped:
-            events = await self.queue.record_cancelled(self.worker_id, stopped)
-            await self.events.publish(events)
-            await self.events.write_task_events(events)
+        self._ending += 1
+        try:
+            for running in lost:
+                self._running.pop(running.subtask.id, None)
+                if running.task is not None:
+                    running.task.cancel()
+            stopped = [(r.subtask, r.started_at) for r in lost if r.subtask.id in cancelled]
+            if stopped:
+                events = await self.queue.record_cancelled(self.worker_id, stopped)
+                await self.events.publish(events)
+                await self.events.write_task_events(events)
+        finally:
+            self._ending -= 1
+            self._wake.set()
 
 
 def instructions_for(subtask: Subtask) -> str:

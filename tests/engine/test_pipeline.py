@@ -292,3 +292,26 @@ async def test_a_failed_task_may_be_tried_again(store: Store, tmp_path: Path) ->
     [again] = await engine.process_batch([task.id], agents={None: Agent()})
     assert again.state == "merged"
     assert (await store.get_task(task.id)).status == "completed"
+
+
+async def test_a_plan_that_breaks_the_working_spec_is_cancelled_before_execution(
+    store: Store, tmp_path: Path
+) -> None:
+    async def reaching_outside(text: str, context: str | None, ref: str) -> tuple[Plan, str]:
+        plan, described = await heuristic(text, context, ref)
+        first = plan.subtasks[0].model_copy(update={"files_affected": ["../elsewhere/secrets.py"]})
+        return plan.model_copy(update={"subtasks": [first, *plan.subtasks[1:]]}), described
+
+    delivery = RecordingDelivery()
+    events = EventBus(jsonl_path=tmp_path / "events.jsonl")
+    pipeline = Pipeline(store, reaching_outside, delivery, publish=events.publish)
+    task = await store.create_task(NewTask.create("Add a health endpoint with tests"))
+    workflow = await pipeline.start(task)
+    [final] = await drive(pipeline, events, [workflow.id], poll_s=0.05)
+    assert final.status == "cancelled"
+    assert "invalid working spec" in final.metadata["reason"]
+    assert "../elsewhere/secrets.py" in final.metadata["reason"]
+    assert final.metadata["step"] == "task_decomposition"
+    assert await store.list_subtasks(final.id) == []
+    assert "prepare" not in delivery.calls  # no workspace was made for it
+    assert (await store.get_task(task.id)).status == "cancelled"

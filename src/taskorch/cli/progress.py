@@ -229,12 +229,7 @@ def _workflow_waits(status: WorkflowStatus) -> str | None:
     stalled = workflow.metadata.get("stalled")
     if isinstance(stalled, dict) and stalled.get("reason"):
         return f"stalled at {stalled.get('step')}: {stalled['reason']}"
-    if status.state in ("failed", "cancelled"):
-        reason = (workflow.result or {}).get("reason")
-        escalation = workflow.metadata.get("escalation") or {}
-        why = reason or escalation.get("reason")
-        return f"reason: {why}" if why else None
-    return None
+    return f"reason: {status.end_reason}" if status.end_reason else None
 
 
 def lines_of(row: WorkflowRow) -> dict[str, str]:

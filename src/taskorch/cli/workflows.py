@@ -181,9 +181,8 @@ def show_workflow(item: WorkflowStatus) -> None:
         console.print(Text(f"{verb} {describe_target(item.target)}"))
     if data["escalation"]:
         console.print(Text(f"escalated: {data['escalation']}", style="red"))
-    reason = (item.workflow.result or {}).get("reason")
-    if item.state in ("failed", "cancelled") and reason:
-        console.print(Text(f"reason: {reason}", style="red"))
+    if item.end_reason:
+        console.print(Text(f"reason: {item.end_reason}", style="red"))
     console.print("history:")
     for step in data["history"]:
         console.print(Text(f"  {step['time'][11:19]}  {step['from'] or '-'} -> {step['to']}"))

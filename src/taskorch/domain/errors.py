@@ -86,6 +86,11 @@ class PlanError(TaskorchError):
     """The plan is invalid."""
 
 
+class WorkingSpecError(TaskorchError):
+    """The plan breaks the working spec (a declared file outside the repository, over the file
+    budget): the workflow is cancelled before any agent runs."""
+
+
 class UnknownDependencyError(PlanError):
     def __init__(self, node: str, dependency: str) -> None:
         self.node = node

@@ -45,6 +45,7 @@ from taskorch.domain.states import (
     SubtaskState,
     WorkflowState,
 )
+from taskorch.domain.working_spec import check_working_spec
 from taskorch.engine.status import waiting_for
 from taskorch.planning.orchestration import full_plan, orchestration_required
 from taskorch.runtime import tracing
@@ -270,6 +271,7 @@ class Pipeline:
         return await self._move(workflow, W.TASK_DECOMPOSITION, details)
 
     async def _decompose(self, workflow: Workflow) -> Workflow:
+        check_working_spec(_plan_of(workflow))  # nothing is dispatched for a plan that breaks it
         plan = await self.delivery.prepare(workflow, _plan_of(workflow))
         return await self._move(
             workflow,

@@ -66,6 +66,17 @@ class WorkflowStatus:
     def waiting_for(self) -> str | None:
         return waiting_for(self.workflow)
 
+    @property
+    def end_reason(self) -> str | None:
+        """Why a failed or cancelled workflow ended (its result's reason, else the reason of the
+        step that gave up, else the escalation's); None for any other state."""
+        if self.state not in ("failed", "cancelled"):
+            return None
+        metadata = self.workflow.metadata
+        escalation = metadata.get("escalation") or {}
+        why = (self.workflow.result or {}).get("reason") or metadata.get("reason")
+        return str(why or escalation.get("reason") or "") or None
+
     def keys(self, *states: SubtaskState) -> list[str]:
         return [s.key for s in self.subtasks if s.status in states]
 

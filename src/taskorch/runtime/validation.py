@@ -28,10 +28,9 @@ from taskorch.agents.process import run_process
 from taskorch.domain.errors import AgentError
 from taskorch.domain.models import JSONDict
 from taskorch.domain.overlap import in_scope, normalise_path
+from taskorch.domain.working_spec import DEFAULT_MAX_FILES
 
 DEFAULT_TEST_TIMEOUT_S = 600.0
-DEFAULT_MAX_FILES = 10
-"""Files one subtask may change (the plan allows 3 declared; tests and the like come on top)."""
 DEFAULT_MAX_LINES = 1000
 """Lines (added plus removed) one subtask may change."""
 OUTPUT_TAIL_CHARS = 4000

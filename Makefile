@@ -26,12 +26,13 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy --strict
 
-# Three processes by default: a test waits on git and subprocesses a fifth of its time, so three
-# keep CI's 2 cores busy; TEST_WORKERS=0 runs the tests in one.
-TEST_WORKERS ?= 3
+# Four processes, spread test by test (worksteal): the suite waits on git, agents and servers half
+# its time, so four keep CI's 2 cores busy, and an idle process takes tests from a busy one instead
+# of waiting on the last long file; TEST_WORKERS=0 runs the tests in one.
+TEST_WORKERS ?= 4
 
 unit: $(BIN)/.installed
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test: lint typecheck unit
 

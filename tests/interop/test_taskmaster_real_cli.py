@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,17 @@ def test_task_master_reads_the_export(tmp_path: Path) -> None:
     ok(taskorch("process", login["ref"], "--agent", "sim", home=home))
     ok(taskorch("task", "export", str(project), home=home))
 
-    listed = as_json(
-        run_task_master(
-            binary, project, "list", "--tag", "feature-auth", "--json", "--with-subtasks"
-        )
-    )
+    # Each task-master start costs seconds of CPU: the three reads run at once.
+    calls = [
+        ("list", "--tag", "feature-auth", "--json", "--with-subtasks"),
+        *(("validate-dependencies", "--tag", tag) for tag in ("master", "feature-auth")),
+    ]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        listing, *reports = pool.map(lambda args: run_task_master(binary, project, *args), calls)
+    listed = as_json(listing)
     assert [(t["id"], t["status"]) for t in listed["tasks"]] in (
         [(1, "done"), (2, "blocked")],
         [("1", "done"), ("2", "blocked")],
     )
-    for tag in ("master", "feature-auth"):
-        report = run_task_master(binary, project, "validate-dependencies", "--tag", tag)
+    for report in reports:
         assert "All Dependencies Are Valid" in report

@@ -224,7 +224,8 @@ class AgentCoordinator:
     ) -> str | None:
         """The agent for a retry after ``current`` failed with ``error_class``: another capable
         agent when the policy says so or the agent was unreachable, else the same one."""
-        if current is not None and error_class != ErrorClass.BUSY:  # busy: no word on its work
+        # busy or a rate limit: no word on how the agent works
+        if current is not None and error_class not in (ErrorClass.BUSY, ErrorClass.RATE_LIMIT):
             self._note_failure(current)
         if not (policy_reassign or error_class in UNREACHABLE_CLASSES):
             return current

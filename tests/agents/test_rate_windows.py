@@ -1,0 +1,90 @@
+"""An agent that answers 429 (or "usage limit") is paused until its reset, not the workflow: the
+subtask goes at once to another capable agent, or waits for the reset and runs on the same one;
+either way the limit is not the agent's try and not in its track record, and the window is stored
+so every worker leaves the agent alone meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agents.fake_agentapi import FakeAgentApi
+from agents.test_adapters_in_worker import one_subtask
+from agents.test_busy_agent import routed_to, worker
+from taskorch.agents.agentapi import AgentApiAdapter
+from taskorch.agents.base import AgentAdapter
+from taskorch.domain.states import SubtaskState
+from taskorch.store import Store
+from taskorch.store.agent_stats import AgentStats, RoutingWrite
+from taskorch.store.rate_windows import RateWindowStore
+
+
+async def test_a_429_hands_the_subtask_to_another_agent_and_pauses_the_limited_one(
+    store: Store, tmp_path: Path
+) -> None:
+    workflow_id, agents, subtask_id = await routed_to(store, ["api-1", "api-2"])
+    later = await one_subtask(store)  # more work for the limited agent, ready from the start
+    [waiting] = await store.list_subtasks(later)
+    await AgentStats(store.connector).route([RoutingWrite(waiting.id, "api-1")])
+    with (
+        FakeAgentApi(rate_limited_posts=1, retry_after="3600", reply="limited later") as limited,
+        FakeAgentApi(reply="Added tests/test_billing.py") as other,
+    ):
+        adapters: dict[str | None, AgentAdapter] = {
+            "api-1": AgentApiAdapter(limited.base_url, poll_s=0.05),
+            "api-2": AgentApiAdapter(other.base_url, poll_s=0.05),
+        }
+        running = worker(store, adapters, agents, tmp_path)
+        run = asyncio.create_task(running.run())
+        try:
+            async with asyncio.timeout(60):
+                while (await store.get_subtask(subtask_id)).status != SubtaskState.COMPLETED:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # poll rounds in which the limited agent's work could go
+        finally:
+            running.stop()
+            await asyncio.wait_for(run, 30)
+        assert len(limited.posts()) == 1  # the later subtask was never sent to it
+        assert limited.user_messages == []
+
+    [subtask] = await store.list_subtasks(workflow_id)
+    assert (subtask.agent_id, subtask.attempts, subtask.interrupted) == ("api-2", 2, 1)
+    attempts = await store.list_attempts(subtask_id)
+    assert [(a.agent_id, a.outcome, a.error_class) for a in attempts] == [
+        ("api-1", "failed", "rate_limit"),
+        ("api-2", "succeeded", None),
+    ]
+    assert attempts[1].started_at - attempts[0].started_at < timedelta(minutes=59)
+    [paused] = await store.list_subtasks(later)
+    assert (paused.status, paused.agent_id, paused.attempts) == ("queued", "api-1", 0)
+    windows = await RateWindowStore(store.connector).open_at(datetime.now(UTC))
+    window = windows["api-1"]
+    assert attempts[0].ended_at is not None
+    assert window.source == "retry-after"
+    assert timedelta(minutes=59) < window.until - attempts[0].ended_at <= timedelta(hours=1)
+    records = await AgentStats(store.connector).track_records()
+    assert "api-1" not in records  # a limit says nothing about how the agent works
+
+
+async def test_with_no_other_agent_the_subtask_waits_for_the_reset_and_runs_on_the_same_one(
+    store: Store, tmp_path: Path
+) -> None:
+    workflow_id, agents, subtask_id = await routed_to(store, ["api-1"])
+    with FakeAgentApi(rate_limited_posts=1, retry_after="0.5", reply="Added tests") as fake:
+        adapter = AgentApiAdapter(fake.base_url, poll_s=0.05)
+        await asyncio.wait_for(
+            worker(store, {"api-1": adapter}, agents, tmp_path).run(once=True), 60
+        )
+        assert len(fake.posts()) == 2
+        assert len(fake.user_messages) == 1
+
+    [subtask] = await store.list_subtasks(workflow_id)
+    assert (subtask.status, subtask.agent_id) == ("completed", "api-1")
+    assert (subtask.attempts, subtask.interrupted) == (2, 1)
+    limited, ran = await store.list_attempts(subtask_id)
+    assert (limited.error_class, ran.outcome) == ("rate_limit", "succeeded")
+    window = await RateWindowStore(store.connector).get("api-1")
+    assert window is not None and limited.ended_at is not None
+    assert window.until >= limited.ended_at + timedelta(seconds=0.4)
+    assert ran.started_at >= window.until  # not a moment before the reset

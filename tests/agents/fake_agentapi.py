@@ -25,8 +25,9 @@ returns to ``stable`` after ``stable_delay_s``. ``hang=True`` never finishes (un
 
 Failure modes: ``busy=True`` (the agent is running someone else's turn), ``busy_posts=N`` (the next
 N user POSTs get the busy 500 even though status said stable), ``rate_limited_posts=N`` with
-``retry_after`` (the next N user POSTs get 429, as a rate-limiting proxy in front answers), ``drop_post="before" | "after"``
-with ``drop_posts=N`` (close the socket without answering, before or after accepting the message),
+``retry_after`` (the next N user POSTs get 429, as a rate-limiting proxy in front answers),
+``drop_post="before" | "after"`` with ``drop_posts=N`` (close the socket without answering,
+before or after accepting the message),
 ``drop_events_after=K`` with ``drop_streams=N`` (end the first N event streams after K events),
 ``events_status=500|404`` (no event stream at all), and :meth:`FakeAgentApi.kill` (the server dies:
 listening socket and every connection closed at once).

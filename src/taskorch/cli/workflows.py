@@ -114,7 +114,7 @@ def _routing_lines(choice: dict[str, Any]) -> list[str]:
         return " · ".join(f"{n} {parts[n]:.2f}" for n in names if n in parts)
 
     lines = [head, "fit: " + named("capability", "language", "load")]
-    lines.append("record: " + named("success", "latency"))
+    lines.append("record: " + named("success", "latency", "cost"))
     if "exploration" in parts:
         lines[-1] += f" · exploration +{parts['exploration']:.2f}"
     return lines
@@ -158,7 +158,9 @@ def show_workflow(item: WorkflowStatus) -> None:
         )
         if sub.get("quality") is not None:
             line.append(f" · quality {sub['quality']:.2f}")
-        if sub["error"]:
+        if sub.get("waiting"):
+            line.append(f"  {sub['waiting']}", style="yellow")
+        elif sub["error"]:
             line.append(f"  {sub['error']}", style="red")
         node = branch.add(line)
         choice = routing.get(sub["key"])

@@ -14,13 +14,18 @@ from agents.test_adapters_in_worker import one_subtask
 from agents.test_busy_agent import routed_to, worker
 from taskorch.agents.agentapi import AgentApiAdapter
 from taskorch.agents.base import AgentAdapter
+from taskorch.cli.agents import _status_text
+from taskorch.cli.app import console
+from taskorch.cli.workflows import show_workflow
+from taskorch.engine.setup import open_engine
+from taskorch.settings import load_settings
 from taskorch.store import Store
 from taskorch.store.agent_stats import AgentStats, RoutingWrite
 from taskorch.store.rate_windows import RateWindowStore
 
 
 async def test_a_429_hands_the_subtask_to_another_agent_and_pauses_the_limited_one(
-    store: Store, tmp_path: Path
+    store: Store, database_url: str, tmp_path: Path
 ) -> None:
     workflow_id, agents, subtask_id = await routed_to(store, ["api-1", "api-2"])
     later = await one_subtask(store)  # more work for the limited agent, ready from the start
@@ -64,6 +69,20 @@ async def test_a_429_hands_the_subtask_to_another_agent_and_pauses_the_limited_o
     assert timedelta(minutes=59) < window.until - attempts[0].ended_at <= timedelta(hours=1)
     records = await AgentStats(store.connector).track_records()
     assert "api-1" not in records  # a limit says nothing about how the agent works
+
+    # what a user sees: the waiting subtask's reason, the agent's status
+    settings = load_settings(database_url=database_url, taskorch_home=tmp_path / "home")
+    async with open_engine(settings) as engine:
+        status = await engine.get_workflow_status(later)
+        infos = {info.agent.id: info for info in await engine.list_agents()}
+    reason = f"waiting: api-1 rate-limited until {window.until:%H:%M:%S} UTC"
+    assert status.to_dict()["subtasks"][0]["waiting"] == reason
+    with console.capture() as captured:
+        show_workflow(status)
+    assert reason in " ".join(captured.get().split())
+    assert _status_text(infos["api-1"]).plain == f"rate-limited until {window.until:%H:%M:%S} UTC"
+    assert _status_text(infos["api-2"]).plain == "available"
+    assert infos["api-1"].to_json()["rate_window"]["source"] == "retry-after"
 
 
 async def test_with_no_other_agent_the_subtask_waits_for_the_reset_and_runs_on_the_same_one(

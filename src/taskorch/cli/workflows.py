@@ -158,11 +158,11 @@ def show_workflow(item: WorkflowStatus) -> None:
         )
         if sub.get("quality") is not None:
             line.append(f" · quality {sub['quality']:.2f}")
-        if sub.get("waiting"):
-            line.append(f"  {sub['waiting']}", style="yellow")
-        elif sub["error"]:
+        if sub["error"]:
             line.append(f"  {sub['error']}", style="red")
         node = branch.add(line)
+        if sub.get("waiting"):  # its agent's rate window
+            node.add(Text(sub["waiting"], style="yellow", overflow="fold"))
         choice = routing.get(sub["key"])
         if choice and choice.get("agent"):
             for text in _routing_lines(choice):

@@ -343,6 +343,10 @@ class AgentOut(_Out):
     p95_s: float | None = None
     last_error: str | None = None
     capabilities: dict[str, Any] = Field(default_factory=dict)
+    cost_usd: float | None = None
+    """What its finished attempts reported they cost, in all."""
+    rate_limited_until: str | None = None
+    """When its rate window ends (it answered with a rate limit or usage limit); None: none."""
 
 
 class ComponentOut(_Out):

@@ -9,19 +9,31 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from agents.fake_agentapi import FakeAgentApi
+from agents.support import agent_task
 from agents.test_adapters_in_worker import one_subtask
 from agents.test_busy_agent import routed_to, worker
+from agents.test_claude_report import failed_report
 from taskorch.agents.agentapi import AgentApiAdapter
 from taskorch.agents.base import AgentAdapter
+from taskorch.agents.cli_agent import CliAgentAdapter
+from taskorch.agents.cli_reports import parse_report
+from taskorch.agents.process import ProcessResult
 from taskorch.cli.agents import _status_text
 from taskorch.cli.app import console
 from taskorch.cli.workflows import show_workflow
+from taskorch.domain.errors import AgentError
+from taskorch.domain.rate_window import open_window
+from taskorch.domain.retry import DEFAULT_POLICIES, ErrorClass
 from taskorch.engine.setup import open_engine
 from taskorch.settings import load_settings
 from taskorch.store import Store
 from taskorch.store.agent_stats import AgentStats, RoutingWrite
 from taskorch.store.rate_windows import RateWindowStore
+
+NOW = datetime(2026, 12, 2, 13, 20, 0, tzinfo=UTC)
 
 
 async def test_a_429_hands_the_subtask_to_another_agent_and_pauses_the_limited_one(
@@ -107,3 +119,43 @@ async def test_with_no_other_agent_the_subtask_waits_for_the_reset_and_runs_on_t
     assert limited.ended_at is not None
     assert window.until >= limited.ended_at + timedelta(seconds=0.4)
     assert ran.started_at >= window.until  # not a moment before the reset
+
+
+AIDER_LIMITED = """Aider v0.86.2
+Main model: openai/gpt-4o with diff edit format
+litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for gpt-4o in
+organization org-x on tokens per min (TPM): Limit 30000, Used 29000. Please try again in 1m30s.
+"""
+
+
+@pytest.mark.parametrize(
+    ("agent", "stdout", "code", "source", "after_s"),
+    [
+        (
+            "claude-code",
+            failed_report(f"Claude AI usage limit reached|{int(NOW.timestamp()) + 7200}", None),
+            1,
+            "reset time",
+            7200.0,
+        ),
+        ("aider", AIDER_LIMITED, 0, "delay", 90.0),
+    ],
+)
+def test_the_cli_agents_limit_reports_open_a_window_until_the_reset_they_name(
+    agent: str, stdout: str, code: int, source: str, after_s: float
+) -> None:
+    adapter = CliAgentAdapter(agent)
+    report = parse_report(adapter.template.report, stdout)
+    with pytest.raises(AgentError) as caught:
+        adapter.judge(agent_task(), ProcessResult(code, stdout, "", False), report, None)
+    error = caught.value
+    assert (error.error_class, error.retryable) == ("rate_limit", True)
+    window = open_window(
+        agent,
+        NOW,
+        retry_after_s=error.retry_after_s,
+        text=error.message,
+        strikes=1,
+        policy=DEFAULT_POLICIES[ErrorClass.RATE_LIMIT],
+    )
+    assert (window.source, window.until - NOW) == (source, timedelta(seconds=after_s))

@@ -130,7 +130,7 @@ class WorkflowStatus:
                     "quality": _quality(s),
                     "files": s.files_affected,
                     "error": s.error,
-                    "waiting": self._waiting(s),
+                    "waiting": self.waiting_reason(s),
                 }
                 for s in self.subtasks
             ],
@@ -145,7 +145,7 @@ class WorkflowStatus:
             ],
         }
 
-    def _waiting(self, subtask: Subtask) -> str | None:
+    def waiting_reason(self, subtask: Subtask) -> str | None:
         """Why a queued subtask has not started although it could: its agent's rate window."""
         window = self.windows.get(subtask.agent_id or "")
         if subtask.status is SubtaskState.QUEUED and window is not None:

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     )
     """Route each subtask to the best-scoring capable agent; false: every subtask goes to the
     first usable agent (by name), with no capability or load scoring (docs/agents.md)."""
+    routing_cost_weight: float = Field(
+        0.15, ge=0, le=1, validation_alias=_own("ROUTING_COST_WEIGHT")
+    )
+    """Weight of routing's ``cost`` part (cost per success, the cheapest candidate 1.0); 0 turns
+    it off (docs/agents.md)."""
     retry_attempts: int | None = Field(None, ge=1, le=100, validation_alias=_spec("RETRY_ATTEMPTS"))
     """The specification's ``orchestrator.retryAttempts``: attempts in all per subtask (1: never
     retried) for every error class that is retried; unset: each class's own count."""

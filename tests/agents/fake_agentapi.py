@@ -24,8 +24,10 @@ server's ``workdir``) and replies with what it returns (or :attr:`FakeAgentApi.r
 returns to ``stable`` after ``stable_delay_s``. ``hang=True`` never finishes (until interrupted).
 
 Failure modes: ``busy=True`` (the agent is running someone else's turn), ``busy_posts=N`` (the next
-N user POSTs get the busy 500 even though status said stable), ``drop_post="before" | "after"``
-with ``drop_posts=N`` (close the socket without answering, before or after accepting the message),
+N user POSTs get the busy 500 even though status said stable), ``rate_limited_posts=N`` with
+``retry_after`` (the next N user POSTs get 429, as a rate-limiting proxy in front answers),
+``drop_post="before" | "after"`` with ``drop_posts=N`` (close the socket without answering,
+before or after accepting the message),
 ``drop_events_after=K`` with ``drop_streams=N`` (end the first N event streams after K events),
 ``events_status=500|404`` (no event stream at all), and :meth:`FakeAgentApi.kill` (the server dies:
 listening socket and every connection closed at once).
@@ -121,6 +123,8 @@ class FakeAgentApi:
         hang: bool = False,
         busy: bool = False,
         busy_posts: int = 0,
+        rate_limited_posts: int = 0,
+        retry_after: str | None = None,
         drop_post: Literal["before", "after"] | None = None,
         drop_posts: int = 1,
         drop_events_after: int | None = None,
@@ -142,6 +146,8 @@ class FakeAgentApi:
         self.stable_delay_s = stable_delay_s
         self.hang = hang
         self.busy_posts = busy_posts
+        self.rate_limited_posts = rate_limited_posts
+        self.retry_after = retry_after
         self.drop_post = drop_post
         self.drop_posts = drop_posts
         self.drop_events_after = drop_events_after
@@ -379,6 +385,14 @@ class FakeAgentApi:
         if self.drop_post == "before" and self.drop_posts > 0:
             self.drop_posts -= 1
             return False  # the socket is closed without an answer; nothing was accepted
+        if self.rate_limited_posts > 0:
+            self.rate_limited_posts -= 1
+            extra = f"Retry-After: {self.retry_after}\r\n" if self.retry_after else ""
+            problem = {"title": "Too Many Requests", "status": 429, "detail": "rate limited"}
+            await self._send(
+                conn, 429, "application/problem+json", json.dumps(problem).encode(), extra
+            )
+            return True
         if self.status == "running" or self.busy_posts > 0:
             self.busy_posts = max(self.busy_posts - 1, 0)
             errors = [{"message": BUSY_MESSAGE}]
@@ -559,6 +573,7 @@ _REASONS = {
     404: "Not Found",
     415: "Unsupported Media Type",
     422: "Unprocessable Entity",
+    429: "Too Many Requests",
     500: "Internal Server Error",
 }
 

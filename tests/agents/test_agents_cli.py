@@ -60,7 +60,10 @@ def test_register_list_show_check_and_remove(tmp_path: Path) -> None:
         "mean_s": None,
         "p95_s": None,
         "last_error": None,
+        "cost_usd": 0.0,
+        "cost_per_success_usd": None,
     }
+    assert data["rate_window"] is None
 
     checked = cli(home, "agents", "check")
     assert checked.returncode == 1  # two agents are down

@@ -10,8 +10,10 @@ Shared by the adapters. The rules are deliberately simple and documented:
   and no commit in a git worktree); a reply that asks "anything else?" after doing the work is a
   success.
 - :func:`classify_failure`: a failed run's output mapped to an error class by its wording
-  (auth, a model request the API rejected, rate limit, service unavailable, network; otherwise
-  "agent"). Runtime error names count in their one-word forms too (Bun's ``ConnectionRefused``,
+  (auth, a model request the API rejected, rate limit or usage limit, service unavailable,
+  network; otherwise "agent"). A rate limit opens the agent's rate window
+  (:mod:`taskorch.domain.rate_window`) rather than using up a try. Runtime error names count
+  in their one-word forms too (Bun's ``ConnectionRefused``,
   Node's ``ECONNREFUSED``, ``ETIMEDOUT``, ``ENOTFOUND``, Python's ``ConnectionResetError``).
 - :func:`model_rejection`: the model API refused the request itself (HTTP 400/404/413/422:
   ``invalid_request_error``, a prompt too long, an unknown model). The same request is refused
@@ -37,7 +39,10 @@ _AUTH = re.compile(
     re.IGNORECASE,
 )
 _RATE_LIMIT = re.compile(
-    r"rate[ _-]?limit|too many requests|\b429\b|quota exceeded|usage limit", re.IGNORECASE
+    # Claude Code's "5-hour limit reached ∙ resets 3pm" and "You've hit your limit" too
+    r"rate[ _-]?limit|too many requests|\b429\b|quota exceeded|usage limit|"
+    r"\blimit reached\b|hit your (?:usage )?limit",
+    re.IGNORECASE,
 )
 _UNAVAILABLE = re.compile(
     r"overloaded|\b529\b|\b503\b|service unavailable|bad gateway|\b502\b|internal server error",

@@ -222,6 +222,22 @@ def adapter_settings(agent: Agent) -> dict[str, Any]:
     return settings
 
 
+def configured_model(agent: Agent) -> str | None:
+    """The model an agent was registered to use: ``--model X``, ``--model=X`` or ``-m X`` in its
+    extra arguments or its custom command; None when it names none (the agent's default)."""
+    try:
+        settings = adapter_settings(agent)
+    except ConfigError:
+        return None
+    argv = [str(a) for a in [*settings.get("command", []), *settings.get("args", [])]]
+    for index, arg in enumerate(argv):
+        if arg.startswith("--model="):
+            return arg.split("=", 1)[1] or None
+        if arg in ("--model", "-m") and index + 1 < len(argv):
+            return argv[index + 1]
+    return None
+
+
 def serving_host(agent: Agent) -> str | None:
     """The only host whose workers may run ``agent`` (None: any): an agentapi server is sent
     a worktree's path, which it must be able to open."""

@@ -14,10 +14,16 @@ choice so ``taskorch status`` and the workflow history can show why:
 - ``success``: success rate with one success and one failure assumed up front (a new agent: 0.5),
   so a failing agent gets fewer assignments;
 - ``latency``: ``60 / (60 + mean seconds)`` (unknown: 0.5);
+- ``cost``: cost per success (what the agent's attempts that reported a cost spent, over its
+  successes) normalised among the candidates: the cheapest 1.0, one twice as dear 0.5, one that
+  reports no cost a neutral 0.5; weighted by ``TASKORCH_ROUTING_COST_WEIGHT`` (default 0.15, 0
+  turns it off) and left out while no candidate has reported a cost;
 - ``exploration``: a bonus, not weighted, of ``0.1 / sqrt(1 + attempts)``, so a new agent gets
   tried before the record of the old ones settles everything.
 
-Agents that are offline or disabled are never chosen. With no candidate, the choice carries no
+Agents that are offline or disabled are never chosen. An agent in a rate window (it answered with
+a rate limit or usage limit, :mod:`taskorch.domain.rate_window`) is chosen only when every
+candidate is in one: its subtask then waits for the reset. With no candidate, the choice carries no
 agent and a reason that names every agent and why it did not fit; the subtask waits for one.
 Equal totals go to the agent whose name sorts first, so routing is deterministic.
 """
@@ -33,6 +39,7 @@ from typing import Any, Protocol
 
 from taskorch.domain.models import Agent, AgentStatus
 from taskorch.domain.plan import Domain, Plan, WorkerType
+from taskorch.domain.rate_window import RateWindow
 from taskorch.domain.retry import ErrorClass
 from taskorch.store.agent_stats import TrackRecord
 
@@ -43,6 +50,8 @@ WEIGHTS: dict[str, float] = {
     "success": 0.25,
     "latency": 0.10,
 }
+COST_WEIGHT = 0.15
+NEUTRAL_COST = 0.5
 EXPLORATION = 0.1
 GENERALIST_FIT = 0.6
 NEUTRAL_LANGUAGE = 0.7
@@ -164,14 +173,19 @@ class AgentCoordinator:
         *,
         only: str | None = None,
         scoring: bool = True,
+        windows: Mapping[str, RateWindow] | None = None,
+        cost_weight: float = COST_WEIGHT,
     ) -> None:
         """``only`` restricts routing to one agent (by id or name); ``scoring=False``
-        (``ENABLE_AGENT_COORDINATION=false``) gives every subtask the first usable agent."""
+        (``ENABLE_AGENT_COORDINATION=false``) gives every subtask the first usable agent;
+        ``windows``: agents in a rate window now; ``cost_weight``: the ``cost`` part's weight."""
         self.agents = sorted(agents, key=lambda a: a.name)
         self.records = dict(records or {})
         self.load = dict(load or {})
         self.only = only
         self.scoring = scoring
+        self.windows = dict(windows or {})
+        self.cost_weight = cost_weight
 
     # --- choosing ----------------------------------------------------------------------------
 
@@ -191,9 +205,12 @@ class AgentCoordinator:
             scored.append(self.score(agent, subtask))
         if not scored:
             return Choice(None, reason=_no_agent_reason(subtask, misfits))
+        unlimited = [c for c in scored if c.agent_id not in self.windows]
+        scored = unlimited or scored  # all in a rate window: the best waits for its reset
         if not self.scoring:
             first = scored[0]
             return replace(first, reason=f"{first.agent_id}: agent coordination is off")
+        scored = self._with_cost(scored)
         scored.sort(key=lambda c: -c.score)  # stable: equal scores keep name order
         best, others = scored[0], scored[1:4]
         runners_up = tuple((str(c.agent_id), c.score) for c in others)
@@ -224,7 +241,8 @@ class AgentCoordinator:
     ) -> str | None:
         """The agent for a retry after ``current`` failed with ``error_class``: another capable
         agent when the policy says so or the agent was unreachable, else the same one."""
-        if current is not None and error_class != ErrorClass.BUSY:  # busy: no word on its work
+        # busy or a rate limit: no word on how the agent works
+        if current is not None and error_class not in (ErrorClass.BUSY, ErrorClass.RATE_LIMIT):
             self._note_failure(current)
         if not (policy_reassign or error_class in UNREACHABLE_CLASSES):
             return current
@@ -250,6 +268,25 @@ class AgentCoordinator:
         parts["exploration"] = round(EXPLORATION / math.sqrt(1 + record.attempts), 3)
         total = sum(WEIGHTS[name] * parts[name] for name in WEIGHTS) + parts["exploration"]
         return Choice(agent.id, round(total, 3), parts)
+
+    def _with_cost(self, scored: list[Choice]) -> list[Choice]:
+        """The candidates with their ``cost`` part: the cheapest cost per success over theirs."""
+        costs = {
+            c.agent_id: self.records.get(str(c.agent_id), TrackRecord()).cost_per_success
+            for c in scored
+        }
+        known = [cost for cost in costs.values() if cost is not None]
+        if self.cost_weight <= 0 or not known:
+            return scored
+        cheapest = min(known)
+        priced: list[Choice] = []
+        for choice in scored:
+            cost = costs[choice.agent_id]
+            part = NEUTRAL_COST if cost is None else 1.0 if cost <= cheapest else cheapest / cost
+            parts = {**choice.parts, "cost": round(part, 3)}
+            total = round(choice.score + self.cost_weight * parts["cost"], 3)
+            priced.append(replace(choice, score=total, parts=parts))
+        return priced
 
     def _unusable(self, agent: Agent, subtask: Routable) -> str | None:
         if self.only is not None and self.only not in (agent.id, agent.name):
@@ -309,7 +346,7 @@ def _free_share(agent: Agent, active: int) -> float:
 
 def _explain(choice: Choice, runners_up: Sequence[Choice] = ()) -> str:
     parts = ", ".join(
-        f"{name} {value:.2f}" for name, value in choice.parts.items() if name in WEIGHTS
+        f"{name} {value:.2f}" for name, value in choice.parts.items() if name != "exploration"
     )
     text = f"{choice.agent_id}: score {choice.score:.2f} = {parts}, exploration +"
     text += f"{choice.parts.get('exploration', 0.0):.2f}"

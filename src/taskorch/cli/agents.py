@@ -167,7 +167,7 @@ def agents_table(agents: list[AgentInfo]) -> Table:
         table.add_row(
             Text(info.agent.name, style="bold", no_wrap=True),
             info.agent.type,
-            Text(info.status.value, style=_STATUS_STYLE.get(info.status.value, "")),
+            _status_text(info),
             f"{info.active}/{info.agent.max_concurrency}",
             rate,
             _seconds(record.mean_s),
@@ -175,6 +175,12 @@ def agents_table(agents: list[AgentInfo]) -> Table:
             Text(info.to_json()["adapter"]),
         )
     return table
+
+
+def _status_text(info: AgentInfo) -> Text:
+    if info.window is not None:  # a limit answered: its work waits for the reset
+        return Text(f"rate-limited until {info.window.until:%H:%M:%S} UTC", style="yellow")
+    return Text(info.status.value, style=_STATUS_STYLE.get(info.status.value, ""))
 
 
 def print_agents(agents: list[AgentInfo]) -> None:

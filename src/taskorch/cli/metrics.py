@@ -34,7 +34,9 @@ def metrics(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         errors = ", ".join(f"{k} {v}" for k, v in sorted(figures.errors_by_class.items()))
         console.print(f"errors by class: {errors}")
     if figures.agents:
-        table = Table("agent", "attempts", "success", "mean s", "active", box=None)
+        table = Table(
+            "agent", "attempts", "success", "mean s", "active", "tokens in/out", "cost", box=None
+        )
         for name, agent in sorted(figures.agents.items()):
             table.add_row(
                 name,
@@ -42,5 +44,7 @@ def metrics(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
                 f"{agent.success_rate:.0%}",
                 f"{agent.mean_s:.2f}",
                 str(agent.active),
+                f"{agent.tokens_in}/{agent.tokens_out}",
+                f"${agent.cost_usd:.4f}",
             )
         console.print(table)

@@ -114,7 +114,7 @@ def _routing_lines(choice: dict[str, Any]) -> list[str]:
         return " · ".join(f"{n} {parts[n]:.2f}" for n in names if n in parts)
 
     lines = [head, "fit: " + named("capability", "language", "load")]
-    lines.append("record: " + named("success", "latency"))
+    lines.append("record: " + named("success", "latency", "cost"))
     if "exploration" in parts:
         lines[-1] += f" · exploration +{parts['exploration']:.2f}"
     return lines
@@ -161,6 +161,8 @@ def show_workflow(item: WorkflowStatus) -> None:
         if sub["error"]:
             line.append(f"  {sub['error']}", style="red")
         node = branch.add(line)
+        if sub.get("waiting"):  # its agent's rate window
+            node.add(Text(sub["waiting"], style="yellow", overflow="fold"))
         choice = routing.get(sub["key"])
         if choice and choice.get("agent"):
             for text in _routing_lines(choice):

@@ -11,6 +11,7 @@ import asyncio
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from taskorch.agents.base import AgentAdapter
@@ -21,6 +22,7 @@ from taskorch.agents.registry import (
     adapter_settings,
     build_adapter,
     capabilities_for,
+    configured_model,
     describe_adapter,
     serving_host,
     with_default_host,
@@ -28,9 +30,11 @@ from taskorch.agents.registry import (
 from taskorch.agents.routing import AgentCoordinator, Choice, Routable
 from taskorch.domain.errors import TaskorchError
 from taskorch.domain.models import Agent, AgentStatus, Subtask
+from taskorch.domain.rate_window import RateWindow
 from taskorch.settings import Settings
 from taskorch.store import Store
 from taskorch.store.agent_stats import AgentStats, RoutingWrite, TrackRecord
+from taskorch.store.rate_windows import RateWindowStore
 
 WAITING = "(waiting)"
 """``agent_id`` of a subtask no registered agent can take yet: no worker claims it, and routing
@@ -44,6 +48,8 @@ class AgentInfo:
     agent: Agent
     record: TrackRecord
     active: int = 0
+    window: RateWindow | None = None
+    """The agent's rate window, while it is open (a limit answered, its reset not yet come)."""
 
     @property
     def status(self) -> AgentStatus:
@@ -70,8 +76,24 @@ class AgentInfo:
             "active": self.active,
             "utilisation": self.utilisation,
             "track_record": self.record.to_json(),
+            "rate_window": self.window.to_json() if self.window else None,
             "created_at": agent.created_at.isoformat(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """Tokens and cost of an agent's finished attempts, with the model they ran on (the agent's
+    configured model, else ``unknown``): the Prometheus counters' figures."""
+
+    agent: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+
+
+UNKNOWN_MODEL = "unknown"
 
 
 class AgentPool(dict[str | None, AgentAdapter]):
@@ -131,13 +153,37 @@ class AgentDirectory:
         await self.sync_default()
         agent = await self.store.get_agent(ref)
         records, load = await self.stats.track_records(), await self.stats.load()
-        return AgentInfo(agent, records.get(agent.id, TrackRecord()), load.get(agent.id, 0))
+        window = (await self.rate_windows()).get(agent.id)
+        return AgentInfo(agent, records.get(agent.id, TrackRecord()), load.get(agent.id, 0), window)
 
     async def list(self) -> list[AgentInfo]:
         await self.sync_default()
         agents = await self.store.list_agents()
         records, load = await self.stats.track_records(), await self.stats.load()
-        return [AgentInfo(a, records.get(a.id, TrackRecord()), load.get(a.id, 0)) for a in agents]
+        windows = await self.rate_windows()
+        return [
+            AgentInfo(a, records.get(a.id, TrackRecord()), load.get(a.id, 0), windows.get(a.id))
+            for a in agents
+        ]
+
+    async def usage_by_model(self, unassigned: str) -> Sequence[ModelUsage]:
+        """Every agent's spending so far, ``unassigned`` naming subtasks run with no agent."""
+        models = {a.id: configured_model(a) for a in await self.store.list_agents()}
+        usage = await self.stats.model_usage()
+        return [
+            ModelUsage(
+                agent_id or unassigned,
+                models.get(agent_id or "") or UNKNOWN_MODEL,
+                spent.tokens_in,
+                spent.tokens_out,
+                spent.cost_usd,
+            )
+            for agent_id, spent in sorted(usage.items(), key=lambda item: item[0] or "")
+        ]
+
+    async def rate_windows(self) -> dict[str, RateWindow]:
+        """Agents in a rate window now, by id (see :mod:`taskorch.runtime.rate_limits`)."""
+        return await RateWindowStore(self.store.connector).open_at(datetime.now(UTC))
 
     async def set_enabled(self, ref: str, enabled: bool) -> AgentInfo:
         agent = await self.store.get_agent(ref)
@@ -206,6 +252,8 @@ class AgentDirectory:
             await self.stats.load(),
             only=None if only in (None, "auto") else only,
             scoring=self.settings.enable_agent_coordination,
+            windows=await self.rate_windows(),
+            cost_weight=self.settings.routing_cost_weight,
         )
 
     async def route(self, mode: str, subtasks: Sequence[Subtask]) -> dict[int, Choice]:

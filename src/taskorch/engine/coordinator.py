@@ -91,7 +91,7 @@ class AgentCoordinator(Router):
 
     async def initialize(self) -> None:
         """Open the engine (the settings' database) unless one was given, and take a fresh
-        snapshot of the registered agents, their track records and load."""
+        snapshot of the registered agents, their track records, load and rate windows."""
         if self._engine is None:
             self._engine = OrchestrationEngine(self._settings)
             await self._engine.initialize()
@@ -102,6 +102,8 @@ class AgentCoordinator(Router):
         self.records = dict(await directory.stats.track_records())
         self.load = dict(await directory.stats.load())
         self.scoring = self._engine.settings.enable_agent_coordination
+        self.windows = await directory.rate_windows()
+        self.cost_weight = self._engine.settings.routing_cost_weight
         self._ready = True
 
     async def shutdown(self) -> None:

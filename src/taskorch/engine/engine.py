@@ -23,7 +23,7 @@ from taskorch.domain.errors import (
 from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.plan import Domain, Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
-from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
+from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool, ModelUsage
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
@@ -304,6 +304,7 @@ class OrchestrationEngine:
             subtasks=await self.store.list_subtasks(workflow_id),
             history=await self.store.workflow_history(workflow_id),
             events=await self.store.list_events(workflow_id=workflow_id),
+            windows=await self.agent_directory.rate_windows(),
         )
 
     async def list_workflows(
@@ -444,6 +445,10 @@ class OrchestrationEngine:
             }
             for row in rows
         ]
+
+    async def usage_breakdown(self) -> Sequence[ModelUsage]:
+        """Tokens and cost of finished attempts by agent and model (for Prometheus)."""
+        return await self.agent_directory.usage_by_model(UNASSIGNED_AGENT)
 
     # --- health ------------------------------------------------------------------------------
 

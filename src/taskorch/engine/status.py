@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskorch.domain.errors import NotFoundError
@@ -19,6 +19,7 @@ from taskorch.domain.models import (
     Workflow,
     task_ref,
 )
+from taskorch.domain.rate_window import RateWindow
 from taskorch.domain.states import SubtaskState, WorkflowState
 
 _ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
@@ -31,6 +32,8 @@ class WorkflowStatus:
     subtasks: list[Subtask]
     history: list[HistoryEntry]
     events: list[Event]
+    windows: Mapping[str, RateWindow] = field(default_factory=dict)
+    """Agents in a rate window now: their queued subtasks wait for the reset."""
 
     @property
     def state(self) -> str:
@@ -127,6 +130,7 @@ class WorkflowStatus:
                     "quality": _quality(s),
                     "files": s.files_affected,
                     "error": s.error,
+                    "waiting": self.waiting_reason(s),
                 }
                 for s in self.subtasks
             ],
@@ -140,6 +144,13 @@ class WorkflowStatus:
                 for h in self.history
             ],
         }
+
+    def waiting_reason(self, subtask: Subtask) -> str | None:
+        """Why a queued subtask has not started although it could: its agent's rate window."""
+        window = self.windows.get(subtask.agent_id or "")
+        if subtask.status is SubtaskState.QUEUED and window is not None:
+            return f"waiting: {window.describe()}"
+        return None
 
 
 def waiting_for(workflow: Workflow) -> str | None:

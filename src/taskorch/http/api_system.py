@@ -78,6 +78,8 @@ def _registered(data: dict[str, Any]) -> AgentOut:
         p95_s=record["p95_s"],
         last_error=record["last_error"],
         capabilities=data["capabilities"],
+        cost_usd=record["cost_usd"],
+        rate_limited_until=(data["rate_window"] or {}).get("until"),
     )
 
 

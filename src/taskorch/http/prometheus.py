@@ -2,7 +2,8 @@
 
 Two sources:
 - the database, read at scrape time (:class:`Snapshot`): workflows by state, subtasks by state,
-  attempts, successes and failures by agent and error class, queue depth, zombies, and workflow
+  attempts, successes and failures by agent and error class, cost by agent and model and tokens
+  by agent and direction (as the agents reported them), queue depth, zombies, and workflow
   durations as a histogram; these are the same whichever process or machine is scraped;
 - this process (:class:`AttemptTimer`): the duration of each attempt its worker ran, observed from
   the event bus into a histogram (as Prometheus counts per process).
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from taskorch.domain.states import WORKFLOW_TERMINAL, SubtaskState, WorkflowState
 from taskorch.engine import DURATION_BUCKETS_S, OrchestrationEngine, WorkflowStats
+from taskorch.engine.agents import ModelUsage
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics
 
@@ -46,6 +48,7 @@ class Snapshot:
     active_by_agent: dict[str, int]
     registered: list[dict[str, Any]]
     """The registry's agents as ``AgentInfo.to_json()`` gives them."""
+    usage: Sequence[ModelUsage]
 
     @classmethod
     async def read(cls, engine: OrchestrationEngine) -> Snapshot:
@@ -58,6 +61,7 @@ class Snapshot:
             zombies=metrics.zombies,
             active_by_agent=active_by_agent(metrics),
             registered=[info.to_json() for info in await engine.list_agents()],
+            usage=await engine.usage_breakdown(),
         )
 
 
@@ -78,6 +82,7 @@ class SnapshotCollector(Collector):
         yield from self._workflows()
         yield from self._subtasks()
         yield from self._attempts()
+        yield from self._usage()
         queue = GaugeMetricFamily(
             "taskorch_queue_depth", "Subtasks queued and waiting for a worker."
         )
@@ -155,6 +160,24 @@ class SnapshotCollector(Collector):
         for (agent, error), count in sorted(failed.items()):
             failures.add_metric([agent, error], count)
         yield from (attempts, successes, failures)
+
+    def _usage(self) -> Iterable[Metric]:
+        cost = CounterMetricFamily(
+            "taskorch_cost_usd",
+            "Cost in US dollars the agents reported for their finished attempts, by agent and "
+            "model (the agent's configured model, else unknown).",
+            labels=["agent", "model"],
+        )
+        tokens = CounterMetricFamily(
+            "taskorch_tokens",
+            "Tokens the agents reported for their finished attempts, by agent and direction.",
+            labels=["agent", "direction"],
+        )
+        for row in self.snapshot.usage:
+            cost.add_metric([row.agent, row.model], row.cost_usd)
+            tokens.add_metric([row.agent, "in"], row.tokens_in)
+            tokens.add_metric([row.agent, "out"], row.tokens_out)
+        yield from (cost, tokens)
 
 
 def _workflow_durations(stats: WorkflowStats) -> HistogramMetricFamily:

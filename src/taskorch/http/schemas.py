@@ -206,6 +206,8 @@ class SubtaskOut(_Out):
     assigned_to: str
     worker_type: str
     error: str | None
+    waiting: str | None = None
+    """Why a queued subtask has not started: ``waiting: <agent> rate-limited until ... UTC``."""
 
 
 class HistoryOut(_Out):
@@ -275,6 +277,7 @@ class WorkflowDetail(_Out):
                     assigned_to=s.assigned_to.value,
                     worker_type=s.worker_type.value,
                     error=s.error,
+                    waiting=status.waiting_reason(s),
                 )
                 for s in status.subtasks
             ],
@@ -343,6 +346,10 @@ class AgentOut(_Out):
     p95_s: float | None = None
     last_error: str | None = None
     capabilities: dict[str, Any] = Field(default_factory=dict)
+    cost_usd: float | None = None
+    """What its finished attempts reported they cost, in all."""
+    rate_limited_until: str | None = None
+    """When its rate window ends (it answered with a rate limit or usage limit); None: none."""
 
 
 class ComponentOut(_Out):

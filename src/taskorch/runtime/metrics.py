@@ -1,6 +1,6 @@
 """Runtime metrics from the store: throughput, success rate, execution time, error rates by class,
-per-agent utilisation, queue depth and zombies. Computed from the records, so every worker and
-every machine sees the same figures."""
+per-agent utilisation, tokens and cost, queue depth and zombies. Computed from the records, so
+every worker and every machine sees the same figures."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from taskorch.store.agent_stats import AgentStats
 from taskorch.store.queue import SubtaskQueue
 
 WINDOW_S = 60.0
@@ -24,6 +25,10 @@ class AgentMetrics:
     successes: int
     mean_s: float
     active: int
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    """As the agent reported them (0 when it reports none)."""
 
     @property
     def success_rate(self) -> float:
@@ -64,6 +69,8 @@ async def collect_metrics(queue: SubtaskQueue) -> RuntimeMetrics:
     rows = await queue.attempt_stats(queue.now - timedelta(seconds=WINDOW_S))
     states = await queue.counts()
     load = await queue.agent_load()
+    usage = await AgentStats(queue.connector).model_usage()
+    spent = {agent or UNASSIGNED_AGENT: figures for agent, figures in usage.items()}
     errors: dict[str, int] = defaultdict(int)
     per_agent: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
     attempts = successes = zombies = recent = 0
@@ -95,7 +102,13 @@ async def collect_metrics(queue: SubtaskQueue) -> RuntimeMetrics:
         errors_by_class=dict(errors),
         agents={
             name: AgentMetrics(
-                int(a[0]), int(a[1]), a[2] / a[0] if a[0] else 0.0, load.get(name, 0)
+                int(a[0]),
+                int(a[1]),
+                a[2] / a[0] if a[0] else 0.0,
+                load.get(name, 0),
+                spent[name].tokens_in if name in spent else 0,
+                spent[name].tokens_out if name in spent else 0,
+                spent[name].cost_usd if name in spent else 0.0,
             )
             for name, a in per_agent.items()
         },

@@ -33,6 +33,7 @@ from taskorch.runtime import tracing
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.faults import pause_point
 from taskorch.runtime.quality import FAILED, attempt_quality
+from taskorch.runtime.rate_limits import RateLimits, is_limit
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.subtask_events import assigned_events
 from taskorch.store.outage import Outage
@@ -147,6 +148,8 @@ class Worker:
         """The database outage this worker is riding out, if any (logged once per outage)."""
         self._avoid: dict[str, float] = {}
         """Workflow id -> until when (monotonic) this worker claims none of its subtasks."""
+        self.rate_limits = RateLimits(queue.connector)
+        """Agents that answered with a limit: their work waits for the reset (rate windows)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -296,6 +299,7 @@ class Worker:
 
     async def _claim_for_agents(self, free: int) -> list[Subtask]:
         wanted = await self.queue.agents_with_work()
+        wanted -= set(await self.rate_limits.limited(self.queue.now))  # in a rate window
         if not wanted - {None}:
             return []
         claimed: list[Subtask] = []
@@ -417,11 +421,20 @@ class Worker:
                 error.message,
             )
             self._avoid[subtask.workflow_id] = time.monotonic() + HOST_AVOID_S
-        # Not the agent's try (the host failed, or the agent was busy and got nothing): counted
-        # apart, against the class's policy and the cap on interrupted attempts.
-        interrupted = error.error_class in (ErrorClass.HOST, ErrorClass.BUSY)
+        window = None
+        if is_limit(error, running.agent_id):
+            policy = self.recovery.policy_for(error.error_class)
+            agent = str(running.agent_id)
+            window = await self.rate_limits.hit(agent, error, policy, self.queue.now)
+        # Not the agent's try (the host failed, the agent was busy and got nothing, or it is in
+        # a rate window): counted apart, against the cap on interrupted attempts.
+        interrupted = error.error_class in (ErrorClass.HOST, ErrorClass.BUSY) or window is not None
         if interrupted:
-            decision = self.recovery.decide(error, subtask.interrupted + 1)
+            decision = (
+                self.recovery.decide(error, subtask.interrupted + 1)
+                if window is None
+                else RetryDecision(True, 0.0, True, window.describe())
+            )
             if subtask.interrupted + 1 >= self.config.max_interrupted:
                 decision = RetryDecision(False, reason="too many interrupted attempts")
         else:
@@ -447,6 +460,8 @@ class Worker:
             if error.error_class == ErrorClass.BUSY and next_agent != subtask.agent_id:
                 # another capable agent takes it now, unless agents have been busy before
                 delay_s = 0.0 if subtask.interrupted == 0 else delay_s
+            if window is not None:  # another agent takes it now, or it waits for the reset
+                delay_s = self.rate_limits.wait_s(next_agent, now)
             return Outcome(
                 subtask,
                 "retry",

@@ -27,6 +27,17 @@ class TrackRecord:
     mean_s: float | None = None
     p95_s: float | None = None
     last_error: str | None = None
+    cost_usd: float = 0.0
+    """What the attempts that reported a cost spent, in all."""
+    costed: int = 0
+    """How many attempts reported a cost."""
+
+    @property
+    def cost_per_success(self) -> float | None:
+        """Spent per successful attempt (failures' cost included); None: no cost reported."""
+        if not self.costed:
+            return None
+        return self.cost_usd / max(self.successes, 1)
 
     @property
     def failures(self) -> int:
@@ -44,6 +55,10 @@ class TrackRecord:
             "mean_s": self.mean_s,
             "p95_s": self.p95_s,
             "last_error": self.last_error,
+            "cost_usd": round(self.cost_usd, 6),
+            "cost_per_success_usd": (
+                round(self.cost_per_success, 6) if self.cost_per_success is not None else None
+            ),
         }
 
 
@@ -89,6 +104,17 @@ class AgentStats:
             for row in rows
         }
 
+    async def model_usage(self) -> dict[str | None, Usage]:
+        """Tokens and cost of every finished attempt by agent (None: unassigned subtasks)."""
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("agent_model_usage")
+        return {
+            (str(row["agent_id"]) if row["agent_id"] is not None else None): Usage(
+                int(row["tokens_in"]), int(row["tokens_out"]), round(float(row["cost_usd"]), 6)
+            )
+            for row in rows
+        }
+
     async def load(self) -> dict[str, int]:
         """Attempts running now, by agent."""
         async with self.connector.transaction(write=False) as tx:
@@ -115,6 +141,8 @@ def _record(row: Any) -> TrackRecord:
         mean_s=_seconds(row["mean_s"]),
         p95_s=_seconds(row["p95_s"]),
         last_error=str(last_error)[:LAST_ERROR_CHARS] if last_error else None,
+        cost_usd=float(row["cost_usd"] or 0.0),
+        costed=int(row["costed"] or 0),
     )
 
 

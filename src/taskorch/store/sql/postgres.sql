@@ -468,7 +468,8 @@ GROUP BY agent_id, outcome, error_class;
 -- Each agent's track record in one pass over its finished attempts: attempts, successes, mean
 -- and p95 seconds (nearest rank) and the most recent failure. Cancelled attempts say nothing
 -- about the agent and are left out, and so do failures of the host (git, the remote, a missing
--- program) and turns an agent refused because it was busy with another (not its try).
+-- program), turns an agent refused because it was busy with another and limits it answered
+-- with (a rate window: not its try). Cost: what the attempts that reported one spent.
 SELECT agent_id,
        COUNT(*) AS attempts,
        SUM(CASE WHEN outcome = 'succeeded' THEN 1 ELSE 0 END) AS successes,
@@ -476,9 +477,11 @@ SELECT agent_id,
        MIN(CASE WHEN by_time >= 0.95 * total THEN seconds END)::double precision AS p95_s,
        MAX(CASE WHEN by_recency = 1 AND outcome <> 'succeeded'
                 THEN COALESCE(error_class, outcome) || ': ' || COALESCE(error_message, '') END)
-           AS last_error
+           AS last_error,
+       COALESCE(SUM(cost_usd), 0) AS cost_usd,
+       COUNT(cost_usd) AS costed
 FROM (
-    SELECT agent_id, outcome, error_class, error_message,
+    SELECT agent_id, outcome, error_class, error_message, cost_usd,
            EXTRACT(EPOCH FROM ended_at - started_at) AS seconds,
            ROW_NUMBER() OVER (
                PARTITION BY agent_id ORDER BY ended_at - started_at
@@ -490,7 +493,7 @@ FROM (
     FROM attempts
     WHERE ended_at IS NOT NULL AND agent_id IS NOT NULL
       AND outcome NOT IN ('running', 'cancelled')
-      AND (error_class IS NULL OR error_class NOT IN ('host', 'busy'))
+      AND (error_class IS NULL OR error_class NOT IN ('host', 'busy', 'rate_limit'))
 ) AS finished
 GROUP BY agent_id;
 
@@ -546,4 +549,30 @@ SELECT agent_id,
        COALESCE(SUM(EXTRACT(EPOCH FROM ended_at - started_at)), 0)::double precision AS total_s
 FROM attempts
 WHERE ended_at IS NOT NULL AND agent_id IS NOT NULL AND outcome NOT IN ('running', 'cancelled')
+GROUP BY agent_id;
+
+-- name: rate_windows_open
+-- Agents left alone now (a rate limit or usage limit answered, its reset not yet come).
+SELECT agent_id, until, strikes, source FROM agent_windows WHERE until > %(now)s;
+
+-- name: rate_window_get
+SELECT agent_id, until, strikes, source FROM agent_windows WHERE agent_id = %(agent_id)s;
+
+-- name: rate_window_set
+-- One row per agent: a new limit replaces the window it had.
+INSERT INTO agent_windows (agent_id, until, strikes, source, updated_at)
+VALUES (%(agent_id)s, %(until)s, %(strikes)s, %(source)s, %(now)s)
+ON CONFLICT (agent_id) DO UPDATE SET
+    until = excluded.until, strikes = excluded.strikes, source = excluded.source,
+    updated_at = excluded.updated_at;
+
+-- name: agent_model_usage
+-- Tokens and cost of every finished attempt by agent (the Prometheus counters; the model is the
+-- agent's configured one, looked up beside).
+SELECT agent_id,
+       COALESCE(SUM(tokens_in), 0) AS tokens_in,
+       COALESCE(SUM(tokens_out), 0) AS tokens_out,
+       COALESCE(SUM(cost_usd), 0) AS cost_usd
+FROM attempts
+WHERE ended_at IS NOT NULL AND outcome <> 'running'
 GROUP BY agent_id;

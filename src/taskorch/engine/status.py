@@ -127,6 +127,7 @@ class WorkflowStatus:
                     "quality": _quality(s),
                     "files": s.files_affected,
                     "error": s.error,
+                    "best_of": (s.result or {}).get("best_of"),
                 }
                 for s in self.subtasks
             ],

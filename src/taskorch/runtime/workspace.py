@@ -380,6 +380,48 @@ class Workspace:
         commit = await self._tip("HEAD", self.workflow_worktree)
         return MergeResult(key, MergeStatus.MERGED, branch, commit, files)
 
+    # --- best-of-N candidates --------------------------------------------------------------------
+
+    async def merge_candidate(self, key: str, candidate: str) -> MergeResult:
+        """Merge the winning candidate's work as the subtask's own: exactly once, whichever host
+        or coroutine gets here too (a second winner finds the subtask merged and is dropped)."""
+        async with self._merging(f"winner:{self.workflow_id}:{key}"):
+            if await self.is_merged(key):
+                await self.drop_candidate(candidate)
+                merge = (await self._merges())[key]
+                files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
+                branch = self.subtask_branch(key)
+                return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, merge.commit, files)
+            await self._adopt(key, candidate)
+            return await self.merge_subtask(key)
+
+    async def _adopt(self, key: str, candidate: str) -> None:
+        """Point the subtask's branch at the candidate's commit (work an earlier attempt left on
+        it is kept first, as :meth:`_prepare` keeps it) and remove the candidate's worktree and
+        branch."""
+        branch = self.subtask_branch(key)
+        async with self._lock():
+            workflow_tip, tip = await self._tips(branch)
+            chosen = await self._tip(f"refs/heads/{self.subtask_branch(candidate)}")
+            kept = None
+            async with g.admin_lock(self.repo):
+                earlier = tip is not None and tip != chosen
+                if earlier and not await g.is_ancestor(self.repo, str(tip), workflow_tip):
+                    kept = await self._keep(key, str(tip))
+                await self._remove_worktrees(self.subtask_worktree(key), branch)
+                await g.git(self.repo, "branch", "-f", branch, chosen)
+            if kept is not None and tip is not None:
+                await self._keep_on_origin_as(kept, tip)
+        await self.drop_candidate(candidate)
+
+    async def drop_candidate(self, candidate: str) -> None:
+        """Remove a candidate's worktree and branch: a loser's work is not wanted (a winner's
+        is on the subtask's branch by now). Idempotent."""
+        branch = self.subtask_branch(candidate)
+        async with g.admin_lock(self.repo):
+            await self._remove_worktrees(self.subtask_worktree(candidate), branch)
+            await g.git(self.repo, "branch", "-D", "-q", branch, check=False)
+
     # --- the end of a workflow -------------------------------------------------------------------
 
     async def pr_summary(self) -> PullRequestSummary:

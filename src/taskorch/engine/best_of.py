@@ -34,6 +34,7 @@ from taskorch.domain.best_of import (
 from taskorch.domain.errors import AgentError, TaskorchError
 from taskorch.domain.models import Subtask, Workflow
 from taskorch.domain.plan import PlanSubtask
+from taskorch.domain.retry import agent_tries
 from taskorch.planning.completion import check_completion
 from taskorch.runtime.validation import run_test_command, working_spec_check
 from taskorch.runtime.workspace import Workspace
@@ -78,7 +79,8 @@ class BestOf:
         planned = plan_subtask(workflow, subtask)
         wanted = candidates_wanted(
             worker_type=subtask.worker_type.value,
-            attempt=subtask.attempts,
+            # the agents' own try: an attempt a kill or a lost lease ended is no escalation
+            attempt=agent_tries(subtask.attempts, subtask.interrupted),
             plan_best_of=planned.best_of if planned is not None else None,
             options=workflow.metadata.get("options", {}),
         )

@@ -385,7 +385,8 @@ class Workspace:
     async def merge_candidate(self, key: str, candidate: str) -> MergeResult:
         """Merge the winning candidate's work as the subtask's own: exactly once, whichever host
         or coroutine gets here too (a second winner finds the subtask merged and is dropped)."""
-        async with self._merging(f"winner:{self.workflow_id}:{key}"):
+        winners = self.home / "locks" / f"{self.workflow_id}.winners.lock"
+        async with self._merging(f"winner:{self.workflow_id}:{key}"), g.file_lock(winners):
             if await self.is_merged(key):
                 await self.drop_candidate(candidate)
                 merge = (await self._merges())[key]

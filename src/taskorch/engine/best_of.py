@@ -210,6 +210,12 @@ class Race:
                 record, state=CandidateState.FAILED, reason=exc.message
             )
             return
+        except Exception as exc:  # an adapter's bug ends its candidate, not the race
+            reason = f"{type(exc).__name__}: {exc}"
+            self.records[number] = dataclasses.replace(
+                record, state=CandidateState.FAILED, reason=reason
+            )
+            return
         record = _with_usage(
             record,
             CandidateState.RUNNING,

@@ -377,22 +377,10 @@ class WorkspaceAgent:
                 )
             workflow = await self.delivery.store.get_workflow(subtask.workflow_id)
             merge_base = subtask.key in workflow.metadata.get("merge_base_fixups", [])
-            candidates = 1
-            if self.best_of is not None and not merge_base:
-                candidates = await self.best_of.candidates(subtask, workflow)
-            if candidates > 1:
-                race = Race(
-                    workspace,
-                    task,
-                    heartbeat,
-                    self.best_of.lineup(subtask, candidates) if self.best_of else [],
-                    spec=plan_subtask(workflow, subtask),
-                    checks=Checks(self.delivery.test_command, self.delivery.test_timeout_s),
-                    busy=lambda: _beating(heartbeat),
-                )
-            else:
+            race = None if merge_base else await self._race(workspace, task, heartbeat, workflow)
+            if race is None:
                 workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
-        if candidates > 1:
+        if race is not None:
             return await race.run()
         result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
         heartbeat()
@@ -402,6 +390,26 @@ class WorkspaceAgent:
                 error = AgentError(f"agent reported failure: {result.output[-500:]}")
                 raise error.with_usage(result.tokens_in, result.tokens_out, result.cost_usd)
             return await self._deliver(workspace, subtask, result, merge_base=merge_base)
+
+    async def _race(
+        self, workspace: Workspace, task: AgentTask, heartbeat: Heartbeat, workflow: Workflow
+    ) -> Race | None:
+        """A best-of-N race for this attempt, when its subtask asks for more than one
+        candidate (see :mod:`taskorch.engine.best_of`)."""
+        if self.best_of is None:
+            return None
+        candidates = await self.best_of.candidates(task.subtask, workflow)
+        if candidates <= 1:
+            return None
+        return Race(
+            workspace,
+            task,
+            heartbeat,
+            self.best_of.lineup(task.subtask, candidates),
+            spec=plan_subtask(workflow, task.subtask),
+            checks=Checks(self.delivery.test_command, self.delivery.test_timeout_s),
+            busy=lambda: _beating(heartbeat),
+        )
 
     async def _deliver(
         self, workspace: Workspace, subtask: Subtask, result: AgentResult, *, merge_base: bool

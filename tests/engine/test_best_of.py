@@ -19,11 +19,12 @@ from taskorch.domain.best_of import allowed_candidates, candidates_wanted
 from taskorch.domain.errors import AgentError
 from taskorch.domain.models import NewTask, Subtask
 from taskorch.domain.plan import Domain, WorkerType
-from taskorch.engine import OrchestrationEngine
+from taskorch.engine import OrchestrationEngine, best_of
 from taskorch.engine.agents import AgentPool
 from taskorch.engine.best_of import BestOf
 from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
 from taskorch.engine.setup import open_engine
+from taskorch.runtime.validation import Finding, working_spec_check
 from taskorch.settings import Settings, load_settings
 
 REQUIREMENT = "Fix bug in src/app.py line 42"
@@ -33,14 +34,14 @@ WAIT_S = 60.0
 
 class Scripted:
     """Behaves by the candidate whose worktree it runs in (``<key>.c1`` ...): c1 writes outside
-    the subtask's files; c2 does good work once c1 is done and c3 has started; c3 is slow and,
+    the subtask's files; c2 does good work once c1 is judged and c3 has started; c3 is slow and,
     when cancelled, says what it spent (as an agent that streams usage does)."""
 
     name = "scripted"
 
     def __init__(self, declared: list[str]) -> None:
         self.declared = declared
-        self.c1_done = asyncio.Event()
+        self.c1_judged = asyncio.Event()
         self.c3_started = asyncio.Event()
         self.cancelled: list[str] = []
         self.workdirs: list[Path] = []
@@ -52,10 +53,9 @@ class Scripted:
         heartbeat()
         if which == "c1":
             (task.workdir / "outside.txt").write_text("not asked for\n")
-            self.c1_done.set()
             return AgentResult(True, "changed outside.txt", tokens_in=100, cost_usd=0.01)
         if which == "c2":
-            await asyncio.wait_for(self.c1_done.wait(), WAIT_S)
+            await asyncio.wait_for(self.c1_judged.wait(), WAIT_S)
             await asyncio.wait_for(self.c3_started.wait(), WAIT_S)
             target = task.workdir / self.declared[0]
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -97,10 +97,18 @@ def git(cwd: Path, *args: str) -> str:
 
 
 async def test_best_of_three_merges_one_cancels_the_others_and_counts_all_costs(
-    engine: OrchestrationEngine, tmp_path: Path
+    engine: OrchestrationEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     task = await engine.add_task(NewTask.create(REQUIREMENT))
     scripted = Scripted(["src/app.py"])
+
+    def scope_check(declared: Any, actual: Any) -> list[Finding]:
+        found = working_spec_check(declared, actual)
+        if any("outside.txt" in files for files in actual.values()):
+            scripted.c1_judged.set()  # (its verdict is stored before c2's work is looked at)
+        return found
+
+    monkeypatch.setattr(best_of, "working_spec_check", scope_check)
     delivery = engine.delivery
     assert isinstance(delivery, GitDelivery)
     pool = AgentPool(

@@ -89,6 +89,29 @@ TimeoutOption = Annotated[
         show_default=False,
     ),
 ]
+BestOfOption = Annotated[
+    int | None,
+    typer.Option(
+        "--best-of",
+        min=1,
+        max=5,
+        metavar="N",
+        help="Run each implementation subtask on N agents at once, each in its own worktree, "
+        "and merge the first whose work passes validation (capped by the budget).",
+        show_default=False,
+    ),
+]
+BestOfRetryOption = Annotated[
+    int | None,
+    typer.Option(
+        "--best-of-retry",
+        min=1,
+        max=5,
+        metavar="N",
+        help="After a failed attempt, retry the subtask on N agents at once.",
+        show_default=False,
+    ),
+]
 SimDurationOption = Annotated[
     float, typer.Option("--sim-duration", min=0, help="Seconds each simulated subtask takes.")
 ]
@@ -119,11 +142,21 @@ def timeout_s(text: str | None) -> float | None:
 
 
 def start_options(
-    pool: AgentPool, target: JSONDict, priority: str | None, limit_s: float | None
+    pool: AgentPool,
+    target: JSONDict,
+    priority: str | None,
+    limit_s: float | None,
+    *,
+    best_of: int | None = None,
+    best_of_retry: int | None = None,
 ) -> JSONDict:
     """The options stored with each workflow a command starts: a resume or a server takes the
-    same agents, priority and deadline."""
+    same agents, priority, deadline and best-of-N."""
     options: JSONDict = {"agent": pool.mode, **target}
+    if best_of is not None and best_of > 1:
+        options["best_of"] = best_of
+    if best_of_retry is not None and best_of_retry > 1:
+        options["best_of_retry"] = best_of_retry
     if priority is not None:
         options["priority"] = Priority.parse(priority).value
     if limit_s is not None:

@@ -25,6 +25,8 @@ from taskorch.cli.app import (
 from taskorch.cli.carry import (
     AgentOption,
     BaseBranchOption,
+    BestOfOption,
+    BestOfRetryOption,
     JsonOption,
     MergeOption,
     PriorityOption,
@@ -65,6 +67,8 @@ def run_(
     agent: AgentOption = "auto",
     priority: PriorityOption = None,
     timeout: TimeoutOption = None,
+    best_of: BestOfOption = None,
+    best_of_retry: BestOfRetryOption = None,
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
@@ -78,7 +82,9 @@ def run_(
         requirement = inputs.requirement(text, file)
         where = await target(repo, base_branch, merge)
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(pool, where, priority, limit_s)
+        options = start_options(
+            pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+        )
         title = requirement.strip().splitlines()[0][:120]
         task = await engine.add_task(NewTask.create(title, requirement, priority=level))
         quiet_ = as_json or quiet
@@ -98,6 +104,8 @@ def process(
     agent: AgentOption = "auto",
     priority: PriorityOption = None,
     timeout: TimeoutOption = None,
+    best_of: BestOfOption = None,
+    best_of_retry: BestOfRetryOption = None,
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
@@ -110,7 +118,9 @@ def process(
         task = await engine.get_task(parse_task_ref(task_id))
         where = await target(repo, base_branch, merge, [task])
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(pool, where, priority, limit_s)
+        options = start_options(
+            pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+        )
         quiet_ = as_json or quiet
         return await carry(
             engine, [task.id], pool, options, progress, quiet=quiet_, limit_s=limit_s
@@ -133,6 +143,8 @@ def batch(
     agent: AgentOption = "auto",
     priority: PriorityOption = None,
     timeout: TimeoutOption = None,
+    best_of: BestOfOption = None,
+    best_of_retry: BestOfRetryOption = None,
     sim_duration_s: SimDurationOption = 0.0,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
@@ -150,7 +162,9 @@ def batch(
         tasks = [await engine.get_task(task_id) for task_id in ids]
         where = await target(repo, base_branch, merge, tasks)
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(pool, where, priority, limit_s)
+        options = start_options(
+            pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+        )
         quiet_ = as_json or quiet
         return await carry(engine, ids, pool, options, progress, quiet=quiet_, limit_s=limit_s)
 

@@ -120,6 +120,21 @@ def _routing_lines(choice: dict[str, Any]) -> list[str]:
     return lines
 
 
+def candidate_lines(race: dict[str, Any] | None, agent: str | None) -> list[str]:
+    """A best-of-N attempt's candidates: agent (``agent`` for the run's default one), outcome,
+    cost and why."""
+    if not race:
+        return []
+    lines = [f"best of {race['n']}: candidate {race['winner']} merged"]
+    for c in race["candidates"]:
+        cost = "cost unknown" if c["cost_usd"] is None else f"${c['cost_usd']:.4f}"
+        why = f"  {c['reason']}" if c["reason"] else ""
+        lines.append(
+            f"#{c['number']} {c['agent'] or agent or 'default'}  {c['state']}  {cost}{why}"
+        )
+    return lines
+
+
 def styled(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
@@ -169,6 +184,8 @@ def show_workflow(item: WorkflowStatus) -> None:
                 node.add(Text(text, style="dim", overflow="fold"))
         for moved in reassigned.get(sub["key"], []):
             node.add(Text(moved, style="yellow", overflow="fold"))
+        for text in candidate_lines(sub.get("best_of"), sub["agent"]):
+            node.add(Text(text, style="dim", overflow="fold"))
     console.print(tree)
     if data["pull_request"]:
         pr = data["pull_request"]

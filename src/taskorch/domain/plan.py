@@ -44,7 +44,7 @@ MAX_STAGES = 10
 MIN_COMPLEX_SUBTASKS = 3
 MAX_SUBTASKS = 10
 
-_OMITTED_WHEN_UNSET = frozenset({"command"})
+_OMITTED_WHEN_UNSET = frozenset({"command", "best_of"})
 
 
 class _PlanModel(BaseModel):
@@ -66,6 +66,9 @@ class PlanSubtask(_PlanModel):
     status: str = "pending"
     command: list[str] | None = None
     """argv of a deterministic step run by the shell adapter; not part of the published format."""
+    best_of: int | None = Field(default=None, ge=1, le=5)
+    """Run this subtask on this many agents at once and merge the first whose work passes
+    validation (see ``domain.best_of``); not part of the published format."""
 
     @model_serializer(mode="wrap")
     def _drop_unset_extensions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

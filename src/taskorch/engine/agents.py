@@ -121,6 +121,13 @@ class AgentPool(dict[str | None, AgentAdapter]):
             return subtask.agent_id
         return self.coordinator.reassign(subtask, subtask.agent_id, error_class, policy_reassign)
 
+    def another_candidate(self, subtask: Subtask, chosen: Sequence[str | None]) -> str | None:
+        """Another capable agent for a best-of-N race on ``subtask`` (None: no other)."""
+        if self.coordinator is None:
+            return None
+        exclude = [agent for agent in chosen if agent is not None]
+        return self.coordinator.find_best_agent(subtask, exclude=exclude).agent_id
+
 
 class AgentDirectory:
     def __init__(self, store: Store, settings: Settings) -> None:

@@ -18,6 +18,7 @@ from taskorch.domain.models import JSONDict, Subtask, Task, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
+from taskorch.engine.best_of import BestOf, Checks, Race, plan_subtask
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
@@ -349,9 +350,13 @@ class WorkspaceAgent:
     """Runs an agent in the subtask's own worktree; the attempt succeeds only once the subtask's
     branch merged into the workflow branch ("done means merged")."""
 
-    def __init__(self, inner: AgentAdapter, delivery: GitDelivery) -> None:
+    def __init__(
+        self, inner: AgentAdapter, delivery: GitDelivery, best_of: BestOf | None = None
+    ) -> None:
         self.inner = inner
         self.delivery = delivery
+        self.best_of = best_of
+        """The agents a best-of-N attempt races on (None: every attempt runs on ``inner``)."""
 
     @property
     def name(self) -> str:
@@ -372,14 +377,39 @@ class WorkspaceAgent:
                 )
             workflow = await self.delivery.store.get_workflow(subtask.workflow_id)
             merge_base = subtask.key in workflow.metadata.get("merge_base_fixups", [])
-            workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
+            race = None if merge_base else await self._race(workspace, task, heartbeat, workflow)
+            if race is None:
+                workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
+        if race is not None:
+            return await race.run()
         result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
         heartbeat()
         async with _beating(heartbeat):
             await pause_point("subtask:agent-done")
             if not result.success:
-                raise AgentError(f"agent reported failure: {result.output[-500:]}")
+                error = AgentError(f"agent reported failure: {result.output[-500:]}")
+                raise error.with_usage(result.tokens_in, result.tokens_out, result.cost_usd)
             return await self._deliver(workspace, subtask, result, merge_base=merge_base)
+
+    async def _race(
+        self, workspace: Workspace, task: AgentTask, heartbeat: Heartbeat, workflow: Workflow
+    ) -> Race | None:
+        """A best-of-N race for this attempt, when its subtask asks for more than one
+        candidate (see :mod:`taskorch.engine.best_of`)."""
+        if self.best_of is None:
+            return None
+        candidates = await self.best_of.candidates(task.subtask, workflow)
+        if candidates <= 1:
+            return None
+        return Race(
+            workspace,
+            task,
+            heartbeat,
+            self.best_of.lineup(task.subtask, candidates),
+            spec=plan_subtask(workflow, task.subtask),
+            checks=Checks(self.delivery.test_command, self.delivery.test_timeout_s),
+            busy=lambda: _beating(heartbeat),
+        )
 
     async def _deliver(
         self, workspace: Workspace, subtask: Subtask, result: AgentResult, *, merge_base: bool

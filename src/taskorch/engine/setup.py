@@ -8,7 +8,7 @@ agents the same way.
 from __future__ import annotations
 
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from taskorch.agents.base import AgentAdapter
@@ -17,6 +17,7 @@ from taskorch.agents.sim import SimBehaviour
 from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.domain.errors import ConfigError, InputError
 from taskorch.engine.agents import AgentPool
+from taskorch.engine.best_of import BestOf, Pick
 from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
 from taskorch.engine.engine import OrchestrationEngine
 from taskorch.runtime.github import GitHubConfig
@@ -80,7 +81,7 @@ def agent_adapters(
     if not isinstance(engine.delivery, GitDelivery):
         raise ConfigError("agents run in git worktrees: the engine needs git delivery")
     sim = SimWorktreeAgent(SimBehaviour(duration_s=sim_duration_s, heartbeat_s=SIM_HEARTBEAT_S))
-    return {None: WorkspaceAgent(sim, engine.delivery)}
+    return {None: WorkspaceAgent(sim, engine.delivery, races({None: sim}))}
 
 
 async def agents_for_run(
@@ -103,6 +104,7 @@ async def agents_for_run(
     pool = await engine.agent_directory.pool(
         kind, lambda inner: WorkspaceAgent(BriefedAgent(inner, store), delivery)
     )
+    race_on(pool)
     if kind == "auto" and not pool:
         sim = agent_adapters(engine, "sim", sim_duration_s)
         return AgentPool(
@@ -112,3 +114,20 @@ async def agents_for_run(
             "the subtasks run on the simulated agent",
         )
     return pool
+
+
+def race_on(pool: AgentPool) -> None:
+    """Let a best-of-N attempt of any of the pool's agents race on the others: each workspace
+    agent gets the pool's agents (inside their workspace wrapping) and its routing."""
+    inner = {key: a.inner for key, a in pool.items() if isinstance(a, WorkspaceAgent)}
+    best_of = races(inner, pick=pool.another_candidate)
+    for adapter in pool.values():
+        if isinstance(adapter, WorkspaceAgent):
+            adapter.best_of = best_of
+
+
+def races(adapters: Mapping[str | None, AgentAdapter], pick: Pick | None = None) -> BestOf:
+    """What best-of-N attempts race on: ``adapters``, other agents chosen by ``pick``, and as
+    many candidates as the budget allows (the ``cap`` of :class:`BestOf`; with no budget, as many
+    as asked for)."""
+    return BestOf(adapters, pick=pick)

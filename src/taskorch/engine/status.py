@@ -131,6 +131,7 @@ class WorkflowStatus:
                     "files": s.files_affected,
                     "error": s.error,
                     "waiting": self.waiting_reason(s),
+                    "best_of": (s.result or {}).get("best_of"),
                 }
                 for s in self.subtasks
             ],

@@ -320,9 +320,12 @@ class Workspace:
                 self._checked[key] = started
         return key in await self._merges()
 
-    async def merge_subtask(self, key: str) -> MergeResult:
+    async def merge_subtask(self, key: str, *, candidate: str | None = None) -> MergeResult:
         """Merge the subtask's branch into the workflow branch (``--no-ff``, one merge commit per
-        subtask), then remove its worktree and branch.
+        subtask), then remove its worktree and branch. With ``candidate`` (a best-of-N winner's
+        key) that candidate's work becomes the subtask's branch first, under the same locks, and
+        only if no merge of the subtask has landed (then: ``already_merged``, the candidate
+        dropped).
 
         Uncommitted work in its worktree is committed first. A conflict aborts the merge and
         leaves both branches and the subtask's worktree as they were: status ``conflict`` with the
@@ -333,6 +336,10 @@ class Workspace:
         for _ in range(PUSH_TRIES):
             async with self._merging(), self._lock():
                 await self._sync()
+                if candidate is not None:
+                    landed = await self._adopt_unless_merged(key, candidate)
+                    if landed is not None:
+                        return landed
                 before = await self._tip(self.workflow_branch)
                 result = await self._merge_locked(key)
                 if result.status is MergeStatus.MERGED and self.origin is not None:
@@ -379,6 +386,53 @@ class Workspace:
             return MergeResult(key, MergeStatus.CONFLICT, branch, None, files, conflicts=conflicts)
         commit = await self._tip("HEAD", self.workflow_worktree)
         return MergeResult(key, MergeStatus.MERGED, branch, commit, files)
+
+    # --- best-of-N candidates --------------------------------------------------------------------
+
+    async def merge_candidate(self, key: str, candidate: str) -> MergeResult:
+        """Merge the winning candidate's work as the subtask's own: exactly once, whichever host
+        or coroutine gets here too (a second winner finds the subtask merged and is dropped).
+        See :meth:`merge_subtask`."""
+        return await self.merge_subtask(key, candidate=candidate)
+
+    async def _adopt_unless_merged(self, key: str, candidate: str) -> MergeResult | None:
+        """Under the merge locks: the subtask's merge when it has landed already (the candidate
+        is dropped), else None with the candidate's work made the subtask's branch."""
+        landed = (await self._merges()).get(key)
+        if landed is not None:
+            await self.drop_candidate(candidate)
+            files = await g.diff_names(self.repo, landed.first_parent, landed.commit)
+            branch = self.subtask_branch(key)
+            return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, landed.commit, files)
+        chosen = await g.rev(self.repo, f"refs/heads/{self.subtask_branch(candidate)}")
+        if chosen is not None:  # (None: adopted by an earlier try of this merge)
+            await self._adopt(key, candidate, chosen)
+        return None
+
+    async def _adopt(self, key: str, candidate: str, chosen: str) -> None:
+        """Point the subtask's branch at the candidate's commit ``chosen`` (work an earlier
+        attempt left on it is kept first, as :meth:`_prepare` keeps it) and remove the
+        candidate's worktree and branch. The caller holds the workflow lock."""
+        branch = self.subtask_branch(key)
+        workflow_tip, tip = await self._tips(branch)
+        kept = None
+        async with g.admin_lock(self.repo):
+            earlier = tip is not None and tip != chosen
+            if earlier and not await g.is_ancestor(self.repo, str(tip), workflow_tip):
+                kept = await self._keep(key, str(tip))
+            await self._remove_worktrees(self.subtask_worktree(key), branch)
+            await g.git(self.repo, "branch", "-f", branch, chosen)
+        if kept is not None and tip is not None:
+            await self._keep_on_origin_as(kept, tip)
+        await self.drop_candidate(candidate)
+
+    async def drop_candidate(self, candidate: str) -> None:
+        """Remove a candidate's worktree and branch: a loser's work is not wanted (a winner's
+        is on the subtask's branch by now). Idempotent."""
+        branch = self.subtask_branch(candidate)
+        async with g.admin_lock(self.repo):
+            await self._remove_worktrees(self.subtask_worktree(candidate), branch)
+            await g.git(self.repo, "branch", "-D", "-q", branch, check=False)
 
     # --- the end of a workflow -------------------------------------------------------------------
 

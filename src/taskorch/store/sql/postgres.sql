@@ -193,12 +193,18 @@ RETURNING id, workflow_id, key;
 -- same transaction, so 'assigned' is never visible outside it and costs no second row write.
 -- Candidates come from the narrow mirror (migration 0008); the subtasks row is what is locked and
 -- its status re-checked, so a row another claim took meanwhile is skipped.
+-- The candidates are ordered in the mirror alone (OFFSET 0 keeps that subquery apart), so only as
+-- many subtasks rows as the limit needs are read and locked.
 WITH picked AS (
-    SELECT s.id FROM subtask_active AS a JOIN subtasks AS s ON s.id = a.id
-    WHERE a.status = 'queued' AND (a.run_after IS NULL OR a.run_after <= %(now)s)
-      AND a.agent_id IS NOT DISTINCT FROM %(agent_id)s::text
-      AND NOT (a.workflow_id = ANY(%(skip_list)s::text[]))
-      AND s.status = 'queued'
+    SELECT s.id
+    FROM (SELECT id, priority FROM subtask_active
+          WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
+            AND agent_id IS NOT DISTINCT FROM %(agent_id)s::text
+            AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
+          ORDER BY priority DESC, id
+          OFFSET 0) AS a
+    JOIN subtasks AS s ON s.id = a.id
+    WHERE s.status = 'queued'
     ORDER BY a.priority DESC, a.id
     LIMIT %(limit)s
     FOR UPDATE OF s SKIP LOCKED)
@@ -392,10 +398,14 @@ claimed AS (
     SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
         attempts = s.attempts + 1, updated_at = %(now)s
     FROM (
-        SELECT s.id FROM subtask_active AS a JOIN subtasks AS s ON s.id = a.id
-        WHERE a.status = 'queued' AND (a.run_after IS NULL OR a.run_after <= %(now)s)
-          AND a.agent_id IS NULL AND NOT (a.workflow_id = ANY(%(skip_list)s::text[]))
-          AND s.status = 'queued'
+        SELECT s.id
+        FROM (SELECT id, priority FROM subtask_active
+              WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
+                AND agent_id IS NULL AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
+              ORDER BY priority DESC, id
+              OFFSET 0) AS a
+        JOIN subtasks AS s ON s.id = a.id
+        WHERE s.status = 'queued'
         ORDER BY a.priority DESC, a.id
         LIMIT %(limit)s
         FOR UPDATE OF s SKIP LOCKED) AS picked

@@ -18,8 +18,11 @@ CREATE TABLE subtask_active (
     agent_id         TEXT,
     run_after        TIMESTAMPTZ,
     lease_expires_at TIMESTAMPTZ
-) WITH (fillfactor = 70);
-CREATE INDEX subtask_active_ready_idx ON subtask_active (priority DESC, id) WHERE status = 'queued';
+) WITH (fillfactor = 30);
+-- Claim order over all of the mirror (a claim skips the leased rows, never more than the running
+-- attempts): not a partial index on status, so that a claim's and a renewal's updates of the
+-- mirror are HOT too.
+CREATE INDEX subtask_active_order_idx ON subtask_active (priority DESC, id);
 
 -- Three plain statements, each one join with the changed rows: cheaper than an upsert, which
 -- tries an insert per row before it updates. No two transactions change the mirror row of one
@@ -59,4 +62,4 @@ WHERE status IN ('queued', 'assigned', 'running');
 
 DROP INDEX subtasks_ready_idx;
 DROP INDEX subtasks_lease_idx;
-ALTER TABLE subtasks SET (fillfactor = 70);
+ALTER TABLE subtasks SET (fillfactor = 50);

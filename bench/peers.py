@@ -58,6 +58,8 @@ class Row:
     note: str = ""
     runs: int = 0
     errors: list[str] = field(default_factory=list)
+    every: list[Figures] = field(default_factory=list)
+    """Every run's figures, in order (the table keeps the best; the progress line shows all)."""
 
 
 def _better(workload: str, a: Figures, b: Figures | None) -> bool:
@@ -127,6 +129,7 @@ def measure_peer(peer: str, workload: str, size: int, reps: int) -> Row:
                 row.errors.append(f"{module.describe(config)}: {_one_line(error)}")
                 continue
             row.runs += 1
+            row.every.append(figures)
             if _better(workload, figures, row.figures):
                 row.figures, row.setup = figures, module.describe(config)
     if row.figures is None:
@@ -157,6 +160,7 @@ def measure_taskorch(workload: str, size: int, reps: int) -> list[Row]:
                 row.errors.append(f"{type(error).__name__}: {_one_line(error)}")
                 continue
             row.runs += 1
+            row.every.append(figures)
             if _better(workload, figures, row.figures):
                 row.figures = figures
         if row.figures is None:
@@ -250,9 +254,10 @@ def main() -> None:
                 new = [measure_peer(system, workload, sizes[workload], reps)]
             for row in new:
                 status = _figure(workload, row.figures) if row.figures else row.note
+                every = ", ".join(_figure(workload, f).split()[0] for f in row.every)
                 print(
                     f"  {workload} {row.system}: {status} "
-                    f"({row.runs} run(s), {time.monotonic() - began:.0f} s)",
+                    f"({row.runs} run(s): {every}; {time.monotonic() - began:.0f} s)",
                     flush=True,
                 )
                 if row.figures is None:

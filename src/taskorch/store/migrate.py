@@ -53,8 +53,20 @@ def latest_version(dialect: str) -> int:
 
 
 def _statements(script: str) -> list[str]:
+    """The script's statements: split at semicolons, except inside a ``$$``-quoted body (a
+    PostgreSQL function's)."""
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+    statements: list[str] = []
+    pending = ""
+    for part in "\n".join(lines).split(";"):
+        pending += part
+        if pending.count("$$") % 2:  # inside a function body: the semicolon belongs to it
+            pending += ";"
+            continue
+        if pending.strip():
+            statements.append(pending.strip())
+        pending = ""
+    return statements
 
 
 async def current_version(connector: Connector) -> int:

@@ -191,14 +191,23 @@ RETURNING id, workflow_id, key;
 -- name: claim_subtasks
 -- A claim is queued -> assigned -> running in one statement: the worker starts the attempt in the
 -- same transaction, so 'assigned' is never visible outside it and costs no second row write.
+-- Candidates come from the narrow mirror (migration 0008); the subtasks row is what is locked and
+-- its status re-checked, so a row another claim took meanwhile is skipped.
+-- The candidates are ordered in the mirror alone (OFFSET 0 keeps that subquery apart), so only as
+-- many subtasks rows as the limit needs are read and locked.
 WITH picked AS (
-    SELECT id FROM subtasks
-    WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
-      AND agent_id IS NOT DISTINCT FROM %(agent_id)s::text
-      AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
-    ORDER BY priority DESC, id
+    SELECT s.id
+    FROM (SELECT id, priority FROM subtask_active
+          WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
+            AND agent_id IS NOT DISTINCT FROM %(agent_id)s::text
+            AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
+          ORDER BY priority DESC, id
+          OFFSET 0) AS a
+    JOIN subtasks AS s ON s.id = a.id
+    WHERE s.status = 'queued'
+    ORDER BY a.priority DESC, a.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE OF s SKIP LOCKED)
 UPDATE subtasks AS s
 SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
     attempts = s.attempts + 1, updated_at = %(now)s
@@ -215,17 +224,17 @@ SELECT pg_advisory_xact_lock(hashtextextended('taskorch:agent-claims:' || %(agen
 -- name: agent_claim_room
 -- How many more subtasks the agent may run now: its stored limit (or the worker's, when it is not
 -- registered) less those it runs, counted in the claiming transaction.
-SELECT (SELECT COUNT(*) FROM subtasks
+SELECT (SELECT COUNT(*) FROM subtask_active
         WHERE agent_id = %(agent_id)s AND status IN ('assigned', 'running')) AS active,
        (SELECT max_concurrency FROM agents WHERE id = %(agent_id)s) AS max_concurrency;
 
 -- name: agent_load
-SELECT agent_id, COUNT(*) AS active FROM subtasks
+SELECT agent_id, COUNT(*) AS active FROM subtask_active
 WHERE status IN ('assigned', 'running') AND agent_id IS NOT NULL
 GROUP BY agent_id;
 
 -- name: queued_agents
-SELECT DISTINCT agent_id FROM subtasks
+SELECT DISTINCT agent_id FROM subtask_active
 WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s);
 
 -- name: renew_leases
@@ -295,9 +304,10 @@ RETURNING id, workflow_id, key;
 -- A lost lease is an interrupted attempt, not the agent's failed try: it is counted apart, and
 -- only the cap on interrupted attempts (max_interrupted) fails the subtask.
 WITH expired AS (
-    SELECT id FROM subtasks
-    WHERE status IN ('assigned', 'running') AND lease_expires_at < %(now)s
-    FOR UPDATE SKIP LOCKED)
+    SELECT s.id FROM subtask_active AS a JOIN subtasks AS s ON s.id = a.id
+    WHERE a.status IN ('assigned', 'running') AND a.lease_expires_at < %(now)s
+      AND s.status IN ('assigned', 'running') AND s.lease_expires_at < %(now)s
+    FOR UPDATE OF s SKIP LOCKED)
 UPDATE subtasks AS s
 SET status = CASE WHEN s.interrupted + 1 >= %(max_interrupted)s THEN 'failed' ELSE 'queued' END,
     interrupted = s.interrupted + 1,
@@ -388,12 +398,17 @@ claimed AS (
     SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
         attempts = s.attempts + 1, updated_at = %(now)s
     FROM (
-        SELECT id FROM subtasks
-        WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s) AND agent_id IS NULL
-          AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
-        ORDER BY priority DESC, id
+        SELECT s.id
+        FROM (SELECT id, priority FROM subtask_active
+              WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
+                AND agent_id IS NULL AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
+              ORDER BY priority DESC, id
+              OFFSET 0) AS a
+        JOIN subtasks AS s ON s.id = a.id
+        WHERE s.status = 'queued'
+        ORDER BY a.priority DESC, a.id
         LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED) AS picked
+        FOR UPDATE OF s SKIP LOCKED) AS picked
     WHERE s.id = picked.id
     RETURNING s.*),
 counted AS (

@@ -19,7 +19,6 @@ from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.pipeline import ValidationOutcome
-from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
 from taskorch.runtime.faults import pause_point
 from taskorch.runtime.git_recovery import recover_git_state
@@ -306,6 +305,8 @@ def check_merge_policy(policy: str) -> str:
 
 def _incomplete(workflow: Workflow, subtasks: Sequence[Subtask]) -> list[str]:
     """Each subtask's result judged against its success criteria (``validate_completion``)."""
+    from taskorch.planning.completion import check_completion  # (only validation needs it)
+
     planned = {s.subtask_id: s for s in Plan.model_validate(workflow.metadata["plan"]).subtasks}
     problems = []
     for sub in subtasks:

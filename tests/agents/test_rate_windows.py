@@ -21,7 +21,7 @@ from taskorch.agents.base import AgentAdapter
 from taskorch.agents.cli_agent import CliAgentAdapter
 from taskorch.agents.cli_reports import parse_report
 from taskorch.agents.process import ProcessResult
-from taskorch.cli.agents import _status_text
+from taskorch.cli.agent_views import _status_text
 from taskorch.cli.app import console
 from taskorch.cli.workflows import show_workflow
 from taskorch.domain.errors import AgentError

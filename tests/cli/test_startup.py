@@ -7,14 +7,35 @@ import inspect
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
+from cli_harness import run_cli
 from typer._click.core import Command
 
 from taskorch.cli import commands
 from taskorch.cli.app import app
 
 HEAVY = ("fastapi", "uvicorn", "starlette", "mcp", "psycopg", "psycopg_pool", "anthropic", "openai")
+HELP_UNUSED = ("rich.markdown", "markdown_it", "rich.traceback", "pygments")
+"""What typer's help renderer imports but a help screen never uses (``cli/help_renderer.py``)."""
+NOT_FOR_READS = (
+    "taskorch.planning",
+    "taskorch.engine.pipeline",
+    "taskorch.engine.delivery",
+    "taskorch.engine.setup",
+    "taskorch.runtime.git",
+    "taskorch.runtime.workspace",
+    "taskorch.runtime.worker",
+    "taskorch.agents.registry",
+    "taskorch.agents.cli_agent",
+    "taskorch.agents.routing",
+    "taskorch.cli.run",
+    "taskorch.cli.agents",
+    *HEAVY,
+)
+"""What a command that reads or stores a record (status, task list, task add, metrics) never
+needs: the planner, git, the worker, agent adapters and routing, other commands' modules."""
 
 _PROBE = """
 import contextlib, io, json, sys
@@ -24,18 +45,20 @@ with contextlib.redirect_stdout(io.StringIO()) as out:
     code = taskorch.cli.main.invoke(["--help"])
 after_help = sorted(m for m in sys.modules if m.split(".")[0] in {heavy})
 commands = sorted(m for m in sys.modules if m.startswith("taskorch.cli."))
-print(json.dumps([after_import, after_help, code, out.getvalue(), commands]))
+unused = sorted(m for m in {unused} if m in sys.modules)
+print(json.dumps([after_import, after_help, code, out.getvalue(), commands, unused]))
 """
 
 
 def test_the_entry_point_and_the_help_import_nothing_heavy() -> None:
-    probe = _PROBE.format(heavy=set(HEAVY))
+    probe = _PROBE.format(heavy=set(HEAVY), unused=set(HELP_UNUSED))
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    after_import, after_help, code, help_text, loaded = json.loads(done.stdout)
+    after_import, after_help, code, help_text, loaded, unused = json.loads(done.stdout)
     assert after_import == []
     assert after_help == []
+    assert unused == []
     assert code == 0
     for entry in commands.CATALOG:  # the top-level help lists every command, none loaded
         assert f" {entry.name} " in help_text
@@ -77,3 +100,36 @@ def test_a_command_loads_its_module_and_an_unknown_one_loads_all() -> None:
     assert commands.load_for("status")
     assert "taskorch.cli.workflows" in sys.modules
     assert not commands.load_for("no-such-command")
+
+
+_READS_PROBE = """
+import contextlib, io, json, sys
+from taskorch.cli.main import invoke
+codes = []
+for argv in {commands}:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        codes.append(invoke([*{options}, *argv]))
+print(json.dumps([codes, sorted(sys.modules)]))
+"""
+
+
+def test_reading_commands_load_no_planner_git_worker_or_adapters(tmp_path: Path) -> None:
+    """status, task list, task add and metrics on a database with a pending task that waits on
+    another: one process runs them all, then lists what they loaded."""
+    options = ["--home", str(tmp_path / ".taskorch"), "--db", f"sqlite:///{tmp_path}/t.db"]
+    for argv in (["init"], ["task", "add", "first"], ["task", "add", "next", "--depends-on", "1"]):
+        assert run_cli([*options, *argv]).code == 0
+    reads = [["status"], ["status", "--json"], ["task", "list"], ["task", "add", "x"], ["metrics"]]
+    probe = _READS_PROBE.format(commands=reads, options=options)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    codes, loaded = json.loads(done.stdout)
+    assert codes == [0] * len(reads)
+    assert "taskorch.engine.engine" in loaded  # (the probe did reach the engine)
+    assert [m for m in loaded if m.startswith(NOT_FOR_READS)] == []

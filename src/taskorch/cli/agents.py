@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 from rich.text import Text
 
 from taskorch.agents.registry import (
@@ -19,6 +18,7 @@ from taskorch.agents.registry import (
     capabilities_for,
     merge_capabilities,
 )
+from taskorch.cli.agent_views import print_agents, seconds
 from taskorch.cli.app import app, console, duration, engine, line, print_json, run
 from taskorch.cli.inputs import MAX_PATH_CHARS
 from taskorch.cli.terminal import shown
@@ -34,7 +34,6 @@ app.add_typer(agents_app, name="agents")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Agent name (or id).")]
-_STATUS_STYLE = {"available": "green", "busy": "yellow", "offline": "bold red", "disabled": "dim"}
 
 
 def _list(option: str, value: str | None) -> list[str] | None:
@@ -158,40 +157,6 @@ def list_(as_json: JsonOption = False) -> None:
     print_agents(agents)
 
 
-def agents_table(agents: list[AgentInfo]) -> Table:
-    """The registry with its figures (also shown by ``taskorch status``)."""
-    table = Table("agent", "type", "status", "load", "success", "mean", "p95", "adapter", box=None)
-    for info in agents:
-        record = info.record
-        rate = f"{record.success_rate:.0%} of {record.attempts}" if record.attempts else "-"
-        table.add_row(
-            Text(info.agent.name, style="bold", no_wrap=True),
-            info.agent.type,
-            _status_text(info),
-            f"{info.active}/{info.agent.max_concurrency}",
-            rate,
-            _seconds(record.mean_s),
-            _seconds(record.p95_s),
-            Text(info.to_json()["adapter"]),
-        )
-    return table
-
-
-def _status_text(info: AgentInfo) -> Text:
-    if info.window is not None:  # a limit answered: its work waits for the reset
-        return Text(f"rate-limited until {info.window.until:%H:%M:%S} UTC", style="yellow")
-    return Text(info.status.value, style=_STATUS_STYLE.get(info.status.value, ""))
-
-
-def print_agents(agents: list[AgentInfo]) -> None:
-    console.print(agents_table(agents))
-    for info in agents:
-        if info.record.last_error:
-            console.print(
-                Text.assemble(f"  {info.agent.name} last error: ", (info.record.last_error, "red"))
-            )
-
-
 @agents_app.command("show")
 def show(name: NameArg, as_json: JsonOption = False) -> None:
     """One agent: adapter settings, capabilities, limit, status and track record."""
@@ -304,10 +269,6 @@ def _program(path: str) -> str:
     return path
 
 
-def _seconds(value: float | None) -> str:
-    return f"{value:.1f}s" if value is not None else "-"
-
-
 def _print_fields(data: dict[str, Any]) -> None:
     console.print(Text(f"{data['name']}  {data['type']}  {data['status']}", style="bold"))
     record = data["track_record"]
@@ -319,7 +280,7 @@ def _print_fields(data: dict[str, Any]) -> None:
         "specialties": ", ".join(data["capabilities"]["specialties"]) or "-",
         "concurrency": f"{data['active']} running of {data['max_concurrency']}",
         "attempts": f"{record['attempts']} ({record['successes']} succeeded)",
-        "latency": f"mean {_seconds(record['mean_s'])}, p95 {_seconds(record['p95_s'])}",
+        "latency": f"mean {seconds(record['mean_s'])}, p95 {seconds(record['p95_s'])}",
         "last error": record["last_error"] or "-",
     }
     for key, value in rows.items():

@@ -28,9 +28,10 @@ from taskorch.domain.models import JSONDict, Priority, Task, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.agents import AgentPool
-from taskorch.engine.setup import agents_for_run, open_engine
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.targets import check_target, describe_target
+
+# engine.setup (git delivery, agent adapters) is imported by the functions that carry work.
 
 RepoOption = Annotated[
     str | None,
@@ -165,6 +166,8 @@ def start_options(
 
 
 async def agents(engine: OrchestrationEngine, agent: str, sim_duration_s: float = 0.0) -> AgentPool:
+    from taskorch.engine.setup import agents_for_run
+
     pool = await agents_for_run(engine, line("--agent", agent) or "auto", sim_duration_s)
     if pool.note:
         err_console.print(pool.note, highlight=False)
@@ -247,6 +250,8 @@ def carry_on(body: Body, *, as_json: bool, quiet: bool) -> None:
     seen: dict[str, str] = {}
 
     async def main() -> list[WorkflowStatus]:
+        from taskorch.engine.setup import open_engine
+
         async with open_engine(settings()) as engine:
             mode = mode_for(err_console, quiet=quiet or as_json)
             async with ProgressView(engine, err_console, mode) as view:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import typer
 from typer._click.core import Command  # (typer's own copy of click)
 
-from taskorch.cli import commands
+from taskorch.cli import commands, help_renderer
 from taskorch.cli.app import app, err_console
 from taskorch.cli.terminal import error_line
 from taskorch.domain.errors import TaskorchError
@@ -53,7 +53,10 @@ def _tolerant_streams() -> None:
 
 def invoke(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: the process's) and return its exit code."""
-    command = _command(sys.argv[1:] if argv is None else list(argv))
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or "--help" in args:
+        help_renderer.load()
+    command = _command(args)
     try:
         try:
             result = command.main(args=argv, prog_name="taskorch", standalone_mode=False)

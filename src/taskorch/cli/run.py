@@ -22,6 +22,7 @@ from taskorch.cli.app import (
     settings,
     workflow_ref,
 )
+from taskorch.cli.app import engine as reading_engine
 from taskorch.cli.carry import (
     AgentOption,
     BaseBranchOption,
@@ -52,9 +53,10 @@ from taskorch.domain.models import NewTask, Priority, parse_task_ref
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.resuming import agent_for_resume
-from taskorch.engine.setup import open_engine
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.targets import describe_target
+
+# engine.setup (git delivery, agent adapters) loads where a command acts on a workflow's code.
 
 
 @app.command("run")
@@ -209,6 +211,8 @@ def cancel(workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID")]) -
     """Cancel a workflow: its running subtasks stop, its worktrees are removed."""
 
     async def body() -> WorkflowStatus:
+        from taskorch.engine.setup import open_engine
+
         async with open_engine(settings(), create=False) as engine:
             return await engine.cancel_workflow(workflow_ref(workflow_id))
 
@@ -225,6 +229,8 @@ def approve(
     base branch now."""
 
     async def body() -> WorkflowStatus:
+        from taskorch.engine.setup import open_engine
+
         async with open_engine(settings(), create=False) as engine:
             return await engine.approve_workflow(workflow_ref(workflow_id), by=_reviewer())
 
@@ -249,6 +255,8 @@ def reject(
         if not reason.strip():
             raise InputError("the reason is empty: say why the workflow is rejected")
         why = check_text("the reason", reason.strip(), MAX_TEXT_CHARS)
+        from taskorch.engine.setup import open_engine
+
         async with open_engine(settings(), create=False) as engine:
             return await engine.reject_workflow(workflow_ref(workflow_id), why, by=_reviewer())
 
@@ -283,7 +291,8 @@ def monitor(
 
     async def body() -> WorkflowStatus:
         wanted = workflow_ref(workflow_id)
-        async with open_engine(settings(), create=False) as engine:
+        # It reads what the workers store: no git delivery, no agents.
+        async with reading_engine(create=False) as engine:
             status = await engine.get_workflow_status(wanted)
             mode = mode_for(err_console, quiet=quiet or as_json)
             # The worker publishes its events in its own process: read what it stored.

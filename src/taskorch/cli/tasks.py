@@ -15,7 +15,6 @@ from taskorch.domain.errors import InputError
 from taskorch.domain.limits import MAX_ID
 from taskorch.domain.models import NewTask, Task, TaskStatus, parse_task_ref
 from taskorch.engine.status import TaskHold, task_holds
-from taskorch.engine.targets import check_target
 
 task_app = typer.Typer(help="Add, list and show tasks (requirements).", no_args_is_help=True)
 app.add_typer(task_app, name="task")
@@ -73,6 +72,8 @@ def add(
     workflow of the task uses them unless it is started with others)."""
 
     async def body() -> Task:
+        from taskorch.engine.targets import check_target
+
         dependencies = [parse_task_ref(ref) for ref in depends_on or []]
         new = NewTask.create(title, description, priority, dependencies)  # checked before the
         path = line("--repo", repo, MAX_PATH_CHARS)  # repository is reached, which takes time

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from taskorch.cli.agents import print_agents
+from taskorch.cli.agent_views import print_agents
 from taskorch.cli.app import app, console, engine, print_json, run, workflow_ref
 from taskorch.cli.tasks import print_holds
 from taskorch.domain.models import Task, TaskStatus
-from taskorch.engine.agents import AgentInfo
 from taskorch.engine.status import TaskHold, WorkflowStatus, task_holds
 from taskorch.engine.targets import describe_target
+
+if TYPE_CHECKING:
+    from taskorch.engine.agents import AgentInfo
 
 STATE_STYLE = {
     "merged": "bold green",

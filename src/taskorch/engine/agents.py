@@ -12,29 +12,23 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskorch.agents.base import AgentAdapter
-from taskorch.agents.health import Probe, probe_agent
-from taskorch.agents.registry import (
-    DEFAULT_AGENT_NAME,
-    AgentSpec,
-    adapter_settings,
-    build_adapter,
-    capabilities_for,
-    configured_model,
-    describe_adapter,
-    serving_host,
-    with_default_host,
-)
-from taskorch.agents.routing import AgentCoordinator, Choice, Routable
 from taskorch.domain.errors import TaskorchError
 from taskorch.domain.models import Agent, AgentStatus, Subtask
 from taskorch.domain.rate_window import RateWindow
-from taskorch.settings import Settings
-from taskorch.store import Store
 from taskorch.store.agent_stats import AgentStats, RoutingWrite, TrackRecord
 from taskorch.store.rate_windows import RateWindowStore
+
+# The registry's adapters, probes and routing are imported where they are used: listing agents
+# (`taskorch status`, `agents list`) reads the store only.
+if TYPE_CHECKING:
+    from taskorch.agents.health import Probe
+    from taskorch.agents.registry import AgentSpec
+    from taskorch.agents.routing import AgentCoordinator, Choice, Routable
+    from taskorch.settings import Settings
+    from taskorch.store import Store
 
 WAITING = "(waiting)"
 """``agent_id`` of a subtask no registered agent can take yet: no worker claims it, and routing
@@ -64,6 +58,8 @@ class AgentInfo:
         return round(self.active / max(self.agent.max_concurrency, 1), 3)
 
     def to_json(self) -> dict[str, Any]:
+        from taskorch.agents.registry import describe_adapter
+
         agent = self.agent
         return {
             "id": agent.id,
@@ -142,6 +138,8 @@ class AgentDirectory:
     # --- registry ----------------------------------------------------------------------------
 
     async def add(self, spec: AgentSpec) -> AgentInfo:
+        from taskorch.agents.registry import with_default_host
+
         spec = with_default_host(spec, self.settings.host_name)
         agent = await self.store.upsert_agent(
             spec.name,
@@ -175,6 +173,8 @@ class AgentDirectory:
 
     async def usage_by_model(self, unassigned: str) -> Sequence[ModelUsage]:
         """Every agent's spending so far, ``unassigned`` naming subtasks run with no agent."""
+        from taskorch.agents.registry import configured_model
+
         models = {a.id: configured_model(a) for a in await self.store.list_agents()}
         usage = await self.stats.model_usage()
         return [
@@ -204,6 +204,8 @@ class AgentDirectory:
         agent ``agentapi`` (its key comes from ``AGENTAPI_KEY`` at run time, never stored)."""
         if "agentapi_url" not in self.settings.model_fields_set:
             return
+        from taskorch.agents.registry import DEFAULT_AGENT_NAME, AgentSpec, capabilities_for
+
         url = self.settings.agentapi_url.rstrip("/")
         existing = {a.name: a for a in await self.store.list_agents()}.get(DEFAULT_AGENT_NAME)
         if existing is not None and existing.metadata.get("adapter", {}).get("url") == url:
@@ -224,6 +226,8 @@ class AgentDirectory:
     async def probe(self) -> dict[str, tuple[Agent, Probe]]:
         """Probe every agent that is not disabled, at once; an unreachable agent goes offline
         and a reachable offline one available again."""
+        from taskorch.agents.health import probe_agent
+
         await self.sync_default()
         agents = [a for a in await self.store.list_agents() if a.status != AgentStatus.DISABLED]
         env = self.secrets()
@@ -253,6 +257,8 @@ class AgentDirectory:
     # --- routing -----------------------------------------------------------------------------
 
     async def coordinator(self, only: str | None = None) -> AgentCoordinator:
+        from taskorch.agents.routing import AgentCoordinator
+
         return AgentCoordinator(
             await self.store.list_agents(),
             await self.stats.track_records(),
@@ -283,6 +289,9 @@ class AgentDirectory:
     async def pool(self, mode: str, wrap: Callable[[AgentAdapter], AgentAdapter]) -> AgentPool:
         """Adapters for every usable registered agent (``mode`` a name: that one only), each
         wrapped by ``wrap`` (the workspace that makes "done mean merged")."""
+        from taskorch.agents.health import probe_agent
+        from taskorch.agents.registry import build_adapter, serving_host
+
         coordinator = await self.coordinator(mode)
         env = self.secrets()
         usable = [a for a in coordinator.agents if a.status != AgentStatus.DISABLED]
@@ -310,6 +319,8 @@ class AgentDirectory:
 def _runs_here(agent: Agent) -> bool:
     """Whether the agent is a program on the worker's own host (a CLI agent), rather than a
     server every host reaches alike (agentapi)."""
+    from taskorch.agents.registry import adapter_settings
+
     try:
         return bool(adapter_settings(agent)["kind"] == "cli")
     except TaskorchError:

@@ -20,7 +20,6 @@ from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.best_of import BestOf, Checks, Race, plan_subtask
 from taskorch.engine.pipeline import ValidationOutcome
-from taskorch.planning.completion import check_completion
 from taskorch.runtime import remote
 from taskorch.runtime.faults import pause_point
 from taskorch.runtime.git_recovery import recover_git_state
@@ -307,6 +306,8 @@ def check_merge_policy(policy: str) -> str:
 
 def _incomplete(workflow: Workflow, subtasks: Sequence[Subtask]) -> list[str]:
     """Each subtask's result judged against its success criteria (``validate_completion``)."""
+    from taskorch.planning.completion import check_completion  # (only validation needs it)
+
     planned = {s.subtask_id: s for s in Plan.model_validate(workflow.metadata["plan"]).subtasks}
     problems = []
     for sub in subtasks:

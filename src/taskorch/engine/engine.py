@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from taskorch.agents.base import AgentAdapter
 from taskorch.agents.process import protect_from_agents
-from taskorch.agents.registry import AgentSpec
 from taskorch.domain.errors import (
     ConfigError,
     NotFoundError,
@@ -21,30 +19,29 @@ from taskorch.domain.errors import (
     StoreError,
 )
 from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
-from taskorch.domain.plan import Domain, Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool, ModelUsage
-from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
-from taskorch.engine.leftovers import clean_ended
-from taskorch.engine.pipeline import Delivery, Pipeline
-from taskorch.engine.planner_choice import planner_settings
-from taskorch.engine.recovery_plugins import recovery_manager
-from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.workflow_files import WorkflowFiles
-from taskorch.planning import TaskNLP
-from taskorch.planning.providers import chosen_provider
-from taskorch.runtime import tracing
 from taskorch.runtime.events import EventBus
-from taskorch.runtime.metrics import UNASSIGNED_AGENT, RuntimeMetrics, collect_metrics
-from taskorch.runtime.recovery import ErrorRecoveryManager
-from taskorch.runtime.worker import SHUTDOWN_GRACE_S, Worker, WorkerConfig, default_worker_id
 from taskorch.settings import Settings, config_file_path, load_settings, secure_home
 from taskorch.store import Store, connector_for_url
 from taskorch.store.migrate import MigrationReport, current_version
-from taskorch.store.queue import SubtaskQueue
 from taskorch.store.sqlite import SqliteConnector
 from taskorch.store.stats import WorkflowStats, workflow_stats
+
+# What only processing, workers, planning or health use is imported where it is used: a command
+# that reads (`taskorch status`) must not pay for the planner, git, agent adapters or the worker.
+if TYPE_CHECKING:
+    from taskorch.agents.base import AgentAdapter
+    from taskorch.agents.registry import AgentSpec
+    from taskorch.domain.plan import Plan
+    from taskorch.engine.pipeline import Delivery, Pipeline
+    from taskorch.engine.runner import Progress
+    from taskorch.runtime.metrics import RuntimeMetrics
+    from taskorch.runtime.recovery import ErrorRecoveryManager
+    from taskorch.runtime.worker import Worker
+    from taskorch.store.queue import SubtaskQueue
 
 HealthStatus = Literal["ok", "degraded", "down"]
 
@@ -108,9 +105,11 @@ class OrchestrationEngine:
         self.files = WorkflowFiles(self)
         self._migration: MigrationReport | None = None
         self._recovery: ErrorRecoveryManager | None = None
-        self.shutdown_grace_s = SHUTDOWN_GRACE_S
+        self.shutdown_grace_s: float | None = None
         """How long this engine's workers let running attempts finish when they stop, before
-        they release them (queued again for any worker)."""
+        they release them (queued again for any worker); None: the worker's default
+        (``runtime.worker.SHUTDOWN_GRACE_S``, not imported here: a read must not load the
+        worker)."""
 
     @property
     def database_location(self) -> str:
@@ -172,6 +171,8 @@ class OrchestrationEngine:
     # --- processing ----------------------------------------------------------------------------
 
     def pipeline(self) -> Pipeline:
+        from taskorch.engine.pipeline import Pipeline
+
         if self.delivery is None:
             raise ConfigError("no code delivery configured: the engine needs one to process tasks")
         return Pipeline(
@@ -183,6 +184,10 @@ class OrchestrationEngine:
         )
 
     async def _plan(self, text: str, context: str | None, ref: str) -> tuple[Plan, str]:
+        from taskorch.engine.planner_choice import planner_settings
+        from taskorch.planning import TaskNLP
+        from taskorch.runtime import tracing
+
         with tracing.span("planner plan") as notes:  # in the workflow's trace, when tracing
             chosen = await planner_settings(self.store, self.settings, ref)
             async with TaskNLP.from_settings(chosen) as nlp:
@@ -214,6 +219,8 @@ class OrchestrationEngine:
         options: JSONDict | None = None,
         on_progress: Progress | None = None,
     ) -> list[WorkflowStatus]:
+        from taskorch.engine.runner import drive
+
         pipeline = self.pipeline()
         workflows = await self.start_workflows(task_ids, options=options)
         worker = self.create_worker(agents) if agents else None
@@ -227,6 +234,8 @@ class OrchestrationEngine:
     ) -> list[Workflow]:
         """A new workflow for each task, each task claimed first (``engine.claims``: one
         workflow at a time, a done task is refused); nothing runs yet."""
+        from taskorch.engine.claims import claimable_tasks, taken_meanwhile
+
         pipeline = self.pipeline()
         found = [await self.store.get_task(task_id) for task_id in task_ids]
         # Where each goes is settled (the repository reached) before any task is claimed.
@@ -249,6 +258,8 @@ class OrchestrationEngine:
     ) -> list[WorkflowStatus]:
         """Carry on with workflows found mid-way (after a crash or a kill): each resumes from its
         stored state; by default every workflow that has not ended."""
+        from taskorch.engine.runner import drive
+
         await self.recover_git()
         workflows = await self.workflows_to_resume(workflow_ids)
         workflow_ids = [w.id for w in workflows]
@@ -268,6 +279,9 @@ class OrchestrationEngine:
     async def workflows_to_resume(self, workflow_ids: Sequence[str] | None) -> list[Workflow]:
         """These workflows (an unknown id is an error), or by default every unfinished one (and
         tasks a crash left claimed with no workflow carrying them are set right first)."""
+        from taskorch.engine.claims import recover_stranded
+        from taskorch.engine.leftovers import clean_ended
+
         if workflow_ids is None:
             await recover_stranded(self.store)
             if self.delivery is not None:
@@ -385,12 +399,17 @@ class OrchestrationEngine:
 
     @property
     def queue(self) -> SubtaskQueue:
+        from taskorch.store.queue import SubtaskQueue
+
         return SubtaskQueue(self.store.connector)
 
     @property
     def recovery(self) -> ErrorRecoveryManager:
         """The recovery manager every worker of this engine uses, with the strategies of the
         recovery plugins (``engine.recovery_plugins``); register more on it before running."""
+        from taskorch.engine.recovery_plugins import recovery_manager
+        from taskorch.runtime.recovery import ErrorRecoveryManager
+
         if self._recovery is None:
             # RETRY_ATTEMPTS / RETRY_DELAY shape the built-in policies; plugins' strategies
             # are registered over them and keep their own.
@@ -408,11 +427,20 @@ class OrchestrationEngine:
         concurrency: int | None = None,
         recovery: ErrorRecoveryManager | None = None,
     ) -> Worker:
+        from taskorch.runtime.worker import (
+            SHUTDOWN_GRACE_S,
+            Worker,
+            WorkerConfig,
+            default_worker_id,
+        )
+
         config = WorkerConfig(
             concurrency=concurrency or self.settings.worker_concurrency,
             lease_s=self.settings.lease_s,
             timeout_s=self.settings.attempt_timeout_s,
-            shutdown_grace_s=self.shutdown_grace_s,
+            shutdown_grace_s=(
+                SHUTDOWN_GRACE_S if self.shutdown_grace_s is None else self.shutdown_grace_s
+            ),
         )
         pool = agents if isinstance(agents, AgentPool) else None
         return Worker(
@@ -427,6 +455,8 @@ class OrchestrationEngine:
         )
 
     async def get_metrics(self) -> RuntimeMetrics:
+        from taskorch.runtime.metrics import collect_metrics
+
         return await collect_metrics(self.queue)
 
     async def workflow_stats(self) -> WorkflowStats:
@@ -435,6 +465,8 @@ class OrchestrationEngine:
 
     async def attempt_breakdown(self) -> list[dict[str, Any]]:
         """Finished attempts counted by agent, outcome and error class (for Prometheus)."""
+        from taskorch.runtime.metrics import UNASSIGNED_AGENT
+
         rows = await self.queue.attempt_stats(self.queue.now)
         return [
             {
@@ -448,6 +480,8 @@ class OrchestrationEngine:
 
     async def usage_breakdown(self) -> Sequence[ModelUsage]:
         """Tokens and cost of finished attempts by agent and model (for Prometheus)."""
+        from taskorch.runtime.metrics import UNASSIGNED_AGENT
+
         return await self.agent_directory.usage_by_model(UNASSIGNED_AGENT)
 
     # --- health ------------------------------------------------------------------------------
@@ -477,6 +511,8 @@ class OrchestrationEngine:
 
     def _planner_health(self) -> ComponentHealth:
         """Which planner the settings choose and whether what it needs is there (no network)."""
+        from taskorch.planning.providers import chosen_provider
+
         name = chosen_provider(self.settings)
         info: dict[str, Any] = {"provider": name}
         if self.settings.nlp_model:
@@ -538,6 +574,8 @@ def _no_database(where: str) -> str:
 def _coverage(agents: Mapping[str, Agent], up: set[str]) -> ComponentHealth:
     """Whether every domain's work can run: ``down`` when a domain that registered agents take
     has none of them up, ``degraded`` when no registered agent takes a domain at all."""
+    from taskorch.domain.plan import Domain
+
     stopped: list[str] = []
     uncovered: list[str] = []
     for domain in Domain:

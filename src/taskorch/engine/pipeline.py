@@ -47,7 +47,6 @@ from taskorch.domain.states import (
 )
 from taskorch.domain.working_spec import check_working_spec
 from taskorch.engine.status import waiting_for
-from taskorch.planning.orchestration import full_plan, orchestration_required
 from taskorch.runtime import tracing
 from taskorch.runtime.faults import pause_point
 from taskorch.runtime.subtask_events import planned_events, routed_events
@@ -257,6 +256,8 @@ class Pipeline:
         text = task.description.strip() or task.title
         context = str(workflow.metadata.get("options", {}).get("context") or "") or None
         plan, made_by = await self.planner(text, context, task_ref(task.id))
+        from taskorch.planning.orchestration import full_plan, orchestration_required
+
         required = orchestration_required(task.metadata)
         if required:  # a simple plan in stages all the same (planning/orchestration.py)
             plan = full_plan(plan)

@@ -17,10 +17,8 @@ from typing import Any
 
 from taskorch.domain.errors import InputError
 from taskorch.domain.models import JSONDict
-from taskorch.engine.delivery import check_merge_policy
-from taskorch.runtime import remote
-from taskorch.runtime.remote import parse_origin
-from taskorch.runtime.repository import check_repository
+
+# git and delivery are imported where a target is checked: `taskorch status` shows a target only.
 
 __all__ = ["check_base_branch", "check_target", "describe_target", "repository"]
 
@@ -39,6 +37,10 @@ async def repository(
     ``require_clean``, not checked out with uncommitted changes). With ``reach`` a URL is asked
     for its branches now (work is about to start); else that waits for a workflow's start,
     which may be on another host."""
+    from taskorch.runtime import remote
+    from taskorch.runtime.remote import parse_origin
+    from taskorch.runtime.repository import check_repository
+
     try:
         origin = parse_origin(text)
     except ValueError as exc:  # what urllib makes of a URL it cannot split ("http://[")
@@ -73,6 +75,8 @@ async def check_target(
     with a one-line error (see :func:`repository`); a local repository is given as its root."""
     options: JSONDict = {}
     if merge_policy is not None:
+        from taskorch.engine.delivery import check_merge_policy
+
         options["merge_policy"] = check_merge_policy(merge_policy.strip().lower())
     if base_branch is not None:
         options["base_branch"] = base_branch = check_base_branch(base_branch)

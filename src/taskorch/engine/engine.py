@@ -25,6 +25,13 @@ from taskorch.domain.plan import Domain, Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
+from taskorch.engine.evidence import (
+    AttemptEvidence,
+    OutputChunk,
+    attempt_output,
+    configured_models,
+    subtask_attempts,
+)
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.planner_choice import planner_settings
@@ -304,6 +311,22 @@ class OrchestrationEngine:
             subtasks=await self.store.list_subtasks(workflow_id),
             history=await self.store.workflow_history(workflow_id),
             events=await self.store.list_events(workflow_id=workflow_id),
+            attempts=await self.store.workflow_attempts(workflow_id),
+            agent_models=configured_models(await self.store.list_agents()),
+        )
+
+    async def subtask_attempts(self, workflow_id: str, key: str) -> list[AttemptEvidence]:
+        """Every attempt of a workflow's subtask, the running one too: agent, model, times,
+        outcome, error class, tokens, cost, the tail of its output and the diff it merged."""
+        return await subtask_attempts(self.store, self.settings.home, workflow_id, key)
+
+    async def attempt_output(
+        self, workflow_id: str, key: str, number: int | None = None, offset: int = 0
+    ) -> OutputChunk:
+        """What an attempt (default: the latest) printed from byte ``offset`` on, for polling
+        while it runs (see :mod:`taskorch.engine.evidence`)."""
+        return await attempt_output(
+            self.store, self.settings.home, workflow_id, key, number, offset
         )
 
     async def list_workflows(

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import (
+    Attempt,
     Event,
     HistoryEntry,
     Subtask,
@@ -20,6 +21,7 @@ from taskorch.domain.models import (
     task_ref,
 )
 from taskorch.domain.states import SubtaskState, WorkflowState
+from taskorch.engine.evidence import CostSummary, Usage, cost_summary
 
 _ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
 
@@ -31,6 +33,14 @@ class WorkflowStatus:
     subtasks: list[Subtask]
     history: list[HistoryEntry]
     events: list[Event]
+    attempts: list[tuple[str, Attempt]] = field(default_factory=list)
+    """(subtask key, attempt) of every recorded attempt: the usage figures."""
+    agent_models: dict[str, str] = field(default_factory=dict)
+    """Agent id -> the model its registration names."""
+
+    def cost(self) -> CostSummary:
+        """Tokens and cost in all, per subtask, per agent and per model (recorded attempts)."""
+        return cost_summary(self.attempts, self.subtasks, self.agent_models)
 
     @property
     def state(self) -> str:
@@ -95,6 +105,7 @@ class WorkflowStatus:
     def to_dict(self) -> dict[str, Any]:
         metadata = self.workflow.metadata
         assigned = self.assignments()
+        cost = self.cost()
         return {
             "workflow_id": self.workflow.id,
             "task": {"id": self.task.id, "ref": self.task.ref, "title": self.task.title},
@@ -116,6 +127,7 @@ class WorkflowStatus:
             "result": self.workflow.result,
             "start_time": _iso(self.workflow.start_time),
             "end_time": _iso(self.workflow.end_time),
+            "cost": cost.to_dict(),
             "subtasks": [
                 {
                     "key": s.key,
@@ -127,6 +139,7 @@ class WorkflowStatus:
                     "quality": _quality(s),
                     "files": s.files_affected,
                     "error": s.error,
+                    **_usage(cost.by_subtask.get(s.key)),
                 }
                 for s in self.subtasks
             ],
@@ -153,6 +166,12 @@ def waiting_for(workflow: Workflow) -> str | None:
     ):
         return "approval"
     return None
+
+
+def _usage(usage: Usage | None) -> dict[str, Any]:
+    """A subtask's tokens and cost, summed over its recorded attempts."""
+    figures = (usage or Usage()).to_dict()
+    return {k: figures[k] for k in ("tokens_in", "tokens_out", "cost_usd")}
 
 
 def _quality(subtask: Subtask) -> float | None:

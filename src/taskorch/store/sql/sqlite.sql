@@ -485,3 +485,11 @@ SELECT agent_id,
 FROM attempts
 WHERE ended_at IS NOT NULL AND agent_id IS NOT NULL AND outcome NOT IN ('running', 'cancelled')
 GROUP BY agent_id;
+
+-- name: workflow_attempts
+-- Every finished attempt of a workflow's subtasks with the subtask's key, in plan order (the
+-- evidence of status, the HTTP API and the dashboard: agent, times, outcome, tokens, cost).
+SELECT s.key AS subtask_key, a.*
+FROM attempts a JOIN subtasks s ON s.id = a.subtask_id
+WHERE s.workflow_id = :workflow_id
+ORDER BY s.id, a.number;

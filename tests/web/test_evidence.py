@@ -1,0 +1,116 @@
+"""Every attempt's evidence in the HTTP API and in ``status --json``: tokens and cost per
+attempt, subtask, workflow, agent and model (a scripted agent that reports usage as Aider prints
+it), the tail of the output, the diff the attempt merged, and the live output file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from taskorch.agents.registry import AgentSpec
+from taskorch.domain.models import Attempt, NewTask
+from taskorch.engine import OrchestrationEngine
+from taskorch.engine.evidence import cost_summary, output_log_path, read_output
+from taskorch.engine.setup import agents_for_run
+from web.fake_aider import write_fake_aider
+
+BUGFIX = "Fix bug in app/models.py line 7"
+
+
+async def _run_with_fake_aider(engine: OrchestrationEngine, tmp_path: Path) -> str:
+    script = write_fake_aider(tmp_path / "bin")
+    await engine.add_agent(AgentSpec(name="fake-aider", type="aider", executable=str(script)))
+    task = await engine.add_task(NewTask.create("Fix the model bug", BUGFIX))
+    pool = await agents_for_run(engine, "fake-aider")
+    status = await engine.process_task(task.id, agents=pool, options={"agent": "fake-aider"})
+    assert status.state == "merged", status.end_reason
+    return status.workflow.id
+
+
+async def test_attempts_carry_usage_output_and_diff(
+    client: httpx.AsyncClient, engine: OrchestrationEngine, tmp_path: Path
+) -> None:
+    workflow_id = await _run_with_fake_aider(engine, tmp_path)
+    detail = (await client.get(f"/api/v1/workflows/{workflow_id}")).json()
+    keys = [s["key"] for s in detail["subtasks"]]
+    cost = detail["cost"]
+    # every attempt printed "Cost: $0.03 session" and 2.5k + 300 tokens
+    assert cost["attempts"] == len(keys)
+    assert cost["cost_usd"] == round(0.03 * len(keys), 6)
+    assert cost["tokens_in"] == 2500 * len(keys)
+    assert cost["tokens_out"] == 300 * len(keys)
+    assert set(cost["by_agent"]) == {"fake-aider"}
+    assert cost["by_model"]["openai/gpt-fake"]["attempts"] == len(keys)
+    assert cost["unreported_attempts"] == 0
+    assert all(s["cost_usd"] == 0.03 for s in detail["subtasks"])
+    assert cost["by_subtask"][keys[0]]["tokens_out"] == 300
+
+    response = await client.get(f"/api/v1/workflows/{workflow_id}/subtasks/{keys[0]}/attempts")
+    assert response.status_code == 200
+    [attempt] = response.json()
+    assert attempt["agent"] == "fake-aider"
+    assert attempt["model"] == "openai/gpt-fake"
+    assert attempt["outcome"] == "succeeded"
+    assert attempt["running"] is False
+    assert (attempt["tokens_in"], attempt["tokens_out"], attempt["cost_usd"]) == (2500, 300, 0.03)
+    assert attempt["started_at"]
+    assert attempt["ended_at"]
+    assert attempt["output_source"] == "live"
+    assert "working: step 3 of 3" in attempt["output_tail"]
+    assert "Tokens: 2.5k sent" in attempt["output_tail"]
+    assert attempt["commit"]
+    assert "+written by the fake aider" in attempt["diff"]
+    assert attempt["diff"].startswith("diff --git a/fake-aider/")
+    assert attempt["diff_truncated"] is False
+
+    output = await client.get(
+        f"/api/v1/workflows/{workflow_id}/subtasks/{keys[0]}/output", params={"offset": 0}
+    )
+    body = output.json()
+    assert body["available"] is True
+    assert body["running"] is False
+    assert body["text"].startswith("Main model: openai/gpt-fake")
+    more = await client.get(
+        f"/api/v1/workflows/{workflow_id}/subtasks/{keys[0]}/output",
+        params={"offset": body["next_offset"]},
+    )
+    assert more.json()["text"] == ""
+
+    missing = await client.get(f"/api/v1/workflows/{workflow_id}/subtasks/nope/attempts")
+    assert missing.status_code == 404
+    assert "no subtask 'nope'" in missing.json()["detail"]
+    bad = await client.get(f"/api/v1/workflows/{workflow_id}/subtasks/a%20b/attempts")
+    assert bad.status_code == 422
+    assert (await client.get("/api/v1/workflows/wf-nothere/subtasks/a/output")).status_code == 404
+
+
+def test_an_agent_that_reports_no_usage_is_counted_as_unreported_not_free() -> None:
+    now = datetime.now(UTC)
+    attempts = [
+        ("a", Attempt(id=1, subtask_id=1, number=1, agent_id="sim", started_at=now)),
+        ("a", Attempt(id=2, subtask_id=1, number=2, agent_id="x", started_at=now, cost_usd=0.5)),
+        ("b", Attempt(id=3, subtask_id=2, number=1, agent_id="x", started_at=now, tokens_in=7)),
+    ]
+    summary = cost_summary(attempts, agent_models={"x": "big-model"}).to_dict()
+    assert (summary["cost_usd"], summary["tokens_in"], summary["tokens_out"]) == (0.5, 7, None)
+    assert (summary["attempts"], summary["unreported_attempts"]) == (3, 1)
+    assert summary["by_agent"]["sim"]["cost_usd"] is None
+    assert summary["by_model"]["big-model"]["attempts"] == 2
+    assert summary["by_model"]["unknown"]["unreported_attempts"] == 1
+    assert summary["by_subtask"]["a"]["cost_usd"] == 0.5
+
+
+def test_live_output_is_read_from_an_offset_without_cutting_a_character(tmp_path: Path) -> None:
+    path = output_log_path(tmp_path, "wf-1", "a-1", 2)
+    assert path is not None
+    assert output_log_path(tmp_path, "wf-1", "../x", 2) is None
+    path.parent.mkdir(parents=True)
+    path.write_bytes("héllo ".encode() + "wörld".encode()[:2])  # "w" and half of "ö"
+    first = read_output(path, 0, running=True)
+    assert first.text == "héllo w"
+    path.write_bytes("héllo wörld".encode())
+    rest = read_output(path, first.next_offset, running=False)
+    assert rest.text == "örld"
+    assert read_output(None, 5, running=True).available is False

@@ -4,11 +4,15 @@ it), the tail of the output, the diff the attempt merged, and the live output fi
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
+from cli.cli_harness import run_cli
 from taskorch.agents.registry import AgentSpec
 from taskorch.domain.models import Attempt, NewTask
 from taskorch.engine import OrchestrationEngine
@@ -30,7 +34,11 @@ async def _run_with_fake_aider(engine: OrchestrationEngine, tmp_path: Path) -> s
 
 
 async def test_attempts_carry_usage_output_and_diff(
-    client: httpx.AsyncClient, engine: OrchestrationEngine, tmp_path: Path
+    client: httpx.AsyncClient,
+    engine: OrchestrationEngine,
+    tmp_path: Path,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     workflow_id = await _run_with_fake_aider(engine, tmp_path)
     detail = (await client.get(f"/api/v1/workflows/{workflow_id}")).json()
@@ -84,6 +92,20 @@ async def test_attempts_carry_usage_output_and_diff(
     bad = await client.get(f"/api/v1/workflows/{workflow_id}/subtasks/a%20b/attempts")
     assert bad.status_code == 422
     assert (await client.get("/api/v1/workflows/wf-nothere/subtasks/a/output")).status_code == 404
+
+    # the same figures in the CLI (in a thread: the CLI runs its own event loop)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    home = str(engine.settings.home)
+    shown = await asyncio.to_thread(run_cli, ["--home", home, "status", workflow_id, "--json"])
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["cost"] == cost
+    text = await asyncio.to_thread(run_cli, ["--home", home, "status", workflow_id])
+    assert f"cost: ${0.03 * len(keys):.4f} · 2,500 in / 300 out tokens · 1 attempt" in text.out
+    metrics = await asyncio.to_thread(run_cli, ["--home", home, "metrics", "--json"])
+    assert json.loads(metrics.out)["cost"]["by_agent"]["fake-aider"]["cost_usd"] == 0.03
+    table = await asyncio.to_thread(run_cli, ["--home", home, "metrics"])
+    assert "fake-aider" in table.out
+    assert "0.0300" in table.out
 
 
 def test_an_agent_that_reports_no_usage_is_counted_as_unreported_not_free() -> None:

@@ -98,6 +98,7 @@ def _summary(item: WorkflowStatus) -> dict[str, Any]:
         "waiting_for": item.waiting_for,
         "progress_percent": item.progress_percent,
         "current_stage": item.current_stage,
+        "cost_usd": item.cost().total.cost_usd,
     }
 
 
@@ -118,6 +119,20 @@ def _routing_lines(choice: dict[str, Any]) -> list[str]:
     if "exploration" in parts:
         lines[-1] += f" · exploration +{parts['exploration']:.2f}"
     return lines
+
+
+def _print_cost(item: WorkflowStatus) -> None:
+    """The workflow's tokens and cost, then by agent and by model when more than one."""
+    from taskorch.cli.metrics import usage_text
+
+    cost = item.cost()
+    if not cost.total.attempts:
+        return
+    console.print(Text(f"cost: {usage_text(cost.total)}"))
+    for title, groups in (("agent", cost.by_agent), ("model", cost.by_model)):
+        if len(groups) > 1:
+            for name, figures in sorted(groups.items()):
+                console.print(Text(f"  {title} {name}: {usage_text(figures)}"))
 
 
 def styled(state: str) -> Text:
@@ -158,6 +173,8 @@ def show_workflow(item: WorkflowStatus) -> None:
         )
         if sub.get("quality") is not None:
             line.append(f" · quality {sub['quality']:.2f}")
+        if sub.get("cost_usd") is not None:
+            line.append(f" · ${sub['cost_usd']:.4f}")
         if sub["error"]:
             line.append(f"  {sub['error']}", style="red")
         node = branch.add(line)
@@ -168,6 +185,7 @@ def show_workflow(item: WorkflowStatus) -> None:
         for moved in reassigned.get(sub["key"], []):
             node.add(Text(moved, style="yellow", overflow="fold"))
     console.print(tree)
+    _print_cost(item)
     if data["pull_request"]:
         pr = data["pull_request"]
         console.print(

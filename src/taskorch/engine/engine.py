@@ -27,10 +27,12 @@ from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
 from taskorch.engine.evidence import (
     AttemptEvidence,
+    CostSummary,
     OutputChunk,
     attempt_output,
     configured_models,
     subtask_attempts,
+    usage_report,
 )
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
@@ -314,6 +316,10 @@ class OrchestrationEngine:
             attempts=await self.store.workflow_attempts(workflow_id),
             agent_models=configured_models(await self.store.list_agents()),
         )
+
+    async def usage(self) -> CostSummary:
+        """Tokens and cost of every finished attempt, in all, by agent and by model."""
+        return await usage_report(self.store)
 
     async def subtask_attempts(self, workflow_id: str, key: str) -> list[AttemptEvidence]:
         """Every attempt of a workflow's subtask, the running one too: agent, model, times,

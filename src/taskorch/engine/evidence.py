@@ -128,6 +128,44 @@ def cost_summary(
     return CostSummary(total, by_subtask, by_agent, by_model)
 
 
+async def usage_report(store: Store) -> CostSummary:
+    """Every finished attempt's usage by agent and by model (the model its agent's registration
+    names; ``unknown`` otherwise), for ``taskorch metrics``."""
+    models = configured_models(await store.list_agents())
+    total = Usage()
+    by_agent: dict[str, Usage] = {}
+    by_model: dict[str, Usage] = {}
+    for row in await store.attempt_usage_by_agent():
+        agent = str(row["agent_id"] or "unassigned")
+        cost = row["cost_usd"]
+        usage = Usage(
+            _int(row["tokens_in"]),
+            _int(row["tokens_out"]),
+            round(float(cost), 6) if cost is not None else None,
+            int(row["attempts"]),
+            int(row["unreported"] or 0),
+        )
+        by_agent[agent] = usage
+        model = models.get(agent, UNKNOWN_MODEL)
+        by_model[model] = _merge(by_model.get(model, Usage()), usage)
+        total = _merge(total, usage)
+    return CostSummary(total, {}, by_agent, by_model)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _merge(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        _plus(a.tokens_in, b.tokens_in),
+        _plus(a.tokens_out, b.tokens_out),
+        _plus_cost(a.cost_usd, b.cost_usd),
+        a.attempts + b.attempts,
+        a.unreported + b.unreported,
+    )
+
+
 def model_of(
     attempt: Attempt, subtask: Subtask | None, agent_models: Mapping[str, str]
 ) -> str | None:

@@ -5,6 +5,8 @@ it), the tail of the output, the diff the attempt merged, and the live output fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.cli_harness import run_cli
 from taskorch.agents.registry import AgentSpec
+from taskorch.cli.main import invoke
 from taskorch.domain.models import Attempt, NewTask
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.evidence import cost_summary, output_log_path, read_output
@@ -96,16 +98,24 @@ async def test_attempts_carry_usage_output_and_diff(
     # the same figures in the CLI (in a thread: the CLI runs its own event loop)
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     home = str(engine.settings.home)
-    shown = await asyncio.to_thread(run_cli, ["--home", home, "status", workflow_id, "--json"])
-    assert shown.code == 0, shown.err
-    assert json.loads(shown.out)["cost"] == cost
-    text = await asyncio.to_thread(run_cli, ["--home", home, "status", workflow_id])
-    assert f"cost: ${0.03 * len(keys):.4f} · 2,500 in / 300 out tokens · 1 attempt" in text.out
-    metrics = await asyncio.to_thread(run_cli, ["--home", home, "metrics", "--json"])
-    assert json.loads(metrics.out)["cost"]["by_agent"]["fake-aider"]["cost_usd"] == 0.03
-    table = await asyncio.to_thread(run_cli, ["--home", home, "metrics"])
-    assert "fake-aider" in table.out
-    assert "0.0300" in table.out
+    shown = await asyncio.to_thread(_cli, "--home", home, "status", workflow_id, "--json")
+    assert json.loads(shown)["cost"] == cost
+    text = await asyncio.to_thread(_cli, "--home", home, "status", workflow_id)
+    assert f"cost: ${0.03 * len(keys):.4f} · 2,500 in / 300 out tokens · 1 attempt" in text
+    metrics = await asyncio.to_thread(_cli, "--home", home, "metrics", "--json")
+    assert json.loads(metrics)["cost"]["by_agent"]["fake-aider"]["cost_usd"] == 0.03
+    table = await asyncio.to_thread(_cli, "--home", home, "metrics")
+    assert "fake-aider" in table
+    assert "0.0300" in table
+
+
+def _cli(*argv: str) -> str:
+    """``taskorch ARGV`` in this process: its stdout (the exit code must be 0)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = invoke(list(argv))
+    assert code == 0, err.getvalue()
+    return out.getvalue()
 
 
 def test_an_agent_that_reports_no_usage_is_counted_as_unreported_not_free() -> None:

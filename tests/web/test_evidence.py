@@ -68,7 +68,7 @@ async def test_attempts_carry_usage_output_and_diff(
     assert attempt["started_at"]
     assert attempt["ended_at"]
     assert attempt["output_source"] == "live"
-    assert "working: step 3 of 3" in attempt["output_tail"]
+    assert "working: step 3" in attempt["output_tail"]
     assert "Tokens: 2.5k sent" in attempt["output_tail"]
     assert attempt["commit"]
     assert "+written by the fake aider" in attempt["diff"]

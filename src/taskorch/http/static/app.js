@@ -526,6 +526,7 @@ async function loadAttempts() {
     return;
   }
   box.replaceChildren(...attempts.slice().reverse().map(attemptView));
+  for (const output of box.querySelectorAll(".output")) output.scrollTop = output.scrollHeight; // the end
   const running = attempts.find((a) => a.running);
   if (running) {
     panel.number = running.number;

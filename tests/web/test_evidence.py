@@ -16,10 +16,12 @@ import pytest
 
 from taskorch.agents.registry import AgentSpec
 from taskorch.cli.main import invoke
-from taskorch.domain.models import Attempt, NewTask
+from taskorch.domain.models import Attempt, AttemptOutcome, NewTask
+from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.evidence import cost_summary, output_log_path, read_output
 from taskorch.engine.setup import agents_for_run
+from taskorch.store import Store
 from web.fake_aider import write_fake_aider
 
 BUGFIX = "Fix bug in app/models.py line 7"
@@ -104,6 +106,7 @@ async def test_attempts_carry_usage_output_and_diff(
     assert f"cost: ${0.03 * len(keys):.4f} · 2,500 in / 300 out tokens · 1 attempt" in text
     metrics = await asyncio.to_thread(_cli, "--home", home, "metrics", "--json")
     assert json.loads(metrics)["cost"]["by_agent"]["fake-aider"]["cost_usd"] == 0.03
+    assert json.loads(metrics)["cost"]["by_model"]["openai/gpt-fake"]["attempts"] == 1
     table = await asyncio.to_thread(_cli, "--home", home, "metrics")
     assert "fake-aider" in table
     assert "0.0300" in table
@@ -146,3 +149,35 @@ def test_live_output_is_read_from_an_offset_without_cutting_a_character(tmp_path
     rest = read_output(path, first.next_offset, running=False)
     assert rest.text == "örld"
     assert read_output(None, 5, running=True).available is False
+
+
+async def test_the_usage_queries_on_both_backends(store: Store) -> None:
+    task = await store.create_task(NewTask.create("Add login"))
+    workflow = await store.create_workflow(task.id)
+    [a, b] = await store.add_subtasks(workflow.id, [_planned("a"), _planned("b")], {"a": 1, "b": 1})
+    first = await store.start_attempt(a.id, 1, agent_id="x", worker_id=None)
+    await store.finish_attempt(first.id, AttemptOutcome.FAILED, tokens_in=10, cost_usd=0.25)
+    second = await store.start_attempt(b.id, 1, agent_id="x", worker_id=None)
+    await store.finish_attempt(second.id, AttemptOutcome.SUCCEEDED)
+    await store.start_attempt(b.id, 2, agent_id="y", worker_id=None)  # still running
+    listed = await store.workflow_attempts(workflow.id)
+    assert [(key, x.number) for key, x in listed] == [("a", 1), ("b", 1), ("b", 2)]
+    rows = {r["agent_id"]: r for r in await store.attempt_usage_by_agent()}
+    assert set(rows) == {"x"}  # the running attempt has not ended
+    assert rows["x"]["attempts"] == 2
+    assert rows["x"]["unreported"] == 1
+    assert rows["x"]["tokens_in"] == 10
+    assert rows["x"]["tokens_out"] is None
+    assert rows["x"]["cost_usd"] == pytest.approx(0.25)
+    assert rows["x"]["model"] is None
+
+
+def _planned(key: str) -> PlanSubtask:
+    return PlanSubtask(
+        subtask_id=key,
+        parent_task_id="task-1",
+        title=f"Do {key}",
+        description=key,
+        assigned_to=Domain.DEVELOPMENT,
+        worker_type=WorkerType.IMPLEMENTATION,
+    )

@@ -129,8 +129,9 @@ def cost_summary(
 
 
 async def usage_report(store: Store) -> CostSummary:
-    """Every finished attempt's usage by agent and by model (the model its agent's registration
-    names; ``unknown`` otherwise), for ``taskorch metrics``."""
+    """Every finished attempt's usage by agent and by model (reported by the attempt that
+    finished its subtask, else named by its agent's registration, else ``unknown``), for
+    ``taskorch metrics``."""
     models = configured_models(await store.list_agents())
     total = Usage()
     by_agent: dict[str, Usage] = {}
@@ -145,8 +146,8 @@ async def usage_report(store: Store) -> CostSummary:
             int(row["attempts"]),
             int(row["unreported"] or 0),
         )
-        by_agent[agent] = usage
-        model = models.get(agent, UNKNOWN_MODEL)
+        by_agent[agent] = _merge(by_agent.get(agent, Usage()), usage)
+        model = str(row["model"] or models.get(agent, UNKNOWN_MODEL))
         by_model[model] = _merge(by_model.get(model, Usage()), usage)
         total = _merge(total, usage)
     return CostSummary(total, {}, by_agent, by_model)

@@ -493,8 +493,9 @@ class Store:
         return decode_all(Attempt, rows)
 
     async def attempt_usage_by_agent(self) -> list[dict[str, Any]]:
-        """Per agent id (None: unassigned): ``attempts``, ``unreported``, ``tokens_in``,
-        ``tokens_out``, ``cost_usd`` (None where no attempt reported that figure)."""
+        """Per agent id (None: unassigned) and reported ``model`` (None: not reported):
+        ``attempts``, ``unreported``, ``tokens_in``, ``tokens_out``, ``cost_usd`` (None where no
+        attempt reported that figure)."""
         async with self.connector.transaction(write=False) as tx:
             rows = await tx.fetchall("attempt_usage_by_agent")
         return [dict(row) for row in rows]

@@ -557,13 +557,17 @@ WHERE s.workflow_id = %(workflow_id)s
 ORDER BY s.id, a.number;
 
 -- name: attempt_usage_by_agent
--- Finished attempts per agent with what they reported spending (NULL sums: none reported) and
--- how many reported nothing at all (the CLI's metrics).
-SELECT agent_id, COUNT(*) AS attempts,
-       SUM(CASE WHEN tokens_in IS NULL AND tokens_out IS NULL AND cost_usd IS NULL
+-- Finished attempts per agent and reported model (the model the result of the attempt that
+-- finished its subtask names; NULL otherwise) with what they reported spending (NULL sums: none
+-- reported) and how many reported nothing at all (the CLI's metrics).
+SELECT a.agent_id,
+       CASE WHEN a.outcome = 'succeeded' AND a.number = s.attempts
+            THEN s.result->>'model' END AS model,
+       COUNT(*) AS attempts,
+       SUM(CASE WHEN a.tokens_in IS NULL AND a.tokens_out IS NULL AND a.cost_usd IS NULL
                 THEN 1 ELSE 0 END)::bigint AS unreported,
-       SUM(tokens_in)::bigint AS tokens_in, SUM(tokens_out)::bigint AS tokens_out,
-       SUM(cost_usd)::double precision AS cost_usd
-FROM attempts
-WHERE ended_at IS NOT NULL
-GROUP BY agent_id;
+       SUM(a.tokens_in)::bigint AS tokens_in, SUM(a.tokens_out)::bigint AS tokens_out,
+       SUM(a.cost_usd)::double precision AS cost_usd
+FROM attempts a JOIN subtasks s ON s.id = a.subtask_id
+WHERE a.ended_at IS NOT NULL
+GROUP BY a.agent_id, 2;

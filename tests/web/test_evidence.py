@@ -19,8 +19,9 @@ from taskorch.cli.main import invoke
 from taskorch.domain.models import Attempt, AttemptOutcome, NewTask
 from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.engine import OrchestrationEngine
-from taskorch.engine.evidence import cost_summary, output_log_path, read_output
+from taskorch.engine.evidence import output_log_path, read_output
 from taskorch.engine.setup import agents_for_run
+from taskorch.engine.usage import cost_summary
 from taskorch.store import Store
 from web.fake_aider import write_fake_aider
 

@@ -11,7 +11,7 @@ from taskorch.cli.app import app, console, engine, print_json, run
 from taskorch.runtime.metrics import RuntimeMetrics
 
 if TYPE_CHECKING:
-    from taskorch.engine.evidence import CostSummary, Usage
+    from taskorch.engine.usage import CostSummary, Usage
 
 
 @app.command()

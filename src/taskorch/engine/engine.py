@@ -25,21 +25,14 @@ from taskorch.domain.plan import Domain, Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
-from taskorch.engine.evidence import (
-    AttemptEvidence,
-    CostSummary,
-    OutputChunk,
-    attempt_output,
-    configured_models,
-    subtask_attempts,
-    usage_report,
-)
+from taskorch.engine.evidence import AttemptEvidence, OutputChunk, attempt_output, subtask_attempts
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
 from taskorch.engine.planner_choice import planner_settings
 from taskorch.engine.recovery_plugins import recovery_manager
 from taskorch.engine.runner import Progress, drive
 from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.usage import CostSummary, configured_models, usage_report
 from taskorch.engine.workflow_files import WorkflowFiles
 from taskorch.planning import TaskNLP
 from taskorch.planning.providers import chosen_provider

@@ -21,7 +21,7 @@ from taskorch.domain.models import (
     task_ref,
 )
 from taskorch.domain.states import SubtaskState, WorkflowState
-from taskorch.engine.evidence import CostSummary, Usage, cost_summary
+from taskorch.engine.usage import CostSummary, Usage, cost_summary
 
 _ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
 

@@ -91,6 +91,12 @@ async def test_attempts_carry_usage_output_and_diff(
     )
     assert more.json()["text"] == ""
 
+    # the list pages: the dashboard asks for 51 from an offset to know there is a next page
+    paged = await client.get("/api/v1/workflows", params={"limit": 51, "offset": 0})
+    assert [w["workflow_id"] for w in paged.json()] == [workflow_id]
+    assert (await client.get("/api/v1/workflows", params={"offset": 1})).json() == []
+    assert (await client.get("/api/v1/workflows", params={"offset": -1})).status_code == 422
+
     missing = await client.get(f"/api/v1/workflows/{workflow_id}/subtasks/nope/attempts")
     assert missing.status_code == 404
     assert "no subtask 'nope'" in missing.json()["detail"]

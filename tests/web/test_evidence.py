@@ -109,8 +109,15 @@ async def test_attempts_carry_usage_output_and_diff(
     home = str(engine.settings.home)
     shown = await asyncio.to_thread(_cli, "--home", home, "status", workflow_id, "--json")
     assert json.loads(shown)["cost"] == cost
+    [first] = [a for a in json.loads(shown)["attempts"] if a["subtask"] == keys[0]]
+    assert (first["agent"], first["model"]) == ("fake-aider", "openai/gpt-fake")
+    assert first["cost_usd"] == 0.03
     text = await asyncio.to_thread(_cli, "--home", home, "status", workflow_id)
     assert f"cost: ${0.03 * len(keys):.4f} · 2,500 in / 300 out tokens · 1 attempt" in text
+    line = "attempt 1 fake-aider (openai/gpt-fake) succeeded · $0.0300 · 2,500 in / 300 out tokens"
+    assert line in text
+    listed = await asyncio.to_thread(_cli, "--home", home, "status")
+    assert "$0.0300" in listed
     metrics = await asyncio.to_thread(_cli, "--home", home, "metrics", "--json")
     assert json.loads(metrics)["cost"]["by_agent"]["fake-aider"]["cost_usd"] == 0.03
     assert json.loads(metrics)["cost"]["by_model"]["openai/gpt-fake"]["attempts"] == 1

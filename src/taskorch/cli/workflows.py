@@ -70,8 +70,9 @@ def status(
         console.print('no workflows yet: start one with `taskorch run "REQUIREMENT"`')
         print_holds(pending, holds)
         return
-    table = Table("workflow", "task", "state", "progress", "stage", box=None)
+    table = Table("workflow", "task", "state", "progress", "stage", "cost", box=None)
     for item in answer:
+        spent = item.cost().total.cost_usd
         table.add_row(
             item.workflow.id,
             Text(f"{item.task.ref} {item.task.title}"),
@@ -81,6 +82,7 @@ def status(
             ),
             f"{item.progress_percent:.0f}%",
             str(item.current_stage or "-"),
+            f"${spent:.4f}" if spent is not None else "-",
         )
     console.print(table)
     print_holds(pending, holds)
@@ -119,6 +121,26 @@ def _routing_lines(choice: dict[str, Any]) -> list[str]:
     if "exploration" in parts:
         lines[-1] += f" · exploration +{parts['exploration']:.2f}"
     return lines
+
+
+def _attempt_lines(attempts: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Subtask key -> one line per recorded attempt, for subtasks that took more than one or
+    whose agent reported usage: ``attempt 1 claude (sonnet) failed (timeout) · $0.0100``."""
+    lines: dict[str, list[str]] = {}
+    for a in attempts:
+        model = f" ({a['model']})" if a["model"] else ""
+        why = f" ({a['error_class']})" if a["error_class"] else ""
+        text = f"attempt {a['number']} {a['agent'] or 'unassigned'}{model} {a['outcome']}{why}"
+        if a["cost_usd"] is not None:
+            text += f" · ${a['cost_usd']:.4f}"
+        if a["tokens_in"] is not None or a["tokens_out"] is not None:
+            text += f" · {a['tokens_in'] or 0:,} in / {a['tokens_out'] or 0:,} out tokens"
+        lines.setdefault(a["subtask"], []).append(text)
+    return {
+        key: found
+        for key, found in lines.items()
+        if len(found) > 1 or any("$" in x or "tokens" in x for x in found)
+    }
 
 
 def _print_cost(item: WorkflowStatus) -> None:
@@ -161,6 +183,7 @@ def show_workflow(item: WorkflowStatus) -> None:
                 f"attempt {p.get('attempt')} on {p.get('agent')} failed ({p.get('error_class')}); "
                 f"retried on {p['reassigned_to']}"
             )
+    attempts = _attempt_lines(data["attempts"])
     tree = Tree("stages")
     stages: dict[int, Tree] = {}
     for sub in data["subtasks"]:
@@ -178,6 +201,8 @@ def show_workflow(item: WorkflowStatus) -> None:
         if sub["error"]:
             line.append(f"  {sub['error']}", style="red")
         node = branch.add(line)
+        for attempt in attempts.get(sub["key"], []):
+            node.add(Text(attempt, style="dim", overflow="fold"))
         choice = routing.get(sub["key"])
         if choice and choice.get("agent"):
             for text in _routing_lines(choice):

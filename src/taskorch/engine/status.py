@@ -21,7 +21,7 @@ from taskorch.domain.models import (
     task_ref,
 )
 from taskorch.domain.states import SubtaskState, WorkflowState
-from taskorch.engine.usage import CostSummary, Usage, cost_summary
+from taskorch.engine.usage import CostSummary, Usage, cost_summary, model_of
 
 _ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
 
@@ -102,6 +102,23 @@ class WorkflowStatus:
             chosen.update({str(key): str(agent) for key, agent in picked.items()})
         return chosen
 
+    def _attempt(self, key: str, attempt: Attempt) -> dict[str, Any]:
+        """One recorded attempt with its usage (``status --json``'s ``attempts``)."""
+        subtask = next((s for s in self.subtasks if s.key == key), None)
+        return {
+            "subtask": key,
+            "number": attempt.number,
+            "agent": attempt.agent_id,
+            "model": model_of(attempt, subtask, self.agent_models),
+            "outcome": attempt.outcome.value,
+            "error_class": attempt.error_class,
+            "started_at": _iso(attempt.started_at),
+            "ended_at": _iso(attempt.ended_at),
+            "tokens_in": attempt.tokens_in,
+            "tokens_out": attempt.tokens_out,
+            "cost_usd": attempt.cost_usd,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         metadata = self.workflow.metadata
         assigned = self.assignments()
@@ -128,6 +145,7 @@ class WorkflowStatus:
             "start_time": _iso(self.workflow.start_time),
             "end_time": _iso(self.workflow.end_time),
             "cost": cost.to_dict(),
+            "attempts": [self._attempt(key, a) for key, a in self.attempts],
             "subtasks": [
                 {
                     "key": s.key,

@@ -7,9 +7,9 @@
   agent works.
 
 Where the output comes from: while an attempt runs, the processes its agent starts append what
-they print to ``<TASKORCH_HOME>/workflows/<workflow>/output/<key>.<attempt>.log``
-(:func:`output_log_path`, written through :func:`taskorch.agents.process.output_log`); it is
-removed with the workflow's files by ``taskorch gc``. A worker on another host writes under its
+they print to ``<TASKORCH_HOME>/logs/output/<workflow>/<key>.<attempt>.log``
+(:func:`output_log_path`, written through :func:`taskorch.agents.process.output_log`); ``taskorch
+gc`` removes it with the workflow's other logs. A worker on another host writes under its
 own home: a server there shows the stored tail instead (the result's output or the error).
 """
 
@@ -29,7 +29,6 @@ from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import Attempt, Subtask, Workflow
 from taskorch.domain.states import SubtaskState
 from taskorch.engine.usage import configured_models, model_of
-from taskorch.engine.workflow_files import workflow_folder
 from taskorch.runtime.remote import parse_origin
 from taskorch.store import Store
 
@@ -99,13 +98,21 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def output_folder(home: Path, workflow_id: str) -> Path | None:
+    """Where a workflow's attempts' output goes (``taskorch gc`` removes it); None for an id
+    that is not a plain name."""
+    if not _SAFE.fullmatch(workflow_id) or workflow_id in (".", ".."):
+        return None
+    return home / "logs" / "output" / workflow_id
+
+
 def output_log_path(home: Path, workflow_id: str, key: str, number: int) -> Path | None:
     """Where the live output of attempt ``number`` of subtask ``key`` goes; None for an id or
     key that is not a plain name."""
-    folder = workflow_folder(home, workflow_id)
+    folder = output_folder(home, workflow_id)
     if folder is None or not _SAFE.fullmatch(key) or key in (".", ".."):
         return None
-    return folder / "output" / f"{key}.{number}.log"
+    return folder / f"{key}.{number}.log"
 
 
 def start_output_log(home: Path, subtask: Subtask) -> Path | None:

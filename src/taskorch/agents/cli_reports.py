@@ -1,15 +1,17 @@
 """What a CLI agent reports about its own run: final text, success, tokens and cost.
 
 - ``claude-json``: Claude Code's ``--output-format json`` result object (``is_error``, ``result``,
-  ``total_cost_usd``, ``usage``, ``permission_denials``, ...). ``subtype`` is not read: it says
-  "success" even for API errors. Input tokens count cache writes and reads too. A failure is
-  classified by ``result`` (or ``errors`` when there is no result, e.g. at ``--max-turns``) and
-  ``api_error_status``, never by the whole JSON (its numbers).
+  ``total_cost_usd``, ``usage``, ``permission_denials``, the costliest model of ``modelUsage``).
+  ``subtype`` is not read: it says "success" even for API errors. Input tokens count cache
+  writes and reads too. A failure is classified by ``result`` (or ``errors`` when there is no
+  result, e.g. at ``--max-turns``) and ``api_error_status``, never by the whole JSON (its
+  numbers).
 - ``aider``: the text output without Aider's own status lines (banner, "Tokens: ...", "Applied
   edit to ...", so the text ends with what the model said: a question there is seen), with the
   "Tokens: 2.3k sent, 150 received. Cost: $0.01 message, $0.02 session." lines summed (the last
-  session cost wins; Aider's counts are rounded, "2.3k"). Aider exits 0 when the model call
-  failed: a ``litellm.*Error`` line with no edit applied is its report of failure.
+  session cost wins; Aider's counts are rounded, "2.3k") and the model of its "Main model:"
+  line. Aider exits 0 when the model call failed: a ``litellm.*Error`` line with no edit
+  applied is its report of failure.
 - ``text``: stdout as the final text, nothing else known.
 """
 
@@ -63,6 +65,9 @@ def parse_claude(stdout: str) -> AgentReport:
     denials = body.get("permission_denials")
     keys = ("session_id", "num_turns", "duration_ms", "api_error_status")
     extra: JSONDict = {k: body[k] for k in keys if body.get(k) is not None}
+    model = _claude_model(body)
+    if model:
+        extra["model"] = model
     errors = body.get("errors")
     # a run cut short (max turns, an execution error) has no result, only its "errors"
     said = body.get("result") or ("; ".join(map(str, errors)) if isinstance(errors, list) else "")
@@ -100,6 +105,21 @@ def _claude_result(stdout: str) -> dict[str, Any] | None:
     return None
 
 
+def _claude_model(body: dict[str, Any]) -> str | None:
+    """The model that did most of the run: ``modelUsage``'s costliest entry, else ``model``."""
+    usage = body.get("modelUsage")
+    if isinstance(usage, dict) and usage:
+
+        def cost(name: str) -> float:
+            entry = usage.get(name)
+            spent = entry.get("costUSD") if isinstance(entry, dict) else None
+            return float(spent) if isinstance(spent, int | float) else 0.0
+
+        return str(max(usage, key=cost))
+    model = body.get("model")
+    return str(model) if isinstance(model, str) and model else None
+
+
 def _sum_ints(body: dict[str, Any], *keys: str) -> int | None:
     values = [body[k] for k in keys if isinstance(body.get(k), int)]
     return sum(values) if values else None
@@ -120,6 +140,7 @@ _AIDER_STATUS = re.compile(
     r"Analytics have been |Tokens: |Cost: |Applied edit to |Commit [0-9a-f]{7,} )"
 )
 _AIDER_API_ERROR = re.compile(r"^litellm\.\w+(?:Error|Exception)\b", re.MULTILINE)
+_AIDER_MODEL = re.compile(r"^(?:Main model|Model): (\S+)", re.MULTILINE)
 _AIDER_EDITED = re.compile(r"^(?:Applied edit to |Commit [0-9a-f]{7,} )", re.MULTILINE)
 
 
@@ -135,6 +156,7 @@ def parse_aider(stdout: str) -> AgentReport:
         received += _count(match.group(2))
     costs = _SESSION_COST.findall(stdout)
     cost = float(costs[-1][1].replace(",", "")) if costs else None
+    model = _AIDER_MODEL.search(stdout)
     return AgentReport(
         _without_status(stdout),
         ok=False if error else None,
@@ -143,6 +165,7 @@ def parse_aider(stdout: str) -> AgentReport:
         tokens_in=sent if found else None,
         tokens_out=received if found else None,
         cost_usd=cost,
+        extra={"model": model.group(1)} if model else {},
     )
 
 

@@ -18,9 +18,11 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from taskorch.agents import guard
 from taskorch.agents.base import Heartbeat
@@ -38,6 +40,21 @@ WITHHELD_PREFIXES = ("TASKORCH_", "DB_")
 connection: nothing an agent needs, and a way to reach taskorch's database and config."""
 
 _protected: set[Path] = set()
+_output_log: ContextVar[Path | None] = ContextVar("taskorch_output_log", default=None)
+
+
+@contextlib.contextmanager
+def output_log(path: Path | None) -> Iterator[None]:
+    """While in this block, every process :func:`run_process` starts appends what it prints
+    (stdout and stderr as they come, up to the output cap) to ``path``: the live tail of an
+    attempt that the dashboard and the HTTP API read while the agent works. ``git`` commands are
+    left out: they are taskorch's bookkeeping around the agent (snapshots, commits), not what the
+    agent said (git the agent runs itself is its child, and shown)."""
+    token = _output_log.set(path)
+    try:
+        yield
+    finally:
+        _output_log.reset(token)
 
 
 def protect_from_agents(*places: Path) -> None:
@@ -127,7 +144,8 @@ async def run_process(
             retryable=False,
         ) from None
     try:
-        return await _communicate(process, stdin, heartbeat, heartbeat_s, output_cap)
+        live = None if Path(argv[0]).name == "git" else _output_log.get()
+        return await _communicate(process, stdin, heartbeat, heartbeat_s, output_cap, live)
     except BaseException:
         await asyncio.shield(kill_group(process))
         raise
@@ -168,6 +186,7 @@ async def _communicate(
     heartbeat: Heartbeat,
     heartbeat_s: float,
     cap: int,
+    live: Path | None,
 ) -> ProcessResult:
     assert process.stdout is not None
     assert process.stderr is not None
@@ -176,14 +195,17 @@ async def _communicate(
         with contextlib.suppress(ConnectionError):
             await process.stdin.drain()
         process.stdin.close()
-    readers = asyncio.gather(_read_capped(process.stdout, cap), _read_capped(process.stderr, cap))
-    while True:
-        try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), heartbeat_s)
-            break
-        except TimeoutError:
-            heartbeat()
-    (out, out_cut), (err, err_cut) = await readers
+    with _open_log(live) as log:
+        readers = asyncio.gather(
+            _read_capped(process.stdout, cap, log), _read_capped(process.stderr, cap, log)
+        )
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(process.wait()), heartbeat_s)
+                break
+            except TimeoutError:
+                heartbeat()
+        (out, out_cut), (err, err_cut) = await readers
     return ProcessResult(
         process.returncode or 0,
         out.decode(errors="replace"),
@@ -192,15 +214,44 @@ async def _communicate(
     )
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+@contextlib.contextmanager
+def _open_log(path: Path | None) -> Iterator[BinaryIO | None]:
+    """The live output file (appended to), or None without one or when it cannot be opened: it is
+    a view for people, never a reason for an attempt to fail."""
+    handle: BinaryIO | None = None
+    if path is not None:
+        try:
+            handle = path.open("ab")
+        except OSError:
+            handle = None
+    try:
+        yield handle
+    finally:
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
+
+
+async def _read_capped(
+    stream: asyncio.StreamReader, cap: int, log: BinaryIO | None = None
+) -> tuple[bytes, bool]:
     kept = bytearray()
     truncated = False
     while chunk := await stream.read(65536):
         room = cap - len(kept)
         if room > 0:
             kept += chunk[:room]
+            if log is not None:
+                _append(log, chunk[:room])
         truncated = truncated or len(chunk) > room
     return bytes(kept), truncated
+
+
+def _append(log: BinaryIO, chunk: bytes) -> None:
+    # A small local write, flushed so a reader sees it now; a failing disk loses the view only.
+    with contextlib.suppress(OSError):
+        log.write(chunk)
+        log.flush()
 
 
 async def kill_group(process: asyncio.subprocess.Process) -> None:

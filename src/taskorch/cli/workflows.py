@@ -72,8 +72,9 @@ def status(
         console.print('no workflows yet: start one with `taskorch run "REQUIREMENT"`')
         print_holds(pending, holds)
         return
-    table = Table("workflow", "task", "state", "progress", "stage", box=None)
+    table = Table("workflow", "task", "state", "progress", "stage", "cost", box=None)
     for item in answer:
+        spent = item.cost().total.cost_usd
         table.add_row(
             item.workflow.id,
             Text(f"{item.task.ref} {item.task.title}"),
@@ -83,6 +84,7 @@ def status(
             ),
             f"{item.progress_percent:.0f}%",
             str(item.current_stage or "-"),
+            f"${spent:.4f}" if spent is not None else "-",
         )
     console.print(table)
     print_holds(pending, holds)
@@ -100,6 +102,7 @@ def _summary(item: WorkflowStatus) -> dict[str, Any]:
         "waiting_for": item.waiting_for,
         "progress_percent": item.progress_percent,
         "current_stage": item.current_stage,
+        "cost_usd": item.cost().total.cost_usd,
     }
 
 
@@ -137,6 +140,40 @@ def candidate_lines(race: dict[str, Any] | None, agent: str | None) -> list[str]
     return lines
 
 
+def _attempt_lines(attempts: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Subtask key -> one line per recorded attempt, for subtasks that took more than one or
+    whose agent reported usage: ``attempt 1 claude (sonnet) failed (timeout) · $0.0100``."""
+    lines: dict[str, list[str]] = {}
+    for a in attempts:
+        model = f" ({a['model']})" if a["model"] else ""
+        why = f" ({a['error_class']})" if a["error_class"] else ""
+        text = f"attempt {a['number']} {a['agent'] or 'unassigned'}{model} {a['outcome']}{why}"
+        if a["cost_usd"] is not None:
+            text += f" · ${a['cost_usd']:.4f}"
+        if a["tokens_in"] is not None or a["tokens_out"] is not None:
+            text += f" · {a['tokens_in'] or 0:,} in / {a['tokens_out'] or 0:,} out tokens"
+        lines.setdefault(a["subtask"], []).append(text)
+    return {
+        key: found
+        for key, found in lines.items()
+        if len(found) > 1 or any("$" in x or "tokens" in x for x in found)
+    }
+
+
+def _print_cost(item: WorkflowStatus) -> None:
+    """The workflow's tokens and cost, then by agent and by model when more than one."""
+    from taskorch.cli.metrics import usage_text
+
+    cost = item.cost()
+    if not cost.total.attempts:
+        return
+    console.print(Text(f"cost: {usage_text(cost.total)}"))
+    for title, groups in (("agent", cost.by_agent), ("model", cost.by_model)):
+        if len(groups) > 1:
+            for name, figures in sorted(groups.items()):
+                console.print(Text(f"  {title} {name}: {usage_text(figures)}"))
+
+
 def styled(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
@@ -163,6 +200,7 @@ def show_workflow(item: WorkflowStatus) -> None:
                 f"attempt {p.get('attempt')} on {p.get('agent')} failed ({p.get('error_class')}); "
                 f"retried on {p['reassigned_to']}"
             )
+    attempts = _attempt_lines(data["attempts"])
     tree = Tree("stages")
     stages: dict[int, Tree] = {}
     for sub in data["subtasks"]:
@@ -175,11 +213,15 @@ def show_workflow(item: WorkflowStatus) -> None:
         )
         if sub.get("quality") is not None:
             line.append(f" · quality {sub['quality']:.2f}")
+        if sub.get("cost_usd") is not None:
+            line.append(f" · ${sub['cost_usd']:.4f}")
         if sub["error"]:
             line.append(f"  {sub['error']}", style="red")
         node = branch.add(line)
         if sub.get("waiting"):  # its agent's rate window
             node.add(Text(sub["waiting"], style="yellow", overflow="fold"))
+        for attempt in attempts.get(sub["key"], []):
+            node.add(Text(attempt, style="dim", overflow="fold"))
         choice = routing.get(sub["key"])
         if choice and choice.get("agent"):
             for text in _routing_lines(choice):
@@ -189,6 +231,7 @@ def show_workflow(item: WorkflowStatus) -> None:
         for text in candidate_lines(sub.get("best_of"), sub["agent"]):
             node.add(Text(text, style="dim", overflow="fold"))
     console.print(tree)
+    _print_cost(item)
     if data["pull_request"]:
         pr = data["pull_request"]
         console.print(

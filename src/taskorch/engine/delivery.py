@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
+from taskorch.agents.process import output_log
 from taskorch.domain.errors import AgentError, HostError, InputError
 from taskorch.domain.models import JSONDict, Subtask, Task, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.best_of import BestOf, Checks, Race, plan_subtask
+from taskorch.engine.evidence import start_output_log
 from taskorch.engine.pipeline import ValidationOutcome
 from taskorch.runtime import remote
 from taskorch.runtime.faults import pause_point
@@ -383,7 +385,10 @@ class WorkspaceAgent:
                 workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
         if race is not None:
             return await race.run()
-        result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
+        # What the agent prints goes to a live output file too, for the dashboard's tail.
+        log = await asyncio.to_thread(start_output_log, self.delivery.home, subtask)
+        with output_log(log):
+            result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
         heartbeat()
         async with _beating(heartbeat):
             await pause_point("subtask:agent-done")

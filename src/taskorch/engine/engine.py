@@ -21,7 +21,9 @@ from taskorch.domain.errors import (
 from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool, ModelUsage
+from taskorch.engine.evidence import AttemptEvidence, OutputChunk, attempt_output, subtask_attempts
 from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.usage import CostSummary, configured_models, usage_report
 from taskorch.engine.workflow_files import WorkflowFiles
 from taskorch.runtime.events import EventBus
 from taskorch.settings import Settings, config_file_path, load_settings, secure_home
@@ -319,6 +321,26 @@ class OrchestrationEngine:
             history=await self.store.workflow_history(workflow_id),
             events=await self.store.list_events(workflow_id=workflow_id),
             windows=await self.agent_directory.rate_windows(),
+            attempts=await self.store.workflow_attempts(workflow_id),
+            agent_models=configured_models(await self.store.list_agents()),
+        )
+
+    async def usage(self) -> CostSummary:
+        """Tokens and cost of every finished attempt, in all, by agent and by model."""
+        return await usage_report(self.store)
+
+    async def subtask_attempts(self, workflow_id: str, key: str) -> list[AttemptEvidence]:
+        """Every attempt of a workflow's subtask, the running one too: agent, model, times,
+        outcome, error class, tokens, cost, the tail of its output and the diff it merged."""
+        return await subtask_attempts(self.store, self.settings.home, workflow_id, key)
+
+    async def attempt_output(
+        self, workflow_id: str, key: str, number: int | None = None, offset: int = 0
+    ) -> OutputChunk:
+        """What an attempt (default: the latest) printed from byte ``offset`` on, for polling
+        while it runs (see :mod:`taskorch.engine.evidence`)."""
+        return await attempt_output(
+            self.store, self.settings.home, workflow_id, key, number, offset
         )
 
     async def list_workflows(

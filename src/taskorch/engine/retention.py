@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from taskorch.domain.errors import TaskorchError
 from taskorch.domain.models import Workflow
 from taskorch.domain.states import WorkflowState
+from taskorch.engine.evidence import output_folder
 from taskorch.engine.workflow_files import workflow_folder
 from taskorch.store.retention import delete_events, finished_before
 
@@ -86,6 +87,8 @@ async def collect_garbage(
         await asyncio.to_thread(path.unlink, missing_ok=True)
     for folder in kept:
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+    for output in filter(None, (output_folder(home, wf) for wf in ids)):
+        await asyncio.to_thread(shutil.rmtree, output, ignore_errors=True)  # attempts' output
     events = await delete_events(connector, ids)
     lines = await asyncio.to_thread(_drop_event_lines, engine.events.jsonl_path, set(ids))
     stamp = {"collected_at": datetime.now(UTC).isoformat()}

@@ -11,6 +11,7 @@ from typing import Any
 
 from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import (
+    Attempt,
     Event,
     HistoryEntry,
     Subtask,
@@ -21,6 +22,7 @@ from taskorch.domain.models import (
 )
 from taskorch.domain.rate_window import RateWindow
 from taskorch.domain.states import SubtaskState, WorkflowState
+from taskorch.engine.usage import CostSummary, Usage, cost_summary, model_of
 
 _ACTIVE = {SubtaskState.QUEUED, SubtaskState.ASSIGNED, SubtaskState.RUNNING}
 
@@ -34,6 +36,14 @@ class WorkflowStatus:
     events: list[Event]
     windows: Mapping[str, RateWindow] = field(default_factory=dict)
     """Agents in a rate window now: their queued subtasks wait for the reset."""
+    attempts: list[tuple[str, Attempt]] = field(default_factory=list)
+    """(subtask key, attempt) of every recorded attempt: the usage figures."""
+    agent_models: dict[str, str] = field(default_factory=dict)
+    """Agent id -> the model its registration names."""
+
+    def cost(self) -> CostSummary:
+        """Tokens and cost in all, per subtask, per agent and per model (recorded attempts)."""
+        return cost_summary(self.attempts, self.subtasks, self.agent_models)
 
     @property
     def state(self) -> str:
@@ -95,9 +105,27 @@ class WorkflowStatus:
             chosen.update({str(key): str(agent) for key, agent in picked.items()})
         return chosen
 
+    def _attempt(self, key: str, attempt: Attempt) -> dict[str, Any]:
+        """One recorded attempt with its usage (``status --json``'s ``attempts``)."""
+        subtask = next((s for s in self.subtasks if s.key == key), None)
+        return {
+            "subtask": key,
+            "number": attempt.number,
+            "agent": attempt.agent_id,
+            "model": model_of(attempt, subtask, self.agent_models),
+            "outcome": attempt.outcome.value,
+            "error_class": attempt.error_class,
+            "started_at": _iso(attempt.started_at),
+            "ended_at": _iso(attempt.ended_at),
+            "tokens_in": attempt.tokens_in,
+            "tokens_out": attempt.tokens_out,
+            "cost_usd": attempt.cost_usd,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         metadata = self.workflow.metadata
         assigned = self.assignments()
+        cost = self.cost()
         return {
             "workflow_id": self.workflow.id,
             "task": {"id": self.task.id, "ref": self.task.ref, "title": self.task.title},
@@ -119,6 +147,8 @@ class WorkflowStatus:
             "result": self.workflow.result,
             "start_time": _iso(self.workflow.start_time),
             "end_time": _iso(self.workflow.end_time),
+            "cost": cost.to_dict(),
+            "attempts": [self._attempt(key, a) for key, a in self.attempts],
             "subtasks": [
                 {
                     "key": s.key,
@@ -132,6 +162,7 @@ class WorkflowStatus:
                     "error": s.error,
                     "waiting": self.waiting_reason(s),
                     "best_of": (s.result or {}).get("best_of"),
+                    **_usage(cost.by_subtask.get(s.key)),
                 }
                 for s in self.subtasks
             ],
@@ -165,6 +196,12 @@ def waiting_for(workflow: Workflow) -> str | None:
     ):
         return "approval"
     return None
+
+
+def _usage(usage: Usage | None) -> dict[str, Any]:
+    """A subtask's tokens and cost, summed over its recorded attempts."""
+    figures = (usage or Usage()).to_dict()
+    return {k: figures[k] for k in ("tokens_in", "tokens_out", "cost_usd")}
 
 
 def _quality(subtask: Subtask) -> float | None:

@@ -51,6 +51,7 @@ NOT_VALIDATED: Responses = {
 REVIEWER = "api"
 """Who approved or rejected, as the workflow records it, for a request through this API."""
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")]
+Offset = Annotated[int, Query(ge=0, le=100_000, description="Skip this many (paging).")]
 TaskIdParam = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="42, task-42 or task_42")]
 WorkflowIdParam = Annotated[str, Path(pattern=WORKFLOW_ID_PATTERN)]
 
@@ -112,11 +113,12 @@ async def get_task(task_id: TaskIdParam, request: Request) -> TaskOut:
 
 @router.get("/workflows", tags=["workflows"])
 async def list_workflows(
-    request: Request, state: WorkflowState | None = None, limit: Limit = 100
+    request: Request, state: WorkflowState | None = None, limit: Limit = 100, offset: Offset = 0
 ) -> list[WorkflowSummary]:
-    """Workflows, newest first, with their task's title and progress."""
+    """Workflows, newest first, with their task's title and progress; ``offset`` skips that
+    many (the next page)."""
     engine = engine_of(request)
-    workflows = await engine.list_workflows(status=state, limit=limit)
+    workflows = (await engine.list_workflows(status=state, limit=limit + offset))[offset:]
     counts = await engine.subtask_counts([w.id for w in workflows])
     summaries = []
     for workflow in workflows:

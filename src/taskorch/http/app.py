@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskorch.domain.errors import ConfigError
 from taskorch.engine import OrchestrationEngine
-from taskorch.http import api_system, api_work
+from taskorch.http import api_evidence, api_system, api_work
 from taskorch.http.auth import bearer_middleware, usable
 from taskorch.http.errors import install_error_handlers
 from taskorch.http.guard import Gate, HostPolicy
@@ -89,6 +89,7 @@ def create_app(
 
     app.include_router(api_work.router)
     app.include_router(api_system.router)
+    app.include_router(api_evidence.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

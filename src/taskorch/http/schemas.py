@@ -34,6 +34,7 @@ MAX_LINE = 2000
 """A repository path or URL, a reason (characters)."""
 MAX_BRANCH = 200
 MergePolicy = Literal["auto", "approve"]
+SUBTASK_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
 def _checked(limit: int, *, line: bool, blank: bool = True) -> BeforeValidator:
@@ -208,6 +209,10 @@ class SubtaskOut(_Out):
     error: str | None
     waiting: str | None = None
     """Why a queued subtask has not started: ``waiting: <agent> rate-limited until ... UTC``."""
+    tokens_in: int | None = None
+    """Summed over its recorded attempts (None: no attempt reported any)."""
+    tokens_out: int | None = None
+    cost_usd: float | None = None
 
 
 class HistoryOut(_Out):
@@ -253,11 +258,16 @@ class WorkflowDetail(_Out):
     result: dict[str, Any] | None
     start_time: str | None
     end_time: str | None
+    cost: CostOut | None = None
+    """Tokens and cost of its recorded attempts: in all, by subtask, agent and model."""
+    budget: dict[str, Any] | None = None
+    """``{cap_usd, spent_usd, predicted_usd, waiting}`` for a workflow with a budget."""
 
     @classmethod
     def of(cls, status: WorkflowStatus) -> WorkflowDetail:
         data = status.to_dict()
         assigned = status.assignments()
+        usage = status.cost().by_subtask
         stages: dict[int, list[str]] = {}
         for subtask in status.subtasks:
             stages.setdefault(subtask.stage, []).append(subtask.key)
@@ -278,11 +288,69 @@ class WorkflowDetail(_Out):
                     worker_type=s.worker_type.value,
                     error=s.error,
                     waiting=status.waiting_reason(s),
+                    tokens_in=usage[s.key].tokens_in if s.key in usage else None,
+                    tokens_out=usage[s.key].tokens_out if s.key in usage else None,
+                    cost_usd=usage[s.key].cost_usd if s.key in usage else None,
                 )
                 for s in status.subtasks
             ],
             history=[HistoryOut.model_validate(h) for h in data["history"]],
+            cost=CostOut.model_validate(data["cost"]),
+            budget=data.get("budget"),
         )
+
+
+class UsageOut(_Out):
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    attempts: int
+    unreported_attempts: int
+    """Attempts whose agent reported neither tokens nor cost."""
+
+
+class CostOut(UsageOut):
+    by_subtask: dict[str, UsageOut]
+    by_agent: dict[str, UsageOut]
+    by_model: dict[str, UsageOut]
+    """``unknown`` for attempts whose model neither the agent nor its registration named."""
+
+
+class AttemptOut(_Out):
+    number: int
+    agent: str | None
+    model: str | None
+    started_at: str | None
+    ended_at: str | None
+    outcome: str
+    """``running`` while the agent works; else succeeded, failed, cancelled, zombie, ..."""
+    error_class: str | None
+    error: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    running: bool
+    output_tail: str
+    """The end of what the agent printed (up to 8000 characters)."""
+    output_source: Literal["live", "result", "error", "none"]
+    output_bytes: int
+    """Size of the captured output so far: ``.../output?offset=`` this for what comes next."""
+    commit: str | None
+    """The merge commit its work landed as on the workflow branch."""
+    diff: str | None
+    """``git diff commit^1 commit``, cut at 200 kB (``diff_truncated``)."""
+    diff_truncated: bool
+
+
+class OutputOut(_Out):
+    text: str
+    offset: int
+    next_offset: int
+    """Ask from here next time."""
+    running: bool
+    """The attempt still runs: more may come."""
+    available: bool
+    """False when this server's host holds no captured output for the attempt."""
 
 
 _DETAIL_COPIED = (

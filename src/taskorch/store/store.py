@@ -492,6 +492,25 @@ class Store:
             rows = await tx.fetchall("list_attempts", {"subtask_id": subtask_id})
         return decode_all(Attempt, rows)
 
+    async def attempt_usage_by_agent(self) -> list[dict[str, Any]]:
+        """Per agent id (None: unassigned) and reported ``model`` (None: not reported):
+        ``attempts``, ``unreported``, ``tokens_in``, ``tokens_out``, ``cost_usd`` (None where no
+        attempt reported that figure)."""
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("attempt_usage_by_agent")
+        return [dict(row) for row in rows]
+
+    async def workflow_attempts(self, workflow_id: str) -> list[tuple[str, Attempt]]:
+        """(subtask key, attempt) for every recorded attempt of the workflow, in plan order."""
+        async with self.connector.transaction(write=False) as tx:
+            rows = await tx.fetchall("workflow_attempts", {"workflow_id": workflow_id})
+        found: list[tuple[str, Attempt]] = []
+        for row in rows:
+            fields = dict(row)
+            key = str(fields.pop("subtask_key"))
+            found.append((key, decode(Attempt, fields)))
+        return found
+
     # --- events --------------------------------------------------------------------------------
 
     async def append_event(

@@ -131,8 +131,22 @@ async function showHealth() {
 
 /* --- home: workflows, agents, submit --------------------------------------------------------- */
 
+const PAGE = 50;
+let page = 0;
+
 async function renderWorkflows() {
-  const workflows = await api("api/v1/workflows?limit=50");
+  const rows = await api(`api/v1/workflows?limit=${PAGE + 1}&offset=${page * PAGE}`);
+  if (!rows.length && page > 0) { // the last page emptied meanwhile
+    page -= 1;
+    return renderWorkflows();
+  }
+  const more = rows.length > PAGE;
+  const workflows = rows.slice(0, PAGE);
+  document.getElementById("pager").hidden = page === 0 && !more;
+  document.getElementById("page-newer").disabled = page === 0;
+  document.getElementById("page-older").disabled = !more;
+  document.getElementById("page-label").textContent =
+    `${page * PAGE + 1}–${page * PAGE + workflows.length}`;
   const body = document.querySelector("#workflows tbody");
   body.replaceChildren(...workflows.map((w) => el("tr", {},
     el("td", {}, el("a", { class: "mono", href: `workflows/${w.workflow_id}`, text: w.workflow_id })),
@@ -143,13 +157,29 @@ async function renderWorkflows() {
     el("td", {}, el("div", { class: "progress-cell" },
       progressBar(w.progress_percent, w.state === "merged"),
       el("span", { class: "pct", text: `${Math.round(w.progress_percent || 0)}%` }))),
-    el("td", { class: "muted" }, duration(w.start_time, w.end_time)),
+    el("td", { class: "muted wide" }, duration(w.start_time, w.end_time)),
   )));
-  document.getElementById("wf-empty").hidden = workflows.length > 0;
+  document.getElementById("wf-empty").hidden = workflows.length > 0 || page > 0;
   document.getElementById("workflows").hidden = workflows.length === 0;
   const active = workflows.filter((w) => !TERMINAL.has(w.state)).length;
   document.getElementById("wf-count").textContent =
     workflows.length ? `${active} running · ${workflows.length} shown` : "";
+}
+
+async function renderPending() {
+  const tasks = await api("api/v1/tasks?status=pending&limit=50");
+  document.getElementById("pending-card").hidden = tasks.length === 0;
+  document.getElementById("pending-count").textContent =
+    tasks.length >= 50 ? "the 50 newest" : `${tasks.length} waiting for a workflow`;
+  document.getElementById("pending").replaceChildren(...tasks.map((t) => el("li", { "data-task": t.ref },
+    el("span", { class: "mono muted", text: t.ref }),
+    el("span", { class: "pending-title", title: t.title, text: t.title }),
+    el("span", { class: `pill ${t.priority === "critical" || t.priority === "high" ? "warn" : "wait"}`, text: t.priority }))));
+}
+
+function setupPager(refresh) {
+  document.getElementById("page-newer").addEventListener("click", () => { page = Math.max(0, page - 1); refresh(); });
+  document.getElementById("page-older").addEventListener("click", () => { page += 1; refresh(); });
 }
 
 async function renderAgents() {
@@ -226,7 +256,12 @@ function home() {
   document.getElementById("home").hidden = false;
   document.getElementById("crumbs").replaceChildren(el("span", { text: "Workflows" }));
   setupForm();
-  const refresh = throttle(() => { renderWorkflows().catch(console.error); renderAgents().catch(console.error); }, 400);
+  const refresh = throttle(() => {
+    renderWorkflows().catch(console.error);
+    renderPending().catch(console.error);
+    renderAgents().catch(console.error);
+  }, 400);
+  setupPager(refresh);
   refresh();
   follow("", refresh);
   setInterval(refresh, 5000);
@@ -263,7 +298,10 @@ async function renderWorkflow(id) {
     ["Started", stamp(wf.start_time)],
     ["Duration", duration(wf.start_time, wf.end_time)],
     ["Planner", wf.planner || "–"],
+    ["Cost", usageText(wf.cost)],
   ]);
+  renderBudget(wf.budget);
+  renderProblems(wf);
   const waiting = wf.waiting_for === "approval";
   document.getElementById("workflow").dataset.waiting = waiting ? wf.waiting_for : "";
   for (const id of ["wf-approval", "wf-approve", "wf-reject"]) document.getElementById(id).hidden = !waiting;
@@ -272,6 +310,58 @@ async function renderWorkflow(id) {
   renderHistory(wf);
   renderDelivery(wf);
   return wf;
+}
+
+/* --- cost, budget, errors --------------------------------------------------------------------- */
+
+const tokens = (n) => (n === null || n === undefined ? "–" : n >= 10000 ? `${(n / 1000).toFixed(1)}k` : String(n));
+const usd = (x) => `$${x < 1 ? x.toFixed(4) : x.toFixed(2)}`;
+
+function usageText(usage) {
+  if (!usage || !usage.attempts) return "–";
+  const parts = [usage.cost_usd === null ? "cost not reported" : usd(usage.cost_usd)];
+  if (usage.tokens_in !== null || usage.tokens_out !== null) {
+    parts.push(`${tokens(usage.tokens_in)} in / ${tokens(usage.tokens_out)} out tokens`);
+  }
+  return parts.join(" · ");
+}
+
+// The budget key comes with a workflow that has a budget; nothing is shown without one.
+function renderBudget(budget) {
+  const box = document.getElementById("wf-budget");
+  box.hidden = !budget;
+  if (!budget) return;
+  const spent = budget.spent_usd || 0;
+  const cap = budget.cap_usd;
+  let text = cap ? `Spent ${usd(spent)} of ${usd(cap)} budget` : `Spent ${usd(spent)} (no USD cap)`;
+  if (budget.predicted_usd) text += ` · next attempt predicted ${usd(budget.predicted_usd)}`;
+  document.getElementById("budget-text").textContent = text;
+  document.getElementById("budget-waiting").hidden = !budget.waiting;
+  const bar = document.getElementById("budget-bar");
+  bar.style.width = `${cap ? Math.min(100, (100 * spent) / cap) : 0}%`;
+  bar.parentElement.classList.toggle("over", Boolean(cap && spent >= cap) || Boolean(budget.waiting));
+  box.dataset.waiting = budget.waiting ? "yes" : "no";
+}
+
+// A failure's message often repeats across the subtasks it stopped: in full once here, short in
+// the cards.
+function renderProblems(wf) {
+  const byText = new Map();
+  for (const s of wf.subtasks) {
+    if (!s.error || s.status === "completed") continue;
+    if (!byText.has(s.error)) byText.set(s.error, []);
+    byText.get(s.error).push(s.key);
+  }
+  document.getElementById("problems-card").hidden = byText.size === 0;
+  document.getElementById("problems").replaceChildren(...[...byText].map(([text, keys]) =>
+    el("div", { class: "problem" },
+      el("div", { class: "problem-keys mono", text: keys.join(", ") }),
+      el("pre", { class: "problem-text", text }))));
+}
+
+function shortError(text) {
+  const first = text.split("\n")[0];
+  return first.length > 90 ? `${first.slice(0, 90)}…` : first;
 }
 
 function facts(id, rows) {
@@ -300,14 +390,19 @@ function renderDag(wf) {
 function node(subtask) {
   const state = subtask.status;
   const attempts = subtask.attempts === 1 ? "1 attempt" : `${subtask.attempts} attempts`;
-  return el("div", { class: `node ${tone(state)}`, "data-key": subtask.key, "data-state": state },
+  const cost = subtask.cost_usd === null || subtask.cost_usd === undefined ? null : usd(subtask.cost_usd);
+  return el("div", {
+    class: `node ${tone(state)}`, "data-key": subtask.key, "data-state": state,
+    role: "button", tabindex: "0", title: "Show its attempts",
+  },
     el("div", { class: "node-key mono", text: subtask.key }),
     el("div", { class: "node-title", text: subtask.title }),
     el("div", { class: "node-meta" },
       pill(state),
       el("span", { title: `${subtask.assigned_to}/${subtask.worker_type}` },
-        `${subtask.agent || "unassigned"} · ${attempts}`)),
-    subtask.error && state !== "completed" ? el("div", { class: "node-error", text: subtask.error }) : null);
+        `${subtask.agent || "unassigned"} · ${attempts}${cost ? ` · ${cost}` : ""}`)),
+    subtask.error && state !== "completed"
+      ? el("div", { class: "node-error short", text: shortError(subtask.error) }) : null);
 }
 
 function drawEdges(wf) {
@@ -375,16 +470,161 @@ function renderDelivery(wf) {
   ]);
 }
 
+/* --- the attempt panel: every attempt of a subtask, live output while it runs ------------------ */
+
+const panel = { workflow: null, key: null, seq: 0, timer: null, offset: 0, number: null, mark: "" };
+const LIVE_CHARS = 100000;
+
+function openPanel(workflowId, subtask) {
+  closePanel();
+  panel.workflow = workflowId;
+  panel.key = subtask.key;
+  panel.mark = `${subtask.status}/${subtask.attempts}`;
+  const box = document.getElementById("panel");
+  box.dataset.key = subtask.key;
+  document.getElementById("panel-key").textContent = subtask.key;
+  document.getElementById("panel-title").textContent = subtask.title;
+  document.getElementById("attempts").replaceChildren(el("p", { class: "muted", text: "Loading attempts…" }));
+  box.hidden = false;
+  loadAttempts().catch(showPanelError);
+}
+
+// An open panel whose subtask moved on (started, retried, ended) while no output was being
+// followed shows its attempts again.
+function followPanel(wf) {
+  if (!panel.key || !wf) return;
+  const subtask = wf.subtasks.find((s) => s.key === panel.key);
+  const mark = subtask ? `${subtask.status}/${subtask.attempts}` : "";
+  if (mark !== panel.mark && panel.timer === null) loadAttempts().catch(showPanelError);
+  panel.mark = mark;
+}
+
+function closePanel() {
+  clearTimeout(panel.timer);
+  panel.timer = null;
+  panel.key = null;
+  panel.seq += 1; // answers still on their way are dropped
+  document.getElementById("panel").hidden = true;
+}
+
+function showPanelError(error) {
+  document.getElementById("attempts").replaceChildren(el("p", { class: "form-note bad", text: error.message }));
+}
+
+const subtaskPath = () =>
+  `api/v1/workflows/${encodeURIComponent(panel.workflow)}/subtasks/${encodeURIComponent(panel.key)}`;
+
+async function loadAttempts() {
+  const seq = ++panel.seq;
+  clearTimeout(panel.timer);
+  panel.timer = null;
+  const attempts = await api(`${subtaskPath()}/attempts`);
+  if (seq !== panel.seq) return;
+  const box = document.getElementById("attempts");
+  if (!attempts.length) {
+    box.replaceChildren(el("p", { class: "empty", text: "No attempt yet: the subtask waits for its turn." }));
+    return;
+  }
+  box.replaceChildren(...attempts.slice().reverse().map(attemptView));
+  for (const output of box.querySelectorAll(".output")) output.scrollTop = output.scrollHeight; // the end
+  const running = attempts.find((a) => a.running);
+  if (running) {
+    panel.number = running.number;
+    panel.offset = running.output_bytes;
+    panel.timer = setTimeout(() => pollOutput(seq), 1000);
+  }
+}
+
+async function pollOutput(seq) {
+  if (seq !== panel.seq) return;
+  let chunk;
+  try {
+    chunk = await api(`${subtaskPath()}/output?attempt=${panel.number}&offset=${panel.offset}`);
+  } catch (error) {
+    panel.timer = setTimeout(() => pollOutput(seq), 3000); // a restart of the server: try again
+    return;
+  }
+  if (seq !== panel.seq) return;
+  const live = document.getElementById("live-output");
+  if (live && chunk.text) {
+    const text = live.textContent + chunk.text;
+    live.textContent = text.length > LIVE_CHARS ? `…${text.slice(-LIVE_CHARS)}` : text;
+    live.scrollTop = live.scrollHeight;
+  }
+  panel.offset = chunk.next_offset;
+  if (chunk.running) panel.timer = setTimeout(() => pollOutput(seq), 1000);
+  else loadAttempts().catch(showPanelError); // ended: its outcome, figures and diff
+}
+
+function attemptView(a) {
+  const usage = [];
+  if (a.tokens_in !== null || a.tokens_out !== null) usage.push(`${tokens(a.tokens_in)} in / ${tokens(a.tokens_out)} out tokens`);
+  usage.push(a.cost_usd === null ? "cost not reported" : usd(a.cost_usd));
+  const outcome = a.running ? "running" : a.outcome;
+  const output = el("pre", { class: "output", text: a.output_tail || (a.running ? "" : "(no output)") });
+  if (a.running) output.id = "live-output";
+  return el("section", { class: "attempt", "data-number": a.number, "data-outcome": outcome },
+    el("div", { class: "attempt-head" },
+      el("b", { text: `Attempt ${a.number}` }),
+      el("span", { class: `pill ${a.running ? "run" : tone(a.outcome === "succeeded" ? "completed" : a.outcome === "cancelled" ? "cancelled" : "failed")}`, text: outcome }),
+      a.error_class ? el("span", { class: "pill bad", text: a.error_class }) : null),
+    el("dl", { class: "facts attempt-facts" },
+      ...[
+        ["Agent", a.agent || "–"],
+        ["Model", a.model || "unknown"],
+        ["Started", stamp(a.started_at)],
+        [a.running ? "Running for" : "Took", duration(a.started_at, a.ended_at)],
+        ["Usage", usage.join(" · ")],
+      ].map(([name, value]) => el("div", {}, el("dt", { text: name }), el("dd", { text: value })))),
+    a.error && !a.running ? el("pre", { class: "problem-text", text: a.error }) : null,
+    el("div", { class: "attempt-label" }, a.running ? "Output (live)" : "Output (its end)"),
+    output,
+    a.diff !== null ? el("div", { class: "attempt-label" },
+      `Diff merged${a.commit ? ` as ${a.commit.slice(0, 10)}` : ""}${a.diff_truncated ? " (cut at 200 kB)" : ""}`) : null,
+    a.diff !== null ? diffView(a.diff) : null);
+}
+
+function diffView(text) {
+  const lines = text.split("\n");
+  const shown = lines.slice(0, 5000);
+  const pre = el("pre", { class: "diff" }, shown.map((line) => {
+    const kind = line.startsWith("+++") || line.startsWith("---") || line.startsWith("diff ") ? "file"
+      : line.startsWith("@@") ? "hunk" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "";
+    return el("span", { class: kind }, `${line}\n`);
+  }));
+  if (lines.length > shown.length) pre.append(el("span", { class: "hunk" }, `… ${lines.length - shown.length} more lines`));
+  return pre;
+}
+
+function setupPanel(id, current) {
+  const dag = document.getElementById("dag");
+  const open = (target) => {
+    const card = target.closest(".node");
+    const wf = current();
+    if (!card || !wf) return;
+    const subtask = wf.subtasks.find((s) => s.key === card.dataset.key);
+    if (subtask) openPanel(id, subtask);
+  };
+  dag.addEventListener("click", (event) => open(event.target));
+  dag.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") open(event.target); });
+  document.getElementById("panel-close").addEventListener("click", closePanel);
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape") closePanel(); });
+}
+
 function workflowPage(id) {
   document.getElementById("workflow").hidden = false;
   document.getElementById("crumbs").replaceChildren(
     el("a", { href: "./", text: "Workflows" }), " / ", el("span", { class: "mono", text: id }));
   let latest = null;
-  const refresh = throttle(async () => { latest = (await renderWorkflow(id).catch(console.error)) || latest; }, 200);
+  const refresh = throttle(async () => {
+    latest = (await renderWorkflow(id).catch(console.error)) || latest;
+    followPanel(latest);
+  }, 200);
   refresh();
   follow(`?workflow_id=${encodeURIComponent(id)}`, refresh);
   setInterval(refresh, 4000);
   window.addEventListener("resize", debounce(() => latest && drawEdges(latest), 100));
+  setupPanel(id, () => latest);
   document.getElementById("wf-cancel").addEventListener("click", async () => {
     if (!window.confirm("Cancel this workflow? Running subtasks stop; merged work stays.")) return;
     await api(`api/v1/workflows/${encodeURIComponent(id)}/cancel`, { method: "POST" }).catch((e) => alert(e.message));

@@ -591,3 +591,27 @@ SELECT agent_id,
 FROM attempts
 WHERE ended_at IS NOT NULL AND outcome <> 'running'
 GROUP BY agent_id;
+
+-- name: workflow_attempts
+-- Every finished attempt of a workflow's subtasks with the subtask's key, in plan order (the
+-- evidence of status, the HTTP API and the dashboard: agent, times, outcome, tokens, cost).
+SELECT s.key AS subtask_key, a.*
+FROM attempts a JOIN subtasks s ON s.id = a.subtask_id
+WHERE s.workflow_id = %(workflow_id)s
+ORDER BY s.id, a.number;
+
+-- name: attempt_usage_by_agent
+-- Finished attempts per agent and reported model (the model the result of the attempt that
+-- finished its subtask names; NULL otherwise) with what they reported spending (NULL sums: none
+-- reported) and how many reported nothing at all (the CLI's metrics).
+SELECT a.agent_id,
+       CASE WHEN a.outcome = 'succeeded' AND a.number = s.attempts
+            THEN s.result->>'model' END AS model,
+       COUNT(*) AS attempts,
+       SUM(CASE WHEN a.tokens_in IS NULL AND a.tokens_out IS NULL AND a.cost_usd IS NULL
+                THEN 1 ELSE 0 END)::bigint AS unreported,
+       SUM(a.tokens_in)::bigint AS tokens_in, SUM(a.tokens_out)::bigint AS tokens_out,
+       SUM(a.cost_usd)::double precision AS cost_usd
+FROM attempts a JOIN subtasks s ON s.id = a.subtask_id
+WHERE a.ended_at IS NOT NULL
+GROUP BY a.agent_id, 2;

@@ -29,7 +29,6 @@ from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import Attempt, Subtask, Workflow
 from taskorch.domain.states import SubtaskState
 from taskorch.engine.usage import configured_models, model_of
-from taskorch.runtime.remote import parse_origin
 from taskorch.store import Store
 
 TAIL_CHARS = 8000
@@ -313,6 +312,8 @@ def workflow_repo(home: Path, workflow: Workflow) -> Path | None:
     """The repository on this host that holds the workflow's commits: its mirror under the home
     (where its worktrees are cut from), else the scratch repository of a workflow that recorded
     none; None when this host has neither."""
+    from taskorch.runtime.remote import parse_origin  # git's module: only for a diff
+
     repo = (workflow.metadata.get("options") or {}).get("repo")
     if not repo:
         scratch = home / "repos" / "scratch"

@@ -14,8 +14,10 @@ from typing import Any, Literal
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.process import protect_from_agents
 from taskorch.agents.registry import AgentSpec
+from taskorch.domain.budget import Caps
 from taskorch.domain.errors import (
     ConfigError,
+    InputError,
     NotFoundError,
     StaleStateError,
     StoreError,
@@ -24,6 +26,7 @@ from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, 
 from taskorch.domain.plan import Domain, Plan
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool
+from taskorch.engine.budgets import caps_from, caps_json, merged
 from taskorch.engine.claims import claimable_tasks, recover_stranded, taken_meanwhile
 from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Delivery, Pipeline
@@ -41,8 +44,9 @@ from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.worker import SHUTDOWN_GRACE_S, Worker, WorkerConfig, default_worker_id
 from taskorch.settings import Settings, config_file_path, load_settings, secure_home
 from taskorch.store import Store, connector_for_url
+from taskorch.store.budget import BudgetLedger
 from taskorch.store.migrate import MigrationReport, current_version
-from taskorch.store.queue import SubtaskQueue
+from taskorch.store.queue import QueueEvent, SubtaskQueue
 from taskorch.store.sqlite import SqliteConnector
 from taskorch.store.stats import WorkflowStats, workflow_stats
 
@@ -180,6 +184,7 @@ class OrchestrationEngine:
             self.delivery,
             publish=self.events.publish,
             router=self.agent_directory,
+            default_budget=Caps(usd=self.settings.budget_usd, tokens=self.settings.budget_tokens),
         )
 
     async def _plan(self, text: str, context: str | None, ref: str) -> tuple[Plan, str]:
@@ -304,7 +309,36 @@ class OrchestrationEngine:
             subtasks=await self.store.list_subtasks(workflow_id),
             history=await self.store.workflow_history(workflow_id),
             events=await self.store.list_events(workflow_id=workflow_id),
+            budget=await BudgetLedger(self.queue).figures(workflow_id),
         )
+
+    async def set_budget(
+        self,
+        workflow_id: str,
+        *,
+        usd: float | None = None,
+        tokens: int | None = None,
+        subtask_usd: float | None = None,
+    ) -> WorkflowStatus:
+        """Set the workflow's caps (each one given replaces that kind; the others stay): a
+        workflow waiting for its budget goes on once its next attempt fits. ``InputError`` for
+        a value that is not positive or a workflow that has ended."""
+        given = caps_from({"usd": usd, "tokens": tokens, "subtask_usd": subtask_usd})
+        if not given.any:
+            raise InputError("give a budget to set: --usd, --tokens or --subtask-usd")
+        workflow = await self.store.get_workflow(workflow_id)
+        if workflow.status in WORKFLOW_TERMINAL:
+            raise InputError(
+                f"workflow {workflow_id} has ended ({workflow.status.value}): "
+                "its budget no longer applies"
+            )
+        current = Caps(workflow.budget_usd, workflow.budget_tokens, workflow.subtask_budget_usd)
+        caps = merged(given, current)
+        await BudgetLedger(self.queue).set_caps(workflow_id, caps)
+        status = await self.get_workflow_status(workflow_id)
+        body = {"caps": caps_json(caps), **(status.budget.to_dict() if status.budget else {})}
+        await self.events.publish([QueueEvent("workflow:budget_set", workflow_id, None, body)])
+        return status
 
     async def list_workflows(
         self, *, status: WorkflowState | None = None, limit: int | None = None

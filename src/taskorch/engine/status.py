@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from taskorch.domain.budget import BudgetFigures
 from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import (
     Event,
@@ -31,6 +32,8 @@ class WorkflowStatus:
     subtasks: list[Subtask]
     history: list[HistoryEntry]
     events: list[Event]
+    budget: BudgetFigures | None = None
+    """Caps, spent and what starts next (``domain.budget``); None where not read."""
 
     @property
     def state(self) -> str:
@@ -64,7 +67,16 @@ class WorkflowStatus:
 
     @property
     def waiting_for(self) -> str | None:
+        """``approval`` (see :func:`waiting_for`), ``budget`` (its next attempt would cross a
+        cap: ``taskorch budget`` raises it), else None."""
+        if self.budget is not None and self.budget.waiting and self.state == "processing":
+            return "budget"
         return waiting_for(self.workflow)
+
+    @property
+    def budget_line(self) -> str | None:
+        """``waiting: budget (spent $X of $Y, next attempt ~$Z)`` while it waits for its budget."""
+        return self.budget.line() if self.waiting_for == "budget" and self.budget else None
 
     @property
     def end_reason(self) -> str | None:
@@ -100,6 +112,7 @@ class WorkflowStatus:
             "task": {"id": self.task.id, "ref": self.task.ref, "title": self.task.title},
             "state": self.state,
             "waiting_for": self.waiting_for,
+            "budget": self.budget.to_dict() if self.budget is not None else None,
             "target": self.target,
             "progress_percent": self.progress_percent,
             "current_stage": self.current_stage,

@@ -149,13 +149,16 @@ async def test_a_capped_workflow_waits_within_its_cap_and_goes_on_when_raised(
     }
     # design ($0.20) then backend ($0.30, predicted from the design's measured rate); the
     # frontend's $0.30 would cross the cap: it waits, queued, and nothing runs.
-    assert budget["cap_usd"] == 0.60 and budget["waiting"] is True
+    assert budget["cap_usd"] == 0.60
+    assert budget["waiting"] is True
     assert budget["counted_by"] == "cost"
     assert budget["spent_usd"] <= 0.60 + max(agent.costs)
     assert budget["spent_usd"] == round(sum(agent.costs), 6)
     assert budget["predicted_usd"] == 0.30
-    assert budget["spent_tokens"] == 25_000 and budget["cap_tokens"] is None
-    assert waiting.state == "processing" and not run.done()
+    assert budget["spent_tokens"] == 25_000
+    assert budget["cap_tokens"] is None
+    assert waiting.state == "processing"
+    assert not run.done()
     assert waiting.budget_line == "waiting: budget (spent $0.50 of $0.60, next attempt ~$0.30)"
     assert sorted(agent.runs) == ["auth-001-design", "auth-002-backend"]
 
@@ -181,7 +184,8 @@ async def test_a_workflow_waiting_for_its_budget_ends_when_cancelled(
     cancelled = await engine.cancel_workflow(workflow_id)
     assert cancelled.state == "cancelled"
     final = await asyncio.wait_for(run, DEADLINE_S)
-    assert final.state == "cancelled" and final.waiting_for is None
+    assert final.state == "cancelled"
+    assert final.waiting_for is None
     assert agent.runs == ["auth-001-design"]
 
 
@@ -193,7 +197,8 @@ async def test_agents_that_report_no_cost_are_counted_by_tokens(
     waiting = await wait_for(engine, workflow_id, lambda s: s.waiting_for == "budget")
     budget = waiting.to_dict()["budget"]
     # design (10k) and backend (15k) fit; the frontend's 15k more would cross 30k
-    assert budget["counted_by"] == "tokens" and budget["spent_tokens"] == 25_000
+    assert budget["counted_by"] == "tokens"
+    assert budget["spent_tokens"] == 25_000
     assert budget["cap_usd"] is None
     assert waiting.budget_line == (
         "waiting: budget (spent 25,000 of 30,000 tokens, next attempt ~15,000 tokens)"

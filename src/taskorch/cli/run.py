@@ -25,6 +25,9 @@ from taskorch.cli.app import (
 from taskorch.cli.carry import (
     AgentOption,
     BaseBranchOption,
+    BudgetSubtaskOption,
+    BudgetTokensOption,
+    BudgetUsdOption,
     JsonOption,
     MergeOption,
     PriorityOption,
@@ -40,6 +43,7 @@ from taskorch.cli.carry import (
     start_options,
     target,
     timeout_s,
+    with_budget,
     within,
 )
 from taskorch.cli.progress import STORED_POLL_S, ProgressView, mode_for
@@ -66,6 +70,9 @@ def run_(
     priority: PriorityOption = None,
     timeout: TimeoutOption = None,
     sim_duration_s: SimDurationOption = 0.0,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    budget_subtask_usd: BudgetSubtaskOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -78,7 +85,12 @@ def run_(
         requirement = inputs.requirement(text, file)
         where = await target(repo, base_branch, merge)
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(pool, where, priority, limit_s)
+        options = with_budget(
+            start_options(pool, where, priority, limit_s),
+            budget_usd,
+            budget_tokens,
+            budget_subtask_usd,
+        )
         title = requirement.strip().splitlines()[0][:120]
         task = await engine.add_task(NewTask.create(title, requirement, priority=level))
         quiet_ = as_json or quiet
@@ -99,6 +111,9 @@ def process(
     priority: PriorityOption = None,
     timeout: TimeoutOption = None,
     sim_duration_s: SimDurationOption = 0.0,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    budget_subtask_usd: BudgetSubtaskOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -110,7 +125,12 @@ def process(
         task = await engine.get_task(parse_task_ref(task_id))
         where = await target(repo, base_branch, merge, [task])
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(pool, where, priority, limit_s)
+        options = with_budget(
+            start_options(pool, where, priority, limit_s),
+            budget_usd,
+            budget_tokens,
+            budget_subtask_usd,
+        )
         quiet_ = as_json or quiet
         return await carry(
             engine, [task.id], pool, options, progress, quiet=quiet_, limit_s=limit_s
@@ -134,6 +154,9 @@ def batch(
     priority: PriorityOption = None,
     timeout: TimeoutOption = None,
     sim_duration_s: SimDurationOption = 0.0,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    budget_subtask_usd: BudgetSubtaskOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -150,7 +173,12 @@ def batch(
         tasks = [await engine.get_task(task_id) for task_id in ids]
         where = await target(repo, base_branch, merge, tasks)
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(pool, where, priority, limit_s)
+        options = with_budget(
+            start_options(pool, where, priority, limit_s),
+            budget_usd,
+            budget_tokens,
+            budget_subtask_usd,
+        )
         quiet_ = as_json or quiet
         return await carry(engine, ids, pool, options, progress, quiet=quiet_, limit_s=limit_s)
 

@@ -52,14 +52,8 @@ WHERE id = %(id)s AND status = %(from_status)s
 RETURNING *;
 
 -- name: insert_workflow
--- The caps come with the workflow's settled options (docs/budgets.md).
-INSERT INTO workflows (
-    id, task_id, status, metadata, created_at, updated_at, budget_usd, budget_tokens,
-    subtask_budget_usd)
-VALUES (%(id)s, %(task_id)s, 'pending', %(metadata)s::jsonb, %(now)s, %(now)s,
-        (%(metadata)s::jsonb #>> '{options,budget,usd}')::float8,
-        (%(metadata)s::jsonb #>> '{options,budget,tokens}')::bigint,
-        (%(metadata)s::jsonb #>> '{options,budget,subtask_usd}')::float8)
+INSERT INTO workflows (id, task_id, status, metadata, created_at, updated_at)
+VALUES (%(id)s, %(task_id)s, 'pending', %(metadata)s::jsonb, %(now)s, %(now)s)
 RETURNING *;
 
 -- name: get_workflow

@@ -50,14 +50,8 @@ WHERE id = :id AND status = :from_status
 RETURNING *;
 
 -- name: insert_workflow
--- The caps come with the workflow's settled options (docs/budgets.md).
-INSERT INTO workflows (
-    id, task_id, status, metadata, created_at, updated_at, budget_usd, budget_tokens,
-    subtask_budget_usd)
-VALUES (:id, :task_id, 'pending', :metadata, :now, :now,
-        json_extract(:metadata, '$.options.budget.usd'),
-        json_extract(:metadata, '$.options.budget.tokens'),
-        json_extract(:metadata, '$.options.budget.subtask_usd'))
+INSERT INTO workflows (id, task_id, status, metadata, created_at, updated_at)
+VALUES (:id, :task_id, 'pending', :metadata, :now, :now)
 RETURNING *;
 
 -- name: get_workflow

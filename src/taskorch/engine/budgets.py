@@ -6,6 +6,7 @@ the workflow)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,12 @@ def caps_from(given: Mapping[str, Any] | None) -> Caps:
         value = given.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             raise InputError(f"the {label} budget must be a positive number, got {value!r}")
         if key == "tokens" and value != int(value):
             raise InputError(f"the token budget must be a whole number, got {value!r}")

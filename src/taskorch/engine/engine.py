@@ -325,7 +325,9 @@ class OrchestrationEngine:
         a value that is not positive or a workflow that has ended."""
         given = caps_from({"usd": usd, "tokens": tokens, "subtask_usd": subtask_usd})
         if not given.any:
-            raise InputError("give a budget to set: --usd, --tokens or --subtask-usd")
+            raise InputError(
+                "no budget given: set usd, tokens or subtask_usd (taskorch budget: --usd)"
+            )
         workflow = await self.store.get_workflow(workflow_id)
         if workflow.status in WORKFLOW_TERMINAL:
             raise InputError(

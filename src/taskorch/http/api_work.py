@@ -24,6 +24,7 @@ from taskorch.http.schemas import (
     TASK_ID_PATTERN,
     WORKFLOW_ID_PATTERN,
     ActionIn,
+    BudgetIn,
     ErrorOut,
     RejectIn,
     TaskIn,
@@ -176,4 +177,26 @@ async def reject_workflow(
     engine = engine_of(request)
     return WorkflowDetail.of(
         await engine.reject_workflow(workflow_id, body.reason.strip(), by=REVIEWER)
+    )
+
+
+@router.post(
+    "/workflows/{workflow_id}/budget",
+    tags=["workflows"],
+    responses={
+        **NOT_FOUND,
+        **CHANGES,
+        422: {"model": ErrorOut, "description": "No cap given, or the workflow has ended."},
+    },
+)
+async def set_budget(
+    workflow_id: WorkflowIdParam, body: BudgetIn, request: Request
+) -> WorkflowDetail:
+    """Set the workflow's caps (``budget`` in the answer): one waiting for its budget goes on
+    once its next attempt fits."""
+    engine = engine_of(request)
+    return WorkflowDetail.of(
+        await engine.set_budget(
+            workflow_id, usd=body.usd, tokens=body.tokens, subtask_usd=body.subtask_usd
+        )
     )

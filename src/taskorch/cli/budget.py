@@ -33,7 +33,8 @@ def budget(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Show or change a workflow's budget; one waiting for its budget goes on when it fits.
-    Without --usd, --tokens or --subtask-usd: show it."""
+
+    Without --usd, --tokens or --subtask-usd: show it (docs/budgets.md)."""
 
     async def body() -> WorkflowStatus:
         wanted = workflow_ref(workflow_id)

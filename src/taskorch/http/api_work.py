@@ -183,17 +183,13 @@ async def reject_workflow(
 @router.post(
     "/workflows/{workflow_id}/budget",
     tags=["workflows"],
-    responses={
-        **NOT_FOUND,
-        **CHANGES,
-        422: {"model": ErrorOut, "description": "No cap given, or the workflow has ended."},
-    },
+    responses={**NOT_FOUND, **CHANGES},
 )
 async def set_budget(
     workflow_id: WorkflowIdParam, body: BudgetIn, request: Request
 ) -> WorkflowDetail:
     """Set the workflow's caps (``budget`` in the answer): one waiting for its budget goes on
-    once its next attempt fits."""
+    once its next attempt fits. 422 when no cap is given or the workflow has ended."""
     engine = engine_of(request)
     return WorkflowDetail.of(
         await engine.set_budget(

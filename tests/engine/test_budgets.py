@@ -12,6 +12,7 @@ from pathlib import Path
 
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.agents.cli_reports import ReportFormat, parse_report
+from taskorch.domain.budget import NOTHING
 from taskorch.domain.models import JSONDict, NewTask, Subtask, Task, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.engine import OrchestrationEngine
@@ -99,6 +100,13 @@ class ScriptedAgent:
         )
 
 
+def settled_waiting(status: WorkflowStatus) -> bool:
+    """Waiting for its budget with nothing running: every attempt that started has ended (the
+    figures' own view: the subtasks are read a moment before them)."""
+    figures = status.budget
+    return status.waiting_for == "budget" and figures is not None and figures.in_flight == NOTHING
+
+
 async def wait_for(
     engine: OrchestrationEngine, workflow_id: str, check: Callable[[WorkflowStatus], bool]
 ) -> WorkflowStatus:
@@ -136,7 +144,7 @@ async def test_a_capped_workflow_waits_within_its_cap_and_goes_on_when_raised(
     agent = ScriptedAgent("claude-json")
     engine, run, workflow_id = await start(store, tmp_path, agent, {"usd": 0.60})
 
-    waiting = await wait_for(engine, workflow_id, lambda s: s.waiting_for == "budget")
+    waiting = await wait_for(engine, workflow_id, settled_waiting)
     budget = waiting.to_dict()["budget"]
     assert set(budget) == {
         "cap_usd",
@@ -177,7 +185,7 @@ async def test_a_workflow_waiting_for_its_budget_ends_when_cancelled(
     agent = ScriptedAgent("aider")
     engine, run, workflow_id = await start(store, tmp_path, agent, {"usd": 0.25})
     # design ($0.20 reported, predicted $0.10 from the default price) starts; nothing else fits
-    waiting = await wait_for(engine, workflow_id, lambda s: s.waiting_for == "budget")
+    waiting = await wait_for(engine, workflow_id, settled_waiting)
     assert agent.runs == ["auth-001-design"]
     assert waiting.to_dict()["budget"]["spent_usd"] == 0.20
 
@@ -194,7 +202,7 @@ async def test_agents_that_report_no_cost_are_counted_by_tokens(
 ) -> None:
     agent = ScriptedAgent("claude-json", priced=False)
     engine, run, workflow_id = await start(store, tmp_path, agent, {"tokens": 30_000})
-    waiting = await wait_for(engine, workflow_id, lambda s: s.waiting_for == "budget")
+    waiting = await wait_for(engine, workflow_id, settled_waiting)
     budget = waiting.to_dict()["budget"]
     # design (10k) and backend (15k) fit; the frontend's 15k more would cross 30k
     assert budget["counted_by"] == "tokens"

@@ -20,6 +20,7 @@ from taskorch.domain.errors import (
     InputError,
     NotFoundError,
     StaleStateError,
+    StateError,
     StoreError,
 )
 from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
@@ -330,7 +331,7 @@ class OrchestrationEngine:
             )
         workflow = await self.store.get_workflow(workflow_id)
         if workflow.status in WORKFLOW_TERMINAL:
-            raise InputError(
+            raise StateError(
                 f"workflow {workflow_id} has ended ({workflow.status.value}): "
                 "its budget no longer applies"
             )

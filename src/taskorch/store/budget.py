@@ -222,8 +222,10 @@ class BudgetLedger:
         }
         if not books:
             return books
-        attempts = await tx.fetchall("budget_attempts", ids)
+        # What runs before what ended: an attempt that ends between the two reads (PostgreSQL
+        # reads each statement afresh) is counted twice, never missed.
         running = await tx.fetchall("budget_in_flight", ids)
+        attempts = await tx.fetchall("budget_attempts", ids)
         rates = await self._rates(tx, {r["agent_id"] for r in [*attempts, *running]})
         for row in attempts:
             book = books[str(row["workflow_id"])]

@@ -179,15 +179,19 @@ async def test_a_capped_workflow_waits_within_its_cap_and_goes_on_when_raised(
     assert final.waiting_for is None
 
 
-async def test_a_workflow_waiting_for_its_budget_ends_when_cancelled(
+async def test_a_workflow_held_by_its_per_subtask_cap_ends_when_cancelled(
     store: Store, tmp_path: Path
 ) -> None:
     agent = ScriptedAgent("aider")
-    engine, run, workflow_id = await start(store, tmp_path, agent, {"usd": 0.25})
-    # design ($0.20 reported, predicted $0.10 from the default price) starts; nothing else fits
+    engine, run, workflow_id = await start(store, tmp_path, agent, {"subtask_usd": 0.25})
+    # design ($0.20 reported, predicted $0.10 from the default price) starts; the next subtasks
+    # are predicted at $0.30 each from the design's measured rate: over the per-subtask cap
     waiting = await wait_for(engine, workflow_id, settled_waiting)
     assert agent.runs == ["auth-001-design"]
     assert waiting.to_dict()["budget"]["spent_usd"] == 0.20
+    assert waiting.budget_line == (
+        "waiting: budget (subtask auth-002-backend spent $0.00 of $0.25, next attempt ~$0.30)"
+    )
 
     cancelled = await engine.cancel_workflow(workflow_id)
     assert cancelled.state == "cancelled"

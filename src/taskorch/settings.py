@@ -106,6 +106,10 @@ class Settings(BaseSettings):
         default=300.0, gt=0, validation_alias=_own("SUBTASK_TIMEOUT_S")
     )
     lease_s: float = Field(default=30.0, gt=0, validation_alias=_own("LEASE_S"))
+    budget_usd: float | None = Field(None, gt=0, validation_alias=_own("BUDGET_USD"))
+    """The USD cap of a workflow that sets none (nor its task): see docs/budgets.md."""
+    budget_tokens: int | None = Field(None, gt=0, validation_alias=_own("BUDGET_TOKENS"))
+    """The token cap of a workflow that sets none (nor its task)."""
     enable_nlp: bool = Field(True, validation_alias=_spec("ENABLE_NLP"))
     enable_agent_coordination: bool = Field(
         True, validation_alias=_spec("ENABLE_AGENT_COORDINATION")

@@ -116,6 +116,35 @@ BestOfRetryOption = Annotated[
 SimDurationOption = Annotated[
     float, typer.Option("--sim-duration", min=0, help="Seconds each simulated subtask takes.")
 ]
+BudgetUsdOption = Annotated[
+    float | None,
+    typer.Option(
+        "--budget-usd",
+        metavar="USD",
+        help="Cap what each workflow's agents may cost: no attempt starts that would cross it "
+        "(default: the task's, else TASKORCH_BUDGET_USD; docs/budgets.md).",
+        show_default=False,
+    ),
+]
+BudgetTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--budget-tokens",
+        metavar="N",
+        help="Cap the tokens each workflow's agents may use (default: the task's, else "
+        "TASKORCH_BUDGET_TOKENS).",
+        show_default=False,
+    ),
+]
+BudgetSubtaskOption = Annotated[
+    float | None,
+    typer.Option(
+        "--budget-subtask-usd",
+        metavar="USD",
+        help="Cap what the attempts of any one subtask may cost together.",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print only the final status, as JSON (no progress).")
 ]
@@ -163,6 +192,16 @@ def start_options(
     if limit_s is not None:
         options["deadline"] = (datetime.now(UTC) + timedelta(seconds=limit_s)).isoformat()
     return options
+
+
+def with_budget(
+    options: JSONDict, usd: float | None, tokens: int | None, subtask_usd: float | None
+) -> JSONDict:
+    """``options`` with the caps the flags give (checked: each a positive number)."""
+    from taskorch.engine.budgets import caps_from, caps_json
+
+    caps = caps_from({"usd": usd, "tokens": tokens, "subtask_usd": subtask_usd})
+    return {**options, "budget": caps_json(caps)} if caps.any else options
 
 
 async def agents(engine: OrchestrationEngine, agent: str, sim_duration_s: float = 0.0) -> AgentPool:

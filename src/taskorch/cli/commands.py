@@ -75,6 +75,11 @@ CATALOG: tuple[Entry, ...] = (
         "Where they merge and their priority were settled when they started.",
     ),
     _entry(
+        "budget",
+        "budget",
+        "Show or change a workflow's budget; one waiting for its budget goes on when it fits.",
+    ),
+    _entry(
         "cancel",
         "run",
         "Cancel a workflow: its running subtasks stop, its worktrees are removed.",

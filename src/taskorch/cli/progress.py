@@ -226,6 +226,8 @@ def _workflow_waits(status: WorkflowStatus) -> str | None:
             f"waiting for approval: taskorch approve {workflow.id} "
             f"(or taskorch reject {workflow.id} --reason TEXT)"
         )
+    if status.budget_line:
+        return f"{status.budget_line}; raise it: taskorch budget {workflow.id} --usd N"
     stalled = workflow.metadata.get("stalled")
     if isinstance(stalled, dict) and stalled.get("reason"):
         return f"stalled at {stalled.get('step')}: {stalled['reason']}"

@@ -28,6 +28,9 @@ from taskorch.cli.carry import (
     BaseBranchOption,
     BestOfOption,
     BestOfRetryOption,
+    BudgetSubtaskOption,
+    BudgetTokensOption,
+    BudgetUsdOption,
     JsonOption,
     MergeOption,
     PriorityOption,
@@ -43,6 +46,7 @@ from taskorch.cli.carry import (
     start_options,
     target,
     timeout_s,
+    with_budget,
     within,
 )
 from taskorch.cli.progress import STORED_POLL_S, ProgressView, mode_for
@@ -72,6 +76,9 @@ def run_(
     best_of: BestOfOption = None,
     best_of_retry: BestOfRetryOption = None,
     sim_duration_s: SimDurationOption = 0.0,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    budget_subtask_usd: BudgetSubtaskOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -84,8 +91,13 @@ def run_(
         requirement = inputs.requirement(text, file)
         where = await target(repo, base_branch, merge)
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(
-            pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+        options = with_budget(
+            start_options(
+                pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+            ),
+            budget_usd,
+            budget_tokens,
+            budget_subtask_usd,
         )
         title = requirement.strip().splitlines()[0][:120]
         task = await engine.add_task(NewTask.create(title, requirement, priority=level))
@@ -109,6 +121,9 @@ def process(
     best_of: BestOfOption = None,
     best_of_retry: BestOfRetryOption = None,
     sim_duration_s: SimDurationOption = 0.0,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    budget_subtask_usd: BudgetSubtaskOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -120,8 +135,13 @@ def process(
         task = await engine.get_task(parse_task_ref(task_id))
         where = await target(repo, base_branch, merge, [task])
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(
-            pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+        options = with_budget(
+            start_options(
+                pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+            ),
+            budget_usd,
+            budget_tokens,
+            budget_subtask_usd,
         )
         quiet_ = as_json or quiet
         return await carry(
@@ -148,6 +168,9 @@ def batch(
     best_of: BestOfOption = None,
     best_of_retry: BestOfRetryOption = None,
     sim_duration_s: SimDurationOption = 0.0,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    budget_subtask_usd: BudgetSubtaskOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -164,8 +187,13 @@ def batch(
         tasks = [await engine.get_task(task_id) for task_id in ids]
         where = await target(repo, base_branch, merge, tasks)
         pool = await agents(engine, agent, sim_duration_s)
-        options = start_options(
-            pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+        options = with_budget(
+            start_options(
+                pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
+            ),
+            budget_usd,
+            budget_tokens,
+            budget_subtask_usd,
         )
         quiet_ = as_json or quiet
         return await carry(engine, ids, pool, options, progress, quiet=quiet_, limit_s=limit_s)

@@ -66,6 +66,24 @@ def add(
             show_default=False,
         ),
     ] = None,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option(
+            "--budget-usd",
+            metavar="USD",
+            help="Cap what each workflow of the task may cost (docs/budgets.md).",
+            show_default=False,
+        ),
+    ] = None,
+    budget_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--budget-tokens",
+            metavar="N",
+            help="Cap the tokens each workflow of the task may use.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
 ) -> None:
     """Store a new task (the options of --repo, --base-branch and --merge go with it: every
@@ -78,8 +96,12 @@ def add(
         new = NewTask.create(title, description, priority, dependencies)  # checked before the
         path = line("--repo", repo, MAX_PATH_CHARS)  # repository is reached, which takes time
         target = await check_target(path, line("--base-branch", base_branch), merge, reach=True)
+        from taskorch.engine.budgets import caps_from, caps_json
+
+        caps = caps_from({"usd": budget_usd, "tokens": budget_tokens})
+        metadata = {**target, "budget": caps_json(caps)} if caps.any else target
         async with engine() as running:
-            return await running.add_task(new.model_copy(update={"metadata": target}))
+            return await running.add_task(new.model_copy(update={"metadata": metadata}))
 
     task = run(body)
     if as_json:

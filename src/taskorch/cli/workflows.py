@@ -12,6 +12,7 @@ from rich.tree import Tree
 from taskorch.cli.agent_views import print_agents
 from taskorch.cli.app import app, console, engine, print_json, run, workflow_ref
 from taskorch.cli.tasks import print_holds
+from taskorch.domain.budget import BudgetFigures
 from taskorch.domain.models import Task, TaskStatus
 from taskorch.engine.status import TaskHold, WorkflowStatus, task_holds
 from taskorch.engine.targets import describe_target
@@ -80,7 +81,7 @@ def status(
             Text(f"{item.task.ref} {item.task.title}"),
             Text.assemble(
                 styled(item.state),
-                (" (waiting for approval)", "yellow") if item.waiting_for else "",
+                (f" (waiting for {item.waiting_for})", "yellow") if item.waiting_for else "",
             ),
             f"{item.progress_percent:.0f}%",
             str(item.current_stage or "-"),
@@ -250,6 +251,13 @@ def show_workflow(item: WorkflowStatus) -> None:
     console.print("history:")
     for step in data["history"]:
         console.print(Text(f"  {step['time'][11:19]}  {step['from'] or '-'} -> {step['to']}"))
+    if item.budget is not None and item.budget.caps.any:
+        console.print(Text(f"budget: {budget_summary(item.budget)}"))
+    if item.budget_line:
+        wf = item.workflow.id
+        console.print(
+            Text(f"{item.budget_line}; raise it: taskorch budget {wf} --usd N", style="bold yellow")
+        )
     if item.waiting_for == "approval":
         wf = item.workflow.id
         console.print(
@@ -259,3 +267,15 @@ def show_workflow(item: WorkflowStatus) -> None:
                 style="bold yellow",
             )
         )
+
+
+def budget_summary(figures: BudgetFigures) -> str:
+    """``spent $0.50 of $0.60 · 25,000 tokens (counted by cost)``."""
+    caps = figures.caps
+    spent = figures.spent
+    usd = f"${spent.usd:.2f}" + (f" of ${caps.usd:.2f}" if caps.usd is not None else "")
+    tokens = f"{spent.tokens:,}" + (f" of {caps.tokens:,}" if caps.tokens is not None else "")
+    parts = [f"spent {usd}", f"{tokens} tokens"]
+    if caps.subtask_usd is not None:
+        parts.append(f"at most ${caps.subtask_usd:.2f} per subtask")
+    return " · ".join(parts) + f" (counted by {spent.counted_by.value})"

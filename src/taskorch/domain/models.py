@@ -156,6 +156,10 @@ class Workflow(_Record):
     metadata: JSONDict = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+    budget_usd: float | None = None
+    budget_tokens: int | None = None
+    subtask_budget_usd: float | None = None
+    """Caps (None: none); see ``domain.budget``."""
 
 
 class HistoryEntry(_Record):
@@ -202,6 +206,8 @@ class Subtask(_Record):
     """When it last became ready; dispatch latency is measured from here."""
     created_at: datetime
     updated_at: datetime
+    budgeted: bool = False
+    """Its workflow has a budget: only the budget's claim (``store.budget``) takes it."""
 
 
 class Attempt(_Record):

@@ -12,15 +12,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from taskorch.agents.process import protect_from_agents
+from taskorch.domain.budget import Caps
 from taskorch.domain.errors import (
     ConfigError,
+    InputError,
     NotFoundError,
     StaleStateError,
+    StateError,
     StoreError,
 )
 from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool, ModelUsage
+from taskorch.engine.budgets import caps_from, caps_json, merged
 from taskorch.engine.evidence import AttemptEvidence, OutputChunk, attempt_output, subtask_attempts
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.usage import CostSummary, configured_models, usage_report
@@ -28,7 +32,9 @@ from taskorch.engine.workflow_files import WorkflowFiles
 from taskorch.runtime.events import EventBus
 from taskorch.settings import Settings, config_file_path, load_settings, secure_home
 from taskorch.store import Store, connector_for_url
+from taskorch.store.budget import BudgetLedger
 from taskorch.store.migrate import MigrationReport, current_version
+from taskorch.store.queue import QueueEvent, SubtaskQueue
 from taskorch.store.sqlite import SqliteConnector
 from taskorch.store.stats import WorkflowStats, workflow_stats
 
@@ -183,6 +189,7 @@ class OrchestrationEngine:
             self.delivery,
             publish=self.events.publish,
             router=self.agent_directory,
+            default_budget=Caps(usd=self.settings.budget_usd, tokens=self.settings.budget_tokens),
         )
 
     async def _plan(self, text: str, context: str | None, ref: str) -> tuple[Plan, str]:
@@ -320,6 +327,7 @@ class OrchestrationEngine:
             subtasks=await self.store.list_subtasks(workflow_id),
             history=await self.store.workflow_history(workflow_id),
             events=await self.store.list_events(workflow_id=workflow_id),
+            budget=await BudgetLedger(self.queue).figures(workflow_id),
             windows=await self.agent_directory.rate_windows(),
             attempts=await self.store.workflow_attempts(workflow_id),
             agent_models=configured_models(await self.store.list_agents()),
@@ -342,6 +350,36 @@ class OrchestrationEngine:
         return await attempt_output(
             self.store, self.settings.home, workflow_id, key, number, offset
         )
+
+    async def set_budget(
+        self,
+        workflow_id: str,
+        *,
+        usd: float | None = None,
+        tokens: int | None = None,
+        subtask_usd: float | None = None,
+    ) -> WorkflowStatus:
+        """Set the workflow's caps (each one given replaces that kind; the others stay): a
+        workflow waiting for its budget goes on once its next attempt fits. ``InputError`` for
+        a value that is not positive or a workflow that has ended."""
+        given = caps_from({"usd": usd, "tokens": tokens, "subtask_usd": subtask_usd})
+        if not given.any:
+            raise InputError(
+                "no budget given: set usd, tokens or subtask_usd (taskorch budget: --usd)"
+            )
+        workflow = await self.store.get_workflow(workflow_id)
+        if workflow.status in WORKFLOW_TERMINAL:
+            raise StateError(
+                f"workflow {workflow_id} has ended ({workflow.status.value}): "
+                "its budget no longer applies"
+            )
+        current = Caps(workflow.budget_usd, workflow.budget_tokens, workflow.subtask_budget_usd)
+        caps = merged(given, current)
+        await BudgetLedger(self.queue).set_caps(workflow_id, caps)
+        status = await self.get_workflow_status(workflow_id)
+        body = {"caps": caps_json(caps), **(status.budget.to_dict() if status.budget else {})}
+        await self.events.publish([QueueEvent("workflow:budget_set", workflow_id, None, body)])
+        return status
 
     async def list_workflows(
         self, *, status: WorkflowState | None = None, limit: int | None = None

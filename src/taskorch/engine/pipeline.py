@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from taskorch.agents.routing import Choice
+from taskorch.domain.budget import Caps
 from taskorch.domain.dag import DependencyResolver
 from taskorch.domain.errors import (
     DatabaseUnavailableError,
@@ -46,6 +47,7 @@ from taskorch.domain.states import (
     WorkflowState,
 )
 from taskorch.domain.working_spec import check_working_spec
+from taskorch.engine.budgets import with_budget
 from taskorch.engine.status import waiting_for
 from taskorch.runtime import tracing
 from taskorch.runtime.faults import pause_point
@@ -135,6 +137,7 @@ class Pipeline:
         resolver: DependencyResolver | None = None,
         publish: Callable[[Sequence[QueueEvent]], Awaitable[None]] | None = None,
         router: Router | None = None,
+        default_budget: Caps | None = None,
     ) -> None:
         """With a ``router``, workflows whose ``agent`` option names routing (``auto`` or an
         agent) get an agent per subtask; others (``sim``, none) run on the default adapter."""
@@ -145,6 +148,7 @@ class Pipeline:
         self.delivery = delivery
         self.resolver = resolver or DependencyResolver()
         self._publish = publish
+        self.default_budget = default_budget or Caps()
 
     async def start(self, task: Task, *, options: JSONDict | None = None) -> Workflow:
         """A new workflow for ``task`` (which moves to ``processing``)."""
@@ -153,7 +157,8 @@ class Pipeline:
     async def target(self, task: Task, options: JSONDict | None = None) -> JSONDict:
         """The options of a workflow for ``task``, with where its work goes settled (this may
         reach out to the repository: do it before claiming the task)."""
-        return await self.delivery.target(task, dict(options or {}))
+        settled = await self.delivery.target(task, dict(options or {}))
+        return with_budget(settled, task, self.default_budget)
 
     async def create(self, task: Task, options: JSONDict) -> Workflow:
         """A new workflow for ``task`` with settled ``options`` (see :meth:`target`); the task,

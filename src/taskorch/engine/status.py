@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskorch.domain.budget import BudgetFigures
 from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import (
     Attempt,
@@ -45,6 +46,9 @@ class WorkflowStatus:
         """Tokens and cost in all, per subtask, per agent and per model (recorded attempts)."""
         return cost_summary(self.attempts, self.subtasks, self.agent_models)
 
+    budget: BudgetFigures | None = None
+    """Caps, spent and what starts next (``domain.budget``); None where not read."""
+
     @property
     def state(self) -> str:
         return self.workflow.status.value
@@ -77,7 +81,16 @@ class WorkflowStatus:
 
     @property
     def waiting_for(self) -> str | None:
+        """``approval`` (see :func:`waiting_for`), ``budget`` (its next attempt would cross a
+        cap: ``taskorch budget`` raises it), else None."""
+        if self.budget is not None and self.budget.waiting and self.state == "processing":
+            return "budget"
         return waiting_for(self.workflow)
+
+    @property
+    def budget_line(self) -> str | None:
+        """``waiting: budget (spent $X of $Y, next attempt ~$Z)`` while it waits for its budget."""
+        return self.budget.line() if self.waiting_for == "budget" and self.budget else None
 
     @property
     def end_reason(self) -> str | None:
@@ -131,6 +144,7 @@ class WorkflowStatus:
             "task": {"id": self.task.id, "ref": self.task.ref, "title": self.task.title},
             "state": self.state,
             "waiting_for": self.waiting_for,
+            "budget": self.budget.to_dict() if self.budget is not None else None,
             "target": self.target,
             "progress_percent": self.progress_percent,
             "current_stage": self.current_stage,

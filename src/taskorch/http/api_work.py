@@ -24,6 +24,7 @@ from taskorch.http.schemas import (
     TASK_ID_PATTERN,
     WORKFLOW_ID_PATTERN,
     ActionIn,
+    BudgetIn,
     ErrorOut,
     RejectIn,
     TaskIn,
@@ -178,4 +179,28 @@ async def reject_workflow(
     engine = engine_of(request)
     return WorkflowDetail.of(
         await engine.reject_workflow(workflow_id, body.reason.strip(), by=REVIEWER)
+    )
+
+
+@router.post(
+    "/workflows/{workflow_id}/budget",
+    tags=["workflows"],
+    responses={
+        **NOT_FOUND,
+        **CHANGES,
+        409: {"model": ErrorOut, "description": "The workflow has ended."},
+    },
+)
+async def set_budget(
+    workflow_id: WorkflowIdParam, body: BudgetIn, request: Request
+) -> WorkflowDetail:
+    """Set the workflow's caps (``budget`` in the answer): one waiting for its budget goes on
+    once its next attempt fits. ``{}`` changes nothing and answers the workflow as it is."""
+    engine = engine_of(request)
+    if body.usd is None and body.tokens is None and body.subtask_usd is None:
+        return WorkflowDetail.of(await engine.get_workflow_status(workflow_id))
+    return WorkflowDetail.of(
+        await engine.set_budget(
+            workflow_id, usd=body.usd, tokens=body.tokens, subtask_usd=body.subtask_usd
+        )
     )

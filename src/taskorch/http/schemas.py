@@ -232,13 +232,37 @@ class TargetOut(_Out):
     merge_policy: MergePolicy
 
 
+class BudgetOut(_Out):
+    """A workflow's budget (docs/budgets.md): caps (None: no cap), what it spent, what its next
+    attempt is predicted to cost, whether it waits for its budget, and how the spend is known
+    (``cost``, ``tokens``, or ``estimate`` for agents that report no usage)."""
+
+    cap_usd: float | None
+    spent_usd: float
+    predicted_usd: float | None
+    waiting: bool
+    cap_tokens: int | None
+    spent_tokens: int
+    counted_by: Literal["cost", "tokens", "estimate"]
+
+
+class BudgetIn(_In):
+    """New caps: each one given replaces that kind, the others stay (at least one)."""
+
+    usd: float | None = Field(None, gt=0, examples=[5.0])
+    tokens: int | None = Field(None, gt=0, examples=[500000])
+    subtask_usd: float | None = Field(None, gt=0)
+
+
 class WorkflowDetail(_Out):
     workflow_id: str
     task: dict[str, Any]
     state: WorkflowState
-    waiting_for: Literal["approval"] | None
+    waiting_for: Literal["approval", "budget"] | None
     """``approval``: validated and held by the approve merge policy; ``POST .../approve``
-    merges it, ``POST .../reject`` ends it failed."""
+    merges it, ``POST .../reject`` ends it failed. ``budget``: its next attempt would cross a
+    cap; ``POST .../budget`` raises it."""
+    budget: BudgetOut | None = None
     target: TargetOut | None
     progress_percent: float
     current_stage: int | None
@@ -260,8 +284,6 @@ class WorkflowDetail(_Out):
     end_time: str | None
     cost: CostOut | None = None
     """Tokens and cost of its recorded attempts: in all, by subtask, agent and model."""
-    budget: dict[str, Any] | None = None
-    """``{cap_usd, spent_usd, predicted_usd, waiting}`` for a workflow with a budget."""
 
     @classmethod
     def of(cls, status: WorkflowStatus) -> WorkflowDetail:
@@ -296,7 +318,6 @@ class WorkflowDetail(_Out):
             ],
             history=[HistoryOut.model_validate(h) for h in data["history"]],
             cost=CostOut.model_validate(data["cost"]),
-            budget=data.get("budget"),
         )
 
 
@@ -358,6 +379,7 @@ _DETAIL_COPIED = (
     "task",
     "state",
     "waiting_for",
+    "budget",
     "target",
     "progress_percent",
     "current_stage",

@@ -63,7 +63,13 @@ class WorkflowOut(_Out):
     waiting_for: str | None = Field(
         default=None,
         description="'approval': validated and held by the approve merge policy; a person "
-        "merges it with `taskorch approve WORKFLOW_ID` (or rejects it).",
+        "merges it with `taskorch approve WORKFLOW_ID` (or rejects it); 'budget': its next "
+        "attempt would cross a cap (set_budget raises it).",
+    )
+    budget: dict[str, Any] | None = Field(
+        default=None,
+        description="cap_usd, spent_usd, predicted_usd (the next attempt), waiting, cap_tokens, "
+        "spent_tokens, counted_by (cost, tokens, or estimate for agents that report no usage).",
     )
     target: TargetOut | None = Field(
         default=None, description="Where it merges: repository, base branch, merge policy."

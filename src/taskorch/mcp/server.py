@@ -55,6 +55,7 @@ TOOL_NAMES = (
     "process_batch_orchestration",
     "get_workflow_status",
     "cancel_workflow",
+    "set_budget",
     "get_orchestration_status",
     "parse_requirements",
     "orchestration_health_check",
@@ -182,7 +183,8 @@ def workflow_out(status: WorkflowStatus) -> WorkflowOut:
 
 
 def build_server(settings: Settings) -> TaskorchServer:
-    """The MCP server with the eight orchestration tools, sharing one :class:`Orchestrator`."""
+    """The MCP server with the orchestration tools (and ``set_budget``), sharing one
+    :class:`Orchestrator`."""
     orchestrator = Orchestrator(settings)
 
     @asynccontextmanager
@@ -400,6 +402,29 @@ def build_server(settings: Settings) -> TaskorchServer:
             chosen = need("workflow_id", workflow_id, "workflowId", workflowId)
             engine = await orchestrator.engine()
             return workflow_out(await engine.cancel_workflow(chosen))
+
+    @tool
+    async def set_budget(
+        workflow_id: WorkflowId | None = None,
+        workflowId: WorkflowIdSpec = None,
+        usd: Annotated[float | None, Field(gt=0, description="The new USD cap.")] = None,
+        tokens: Annotated[int | None, Field(gt=0, description="The new token cap.")] = None,
+        subtask_usd: Annotated[
+            float | None, Field(gt=0, description="The new cap per subtask, in USD.")
+        ] = None,
+        subtaskUsd: Annotated[
+            float | None, Field(gt=0, description="The camelCase name of subtask_usd.")
+        ] = None,
+    ) -> WorkflowOut:
+        """Set a workflow's budget (each cap given replaces that kind): one waiting for its
+        budget goes on once its next attempt fits; its figures are in ``budget``."""
+        with tool_errors():
+            chosen = need("workflow_id", workflow_id, "workflowId", workflowId)
+            per_subtask = pick("subtask_usd", subtask_usd, "subtaskUsd", subtaskUsd)
+            engine = await orchestrator.engine()
+            return workflow_out(
+                await engine.set_budget(chosen, usd=usd, tokens=tokens, subtask_usd=per_subtask)
+            )
 
     @tool
     async def get_orchestration_status(

@@ -30,6 +30,7 @@ from taskorch.domain.retry import (
     agent_tries,
 )
 from taskorch.runtime import tracing
+from taskorch.runtime.budget_gate import BudgetGate
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.faults import pause_point
 from taskorch.runtime.quality import FAILED, attempt_quality
@@ -150,6 +151,15 @@ class Worker:
         """Workflow id -> until when (monotonic) this worker claims none of its subtasks."""
         self.rate_limits = RateLimits(queue.connector)
         """Agents that answered with a limit: their work waits for the reset (rate windows)."""
+        self.budget = BudgetGate(
+            queue,
+            self.events,
+            worker_id=self.worker_id,
+            agents=self.agents,
+            lease_s=self.config.lease_s,
+            agent_limits=self.agent_limits,
+        )
+        """Starts the subtasks of budgeted workflows (the other claims pass them over)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -269,6 +279,9 @@ class Worker:
             if free > 0 and self._limited_agents:
                 for_agents = await self._claim_for_agents(free)
                 claimed += for_agents
+            budgeted = await self.budget.claim(free - len(for_agents), self._avoided())
+            for_agents += budgeted
+            claimed += budgeted
         except StoreError as exc:
             # The outcomes are kept and stored at the next try; the leases of running attempts
             # outlast a short outage (the keeper renews them once the database is back).

@@ -69,6 +69,7 @@ class SubtaskQueue:
         async with self.connector.transaction() as tx:
             await tx.execute("link_subtasks", params)
             await tx.execute("count_pending_deps", params)
+            await tx.execute("mark_budgeted_subtasks", params)  # before any is queued
 
     async def queue_ready(self, workflow_id: str) -> list[QueueEvent]:
         """Queue the workflow's pending subtasks that wait for nothing (idempotent).

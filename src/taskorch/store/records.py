@@ -88,4 +88,6 @@ def decode_subtask_fast(row: Row) -> Subtask:
     data["status"] = SubtaskState(data["status"])
     data["assigned_to"] = Domain(data["assigned_to"])
     data["worker_type"] = WorkerType(data["worker_type"])
+    if "budgeted" in data:
+        data["budgeted"] = bool(data["budgeted"])  # SQLite: 0/1
     return Subtask.model_construct(**data)

@@ -49,6 +49,7 @@ def subtask_from_row(row: Row) -> Subtask:
     data["status"] = _STATES[data["status"]]
     data["assigned_to"] = _DOMAINS[data["assigned_to"]]
     data["worker_type"] = _WORKER_TYPES[data["worker_type"]]
+    data["budgeted"] = data["budgeted"] is True or data["budgeted"] == 1  # SQLite: 0/1
     # What BaseModel.model_construct does, minus its per-field loop: the values are complete.
     subtask: Subtask = _new(Subtask)
     _set(subtask, "__dict__", data)

@@ -190,6 +190,18 @@ class Store:
                 "insert_workflow",
                 {"id": wid, "task_id": task_id, "metadata": to_json(metadata or {}), "now": now},
             )
+            caps = ((metadata or {}).get("options") or {}).get("budget")
+            if caps:  # the settled caps (engine.budgets), stored where the claims read them
+                row = await tx.fetchone(
+                    "set_workflow_budget",
+                    {
+                        "id": wid,
+                        "usd": caps.get("usd"),
+                        "tokens": caps.get("tokens"),
+                        "subtask_usd": caps.get("subtask_usd"),
+                        "now": now,
+                    },
+                )
             await tx.execute(
                 "insert_history",
                 {

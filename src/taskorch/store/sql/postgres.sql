@@ -204,7 +204,7 @@ WITH picked AS (
           ORDER BY priority DESC, id
           OFFSET 0) AS a
     JOIN subtasks AS s ON s.id = a.id
-    WHERE s.status = 'queued'
+    WHERE s.status = 'queued' AND NOT s.budgeted
     ORDER BY a.priority DESC, a.id
     LIMIT %(limit)s
     FOR UPDATE OF s SKIP LOCKED)
@@ -405,7 +405,7 @@ claimed AS (
               ORDER BY priority DESC, id
               OFFSET 0) AS a
         JOIN subtasks AS s ON s.id = a.id
-        WHERE s.status = 'queued'
+        WHERE s.status = 'queued' AND NOT s.budgeted
         ORDER BY a.priority DESC, a.id
         LIMIT %(limit)s
         FOR UPDATE OF s SKIP LOCKED) AS picked
@@ -414,7 +414,10 @@ claimed AS (
 counted AS (
     SELECT c.dependent_id, c.n,
            row_number() OVER (ORDER BY c.dependent_id)
-               <= %(limit)s - (SELECT COUNT(*) FROM claimed) AS take
+               <= %(limit)s - (SELECT COUNT(*) FROM claimed)
+           -- a budgeted subtask is the budget's claim's to take
+           AND NOT EXISTS (SELECT 1 FROM subtasks AS b WHERE b.id = c.dependent_id AND b.budgeted)
+               AS take
     FROM (
         SELECT dependent_id, COUNT(*) AS n FROM subtask_edges
         WHERE subtask_id IN (SELECT id FROM done)
@@ -615,3 +618,85 @@ SELECT a.agent_id,
 FROM attempts a JOIN subtasks s ON s.id = a.subtask_id
 WHERE a.ended_at IS NOT NULL
 GROUP BY a.agent_id, 2;
+
+
+-- name: mark_budgeted_subtasks
+-- The subtasks of a workflow with a cap are taken by the budget's claim only.
+UPDATE subtasks SET budgeted = (
+    SELECT budget_usd IS NOT NULL OR budget_tokens IS NOT NULL OR subtask_budget_usd IS NOT NULL
+    FROM workflows WHERE id = %(workflow_id)s)
+WHERE workflow_id = %(workflow_id)s;
+
+-- name: set_workflow_budget
+UPDATE workflows
+SET budget_usd = %(usd)s, budget_tokens = %(tokens)s, subtask_budget_usd = %(subtask_usd)s,
+    updated_at = %(now)s
+WHERE id = %(id)s
+RETURNING *;
+
+-- name: lock_budget_claims
+-- Budget claims one at a time (each counts what the others started): a lock held until the
+-- claiming transaction ends.
+SELECT pg_advisory_xact_lock(hashtextextended('taskorch:budget-claims', 0)) IS NULL AS locked;
+
+-- name: budget_candidates
+-- Ready subtasks of budgeted workflows that this worker can run (its agents, and unassigned
+-- ones when it has a default adapter), in claim order.
+SELECT * FROM subtasks
+WHERE budgeted AND status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
+  AND (agent_id = ANY(%(agent_list)s::text[]) OR (agent_id IS NULL AND %(unassigned)s))
+  AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
+ORDER BY priority DESC, id
+LIMIT %(limit)s;
+
+-- name: budget_queued
+-- A workflow's queued subtasks in claim order (what starts next, for its figures).
+SELECT * FROM subtasks WHERE workflow_id = %(workflow_id)s AND status = 'queued'
+ORDER BY priority DESC, id;
+
+-- name: budget_caps
+SELECT id, status, budget_usd, budget_tokens, subtask_budget_usd FROM workflows
+WHERE id = ANY(%(id_list)s::text[]);
+
+-- name: budget_attempts
+-- The finished attempts of these workflows with what they reported, and their subtasks' estimates.
+SELECT s.workflow_id, s.id AS subtask_id, a.agent_id, a.outcome, a.error_class, a.tokens_in,
+       a.tokens_out, a.cost_usd, s.estimated_tokens
+FROM subtasks AS s JOIN attempts AS a ON a.subtask_id = s.id
+WHERE s.workflow_id = ANY(%(id_list)s::text[]) AND a.outcome <> 'running';
+
+-- name: budget_in_flight
+SELECT workflow_id, id, agent_id, estimated_tokens FROM subtasks
+WHERE workflow_id = ANY(%(id_list)s::text[]) AND status IN ('assigned', 'running');
+
+-- name: agent_budget_rates
+-- Each agent's measured rates (domain.budget.measured_rate): sums over its finished attempts of
+-- what they reported against their subtasks' estimates (0 estimates count as :default_estimate).
+SELECT agent_id,
+       SUM(CASE WHEN cost_usd IS NOT NULL THEN cost_usd ELSE 0 END) AS cost_usd,
+       SUM(CASE WHEN cost_usd IS NOT NULL THEN estimate ELSE 0 END) AS cost_estimate,
+       SUM(COALESCE(tokens, 0)) AS tokens,
+       SUM(CASE WHEN tokens IS NOT NULL THEN estimate ELSE 0 END) AS tokens_estimate,
+       SUM(CASE WHEN cost_usd IS NOT NULL AND tokens IS NOT NULL THEN cost_usd ELSE 0 END)
+           AS priced_cost_usd,
+       SUM(CASE WHEN cost_usd IS NOT NULL AND tokens IS NOT NULL THEN tokens ELSE 0 END)
+           AS priced_tokens
+FROM (
+    SELECT a.agent_id, a.cost_usd,
+           CASE WHEN a.tokens_in IS NULL AND a.tokens_out IS NULL THEN NULL
+                ELSE COALESCE(a.tokens_in, 0) + COALESCE(a.tokens_out, 0) END AS tokens,
+           CASE WHEN s.estimated_tokens > 0 THEN s.estimated_tokens
+                ELSE %(default_estimate)s END AS estimate
+    FROM attempts AS a JOIN subtasks AS s ON s.id = a.subtask_id
+    WHERE a.outcome <> 'running'
+      AND (a.agent_id = ANY(%(agent_list)s::text[]) OR (a.agent_id IS NULL AND %(unassigned)s))
+) AS reported
+GROUP BY agent_id;
+
+-- name: claim_budgeted
+-- The budget's claim: the chosen subtasks, if still queued, queued -> running in one write.
+UPDATE subtasks
+SET status = 'running', lease_owner = %(worker)s, lease_expires_at = %(lease_until)s,
+    attempts = attempts + 1, updated_at = %(now)s
+WHERE id = ANY(%(id_list)s::bigint[]) AND status = 'queued'
+RETURNING *;

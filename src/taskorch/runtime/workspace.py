@@ -255,6 +255,10 @@ class Workspace:
                 await self._sync()
             workflow_tip, tip = await self._tips(branch)
             holder = None
+            if tip is not None and self.origin is not None:
+                # An earlier attempt's branch: what other hosts kept of it is read below.
+                await self._sync(full=True)
+                workflow_tip, tip = await self._tips(branch)
             if tip is not None:
                 async with g.admin_lock(self.repo):
                     entries = await g.worktrees(self.repo)
@@ -333,15 +337,14 @@ class Workspace:
         for _ in range(PUSH_TRIES):
             async with self._merging(), self._lock():
                 await self._sync()
-                before = await self._tip(self.workflow_branch)
-                result = await self._merge_locked(key)
+                result, before, tip = await self._merge_locked(key)
                 if result.status is MergeStatus.MERGED and self.origin is not None:
                     assert result.commit is not None
                     moved: dict[str, str | None] = {self.workflow_branch: result.commit}
                     if not await remote.push(self.repo, moved, {self.workflow_branch: before}):
                         continue  # another host merged meanwhile: merge onto theirs
                 if result.merged:
-                    await self._drop_subtask(key)
+                    await self._drop_subtask(key, tip)
                 elif result.status is MergeStatus.CONFLICT and self.origin is not None:
                     await self._keep_on_origin(key)
                 return result
@@ -350,7 +353,9 @@ class Workspace:
             f"moved {PUSH_TRIES} times in a row"
         )
 
-    async def _merge_locked(self, key: str) -> MergeResult:
+    async def _merge_locked(self, key: str) -> tuple[MergeResult, str, str | None]:
+        """The merge's result, the workflow branch's commit before it and the subtask branch's
+        commit (None: no such branch)."""
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         await self._reset_workflow_worktree()
         if await asyncio.to_thread(path.is_dir):
@@ -361,10 +366,10 @@ class Workspace:
             if merge is not None and tip in (None, merge.subtask_tip):
                 files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
                 status = MergeStatus.ALREADY_MERGED
-                return MergeResult(key, status, branch, merge.commit, files)
+                return MergeResult(key, status, branch, merge.commit, files), workflow_tip, tip
             if tip is None:
                 raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
-            return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
+            return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None), workflow_tip, tip
         files = await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
         subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
         body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
@@ -376,9 +381,10 @@ class Workspace:
             if not conflicts:
                 output = result.stderr or result.stdout
                 raise g.GitError(merge_args, self.workflow_worktree, result.returncode, output)
-            return MergeResult(key, MergeStatus.CONFLICT, branch, None, files, conflicts=conflicts)
+            status = MergeStatus.CONFLICT
+            return MergeResult(key, status, branch, None, files, conflicts), workflow_tip, tip
         commit = await self._tip("HEAD", self.workflow_worktree)
-        return MergeResult(key, MergeStatus.MERGED, branch, commit, files)
+        return MergeResult(key, MergeStatus.MERGED, branch, commit, files), workflow_tip, tip
 
     # --- the end of a workflow -------------------------------------------------------------------
 
@@ -493,7 +499,7 @@ class Workspace:
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
         async with self._lock():
-            await self._sync()
+            await self._sync(full=True)
             async with g.admin_lock(self.repo):
                 entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
             for entry in entries:
@@ -527,18 +533,30 @@ class Workspace:
         async with self._exclusive(key or f"merge:{self.workflow_id}"):
             yield
 
-    async def _sync(self) -> None:
+    async def _sync(self, *, full: bool = False) -> None:
         """With an origin: fetch its base branch and this workflow's branches, and let the local
-        base and workflow branches follow them (the caller holds the workflow lock)."""
+        base and workflow branches follow them (the caller holds the workflow lock).
+
+        An origin on this host's disk is first read directly (one ``for-each-ref`` there): when
+        its base and workflow branches are where this mirror last saw them, the fetch (a few
+        processes) is skipped; ``full`` fetches anyway (the workflow's other branches too)."""
         if self.origin is None:
             return
         base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
         base_remote = f"refs/remotes/{remote.REMOTE}/{self.base_branch}"
         branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
         async with remote.mirror_lock(self.repo):
-            await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
             # One look-up for the four refs: this runs before every step of every subtask.
             found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
+            there = None
+            if not full and self.origin.path is not None:
+                there = await g.refs(self.origin.path, base, branch)
+            if there is None or (there.get(base), there.get(branch)) != (
+                found.get(base_remote),
+                found.get(branch_remote),
+            ):
+                await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
+                found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
             base_tip = found.get(base_remote)
             if base_tip is None:
                 raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
@@ -666,20 +684,24 @@ class Workspace:
         if prune:
             await g.git(self.repo, "worktree", "prune")
 
-    async def _drop_subtask(self, key: str) -> None:
-        """Remove a merged subtask's worktree and branch. ``git branch -d`` run in the workflow
-        worktree refuses a branch that its HEAD (the workflow branch) does not contain."""
+    async def _drop_subtask(self, key: str, merged_tip: str | None = None) -> None:
+        """Remove a merged subtask's worktree and branch. ``merged_tip``: the branch's commit
+        that the merge just made contains; the branch is deleted only while it is still there
+        (an atomic ``update-ref -d`` with the old value). Without it, ``git branch -d`` run in
+        the workflow worktree refuses a branch that its HEAD (the workflow branch) does not
+        contain."""
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         async with g.admin_lock(self.repo):
             remove = ("worktree", "remove", "--force", "--force", str(path))
             if not (await g.git(self.repo, *remove, check=False)).ok:
                 await self._remove_worktrees(path, branch)
-            delete = ("branch", "-d", "-q", branch)
-            deleted = await g.git(self.workflow_worktree, *delete, check=False)
+            cwd, delete = self.workflow_worktree, ("branch", "-d", "-q", branch)
+            if merged_tip is not None:
+                cwd, delete = self.repo, ("update-ref", "-d", f"refs/heads/{branch}", merged_tip)
+            deleted = await g.git(cwd, *delete, check=False)
             # (one git run, not a look-up first: a branch that is gone is what we want)
             if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
-                output = deleted.stderr or deleted.stdout
-                raise g.GitError(delete, self.workflow_worktree, deleted.returncode, output)
+                raise g.GitError(delete, cwd, deleted.returncode, deleted.stderr or deleted.stdout)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:
         return _under(entry.path, self.root) or (

@@ -132,6 +132,8 @@ class Workspace:
         self._workflow_gitdir: Path | None = None
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
+        self._landed: tuple[str, dict[str, tuple[str, list[str]]]] | None = None
+        """:meth:`landed_merges` as read at a commit of the workflow branch."""
 
     @classmethod
     async def for_repo(
@@ -483,11 +485,12 @@ class Workspace:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
         the origin's workflow branch."""
         await self.refresh()
-        landed = {}
-        for key, merge in (await self._merges()).items():
-            files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
-            landed[key] = (merge.commit, files)
-        return landed
+        tip = await self._tip(f"refs/heads/{self.workflow_branch}")
+        if self._landed is None or self._landed[0] != tip:
+            # One git log for all of them (a diff per merge cost a process per subtask), read
+            # once per commit of the workflow branch (the pipeline asks at each later step).
+            self._landed = tip, await self._merges_with_files(tip)
+        return dict(self._landed[1])
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:
         """Remove this workflow's worktrees and the branches whose work is merged.
@@ -639,6 +642,27 @@ class Workspace:
             key = subject[len(prefix) : -len(suffix)]
             merges.setdefault(key, _Merge(parts[0], parts[1], parts[2]))
         return merges
+
+    async def _merges_with_files(self, tip: str) -> dict[str, tuple[str, list[str]]]:
+        """:meth:`_merges` at ``tip`` with the files each merge changed (against its first
+        parent), from one ``git log``."""
+        prefix = "taskorch: merge subtask "
+        suffix = f" into {self.workflow_branch}"
+        listed = await g.git(
+            self.repo,
+            *("log", "--first-parent", "-n", "1000", "--diff-merges=first-parent"),
+            *("--name-only", "-z", "--format=%x1e%H %P%x00%s", tip, "--"),
+        )
+        landed: dict[str, tuple[str, list[str]]] = {}
+        for record in listed.stdout.split("\x1e")[1:]:
+            shas, _, rest = record.partition("\0")
+            subject, _, names = rest.partition("\0")
+            parts = shas.split()
+            if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
+                break
+            files = [name for name in names.removeprefix("\n").split("\0") if name]
+            landed.setdefault(subject[len(prefix) : -len(suffix)], (parts[0], files))
+        return landed
 
     async def _keep(self, key: str, tip: str) -> str:
         taken = set(await g.branches(self.repo, f"{self.namespace}kept/{key}/"))

@@ -345,11 +345,12 @@ class Workspace:
                     moved: dict[str, str | None] = {self.workflow_branch: result.commit}
                     if not await remote.push(self.repo, moved, {self.workflow_branch: before}):
                         continue  # another host merged meanwhile: merge onto theirs
-                if result.merged:
-                    await self._drop_subtask(key, tip)
-                elif result.status is MergeStatus.CONFLICT and self.origin is not None:
+                if result.status is MergeStatus.CONFLICT and self.origin is not None:
                     await self._keep_on_origin(key)
-                return result
+            if result.merged:
+                # Outside the workflow's lock: the next subtask's merge need not wait for it.
+                await self._drop_subtask(key, tip)
+            return result
         raise HostError(
             f"could not push the merge of subtask {key}: the origin's {self.workflow_branch} "
             f"moved {PUSH_TRIES} times in a row"

@@ -14,13 +14,15 @@ merged, next to the raw git work each one needs.
 
 Per case: subtasks merged per second, CPU-ms per merged subtask (this process and every child
 it waited for: git, the database client; a PostgreSQL server's own CPU is not counted) and
-``floor_ratio`` = taskorch's wall time per subtask / the floor's, measured in the same run.
+``floor_ratio`` = taskorch's wall time per subtask / the floor's, measured in the same run, and
+``git_per_subtask``: the git processes run per merged subtask (``--git``: by subcommand).
 Durability stays on (SQLite synchronous=FULL, PostgreSQL as the server has it).
 
     python bench/pipeline.py                      # N = 50, 200, 800; both backends; 1, 2, 4
     python bench/pipeline.py --quick              # under a minute: N = 20, SQLite, 2 workers
     python bench/pipeline.py --json               # one JSON object per case
     python bench/pipeline.py --n 200 --backend sqlite --workers 2 --shape many-workflows
+    python bench/pipeline.py --n 50 --shape one-workflow --git   # where the git processes go
 
 A peer, the agent orchestrator ``bernstein``, needs Python >= 3.12: it runs where installed and
 importable, else its row says why it was skipped.

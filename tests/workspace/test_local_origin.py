@@ -9,6 +9,7 @@ import pytest
 
 from fakes.origins import bare_origin
 from taskorch.agents.sim_worktree import SimWorktreeAgent
+from taskorch.domain.errors import HostError
 from taskorch.runtime import remote
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.workspace import MergeStatus, Workspace
@@ -73,3 +74,11 @@ async def test_landed_merges_name_each_merges_files_and_follow_new_merges(
     assert landed["one"] == first["one"]
     assert landed["two"][1] == ["src/two.py"]
     assert landed["two"][0] != landed["one"][0]
+
+
+async def test_a_local_origin_gone_is_a_host_error(tmp_path: Path) -> None:
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    origin.rename(tmp_path / "moved.git")
+    with pytest.raises(HostError, match="fetch failed"):
+        await workspace.is_merged("one")

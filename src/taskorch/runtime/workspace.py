@@ -554,7 +554,9 @@ class Workspace:
             found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
             there = None
             if not full and self.origin.path is not None:
-                there = await g.refs(self.origin.path, base, branch)
+                # (unreadable: the fetch says why, as a host error)
+                with contextlib.suppress(WorkspaceError):
+                    there = await g.refs(self.origin.path, base, branch)
             if there is None or (there.get(base), there.get(branch)) != (
                 found.get(base_remote),
                 found.get(branch_remote),

@@ -14,13 +14,15 @@ merged, next to the raw git work each one needs.
 
 Per case: subtasks merged per second, CPU-ms per merged subtask (this process and every child
 it waited for: git, the database client; a PostgreSQL server's own CPU is not counted) and
-``floor_ratio`` = taskorch's wall time per subtask / the floor's, measured in the same run.
+``floor_ratio`` = taskorch's wall time per subtask / the floor's, measured in the same run, and
+``git_per_subtask``: the git processes run per merged subtask (``--git``: by subcommand).
 Durability stays on (SQLite synchronous=FULL, PostgreSQL as the server has it).
 
     python bench/pipeline.py                      # N = 50, 200, 800; both backends; 1, 2, 4
     python bench/pipeline.py --quick              # under a minute: N = 20, SQLite, 2 workers
     python bench/pipeline.py --json               # one JSON object per case
     python bench/pipeline.py --n 200 --backend sqlite --workers 2 --shape many-workflows
+    python bench/pipeline.py --n 50 --shape one-workflow --git   # where the git processes go
 
 A peer, the agent orchestrator ``bernstein``, needs Python >= 3.12: it runs where installed and
 importable, else its row says why it was skipped.
@@ -39,10 +41,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from taskorch.agents.base import AgentAdapter
+from taskorch.agents.base import AgentAdapter, Heartbeat
 from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.domain.models import NewTask
 from taskorch.domain.plan import Complexity, Domain, Plan, PlanSubtask, WorkerType
@@ -55,6 +58,44 @@ POSTGRES_URL = os.environ.get(
 )
 GIT = ("git", "-c", "user.name=bench", "-c", "user.email=bench@localhost")
 SHAPES = ("one-workflow", "many-workflows")
+
+
+class _GitCount:
+    """Git processes taskorch runs (and the simulated agent's), counted by subcommand: a case's
+    ``git_per_subtask`` and, with ``--git``, where they go."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.last: Counter[str] = Counter()
+        """The last measured case's."""
+
+    def install(self) -> None:
+        from taskorch.agents import sim_worktree
+        from taskorch.runtime import git as g
+
+        run_git, agent_git = g._run_git, sim_worktree._git
+
+        async def counted(cwd: Path, *args: str, check: bool, timeout_s: float) -> g.GitResult:
+            self.counts[g._subcommand(args)] += 1
+            return await run_git(cwd, *args, check=check, timeout_s=timeout_s)
+
+        async def agent_counted(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
+            self.counts[f"agent {args[0]}"] += 1
+            return await agent_git(workdir, heartbeat, *args)
+
+        g._run_git = counted
+        sim_worktree._git = agent_counted
+
+    def take(self) -> Counter[str]:
+        taken, self.counts = self.counts, Counter()
+        return taken
+
+
+GIT_COUNT = _GitCount()
+
+
+def _per(gits: Counter[str], subtasks: int) -> float:
+    return round(sum(gits.values()) / max(subtasks, 1), 1)
 
 
 @dataclass(frozen=True)
@@ -70,6 +111,8 @@ class Result:
     cpu_ms_per_subtask: float
     floor_ratio: float | None
     note: str = ""
+    git_per_subtask: float | None = None
+    """Git processes per merged subtask (taskorch's and the simulated agent's)."""
 
 
 def _cpu() -> float:
@@ -173,9 +216,9 @@ def _drop(backend: str, url: str) -> None:
 
 async def _carry(
     engine_type: type[OrchestrationEngine], home: Path, url: str, workers: int, titles: list[str]
-) -> tuple[float, float, int, int]:
+) -> tuple[float, float, int, int, Counter[str]]:
     """Add the tasks, then carry them all to their end; (wall, cpu, subtasks merged, workflows
-    merged). The clock starts once the tasks are stored."""
+    merged, git processes by subcommand). The clock starts once the tasks are stored."""
     from taskorch.settings import load_settings
 
     settings = load_settings(
@@ -189,12 +232,14 @@ async def _carry(
         agents: dict[str | None, AgentAdapter] = {
             None: WorkspaceAgent(SimWorktreeAgent(), delivery)
         }
+        GIT_COUNT.take()
         started, cpu = time.perf_counter(), _cpu()
         statuses = await engine.process_batch(ids, agents=agents)
         wall, spent = time.perf_counter() - started, _cpu() - cpu
+        gits = GIT_COUNT.take()
     merged = sum(s.state == "merged" for s in statuses)
     subtasks = sum(len(s.subtasks) for s in statuses if s.state == "merged")
-    return wall, spent, subtasks, merged
+    return wall, spent, subtasks, merged, gits
 
 
 def taskorch_case(
@@ -208,14 +253,17 @@ def taskorch_case(
         ["Write the files"] if shape == "one-workflow" else [f"Write file {i}" for i in range(n)]
     )
     try:
-        wall, spent, subtasks, _ = asyncio.run(_carry(engine_type, home, url, workers, titles))
+        wall, spent, subtasks, _, gits = asyncio.run(
+            _carry(engine_type, home, url, workers, titles)
+        )
     finally:
         _drop(backend, url)
     note = "" if subtasks == n else f"only {subtasks} of {n} subtasks merged"
     per = wall / n
+    GIT_COUNT.last = gits
     return Result(
         shape, backend, workers, n, wall, spent, subtasks, subtasks / wall,
-        spent / max(subtasks, 1) * 1000, per / floor_s, note,
+        spent / max(subtasks, 1) * 1000, per / floor_s, note, _per(gits, subtasks),
     )  # fmt: skip
 
 
@@ -227,15 +275,17 @@ def seed_case(backend: str, folder: Path, floor_s: float) -> Result:
     home.mkdir(parents=True)
     url = _database(backend, home)
     try:
-        wall, spent, subtasks, merged = asyncio.run(
+        wall, spent, subtasks, merged, gits = asyncio.run(
             _carry(OrchestrationEngine, home, url, 4, [SEED])
         )
     finally:
         _drop(backend, url)
     note = f"command to merged {wall:.2f} s" if merged else "the workflow did not merge"
+    GIT_COUNT.last = gits
     return Result(
         "seed", backend, 4, subtasks, wall, spent, subtasks, subtasks / wall,
         spent / max(subtasks, 1) * 1000, wall / max(subtasks, 1) / floor_s, note,
+        _per(gits, subtasks),
     )  # fmt: skip
 
 
@@ -254,7 +304,7 @@ def peer_note() -> str | None:
 # --- the run -------------------------------------------------------------------------------------
 
 
-def _print(result: Result, as_json: bool) -> None:
+def _print(result: Result, as_json: bool, git_detail: bool = False) -> None:
     if as_json:
         print(json.dumps(asdict(result)), flush=True)
         return
@@ -262,9 +312,13 @@ def _print(result: Result, as_json: bool) -> None:
     print(
         f"{result.case:<15} {result.backend:<9} {result.workers:>2} {result.n:>5} "
         f"{result.wall_s:8.2f} s {result.tasks_per_s:8.1f}/s {result.cpu_ms_per_subtask:9.1f} "
-        f"{ratio:>8}  {result.note}",
+        f"{ratio:>8} {result.git_per_subtask or '':>6}  {result.note}",
         flush=True,
     )
+    if git_detail and result.case != "floor":
+        merged = max(result.merged, 1)
+        for name, count in GIT_COUNT.last.most_common():
+            print(f"{'':<17}git {name:<16} {count / merged:6.2f} per subtask", flush=True)
 
 
 def main() -> None:
@@ -278,7 +332,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, action="append")
     parser.add_argument("--shape", choices=SHAPES, action="append")
     parser.add_argument("--no-seed", action="store_true", help="skip (c), the seed plan")
+    parser.add_argument("--git", action="store_true", help="git processes by subcommand per case")
     args = parser.parse_args()
+    GIT_COUNT.install()
     sizes = args.n or ([20] if args.quick else [50, 200, 800])
     backends = args.backend or (["sqlite"] if args.quick else ["sqlite", "postgres"])
     workers = args.workers or ([2] if args.quick else [1, 2, 4])
@@ -286,7 +342,7 @@ def main() -> None:
     if not args.json:
         print(
             f"{'case':<15} {'backend':<9} {'w':>2} {'n':>5} {'wall':>10} {'tasks/s':>10} "
-            f"{'CPU-ms/sub':>9} {'vs floor':>8}"
+            f"{'CPU-ms/sub':>9} {'vs floor':>8} {'git/sub':>6}"
         )
     with tempfile.TemporaryDirectory(prefix="taskorch-pipeline-") as name:
         folder = Path(name)
@@ -297,10 +353,11 @@ def main() -> None:
             for backend in backends:
                 for shape in shapes:
                     for count in workers:
-                        _print(taskorch_case(shape, backend, count, n, folder, floor_s), args.json)
+                        result = taskorch_case(shape, backend, count, n, folder, floor_s)
+                        _print(result, args.json, args.git)
         if not args.no_seed:
             for backend in backends:
-                _print(seed_case(backend, folder, floor_s), args.json)
+                _print(seed_case(backend, folder, floor_s), args.json, args.git)
     note = peer_note()
     if note:
         print(note, file=sys.stderr if args.json else sys.stdout)

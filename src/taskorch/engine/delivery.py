@@ -372,7 +372,8 @@ class WorkspaceAgent:
         # again). The agent beats for itself.
         async with _beating(heartbeat):
             workspace = await self.delivery.workspace(subtask.workflow_id)
-            if await workspace.is_merged(subtask.key):
+            # Its first attempt (the claim counts it) cannot have merged before: no look.
+            if subtask.attempts != 1 and await workspace.is_merged(subtask.key):
                 # A crash came between the merge landing and the subtask being marked done:
                 # the work is in; running the agent again would only redo it.
                 return AgentResult(
@@ -429,11 +430,6 @@ class WorkspaceAgent:
                     error_class="agent",
                 )
         await workspace.commit_all(subtask.key, f"{subtask.key}: {subtask.title}")
-        changed = await workspace.changed_files(subtask.key)
-        if merge_base:
-            # Its merge brings in everything the base gained meanwhile; its own work is the
-            # conflicts it resolved.
-            changed = sorted(set(changed) & set(subtask.files_affected))
         await pause_point("subtask:committed")
         merge = await workspace.merge_subtask(subtask.key)
         if merge.status is MergeStatus.CONFLICT:
@@ -443,6 +439,13 @@ class WorkspaceAgent:
                 f"agent {self.name} reported success for {subtask.key} but changed nothing",
                 error_class="agent",
             )
+        # The merge's files are the branch's changes since its branch point (everything was
+        # committed above): what changed_files() would read again.
+        changed = sorted(merge.files)
+        if merge_base:
+            # Its merge brings in everything the base gained meanwhile; its own work is the
+            # conflicts it resolved.
+            changed = sorted(set(changed) & set(subtask.files_affected))
         await pause_point("subtask:merged")
         data = {**result.data, "changed_files": changed, "merge": merge.to_json()}
         return dataclasses.replace(result, data=data)

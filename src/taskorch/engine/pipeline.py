@@ -125,6 +125,7 @@ class Router(Protocol):
 
 
 ROUTABLE = frozenset({SubtaskState.PENDING, SubtaskState.QUEUED})
+_OPEN = frozenset({"pending", "queued", "assigned", "running"})
 
 
 class Pipeline:
@@ -379,6 +380,11 @@ class Pipeline:
         events = await self.queue.queue_ready(workflow.id)
         if self._publish:
             await self._publish(events)
+        # While any subtask is open, counts say so: reading every subtask at each step made a
+        # workflow of N subtasks cost N^2 row reads.
+        counts = (await self.queue.workflow_counts([workflow.id])).get(workflow.id, {})
+        if set(counts) & _OPEN:
+            return None  # waiting for the runtime
         subtasks = await self.store.list_subtasks(workflow.id)
         states = {s.status.value for s in subtasks}
         if states <= {"completed"}:
@@ -388,7 +394,7 @@ class Pipeline:
             await pause_point("workflow:subtasks-done")
             record = await self.delivery.open_pull_request(workflow, subtasks)
             return await self._move(workflow, W.PR_CREATED, {"pull_request": record})
-        if states & {"pending", "queued", "assigned", "running"}:
+        if states & _OPEN:
             return None  # waiting for the runtime
         stuck = [s for s in subtasks if s.status.value in {"failed", "blocked", "cancelled"}]
         first = next((s for s in stuck if s.status.value == "failed"), stuck[0])

@@ -21,6 +21,9 @@ from taskorch.store.outage import Outage
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
+SWEEP_S = 5.0
+"""While events keep coming, how often every workflow is advanced anyway (work that workers in
+other processes did raises no event here); without events, every ``poll_s``."""
 STEP_TRIES = 3
 """A workflow whose step fails this many times in a row is left where it stands (its reason
 stored on it) while the others go on: one workflow never stops a batch."""
@@ -51,9 +54,11 @@ async def drive(
     final: dict[str, Workflow] = {}
     failures: dict[str, int] = {}
     outage = Outage("run")
+    due = set(waiting)
+    sweep = _Sweep(max(poll_s, SWEEP_S))
     try:
         while waiting:
-            for workflow_id in list(waiting):
+            for workflow_id in [w for w in waiting if w in due]:
                 try:
                     workflow = await pipeline.advance(workflow_id)
                 except DatabaseUnavailableError as exc:
@@ -80,7 +85,12 @@ async def drive(
                     final[workflow_id] = workflow
                     waiting.remove(workflow_id)
             if waiting:
-                await _news(inbox, set(waiting), poll_s, worker_task)
+                # Only the workflows an event named: advancing every one on every event made a
+                # batch of N workflows cost N^2 steps. All of them after a quiet poll interval,
+                # and every SWEEP_S (work done by workers in other processes).
+                due = await _news(inbox, set(waiting), poll_s, worker_task)
+                if not due or sweep.due():
+                    due = set(waiting)
     finally:
         events.unsubscribe(inbox)
         if worker is not None and worker_task is not None:
@@ -102,23 +112,47 @@ async def _stalled(pipeline: Pipeline, workflow_id: str, error: TaskorchError) -
         return await pipeline.store.get_workflow(workflow_id)
 
 
+class _Sweep:
+    """Every ``every_s``: time to advance every workflow, news or not."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.last = asyncio.get_running_loop().time()
+
+    def due(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self.last < self.every_s:
+            return False
+        self.last = now
+        return True
+
+
 async def _news(
     inbox: asyncio.Queue[dict[str, object]],
     watched: set[str],
     poll_s: float,
     worker_task: asyncio.Task[Any] | None,
-) -> None:
-    """Wait until something happened to a watched workflow, or the poll interval passed."""
+) -> set[str]:
+    """Wait until something happened to watched workflows, or the poll interval passed; the
+    workflows named (empty: none within the interval)."""
     if worker_task is not None and worker_task.done():
         worker_task.result()  # a crashed worker must not leave us waiting forever
     loop = asyncio.get_running_loop()
     deadline = loop.time() + poll_s
-    while (left := deadline - loop.time()) > 0:
+    news: set[str] = set()
+    while not news and (left := deadline - loop.time()) > 0:
         try:
             event = await asyncio.wait_for(inbox.get(), left)
         except TimeoutError:
-            return
-        if event.get("workflow_id") in watched and event.get("event") != "task:started":
-            while not inbox.empty():  # take the whole burst at once
-                inbox.get_nowait()
-            return
+            break
+        news |= _named(event, watched)
+        while not inbox.empty():  # take the whole burst at once
+            news |= _named(inbox.get_nowait(), watched)
+    return news
+
+
+def _named(event: dict[str, object], watched: set[str]) -> set[str]:
+    workflow_id = event.get("workflow_id")
+    if workflow_id in watched and event.get("event") != "task:started":
+        return {str(workflow_id)}
+    return set()

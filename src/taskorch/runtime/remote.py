@@ -200,25 +200,15 @@ async def push(repo: Path, updates: dict[str, str | None], expected: dict[str, s
     args.append(REMOTE)
     args += [f"{sha or ''}:refs/heads/{branch}" for branch, sha in updates.items()]
     async with mirror_lock(repo):
+        # A push that succeeds also moves the remote-tracking refs it maps to (the mirror's fetch
+        # refspec): what was pushed is what the next step sees, without a fetch.
         result = await g.git(repo, *args, check=False, timeout_s=g.GIT_TIMEOUT_S)
-        if result.ok:
-            await _remember(repo, updates)
     if result.ok:
         return True
     text = result.stdout + result.stderr
     if any(word in text for word in ("stale info", "fetch first", "non-fast-forward", "atomic")):
         return False
     raise _host_error("push to", repo, result)
-
-
-async def _remember(repo: Path, updates: dict[str, str | None]) -> None:
-    """What was pushed is what the origin has now: saves a fetch before the next step."""
-    for branch, sha in updates.items():
-        ref = f"refs/remotes/{REMOTE}/{branch}"
-        if sha is None:
-            await g.git(repo, "update-ref", "-d", ref, check=False)
-        else:
-            await g.git(repo, "update-ref", ref, sha)
 
 
 async def _git_remote(cwd: Path, *args: str) -> GitResult:

@@ -132,6 +132,8 @@ class Workspace:
         self._workflow_gitdir: Path | None = None
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
+        self._landed: tuple[str, dict[str, tuple[str, list[str]]]] | None = None
+        """:meth:`landed_merges` as read at a commit of the workflow branch."""
 
     @classmethod
     async def for_repo(
@@ -255,6 +257,10 @@ class Workspace:
                 await self._sync()
             workflow_tip, tip = await self._tips(branch)
             holder = None
+            if tip is not None and self.origin is not None:
+                # An earlier attempt's branch: what other hosts kept of it is read below.
+                await self._sync(full=True)
+                workflow_tip, tip = await self._tips(branch)
             if tip is not None:
                 async with g.admin_lock(self.repo):
                     entries = await g.worktrees(self.repo)
@@ -335,29 +341,32 @@ class Workspace:
         await self.start()
         for _ in range(PUSH_TRIES):
             async with self._merging(), self._lock():
-                await self._sync()
+                # (a candidate's adoption may keep earlier work: it reads the kept branches)
+                await self._sync(full=candidate is not None)
                 if candidate is not None:
                     landed = await self._adopt_unless_merged(key, candidate)
                     if landed is not None:
                         return landed
-                before = await self._tip(self.workflow_branch)
-                result = await self._merge_locked(key)
+                result, before, tip = await self._merge_locked(key)
                 if result.status is MergeStatus.MERGED and self.origin is not None:
                     assert result.commit is not None
                     moved: dict[str, str | None] = {self.workflow_branch: result.commit}
                     if not await remote.push(self.repo, moved, {self.workflow_branch: before}):
                         continue  # another host merged meanwhile: merge onto theirs
-                if result.merged:
-                    await self._drop_subtask(key)
-                elif result.status is MergeStatus.CONFLICT and self.origin is not None:
+                if result.status is MergeStatus.CONFLICT and self.origin is not None:
                     await self._keep_on_origin(key)
-                return result
+            if result.merged:
+                # Outside the workflow's lock: the next subtask's merge need not wait for it.
+                await self._drop_subtask(key, tip)
+            return result
         raise HostError(
             f"could not push the merge of subtask {key}: the origin's {self.workflow_branch} "
             f"moved {PUSH_TRIES} times in a row"
         )
 
-    async def _merge_locked(self, key: str) -> MergeResult:
+    async def _merge_locked(self, key: str) -> tuple[MergeResult, str, str | None]:
+        """The merge's result, the workflow branch's commit before it and the subtask branch's
+        commit (None: no such branch)."""
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         await self._reset_workflow_worktree()
         if await asyncio.to_thread(path.is_dir):
@@ -368,10 +377,10 @@ class Workspace:
             if merge is not None and tip in (None, merge.subtask_tip):
                 files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
                 status = MergeStatus.ALREADY_MERGED
-                return MergeResult(key, status, branch, merge.commit, files)
+                return MergeResult(key, status, branch, merge.commit, files), workflow_tip, tip
             if tip is None:
                 raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
-            return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
+            return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None), workflow_tip, tip
         files = await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
         subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
         body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
@@ -383,9 +392,10 @@ class Workspace:
             if not conflicts:
                 output = result.stderr or result.stdout
                 raise g.GitError(merge_args, self.workflow_worktree, result.returncode, output)
-            return MergeResult(key, MergeStatus.CONFLICT, branch, None, files, conflicts=conflicts)
+            status = MergeStatus.CONFLICT
+            return MergeResult(key, status, branch, None, files, conflicts), workflow_tip, tip
         commit = await self._tip("HEAD", self.workflow_worktree)
-        return MergeResult(key, MergeStatus.MERGED, branch, commit, files)
+        return MergeResult(key, MergeStatus.MERGED, branch, commit, files), workflow_tip, tip
 
     # --- best-of-N candidates --------------------------------------------------------------------
 
@@ -531,11 +541,12 @@ class Workspace:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
         the origin's workflow branch."""
         await self.refresh()
-        landed = {}
-        for key, merge in (await self._merges()).items():
-            files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
-            landed[key] = (merge.commit, files)
-        return landed
+        tip = await self._tip(f"refs/heads/{self.workflow_branch}")
+        if self._landed is None or self._landed[0] != tip:
+            # One git log for all of them (a diff per merge cost a process per subtask), read
+            # once per commit of the workflow branch (the pipeline asks at each later step).
+            self._landed = tip, await self._merges_with_files(tip)
+        return dict(self._landed[1])
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:
         """Remove this workflow's worktrees and the branches whose work is merged.
@@ -547,7 +558,7 @@ class Workspace:
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
         async with self._lock():
-            await self._sync()
+            await self._sync(full=True)
             async with g.admin_lock(self.repo):
                 entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
             for entry in entries:
@@ -581,18 +592,32 @@ class Workspace:
         async with self._exclusive(key or f"merge:{self.workflow_id}"):
             yield
 
-    async def _sync(self) -> None:
+    async def _sync(self, *, full: bool = False) -> None:
         """With an origin: fetch its base branch and this workflow's branches, and let the local
-        base and workflow branches follow them (the caller holds the workflow lock)."""
+        base and workflow branches follow them (the caller holds the workflow lock).
+
+        An origin on this host's disk is first read directly (one ``for-each-ref`` there): when
+        its base and workflow branches are where this mirror last saw them, the fetch (a few
+        processes) is skipped; ``full`` fetches anyway (the workflow's other branches too)."""
         if self.origin is None:
             return
         base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
         base_remote = f"refs/remotes/{remote.REMOTE}/{self.base_branch}"
         branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
         async with remote.mirror_lock(self.repo):
-            await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
             # One look-up for the four refs: this runs before every step of every subtask.
             found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
+            there = None
+            if not full and self.origin.path is not None:
+                # (unreadable: the fetch says why, as a host error)
+                with contextlib.suppress(WorkspaceError):
+                    there = await g.refs(self.origin.path, base, branch)
+            if there is None or (there.get(base), there.get(branch)) != (
+                found.get(base_remote),
+                found.get(branch_remote),
+            ):
+                await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
+                found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
             base_tip = found.get(base_remote)
             if base_tip is None:
                 raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
@@ -676,6 +701,27 @@ class Workspace:
             merges.setdefault(key, _Merge(parts[0], parts[1], parts[2]))
         return merges
 
+    async def _merges_with_files(self, tip: str) -> dict[str, tuple[str, list[str]]]:
+        """:meth:`_merges` at ``tip`` with the files each merge changed (against its first
+        parent), from one ``git log``."""
+        prefix = "taskorch: merge subtask "
+        suffix = f" into {self.workflow_branch}"
+        listed = await g.git(
+            self.repo,
+            *("log", "--first-parent", "-n", "1000", "--diff-merges=first-parent"),
+            *("--name-only", "-z", "--format=%x1e%H %P%x00%s", tip, "--"),
+        )
+        landed: dict[str, tuple[str, list[str]]] = {}
+        for record in listed.stdout.split("\x1e")[1:]:
+            shas, _, rest = record.partition("\0")
+            subject, _, names = rest.partition("\0")
+            parts = shas.split()
+            if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
+                break
+            files = [name for name in names.removeprefix("\n").split("\0") if name]
+            landed.setdefault(subject[len(prefix) : -len(suffix)], (parts[0], files))
+        return landed
+
     async def _keep(self, key: str, tip: str) -> str:
         taken = set(await g.branches(self.repo, f"{self.namespace}kept/{key}/"))
         if self.origin is not None:  # and those other hosts kept (fetched with the workflow's)
@@ -720,20 +766,24 @@ class Workspace:
         if prune:
             await g.git(self.repo, "worktree", "prune")
 
-    async def _drop_subtask(self, key: str) -> None:
-        """Remove a merged subtask's worktree and branch. ``git branch -d`` run in the workflow
-        worktree refuses a branch that its HEAD (the workflow branch) does not contain."""
+    async def _drop_subtask(self, key: str, merged_tip: str | None = None) -> None:
+        """Remove a merged subtask's worktree and branch. ``merged_tip``: the branch's commit
+        that the merge just made contains; the branch is deleted only while it is still there
+        (an atomic ``update-ref -d`` with the old value). Without it, ``git branch -d`` run in
+        the workflow worktree refuses a branch that its HEAD (the workflow branch) does not
+        contain."""
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         async with g.admin_lock(self.repo):
             remove = ("worktree", "remove", "--force", "--force", str(path))
             if not (await g.git(self.repo, *remove, check=False)).ok:
                 await self._remove_worktrees(path, branch)
-            delete = ("branch", "-d", "-q", branch)
-            deleted = await g.git(self.workflow_worktree, *delete, check=False)
+            cwd, delete = self.workflow_worktree, ("branch", "-d", "-q", branch)
+            if merged_tip is not None:
+                cwd, delete = self.repo, ("update-ref", "-d", f"refs/heads/{branch}", merged_tip)
+            deleted = await g.git(cwd, *delete, check=False)
             # (one git run, not a look-up first: a branch that is gone is what we want)
             if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
-                output = deleted.stderr or deleted.stdout
-                raise g.GitError(delete, self.workflow_worktree, deleted.returncode, output)
+                raise g.GitError(delete, cwd, deleted.returncode, deleted.stderr or deleted.stdout)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:
         return _under(entry.path, self.root) or (

@@ -23,7 +23,7 @@ from taskorch.engine import OrchestrationEngine, best_of
 from taskorch.engine.agents import AgentPool
 from taskorch.engine.best_of import BestOf
 from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
-from taskorch.engine.setup import open_engine
+from taskorch.engine.setup import budget_cap, open_engine, races
 from taskorch.runtime.validation import Finding, working_spec_check
 from taskorch.settings import Settings, load_settings
 
@@ -215,3 +215,51 @@ def test_the_candidates_go_to_different_agents_first() -> None:
     assert [adapter for _, adapter in lineup] == [b, a, c, b]
     picked = BestOf({"a": a, "b": b}, pick=lambda s, chosen: None).lineup(subtask, 2)
     assert [agent for agent, _ in picked] == ["b", "b"]  # no other capable agent: b twice
+
+
+class Counting:
+    """Every candidate waits until two have started (a third, if any, would start too); the
+    first writes the fix, the others wait to be cancelled."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.workdirs: list[Path] = []
+        self.two_started = asyncio.Event()
+
+    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        assert task.workdir is not None
+        self.workdirs.append(task.workdir)
+        if len(self.workdirs) >= 2:
+            self.two_started.set()
+        heartbeat()
+        if task.workdir.name.endswith(".c1"):
+            await asyncio.wait_for(self.two_started.wait(), WAIT_S)
+            await asyncio.sleep(0.3)  # a third candidate, were it allowed, has started by now
+            target = task.workdir / "src" / "app.py"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("fixed\n")
+            return AgentResult(True, "fixed the bug", cost_usd=0.01)
+        await asyncio.sleep(WAIT_S)
+        return AgentResult(True, "too late")
+
+
+async def test_the_workflows_budget_caps_how_many_candidates_race(
+    engine: OrchestrationEngine,
+) -> None:
+    """No history: a candidate of the plan's 15,000-token subtask is predicted at $0.15, so a
+    $0.35 cap pays for two of the three asked for."""
+    task = await engine.add_task(NewTask.create(REQUIREMENT))
+    counting = Counting()
+    delivery = engine.delivery
+    assert isinstance(delivery, GitDelivery)
+    race = races({None: counting}, cap=budget_cap(engine))
+    pool = AgentPool({None: WorkspaceAgent(counting, delivery, race)}, mode="sim")
+    options = {"agent": "sim", "best_of": 3, "budget": {"usd": 0.35}}
+    status = await engine.process_task(task.id, agents=pool, options=options)
+    assert status.state == "merged", status.to_dict()
+    [sub] = status.subtasks
+    assert sub.estimated_tokens == 15_000
+    candidates = status.to_dict()["subtasks"][0]["best_of"]["candidates"]
+    assert [c["state"] for c in candidates] == ["won", "cancelled"]
+    assert len(counting.workdirs) == 2

@@ -15,14 +15,17 @@ from taskorch.agents.base import AgentAdapter
 from taskorch.agents.briefed import BriefedAgent
 from taskorch.agents.sim import SimBehaviour
 from taskorch.agents.sim_worktree import SimWorktreeAgent
+from taskorch.domain.best_of import allowed_candidates
 from taskorch.domain.errors import ConfigError, InputError
+from taskorch.domain.models import Subtask, Workflow
 from taskorch.engine.agents import AgentPool
-from taskorch.engine.best_of import BestOf, Pick
+from taskorch.engine.best_of import BestOf, Cap, Pick, no_budget
 from taskorch.engine.delivery import GitDelivery, WorkspaceAgent
 from taskorch.engine.engine import OrchestrationEngine
 from taskorch.runtime.github import GitHubConfig
 from taskorch.settings import Settings
 from taskorch.store import Store
+from taskorch.store.budget import BudgetLedger
 
 SIM_HEARTBEAT_S = 0.5
 
@@ -81,7 +84,7 @@ def agent_adapters(
     if not isinstance(engine.delivery, GitDelivery):
         raise ConfigError("agents run in git worktrees: the engine needs git delivery")
     sim = SimWorktreeAgent(SimBehaviour(duration_s=sim_duration_s, heartbeat_s=SIM_HEARTBEAT_S))
-    return {None: WorkspaceAgent(sim, engine.delivery, races({None: sim}))}
+    return {None: WorkspaceAgent(sim, engine.delivery, races({None: sim}, cap=budget_cap(engine)))}
 
 
 async def agents_for_run(
@@ -104,7 +107,7 @@ async def agents_for_run(
     pool = await engine.agent_directory.pool(
         kind, lambda inner: WorkspaceAgent(BriefedAgent(inner, store), delivery)
     )
-    race_on(pool)
+    race_on(pool, budget_cap(engine))
     if kind == "auto" and not pool:
         sim = agent_adapters(engine, "sim", sim_duration_s)
         return AgentPool(
@@ -116,18 +119,31 @@ async def agents_for_run(
     return pool
 
 
-def race_on(pool: AgentPool) -> None:
+def race_on(pool: AgentPool, cap: Cap = no_budget) -> None:
     """Let a best-of-N attempt of any of the pool's agents race on the others: each workspace
     agent gets the pool's agents (inside their workspace wrapping) and its routing."""
     inner = {key: a.inner for key, a in pool.items() if isinstance(a, WorkspaceAgent)}
-    best_of = races(inner, pick=pool.another_candidate)
+    best_of = races(inner, pick=pool.another_candidate, cap=cap)
     for adapter in pool.values():
         if isinstance(adapter, WorkspaceAgent):
             adapter.best_of = best_of
 
 
-def races(adapters: Mapping[str | None, AgentAdapter], pick: Pick | None = None) -> BestOf:
+def races(
+    adapters: Mapping[str | None, AgentAdapter], pick: Pick | None = None, cap: Cap = no_budget
+) -> BestOf:
     """What best-of-N attempts race on: ``adapters``, other agents chosen by ``pick``, and as
-    many candidates as the budget allows (the ``cap`` of :class:`BestOf`; with no budget, as many
-    as asked for)."""
-    return BestOf(adapters, pick=pick)
+    many candidates as ``cap`` allows (:func:`budget_cap`: the workflow's budget)."""
+    return BestOf(adapters, pick=pick, cap=cap)
+
+
+def budget_cap(engine: OrchestrationEngine) -> Cap:
+    """Best-of-N within budget: as many candidates as the workflow's USD cap still pays for at
+    one candidate's predicted cost (never fewer than the one attempt already started)."""
+    ledger = BudgetLedger(engine.queue)
+
+    async def cap(subtask: Subtask, workflow: Workflow, wanted: int) -> int:
+        remaining_usd, predicted_usd = await ledger.candidate_room(subtask)
+        return allowed_candidates(wanted, remaining_usd=remaining_usd, predicted_usd=predicted_usd)
+
+    return cap

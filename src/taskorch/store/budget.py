@@ -121,6 +121,20 @@ class BudgetLedger:
         ]
         return figures(book.caps, book.spent, book.in_flight, ready)
 
+    async def candidate_room(self, subtask: Subtask) -> tuple[float | None, float]:
+        """What a best-of-N race may spend on candidates: the workflow's USD cap less what it has
+        spent and has running besides this attempt (None: no USD cap), and what one candidate is
+        predicted to cost."""
+        async with self.connector.transaction(write=False) as tx:
+            books = await self._books(tx, [subtask.workflow_id])
+            rates = await self._rates(tx, {subtask.agent_id})
+        prediction = predict(subtask.estimated_tokens, rates.get(subtask.agent_id, NO_HISTORY))
+        book = books.get(subtask.workflow_id)
+        if book is None or book.caps.usd is None:
+            return None, prediction.usd
+        # The running attempt is in flight already: its own prediction is given back to it.
+        return book.caps.usd - book.spent.usd - book.in_flight.usd + prediction.usd, prediction.usd
+
     async def claim(
         self,
         worker: str,

@@ -179,10 +179,17 @@ def start_options(
     *,
     best_of: int | None = None,
     best_of_retry: int | None = None,
+    budget: Mapping[str, float | None] | None = None,
 ) -> JSONDict:
     """The options stored with each workflow a command starts: a resume or a server takes the
-    same agents, priority, deadline and best-of-N."""
+    same agents, priority, deadline, best-of-N and ``budget`` caps (``usd``, ``tokens``,
+    ``subtask_usd``; checked: each a positive number)."""
+    from taskorch.engine.budgets import caps_from, caps_json
+
     options: JSONDict = {"agent": pool.mode, **target}
+    caps = caps_from(budget)
+    if caps.any:
+        options["budget"] = caps_json(caps)
     if best_of is not None and best_of > 1:
         options["best_of"] = best_of
     if best_of_retry is not None and best_of_retry > 1:
@@ -192,16 +199,6 @@ def start_options(
     if limit_s is not None:
         options["deadline"] = (datetime.now(UTC) + timedelta(seconds=limit_s)).isoformat()
     return options
-
-
-def with_budget(
-    options: JSONDict, usd: float | None, tokens: int | None, subtask_usd: float | None
-) -> JSONDict:
-    """``options`` with the caps the flags give (checked: each a positive number)."""
-    from taskorch.engine.budgets import caps_from, caps_json
-
-    caps = caps_from({"usd": usd, "tokens": tokens, "subtask_usd": subtask_usd})
-    return {**options, "budget": caps_json(caps)} if caps.any else options
 
 
 async def agents(engine: OrchestrationEngine, agent: str, sim_duration_s: float = 0.0) -> AgentPool:

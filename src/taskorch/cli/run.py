@@ -46,7 +46,6 @@ from taskorch.cli.carry import (
     start_options,
     target,
     timeout_s,
-    with_budget,
     within,
 )
 from taskorch.cli.progress import STORED_POLL_S, ProgressView, mode_for
@@ -91,13 +90,15 @@ def run_(
         requirement = inputs.requirement(text, file)
         where = await target(repo, base_branch, merge)
         pool = await agents(engine, agent, sim_duration_s)
-        options = with_budget(
-            start_options(
-                pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
-            ),
-            budget_usd,
-            budget_tokens,
-            budget_subtask_usd,
+        budget = {"usd": budget_usd, "tokens": budget_tokens, "subtask_usd": budget_subtask_usd}
+        options = start_options(
+            pool,
+            where,
+            priority,
+            limit_s,
+            best_of=best_of,
+            best_of_retry=best_of_retry,
+            budget=budget,
         )
         title = requirement.strip().splitlines()[0][:120]
         task = await engine.add_task(NewTask.create(title, requirement, priority=level))
@@ -135,13 +136,15 @@ def process(
         task = await engine.get_task(parse_task_ref(task_id))
         where = await target(repo, base_branch, merge, [task])
         pool = await agents(engine, agent, sim_duration_s)
-        options = with_budget(
-            start_options(
-                pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
-            ),
-            budget_usd,
-            budget_tokens,
-            budget_subtask_usd,
+        budget = {"usd": budget_usd, "tokens": budget_tokens, "subtask_usd": budget_subtask_usd}
+        options = start_options(
+            pool,
+            where,
+            priority,
+            limit_s,
+            best_of=best_of,
+            best_of_retry=best_of_retry,
+            budget=budget,
         )
         quiet_ = as_json or quiet
         return await carry(
@@ -187,13 +190,15 @@ def batch(
         tasks = [await engine.get_task(task_id) for task_id in ids]
         where = await target(repo, base_branch, merge, tasks)
         pool = await agents(engine, agent, sim_duration_s)
-        options = with_budget(
-            start_options(
-                pool, where, priority, limit_s, best_of=best_of, best_of_retry=best_of_retry
-            ),
-            budget_usd,
-            budget_tokens,
-            budget_subtask_usd,
+        budget = {"usd": budget_usd, "tokens": budget_tokens, "subtask_usd": budget_subtask_usd}
+        options = start_options(
+            pool,
+            where,
+            priority,
+            limit_s,
+            best_of=best_of,
+            best_of_retry=best_of_retry,
+            budget=budget,
         )
         quiet_ = as_json or quiet
         return await carry(engine, ids, pool, options, progress, quiet=quiet_, limit_s=limit_s)

@@ -3,17 +3,16 @@ with the agent's output growing while it runs, then the finished attempt's figur
 workflow page shows spent vs budget; the list shows a pending task and fits a 390 px screen.
 
 The agent is a scripted one that prints like Aider (progress lines, then its token and cost
-line). The budget view reads ``budget`` from the workflow's JSON: where this server does not send
-one (no budget code), the test adds it to the answer in the browser, so the view is checked all
-the same. Screenshots go to the test's tmp folder and ``$TASKORCH_SCREENS`` (default
-``/work/screens``) as ``evidence-1280.png``, ``evidence-390.png`` and ``evidence-390-list.png``.
+line). The workflow gets a real $0.20 cap over HTTP as it starts (its attempt is predicted at
+$0.15), and the budget view shows the $0.03 spent against it. Screenshots go to the test's tmp
+folder and ``$TASKORCH_SCREENS`` (default ``/work/screens``) as ``evidence-1280.png``,
+``evidence-390.png`` and ``evidence-390-list.png``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shutil
 from pathlib import Path
@@ -27,7 +26,6 @@ from web.served import Served
 from web.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
 WAIT_MS = 60_000
-FAKE_BUDGET = {"cap_usd": 0.05, "spent_usd": 0.03, "predicted_usd": 0.03, "waiting": True}
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).is_file(),
@@ -50,6 +48,8 @@ def test_attempt_panel_live_output_budget_and_narrow_screen(
     # waits for the first task: pending while the first workflow runs
     second = served.post("/api/v1/tasks", {"title": "Then the docs", "dependencies": [first["id"]]})
     workflow_id = served.workflow_of(first["id"])["workflow_id"]
+    # A real cap, set while its one attempt runs: the page shows spent against it.
+    served.post(f"/api/v1/workflows/{workflow_id}/budget", {"usd": 0.2})
     errors: list[str] = []
     shots: dict[str, Path] = {}
     with sync_api.sync_playwright() as playwright:
@@ -66,8 +66,6 @@ def test_attempt_panel_live_output_budget_and_narrow_screen(
 
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("pageerror", lambda error: errors.append(str(error)))
-            faked: list[bool] = []
-            page.route(f"**/api/v1/workflows/{workflow_id}", lambda r: _with_budget(r, faked))
             page.goto(f"{served.url}/workflows/{workflow_id}")
             page.wait_for_selector("#wf-state:not(:empty)", timeout=WAIT_MS)  # first render
             page.wait_for_selector('.node[data-state="running"]', timeout=WAIT_MS)
@@ -106,10 +104,12 @@ def test_attempt_panel_live_output_budget_and_narrow_screen(
             )
             assert "$0.0300" in page.inner_text('.node[data-key="bug-001-fix"]')
             assert page.is_visible("#wf-budget")
-            if faked:  # else the server's own figures: shown, whatever they are
-                assert "Spent $0.0300 of $0.0500 budget" in page.inner_text("#budget-text")
-                assert page.is_visible("#budget-waiting")
-            assert "Spent $" in page.inner_text("#budget-text")
+            page.wait_for_function(
+                "document.getElementById('budget-text').textContent"
+                ".includes('Spent $0.0300 of $0.2000 budget')",
+                timeout=WAIT_MS,
+            )
+            assert not page.is_visible("#budget-waiting")  # nothing more to start: no wait
             shots["evidence-1280.png"] = _shot(page, tmp_path, "evidence-1280.png")
 
             page.set_viewport_size({"width": 390, "height": 844})
@@ -128,16 +128,6 @@ def test_attempt_panel_live_output_budget_and_narrow_screen(
 
 
 FIX = "Fix bug in app/models.py line 7"
-
-
-def _with_budget(route: Any, faked: list[bool]) -> None:
-    """The workflow's JSON with a budget key, unless the server sent one."""
-    response = route.fetch()
-    body = response.json()
-    if body.get("budget") is None:
-        body["budget"] = FAKE_BUDGET
-        faked.append(True)
-    route.fulfill(response=response, body=json.dumps(body))
 
 
 def _overflow(page: Any) -> int:

@@ -451,7 +451,7 @@ def test_ctrl_c_says_the_workflow_stays_resumable_and_how(tmp_path: Path) -> Non
     home = tmp_path / ".taskorch"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["TASKORCH_HOME"] = str(home)
-    argv = ["run", "Add a health check endpoint", "--agent", "sim", "--sim-duration", "4"]
+    argv = ["run", "Add a health check endpoint", "--agent", "sim", "--sim-duration", "10"]
     with subprocess.Popen(
         [sys.executable, "-m", "taskorch", *argv],
         env=env,

@@ -75,9 +75,11 @@ class _GitCount:
 
         run_git, agent_git = g._run_git, sim_worktree._git
 
-        async def counted(cwd: Path, *args: str, check: bool, timeout_s: float) -> g.GitResult:
+        async def counted(
+            cwd: Path, *args: str, check: bool, timeout_s: float, stdin: str | None = None
+        ) -> g.GitResult:
             self.counts[g._subcommand(args)] += 1
-            return await run_git(cwd, *args, check=check, timeout_s=timeout_s)
+            return await run_git(cwd, *args, check=check, timeout_s=timeout_s, stdin=stdin)
 
         async def agent_counted(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
             self.counts[f"agent {args[0]}"] += 1

@@ -128,11 +128,14 @@ async def test_managed_creates_a_scratch_repository_once(tmp_path: Path) -> None
 async def test_the_workflow_gets_its_branch_and_worktree(repo: Path, home: Path) -> None:
     workspace = await open_ws(repo, home)
     assert workspace.workflow_branch == "taskorch/wf-1/main"
-    assert workspace.workflow_worktree == worktrees_of(home) / "main"
-    assert git(workspace.workflow_worktree, "branch", "--show-current") == "taskorch/wf-1/main"
     assert git(repo, "rev-parse", "taskorch/wf-1/main") == git(repo, "rev-parse", "main")
+    # merges need no checkout: the worktree is made when a step runs commands in it
+    assert not workspace.workflow_worktree.exists()
+    assert await workspace.refresh() == workspace.workflow_worktree == worktrees_of(home) / "main"
+    assert git(workspace.workflow_worktree, "branch", "--show-current") == "taskorch/wf-1/main"
     again = Workspace(repo, "wf-1", home=home)  # a new process: same names, nothing redone
-    assert await again.start() == workspace.workflow_worktree
+    await again.start()
+    assert await again.refresh() == workspace.workflow_worktree
 
 
 async def test_two_parallel_subtasks_on_different_files_both_merge(repo: Path, home: Path) -> None:
@@ -206,9 +209,9 @@ async def test_an_undeclared_overlap_conflicts_names_the_file_and_keeps_both_bra
     assert not result.merged
     assert result.conflicts == ["README.md"]
     assert "conflicts in: README.md" in result.message
-    # the merge was aborted: the workflow worktree is clean and on the first merge
-    assert git(workspace.workflow_worktree, "status", "--porcelain") == ""
-    assert not git_ok(workspace.workflow_worktree, "rev-parse", "-q", "--verify", "MERGE_HEAD")
+    # nothing moved (the merge is computed without a checkout): the branch is at the first merge
+    assert "merge subtask one" in git(repo, "log", "-1", "--format=%s", "taskorch/wf-1/main")
+    assert not workspace.workflow_worktree.exists()
     # both branches intact: the conflicting one still holds its commit, its worktree is there
     assert git(repo, "rev-parse", "taskorch/wf-1/sub/two") == two_tip
     assert two.is_dir()
@@ -234,7 +237,7 @@ async def test_cancel_removes_worktrees_keeps_unmerged_work_and_leaves_other_wor
     report = await workspace.cleanup(cancelled=True)
 
     assert not worktrees_of(home).exists()
-    assert len(report.removed_worktrees) == 3  # main, busy, idle
+    assert len(report.removed_worktrees) == 2  # busy, idle (merges need no checkout)
     # unmerged work kept (its uncommitted file committed first); the rest deleted
     assert report.kept_branches == ["taskorch/wf-1/main", "taskorch/wf-1/sub/busy"]
     assert report.deleted_branches == ["taskorch/wf-1/sub/idle"]
@@ -246,7 +249,6 @@ async def test_cancel_removes_worktrees_keeps_unmerged_work_and_leaves_other_wor
     )
     assert after == before
     assert other_path.is_dir()
-    assert other.workflow_worktree.is_dir()
     assert (await other.merge_subtask("a")).status is MergeStatus.MERGED
     assert await workspace.cleanup(cancelled=True) == type(report)([], [], report.kept_branches)
 
@@ -471,6 +473,7 @@ async def test_merge_subtask_rerun_after_a_crash_reports_already_merged(
 ) -> None:
     workspace = await open_ws(repo, home)
     path = await sim_run(workspace, "a", ["src/a.py"])
+    await workspace.refresh()
     # the merge landed, then the process died before the cleanup that follows it
     git(
         workspace.workflow_worktree,
@@ -497,6 +500,8 @@ async def test_merge_subtask_rerun_after_a_crash_reports_already_merged(
 async def test_a_half_done_merge_in_the_workflow_worktree_is_cleared(
     repo: Path, home: Path
 ) -> None:
+    """The workflow worktree (where the test command runs) is brought back to the workflow
+    branch's files before each use, whatever a killed run left in it."""
     workspace = await open_ws(repo, home)
     one = await workspace.prepare_subtask("one")
     two = await workspace.prepare_subtask("two")
@@ -505,6 +510,7 @@ async def test_a_half_done_merge_in_the_workflow_worktree_is_cleared(
     await workspace.commit_all("one", "one")
     await workspace.commit_all("two", "two")
     await workspace.merge_subtask("one")
+    await workspace.refresh()
     # a crash in the middle of a conflicting merge leaves MERGE_HEAD and conflict markers
     done = git_ok(workspace.workflow_worktree, "merge", "--no-ff", "taskorch/wf-1/sub/two")
     assert not done
@@ -512,7 +518,10 @@ async def test_a_half_done_merge_in_the_workflow_worktree_is_cleared(
     (two / "other.txt").write_text("other\n")
     result = await workspace.merge_subtask("two")
     assert result.status is MergeStatus.MERGED
+    assert await workspace.refresh() == workspace.workflow_worktree
     assert git(workspace.workflow_worktree, "status", "--porcelain") == ""
+    assert (workspace.workflow_worktree / "other.txt").read_text() == "other\n"
+    assert git(workspace.workflow_worktree, "rev-parse", "HEAD") == result.commit
 
 
 async def test_workflows_running_one_plan_from_one_base_all_land(tmp_path: Path) -> None:

@@ -216,7 +216,8 @@ class GitDelivery:
 
     async def validate(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> ValidationOutcome:
         workspace = await self.workspace(workflow.id)
-        await workspace.refresh()
+        # A checkout only for the test command to run in: the rest reads refs.
+        await (workspace.refresh() if self.test_command else workspace.sync())
         conflicts = await workspace.base_conflicts()
         if conflicts:
             return ValidationOutcome(
@@ -431,7 +432,7 @@ class WorkspaceAgent:
                 )
         await workspace.commit_all(subtask.key, f"{subtask.key}: {subtask.title}")
         await pause_point("subtask:committed")
-        merge = await workspace.merge_subtask(subtask.key)
+        merge = await workspace.merge_subtask(subtask.key, committed=True)
         if merge.status is MergeStatus.CONFLICT:
             raise AgentError(merge.message, error_class="dependency")
         if merge.status is MergeStatus.NOTHING_TO_MERGE:

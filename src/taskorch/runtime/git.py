@@ -103,11 +103,16 @@ def _env() -> dict[str, str]:
 
 
 async def git(
-    cwd: Path, *args: str, check: bool = True, timeout_s: float = GIT_TIMEOUT_S
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    timeout_s: float = GIT_TIMEOUT_S,
+    stdin: str | None = None,
 ) -> GitResult:
-    """Run ``git <args>`` in ``cwd``; raise :class:`GitError` on a non-zero exit when ``check``."""
+    """Run ``git <args>`` in ``cwd`` (``stdin``: its input); raise :class:`GitError` on a non-zero
+    exit when ``check``."""
     with tracing.span(f"git {_subcommand(args)}") as notes:  # a workflow's only, when tracing
-        result = await _run_git(cwd, *args, check=check, timeout_s=timeout_s)
+        result = await _run_git(cwd, *args, check=check, timeout_s=timeout_s, stdin=stdin)
         notes.set("git.exit_code", result.returncode)
         return result
 
@@ -123,7 +128,9 @@ def _subcommand(args: tuple[str, ...]) -> str:
     return "?"
 
 
-async def _run_git(cwd: Path, *args: str, check: bool, timeout_s: float) -> GitResult:
+async def _run_git(
+    cwd: Path, *args: str, check: bool, timeout_s: float, stdin: str | None = None
+) -> GitResult:
     argv = [
         "git",
         "-c",
@@ -141,7 +148,7 @@ async def _run_git(cwd: Path, *args: str, check: bool, timeout_s: float) -> GitR
             *argv,
             cwd=cwd,
             env=_env(),
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -149,7 +156,7 @@ async def _run_git(cwd: Path, *args: str, check: bool, timeout_s: float) -> GitR
         if not await asyncio.to_thread(cwd.is_dir):
             raise WorkspaceError(f"directory does not exist: {cwd}") from None
         raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
-    talk = asyncio.ensure_future(process.communicate())
+    talk = asyncio.ensure_future(process.communicate(None if stdin is None else stdin.encode()))
     try:
         out, err = await asyncio.wait_for(asyncio.shield(talk), timeout_s)
     except TimeoutError:
@@ -197,6 +204,18 @@ async def refs(cwd: Path, *names: str) -> dict[str, str]:
         sha, _, name = line.partition(" ")
         found[name] = sha
     return {name: found[name] for name in names if name in found}
+
+
+async def update_refs(cwd: Path, moves: dict[str, tuple[str | None, str | None]]) -> None:
+    """Move the refs ``moves`` (full name -> (new commit or None to delete, the commit it must
+    have now or None for "whatever it is")) in one transaction: all of them or none."""
+    lines = [
+        f"{'delete' if new is None else 'update'} {name}{f' {new}' if new else ''}"
+        f"{f' {old}' if old else ''}"
+        for name, (new, old) in moves.items()
+    ]
+    if lines:
+        await git(cwd, "update-ref", "--stdin", stdin="\n".join(lines) + "\n")
 
 
 async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:

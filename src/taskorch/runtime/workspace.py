@@ -129,6 +129,8 @@ class Workspace:
         self.workflow_worktree = self.root / "main"
         self._base = base_branch
         self._started = False
+        self._checked_out = False
+        """Whether the workflow worktree was seen on its branch by this object."""
         self._workflow_gitdir: Path | None = None
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
@@ -180,25 +182,37 @@ class Workspace:
 
     # --- the workflow branch ---------------------------------------------------------------------
 
-    async def start(self) -> Path:
-        """Create the workflow branch (from the base branch) and its worktree; idempotent."""
-        if self._started and await asyncio.to_thread(self.workflow_worktree.is_dir):
-            return self.workflow_worktree
+    async def start(self) -> None:
+        """Create the workflow branch (from the base branch); idempotent. Its worktree is made
+        only when a step runs commands in it (see :meth:`refresh`): merges need no checkout."""
+        if self._started:
+            return
         if self._base is None:
             _, self._base = await check_repository(self.repo, require_clean=False)
-        branch, path = self.workflow_branch, self.workflow_worktree
-        if self.origin is not None:
-            async with self._lock():
+        branch = self.workflow_branch
+        async with self._lock():
+            if self.origin is not None:
                 await self._publish_workflow_branch()
-        async with self._lock(), g.admin_lock(self.repo):
-            if await g.rev(self.repo, f"refs/heads/{branch}") is None:
-                await g.git(self.repo, "branch", branch, f"refs/heads/{self._base}")
-            holder = next((e for e in await g.worktrees(self.repo) if e.branch == branch), None)
-            if not (holder and _same(holder.path, path) and _usable(holder)):
-                await self._remove_worktrees(path, branch)
-                await g.git(self.repo, "worktree", "add", "-q", str(path), branch)
-                self._workflow_gitdir = None
+            else:
+                async with g.admin_lock(self.repo):
+                    if await g.rev(self.repo, f"refs/heads/{branch}") is None:
+                        await g.git(self.repo, "branch", branch, f"refs/heads/{self._base}")
         self._started = True
+
+    async def _check_out_workflow(self) -> Path:
+        """The workflow worktree on the workflow branch, made when missing, with the branch's
+        files as they are now (merges move the branch, not the files; a test run may leave
+        files behind). The caller holds the workflow lock."""
+        branch, path = self.workflow_branch, self.workflow_worktree
+        if not self._checked_out or not await asyncio.to_thread(path.is_dir):
+            async with g.admin_lock(self.repo):
+                holder = next((e for e in await g.worktrees(self.repo) if e.branch == branch), None)
+                if not (holder and _same(holder.path, path) and _usable(holder)):
+                    await self._remove_worktrees(path, branch)
+                    await g.git(self.repo, "worktree", "add", "-q", str(path), branch)
+                    self._workflow_gitdir = None
+            self._checked_out = True
+        await self._reset_workflow_worktree()
         return path
 
     # --- subtasks --------------------------------------------------------------------------------
@@ -253,9 +267,9 @@ class Workspace:
         await self.start()
         async with self._lock():
             checked = self._checked.pop(key, None)
-            if checked is None or time.monotonic() - checked >= SYNC_REUSE_S:
-                await self._sync()
-            workflow_tip, tip = await self._tips(branch)
+            recent = checked is not None and time.monotonic() - checked < SYNC_REUSE_S
+            found = await self._sync(f"refs/heads/{branch}", ask_origin=not recent)
+            workflow_tip, tip = self._workflow_tip_in(found), found.get(f"refs/heads/{branch}")
             holder = None
             if tip is not None and self.origin is not None:
                 # An earlier attempt's branch: what other hosts kept of it is read below.
@@ -326,76 +340,95 @@ class Workspace:
                 self._checked[key] = started
         return key in await self._merges()
 
-    async def merge_subtask(self, key: str, *, candidate: str | None = None) -> MergeResult:
+    async def merge_subtask(
+        self, key: str, *, candidate: str | None = None, committed: bool = False
+    ) -> MergeResult:
         """Merge the subtask's branch into the workflow branch (``--no-ff``, one merge commit per
         subtask), then remove its worktree and branch. With ``candidate`` (a best-of-N winner's
         key) that candidate's work becomes the subtask's branch first, under the same locks, and
         only if no merge of the subtask has landed (then: ``already_merged``, the candidate
         dropped).
 
-        Uncommitted work in its worktree is committed first. A conflict aborts the merge and
-        leaves both branches and the subtask's worktree as they were: status ``conflict`` with the
-        files. A branch with nothing beyond the workflow branch gives ``nothing_to_merge``; a
-        re-run after the merge landed gives ``already_merged``.
+        The merge is computed without a checkout (``merge-tree``, ``commit-tree``) and the
+        workflow branch moved from the value it was read at (with an origin: pushed there with
+        that lease first; a refused push refetches and merges again). Uncommitted work in the
+        subtask's worktree is committed first (``committed``: the caller just did). A conflict
+        moves nothing and leaves both branches and the subtask's worktree as they were: status
+        ``conflict`` with the files. A branch with nothing beyond the workflow branch gives
+        ``nothing_to_merge``; a re-run after the merge landed gives ``already_merged``.
         """
         await self.start()
-        for _ in range(PUSH_TRIES):
+        for attempt in range(PUSH_TRIES):
             async with self._merging(), self._lock():
-                # (a candidate's adoption may keep earlier work: it reads the kept branches)
-                await self._sync(full=candidate is not None)
                 if candidate is not None:
+                    # (its adoption may keep earlier work: it reads the kept branches)
+                    await self._sync(full=True)
                     landed = await self._adopt_unless_merged(key, candidate)
                     if landed is not None:
                         return landed
-                result, before, tip = await self._merge_locked(key)
-                if result.status is MergeStatus.MERGED and self.origin is not None:
-                    assert result.commit is not None
-                    moved: dict[str, str | None] = {self.workflow_branch: result.commit}
-                    if not await remote.push(self.repo, moved, {self.workflow_branch: before}):
-                        continue  # another host merged meanwhile: merge onto theirs
+                path = self.subtask_worktree(key)
+                if not committed and await asyncio.to_thread(path.is_dir):
+                    await commit_worktree(path, f"taskorch: uncommitted work of subtask {key}")
+                committed = True
+                # The mirror's view is enough for a first try: the push is leased on it.
+                result, tip = await self._merge_locked(key, ask_origin=attempt > 0)
+                if result is None:
+                    continue  # another host merged meanwhile: merge onto theirs
                 if result.status is MergeStatus.CONFLICT and self.origin is not None:
                     await self._keep_on_origin(key)
-            if result.merged:
-                # Outside the workflow's lock: the next subtask's merge need not wait for it.
-                await self._drop_subtask(key, tip)
+            # Outside the workflow's lock: the next subtask's merge need not wait for it.
+            if result.status is MergeStatus.MERGED:
+                await self._drop_subtask(key)  # (its branch went with the merge)
+            elif result.merged:
+                await self._drop_subtask(key, tip, delete_branch=True)
             return result
         raise HostError(
             f"could not push the merge of subtask {key}: the origin's {self.workflow_branch} "
             f"moved {PUSH_TRIES} times in a row"
         )
 
-    async def _merge_locked(self, key: str) -> tuple[MergeResult, str, str | None]:
-        """The merge's result, the workflow branch's commit before it and the subtask branch's
-        commit (None: no such branch)."""
-        branch, path = self.subtask_branch(key), self.subtask_worktree(key)
-        await self._reset_workflow_worktree()
-        if await asyncio.to_thread(path.is_dir):
-            await commit_worktree(path, f"taskorch: uncommitted work of subtask {key}")
-        workflow_tip, tip = await self._tips(branch)
-        if tip is None or await g.is_ancestor(self.repo, tip, workflow_tip):
-            merge = (await self._merges()).get(key)
-            if merge is not None and tip in (None, merge.subtask_tip):
-                files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
-                status = MergeStatus.ALREADY_MERGED
-                return MergeResult(key, status, branch, merge.commit, files), workflow_tip, tip
-            if tip is None:
-                raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
-            return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None), workflow_tip, tip
-        files = await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
+    async def _merge_locked(
+        self, key: str, *, ask_origin: bool
+    ) -> tuple[MergeResult | None, str | None]:
+        """The merge's result (None: the origin moved meanwhile, try again) and the subtask
+        branch's commit (None: no such branch). Merged, the workflow branch is moved and the
+        subtask's branch deleted in one ref transaction."""
+        branch = self.subtask_branch(key)
+        ref = f"refs/heads/{branch}"
+        found = await self._sync(ref, ask_origin=ask_origin)
+        workflow_tip, tip = self._workflow_tip_in(found), found.get(ref)
+        files = [] if tip is None else await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
+        if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
+            return await self._merged_before(key, branch, tip), tip
+        assert tip is not None  # (no branch: merged before, or a WorkspaceError)
         subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
         body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
-        merge_args = ("merge", "--no-ff", "--no-verify", "-m", subject, "-m", body, branch)
-        result = await g.git(self.workflow_worktree, *merge_args, check=False)
-        if not result.ok:
-            conflicts = await g.diff_names(self.workflow_worktree, "--diff-filter=U")
-            await self._reset_workflow_worktree()
-            if not conflicts:
-                output = result.stderr or result.stdout
-                raise g.GitError(merge_args, self.workflow_worktree, result.returncode, output)
+        try:
+            commit = await merge_without_checkout(
+                self.repo, branch, self.workflow_branch, workflow_tip, tip, f"{subject}\n\n{body}"
+            )
+        except g.MergeConflictError as exc:
             status = MergeStatus.CONFLICT
-            return MergeResult(key, status, branch, None, files, conflicts), workflow_tip, tip
-        commit = await self._tip("HEAD", self.workflow_worktree)
-        return MergeResult(key, MergeStatus.MERGED, branch, commit, files), workflow_tip, tip
+            return MergeResult(key, status, branch, None, files, exc.files), tip
+        if self.origin is not None:
+            moved: dict[str, str | None] = {self.workflow_branch: commit}
+            if not await remote.push(self.repo, moved, {self.workflow_branch: workflow_tip}):
+                return None, tip
+        async with g.admin_lock(self.repo):
+            workflow_ref = f"refs/heads/{self.workflow_branch}"
+            await g.update_refs(self.repo, {workflow_ref: (commit, workflow_tip), ref: (None, tip)})
+        return MergeResult(key, MergeStatus.MERGED, branch, commit, files), tip
+
+    async def _merged_before(self, key: str, branch: str, tip: str | None) -> MergeResult:
+        """A subtask branch with nothing beyond the workflow branch: its merge landed already, or
+        it never had work."""
+        merge = (await self._merges()).get(key)
+        if merge is not None and tip in (None, merge.subtask_tip):
+            files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
+            return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, merge.commit, files)
+        if tip is None:
+            raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
+        return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
 
     # --- best-of-N candidates --------------------------------------------------------------------
 
@@ -449,16 +482,23 @@ class Workspace:
     async def pr_summary(self) -> PullRequestSummary:
         """Commits and diff stat of the workflow branch against its merge base with the base
         branch: the data of the pull request record."""
-        await self.refresh()
+        await self.sync()
         return await summarise(self.repo, self.base_branch, self.workflow_branch)
 
     async def refresh(self) -> Path:
-        """The workflow worktree, at the origin's workflow branch as it stands now."""
-        path = await self.start()
-        if self.origin is not None:
-            async with self._lock():
-                await self._sync()
-        return path
+        """The workflow worktree (made when missing), with the files of the origin's workflow
+        branch as it stands now: where the test command runs."""
+        await self.start()
+        async with self._lock():
+            await self._sync()
+            return await self._check_out_workflow()
+
+    async def sync(self) -> dict[str, str]:
+        """The origin's base and workflow branches, fetched when they moved (see :meth:`_sync`);
+        no checkout."""
+        await self.start()
+        async with self._lock():
+            return await self._sync()
 
     async def merge_to_base(self) -> BaseMerge:
         """Land the workflow branch on the base branch (see :func:`merge_into_base`); with an
@@ -510,16 +550,15 @@ class Workspace:
 
     async def workflow_tip(self) -> str:
         """The workflow branch's commit on the origin, now."""
-        await self.refresh()
-        return await self._tip(f"refs/heads/{self.workflow_branch}")
+        return self._workflow_tip_in(await self.sync())
 
     async def base_contains_workflow(self, *, from_url: str | None = None) -> str | None:
         """The origin's base branch commit when it contains the workflow branch (read from git
         just now), else None: ``merged`` is a fact of the repository, not a row. ``from_url``
         reads the base branch from that repository instead (a local repository's GitHub)."""
-        await self.refresh()
-        head = await g.rev(self.repo, f"refs/heads/{self.workflow_branch}")
-        base_tip = await g.rev(self.repo, f"refs/heads/{self.base_branch}")
+        found = await self.sync()
+        head = found.get(f"refs/heads/{self.workflow_branch}")
+        base_tip = found.get(f"refs/heads/{self.base_branch}")
         if from_url is not None:
             ref = f"refs/taskorch/checked/{self.workflow_id}"
             spec = f"+refs/heads/{self.base_branch}:{ref}"
@@ -540,8 +579,7 @@ class Workspace:
     async def landed_merges(self) -> dict[str, tuple[str, list[str]]]:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
         the origin's workflow branch."""
-        await self.refresh()
-        tip = await self._tip(f"refs/heads/{self.workflow_branch}")
+        tip = self._workflow_tip_in(await self.sync())
         if self._landed is None or self._landed[0] != tip:
             # One git log for all of them (a diff per merge cost a process per subtask), read
             # once per commit of the workflow branch (the pipeline asks at each later step).
@@ -573,7 +611,7 @@ class Workspace:
                 deleted, kept = await self._delete_merged_branches()
             if self.origin is not None:
                 await self._delete_merged_on_origin()
-        self._started = False
+        self._started = self._checked_out = False
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -592,54 +630,70 @@ class Workspace:
         async with self._exclusive(key or f"merge:{self.workflow_id}"):
             yield
 
-    async def _sync(self, *, full: bool = False) -> None:
+    async def _sync(
+        self, *extra: str, full: bool = False, ask_origin: bool = True
+    ) -> dict[str, str]:
         """With an origin: fetch its base branch and this workflow's branches, and let the local
-        base and workflow branches follow them (the caller holds the workflow lock).
+        base and workflow branches follow them (the caller holds the workflow lock). Returns the
+        local refs afterwards (full names -> commits, those that exist): the base and workflow
+        branches, the origin's workflow branch as fetched, and ``extra``.
 
         An origin on this host's disk is first read directly (one ``for-each-ref`` there): when
         its base and workflow branches are where this mirror last saw them, the fetch (a few
-        processes) is skipped; ``full`` fetches anyway (the workflow's other branches too)."""
-        if self.origin is None:
-            return
+        processes) is skipped; ``full`` fetches anyway (the workflow's other branches too);
+        without ``ask_origin`` the mirror's view is taken as it is (a step whose push is leased
+        on what it read)."""
         base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
+        if self.origin is None:
+            return await g.refs(self.repo, base, branch, *extra)
         base_remote = f"refs/remotes/{remote.REMOTE}/{self.base_branch}"
         branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
+        wanted = (base_remote, branch_remote, base, branch, *extra)
         async with remote.mirror_lock(self.repo):
-            # One look-up for the four refs: this runs before every step of every subtask.
-            found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
-            there = None
-            if not full and self.origin.path is not None:
-                # (unreadable: the fetch says why, as a host error)
-                with contextlib.suppress(WorkspaceError):
-                    there = await g.refs(self.origin.path, base, branch)
-            if there is None or (there.get(base), there.get(branch)) != (
-                found.get(base_remote),
-                found.get(branch_remote),
-            ):
-                await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
-                found = await g.refs(self.repo, base_remote, branch_remote, base, branch)
-            base_tip = found.get(base_remote)
-            if base_tip is None:
+            # One look-up for all the refs: this runs before every step of every subtask.
+            found = await g.refs(self.repo, *wanted)
+            if ask_origin or full:
+                there = None
+                if not full and self.origin.path is not None:
+                    # (unreadable: the fetch says why, as a host error)
+                    with contextlib.suppress(WorkspaceError):
+                        there = await g.refs(self.origin.path, base, branch)
+                if there is None or (there.get(base), there.get(branch)) != (
+                    found.get(base_remote),
+                    found.get(branch_remote),
+                ):
+                    await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
+                    found = await g.refs(self.repo, *wanted)
+            if found.get(base_remote) is None:
                 raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
-            if found.get(base) != base_tip:
-                await g.git(self.repo, "update-ref", base, base_tip)
-            tip = found.get(branch_remote)
-        if tip is not None and tip != found.get(branch):
-            if await asyncio.to_thread(self.workflow_worktree.is_dir):
-                await self._reset_workflow_worktree()
-                await g.git(self.workflow_worktree, "reset", "-q", "--hard", tip)
-            else:
-                await g.git(self.repo, "update-ref", f"refs/heads/{self.workflow_branch}", tip)
+            # The local branches follow the origin's (merges move the workflow branch, never
+            # a checkout: the workflow worktree catches up when it is used, see refresh()).
+            follow = {
+                mine: theirs
+                for mine, theirs in ((base, found[base_remote]), (branch, found.get(branch_remote)))
+                if theirs is not None and found.get(mine) != theirs
+            }
+            if follow:
+                await g.update_refs(self.repo, {ref: (sha, None) for ref, sha in follow.items()})
+                found.update(follow)
+        return found
+
+    def _workflow_tip_in(self, found: dict[str, str]) -> str:
+        """The workflow branch's commit in refs read by :meth:`_sync`."""
+        tip = found.get(f"refs/heads/{self.workflow_branch}")
+        if tip is None:
+            raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
+        return tip
 
     async def _publish_workflow_branch(self) -> None:
         """The workflow branch on the origin, created from its base branch when missing (by
         whichever host gets there first); the local one follows it."""
+        branch = self.workflow_branch
         for _ in range(PUSH_TRIES):
-            await self._sync()
-            if await remote.remote_tip(self.repo, self.workflow_branch) is not None:
+            found = await self._sync()
+            if f"refs/remotes/{remote.REMOTE}/{branch}" in found:  # the local one follows it
                 return
-            base_tip = await self._tip(f"refs/heads/{self.base_branch}")
-            branch = self.workflow_branch
+            base_tip = found[f"refs/heads/{self.base_branch}"]
             if await remote.push(self.repo, {branch: base_tip}, {branch: None}):
                 await g.git(self.repo, "update-ref", f"refs/heads/{branch}", base_tip)
                 return
@@ -766,24 +820,24 @@ class Workspace:
         if prune:
             await g.git(self.repo, "worktree", "prune")
 
-    async def _drop_subtask(self, key: str, merged_tip: str | None = None) -> None:
-        """Remove a merged subtask's worktree and branch. ``merged_tip``: the branch's commit
-        that the merge just made contains; the branch is deleted only while it is still there
-        (an atomic ``update-ref -d`` with the old value). Without it, ``git branch -d`` run in
-        the workflow worktree refuses a branch that its HEAD (the workflow branch) does not
-        contain."""
+    async def _drop_subtask(
+        self, key: str, merged_tip: str | None = None, *, delete_branch: bool = False
+    ) -> None:
+        """Remove a merged subtask's worktree and, with ``delete_branch``, its branch: only while
+        it is still at ``merged_tip``, the commit the merge contains (an atomic ``update-ref -d``
+        with the old value)."""
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         async with g.admin_lock(self.repo):
             remove = ("worktree", "remove", "--force", "--force", str(path))
             if not (await g.git(self.repo, *remove, check=False)).ok:
                 await self._remove_worktrees(path, branch)
-            cwd, delete = self.workflow_worktree, ("branch", "-d", "-q", branch)
-            if merged_tip is not None:
-                cwd, delete = self.repo, ("update-ref", "-d", f"refs/heads/{branch}", merged_tip)
-            deleted = await g.git(cwd, *delete, check=False)
+            if not delete_branch or merged_tip is None:
+                return
+            delete = ("update-ref", "-d", f"refs/heads/{branch}", merged_tip)
+            deleted = await g.git(self.repo, *delete, check=False)
             # (one git run, not a look-up first: a branch that is gone is what we want)
             if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
-                raise g.GitError(delete, cwd, deleted.returncode, deleted.stderr or deleted.stdout)
+                raise g.GitError(delete, self.repo, deleted.returncode, deleted.stderr)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:
         return _under(entry.path, self.root) or (

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -127,6 +128,9 @@ class Workspace:
         worktrees = worktrees or default_worktrees_root(self.home)
         self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
+        self.spares = self.root / "spare"
+        """Worktrees of merged subtasks, kept for the next ones to start from (see
+        :meth:`_add_worktree`): a checkout writes only what differs."""
         self._base = base_branch
         self._started = False
         self._checked_out = False
@@ -278,7 +282,7 @@ class Workspace:
             if tip is not None:
                 async with g.admin_lock(self.repo):
                     entries = await g.worktrees(self.repo)
-                holder = next((e for e in entries if e.branch == branch and _usable(e)), None)
+                holder = next((e for e in entries if e.branch == branch and self._working(e)), None)
                 if holder is not None:
                     message = f"taskorch: unfinished work of subtask {key}"
                     tip = await commit_worktree(holder.path, message) or tip
@@ -290,9 +294,7 @@ class Workspace:
                     kept = await self._keep(key, tip)
                 if holder is not None or tip is not None or await asyncio.to_thread(path.exists):
                     await self._remove_worktrees(path, branch)
-                await g.git(
-                    self.repo, "worktree", "add", "-q", "-B", branch, str(path), workflow_tip
-                )
+                await self._add_worktree(path, branch, workflow_tip)
             if kept is not None and tip is not None:
                 await self._keep_on_origin_as(kept, tip)  # (outside the admin lock: it fetches)
             return path
@@ -599,6 +601,8 @@ class Workspace:
             await self._sync(full=True)
             async with g.admin_lock(self.repo):
                 entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
+            # (spare worktrees hold no work: removed with the folder, unreported)
+            entries = [e for e in entries if not _under(e.path, self.spares)]
             for entry in entries:
                 if entry.branch != self.workflow_branch and _usable(entry):
                     await commit_worktree(entry.path, f"taskorch: unfinished work kept ({why})")
@@ -828,8 +832,7 @@ class Workspace:
         with the old value)."""
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         async with g.admin_lock(self.repo):
-            remove = ("worktree", "remove", "--force", "--force", str(path))
-            if not (await g.git(self.repo, *remove, check=False)).ok:
+            if not await self._spare_worktree(path):
                 await self._remove_worktrees(path, branch)
             if not delete_branch or merged_tip is None:
                 return
@@ -838,6 +841,43 @@ class Workspace:
             # (one git run, not a look-up first: a branch that is gone is what we want)
             if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
                 raise g.GitError(delete, self.repo, deleted.returncode, deleted.stderr)
+
+    async def _add_worktree(self, path: Path, branch: str, start: str) -> None:
+        """A worktree at ``path`` on ``branch`` (made or reset to ``start``): a spare one when
+        there is one (only the files that differ are written, not the whole tree), else a new
+        one. The caller holds the admin lock."""
+        names = await asyncio.to_thread(_listing, self.spares)
+        if names:
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        for name in names:
+            spare = self.spares / name
+            moved = await g.git(self.repo, "worktree", "move", str(spare), str(path), check=False)
+            if not moved.ok:
+                await self._remove_worktrees(spare, None)
+                continue
+            # As fresh as a new one: the branch's files, nothing untracked or ignored left.
+            reset = await g.git(path, "checkout", "-q", "-f", "-B", branch, start, check=False)
+            cleaned = reset.ok and (await g.git(path, "clean", "-ffdxq", check=False)).ok
+            if cleaned:
+                return
+            await self._remove_worktrees(path, branch)
+            break
+        await g.git(self.repo, "worktree", "add", "-q", "-B", branch, str(path), start)
+
+    async def _spare_worktree(self, path: Path) -> bool:
+        """Keep a merged subtask's worktree at ``path`` as a spare for the next subtask to
+        start from; False when it could not be moved (it is removed instead). The caller holds
+        the admin lock."""
+        if not await asyncio.to_thread(path.is_dir):
+            return False
+        await asyncio.to_thread(self.spares.mkdir, parents=True, exist_ok=True)
+        spare = self.spares / f"{path.name}-{os.urandom(3).hex()}"
+        moved = await g.git(self.repo, "worktree", "move", str(path), str(spare), check=False)
+        return moved.ok
+
+    def _working(self, entry: g.WorktreeEntry) -> bool:
+        """A usable worktree that may hold work (not a spare)."""
+        return _usable(entry) and not _under(entry.path, self.spares)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:
         return _under(entry.path, self.root) or (
@@ -893,6 +933,13 @@ class Workspace:
             else:
                 kept.append(name)
         return deleted, kept
+
+
+def _listing(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:  # no spares yet
+        return []
 
 
 def _has_markers(path: Path) -> bool:

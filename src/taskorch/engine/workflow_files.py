@@ -5,7 +5,7 @@ read, under ``<TASKORCH_HOME>/workflows/<workflow id>/``.
     The plan: subtasks, stages, dependencies, estimates, and which planner made it.
 ``state.json``
     The workflow's state as the API shows it (``GET /api/v1/workflows/<id>``), rewritten at each
-    transition and each subtask outcome.
+    transition and each subtask outcome (those of half a second at once, see :data:`GATHER_S`).
 ``handoffs/<subtask>.md``
     Written when a subtask completes: what it was asked, what it did (agent, attempts, files,
     commits) and which subtasks wait on it, for the subtasks that depend on it.
@@ -54,6 +54,10 @@ _RESULT_TEXT = ("summary", "message")
 """Keys of a subtask's result whose short text a handoff quotes (never the agent's raw output:
 it may hold anything the agent printed)."""
 _TEXT_LIMIT = 2000
+GATHER_S = 0.5
+"""How long the events after one are gathered before the files are written: ``state.json``
+trails the store by at most this much while the workflow runs (and not at all once the command
+that ran it has stopped)."""
 
 
 def workflow_folder(home: Path, workflow_id: str) -> Path | None:
@@ -75,6 +79,7 @@ class WorkflowFiles:
         self._inbox: asyncio.Queue[dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._gathered: list[dict[str, Any]] = []
 
     def start(self) -> None:
         if self._task is not None or not self.engine.settings.taskorch_workflow_files:
@@ -91,14 +96,21 @@ class WorkflowFiles:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await self._write_batch(_drain(inbox))  # what came in since the last batch
+        # What came in since the last batch (and what was being gathered when stopped).
+        batch, self._gathered = [*self._gathered, *_drain(inbox)], []
+        await self._write_batch(batch)
 
     async def _run(self) -> None:
         inbox = self._inbox
         assert inbox is not None
         while True:
-            first = await inbox.get()
-            await self._write_batch([first, *_drain(inbox)])
+            self._gathered = [await inbox.get()]
+            # Events come in bursts (a subtask's outcome, the next one's start): one state.json
+            # per burst, not per event; rewriting it reads the whole workflow (every subtask), so
+            # per event a workflow of N subtasks cost N^2 row reads.
+            await asyncio.sleep(GATHER_S)
+            batch, self._gathered = [*self._gathered, *_drain(inbox)], []
+            await self._write_batch(batch)
 
     async def _write_batch(self, records: Sequence[dict[str, Any]]) -> None:
         by_workflow: dict[str, list[dict[str, Any]]] = {}

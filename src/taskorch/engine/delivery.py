@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from taskorch.runtime.workspace_records import MergeStatus
 from taskorch.store import Store
 
 MERGE_POLICIES = ("auto", "approve")
+TARGET_REUSE_S = 1.0
+"""How long a repository checked for one task's target stands for the next tasks' (a batch)."""
 
 
 class GitDelivery:
@@ -63,6 +66,7 @@ class GitDelivery:
         self.test_timeout_s = test_timeout_s
         self.github = github
         self._workspaces: dict[str, Workspace] = {}
+        self._resolved: dict[tuple[str, str | None], tuple[Origin, str, float]] = {}
 
     async def target(self, task: Task, options: JSONDict) -> JSONDict:
         """``options`` with where the work goes settled before the workflow starts, so that every
@@ -70,18 +74,8 @@ class GitDelivery:
         ``TASKORCH_REPO``, else this host's scratch repository), its ``base_branch`` and the
         ``merge_policy``. A repository that cannot be reached is a one-line error now."""
         chosen = options.get("repo") or task.metadata.get("repo") or self.default_repo
-        if chosen:
-            origin = parse_origin(str(chosen))
-        else:
-            origin = Origin(str(await scratch_repository(self.home)))
         wanted = options.get("base_branch") or task.metadata.get("base_branch")
-        base = str(wanted) if wanted else None
-        if origin.path is not None:
-            root, base = await check_repository(origin.path, base, require_clean=False)
-            origin = Origin(str(root))
-        else:
-            await asyncio.to_thread(self.home.mkdir, parents=True, exist_ok=True)
-            base = await remote.remote_base(origin, self.home, base)
+        origin, base = await self._resolve(str(chosen or ""), str(wanted) if wanted else None)
         policy = options.get("merge_policy") or task.metadata.get("merge_policy")
         return {
             **options,
@@ -89,6 +83,27 @@ class GitDelivery:
             "base_branch": base,
             "merge_policy": check_merge_policy(str(policy or self.merge_policy)),
         }
+
+    async def _resolve(self, chosen: str, wanted: str | None) -> tuple[Origin, str]:
+        """The repository (``chosen``; empty: the scratch one) and its base branch (``wanted``;
+        None: its HEAD's), checked; a batch of tasks for one repository checks it once (for
+        :data:`TARGET_REUSE_S`), not once per task."""
+        key = (chosen, wanted)
+        known = self._resolved.get(key)
+        if known is not None and time.monotonic() - known[2] < TARGET_REUSE_S:
+            return known[0], known[1]
+        if chosen:
+            origin = parse_origin(chosen)
+        else:
+            origin = Origin(str(await scratch_repository(self.home)))
+        if origin.path is not None:
+            root, base = await check_repository(origin.path, wanted, require_clean=False)
+            origin = Origin(str(root))
+        else:
+            await asyncio.to_thread(self.home.mkdir, parents=True, exist_ok=True)
+            base = await remote.remote_base(origin, self.home, wanted)
+        self._resolved[key] = (origin, base, time.monotonic())
+        return origin, base
 
     async def workspace(self, workflow_id: str) -> Workspace:
         """The workflow's workspace on this host, created on first use (and after a restart):

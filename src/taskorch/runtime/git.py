@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,16 +206,21 @@ async def refs(cwd: Path, *names: str) -> dict[str, str]:
     return {name: found[name] for name in names if name in found}
 
 
-async def update_refs(cwd: Path, moves: dict[str, tuple[str | None, str | None]]) -> None:
+async def update_refs(
+    cwd: Path, moves: Mapping[str, tuple[str | None, str | None]], *, check: bool = True
+) -> bool:
     """Move the refs ``moves`` (full name -> (new commit or None to delete, the commit it must
-    have now or None for "whatever it is")) in one transaction: all of them or none."""
+    have now or None for "whatever it is"; all zeros: "must not exist")) in one transaction:
+    all of them or none. False (with ``check``: a GitError) when one was not as expected."""
     lines = [
         f"{'delete' if new is None else 'update'} {name}{f' {new}' if new else ''}"
         f"{f' {old}' if old else ''}"
         for name, (new, old) in moves.items()
     ]
-    if lines:
-        await git(cwd, "update-ref", "--stdin", stdin="\n".join(lines) + "\n")
+    if not lines:
+        return True
+    result = await git(cwd, "update-ref", "--stdin", stdin="\n".join(lines) + "\n", check=check)
+    return result.ok
 
 
 async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -209,6 +210,27 @@ async def push(repo: Path, updates: dict[str, str | None], expected: dict[str, s
     if any(word in text for word in ("stale info", "fetch first", "non-fast-forward", "atomic")):
         return False
     raise _host_error("push to", repo, result)
+
+
+async def move_in_place(
+    repo: Path,
+    origin: Path,
+    updates: Mapping[str, str | None],
+    expected: Mapping[str, str | None],
+) -> bool:
+    """:func:`push` for an origin on this host's disk that already has every commit of
+    ``updates`` (a branch made at its own base, deletions): its branches are moved in place, in
+    one transaction leased the same way, and the mirror's remote-tracking refs follow. No pack is
+    made or received (a push here is six processes)."""
+    known = next((sha for sha in [*updates.values(), *expected.values()] if sha), "0" * 40)
+    absent = "0" * len(known)  # (SHA-1 or SHA-256)
+    moves = {f"refs/heads/{b}": (sha, expected.get(b) or absent) for b, sha in updates.items()}
+    async with mirror_lock(repo):
+        if not await g.update_refs(origin, moves, check=False):
+            return False
+        tracking = {f"refs/remotes/{REMOTE}/{b}": (sha, None) for b, sha in updates.items()}
+        await g.update_refs(repo, tracking)
+    return True
 
 
 async def _git_remote(cwd: Path, *args: str) -> GitResult:

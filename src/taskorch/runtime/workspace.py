@@ -698,7 +698,13 @@ class Workspace:
             if f"refs/remotes/{remote.REMOTE}/{branch}" in found:  # the local one follows it
                 return
             base_tip = found[f"refs/heads/{self.base_branch}"]
-            if await remote.push(self.repo, {branch: base_tip}, {branch: None}):
+            made: dict[str, str | None] = {branch: base_tip}
+            local = self.origin.path if self.origin is not None else None
+            if await (
+                remote.move_in_place(self.repo, local, made, {branch: None})  # (its own base)
+                if local is not None
+                else remote.push(self.repo, made, {branch: None})
+            ):
                 await g.git(self.repo, "update-ref", f"refs/heads/{branch}", base_tip)
                 return
         raise HostError(f"could not create {self.workflow_branch} on {self.origin}")
@@ -917,7 +923,11 @@ class Workspace:
             if container is not None and await g.is_ancestor(self.repo, tip, container):
                 gone[name] = None
         if gone:
-            await remote.push(self.repo, gone, {name: found[name] for name in gone})
+            expected: dict[str, str | None] = {name: found[name] for name in gone}
+            if self.origin is not None and self.origin.path is not None:
+                await remote.move_in_place(self.repo, self.origin.path, gone, expected)
+            else:
+                await remote.push(self.repo, gone, expected)
 
     async def _delete_merged_branches(self) -> tuple[list[str], list[str]]:
         found = await g.branches(self.repo, self.namespace)

@@ -468,6 +468,46 @@ async def test_a_dependent_prepared_again_starts_from_the_moved_workflow_branch(
     assert (later / "src" / "early.py").is_file()
 
 
+async def test_a_merge_moves_only_refs_and_the_next_subtask_starts_from_a_fresh_spare(
+    repo: Path, home: Path
+) -> None:
+    (repo / ".gitignore").write_text("build/\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "ignore build/")
+    workspace = await open_ws(repo, home, "wf-2")
+    first = await workspace.prepare_subtask("first")
+    (first / "src").mkdir(exist_ok=True)
+    (first / "src" / "first.py").write_text("first = 1\n")
+    await workspace.commit_all("first", "first")
+    (first / "build").mkdir()
+    (first / "build" / "cache.bin").write_text("ignored output\n")  # never committed
+    (first / "stray.txt").write_text("untracked\n")  # would be committed by the merge
+
+    merged = await workspace.merge_subtask("first")
+
+    assert merged.status is MergeStatus.MERGED
+    parents = git(repo, "rev-list", "--parents", "-n", "1", str(merged.commit)).split()[1:]
+    assert len(parents) == 2  # a merge commit, made without a checkout
+    assert not workspace.workflow_worktree.exists()
+    assert not first.exists()
+    assert branch_list(repo, "taskorch/wf-2/sub/*") == []
+    spares = list((worktrees_of(home, "wf-2") / "spare").iterdir())
+    assert len(spares) == 1
+
+    second = await workspace.prepare_subtask("second")
+
+    assert not spares[0].exists()  # the spare became the second subtask's worktree
+    assert git(second, "branch", "--show-current") == "taskorch/wf-2/sub/second"
+    assert git(second, "rev-parse", "HEAD") == merged.commit
+    assert git(second, "status", "--porcelain", "--ignored") == ""  # nothing left over
+    assert (second / "src" / "first.py").read_text() == "first = 1\n"
+    assert (second / "stray.txt").read_text() == "untracked\n"  # committed with the merge
+    assert not (second / "build").exists()
+    report = await workspace.cleanup(cancelled=True)
+    assert report.removed_worktrees == [str(second)]
+    assert not worktrees_of(home, "wf-2").exists()
+
+
 async def test_merge_subtask_rerun_after_a_crash_reports_already_merged(
     repo: Path, home: Path
 ) -> None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -67,6 +66,7 @@ from taskorch.runtime.workspace_records import (
     PullRequestSummary,
     parse_numstat,
 )
+from taskorch.runtime.worktree_folders import WorktreeFolders, is_under, same_path, usable
 from taskorch.settings import default_worktrees_root
 
 __all__ = [
@@ -128,9 +128,7 @@ class Workspace:
         worktrees = worktrees or default_worktrees_root(self.home)
         self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
-        self.spares = self.root / "spare"
-        """Worktrees of merged subtasks, kept for the next ones to start from (see
-        :meth:`_add_worktree`): a checkout writes only what differs."""
+        self.folders = WorktreeFolders(self.repo, self.root)
         self._base = base_branch
         self._started = False
         self._checked_out = False
@@ -211,8 +209,8 @@ class Workspace:
         if not self._checked_out or not await asyncio.to_thread(path.is_dir):
             async with g.admin_lock(self.repo):
                 holder = next((e for e in await g.worktrees(self.repo) if e.branch == branch), None)
-                if not (holder and _same(holder.path, path) and _usable(holder)):
-                    await self._remove_worktrees(path, branch)
+                if not (holder and same_path(holder.path, path) and usable(holder)):
+                    await self.folders.remove(path, branch)
                     await g.git(self.repo, "worktree", "add", "-q", str(path), branch)
                     self._workflow_gitdir = None
             self._checked_out = True
@@ -282,19 +280,22 @@ class Workspace:
             if tip is not None:
                 async with g.admin_lock(self.repo):
                     entries = await g.worktrees(self.repo)
-                holder = next((e for e in entries if e.branch == branch and self._working(e)), None)
+                holder = next(
+                    (e for e in entries if e.branch == branch and self.folders.may_hold_work(e)),
+                    None,
+                )
                 if holder is not None:
                     message = f"taskorch: unfinished work of subtask {key}"
                     tip = await commit_worktree(holder.path, message) or tip
-                    if tip == workflow_tip and _same(holder.path, path):
+                    if tip == workflow_tip and same_path(holder.path, path):
                         return path
             kept = None
             async with g.admin_lock(self.repo):
                 if tip is not None and not await g.is_ancestor(self.repo, tip, workflow_tip):
                     kept = await self._keep(key, tip)
                 if holder is not None or tip is not None or await asyncio.to_thread(path.exists):
-                    await self._remove_worktrees(path, branch)
-                await self._add_worktree(path, branch, workflow_tip)
+                    await self.folders.remove(path, branch)
+                await self.folders.add(path, branch, workflow_tip)
             if kept is not None and tip is not None:
                 await self._keep_on_origin_as(kept, tip)  # (outside the admin lock: it fetches)
             return path
@@ -465,7 +466,7 @@ class Workspace:
             earlier = tip is not None and tip != chosen
             if earlier and not await g.is_ancestor(self.repo, str(tip), workflow_tip):
                 kept = await self._keep(key, str(tip))
-            await self._remove_worktrees(self.subtask_worktree(key), branch)
+            await self.folders.remove(self.subtask_worktree(key), branch)
             await g.git(self.repo, "branch", "-f", branch, chosen)
         if kept is not None and tip is not None:
             await self._keep_on_origin_as(kept, tip)
@@ -476,7 +477,7 @@ class Workspace:
         is on the subtask's branch by now). Idempotent."""
         branch = self.subtask_branch(candidate)
         async with g.admin_lock(self.repo):
-            await self._remove_worktrees(self.subtask_worktree(candidate), branch)
+            await self.folders.remove(self.subtask_worktree(candidate), branch)
             await g.git(self.repo, "branch", "-D", "-q", branch, check=False)
 
     # --- the end of a workflow -------------------------------------------------------------------
@@ -558,9 +559,17 @@ class Workspace:
         """The origin's base branch commit when it contains the workflow branch (read from git
         just now), else None: ``merged`` is a fact of the repository, not a row. ``from_url``
         reads the base branch from that repository instead (a local repository's GitHub)."""
+        base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
+        local = self.origin.path if self.origin is not None and from_url is None else None
+        if local is not None:
+            # A repository on this disk holds both commits: asked there, no fetch needed.
+            there = await g.refs(local, base, branch)
+            head, tip = there.get(branch), there.get(base)
+            if head is None or tip is None or not await g.is_ancestor(local, head, tip):
+                return None
+            return tip
         found = await self.sync()
-        head = found.get(f"refs/heads/{self.workflow_branch}")
-        base_tip = found.get(f"refs/heads/{self.base_branch}")
+        head, base_tip = found.get(branch), found.get(base)
         if from_url is not None:
             ref = f"refs/taskorch/checked/{self.workflow_id}"
             spec = f"+refs/heads/{self.base_branch}:{ref}"
@@ -602,13 +611,13 @@ class Workspace:
             async with g.admin_lock(self.repo):
                 entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
             # (spare worktrees hold no work: removed with the folder, unreported)
-            entries = [e for e in entries if not _under(e.path, self.spares)]
+            entries = [e for e in entries if not is_under(e.path, self.folders.spares)]
             for entry in entries:
-                if entry.branch != self.workflow_branch and _usable(entry):
+                if entry.branch != self.workflow_branch and usable(entry):
                     await commit_worktree(entry.path, f"taskorch: unfinished work kept ({why})")
             async with g.admin_lock(self.repo):
                 for entry in entries:
-                    await self._remove_worktrees(entry.path, entry.branch)
+                    await self.folders.remove(entry.path, entry.branch)
                 if await asyncio.to_thread(self.root.exists):
                     await asyncio.to_thread(shutil.rmtree, self.root, True)
                     await g.git(self.repo, "worktree", "prune")
@@ -810,26 +819,6 @@ class Workspace:
         except WorkspaceError as exc:
             log.warning("could not keep %s on the origin: %s", name, exc.message)
 
-    async def _remove_worktrees(self, path: Path, branch: str | None) -> None:
-        """Remove the worktree at ``path`` and any that has ``branch`` checked out (ours only).
-        The caller holds the admin lock."""
-        prune = False
-        for entry in await g.worktrees(self.repo):
-            if not (_same(entry.path, path) or (branch is not None and entry.branch == branch)):
-                continue
-            if not _under(entry.path, self.root):
-                raise WorkspaceError(
-                    f"branch {branch} is checked out in {entry.path}, outside taskorch's "
-                    "worktrees; check out another branch there"
-                )
-            remove = ("worktree", "remove", "--force", "--force", str(entry.path))
-            prune = not (await g.git(self.repo, *remove, check=False)).ok or prune
-        if _under(path, self.root) and await asyncio.to_thread(path.exists):
-            await asyncio.to_thread(shutil.rmtree, path, True)
-            prune = True
-        if prune:
-            await g.git(self.repo, "worktree", "prune")
-
     async def _drop_subtask(
         self, key: str, merged_tip: str | None = None, *, delete_branch: bool = False
     ) -> None:
@@ -838,8 +827,8 @@ class Workspace:
         with the old value)."""
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         async with g.admin_lock(self.repo):
-            if not await self._spare_worktree(path):
-                await self._remove_worktrees(path, branch)
+            if not await self.folders.spare(path):
+                await self.folders.remove(path, branch)
             if not delete_branch or merged_tip is None:
                 return
             delete = ("update-ref", "-d", f"refs/heads/{branch}", merged_tip)
@@ -848,45 +837,8 @@ class Workspace:
             if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
                 raise g.GitError(delete, self.repo, deleted.returncode, deleted.stderr)
 
-    async def _add_worktree(self, path: Path, branch: str, start: str) -> None:
-        """A worktree at ``path`` on ``branch`` (made or reset to ``start``): a spare one when
-        there is one (only the files that differ are written, not the whole tree), else a new
-        one. The caller holds the admin lock."""
-        names = await asyncio.to_thread(_listing, self.spares)
-        if names:
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        for name in names:
-            spare = self.spares / name
-            moved = await g.git(self.repo, "worktree", "move", str(spare), str(path), check=False)
-            if not moved.ok:
-                await self._remove_worktrees(spare, None)
-                continue
-            # As fresh as a new one: the branch's files, nothing untracked or ignored left.
-            reset = await g.git(path, "checkout", "-q", "-f", "-B", branch, start, check=False)
-            cleaned = reset.ok and (await g.git(path, "clean", "-ffdxq", check=False)).ok
-            if cleaned:
-                return
-            await self._remove_worktrees(path, branch)
-            break
-        await g.git(self.repo, "worktree", "add", "-q", "-B", branch, str(path), start)
-
-    async def _spare_worktree(self, path: Path) -> bool:
-        """Keep a merged subtask's worktree at ``path`` as a spare for the next subtask to
-        start from; False when it could not be moved (it is removed instead). The caller holds
-        the admin lock."""
-        if not await asyncio.to_thread(path.is_dir):
-            return False
-        await asyncio.to_thread(self.spares.mkdir, parents=True, exist_ok=True)
-        spare = self.spares / f"{path.name}-{os.urandom(3).hex()}"
-        moved = await g.git(self.repo, "worktree", "move", str(path), str(spare), check=False)
-        return moved.ok
-
-    def _working(self, entry: g.WorktreeEntry) -> bool:
-        """A usable worktree that may hold work (not a spare)."""
-        return _usable(entry) and not _under(entry.path, self.spares)
-
     def _owns(self, entry: g.WorktreeEntry) -> bool:
-        return _under(entry.path, self.root) or (
+        return is_under(entry.path, self.root) or (
             entry.branch is not None and entry.branch.startswith(self.namespace)
         )
 
@@ -945,13 +897,6 @@ class Workspace:
         return deleted, kept
 
 
-def _listing(folder: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(folder))
-    except OSError:  # no spares yet
-        return []
-
-
 def _has_markers(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
@@ -959,15 +904,3 @@ def _has_markers(path: Path) -> bool:
     except OSError:  # a directory or a file gone: nothing to resolve there
         return False
     return any(line.startswith((b"<<<<<<< ", b">>>>>>> ")) for line in text.splitlines())
-
-
-def _usable(entry: g.WorktreeEntry) -> bool:
-    return not entry.prunable and entry.path.is_dir()
-
-
-def _same(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve()
-
-
-def _under(path: Path, root: Path) -> bool:
-    return path.resolve().is_relative_to(root.resolve())

@@ -1,0 +1,101 @@
+"""A workflow's worktree folders in its mirror: made (from a spare when there is one), kept aside
+as spares once merged, and removed. Only folders under the workflow's root are ever touched.
+
+A spare is a merged subtask's worktree moved to ``<root>/spare/``. The next subtask of the
+workflow starts from it (``worktree move``, ``checkout -f -B``, ``clean -ffdx``): as fresh as a
+new worktree, nothing untracked or ignored left, but only the files that differ are written,
+where ``worktree add`` and ``worktree remove`` write and delete the whole tree. Whatever does not
+go to plan (a failed move, a kill half-way) falls back to removing the folder and adding anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+from taskorch.runtime import git as g
+from taskorch.runtime.git import WorkspaceError
+
+
+class WorktreeFolders:
+    """The worktrees of ``repo`` under ``root`` (one workflow's). Every method but
+    :meth:`may_hold_work` expects the caller to hold the repository's admin lock."""
+
+    def __init__(self, repo: Path, root: Path) -> None:
+        self.repo = repo
+        self.root = root
+        self.spares = root / "spare"
+
+    async def add(self, path: Path, branch: str, start: str) -> None:
+        """A worktree at ``path`` on ``branch`` (made or reset to ``start``): a spare when there
+        is one, else a new one."""
+        names = await asyncio.to_thread(_listing, self.spares)
+        if names:
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        for name in names:
+            spare = self.spares / name
+            moved = await g.git(self.repo, "worktree", "move", str(spare), str(path), check=False)
+            if not moved.ok:
+                await self.remove(spare, None)
+                continue
+            # As fresh as a new one: the branch's files, nothing untracked or ignored left.
+            reset = await g.git(path, "checkout", "-q", "-f", "-B", branch, start, check=False)
+            if reset.ok and (await g.git(path, "clean", "-ffdxq", check=False)).ok:
+                return
+            await self.remove(path, branch)
+            break
+        await g.git(self.repo, "worktree", "add", "-q", "-B", branch, str(path), start)
+
+    async def spare(self, path: Path) -> bool:
+        """Keep the merged subtask's worktree at ``path`` as a spare; False when there is none
+        or it could not be moved (then the caller removes it)."""
+        if not await asyncio.to_thread(path.is_dir):
+            return False
+        await asyncio.to_thread(self.spares.mkdir, parents=True, exist_ok=True)
+        spare = self.spares / f"{path.name}-{os.urandom(3).hex()}"
+        moved = await g.git(self.repo, "worktree", "move", str(path), str(spare), check=False)
+        return moved.ok
+
+    async def remove(self, path: Path, branch: str | None) -> None:
+        """Remove the worktree at ``path`` and any that has ``branch`` checked out (ours only)."""
+        prune = False
+        for entry in await g.worktrees(self.repo):
+            if not (same_path(entry.path, path) or (branch is not None and entry.branch == branch)):
+                continue
+            if not is_under(entry.path, self.root):
+                raise WorkspaceError(
+                    f"branch {branch} is checked out in {entry.path}, outside taskorch's "
+                    "worktrees; check out another branch there"
+                )
+            remove = ("worktree", "remove", "--force", "--force", str(entry.path))
+            prune = not (await g.git(self.repo, *remove, check=False)).ok or prune
+        if is_under(path, self.root) and await asyncio.to_thread(path.exists):
+            await asyncio.to_thread(shutil.rmtree, path, True)
+            prune = True
+        if prune:
+            await g.git(self.repo, "worktree", "prune")
+
+    def may_hold_work(self, entry: g.WorktreeEntry) -> bool:
+        """A usable worktree that is not a spare (a spare's work is merged)."""
+        return usable(entry) and not is_under(entry.path, self.spares)
+
+
+def _listing(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:  # no spares yet
+        return []
+
+
+def usable(entry: g.WorktreeEntry) -> bool:
+    return not entry.prunable and entry.path.is_dir()
+
+
+def same_path(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def is_under(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())

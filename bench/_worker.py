@@ -17,9 +17,9 @@ async def main(concurrency: int) -> None:
     try:
         queue = SubtaskQueue(store.connector)
         await queue.counts()  # connect before the clock starts
-        worker = Worker(
-            queue, {None: SimAgent()}, config=WorkerConfig(concurrency=concurrency, poll_s=0.05)
-        )
+        batch = int(os.environ.get("TASKORCH_BENCH_CLAIM_BATCH", "1000"))
+        config = WorkerConfig(concurrency=concurrency, poll_s=0.05, claim_batch=batch)
+        worker = Worker(queue, {None: SimAgent()}, config=config)
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         await worker.run(once=True)

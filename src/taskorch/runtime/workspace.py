@@ -3,10 +3,12 @@
 Names (everything a workflow touches lives under ``refs/heads/taskorch/<workflow_id>/``):
 
 - ``taskorch/<wf>/main``: the workflow branch, created from the base branch; merges of subtasks
-  land on it in the worktree ``<worktrees>/<wf>/main``.
+  land on it without a checkout (``merge-tree``, ``commit-tree``, a leased ref update). Its
+  worktree ``<worktrees>/<wf>/main`` is made only for a test command to run in.
 - ``taskorch/<wf>/sub/<key>``: a subtask's branch, in the worktree
   ``<worktrees>/<wf>/subtasks/<key>``, created from the workflow branch as it stands when the
-  subtask is prepared (so it sees its dependencies' merged work).
+  subtask is prepared (so it sees its dependencies' merged work); once merged, the worktree is a
+  spare the next subtask starts from (see :mod:`taskorch.runtime.worktree_folders`).
 - ``taskorch/<wf>/kept/<key>/<n>``: unmerged work of an earlier attempt, kept when a subtask is
   prepared afresh.
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from taskorch.engine.runner import _news
 
 
@@ -25,3 +27,16 @@ async def test_news_names_the_workflows_of_a_burst_of_events() -> None:
 async def test_a_quiet_interval_names_none() -> None:
     inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
     assert await _news(inbox, {"wf-1"}, 0.01, None) == set()
+
+
+async def test_a_cancel_that_comes_with_an_event_is_not_dropped() -> None:
+    """Ctrl-C cancels the run's task; an event that arrives in the same moment must not swallow
+    the cancel (``asyncio.wait_for`` on Python 3.11 returned the event instead, and the run went
+    on to ``merged`` with exit code 0)."""
+    inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    task = asyncio.create_task(_news(inbox, {"wf"}, 5.0, None))
+    await asyncio.sleep(0)  # waiting for news
+    inbox.put_nowait({"workflow_id": "wf", "event": "task:complete"})
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

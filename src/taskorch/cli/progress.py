@@ -374,7 +374,8 @@ class ProgressView:
             await asyncio.sleep(timeout_s)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._inbox.get(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # (wait_for may drop a Ctrl-C on 3.11)
+                await self._inbox.get()
             while not self._inbox.empty():
                 self._inbox.get_nowait()
 

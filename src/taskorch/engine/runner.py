@@ -142,7 +142,10 @@ async def _news(
     news: set[str] = set()
     while not news and (left := deadline - loop.time()) > 0:
         try:
-            event = await asyncio.wait_for(inbox.get(), left)
+            # Not wait_for: on Python 3.11 it returns an event that arrives as the task is
+            # cancelled and drops the cancel (a Ctrl-C then went unheard, the run went on).
+            async with asyncio.timeout(left):
+                event = await inbox.get()
         except TimeoutError:
             break
         news |= _named(event, watched)

@@ -158,7 +158,9 @@ async def _run_git(
         raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
     talk = asyncio.ensure_future(process.communicate(None if stdin is None else stdin.encode()))
     try:
-        out, err = await asyncio.wait_for(asyncio.shield(talk), timeout_s)
+        # (not wait_for: on Python 3.11 a cancel that comes as git ends is dropped)
+        async with asyncio.timeout(timeout_s):
+            out, err = await asyncio.shield(talk)
     except TimeoutError:
         process.kill()
         await talk

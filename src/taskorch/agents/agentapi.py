@@ -241,7 +241,8 @@ class _Turn:
     async def interrupt(self) -> None:
         """Best effort: ESC as keystrokes stops a running agent."""
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.client.raw(ESC), self.a.request_timeout_s)
+            async with asyncio.timeout(self.a.request_timeout_s):
+                await self.client.raw(ESC)
 
     # --- following the turn -------------------------------------------------------------------
 
@@ -264,7 +265,8 @@ class _Turn:
                     )
                 self.status = None  # wait for a fresh observation
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), self.a.poll_s)
+                async with asyncio.timeout(self.a.poll_s):
+                    await self.changed.wait()
 
     async def reply(self) -> str | None:
         try:

@@ -201,7 +201,8 @@ async def _communicate(
         )
         while True:
             try:
-                await asyncio.wait_for(asyncio.shield(process.wait()), heartbeat_s)
+                async with asyncio.timeout(heartbeat_s):
+                    await asyncio.shield(process.wait())
                 break
             except TimeoutError:
                 heartbeat()
@@ -263,7 +264,8 @@ async def kill_group(process: asyncio.subprocess.Process) -> None:
         return
     _signal_tree(process.pid, below, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(process.wait(), KILL_GRACE_S)
+        async with asyncio.timeout(KILL_GRACE_S):
+            await process.wait()
     below |= set(guard.descendants(process.pid))
     _signal_tree(process.pid, below, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):

@@ -198,7 +198,8 @@ class Daemon:
     async def _pause(self, delay_s: float) -> None:
         """Sleep ``delay_s``, or less if the daemon is told to stop."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay_s)
+            async with asyncio.timeout(delay_s):
+                await self._stopping.wait()
 
     async def _recover(self) -> None:
         """Set right what a crash left half done: tasks claimed with no workflow carrying them,

@@ -132,7 +132,8 @@ class PostgresConnector(Connector):
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name="taskorch-listen")
         try:
-            await asyncio.wait_for(self._notified.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._notified.wait()
         except TimeoutError:
             return False
         self._notified.clear()

@@ -80,6 +80,7 @@ class WorkflowFiles:
         self._task: asyncio.Task[None] | None = None
         self._failing = False
         self._gathered: list[dict[str, Any]] = []
+        self._writing: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         if self._task is not None or not self.engine.settings.taskorch_workflow_files:
@@ -96,6 +97,8 @@ class WorkflowFiles:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if self._writing is not None:
+            await self._writing
         # What came in since the last batch (and what was being gathered when stopped).
         batch, self._gathered = [*self._gathered, *_drain(inbox)], []
         await self._write_batch(batch)
@@ -110,7 +113,10 @@ class WorkflowFiles:
             # per event a workflow of N subtasks cost N^2 row reads.
             await asyncio.sleep(GATHER_S)
             batch, self._gathered = [*self._gathered, *_drain(inbox)], []
-            await self._write_batch(batch)
+            # Shielded: stop() lets a batch being written finish (cut off, its state.json would
+            # be lost, and written again its events would be doubled).
+            self._writing = asyncio.ensure_future(self._write_batch(batch))
+            await asyncio.shield(self._writing)
 
     async def _write_batch(self, records: Sequence[dict[str, Any]]) -> None:
         by_workflow: dict[str, list[dict[str, Any]]] = {}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from taskorch.agents import guard
+from taskorch.agents import child_watch, guard
 from taskorch.agents.base import Heartbeat
 from taskorch.domain.errors import AgentError
 
@@ -117,6 +117,7 @@ async def run_process(
 ) -> ProcessResult:
     program = _program(argv[0], env, cwd)
     guarded = [sys.executable, "-I", GUARD, str(os.getpid()), program, *argv[1:]]
+    child_watch.install()
     try:
         process = await asyncio.create_subprocess_exec(
             *(guarded if GUARDED else [program, *argv[1:]]),

@@ -30,6 +30,7 @@ import json
 import os
 from pathlib import Path, PurePosixPath
 
+from taskorch.agents import child_watch
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.agents.sim import SimAgent, SimBehaviour
 from taskorch.domain.errors import AgentError
@@ -290,6 +291,7 @@ async def _git(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
     # Git straight, not through run_process's guard (a Python process per command, ten times
     # the cost of the git command): these are short git commands of taskorch's own, not an
     # agent's program whose tree must die with the worker.
+    child_watch.install()
     try:
         process = await asyncio.create_subprocess_exec(
             *("git", "-c", "commit.gpgsign=false", *args),

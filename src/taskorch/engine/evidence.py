@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from taskorch.agents import child_watch
 from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import Attempt, Subtask, Workflow
 from taskorch.domain.states import SubtaskState
@@ -276,6 +277,7 @@ async def merged_diff(repo: Path, commit: str) -> tuple[str | None, bool]:
     not in ``repo`` (another host's, or collected)."""
     if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
         return None, False
+    child_watch.install()
     process = await asyncio.create_subprocess_exec(
         "git",
         "-C",

@@ -76,10 +76,17 @@ class _GitCount:
         run_git, agent_git = g._run_git, sim_worktree._git
 
         async def counted(
-            cwd: Path, *args: str, check: bool, timeout_s: float, stdin: str | None = None
+            cwd: Path,
+            *args: str,
+            check: bool,
+            timeout_s: float,
+            stdin: str | bytes | None = None,
+            binary: bool = False,
         ) -> g.GitResult:
             self.counts[g._subcommand(args)] += 1
-            return await run_git(cwd, *args, check=check, timeout_s=timeout_s, stdin=stdin)
+            return await run_git(
+                cwd, *args, check=check, timeout_s=timeout_s, stdin=stdin, binary=binary
+            )
 
         async def agent_counted(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
             self.counts[f"agent {args[0]}"] += 1

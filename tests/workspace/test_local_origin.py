@@ -4,12 +4,14 @@ directly and fetches only when they moved; the merges' files are read in one pas
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fakes.origins import bare_origin
 from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.domain.errors import HostError
+from taskorch.runtime import git as g
 from taskorch.runtime import remote
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.workspace import MergeStatus, Workspace
@@ -82,3 +84,39 @@ async def test_a_local_origin_gone_is_a_host_error(tmp_path: Path) -> None:
     origin.rename(tmp_path / "moved.git")
     with pytest.raises(HostError, match="fetch failed"):
         await workspace.is_merged("one")
+
+
+async def test_merges_reach_a_local_origin_in_place_complete_and_leased(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No push: the merge's objects are copied in and the origin's branch moved in place. The
+    origin is whole (fsck), holds each subtask's file, and a host that merged from a stale view
+    is refused and merges again on top."""
+    origin = bare_origin(tmp_path / "remote")
+    host_a = await workspace_on(tmp_path / "a", origin)
+    host_b = await workspace_on(tmp_path / "b", origin)
+    run = []
+    real = g._run_git
+
+    async def recorded(cwd: Path, *args: str, **kwargs: Any) -> g.GitResult:
+        run.append(g._subcommand(args))
+        return await real(cwd, *args, **kwargs)
+
+    monkeypatch.setattr(g, "_run_git", recorded)
+    await merged(host_a, "a-1", ["a.txt"])
+    path = await host_b.prepare_subtask("b-1")  # (host B's mirror now has a-1's merge)
+    await merged(host_a, "a-2", ["a2.txt"])  # the origin moves on without host B seeing it
+    task = sim_task("b-1", ["b.txt"], workdir=path, workflow_id=host_b.workflow_id)
+    await SimWorktreeAgent().run(task, noop)
+    assert (await host_b.merge_subtask("b-1")).status is MergeStatus.MERGED
+
+    assert "push" not in run
+    assert "unpack-objects" in run
+    branch = "refs/heads/taskorch/wf-1/main"
+    fsck = await g.git(origin, "fsck", "--strict", "--no-dangling", branch, check=False)
+    assert fsck.ok, fsck.stdout + fsck.stderr
+    files = (await g.out(origin, "ls-tree", "-r", "--name-only", branch)).split()
+    assert {"a.txt", "a2.txt", "b.txt"} <= set(files)
+    subjects = (await g.out(origin, "log", "--first-parent", "--format=%s", branch)).splitlines()
+    merges = [s.split()[3] for s in subjects if s.startswith("taskorch: merge")]
+    assert merges == ["b-1", "a-2", "a-1"]

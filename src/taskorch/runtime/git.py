@@ -22,10 +22,11 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskorch.agents import child_watch
 from taskorch.domain.errors import GitError as GitError
 from taskorch.domain.errors import InputError
 from taskorch.domain.errors import MergeConflictError as MergeConflictError
@@ -71,6 +72,8 @@ class GitResult:
     returncode: int
     stdout: str
     stderr: str
+    data: bytes = b""
+    """stdout as it came, for a run that asked for bytes (a pack); ``stdout`` is empty then."""
 
     @property
     def ok(self) -> bool:
@@ -107,12 +110,15 @@ async def git(
     *args: str,
     check: bool = True,
     timeout_s: float = GIT_TIMEOUT_S,
-    stdin: str | None = None,
+    stdin: str | bytes | None = None,
+    binary: bool = False,
 ) -> GitResult:
     """Run ``git <args>`` in ``cwd`` (``stdin``: its input); raise :class:`GitError` on a non-zero
-    exit when ``check``."""
+    exit when ``check``. With ``binary`` stdout is kept as bytes (:attr:`GitResult.data`)."""
     with tracing.span(f"git {_subcommand(args)}") as notes:  # a workflow's only, when tracing
-        result = await _run_git(cwd, *args, check=check, timeout_s=timeout_s, stdin=stdin)
+        result = await _run_git(
+            cwd, *args, check=check, timeout_s=timeout_s, stdin=stdin, binary=binary
+        )
         notes.set("git.exit_code", result.returncode)
         return result
 
@@ -129,7 +135,12 @@ def _subcommand(args: tuple[str, ...]) -> str:
 
 
 async def _run_git(
-    cwd: Path, *args: str, check: bool, timeout_s: float, stdin: str | None = None
+    cwd: Path,
+    *args: str,
+    check: bool,
+    timeout_s: float,
+    stdin: str | bytes | None = None,
+    binary: bool = False,
 ) -> GitResult:
     argv = [
         "git",
@@ -143,6 +154,7 @@ async def _run_git(
         f"user.email={IDENTITY[1]}",
         *args,
     ]
+    child_watch.install()
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -156,7 +168,8 @@ async def _run_git(
         if not await asyncio.to_thread(cwd.is_dir):
             raise WorkspaceError(f"directory does not exist: {cwd}") from None
         raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
-    talk = asyncio.ensure_future(process.communicate(None if stdin is None else stdin.encode()))
+    given = stdin.encode() if isinstance(stdin, str) else stdin
+    talk = asyncio.ensure_future(process.communicate(given))
     try:
         # (not wait_for: on Python 3.11 a cancel that comes as git ends is dropped)
         async with asyncio.timeout(timeout_s):
@@ -172,8 +185,9 @@ async def _run_git(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(talk, timeout_s)
         raise
+    text = "" if binary else out.decode(errors="replace")
     result = GitResult(
-        process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        process.returncode or 0, text, err.decode(errors="replace"), out if binary else b""
     )
     if check and not result.ok:
         raise GitError(args, cwd, result.returncode, result.stderr or result.stdout)
@@ -223,6 +237,17 @@ async def update_refs(
         return True
     result = await git(cwd, "update-ref", "--stdin", stdin="\n".join(lines) + "\n", check=check)
     return result.ok
+
+
+async def copy_objects(source: Path, target: Path, tips: Iterable[str], known: str) -> None:
+    """Copy into the repository ``target`` what ``source`` holds of the commits ``tips`` beyond
+    ``known`` (a commit ``target`` has, with its history): ``pack-objects`` here piped into
+    ``unpack-objects`` there, the part of a push that moves objects, without its transport. The
+    copies are loose objects, as a small push leaves them; unreferenced, gc collects them."""
+    revs = "".join(f"{tip}\n" for tip in tips) + f"^{known}\n"
+    pack = ("pack-objects", "--revs", "--stdout", "-q")
+    packed = await git(source, *pack, stdin=revs, binary=True)
+    await git(target, "unpack-objects", "-q", stdin=packed.data)
 
 
 async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:

@@ -217,19 +217,34 @@ async def move_in_place(
     origin: Path,
     updates: Mapping[str, str | None],
     expected: Mapping[str, str | None],
+    *,
+    beyond: str | None = None,
+    here: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> bool:
-    """:func:`push` for an origin on this host's disk that already has every commit of
-    ``updates`` (a branch made at its own base, deletions): its branches are moved in place, in
-    one transaction leased the same way, and the mirror's remote-tracking refs follow. No pack is
-    made or received (a push here is six processes)."""
+    """:func:`push` for an origin on this host's disk: its branches are moved in place, in one
+    transaction leased the same way, and the mirror's remote-tracking refs follow. The origin
+    must have every commit of ``updates`` (a branch made at its own base, deletions), or, with
+    ``beyond`` (a commit it has), is first given what they hold beyond it
+    (:func:`~taskorch.runtime.git.copy_objects`): a push here is six processes and more, this
+    three. (The origin's own hooks do not run, as for any change made in place.) ``here``: moves
+    of the mirror's own refs (see :func:`~taskorch.runtime.git.update_refs`) made with the
+    tracking refs', in one transaction (under the admin lock: they may be branches)."""
     known = next((sha for sha in [*updates.values(), *expected.values()] if sha), "0" * 40)
     absent = "0" * len(known)  # (SHA-1 or SHA-256)
     moves = {f"refs/heads/{b}": (sha, expected.get(b) or absent) for b, sha in updates.items()}
+    if beyond is not None:
+        # Copied first: update-ref refuses a commit the origin does not have. Should the lease
+        # fail below, the copies are unreferenced objects, for gc.
+        await g.copy_objects(repo, origin, [sha for sha in updates.values() if sha], beyond)
     async with mirror_lock(repo):
         if not await g.update_refs(origin, moves, check=False):
             return False
         tracking = {f"refs/remotes/{REMOTE}/{b}": (sha, None) for b, sha in updates.items()}
-        await g.update_refs(repo, tracking)
+        if here:
+            async with g.admin_lock(repo):
+                await g.update_refs(repo, {**tracking, **here})
+        else:
+            await g.update_refs(repo, tracking)
     return True
 
 

@@ -415,13 +415,19 @@ class Workspace:
         except g.MergeConflictError as exc:
             status = MergeStatus.CONFLICT
             return MergeResult(key, status, branch, None, files, exc.files), tip
-        if self.origin is not None:
+        workflow_ref = f"refs/heads/{self.workflow_branch}"
+        here: dict[str, tuple[str | None, str | None]] = {
+            workflow_ref: (commit, workflow_tip),
+            ref: (None, tip),
+        }
+        if self.origin is None:
+            async with g.admin_lock(self.repo):
+                await g.update_refs(self.repo, here)
+        else:
             moved: dict[str, str | None] = {self.workflow_branch: commit}
-            if not await remote.push(self.repo, moved, {self.workflow_branch: workflow_tip}):
+            leased: dict[str, str | None] = {self.workflow_branch: workflow_tip}
+            if not await self._move_on_origin(moved, leased, beyond=workflow_tip, here=here):
                 return None, tip
-        async with g.admin_lock(self.repo):
-            workflow_ref = f"refs/heads/{self.workflow_branch}"
-            await g.update_refs(self.repo, {workflow_ref: (commit, workflow_tip), ref: (None, tip)})
         return MergeResult(key, MergeStatus.MERGED, branch, commit, files), tip
 
     async def _merged_before(self, key: str, branch: str, tip: str | None) -> MergeResult:
@@ -710,15 +716,35 @@ class Workspace:
                 return
             base_tip = found[f"refs/heads/{self.base_branch}"]
             made: dict[str, str | None] = {branch: base_tip}
-            local = self.origin.path if self.origin is not None else None
-            if await (
-                remote.move_in_place(self.repo, local, made, {branch: None})  # (its own base)
-                if local is not None
-                else remote.push(self.repo, made, {branch: None})
-            ):
+            if await self._move_on_origin(made, {branch: None}):  # (at the origin's own base)
                 await g.git(self.repo, "update-ref", f"refs/heads/{branch}", base_tip)
                 return
         raise HostError(f"could not create {self.workflow_branch} on {self.origin}")
+
+    async def _move_on_origin(
+        self,
+        updates: dict[str, str | None],
+        expected: dict[str, str | None],
+        *,
+        beyond: str | None = None,
+        here: dict[str, tuple[str | None, str | None]] | None = None,
+    ) -> bool:
+        """Set the origin's branches to ``updates``, each only from its ``expected`` value (see
+        :func:`remote.push`); an origin on this host's disk is changed in place
+        (:func:`remote.move_in_place`, given the objects beyond ``beyond`` first). Then the
+        mirror's refs move as ``here`` says. False when the origin moved meanwhile (nothing
+        moved here)."""
+        local = self.origin.path if self.origin is not None else None
+        if local is not None:
+            return await remote.move_in_place(
+                self.repo, local, updates, expected, beyond=beyond, here=here
+            )
+        if not await remote.push(self.repo, updates, expected):
+            return False
+        if here:
+            async with g.admin_lock(self.repo):
+                await g.update_refs(self.repo, here)
+        return True
 
     async def _keep_on_origin(self, key: str) -> None:
         """A subtask whose merge conflicted: its branch goes to the origin, so its work is not
@@ -877,11 +903,7 @@ class Workspace:
             if container is not None and await g.is_ancestor(self.repo, tip, container):
                 gone[name] = None
         if gone:
-            expected: dict[str, str | None] = {name: found[name] for name in gone}
-            if self.origin is not None and self.origin.path is not None:
-                await remote.move_in_place(self.repo, self.origin.path, gone, expected)
-            else:
-                await remote.push(self.repo, gone, expected)
+            await self._move_on_origin(gone, {name: found[name] for name in gone})
 
     async def _delete_merged_branches(self) -> tuple[list[str], list[str]]:
         found = await g.branches(self.repo, self.namespace)

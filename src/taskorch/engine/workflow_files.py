@@ -5,7 +5,8 @@ read, under ``<TASKORCH_HOME>/workflows/<workflow id>/``.
     The plan: subtasks, stages, dependencies, estimates, and which planner made it.
 ``state.json``
     The workflow's state as the API shows it (``GET /api/v1/workflows/<id>``), rewritten at each
-    transition and each subtask outcome (those of half a second at once, see :data:`GATHER_S`).
+    transition and each subtask outcome (gathered: half a second's at once, more for a big
+    workflow, see :data:`GATHER_S`).
 ``handoffs/<subtask>.md``
     Written when a subtask completes: what it was asked, what it did (agent, attempts, files,
     commits) and which subtasks wait on it, for the subtasks that depend on it.
@@ -29,6 +30,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,9 +57,14 @@ _RESULT_TEXT = ("summary", "message")
 it may hold anything the agent printed)."""
 _TEXT_LIMIT = 2000
 GATHER_S = 0.5
-"""How long the events after one are gathered before the files are written: ``state.json``
-trails the store by at most this much while the workflow runs (and not at all once the command
-that ran it has stopped)."""
+"""How long, at least, the events after one are gathered before the files are written."""
+GATHER_PER_WRITE = 20
+GATHER_MAX_S = 5.0
+"""A big workflow's ``state.json`` takes longer to write (it reads every subtask): events are
+gathered ``GATHER_PER_WRITE`` times as long as the last write took, up to ``GATHER_MAX_S``, so the
+files never take more than about a twentieth of the process. ``state.json`` trails the store by
+at most that much while the workflow runs (and not at all once the command that ran it has
+stopped)."""
 
 
 def workflow_folder(home: Path, workflow_id: str) -> Path | None:
@@ -106,17 +113,21 @@ class WorkflowFiles:
     async def _run(self) -> None:
         inbox = self._inbox
         assert inbox is not None
+        pause_s = GATHER_S
         while True:
             self._gathered = [await inbox.get()]
             # Events come in bursts (a subtask's outcome, the next one's start): one state.json
             # per burst, not per event; rewriting it reads the whole workflow (every subtask), so
             # per event a workflow of N subtasks cost N^2 row reads.
-            await asyncio.sleep(GATHER_S)
+            await asyncio.sleep(pause_s)
             batch, self._gathered = [*self._gathered, *_drain(inbox)], []
             # Shielded: stop() lets a batch being written finish (cut off, its state.json would
             # be lost, and written again its events would be doubled).
+            started = time.perf_counter()
             self._writing = asyncio.ensure_future(self._write_batch(batch))
             await asyncio.shield(self._writing)
+            took = time.perf_counter() - started
+            pause_s = min(GATHER_MAX_S, max(GATHER_S, GATHER_PER_WRITE * took))
 
     async def _write_batch(self, records: Sequence[dict[str, Any]]) -> None:
         by_workflow: dict[str, list[dict[str, Any]]] = {}

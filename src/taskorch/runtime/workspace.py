@@ -140,6 +140,9 @@ class Workspace:
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
         self._landed: tuple[str, dict[str, tuple[str, list[str]]]] | None = None
         """:meth:`landed_merges` as read at a commit of the workflow branch."""
+        self._seen: tuple[dict[str, str], dict[str, str]] | None = None
+        """A local origin's base and workflow branches at this object's last :meth:`_sync`, and
+        the mirror's refs that followed them."""
 
     @classmethod
     async def for_repo(
@@ -615,7 +618,9 @@ class Workspace:
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
         async with self._lock():
-            await self._sync(full=True)
+            # (the origin's other branches of the workflow: fetched, unless it is on this disk
+            # and read there, see _delete_merged_on_origin)
+            await self._sync(full=self.origin is None or self.origin.path is None)
             async with g.admin_lock(self.repo):
                 entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
             # (spare worktrees hold no work: removed with the folder, unreported)
@@ -661,9 +666,11 @@ class Workspace:
 
         An origin on this host's disk is first read directly (one ``for-each-ref`` there): when
         its base and workflow branches are where this mirror last saw them, the fetch (a few
-        processes) is skipped; ``full`` fetches anyway (the workflow's other branches too);
-        without ``ask_origin`` the mirror's view is taken as it is (a step whose push is leased
-        on what it read)."""
+        processes) is skipped, and where they are as this object's last sync left them, the
+        mirror is not read either (its branches follow the origin's: they moved only if those
+        did); ``full`` fetches anyway (the workflow's other branches too); without
+        ``ask_origin`` the mirror's view is taken as it is (a step whose push is leased on what
+        it read)."""
         base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
         if self.origin is None:
             return await g.refs(self.repo, base, branch, *extra)
@@ -671,20 +678,21 @@ class Workspace:
         branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
         wanted = (base_remote, branch_remote, base, branch, *extra)
         async with remote.mirror_lock(self.repo):
+            there = None
+            if ask_origin and not full and self.origin.path is not None:
+                # (unreadable: the fetch says why, as a host error)
+                with contextlib.suppress(WorkspaceError):
+                    there = await g.refs(self.origin.path, base, branch)
+            if there is not None and not extra and self._seen and self._seen[0] == there:
+                return dict(self._seen[1])
             # One look-up for all the refs: this runs before every step of every subtask.
             found = await g.refs(self.repo, *wanted)
-            if ask_origin or full:
-                there = None
-                if not full and self.origin.path is not None:
-                    # (unreadable: the fetch says why, as a host error)
-                    with contextlib.suppress(WorkspaceError):
-                        there = await g.refs(self.origin.path, base, branch)
-                if there is None or (there.get(base), there.get(branch)) != (
-                    found.get(base_remote),
-                    found.get(branch_remote),
-                ):
-                    await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
-                    found = await g.refs(self.repo, *wanted)
+            seen = (found.get(base_remote), found.get(branch_remote))
+            if (ask_origin or full) and (
+                there is None or (there.get(base), there.get(branch)) != seen
+            ):
+                await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
+                found = await g.refs(self.repo, *wanted)
             if found.get(base_remote) is None:
                 raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
             # The local branches follow the origin's (merges move the workflow branch, never
@@ -697,6 +705,11 @@ class Workspace:
             if follow:
                 await g.update_refs(self.repo, {ref: (sha, None) for ref, sha in follow.items()})
                 found.update(follow)
+        if there is not None and (there.get(base), there.get(branch)) == (
+            found.get(base_remote),
+            found.get(branch_remote),
+        ):  # (not when the origin moved again during a fetch: the next sync looks afresh)
+            self._seen = there, {ref: found[ref] for ref in wanted[:4] if ref in found}
         return found
 
     def _workflow_tip_in(self, found: dict[str, str]) -> str:
@@ -716,8 +729,10 @@ class Workspace:
                 return
             base_tip = found[f"refs/heads/{self.base_branch}"]
             made: dict[str, str | None] = {branch: base_tip}
-            if await self._move_on_origin(made, {branch: None}):  # (at the origin's own base)
-                await g.git(self.repo, "update-ref", f"refs/heads/{branch}", base_tip)
+            here: dict[str, tuple[str | None, str | None]] = {
+                f"refs/heads/{branch}": (base_tip, None)
+            }
+            if await self._move_on_origin(made, {branch: None}, here=here):  # (at its own base)
                 return
         raise HostError(f"could not create {self.workflow_branch} on {self.origin}")
 
@@ -886,21 +901,27 @@ class Workspace:
     async def _delete_merged_on_origin(self) -> None:
         """The origin's branches of this workflow whose work is merged (the workflow branch
         into the base, the others into the workflow branch); a branch that moved meanwhile
-        stays."""
-        prefix = f"refs/remotes/{remote.REMOTE}/"
+        stays. An origin on this disk is read and asked directly (what other hosts left there
+        needs no fetch first); another is read as last fetched."""
+        local = self.origin.path if self.origin is not None else None
+        where = local or self.repo
+        prefix = "refs/heads/" if local is not None else f"refs/remotes/{remote.REMOTE}/"
         listed = await g.out(
-            self.repo, "for-each-ref", "--format=%(objectname) %(refname)", prefix + self.namespace
+            where,
+            *("for-each-ref", "--format=%(objectname) %(refname)"),
+            *(prefix + self.namespace, prefix + self.base_branch),
         )
-        found = {
+        refs = {
             ref.removeprefix(prefix): sha
             for sha, _, ref in (line.partition(" ") for line in listed.splitlines())
         }
-        base_tip = await remote.remote_tip(self.repo, self.base_branch)
+        base_tip = refs.get(self.base_branch)
+        found = {name: sha for name, sha in refs.items() if name.startswith(self.namespace)}
         workflow_tip = found.get(self.workflow_branch)
         gone: dict[str, str | None] = {}
         for name, tip in found.items():
             container = base_tip if name == self.workflow_branch else workflow_tip
-            if container is not None and await g.is_ancestor(self.repo, tip, container):
+            if container is not None and await g.is_ancestor(where, tip, container):
                 gone[name] = None
         if gone:
             await self._move_on_origin(gone, {name: found[name] for name in gone})

@@ -617,10 +617,13 @@ class Workspace:
         ``taskorch/<workflow_id>/`` and ``<worktrees>/<workflow_id>/`` is touched.
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
+        local = self.origin.path if self.origin is not None else None
         async with self._lock():
-            # (the origin's other branches of the workflow: fetched, unless it is on this disk
-            # and read there, see _delete_merged_on_origin)
-            await self._sync(full=self.origin is None or self.origin.path is None)
+            # The origin's branches of the workflow, other hosts' too: read there when it is on
+            # this disk (it holds every merged commit: containment is asked there), else fetched.
+            there = await self._branches_and_base(local, "refs/heads/") if local else None
+            if there is None:
+                await self._sync(full=True)
             async with g.admin_lock(self.repo):
                 entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
             # (spare worktrees hold no work: removed with the folder, unreported)
@@ -634,9 +637,9 @@ class Workspace:
                 if await asyncio.to_thread(self.root.exists):
                     await asyncio.to_thread(shutil.rmtree, self.root, True)
                     await g.git(self.repo, "worktree", "prune")
-                deleted, kept = await self._delete_merged_branches()
+                deleted, kept = await self._delete_merged_branches(there)
             if self.origin is not None:
-                await self._delete_merged_on_origin()
+                await self._delete_merged_on_origin(there)
         self._started = self._checked_out = False
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 
@@ -898,14 +901,12 @@ class Workspace:
             await g.git(cwd, "reset", "-q", "--hard", "HEAD")
             await g.git(cwd, "clean", "-fdq")
 
-    async def _delete_merged_on_origin(self) -> None:
-        """The origin's branches of this workflow whose work is merged (the workflow branch
-        into the base, the others into the workflow branch); a branch that moved meanwhile
-        stays. An origin on this disk is read and asked directly (what other hosts left there
-        needs no fetch first); another is read as last fetched."""
-        local = self.origin.path if self.origin is not None else None
-        where = local or self.repo
-        prefix = "refs/heads/" if local is not None else f"refs/remotes/{remote.REMOTE}/"
+    async def _branches_and_base(
+        self, where: Path, prefix: str
+    ) -> tuple[dict[str, str], str | None]:
+        """The workflow's branches (short name -> commit) and the base branch's commit, as
+        ``where`` has them under ``prefix`` (``refs/heads/``, ``refs/remotes/origin/``): one
+        look-up."""
         listed = await g.out(
             where,
             *("for-each-ref", "--format=%(objectname) %(refname)"),
@@ -915,31 +916,55 @@ class Workspace:
             ref.removeprefix(prefix): sha
             for sha, _, ref in (line.partition(" ") for line in listed.splitlines())
         }
-        base_tip = refs.get(self.base_branch)
         found = {name: sha for name, sha in refs.items() if name.startswith(self.namespace)}
-        workflow_tip = found.get(self.workflow_branch)
-        gone: dict[str, str | None] = {}
-        for name, tip in found.items():
-            container = base_tip if name == self.workflow_branch else workflow_tip
-            if container is not None and await g.is_ancestor(where, tip, container):
-                gone[name] = None
-        if gone:
-            await self._move_on_origin(gone, {name: found[name] for name in gone})
+        return found, refs.get(self.base_branch)
 
-    async def _delete_merged_branches(self) -> tuple[list[str], list[str]]:
-        found = await g.branches(self.repo, self.namespace)
-        workflow_tip = found.get(self.workflow_branch)
-        base_tip = await g.rev(self.repo, f"refs/heads/{self.base_branch}")
-        deleted: list[str] = []
-        kept: list[str] = []
+    async def _merged_among(
+        self, where: Path, found: dict[str, str], base_tip: str | None, workflow_tip: str | None
+    ) -> dict[str, str]:
+        """The branches of ``found`` whose work is merged (the workflow branch into the base,
+        the others into the workflow branch), asked in ``where`` (a commit it lacks is not
+        merged there)."""
+        merged = {}
         for name, tip in sorted(found.items()):
             container = base_tip if name == self.workflow_branch else workflow_tip
-            if container is not None and await g.is_ancestor(self.repo, tip, container):
-                await g.git(self.repo, "branch", "-D", "-q", name)
-                deleted.append(name)
-            else:
-                kept.append(name)
-        return deleted, kept
+            if container is not None and await g.is_ancestor(where, tip, container):
+                merged[name] = tip
+        return merged
+
+    async def _delete_merged_on_origin(
+        self, there: tuple[dict[str, str], str | None] | None
+    ) -> None:
+        """The origin's branches of this workflow whose work is merged; a branch that moved
+        meanwhile stays. ``there``: the origin's, read on this disk (else as last fetched)."""
+        local = self.origin.path if self.origin is not None else None
+        if there is not None and local is not None:
+            where, (found, base_tip) = local, there
+        else:
+            where = self.repo
+            found, base_tip = await self._branches_and_base(where, f"refs/remotes/{remote.REMOTE}/")
+        gone = await self._merged_among(where, found, base_tip, found.get(self.workflow_branch))
+        if gone:
+            await self._move_on_origin(dict.fromkeys(gone), dict(gone.items()))
+
+    async def _delete_merged_branches(
+        self, there: tuple[dict[str, str], str | None] | None
+    ) -> tuple[list[str], list[str]]:
+        """This mirror's branches of the workflow whose work is merged, deleted in one
+        transaction (each only at the commit found merged); with ``there`` (a local origin's
+        branches) containment is asked in the origin, against its branches."""
+        found, base_tip = await self._branches_and_base(self.repo, "refs/heads/")
+        where, workflow_tip = self.repo, found.get(self.workflow_branch)
+        if there is not None and self.origin is not None and self.origin.path is not None:
+            theirs, their_base = there
+            where = self.origin.path
+            workflow_tip = theirs.get(self.workflow_branch) or workflow_tip
+            base_tip = their_base or base_tip
+        merged = await self._merged_among(where, found, base_tip, workflow_tip)
+        await g.update_refs(
+            self.repo, {f"refs/heads/{name}": (None, tip) for name, tip in merged.items()}
+        )
+        return sorted(merged), sorted(set(found) - set(merged))
 
 
 def _has_markers(path: Path) -> bool:

@@ -160,9 +160,10 @@ async def merge_into_base(
     ref = f"refs/heads/{base}"
     async with g.file_lock(repo_lock_path(home, repo)):
         await finish_move(home, repo)
-        head = await _tip(repo, f"refs/heads/{branch}")
-        base_tip = await _tip(repo, ref)
-        if await g.is_ancestor(repo, head, base_tip):
+        head, base_tip = await _tips(repo, f"refs/heads/{branch}", ref)
+        # One merge-base says both: merged already (it is the head), or a fast-forward (the base).
+        start = (await g.git(repo, "merge-base", head, base_tip, check=False)).stdout.strip()
+        if start == head:
             return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
         async with g.admin_lock(repo):
             entries = await g.worktrees(repo)
@@ -171,7 +172,7 @@ async def merge_into_base(
             holder = None
         if holder is not None and await g.is_dirty(holder.path, untracked=False):
             raise dirty_refusal(base, holder.path)
-        if await g.is_ancestor(repo, base_tip, head):
+        if start == base_tip:
             new = head
         else:
             new = await merge_without_checkout(repo, branch, base, base_tip, head, message)
@@ -182,14 +183,26 @@ async def merge_into_base(
         return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
 
 
-async def summarise(repo: Path, base: str, branch: str) -> PullRequestSummary:
-    """Commits (oldest first) and diff stat of ``branch`` against its merge base with ``base``."""
-    head = await _tip(repo, f"refs/heads/{branch}")
+async def summarise(
+    repo: Path, base: str, branch: str, head: str | None = None
+) -> PullRequestSummary:
+    """Commits (oldest first) and diff stat of ``branch`` (at ``head`` when the caller has just
+    read it) against its merge base with ``base``."""
+    head = head or await _tip(repo, f"refs/heads/{branch}")
     start = await g.out(repo, "merge-base", f"refs/heads/{base}", head)
     log = await g.out(repo, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
     commits = [CommitInfo(*line.split("\0", 1)) for line in log.splitlines() if line]
     stat = parse_numstat(await g.out(repo, "diff", "--numstat", "--no-renames", start, head))
     return PullRequestSummary(base, branch, start, head, commits, stat)
+
+
+async def _tips(cwd: Path, *names: str) -> list[str]:
+    """The commits of the refs ``names`` (full names), in one look-up."""
+    found = await g.refs(cwd, *names)
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise WorkspaceError(f"{missing[0]} does not exist in {cwd}")
+    return [found[name] for name in names]
 
 
 async def _tip(cwd: Path, name: str) -> str:

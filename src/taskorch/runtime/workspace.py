@@ -496,8 +496,9 @@ class Workspace:
     async def pr_summary(self) -> PullRequestSummary:
         """Commits and diff stat of the workflow branch against its merge base with the base
         branch: the data of the pull request record."""
-        await self.sync()
-        return await summarise(self.repo, self.base_branch, self.workflow_branch)
+        found = await self.sync()
+        head = self._workflow_tip_in(found)
+        return await summarise(self.repo, self.base_branch, self.workflow_branch, head)
 
     async def refresh(self) -> Path:
         """The workflow worktree (made when missing), with the files of the origin's workflow

@@ -15,7 +15,7 @@ from taskorch.store.queue import Outcome, SubtaskQueue
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
-COLUMNS = "id, workflow_id, status, priority, agent_id, run_after, lease_expires_at"
+COLUMNS = "id, workflow_id, status, priority, agent_id, run_after, lease_expires_at, budgeted"
 
 
 async def assert_mirrored(database_url: str) -> list[tuple[object, ...]]:

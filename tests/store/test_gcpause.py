@@ -1,5 +1,6 @@
 """The queue's pause of the cyclic garbage collector: shared by nested and concurrent batches,
-ended by the last one out, and it leaves a collector that was already off as it was."""
+ended by the last one out, and it leaves a collector that was already off as it was. A worker's
+start-up heap is frozen once per process."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from taskorch.store.gcpause import gc_paused
+import taskorch.store.gcpause as gcpause
+from taskorch.store.gcpause import freeze_long_lived, gc_paused
 
 
 @pytest.fixture
@@ -60,3 +62,18 @@ async def test_concurrent_batches_share_one_pause(collector_on: None) -> None:
     _, enabled_midway = await asyncio.gather(short(), long())
     assert enabled_midway is False
     assert gc.isenabled()
+
+
+def test_the_start_up_heap_is_frozen_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gcpause, "_frozen", False)
+    gc.unfreeze()
+    try:
+        freeze_long_lived()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        later: list[list[int]] = [[] for _ in range(100)]
+        freeze_long_lived()
+        assert gc.get_freeze_count() == frozen  # what came later is collected as usual
+        assert len(later) == 100
+    finally:
+        gc.unfreeze()

@@ -37,6 +37,7 @@ from taskorch.runtime.quality import FAILED, attempt_quality
 from taskorch.runtime.rate_limits import RateLimits, is_limit
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.subtask_events import assigned_events
+from taskorch.store.gcpause import freeze_long_lived
 from taskorch.store.outage import Outage
 from taskorch.store.outcomes import started_events
 from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
@@ -63,8 +64,11 @@ Reassign = Callable[[Subtask, str, bool], str | None]
 class WorkerConfig:
     concurrency: int = 5
     claim_batch: int = 1000
-    """At most this many subtasks per claim: a worker with room for more claims again at once,
-    and the attempts of one batch run while the next batch is settled and claimed."""
+    """At most this many subtasks per claim, and at most half the concurrency (rounded up): a
+    worker with room for more claims again at once, and the attempts of one batch run while the
+    next batch is settled and claimed. A batch of the whole concurrency left nothing to run while
+    the worker waited for its settle (W1 on PostgreSQL, 2 worker processes of 1,000: client and
+    server took turns, and the fan-out's last batch went to one worker while the other idled)."""
     lease_s: float = 30.0
     timeout_s: float = 300.0
     poll_s: float = 0.5
@@ -139,6 +143,7 @@ class Worker:
         self.agent_limits = dict(agent_limits or {})
         self.reassign = reassign
         self.stats = WorkerStats()
+        self._batch = min(self.config.claim_batch, (self.config.concurrency + 1) // 2)
         self._running: dict[int, _Running] = {}
         self._settling: list[Outcome] = []
         self._ending = 0
@@ -170,6 +175,7 @@ class Worker:
 
     async def run(self, *, once: bool = False) -> WorkerStats:
         """Work until :meth:`stop`; with ``once``, until nothing is ready or running."""
+        freeze_long_lived()
         keeper = asyncio.create_task(self._keep_leases(), name=f"{self.worker_id}-leases")
         try:
             await self._loop(once)
@@ -189,7 +195,7 @@ class Worker:
             idle = not (claimed or self._running or self._settling or self._ending)
             if idle and once and not await self._work_pending_soon():
                 return
-            if claimed == self.config.claim_batch and self._free > 0:
+            if claimed == self._batch and self._free > 0:
                 continue  # a full batch: more may be ready, claim it while this one runs
             # A claim that took less than it could means nothing else is ready now: wait for a
             # finished attempt, a notification or the poll interval.
@@ -261,7 +267,7 @@ class Worker:
     async def _step(self) -> int:
         """Settle what finished and claim new work, in one transaction where possible."""
         batch, self._settling = self._settling, []
-        free = min(self._free, self.config.claim_batch)
+        free = min(self._free, self._batch)
         # Unassigned subtasks are claimed only by a worker with a default adapter to run them.
         unassigned = free if None in self.agents else 0
         try:

@@ -5,6 +5,10 @@ the collector counts allocations, so midway it starts collections, and an old-ge
 walks the whole heap (tens of milliseconds in a process holding a large workflow) while the batch
 waits. These objects form no cycles (reference counting frees them), so the queue pauses the
 collector for the batch; it runs again, as usual, on the allocations that follow.
+
+A worker process also leaves out of every collection what it holds when it starts working
+(:func:`freeze_long_lived`): the old-generation collections that its batches set off then walk
+only what the batches made, not the tens of thousands of module objects each time.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from contextlib import contextmanager
 
 _depth = 0
 _was_enabled = False
+_frozen = False
 
 
 @contextmanager
@@ -32,3 +37,17 @@ def gc_paused() -> Iterator[None]:
         _depth -= 1
         if _depth == 0 and _was_enabled:
             gc.enable()
+
+
+def freeze_long_lived() -> None:
+    """Once per process: move every object there is to the collector's permanent generation.
+    Meant for the start of a long-running loop (a worker), when what exists (modules,
+    configuration, connections) lives as long as the process; objects made later are collected as
+    usual. On the bench's W1 (2 worker processes, 5,000 no-op jobs) each worker spent ~26 ms of
+    its ~40 ms of collections in one old-generation walk over the imported modules; frozen, none.
+    No collection first: it would cost ~50 ms where a worker starts, to free the few cycles left
+    by start-up."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()

@@ -199,7 +199,7 @@ WITH picked AS (
     SELECT s.id
     FROM (SELECT id, priority FROM subtask_active
           WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
-            AND agent_id IS NOT DISTINCT FROM %(agent_id)s::text
+            AND agent_id IS NOT DISTINCT FROM %(agent_id)s::text AND NOT budgeted
             AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
           ORDER BY priority DESC, id
           OFFSET 0) AS a
@@ -401,7 +401,8 @@ claimed AS (
         SELECT s.id
         FROM (SELECT id, priority FROM subtask_active
               WHERE status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
-                AND agent_id IS NULL AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
+                AND agent_id IS NULL AND NOT budgeted
+                AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
               ORDER BY priority DESC, id
               OFFSET 0) AS a
         JOIN subtasks AS s ON s.id = a.id
@@ -641,12 +642,15 @@ SELECT pg_advisory_xact_lock(hashtextextended('taskorch:budget-claims', 0)) IS N
 
 -- name: budget_candidates
 -- Ready subtasks of budgeted workflows that this worker can run (its agents, and unassigned
--- ones when it has a default adapter), in claim order.
-SELECT * FROM subtasks
-WHERE budgeted AND status = 'queued' AND (run_after IS NULL OR run_after <= %(now)s)
-  AND (agent_id = ANY(%(agent_list)s::text[]) OR (agent_id IS NULL AND %(unassigned)s))
-  AND NOT (workflow_id = ANY(%(skip_list)s::text[]))
-ORDER BY priority DESC, id
+-- ones when it has a default adapter), in claim order. Found in the mirror (migration 0011: no
+-- index of subtasks may name status), read from subtasks, which has the last word.
+SELECT s.*
+FROM subtask_active AS a JOIN subtasks AS s ON s.id = a.id
+WHERE a.budgeted AND a.status = 'queued' AND (a.run_after IS NULL OR a.run_after <= %(now)s)
+  AND (a.agent_id = ANY(%(agent_list)s::text[]) OR (a.agent_id IS NULL AND %(unassigned)s))
+  AND NOT (a.workflow_id = ANY(%(skip_list)s::text[]))
+  AND s.budgeted AND s.status = 'queued'
+ORDER BY a.priority DESC, a.id
 LIMIT %(limit)s;
 
 -- name: budget_queued

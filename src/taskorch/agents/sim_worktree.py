@@ -25,12 +25,11 @@ Every line, file, commit and result says "simulated". Commits are made as
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 from pathlib import Path, PurePosixPath
 
-from taskorch.agents import child_watch
+from taskorch.agents import captured
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
 from taskorch.agents.sim import SimAgent, SimBehaviour
 from taskorch.domain.errors import AgentError
@@ -291,15 +290,12 @@ async def _git(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
     # Git straight, not through run_process's guard (a Python process per command, ten times
     # the cost of the git command): these are short git commands of taskorch's own, not an
     # agent's program whose tree must die with the worker.
-    child_watch.install()
     try:
-        process = await asyncio.create_subprocess_exec(
-            *("git", "-c", "commit.gpgsign=false", *args),
+        found = await captured.run(
+            ("git", "-c", "commit.gpgsign=false", *args),
             cwd=workdir,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            timeout_s=GIT_FINISH_S,
         )
     except FileNotFoundError:
         raise AgentError(
@@ -307,22 +303,21 @@ async def _git(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
             error_class="dependency",
             retryable=False,
         ) from None
-    talk = asyncio.ensure_future(process.communicate())
-    try:
-        out, err = await asyncio.shield(talk)
-    except asyncio.CancelledError:
-        # Let git finish: a git killed mid-write leaves index.lock behind.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(talk, GIT_FINISH_S)
-        raise
+    except TimeoutError:
+        raise AgentError(
+            f"simulated agent: git {args[0]} did not finish within {GIT_FINISH_S:g} s",
+            error_class="timeout",
+        ) from None
     heartbeat()
-    if process.returncode != 0:
-        detail = (err.decode(errors="replace") or out.decode(errors="replace")).strip()
+    if found.returncode != 0:
+        detail = (
+            found.stderr.decode(errors="replace") or found.stdout.decode(errors="replace")
+        ).strip()
         lines = detail.splitlines()
         raise AgentError(
             f"simulated agent: git {args[0]} failed in {workdir}: "
-            f"{lines[-1] if lines else 'exit ' + str(process.returncode)}",
+            f"{lines[-1] if lines else 'exit ' + str(found.returncode)}",
             error_class="agent",
             retryable=False,
         )
-    return out.decode(errors="replace")
+    return found.stdout.decode(errors="replace")

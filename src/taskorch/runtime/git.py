@@ -1,6 +1,7 @@
 """A small async git runner and the low-level facts the workspace needs from git.
 
-Git runs as an argv list (``asyncio.create_subprocess_exec``, never a shell) with a fixed
+Git runs as an argv list (``posix_spawn`` through :mod:`taskorch.agents.captured`, never a shell)
+with a fixed
 environment: no terminal prompts (``GIT_TERMINAL_PROMPT=0``), no editor, C locale, no optional
 index locks, and none of the inherited variables that would point git at another repository
 (``GIT_DIR``, ``GIT_WORK_TREE``, ...). taskorch's own commits carry the identity
@@ -26,7 +27,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskorch.agents import child_watch
+from taskorch.agents import captured
 from taskorch.domain.errors import GitError as GitError
 from taskorch.domain.errors import InputError
 from taskorch.domain.errors import MergeConflictError as MergeConflictError
@@ -154,44 +155,33 @@ async def _run_git(
         f"user.email={IDENTITY[1]}",
         *args,
     ]
-    child_watch.install()
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=_env(),
-            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except FileNotFoundError as exc:
-        if not await asyncio.to_thread(cwd.is_dir):
-            raise WorkspaceError(f"directory does not exist: {cwd}") from None
-        raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
     given = stdin.encode() if isinstance(stdin, str) else stdin
-    talk = asyncio.ensure_future(process.communicate(given))
     try:
-        # (not wait_for: on Python 3.11 a cancel that comes as git ends is dropped)
-        async with asyncio.timeout(timeout_s):
-            out, err = await asyncio.shield(talk)
+        found = await captured.run(argv, cwd=cwd, env=_env(), stdin=given, timeout_s=timeout_s)
+    except FileNotFoundError as exc:
+        await _require_directory(cwd)
+        raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
     except TimeoutError:
-        process.kill()
-        await talk
         raise WorkspaceError(
             f"git {' '.join(args)} did not finish within {timeout_s:g} s in {cwd}"
         ) from None
-    except asyncio.CancelledError:
-        # Let git finish: a git killed mid-write leaves index.lock and friends behind.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(talk, timeout_s)
-        raise
-    text = "" if binary else out.decode(errors="replace")
+    if found.returncode == 128 and b"cannot change to" in found.stderr:
+        await _require_directory(cwd)  # (posix_spawn's git -C, where asyncio's chdir failed)
+    text = "" if binary else found.stdout.decode(errors="replace")
     result = GitResult(
-        process.returncode or 0, text, err.decode(errors="replace"), out if binary else b""
+        found.returncode,
+        text,
+        found.stderr.decode(errors="replace"),
+        found.stdout if binary else b"",
     )
     if check and not result.ok:
         raise GitError(args, cwd, result.returncode, result.stderr or result.stdout)
     return result
+
+
+async def _require_directory(cwd: Path) -> None:
+    if not await asyncio.to_thread(cwd.is_dir):
+        raise WorkspaceError(f"directory does not exist: {cwd}")
 
 
 async def out(cwd: Path, *args: str) -> str:

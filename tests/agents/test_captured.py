@@ -1,0 +1,82 @@
+"""Short child processes through posix_spawn and a pidfd: output and exit code captured, input fed
+as the child reads it, killed on request, and nothing left behind (no zombie, no descriptor)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskorch.agents import captured
+from taskorch.runtime import git as g
+
+pytestmark = pytest.mark.skipif(
+    not captured.supported(), reason="no pidfds here: git goes through asyncio's subprocesses"
+)
+
+ENV = dict(os.environ)
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_output_error_and_exit_code_are_captured() -> None:
+    before = open_descriptors()
+    script = "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"
+    found = await captured.start([sys.executable, "-c", script], env=ENV).result
+    assert found == captured.Captured(3, b"out\n", b"err\n")
+    assert open_descriptors() == before
+
+
+async def test_input_larger_than_a_pipe_is_fed_as_the_child_reads() -> None:
+    data = os.urandom(3 << 20)  # many times a pipe's buffer, both ways
+    script = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"
+    found = await captured.start([sys.executable, "-c", script], env=ENV, stdin=data).result
+    assert found.returncode == 0
+    assert found.stdout == data
+
+
+async def test_a_child_that_ignores_its_input_does_not_hang_the_writer() -> None:
+    before = open_descriptors()
+    found = await captured.start(["true"], env=ENV, stdin=b"x" * (1 << 20)).result
+    assert found.returncode == 0
+    await asyncio.sleep(0.05)  # the writer sees the broken pipe and lets go of its end
+    assert open_descriptors() == before
+
+
+async def test_a_killed_child_is_reaped() -> None:
+    child = captured.start(["sleep", "30"], env=ENV)
+    child.kill()
+    found = await asyncio.wait_for(child.result, 5)
+    assert found.returncode == -9
+    assert not await asyncio.to_thread(Path(f"/proc/{child.pid}").exists)  # no zombie left
+    child.kill()  # once reaped, a no-op
+
+
+async def test_a_missing_program_is_file_not_found() -> None:
+    before = open_descriptors()
+    with pytest.raises(FileNotFoundError):
+        captured.start(["no-such-program-taskorch"], env=ENV)
+    assert open_descriptors() == before
+
+
+async def test_git_without_pidfds_goes_through_asyncio_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await g.git(tmp_path, "init", "-q")
+    spawned = await g.git(tmp_path, "rev-parse", "--git-dir")
+    missing = await g.git(tmp_path, "rev-parse", "HEAD", check=False)
+    monkeypatch.setattr(captured, "_supported", False)
+    assert await g.git(tmp_path, "rev-parse", "--git-dir") == spawned
+    assert (await g.git(tmp_path, "rev-parse", "HEAD", check=False)).returncode == (
+        missing.returncode
+    )
+
+
+async def test_git_in_a_folder_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    with pytest.raises(g.WorkspaceError, match="directory does not exist"):
+        await g.git(tmp_path / "gone", "status", check=False)

@@ -1,14 +1,12 @@
 """A small async git runner and the low-level facts the workspace needs from git.
 
 Git runs as an argv list (``posix_spawn`` through :mod:`taskorch.agents.captured`, never a shell)
-with a fixed
-environment: no terminal prompts (``GIT_TERMINAL_PROMPT=0``), no editor, C locale, no optional
-index locks, and none of the inherited variables that would point git at another repository
-(``GIT_DIR``, ``GIT_WORK_TREE``, ...). taskorch's own commits carry the identity
+with a fixed environment: no terminal prompts (``GIT_TERMINAL_PROMPT=0``), no editor, C locale, no
+optional index locks, and none of the inherited variables that would point git at another
+repository (``GIT_DIR``, ``GIT_WORK_TREE``, ...). taskorch's own commits carry the identity
 ``taskorch <taskorch@localhost>`` (inherited ``GIT_AUTHOR_*``/``GIT_COMMITTER_*`` are dropped) and
-are never signed. A git command that is cancelled is allowed
-to finish (they take milliseconds, and a git killed mid-write leaves its lock files behind); one
-that runs past ``timeout_s`` is killed.
+are never signed. A git command that is cancelled is allowed to finish (they take milliseconds, and
+a git killed mid-write leaves its lock files behind); one that runs past ``timeout_s`` is killed.
 
 Errors: :class:`WorkspaceError` (one line, names what is wrong), :class:`GitError` for a git
 command that failed (command, directory, exit code, git's last message line) and

@@ -447,6 +447,10 @@ def test_bad_targets_are_one_line_errors(tmp_path: Path) -> None:
     assert "secret" not in ok(taskorch("status", home=home))
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_says_the_workflow_stays_resumable_and_how(tmp_path: Path) -> None:
     home = tmp_path / ".taskorch"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -459,6 +463,9 @@ def test_ctrl_c_says_the_workflow_stays_resumable_and_how(tmp_path: Path) -> Non
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         bufsize=0,  # read as it comes; communicate() below takes the rest
+        # As from a terminal: a suite started in the background (`cmd &`, as CI may) passes on
+        # an ignored SIGINT, and Python leaves it ignored.
+        preexec_fn=_interruptible,
     ) as proc:
         assert proc.stderr is not None
         said = b""

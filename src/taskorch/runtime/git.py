@@ -30,7 +30,7 @@ from taskorch.domain.errors import GitError as GitError
 from taskorch.domain.errors import InputError
 from taskorch.domain.errors import MergeConflictError as MergeConflictError
 from taskorch.domain.errors import WorkspaceError as WorkspaceError
-from taskorch.runtime import tracing
+from taskorch.runtime import ref_files, tracing
 from taskorch.store.filelock import file_lock as file_lock
 
 GIT_TIMEOUT_S = 120.0
@@ -201,7 +201,11 @@ async def rev(cwd: Path, name: str) -> str | None:
 
 async def refs(cwd: Path, *names: str) -> dict[str, str]:
     """The commits of the branches ``names`` (full ref names, ``refs/heads/...``) that exist,
-    read by one ``for-each-ref`` instead of one ``rev-parse`` each."""
+    read from the repository's files where they can be (:mod:`ref_files`), else by one
+    ``for-each-ref`` instead of one ``rev-parse`` each."""
+    read = ref_files.read_refs(cwd, names)
+    if read is not None:
+        return read
     listed = await out(cwd, "for-each-ref", "--format=%(objectname) %(refname)", *names)
     found: dict[str, str] = {}
     for line in listed.splitlines():

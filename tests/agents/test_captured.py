@@ -80,3 +80,17 @@ async def test_git_without_pidfds_goes_through_asyncio_the_same(
 async def test_git_in_a_folder_that_does_not_exist_says_so(tmp_path: Path) -> None:
     with pytest.raises(g.WorkspaceError, match="directory does not exist"):
         await g.git(tmp_path / "gone", "status", check=False)
+
+
+async def test_git_sees_the_environment_as_it_is_at_each_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await g.git(tmp_path, "init", "-q")
+    config = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "probe.value"}
+    for name, value in config.items():
+        monkeypatch.setenv(name, value)
+    for value in ("one", "two"):
+        monkeypatch.setenv("GIT_CONFIG_VALUE_0", value)
+        assert await g.out(tmp_path, "config", "probe.value") == value
+    monkeypatch.delenv("GIT_CONFIG_COUNT")
+    assert not (await g.git(tmp_path, "config", "probe.value", check=False)).ok

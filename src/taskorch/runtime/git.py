@@ -89,7 +89,16 @@ class WorktreeEntry:
     prunable: bool = False
 
 
-def _env() -> dict[str, str]:
+_env_made: tuple[dict[bytes, bytes], Mapping[str, str]] | None = None
+
+
+def _env() -> Mapping[str, str]:
+    """Git's environment: made again only when this process's environment changed (decoding
+    it took a tenth of a millisecond per git run)."""
+    global _env_made
+    raw: dict[bytes, bytes] | None = getattr(os.environ, "_data", None)  # (POSIX: the bytes)
+    if raw is not None and _env_made is not None and _env_made[0] == raw:
+        return _env_made[1]
     env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
     # ssh asks for a password on the terminal whatever GIT_TERMINAL_PROMPT says: never wait on
     # one (keys come from the ssh agent or the user's ssh configuration).
@@ -101,6 +110,8 @@ def _env() -> dict[str, str]:
         GIT_OPTIONAL_LOCKS="0",
         LC_ALL="C",
     )
+    if raw is not None:
+        _env_made = dict(raw), env
     return env
 
 

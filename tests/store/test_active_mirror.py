@@ -81,3 +81,38 @@ async def test_claims_find_work_through_the_mirror_only_while_it_is_queued(
     assert mine[0].id != theirs[0].id
     assert await first.claim("w3", 5, 30) == []
     await assert_mirrored(database_url)
+
+
+async def test_the_hot_statements_write_the_mirror_themselves(
+    store: Store, database_url: str
+) -> None:
+    # queue_ready and settle_completed keep the mirror without the trigger (migration 0012):
+    # queued, claimed, completed, and a join released and taken by the worker that completed the
+    # last of its dependencies.
+    await queued_workflow(store, {"a": [], "b": [], "c": [], "join": ["a", "b", "c"]})
+    queue = SubtaskQueue(store.connector)
+    assert len(await assert_mirrored(database_url)) == 3
+    _, claimed = await queue.settle("w1", [], claim_limit=2)
+    assert len(await assert_mirrored(database_url)) == 3
+    kinds = []
+    while claimed:
+        now = queue.now
+        done = [Outcome(s, "completed", now, now, result={}) for s in claimed]
+        events, claimed = await queue.settle("w1", done, claim_limit=2)
+        kinds += [e.kind for e in events]
+        await assert_mirrored(database_url)
+    assert kinds.count("task:complete") == 4
+    assert await assert_mirrored(database_url) == []
+
+
+async def test_the_trigger_passes_over_one_statement_only(store: Store, database_url: str) -> None:
+    await queued_workflow(store, {"a": [], "b": []})
+    # A statement that wrote the mirror itself says so; the trigger passes over that statement
+    # only: the next one in the same transaction is mirrored again.
+    connection = await psycopg.AsyncConnection.connect(database_url)
+    async with connection, connection.transaction():
+        await connection.execute("SELECT set_config('taskorch.mirror_written', 'on', true)")
+        await connection.execute("UPDATE subtasks SET priority = priority WHERE false")
+        await connection.execute("UPDATE subtasks SET priority = 9 WHERE key = 'a'")
+    rows = await assert_mirrored(database_url)
+    assert 9 in [row[3] for row in rows]

@@ -12,6 +12,8 @@ import pytest
 
 from fakes.workflows import queued_workflow
 from taskorch.domain.budget import Caps
+from taskorch.domain.models import NewTask
+from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.store import Store
 from taskorch.store.budget import BudgetLedger
 from taskorch.store.queue import SubtaskQueue
@@ -77,15 +79,37 @@ async def test_budgeted_subtasks_are_claimed_by_the_budget_only(
 async def test_a_database_from_before_0011_upgrades(store_factory: StoreFactory) -> None:
     store = await store_factory(migrate=False)
     await store.migrate(target=10)
-    plain = await queued_workflow(store, {"p": []})
-    capped = await queued_workflow(store, {"c": []})
+    plain = await _queued_at_version_10(store, "p")
+    capped = await _queued_at_version_10(store, "c")
     queue = SubtaskQueue(store.connector)
     await BudgetLedger(queue).set_caps(capped, Caps(usd=1000.0))  # marked at version 10
 
     report = await store.migrate()
-    assert report.applied == ("0011_hot_subtasks",)
+    assert report.applied[:1] == ("0011_hot_subtasks",)
 
     [ordinary] = await queue.claim("w1", 5, 30)
     assert ordinary.workflow_id == plain
     started, _, _ = await BudgetLedger(queue).claim("w1", 5, 30, agents=[], unassigned=True)
     assert [(s.workflow_id, s.key) for s in started] == [(capped, "c")]
+
+
+async def _queued_at_version_10(store: Store, key: str) -> str:
+    """A workflow of one subtask, queued by a plain update as version 10's query did (today's
+    writes the mirror's columns itself, ``budgeted`` among them, which 0011 adds)."""
+    task = await store.create_task(NewTask.create("before 0011"))
+    workflow = await store.create_workflow(task.id)
+    subtask = PlanSubtask(
+        subtask_id=key,
+        parent_task_id=task.ref,
+        title=f"do {key}",
+        assigned_to=Domain.DEVELOPMENT,
+        worker_type=WorkerType.IMPLEMENTATION,
+    )
+    await store.add_subtasks(workflow.id, [subtask], {})
+    await SubtaskQueue(store.connector).link_workflow(workflow.id)
+    async with store.connector.transaction() as tx:
+        await tx.execute_sql(
+            "UPDATE subtasks SET status = 'queued', queued_at = now() "
+            f"WHERE workflow_id = '{workflow.id}' AND status = 'pending'"
+        )
+    return workflow.id

@@ -183,10 +183,20 @@ WHERE workflow_id = %(workflow_id)s AND status = 'pending';
 
 -- name: queue_ready_in_workflow
 -- One part (ids with id mod parts = part) of the workflow's ready subtasks: see queue_ready.
-UPDATE subtasks SET status = 'queued', queued_at = %(now)s, updated_at = %(now)s
-WHERE workflow_id = %(workflow_id)s AND status = 'pending' AND pending_deps = 0
-  AND mod(id, %(parts)s) = %(part)s
-RETURNING id, workflow_id, key;
+-- The statement puts them into the mirror itself (a pending subtask has no mirror row), and says
+-- so to the mirror's trigger (migration 0012).
+WITH queued AS (
+    UPDATE subtasks SET status = 'queued', queued_at = %(now)s, updated_at = %(now)s
+    WHERE workflow_id = %(workflow_id)s AND status = 'pending' AND pending_deps = 0
+      AND mod(id, %(parts)s) = %(part)s
+    RETURNING id, workflow_id, key, priority, agent_id, run_after, budgeted),
+mirrored AS (
+    INSERT INTO subtask_active (id, workflow_id, status, priority, agent_id, run_after, budgeted)
+    SELECT q.id, q.workflow_id, 'queued', q.priority, q.agent_id, q.run_after, q.budgeted
+    FROM queued AS q
+    WHERE NOT EXISTS (SELECT FROM subtask_active AS a WHERE a.id = q.id)),
+said AS (SELECT set_config('taskorch.mirror_written', 'on', true) AS said)
+SELECT q.id, q.workflow_id, q.key FROM queued AS q, said;
 
 -- name: claim_subtasks
 -- A claim is queued -> assigned -> running in one statement: the worker starts the attempt in the
@@ -371,6 +381,8 @@ FROM jsonb_to_recordset(%(rows)s::jsonb) AS x (
 -- cannot know); each takes its result from one JSON object keyed by id, parsed once.
 -- rows: one array per attempt, [id, number, agent_id, started_at, ended_at, tokens_in,
 -- tokens_out, cost_usd] (arrays encode and parse faster than objects).
+-- The statement keeps the mirror itself (migration 0012): the completed rows leave it, the
+-- claimed ones become running there, the released ones enter it; the trigger is told so.
 WITH x AS (
     SELECT (r ->> 0)::bigint AS id, (r ->> 1)::integer AS number, r ->> 2 AS agent_id,
            (r ->> 3)::timestamptz AS started_at, (r ->> 4)::timestamptz AS ended_at,
@@ -445,9 +457,25 @@ released AS (
         updated_at = %(now)s
     FROM counted AS c
     WHERE s.id = c.dependent_id
-    RETURNING s.*)
+    RETURNING s.*),
+left_mirror AS (
+    DELETE FROM subtask_active WHERE id IN (SELECT id FROM done)),
+claimed_mirror AS (
+    UPDATE subtask_active AS a SET status = 'running', lease_expires_at = %(lease_until)s
+    FROM claimed AS c
+    WHERE a.id = c.id),
+released_mirror AS (
+    -- Only rows that just left 'pending' (which has no mirror row) are active and counted to 0.
+    INSERT INTO subtask_active (
+        id, workflow_id, status, priority, agent_id, run_after, lease_expires_at, budgeted)
+    SELECT r.id, r.workflow_id, r.status, r.priority, r.agent_id, r.run_after,
+           r.lease_expires_at, r.budgeted
+    FROM released AS r
+    WHERE r.pending_deps = 0 AND r.status IN ('queued', 'running')
+      AND NOT EXISTS (SELECT FROM subtask_active AS a WHERE a.id = r.id)),
+said AS (SELECT set_config('taskorch.mirror_written', 'on', true) AS said)
 SELECT 'done' AS what, (SELECT array_agg(id) FROM done) AS done_ids, s.*
-FROM (SELECT 1) AS one LEFT JOIN subtasks AS s ON false
+FROM (SELECT 1) AS one CROSS JOIN said LEFT JOIN subtasks AS s ON false
 UNION ALL
 SELECT 'claimed', NULL, claimed.* FROM claimed
 UNION ALL

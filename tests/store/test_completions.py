@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from fakes.workflows import queued_workflow
 from taskorch.domain.models import Subtask
 from taskorch.store import Store
+from taskorch.store.postgres import PostgresConnector
 from taskorch.store.queue import Outcome, SubtaskQueue
 from taskorch.store.records import decode
 from taskorch.store.rows import subtask_from_row
@@ -103,3 +106,39 @@ async def test_the_fast_decoder_gives_the_same_subtask(store: Store) -> None:
     for row in rows:
         assert subtask_from_row({"what": "claimed", **row}) == decode(Subtask, row)
     assert a == decode(Subtask, next(r for r in rows if r["key"] == "a"))
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_scripts_are_planned_once_on_connections_of_their_own(store: Store) -> None:
+    # PostgreSQL: the hot path's statement is prepared and its plan generic (planned once per
+    # connection, not per batch); the other queries keep custom plans.
+    connector = store.connector
+    assert isinstance(connector, PostgresConnector)
+    workflow_id = await queued_workflow(store, {"a": []})
+    queue = SubtaskQueue(connector)
+    _, [a] = await queue.settle("w1", [], claim_limit=1)
+    await queue.settle("w1", [done(queue, a)])
+    async with connector._connection(await connector._scripts()) as connection:
+        mode = await (await connection.execute("SHOW plan_cache_mode")).fetchone()
+        prepared = await connection.execute(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE generic_plans > 0"
+        )
+        assert mode == {"plan_cache_mode": "force_generic_plan"}
+        row = await prepared.fetchone()
+        assert row is not None and row["n"] >= 1
+    async with connector._connection() as connection:
+        mode = await (await connection.execute("SHOW plan_cache_mode")).fetchone()
+        assert mode == {"plan_cache_mode": "auto"}
+    assert (await by_key(store, workflow_id))["a"].status == "completed"
+
+
+async def test_a_quiet_settle_reports_only_the_completions(store: Store) -> None:
+    # A worker whose events nobody reads asks for no routine events of released or started
+    # subtasks; the completions' events stay (the worker counts them).
+    await queued_workflow(store, {"a": [], "b": ["a"]})
+    queue = SubtaskQueue(store.connector)
+    events, [a] = await queue.settle("w1", [], claim_limit=5, quiet=True)
+    assert events == []
+    events, claimed = await queue.settle("w1", [done(queue, a)], claim_limit=5, quiet=True)
+    assert [s.key for s in claimed] == ["b"]
+    assert [(e.kind, e.payload["key"]) for e in events] == [("task:complete", "a")]

@@ -32,6 +32,17 @@ class EventBus:
         self.task_log_dir = task_log_dir
         self._write_failing = False
 
+    @property
+    def listened(self) -> bool:
+        """Whether published events reach anyone (subscribers, the events file, the log,
+        tracing): a worker builds the routine ones (assigned, started, enqueued) only then."""
+        return bool(
+            self._subscribers
+            or self.jsonl_path is not None
+            or events_log.isEnabledFor(logging.INFO)
+            or tracing.enabled()
+        )
+
     def subscribe(self, maxsize: int = 10_000) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
         self._subscribers.add(queue)

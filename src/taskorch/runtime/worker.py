@@ -270,6 +270,8 @@ class Worker:
         free = min(self._free, self._batch)
         # Unassigned subtasks are claimed only by a worker with a default adapter to run them.
         unassigned = free if None in self.agents else 0
+        # Routine events (assigned, started, enqueued) are built only for someone to read them.
+        listened = self.events.listened
         try:
             events, claimed = await asyncio.shield(
                 self.queue.settle(
@@ -278,6 +280,7 @@ class Worker:
                     claim_limit=unassigned,
                     lease_s=self.config.lease_s,
                     skip=self._avoided(),
+                    quiet=not listened,
                 )
             )
             free -= len(claimed)
@@ -298,7 +301,7 @@ class Worker:
         if any(o.kind == "completed" for o in batch):
             await pause_point("subtask:completed")
         self._start(claimed)
-        if claimed:  # the claim made them assigned (and running) in one write: say it
+        if claimed and listened:  # the claim made them assigned (and running) in one write
             started = started_events(for_agents, self.worker_id)  # settle's own come with it
             events = assigned_events(claimed, self.worker_id) + events + started
         for event in events:

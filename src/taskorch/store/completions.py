@@ -29,10 +29,13 @@ async def settle_completed(
     claim_limit: int,
     lease_until: datetime,
     skip: Iterable[str] = (),
+    *,
+    quiet: bool = False,
 ) -> tuple[list[QueueEvent], list[Subtask]]:
     """Settle ``outcomes`` (all ``completed``) and claim up to ``claim_limit`` subtasks for any
     agent; return the events (all routine: nothing to store in the events table) and the claimed
-    subtasks, highest priority first."""
+    subtasks, highest priority first. ``quiet``: only the completions' events (the caller counts
+    them), none for the subtasks released or started (nobody would read them)."""
     rows = await connector.script(
         "settle_completed",
         {
@@ -62,21 +65,31 @@ async def settle_completed(
         elif what == "queued" and row["pending_deps"] == 0 and row["status"] == "queued":
             released.append(row)
     events = [outcome_event("task:complete", o) for o in outcomes if o.subtask.id in done]
-    events += [row_event("task:enqueued", row) for row in released]
     claimed = sorted(map(subtask_from_row, claimed_rows), key=lambda s: (-s.priority, s.id))
-    events += started_events(claimed, worker)
+    if not quiet:
+        events += [row_event("task:enqueued", row) for row in released]
+        events += started_events(claimed, worker)
     return events, claimed
 
 
 def _rows_json(outcomes: Sequence[Outcome]) -> str:
     """One array per attempt, in the order the ``settle_completed`` scripts read them."""
+    # The attempts of one claim share their start time (one object): each is formatted once.
+    started: dict[int, str] = {}
+
+    def started_text(value: datetime) -> str:
+        text = started.get(id(value))
+        if text is None:
+            text = started[id(value)] = _time(value)
+        return text
+
     return _json(
         [
             [
                 o.subtask.id,
                 o.subtask.attempts,
                 o.agent_id,
-                _time(o.started_at),
+                started_text(o.started_at),
                 _time(o.ended_at),
                 o.tokens_in,
                 o.tokens_out,

@@ -74,6 +74,9 @@ class PostgresConnector(Connector):
         self.url = url
         self._max_size = max_size
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._script_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        """Connections of their own for :meth:`script`, whose plans are cached generic."""
+        self._script_lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
         self._notified = asyncio.Event()
 
@@ -84,14 +87,19 @@ class PostgresConnector(Connector):
         if self._pool is not None:
             return
         await self._probe()
+        self._pool = await self._open_pool(_in_own_schema(_conninfo(self.url)), "taskorch")
+
+    async def _open_pool(
+        self, conninfo: str, name: str
+    ) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            _in_own_schema(_conninfo(self.url)),
+            conninfo,
             min_size=1,
             max_size=self._max_size,
             kwargs={"row_factory": dict_row, "autocommit": True},
             configure=_configure,
             open=False,
-            name="taskorch",
+            name=name,
         )
         try:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
@@ -101,7 +109,7 @@ class PostgresConnector(Connector):
                 f"cannot reach PostgreSQL at {self.describe()} ({type(exc).__name__}); "
                 "check DATABASE_URL or DB_HOST/DB_PORT and that the server runs"
             ) from None
-        self._pool = pool
+        return pool
 
     async def _probe(self) -> None:
         """Connect once directly, so an unreachable server fails fast with the driver's reason."""
@@ -168,6 +176,9 @@ class PostgresConnector(Connector):
 
     async def close(self) -> None:
         await self._drop_listener()
+        if self._script_pool is not None:
+            scripts, self._script_pool = self._script_pool, None
+            await scripts.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -189,21 +200,38 @@ class PostgresConnector(Connector):
 
     async def script(self, name: str, params: Params) -> list[Row]:
         # Outside a transaction block the one statement is its own transaction: no BEGIN and
-        # COMMIT round trips.
-        async with self._connection() as connection:
+        # COMMIT round trips. A script is the queue's hot path, a large statement whose plan
+        # does not depend on its parameters' values (rows found by id, candidates from the
+        # narrow mirror): it is prepared on first use and planned once per connection
+        # (plan_cache_mode = force_generic_plan, set on the script connections only). Planning
+        # it anew for each batch cost about a tenth of the server's time per settle.
+        async with self._connection(await self._scripts()) as connection:
             # Binary results: no text formatting on the server, cheaper parsing here.
             cursor = connection.cursor(binary=True)
-            await cursor.execute(self.queries[name], params)
+            await cursor.execute(self.queries[name], params, prepare=True)
             return await cursor.fetchall()
 
+    async def _scripts(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        if self._script_pool is None:
+            await self.open()  # the schema exists from here on
+            async with self._script_lock:
+                if self._script_pool is None:
+                    conninfo = _with_option(_in_own_schema(_conninfo(self.url)), GENERIC_PLANS)
+                    self._script_pool = await self._open_pool(conninfo, "taskorch-scripts")
+        return self._script_pool
+
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _connection(
+        self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection (autocommit), with driver errors translated into ours."""
-        if self._pool is None:
-            await self.open()
-        assert self._pool is not None
+        if pool is None:
+            if self._pool is None:
+                await self.open()
+            pool = self._pool
+        assert pool is not None
         try:
-            async with self._pool.connection(timeout=CONNECT_TIMEOUT_S) as connection:
+            async with pool.connection(timeout=CONNECT_TIMEOUT_S) as connection:
                 yield connection
         except PoolTimeout:
             raise DatabaseUnavailableError(
@@ -260,6 +288,15 @@ def _in_own_schema(conninfo: str) -> str:
         return conninfo
     options = str(conninfo_to_dict(conninfo).get("options") or "")
     return make_conninfo(conninfo, options=f"{options} -csearch_path={SCHEMA}".strip())
+
+
+GENERIC_PLANS = "-cplan_cache_mode=force_generic_plan"
+
+
+def _with_option(conninfo: str, option: str) -> str:
+    """``conninfo`` with one more server option (``-cname=value``)."""
+    options = str(conninfo_to_dict(conninfo).get("options") or "")
+    return make_conninfo(conninfo, options=f"{options} {option}".strip())
 
 
 async def _create_own_schema(connection: psycopg.AsyncConnection[Any]) -> None:

@@ -220,17 +220,26 @@ class SubtaskQueue:
         claim_limit: int = 0,
         lease_s: float = 30.0,
         skip: Iterable[str] = (),
+        quiet: bool = False,
     ) -> tuple[list[QueueEvent], list[Subtask]]:
         """Write a batch of finished attempts and, in the same transaction, claim up to
         ``claim_limit`` unassigned ready subtasks (none of the workflows in ``skip``); return the
-        events and the claimed subtasks."""
+        events and the claimed subtasks. ``quiet``: a batch of completions may leave out the
+        routine events of the subtasks it released and started (nobody reads them)."""
         if not outcomes and claim_limit <= 0:
             return [], []
         now = self.now
         if all(o.kind == "completed" for o in outcomes):
             lease_until = now + timedelta(seconds=lease_s)
             return await settle_completed(
-                self.connector, worker, outcomes, now, max(claim_limit, 0), lease_until, skip
+                self.connector,
+                worker,
+                outcomes,
+                now,
+                max(claim_limit, 0),
+                lease_until,
+                skip,
+                quiet=quiet,
             )
         events: list[QueueEvent] = []
         claimed: list[Subtask] = []

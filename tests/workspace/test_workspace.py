@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.domain.errors import InputError
 from taskorch.domain.overlap import serialise_overlaps
 from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
+from taskorch.runtime import git as g
 from taskorch.runtime.git import MergeConflictError, WorkspaceError
 from taskorch.runtime.workspace import MergeStatus, Workspace, check_repository
 from taskorch.settings import default_worktrees_root
@@ -506,6 +508,32 @@ async def test_a_merge_moves_only_refs_and_the_next_subtask_starts_from_a_fresh_
     report = await workspace.cleanup(cancelled=True)
     assert report.removed_worktrees == [str(second)]
     assert not worktrees_of(home, "wf-2").exists()
+
+
+async def test_a_spare_left_pristine_is_reused_without_a_clean(
+    repo: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = await open_ws(repo, home, "wf-3")
+    first = await workspace.prepare_subtask("first")
+    (first / "first.py").write_text("first = 1\n")
+    await workspace.commit_all("first", "first")  # nothing left outside git
+    await workspace.merge_subtask("first", committed=True)
+    [spare] = (worktrees_of(home, "wf-3") / "spare").iterdir()
+    assert spare.name.endswith(".pristine")
+
+    ran: list[tuple[str, ...]] = []
+    run_git = g._run_git
+
+    async def watched(cwd: Path, *args: str, **options: Any) -> g.GitResult:
+        ran.append(args)
+        return await run_git(cwd, *args, **options)
+
+    monkeypatch.setattr(g, "_run_git", watched)
+    second = await workspace.prepare_subtask("second")
+
+    assert not [args for args in ran if args[0] == "clean"]
+    assert git(second, "status", "--porcelain", "--ignored") == ""
+    assert (second / "first.py").read_text() == "first = 1\n"
 
 
 async def test_merge_subtask_rerun_after_a_crash_reports_already_merged(

@@ -134,14 +134,26 @@ def _git_dir_of(worktree: Path) -> Path | None:
 async def commit_all(worktree: Path, message: str) -> str | None:
     """Commit everything uncommitted in ``worktree`` as ``taskorch`` (no hooks); the new commit,
     or None when there was nothing to commit."""
+    return (await commit_all_and_look(worktree, message))[0]
+
+
+async def commit_all_and_look(worktree: Path, message: str) -> tuple[str | None, bool]:
+    """:func:`commit_all`, and whether ``worktree`` is left pristine: no file that is not
+    committed, ignored ones included (so a later reuse needs no ``clean``). One ``status``
+    tells both."""
     await clear_stale_index_lock(worktree)
-    if not await g.is_dirty(worktree):
-        return None
+    listed = await g.out(
+        worktree, "status", "--porcelain", "--untracked-files=all", "--ignored=matching"
+    )
+    lines = listed.splitlines()
+    pristine = not any(line.startswith("!!") for line in lines)
+    if all(line.startswith("!!") for line in lines):
+        return None, pristine
     await g.git(worktree, "add", "-A")
     if await g.succeeds(worktree, "diff", "--cached", "--quiet"):
-        return None
+        return None, pristine
     await g.git(worktree, "commit", "-q", "--no-verify", "-m", message)
-    return await g.rev(worktree, "HEAD")
+    return await g.rev(worktree, "HEAD"), pristine
 
 
 async def merge_into_base(

@@ -53,6 +53,7 @@ from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.repository import (
     check_repository,
+    commit_all_and_look,
     merge_into_base,
     merge_without_checkout,
     scratch_repository,
@@ -140,6 +141,9 @@ class Workspace:
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
         self._landed: tuple[str, dict[str, tuple[str, list[str]]]] | None = None
         """:meth:`landed_merges` as read at a commit of the workflow branch."""
+        self._pristine: set[str] = set()
+        """Subtasks whose worktree held nothing uncommitted, ignored files included, when last
+        committed: kept as a spare, it needs no ``clean`` before its next use."""
         self._seen: tuple[dict[str, str], dict[str, str]] | None = None
         """A local origin's base and workflow branches at this object's last :meth:`_sync`, and
         the mirror's refs that followed them."""
@@ -274,6 +278,7 @@ class Workspace:
         await self.start()
         async with self._lock():
             checked = self._checked.pop(key, None)
+            self._pristine.discard(key)
             recent = checked is not None and time.monotonic() - checked < SYNC_REUSE_S
             found = await self._sync(f"refs/heads/{branch}", ask_origin=not recent)
             workflow_tip, tip = self._workflow_tip_in(found), found.get(f"refs/heads/{branch}")
@@ -308,7 +313,15 @@ class Workspace:
     async def commit_all(self, key: str, message: str) -> str | None:
         """Commit everything left uncommitted in the subtask's worktree (as ``taskorch``); the new
         commit, or None when there was nothing to commit."""
-        return await commit_worktree(await self._existing_worktree(key), message)
+        return await self._commit(key, await self._existing_worktree(key), message)
+
+    async def _commit(self, key: str, path: Path, message: str) -> str | None:
+        commit, pristine = await commit_all_and_look(path, message)
+        if pristine:
+            self._pristine.add(key)
+        else:
+            self._pristine.discard(key)
+        return commit
 
     async def changed_files(self, key: str) -> list[str]:
         """Files the subtask changed since its branch point: its commits plus uncommitted
@@ -376,7 +389,7 @@ class Workspace:
                         return landed
                 path = self.subtask_worktree(key)
                 if not committed and await asyncio.to_thread(path.is_dir):
-                    await commit_worktree(path, f"taskorch: uncommitted work of subtask {key}")
+                    await self._commit(key, path, f"taskorch: uncommitted work of subtask {key}")
                 committed = True
                 # The mirror's view is enough for a first try: the push is leased on it.
                 result, tip = await self._merge_locked(key, ask_origin=attempt > 0)
@@ -873,8 +886,10 @@ class Workspace:
         it is still at ``merged_tip``, the commit the merge contains (an atomic ``update-ref -d``
         with the old value)."""
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
+        pristine = key in self._pristine
+        self._pristine.discard(key)
         async with g.admin_lock(self.repo):
-            if not await self.folders.spare(path):
+            if not await self.folders.spare(path, pristine=pristine):
                 await self.folders.remove(path, branch)
             if not delete_branch or merged_tip is None:
                 return

@@ -1,11 +1,12 @@
 """A workflow's worktree folders in its mirror: made (from a spare when there is one), kept aside
 as spares once merged, and removed. Only folders under the workflow's root are ever touched.
 
-A spare is a merged subtask's worktree moved to ``<root>/spare/``. The next subtask of the
-workflow starts from it (``worktree move``, ``checkout -f -B``, ``clean -ffdx``): as fresh as a
-new worktree, nothing untracked or ignored left, but only the files that differ are written,
-where ``worktree add`` and ``worktree remove`` write and delete the whole tree. Whatever does not
-go to plan (a failed move, a kill half-way) falls back to removing the folder and adding anew.
+A spare is a merged subtask's worktree moved to ``<root>/spare/``. The next subtask of the workflow
+starts from it (``worktree move``, ``checkout -f -B``, ``clean -ffdx``, the last skipped for a
+spare whose subtask's final commit left no file outside git, ignored ones included): as fresh as a
+new worktree, nothing untracked or ignored left, but only the files that differ are written, where
+``worktree add`` and ``worktree remove`` write and delete the whole tree. Whatever does not go to
+plan (a failed move, a kill half-way) falls back to removing the folder and adding anew.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 
 from taskorch.runtime import git as g
 from taskorch.runtime.git import WorkspaceError
+
+PRISTINE = ".pristine"
+"""The end of a spare's name that says it needs no ``clean``."""
 
 
 class WorktreeFolders:
@@ -40,21 +44,25 @@ class WorktreeFolders:
             if not moved.ok:
                 await self.remove(spare, None)
                 continue
-            # As fresh as a new one: the branch's files, nothing untracked or ignored left.
+            # As fresh as a new one: the branch's files, nothing untracked or ignored left (a
+            # pristine spare had none; checkout removes what it tracked that start does not).
             reset = await g.git(path, "checkout", "-q", "-f", "-B", branch, start, check=False)
-            if reset.ok and (await g.git(path, "clean", "-ffdxq", check=False)).ok:
+            if reset.ok and (
+                name.endswith(PRISTINE) or (await g.git(path, "clean", "-ffdxq", check=False)).ok
+            ):
                 return
             await self.remove(path, branch)
             break
         await g.git(self.repo, "worktree", "add", "-q", "-B", branch, str(path), start)
 
-    async def spare(self, path: Path) -> bool:
-        """Keep the merged subtask's worktree at ``path`` as a spare; False when there is none
-        or it could not be moved (then the caller removes it)."""
+    async def spare(self, path: Path, *, pristine: bool = False) -> bool:
+        """Keep the merged subtask's worktree at ``path`` as a spare (``pristine``: it was just
+        seen to hold no file that is not committed, ignored ones included); False when there is
+        none or it could not be moved (then the caller removes it)."""
         if not await asyncio.to_thread(path.is_dir):
             return False
         await asyncio.to_thread(self.spares.mkdir, parents=True, exist_ok=True)
-        spare = self.spares / f"{path.name}-{os.urandom(3).hex()}"
+        spare = self.spares / f"{path.name}-{os.urandom(3).hex()}{PRISTINE if pristine else ''}"
         moved = await g.git(self.repo, "worktree", "move", str(path), str(spare), check=False)
         return moved.ok
 

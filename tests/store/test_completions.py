@@ -125,7 +125,8 @@ async def test_scripts_are_planned_once_on_connections_of_their_own(store: Store
         )
         assert mode == {"plan_cache_mode": "force_generic_plan"}
         row = await prepared.fetchone()
-        assert row is not None and row["n"] >= 1
+        assert row is not None
+        assert row["n"] >= 1
     async with connector._connection() as connection:
         mode = await (await connection.execute("SHOW plan_cache_mode")).fetchone()
         assert mode == {"plan_cache_mode": "auto"}

@@ -29,6 +29,11 @@ _FAILURE = re.compile(
     r"^\s*(?:error|fatal):|\bcould not\b|\bunable to\b",
     re.IGNORECASE | re.MULTILINE,
 )
+_FAILURE_WORDS = ("traceback", "led", "error", "fatal", "could not", "unable to")
+"""Every match of ``_FAILURE`` contains one of these once lower-cased, so an output with none of
+them needs no regex (most outputs: the regex cost a tenth of a worker's time per no-op attempt).
+None has an i or an s: the regex's case-insensitive matches of those include characters that
+``str.lower`` leaves as they are (dotless i U+0131, long s U+017F)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,7 @@ def attempt_quality(
     changed_files = [str(f) for f in changed] if isinstance(changed, list) else None
     checks: dict[str, float] = {
         "reported": 1.0 if output.strip() or changed_files else 0.0,
-        "no_failure_reported": 0.0 if _FAILURE.search(output[-20_000:]) else 1.0,
+        "no_failure_reported": 0.0 if reports_failure(output) else 1.0,
         "answered": 0.0 if data.get("question") else 1.0,
     }
     declared = set(subtask.files_affected)
@@ -62,3 +67,10 @@ def attempt_quality(
         checks["in_scope"] = round(inside / len(changed_files), 2)
         checks["touched_declared"] = 1.0 if inside else 0.0
     return Quality(round(sum(checks.values()) / len(checks), 2), checks)
+
+
+def reports_failure(output: str) -> bool:
+    """Whether the end of ``output`` reports a failure (``no_failure_reported`` fails)."""
+    tail = output[-20_000:]
+    lowered = tail.lower()
+    return any(word in lowered for word in _FAILURE_WORDS) and bool(_FAILURE.search(tail))

@@ -78,6 +78,11 @@ class Connector(ABC):
         await asyncio.sleep(timeout_s)
         return False
 
+    async def warm_up(self) -> None:
+        """Open now what :meth:`script` runs on, rather than in the first batch (a worker starting;
+        a benchmark before its clock). Nothing by default."""
+        return
+
     @abstractmethod
     async def script(self, name: str, params: Params) -> list[Row]:
         """Run a named script as one transaction and return the rows it reports.

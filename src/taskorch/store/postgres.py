@@ -211,6 +211,9 @@ class PostgresConnector(Connector):
             await cursor.execute(self.queries[name], params, prepare=True)
             return await cursor.fetchall()
 
+    async def warm_up(self) -> None:
+        await self._scripts()
+
     async def _scripts(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         if self._script_pool is None:
             await self.open()  # the schema exists from here on

@@ -17,7 +17,7 @@ async def main(concurrency: int) -> None:
     try:
         queue = SubtaskQueue(store.connector)
         await queue.counts()  # connect before the clock starts
-        await store.connector.warm_up()  # and the hot path's own connections
+        await queue.warm_up()  # and the hot path's own connections and statement
         batch = int(os.environ.get("TASKORCH_BENCH_CLAIM_BATCH", "1000"))
         config = WorkerConfig(concurrency=concurrency, poll_s=0.05, claim_batch=batch)
         worker = Worker(queue, {None: SimAgent()}, config=config)

@@ -124,6 +124,8 @@ async def test_scripts_are_planned_once_on_connections_of_their_own(store: Store
             "SELECT count(*) AS n FROM pg_prepared_statements WHERE generic_plans > 0"
         )
         assert mode == {"plan_cache_mode": "force_generic_plan"}
+        seqscan = await (await connection.execute("SHOW enable_seqscan")).fetchone()
+        assert seqscan == {"enable_seqscan": "off"}  # a plan made on small tables stays indexed
         row = await prepared.fetchone()
         assert row is not None
         assert row["n"] >= 1
@@ -143,3 +145,15 @@ async def test_a_quiet_settle_reports_only_the_completions(store: Store) -> None
     events, claimed = await queue.settle("w1", [done(queue, a)], claim_limit=5, quiet=True)
     assert [s.key for s in claimed] == ["b"]
     assert [(e.kind, e.payload["key"]) for e in events] == [("task:complete", "a")]
+
+
+async def test_warming_up_settles_and_claims_nothing(store: Store) -> None:
+    workflow_id = await queued_workflow(store, {"a": [], "b": ["a"]})
+    queue = SubtaskQueue(store.connector)
+    await queue.warm_up()
+    await queue.warm_up()
+    rows = await by_key(store, workflow_id)
+    assert (rows["a"].status, rows["b"].status) == ("queued", "pending")
+    assert rows["a"].attempts == 0
+    _, [a] = await queue.settle("w1", [], claim_limit=5)
+    assert a.key == "a"

@@ -177,7 +177,7 @@ class Worker:
         """Work until :meth:`stop`; with ``once``, until nothing is ready or running."""
         freeze_long_lived()
         with contextlib.suppress(StoreError):  # else the first batch opens it, after an outage
-            await self.queue.connector.warm_up()
+            await self.queue.warm_up()
         keeper = asyncio.create_task(self._keep_leases(), name=f"{self.worker_id}-leases")
         try:
             await self._loop(once)

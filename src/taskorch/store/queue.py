@@ -164,6 +164,13 @@ class SubtaskQueue:
         claimed = sorted(map(subtask_from_row, rows), key=lambda s: (-s.priority, s.id))
         return claimed, started_events(claimed, worker)
 
+    async def warm_up(self) -> None:
+        """Ready the hot path before the first batch: open its connections and run its
+        statement once with nothing to settle or claim (catalog caches, prepared plan)."""
+        now = self.now
+        await self.connector.warm_up()
+        await settle_completed(self.connector, "warm-up", [], now, 0, now)
+
     async def agents_with_work(self) -> set[str | None]:
         async with self.connector.transaction(write=False) as tx:
             rows = await tx.fetchall("queued_agents", {"now": self.now})

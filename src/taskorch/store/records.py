@@ -8,6 +8,7 @@ the store: parsed JSON, and aware datetimes in UTC.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -53,9 +54,33 @@ def decode(model: type[M], row: Row) -> M:
     return model.model_validate(data)
 
 
+_PARSED_MIN_CHARS = 4096
+_PARSED_KEPT = 16
+_parsed: OrderedDict[str, Any] = OrderedDict()
+
+
+def _parse(text: str) -> Any:
+    """``json.loads``, with the last few large texts' values kept: a workflow's metadata holds
+    its plan (160 kB at 200 subtasks), read again at every step of every subtask while it does
+    not change. Comparing the text is a memcmp where parsing it took most of a millisecond.
+
+    The values are shared by the objects decoded from one text: nothing may change a decoded
+    value in place (every change goes through the store, which writes a new text)."""
+    if len(text) < _PARSED_MIN_CHARS:
+        return json.loads(text)
+    value = _parsed.get(text)
+    if value is None:
+        value = _parsed[text] = json.loads(text)
+        if len(_parsed) > _PARSED_KEPT:
+            _parsed.popitem(last=False)
+    else:
+        _parsed.move_to_end(text)
+    return value
+
+
 def _decode_value(value: Any, is_json: bool) -> Any:
     if is_json and isinstance(value, str):
-        return json.loads(value)
+        return _parse(value)
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC)  # PostgreSQL answers in the session's TimeZone
     return value

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from taskorch.domain.dag import DependencyResolver
 from taskorch.domain.errors import CycleError, PlanError, TooManyStagesError
 from taskorch.domain.overlap import (
+    OverlapEdge,
     covers,
+    normalise_path,
     overlap_edges,
     paths_overlap,
     serialise_overlaps,
@@ -178,3 +180,51 @@ def test_after_serialising_every_overlapping_pair_is_ordered(plan: list[PlanSubt
         assert edge.files
     # idempotent: a serialised plan needs no more edges
     assert overlap_edges(result) == []
+
+
+def pairwise_edges(subtasks: list[PlanSubtask]) -> list[OverlapEdge]:
+    """The edges as first written: every later subtask compared with every earlier one."""
+    dependencies = {s.subtask_id: list(s.dependencies) for s in subtasks}
+    files = {
+        s.subtask_id: [e for e in (normalise_path(f) for f in s.files_affected) if e]
+        for s in subtasks
+    }
+    ancestors: dict[str, set[str]] = {}
+    placed: list[str] = []
+    added: list[OverlapEdge] = []
+    for node in DependencyResolver(max_stages=None).resolve(dependencies).order:
+        reach: set[str] = set()
+        for dependency in dependencies[node]:
+            reach |= {dependency, *ancestors[dependency]}
+        for earlier in reversed(placed):
+            if earlier in reach or not files[node]:
+                continue
+            shared = tuple(
+                e for e in files[node] if any(paths_overlap(e, o) for o in files[earlier])
+            )
+            if shared:
+                added.append(OverlapEdge(node, earlier, shared))
+                reach |= {earlier, *ancestors[earlier]}
+        ancestors[node] = reach
+        placed.append(node)
+    return added
+
+
+NESTED = ["a", "a/b", "a/b/c.py", "a/bc.py", "./a/b/", "x/y.py", "a/*.py", "a/b/*", "", "?.md"]
+
+
+@st.composite
+def nested_dags(draw: st.DrawFn) -> list[PlanSubtask]:
+    count = draw(st.integers(min_value=1, max_value=12))
+    subtasks = []
+    for index in range(count):
+        deps = draw(st.sets(st.integers(0, index - 1), max_size=2)) if index else set()
+        files = draw(st.lists(st.sampled_from(NESTED), max_size=3, unique=True))
+        subtasks.append(sub(f"s{index}", files, [f"s{d}" for d in sorted(deps)]))
+    return draw(st.permutations(subtasks))
+
+
+@settings(max_examples=300, deadline=None)
+@given(nested_dags())
+def test_the_indexed_edges_are_the_pairwise_ones(plan: list[PlanSubtask]) -> None:
+    assert overlap_edges(plan) == pairwise_edges(plan)

@@ -29,15 +29,19 @@ async def file_lock(path: Path, *, timeout_s: float = LOCK_TIMEOUT_S) -> AsyncIt
     processes on an advisory ``flock`` of the file."""
     loop = asyncio.get_running_loop()
     local = _local_locks.setdefault(loop, {}).setdefault(path, asyncio.Lock())
-    async with local:
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        async with _flock(path, loop.time() + timeout_s, timeout_s):
-            yield
+    async with local, _flock(path, loop.time() + timeout_s, timeout_s):
+        yield
 
 
 @contextlib.asynccontextmanager
 async def _flock(path: Path, deadline: float, timeout_s: float) -> AsyncIterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # Opened in the loop's thread (a local file, microseconds); its folder is made only when
+    # missing: a thread hop per lock cost more than the rest of it, dozens of times a subtask.
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         loop = asyncio.get_running_loop()
         pause = 0.001

@@ -56,8 +56,11 @@ def read_refs(cwd: Path, names: tuple[str, ...]) -> dict[str, str] | None:
 
 def common_dir(cwd: Path) -> Path | None:
     """The git directory holding the refs of the repository whose top is ``cwd`` (None when it
-    is not one, or its refs are not stored as files). Cached: a folder's repository does not
-    change while taskorch uses it, and a folder that is not one is asked of git each time."""
+    is not one, or its refs are not stored as files). Cached for absolute paths: a folder's
+    repository does not change while taskorch uses it, and a folder that is not one is asked of
+    git each time."""
+    if not cwd.is_absolute():
+        return _find_common_dir(cwd)  # (relative to a working directory that may change)
     key = str(cwd)
     if key not in _common_dirs:
         found = _find_common_dir(cwd)

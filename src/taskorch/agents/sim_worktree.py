@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path, PurePosixPath
 
 from taskorch.agents import captured
@@ -275,18 +274,19 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_DROPPED = frozenset({"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"})
+_AGENT_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_AUTHOR_NAME": IDENTITY[0],
+    "GIT_AUTHOR_EMAIL": IDENTITY[1],
+    "GIT_COMMITTER_NAME": IDENTITY[0],
+    "GIT_COMMITTER_EMAIL": IDENTITY[1],
+    "LC_ALL": "C",
+}
+
+
 async def _git(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_AUTHOR_NAME": IDENTITY[0],
-        "GIT_AUTHOR_EMAIL": IDENTITY[1],
-        "GIT_COMMITTER_NAME": IDENTITY[0],
-        "GIT_COMMITTER_EMAIL": IDENTITY[1],
-        "LC_ALL": "C",
-    }
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-        env.pop(name, None)
+    env = captured.environment(_DROPPED, _AGENT_GIT_ENV)
     # Git straight, not through run_process's guard (a Python process per command, ten times
     # the cost of the git command): these are short git commands of taskorch's own, not an
     # agent's program whose tree must die with the worker.

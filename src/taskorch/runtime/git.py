@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -53,6 +52,14 @@ _DROPPED_ENV = frozenset(
         "GIT_COMMITTER_EMAIL",
     }
 )
+_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_EDITOR": "true",
+    "GIT_MERGE_AUTOEDIT": "no",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "LC_ALL": "C",
+}
+_SSH = "ssh -o BatchMode=yes"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -89,30 +96,11 @@ class WorktreeEntry:
     prunable: bool = False
 
 
-_env_made: tuple[dict[bytes, bytes], Mapping[str, str]] | None = None
-
-
 def _env() -> Mapping[str, str]:
-    """Git's environment: made again only when this process's environment changed (decoding
-    it took a tenth of a millisecond per git run)."""
-    global _env_made
-    raw: dict[bytes, bytes] | None = getattr(os.environ, "_data", None)  # (POSIX: the bytes)
-    if raw is not None and _env_made is not None and _env_made[0] == raw:
-        return _env_made[1]
-    env = {key: value for key, value in os.environ.items() if key not in _DROPPED_ENV}
+    env = captured.environment(_DROPPED_ENV, _GIT_ENV)
     # ssh asks for a password on the terminal whatever GIT_TERMINAL_PROMPT says: never wait on
     # one (keys come from the ssh agent or the user's ssh configuration).
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    env.update(
-        GIT_TERMINAL_PROMPT="0",
-        GIT_EDITOR="true",
-        GIT_MERGE_AUTOEDIT="no",
-        GIT_OPTIONAL_LOCKS="0",
-        LC_ALL="C",
-    )
-    if raw is not None:
-        _env_made = dict(raw), env
-    return env
+    return env if "GIT_SSH_COMMAND" in env else {**env, "GIT_SSH_COMMAND": _SSH}
 
 
 async def git(

@@ -1,5 +1,6 @@
 """A workflow's repository given as a path on this host: the mirror reads the origin's branches
-directly and fetches only when they moved; the merges' files are read in one pass."""
+directly, copies in what they gained when they moved (a fetch only when one is gone there); the
+merges' files are read in one pass."""
 
 from __future__ import annotations
 
@@ -34,32 +35,49 @@ async def merged(workspace: Workspace, key: str, files: list[str]) -> None:
     assert (await workspace.merge_subtask(key)).status is MergeStatus.MERGED
 
 
-async def test_a_host_fetches_only_when_the_local_origin_moved(
+async def test_a_host_follows_a_local_origin_that_moved_without_a_fetch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     origin = bare_origin(tmp_path / "remote")
     host_a = await workspace_on(tmp_path / "a", origin)
     host_b = await workspace_on(tmp_path / "b", origin)
     fetches: list[tuple[str, ...]] = []
-    real_fetch = remote.fetch
+    copies: list[Path] = []
+    real_fetch, real_copy = remote.fetch, g.copy_objects
 
-    async def counted(repo: Path, *patterns: str) -> None:
+    async def fetch(repo: Path, *patterns: str) -> None:
         fetches.append(patterns)
         await real_fetch(repo, *patterns)
 
-    monkeypatch.setattr(remote, "fetch", counted)
+    async def copy(source: Path, target: Path, *args: Any) -> None:
+        copies.append(target)
+        await real_copy(source, target, *args)
+
+    monkeypatch.setattr(remote, "fetch", fetch)
+    monkeypatch.setattr(g, "copy_objects", copy)
 
     await merged(host_a, "a-1", ["a.txt"])
-    assert await host_b.is_merged("a-1")  # the origin moved: host B fetched it
-    seen = len(fetches)
-    assert seen >= 1
-    assert await host_b.is_merged("a-1")
+    copies.clear()
+    assert await host_b.is_merged("a-1")  # the origin moved: its commits copied into B's mirror
+    assert (fetches, copies) == ([], [host_b.repo])
     assert not await host_b.is_merged("a-2")
-    assert len(fetches) == seen  # nothing moved since: no fetch
+    assert (fetches, copies) == ([], [host_b.repo])  # nothing moved since: nothing copied
 
     await merged(host_a, "a-2", ["b.txt"])
+    copies.clear()
     assert await host_b.is_merged("a-2")
-    assert len(fetches) == seen + 1
+    assert (fetches, copies) == ([], [host_b.repo])
+    tracking = f"refs/remotes/{remote.REMOTE}/{host_b.workflow_branch}"
+    workflow = f"refs/heads/{host_b.workflow_branch}"
+    assert (await g.refs(host_b.repo, tracking))[tracking] == (await g.refs(origin, workflow))[
+        workflow
+    ]
+    assert (await g.git(host_b.repo, "fsck", "--connectivity-only", check=False)).ok
+
+    await g.git(origin, "update-ref", "-d", workflow)  # gone there: the fetch prunes it
+    await host_b.sync()
+    assert len(fetches) == 1
+    assert tracking not in await g.refs(host_b.repo, tracking)
 
 
 async def test_landed_merges_name_each_merges_files_and_follow_new_merges(

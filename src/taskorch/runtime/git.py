@@ -230,12 +230,16 @@ async def update_refs(
     return result.ok
 
 
-async def copy_objects(source: Path, target: Path, tips: Iterable[str], known: str) -> None:
+async def copy_objects(
+    source: Path, target: Path, tips: Iterable[str], known: str | Iterable[str]
+) -> None:
     """Copy into the repository ``target`` what ``source`` holds of the commits ``tips`` beyond
-    ``known`` (a commit ``target`` has, with its history): ``pack-objects`` here piped into
-    ``unpack-objects`` there, the part of a push that moves objects, without its transport. The
-    copies are loose objects, as a small push leaves them; unreferenced, gc collects them."""
-    revs = "".join(f"{tip}\n" for tip in tips) + f"^{known}\n"
+    ``known`` (commits both have, with their history): ``pack-objects`` here piped into
+    ``unpack-objects`` there, the part of a push or fetch that moves objects, without its
+    transport. The copies are loose objects, as a small push leaves them; unreferenced, gc
+    collects them."""
+    had = [known] if isinstance(known, str) else list(known)
+    revs = "".join(f"{tip}\n" for tip in tips) + "".join(f"^{sha}\n" for sha in had)
     pack = ("pack-objects", "--revs", "--stdout", "-q")
     packed = await git(source, *pack, stdin=revs, binary=True)
     await git(target, "unpack-objects", "-q", stdin=packed.data)

@@ -705,9 +705,8 @@ class Workspace:
             # One look-up for all the refs: this runs before every step of every subtask.
             found = await g.refs(self.repo, *wanted)
             seen = (found.get(base_remote), found.get(branch_remote))
-            if (ask_origin or full) and (
-                there is None or (there.get(base), there.get(branch)) != seen
-            ):
+            moved = there is None or (there.get(base), there.get(branch)) != seen
+            if (ask_origin or full) and moved and not await self._copy_in(there, found):
                 await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
                 found = await g.refs(self.repo, *wanted)
             if found.get(base_remote) is None:
@@ -728,6 +727,41 @@ class Workspace:
         ):  # (not when the origin moved again during a fetch: the next sync looks afresh)
             self._seen = there, {ref: found[ref] for ref in wanted[:4] if ref in found}
         return found
+
+    async def _copy_in(self, there: dict[str, str] | None, found: dict[str, str]) -> bool:
+        """What a fetch of the base and workflow branches does, from an origin on this disk that
+        only moved them forward: the commits beyond the mirror's copies of them copied in and
+        the mirror's tracking refs moved, leased on their old values (three processes where a
+        fetch is five and three times the CPU). False, nothing moved, when it cannot say (a
+        branch gone there, history rewritten, a race): then the fetch, which prunes, does it.
+        ``found`` (the mirror's refs) is updated. ``there``: the origin's base and workflow
+        branches as just read on this disk (None: it is not on this disk)."""
+        local = self.origin.path if self.origin is not None else None
+        if there is None or local is None:
+            return False
+        moves: dict[str, tuple[str | None, str | None]] = {}
+        tips, had = [], []
+        for name in (self.base_branch, self.workflow_branch):
+            theirs = there.get(f"refs/heads/{name}")
+            mine = f"refs/remotes/{remote.REMOTE}/{name}"
+            ours = found.get(mine)
+            if theirs is None and ours is not None:
+                return False  # deleted there: the fetch prunes it
+            if theirs is not None and theirs != ours:
+                moves[mine] = (theirs, ours or "0" * 40)  # (zeros: must not exist yet)
+                tips.append(theirs)
+            if ours is not None:
+                had.append(ours)
+        if not moves or not had:
+            return False
+        try:
+            await g.copy_objects(local, self.repo, tips, had)
+        except g.GitError:
+            return False
+        if not await g.update_refs(self.repo, moves, check=False):
+            return False
+        found.update({ref: sha for ref, (sha, _) in moves.items() if sha})
+        return True
 
     def _workflow_tip_in(self, found: dict[str, str]) -> str:
         """The workflow branch's commit in refs read by :meth:`_sync`."""

@@ -227,6 +227,35 @@ async def test_cancel_racing_a_step_cancels_from_the_new_state(
     assert history[-1] == "nlp_parsing"
 
 
+async def test_a_step_that_sees_the_cancelled_subtasks_first_ends_the_workflow_cancelled(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel cancels the subtasks, then moves the workflow; the run loop stepping between
+    the two sees only cancelled subtasks. It ends the workflow cancelled (it used to fail it,
+    and the cancel then found an illegal failed -> cancelled), and the cancel returns it."""
+    delivery = RecordingDelivery()
+    pipeline = Pipeline(store, heuristic, delivery)
+    task = await store.create_task(NewTask.create("List all repositories in the portfolio"))
+    workflow = await pipeline.start(task)
+    while workflow.status is not W.PROCESSING:
+        workflow = await pipeline.advance(workflow.id)
+    cancel_subtasks = pipeline.queue.cancel_workflow
+    stepped: list[str] = []
+
+    async def step_meanwhile(workflow_id: str) -> list[QueueEvent]:
+        events = await cancel_subtasks(workflow_id)
+        if not stepped:
+            stepped.append((await pipeline.advance(workflow_id)).status.value)
+        return events
+
+    monkeypatch.setattr(pipeline.queue, "cancel_workflow", step_meanwhile)
+    cancelled = await pipeline.cancel(workflow.id)
+    assert stepped == ["cancelled"]
+    assert cancelled.status == "cancelled"
+    assert (await store.get_task(task.id)).status == "cancelled"
+    assert delivery.calls[-1] == "cleanup-cancelled"
+
+
 async def test_engine_processes_a_batch_and_reports_status(store: Store, tmp_path: Path) -> None:
     settings = load_settings(taskorch_home=tmp_path / "home", nlp_provider="heuristic")
     engine = OrchestrationEngine(settings, store=store, delivery=RecordingDelivery())

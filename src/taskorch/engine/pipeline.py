@@ -230,6 +230,10 @@ class Pipeline:
         cancelled = 0
         for _ in range(_CANCEL_ATTEMPTS):
             workflow = await self.store.get_workflow(workflow_id)
+            if workflow.status is W.CANCELLED and cancelled:
+                # The run loop saw its subtasks cancelled and ended it first.
+                await self._clean(workflow, cancelled=True)
+                return workflow
             events = await self.queue.cancel_workflow(workflow_id)
             cancelled += len(events)
             if self._publish:
@@ -397,6 +401,15 @@ class Pipeline:
         if states & _OPEN:
             return None  # waiting for the runtime
         stuck = [s for s in subtasks if s.status.value in {"failed", "blocked", "cancelled"}]
+        if all(s.status.value == "cancelled" for s in stuck):
+            # A cancel is landing (its subtasks went first, the workflow is next): it ends
+            # cancelled, whichever of the two moves it; failing it here made the cancel illegal.
+            return await self._move(
+                workflow,
+                W.CANCELLED,
+                {"cancelled_subtasks": len(stuck)},
+                task_status=TaskStatus.CANCELLED,
+            )
         first = next((s for s in stuck if s.status.value == "failed"), stuck[0])
         return await self._fail(
             workflow,

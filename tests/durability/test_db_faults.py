@@ -31,8 +31,11 @@ async def test_serve_and_workers_ride_out_terminated_sessions(
     assert report.extra == [], report.states
     assert report.subtasks == 5 * report.tasks
     assert set(report.exits.values()) == {0}, report.summary() + _tail(tmp_path, report)
-    for name, lines in report.complaints.items():  # one line per outage, not one per retry
-        assert len(lines) <= 2 * len(report.rounds) + 2, (name, lines)
+    # One line per outage, not one per retry. A round can be up to three outages of one
+    # process: serve's own, its runner's, and its worker's (whose settle has connections of its
+    # own); retrying, each is several attempts.
+    for name, lines in report.complaints.items():
+        assert len(lines) <= 3 * len(report.rounds) + 2, (name, lines)
 
 
 def _tail(root: Path, report: object) -> str:

@@ -89,13 +89,33 @@ async def test_a_lock_of_a_live_git_process_is_left_alone(repo: Path, tmp_path: 
         "git", "cat-file", "--batch", cwd=tmp_path / "side", stdin=asyncio.subprocess.PIPE
     )
     try:
-        assert await clear_stale_locks([repo], wait_young=True) == []
+        assert await clear_stale_locks([repo]) == []
         assert all(lock.exists() for lock in planted)
     finally:
         assert live.stdin is not None
         live.stdin.close()
         await live.wait()
     assert sorted(await clear_stale_locks([repo])) == planted
+
+
+async def test_locks_beside_a_live_git_are_removed_once_it_has_ended(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Recovery waiting for young locks waits for a live git in the repository too (a git a
+    killed process started may outlive it a moment), then removes what was left."""
+    planted = _plant(repo)
+    live = await asyncio.create_subprocess_exec(
+        "git", "cat-file", "--batch", cwd=tmp_path / "side", stdin=asyncio.subprocess.PIPE
+    )
+
+    async def end_soon() -> None:
+        await asyncio.sleep(1.0)
+        assert live.stdin is not None
+        live.stdin.close()
+        await live.wait()
+
+    removed, _ = await asyncio.gather(clear_stale_locks([repo], wait_young=True), end_soon())
+    assert sorted(removed) == planted
 
 
 async def test_recovery_clears_taskorchs_mirrors_and_the_users_repository(

@@ -116,7 +116,8 @@ def _is_git(program: str) -> bool:
 
 def orphaned_locks(repo: Path, *, now: float | None = None) -> tuple[list[Path], list[Path]]:
     """``(stale, young)``: the lock files of ``repo`` whose owner is gone, and those that may be
-    (no live git works in the repository) but are too young to judge yet."""
+    but cannot be judged yet: too young, or a live git works in the repository now (its own
+    lock, or one a killed process left beside it: judged again once it is gone)."""
     git_dir = git_dir_of(repo)
     if git_dir is None:
         return [], []
@@ -129,7 +130,7 @@ def orphaned_locks(repo: Path, *, now: float | None = None) -> tuple[list[Path],
     else:
         places = repository_places(git_dir)
         if any(_inside(busy, place) for busy in live for place in places):
-            return [], []
+            return [], locks
         after_s = LINUX_STALE_AFTER_S
     moment = time.time() if now is None else now
     stale = [lock for lock in locks if _age_s(lock, moment) > after_s]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 _OBJECT_ID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
-_common_dirs: dict[str, Path | None] = {}
+_common_dirs: dict[str, Path] = {}
 _packed: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
 
 
@@ -70,21 +70,30 @@ def common_dir(cwd: Path) -> Path | None:
     return _common_dirs[key]
 
 
-def _find_common_dir(cwd: Path) -> Path | None:
-    dot_git = cwd / ".git"
+def checkout_git_dir(worktree: Path) -> Path | None:
+    """The git directory of a checkout as its ``.git`` names it (a file ``gitdir: PATH`` in a
+    linked worktree, the directory itself in a main one), read without running git. None: not
+    a checkout's top, or unreadable (ask git)."""
+    dot_git = worktree / ".git"
+    if dot_git.is_dir():
+        return dot_git.absolute()
     try:
-        if dot_git.is_dir():
-            git_dir = dot_git
-        elif dot_git.is_file():
-            text = dot_git.read_text().strip()
-            if not text.startswith("gitdir: "):
-                return None
-            git_dir = (cwd / text.removeprefix("gitdir: ")).resolve()
-        elif (cwd / "HEAD").is_file() and (cwd / "refs").is_dir():
-            git_dir = cwd  # a bare repository
-        else:
+        text = dot_git.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    return (worktree / text.removeprefix("gitdir: ").strip()).absolute()
+
+
+def _find_common_dir(cwd: Path) -> Path | None:
+    git_dir = checkout_git_dir(cwd)
+    if git_dir is None:
+        if not ((cwd / "HEAD").is_file() and (cwd / "refs").is_dir()):
             return None
-        common = git_dir
+        git_dir = cwd  # a bare repository
+    common = git_dir
+    try:
         pointer = git_dir / "commondir"
         if pointer.is_file():
             common = (git_dir / pointer.read_text().strip()).resolve()
@@ -101,11 +110,8 @@ def _loose(common: Path, name: str) -> str | None:
     try:
         with open(common / name, "rb") as file:
             data = file.read(200).strip()
-    except FileNotFoundError:
-        return ""
-    except NotADirectoryError:  # refs/heads/a is a file, so refs/heads/a/b is no loose ref
-        return ""
-    except IsADirectoryError:  # refs/heads/a holds refs/heads/a/*: a is no loose ref
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        # (no file; refs/heads/a a file, so no refs/heads/a/b; refs/heads/a a folder of refs)
         return ""
     except OSError:
         return None

@@ -19,6 +19,7 @@ from taskorch.runtime.basemove import (
     repo_lock_path,
 )
 from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.ref_files import checkout_git_dir
 from taskorch.runtime.workspace_records import (
     BaseMerge,
     CommitInfo,
@@ -106,29 +107,14 @@ async def clear_stale_index_lock(worktree: Path) -> None:
     locks, so no live git process of ours can hold it then; without this, every later attempt on
     the subtask would fail with "remove the file manually to continue".
     """
-    git_dir = await asyncio.to_thread(_git_dir_of, worktree)
+    # (read without running git: this runs before every commit of every subtask)
+    git_dir = await asyncio.to_thread(checkout_git_dir, worktree)
     if git_dir is None:
         git_dir = Path(await g.out(worktree, "rev-parse", "--absolute-git-dir"))
     lock = git_dir / "index.lock"
     if await asyncio.to_thread(lock.exists):
         log.warning("removing stale %s (left by a killed git process)", lock)
         await asyncio.to_thread(lock.unlink, missing_ok=True)
-
-
-def _git_dir_of(worktree: Path) -> Path | None:
-    """The git directory of a worktree as its ``.git`` names it (a file ``gitdir: PATH`` in a
-    linked worktree, the directory itself in a main one), read without running git: this runs
-    before every commit of every subtask. None: ask git."""
-    dot_git = worktree / ".git"
-    if dot_git.is_dir():
-        return dot_git.absolute()
-    try:
-        text = dot_git.read_text()
-    except OSError:
-        return None
-    if not text.startswith("gitdir: "):
-        return None
-    return (worktree / text.removeprefix("gitdir: ").strip()).absolute()
 
 
 async def commit_all(worktree: Path, message: str) -> str | None:

@@ -231,15 +231,14 @@ async def update_refs(
 
 
 async def copy_objects(
-    source: Path, target: Path, tips: Iterable[str], known: str | Iterable[str]
+    source: Path, target: Path, tips: Iterable[str], known: Iterable[str]
 ) -> None:
     """Copy into the repository ``target`` what ``source`` holds of the commits ``tips`` beyond
     ``known`` (commits both have, with their history): ``pack-objects`` here piped into
     ``unpack-objects`` there, the part of a push or fetch that moves objects, without its
     transport. The copies are loose objects, as a small push leaves them; unreferenced, gc
     collects them."""
-    had = [known] if isinstance(known, str) else list(known)
-    revs = "".join(f"{tip}\n" for tip in tips) + "".join(f"^{sha}\n" for sha in had)
+    revs = "".join(f"{tip}\n" for tip in tips) + "".join(f"^{sha}\n" for sha in known)
     pack = ("pack-objects", "--revs", "--stdout", "-q")
     packed = await git(source, *pack, stdin=revs, binary=True)
     await git(target, "unpack-objects", "-q", stdin=packed.data)

@@ -235,7 +235,7 @@ async def move_in_place(
     if beyond is not None:
         # Copied first: update-ref refuses a commit the origin does not have. Should the lease
         # fail below, the copies are unreferenced objects, for gc.
-        await g.copy_objects(repo, origin, [sha for sha in updates.values() if sha], beyond)
+        await g.copy_objects(repo, origin, [sha for sha in updates.values() if sha], [beyond])
     async with mirror_lock(repo):
         if not await g.update_refs(origin, moves, check=False):
             return False

@@ -289,8 +289,7 @@ def _in_own_schema(conninfo: str) -> str:
     """``conninfo`` whose connections use taskorch's schema, unless it names a search_path."""
     if _sets_search_path(conninfo):
         return conninfo
-    options = str(conninfo_to_dict(conninfo).get("options") or "")
-    return make_conninfo(conninfo, options=f"{options} -csearch_path={SCHEMA}".strip())
+    return _with_option(conninfo, f"-csearch_path={SCHEMA}")
 
 
 GENERIC_PLANS = "-cplan_cache_mode=force_generic_plan -cenable_seqscan=off"

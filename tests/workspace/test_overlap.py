@@ -145,8 +145,8 @@ FILES = ["a.py", "b.py", "src", "src/c.py", "src/*.py", "docs/d.md"]
 
 
 @st.composite
-def dags(draw: st.DrawFn) -> list[PlanSubtask]:
-    count = draw(st.integers(min_value=1, max_value=9))
+def dags(draw: st.DrawFn, files: list[str] = FILES, *, most: int = 9) -> list[PlanSubtask]:
+    count = draw(st.integers(min_value=1, max_value=most))
     subtasks = []
     for index in range(count):
         deps = (
@@ -154,8 +154,8 @@ def dags(draw: st.DrawFn) -> list[PlanSubtask]:
             if index
             else set()
         )
-        files = draw(st.lists(st.sampled_from(FILES), max_size=3, unique=True))
-        subtasks.append(sub(f"s{index}", files, [f"s{d}" for d in sorted(deps)]))
+        declared = draw(st.lists(st.sampled_from(files), max_size=3, unique=True))
+        subtasks.append(sub(f"s{index}", declared, [f"s{d}" for d in sorted(deps)]))
     return draw(st.permutations(subtasks))
 
 
@@ -213,18 +213,7 @@ def pairwise_edges(subtasks: list[PlanSubtask]) -> list[OverlapEdge]:
 NESTED = ["a", "a/b", "a/b/c.py", "a/bc.py", "./a/b/", "x/y.py", "a/*.py", "a/b/*", "", "?.md"]
 
 
-@st.composite
-def nested_dags(draw: st.DrawFn) -> list[PlanSubtask]:
-    count = draw(st.integers(min_value=1, max_value=12))
-    subtasks = []
-    for index in range(count):
-        deps = draw(st.sets(st.integers(0, index - 1), max_size=2)) if index else set()
-        files = draw(st.lists(st.sampled_from(NESTED), max_size=3, unique=True))
-        subtasks.append(sub(f"s{index}", files, [f"s{d}" for d in sorted(deps)]))
-    return draw(st.permutations(subtasks))
-
-
 @settings(max_examples=300, deadline=None)
-@given(nested_dags())
+@given(dags(NESTED, most=12))
 def test_the_indexed_edges_are_the_pairwise_ones(plan: list[PlanSubtask]) -> None:
     assert overlap_edges(plan) == pairwise_edges(plan)

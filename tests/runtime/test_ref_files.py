@@ -13,9 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskorch.runtime import git as g
-from taskorch.runtime.ref_files import read_refs
+from taskorch.runtime.ref_files import read_matching, read_refs
 
 NAMES = ("refs/heads/main", "refs/heads/a", "refs/heads/a/b", "refs/remotes/origin/a", "refs/x")
+REFS_CHANGED = (
+    *("refs/heads/main", "refs/heads/a/b", "refs/heads/a/c/d", "refs/heads/main/x"),
+    *("refs/heads/mainly", "refs/remotes/origin/a", "refs/x"),
+)
+PATTERNS = ("refs/heads/a/", "refs/heads/main", "refs/remotes/", "refs/x")
 
 
 def run(cwd: Path, *args: str) -> str:
@@ -51,27 +56,45 @@ def repository(folder: Path, *, bare: bool = False) -> tuple[Path, list[str]]:
 OPS = st.lists(
     st.tuples(
         st.sampled_from(["set", "delete", "pack"]),
-        st.sampled_from(["refs/heads/main", "refs/heads/a/b", "refs/remotes/origin/a", "refs/x"]),
+        st.sampled_from(REFS_CHANGED),
         st.integers(0, 2),
     ),
     max_size=8,
 )
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(ops=OPS)
 def test_loose_and_packed_refs_read_as_git_reads_them(ops: list[tuple[str, str, int]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         repo, commits = repository(Path(folder) / "r")
         run(repo, "update-ref", "refs/heads/main", commits[0])
         for op, name, n in ops:
+            # (set and delete are refused when a ref is in the way, as main is of main/x)
             if op == "set":
-                run(repo, "update-ref", name, commits[n])
+                subprocess.run(["git", "update-ref", name, commits[n]], cwd=repo, check=False)
             elif op == "delete":
-                run(repo, "update-ref", "-d", name)
+                subprocess.run(["git", "update-ref", "-d", name], cwd=repo, check=False)
             else:
                 run(repo, "pack-refs", "--all", *(["--prune"] if n else ["--no-prune"]))
             assert read_refs(repo, NAMES) == for_each_ref(repo, NAMES)
+            assert read_matching(repo, PATTERNS) == listed(repo, PATTERNS)
+
+
+def listed(cwd: Path, patterns: tuple[str, ...]) -> dict[str, str]:
+    out = run(cwd, "for-each-ref", "--format=%(objectname) %(refname)", *patterns)
+    return {name: sha for sha, name in (line.split(" ", 1) for line in out.splitlines())}
+
+
+async def test_matching_refs_skip_a_lock_and_leave_wildcards_to_git(tmp_path: Path) -> None:
+    repo, commits = repository(tmp_path / "r")
+    run(repo, "update-ref", "refs/heads/t/a", commits[0])
+    (repo / ".git/refs/heads/t/b.lock").write_text(commits[1] + "\n")  # a ref being made
+    assert read_matching(repo, ("refs/heads/t/",)) == {"refs/heads/t/a": commits[0]}
+    assert read_matching(repo, ("refs/heads/t/*",)) is None
+    assert read_matching(repo, ("refs/heads/../x",)) is None
+    assert await g.matching_refs(repo, "refs/heads/t/*") == {"refs/heads/t/a": commits[0]}
+    assert await g.branches(repo, "t/") == {"t/a": commits[0]}
 
 
 async def test_a_linked_worktree_and_a_bare_repository_read_the_shared_refs(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,7 +246,32 @@ async def copy_objects(
 
 
 async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
-    return await succeeds(cwd, "merge-base", "--is-ancestor", ancestor, descendant)
+    """Whether ``descendant`` contains ``ancestor`` in the repository at ``cwd`` (False when it
+    lacks either). A yes for two commit ids is remembered (see :func:`note_ancestor`)."""
+    key = (str(cwd), ancestor, descendant)
+    if key in _ancestry:
+        _ancestry.move_to_end(key)
+        return True
+    if not await succeeds(cwd, "merge-base", "--is-ancestor", ancestor, descendant):
+        return False
+    if _COMMIT_ID.fullmatch(ancestor) and _COMMIT_ID.fullmatch(descendant):
+        note_ancestor(cwd, ancestor, descendant)
+    return True
+
+
+def note_ancestor(cwd: Path, ancestor: str, descendant: str) -> None:
+    """Remember that commit ``descendant`` contains commit ``ancestor`` in the repository at
+    ``cwd``: a commit never changes, so neither does the answer. The merges say it as they make
+    their commits; the pipeline's later checks (is the workflow in the base? which branches are
+    merged?) then need no process."""
+    _ancestry[(str(cwd), ancestor, descendant)] = None
+    if len(_ancestry) > _ANCESTRY_KEPT:
+        _ancestry.popitem(last=False)
+
+
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_ANCESTRY_KEPT = 4096
+_ancestry: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
 
 async def is_dirty(worktree: Path, *, untracked: bool = True) -> bool:
@@ -300,14 +326,18 @@ async def worktrees(cwd: Path) -> list[WorktreeEntry]:
 
 async def branches(cwd: Path, prefix: str) -> dict[str, str]:
     """Branches under ``prefix`` (a ref-path prefix ending in "/"): short name -> commit."""
-    listed = await out(
-        cwd, "for-each-ref", "--format=%(objectname) %(refname)", f"refs/heads/{prefix}"
-    )
-    found: dict[str, str] = {}
-    for line in listed.splitlines():
-        sha, _, ref = line.partition(" ")
-        found[ref.removeprefix("refs/heads/")] = sha
-    return found
+    found = await matching_refs(cwd, f"refs/heads/{prefix}")
+    return {ref.removeprefix("refs/heads/"): sha for ref, sha in found.items()}
+
+
+async def matching_refs(cwd: Path, *patterns: str) -> dict[str, str]:
+    """Full name -> commit of the refs ``for-each-ref`` lists for ``patterns`` (refs, or folders
+    of refs), read from the repository's files where they can be (:mod:`ref_files`)."""
+    read = ref_files.read_matching(cwd, patterns)
+    if read is not None:
+        return read
+    listed = await out(cwd, "for-each-ref", "--format=%(objectname) %(refname)", *patterns)
+    return {name: sha for sha, _, name in (line.partition(" ") for line in listed.splitlines())}
 
 
 _checked_version: tuple[int, int] | None = None

@@ -24,6 +24,9 @@ from pathlib import Path
 
 _OBJECT_ID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
+_PLAIN_PATTERN = re.compile(r"refs/(?!.*\.\.)[^*?\[\\]+")
+"""A pattern naming a ref or a folder of refs (no wildcard, no way out of the folder)."""
+
 _common_dirs: dict[str, Path] = {}
 _packed: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
 
@@ -51,6 +54,49 @@ def read_refs(cwd: Path, names: tuple[str, ...]) -> dict[str, str] | None:
                 return None
         if name in packed:
             found[name] = packed[name]
+    return found
+
+
+def read_matching(cwd: Path, patterns: tuple[str, ...]) -> dict[str, str] | None:
+    """The refs ``for-each-ref PATTERN...`` lists (a pattern names a ref or a folder of refs,
+    ``refs/heads/main`` matching ``refs/heads/main/x`` too), or None when git must be asked.
+    Loose files are read before ``packed-refs``: a ``pack-refs`` in between moved them there
+    first, so nothing is missed."""
+    common = common_dir(cwd)
+    if common is None or not all(_PLAIN_PATTERN.fullmatch(p) for p in patterns):
+        return None
+    loose: dict[str, str] = {}
+    for pattern in patterns:
+        found = _loose_under(common, pattern.rstrip("/"))
+        if found is None:
+            return None
+        loose.update(found)
+    packed = _packed_refs(common)
+    if packed is None:
+        return None
+    folders = tuple(p.rstrip("/") + "/" for p in patterns)
+    matched = {n: sha for n, sha in packed.items() if n in patterns or n.startswith(folders)}
+    return dict(sorted({**matched, **loose}.items()))
+
+
+def _loose_under(common: Path, name: str) -> dict[str, str] | None:
+    """The loose refs at ``name`` or under it (a folder); None when one cannot be read."""
+    found: dict[str, str] = {}
+    single = _loose(common, name)
+    if single is None:
+        return None
+    if single:
+        return {name: single}
+    for folder, _, files in os.walk(common / name):
+        for file in files:
+            if file.endswith(".lock"):
+                continue  # (a ref being written: the ref itself is still the old file, or none)
+            ref = os.path.relpath(os.path.join(folder, file), common).replace(os.sep, "/")
+            sha = _loose(common, ref)
+            if sha is None:
+                return None
+            if sha:
+                found[ref] = sha
     return found
 
 

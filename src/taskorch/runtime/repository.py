@@ -162,6 +162,7 @@ async def merge_into_base(
         # One merge-base says both: merged already (it is the head), or a fast-forward (the base).
         start = (await g.git(repo, "merge-base", head, base_tip, check=False)).stdout.strip()
         if start == head:
+            g.note_ancestor(repo, head, base_tip)
             return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
         async with g.admin_lock(repo):
             entries = await g.worktrees(repo)
@@ -178,6 +179,7 @@ async def merge_into_base(
             await move_checked_out(home, repo, holder.path, base, base_tip, new, message)
         else:
             await g.git(repo, "update-ref", "-m", message, ref, new, base_tip)
+        g.note_ancestor(repo, head, new)
         return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
 
 

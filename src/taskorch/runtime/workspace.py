@@ -934,9 +934,8 @@ class Workspace:
                 raise g.GitError(delete, self.repo, deleted.returncode, deleted.stderr)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:
-        return is_under(entry.path, self.root) or (
-            entry.branch is not None and entry.branch.startswith(self.namespace)
-        )
+        mine = entry.branch is not None and entry.branch.startswith(self.namespace)
+        return mine or is_under(entry.path, self.root)
 
     async def _reset_workflow_worktree(self) -> None:
         """The workflow worktree is taskorch's own: a merge left half-done, or files a test run
@@ -957,15 +956,8 @@ class Workspace:
         """The workflow's branches (short name -> commit) and the base branch's commit, as
         ``where`` has them under ``prefix`` (``refs/heads/``, ``refs/remotes/origin/``): one
         look-up."""
-        listed = await g.out(
-            where,
-            *("for-each-ref", "--format=%(objectname) %(refname)"),
-            *(prefix + self.namespace, prefix + self.base_branch),
-        )
-        refs = {
-            ref.removeprefix(prefix): sha
-            for sha, _, ref in (line.partition(" ") for line in listed.splitlines())
-        }
+        listed = await g.matching_refs(where, prefix + self.namespace, prefix + self.base_branch)
+        refs = {ref.removeprefix(prefix): sha for ref, sha in listed.items()}
         found = {name: sha for name, sha in refs.items() if name.startswith(self.namespace)}
         return found, refs.get(self.base_branch)
 

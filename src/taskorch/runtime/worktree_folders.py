@@ -12,6 +12,7 @@ plan (a failed move, a kill half-way) falls back to removing the folder and addi
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -101,9 +102,21 @@ def usable(entry: g.WorktreeEntry) -> bool:
     return not entry.prunable and entry.path.is_dir()
 
 
-def same_path(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve()
+@functools.lru_cache(maxsize=4096)
+def _real_absolute(path: Path) -> Path:
+    """``path`` with its symbolic links resolved, remembered: every worktree of a mirror is
+    compared with a workflow's folder at each clean-up, and a worktree's folder is one taskorch
+    made (a real folder, which stays one), so a path resolves the same each time."""
+    return path.resolve()
 
 
 def is_under(path: Path, root: Path) -> bool:
-    return path.resolve().is_relative_to(root.resolve())
+    return _real(path).is_relative_to(_real(root))
+
+
+def same_path(a: Path, b: Path) -> bool:
+    return _real(a) == _real(b)
+
+
+def _real(path: Path) -> Path:
+    return _real_absolute(path) if path.is_absolute() else path.resolve()

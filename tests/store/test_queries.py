@@ -17,7 +17,7 @@ from taskorch.store.queries import Dialect, load_queries
 DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
 STORE_PACKAGE = Path(taskorch.store.__file__).parent
 QUERY_METHODS = frozenset(
-    {"execute", "executemany", "bulk", "fetchone", "fetchall", "_one", "script"}
+    {"execute", "executemany", "bulk", "fetchone", "fetchall", "_one", "script", "read", "read_one"}
 )
 MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 

@@ -7,6 +7,7 @@ answer to a race. A difference between them is a bug in one of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -829,4 +830,49 @@ async def test_a_transaction_cancelled_as_it_begins_leaves_the_connection_usable
     with pytest.raises(asyncio.CancelledError):
         await task
     await read()
+    assert (await store.create_task(NewTask.create("after a cancel"))).title == "after a cancel"
+
+
+async def test_a_lone_read_never_sees_what_an_open_transaction_has_not_committed(
+    store: Store,
+) -> None:
+    """``read`` runs one statement without a transaction of its own: on SQLite's one shared
+    connection it must wait for another coroutine's open transaction, not run inside it (it
+    would see a row that is then rolled back), and a cancelled read leaves the connection
+    usable."""
+    started, go_on = asyncio.Event(), asyncio.Event()
+
+    async def write_then_fail() -> None:
+        async with store.connector.transaction() as tx:
+            await tx.fetchone(
+                "insert_task",
+                {"title": "rolled back", "description": "", "priority": "medium",
+                 "dependencies": "[]", "metadata": "{}", "now": datetime.now(UTC)},
+            )  # fmt: skip
+            started.set()
+            await go_on.wait()
+            raise LookupError("rolled back")
+
+    writer = asyncio.create_task(write_then_fail())
+    await started.wait()
+    listing = {"status": None, "limit": 9}
+    reader = asyncio.create_task(store.connector.read("list_tasks", listing))
+    await asyncio.sleep(0.05)
+    go_on.set()
+    with pytest.raises(LookupError):
+        await writer
+    assert await reader == []
+
+    task = await store.create_task(NewTask.create("committed"))
+    assert [row["title"] for row in await store.connector.read("list_tasks", listing)] == [
+        "committed"
+    ]
+    assert (await store.connector.read_one("get_task", {"id": task.id}) or {})["id"] == task.id
+    assert await store.connector.read_one("get_task", {"id": -1}) is None
+
+    cancelled = asyncio.create_task(store.connector.read("list_tasks", listing))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await cancelled
     assert (await store.create_task(NewTask.create("after a cancel"))).title == "after a cancel"

@@ -87,13 +87,11 @@ class AgentStats:
         self._clock = clock
 
     async def track_records(self) -> dict[str, TrackRecord]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("agent_track_records")
+        rows = await self.connector.read("agent_track_records")
         return {str(row["agent_id"]): _record(row) for row in rows}
 
     async def usage(self) -> dict[str, Usage]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("agent_usage")
+        rows = await self.connector.read("agent_usage")
         return {
             str(row["agent_id"]): Usage(
                 int(row["tokens_in"]),
@@ -106,8 +104,7 @@ class AgentStats:
 
     async def model_usage(self) -> dict[str | None, Usage]:
         """Tokens and cost of every finished attempt by agent (None: unassigned subtasks)."""
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("agent_model_usage")
+        rows = await self.connector.read("agent_model_usage")
         return {
             (str(row["agent_id"]) if row["agent_id"] is not None else None): Usage(
                 int(row["tokens_in"]), int(row["tokens_out"]), round(float(row["cost_usd"]), 6)
@@ -117,8 +114,7 @@ class AgentStats:
 
     async def load(self) -> dict[str, int]:
         """Attempts running now, by agent."""
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("agent_load")
+        rows = await self.connector.read("agent_load")
         return {str(row["agent_id"]): int(row["active"]) for row in rows}
 
     async def route(self, writes: Iterable[RoutingWrite]) -> None:

@@ -70,6 +70,18 @@ class Connector(ABC):
     def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[Transaction]:
         """A transaction; ``write=False`` promises only reads (SQLite then takes no write lock)."""
 
+    async def read(self, name: str, params: Params | None = None) -> list[Row]:
+        """The rows of one named read-only query, as that one statement sees the database (a
+        statement reads one snapshot; no transaction is needed around a single one). A backend
+        may run it in one trip where a transaction costs three (begin, query, commit)."""
+        async with self.transaction(write=False) as tx:
+            return await tx.fetchall(name, params)
+
+    async def read_one(self, name: str, params: Params | None = None) -> Row | None:
+        """The first row of :meth:`read`, None when there is none."""
+        rows = await self.read(name, params)
+        return rows[0] if rows else None
+
     async def wait_for_notification(self, timeout_s: float) -> bool:
         """Wait until another process says work is ready (True) or ``timeout_s`` passed (False).
 

@@ -72,8 +72,7 @@ def _statements(script: str) -> list[str]:
 async def current_version(connector: Connector) -> int:
     """The applied schema version; 0 for a database that was never initialised."""
     try:
-        async with connector.transaction(write=False) as tx:
-            row = await tx.fetchone("schema_version")
+        row = await connector.read_one("schema_version")
     except StoreError as exc:
         if "schema_migrations" in str(exc):
             return 0

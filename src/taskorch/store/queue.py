@@ -172,13 +172,11 @@ class SubtaskQueue:
         await settle_completed(self.connector, "warm-up", [], now, 0, now)
 
     async def agents_with_work(self) -> set[str | None]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("queued_agents", {"now": self.now})
+        rows = await self.connector.read("queued_agents", {"now": self.now})
         return {row["agent_id"] for row in rows}
 
     async def agent_load(self) -> dict[str, int]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("agent_load")
+        rows = await self.connector.read("agent_load")
         return {str(row["agent_id"]): int(row["active"]) for row in rows}
 
     async def renew(self, worker: str, ids: Iterable[int], lease_s: float) -> set[int]:
@@ -413,29 +411,25 @@ class SubtaskQueue:
         params = _ids(ids)
         if not params["id_list"]:
             return set()
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("cancelled_among", params)
+        rows = await self.connector.read("cancelled_among", params)
         return {int(row["id"]) for row in rows}
 
     async def workflow_counts(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, int]]:
         params = _ids(workflow_ids)
         counts: dict[str, dict[str, int]] = {w: {} for w in params["id_list"]}
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("workflow_counts", params)
+        rows = await self.connector.read("workflow_counts", params)
         for row in rows:
             counts[str(row["workflow_id"])][str(row["status"])] = int(row["n"])
         return counts
 
     async def counts(self) -> dict[str, int]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("queue_counts")
+        rows = await self.connector.read("queue_counts")
         return {str(row["status"]): int(row["n"]) for row in rows}
 
     async def attempt_stats(self, since: datetime) -> list[Row]:
         """Attempts grouped by agent, outcome and error class: count, mean seconds, and how many
         ended after ``since``."""
-        async with self.connector.transaction(write=False) as tx:
-            return await tx.fetchall("attempt_stats", {"since": since})
+        return await self.connector.read("attempt_stats", {"since": since})
 
     async def wait_for_work(self, timeout_s: float) -> bool:
         return await self.connector.wait_for_notification(timeout_s)

@@ -16,14 +16,12 @@ class RateWindowStore:
 
     async def open_at(self, now: datetime) -> dict[str, RateWindow]:
         """The windows not yet over at ``now``, by agent id."""
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("rate_windows_open", {"now": now})
+        rows = await self.connector.read("rate_windows_open", {"now": now})
         return {str(row["agent_id"]): _window(row) for row in rows}
 
     async def get(self, agent_id: str) -> RateWindow | None:
         """The agent's last window, over or not (its strikes count the limits in a row)."""
-        async with self.connector.transaction(write=False) as tx:
-            row = await tx.fetchone("rate_window_get", {"agent_id": agent_id})
+        row = await self.connector.read_one("rate_window_get", {"agent_id": agent_id})
         return _window(row) if row is not None else None
 
     async def put(self, window: RateWindow, now: datetime) -> None:

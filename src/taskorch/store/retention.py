@@ -14,8 +14,7 @@ from taskorch.store.records import decode_all
 
 async def finished_before(connector: Connector, cutoff: datetime) -> list[Workflow]:
     """Workflows that ended (merged, failed, cancelled) before ``cutoff``, oldest first."""
-    async with connector.transaction(write=False) as tx:
-        rows = await tx.fetchall("workflows_finished_before", {"cutoff": cutoff})
+    rows = await connector.read("workflows_finished_before", {"cutoff": cutoff})
     return decode_all(Workflow, rows)
 
 

@@ -153,6 +153,21 @@ class SqliteConnector(Connector):
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
 
+    async def read(self, name: str, params: Params | None = None) -> list[Row]:
+        # One trip: the connection is in autocommit mode, so a lone SELECT is its own read
+        # transaction (taken under the lock: never inside another coroutine's open one).
+        if self._connection is None:
+            await self.open()
+        connection = self._connection
+        assert connection is not None
+        async with self._lock:
+            try:
+                run = cast(Callable[..., Awaitable[list[Row]]], connection._execute)
+                query = self.queries[name]
+                return await asyncio.shield(run(_fetch_dicts, connection, query, _convert(params)))
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Transaction]:
         if self._connection is None:

@@ -91,8 +91,7 @@ class Store:
         return await migrate(self.connector, target=target)
 
     async def health(self) -> StoreHealth:
-        async with self.connector.transaction(write=False) as tx:
-            await tx.fetchone("ping")
+        await self.connector.read_one("ping")
         return StoreHealth(
             backend=self.backend,
             location=self.connector.describe(),
@@ -102,8 +101,7 @@ class Store:
 
     async def _one(self, query: str, params: Params, model: type[M], missing: str) -> M:
         """The single row ``query`` reads, as ``model``; :class:`NotFoundError` if there is none."""
-        async with self.connector.transaction(write=False) as tx:
-            row = await tx.fetchone(query, params)
+        row = await self.connector.read_one(query, params)
         if row is None:
             raise NotFoundError(missing)
         return decode(model, row)
@@ -138,8 +136,7 @@ class Store:
         self, *, status: TaskStatus | None = None, limit: int | None = None
     ) -> list[Task]:
         params = {"status": status.value if status else None, "limit": limit or NO_LIMIT}
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("list_tasks", params)
+        rows = await self.connector.read("list_tasks", params)
         return decode_all(Task, rows)
 
     async def set_task_status(
@@ -232,8 +229,7 @@ class Store:
             "task_id": task_id,
             "limit": limit or NO_LIMIT,
         }
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("list_workflows", params)
+        rows = await self.connector.read("list_workflows", params)
         return decode_all(Workflow, rows)
 
     async def transition_workflow(
@@ -317,8 +313,7 @@ class Store:
         raise StaleStateError(f"workflow {workflow_id}", expected, current["status"])
 
     async def workflow_history(self, workflow_id: str) -> list[HistoryEntry]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("list_history", {"workflow_id": workflow_id})
+        rows = await self.connector.read("list_history", {"workflow_id": workflow_id})
         return decode_all(HistoryEntry, rows)
 
     # --- agents --------------------------------------------------------------------------------
@@ -359,8 +354,7 @@ class Store:
         return await self._one("get_agent", {"ref": ref}, Agent, _no_agent(ref))
 
     async def list_agents(self) -> list[Agent]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("list_agents")
+        rows = await self.connector.read("list_agents")
         return decode_all(Agent, rows)
 
     async def remove_agent(self, ref: str) -> Agent:
@@ -425,8 +419,7 @@ class Store:
         }
 
     async def list_subtasks(self, workflow_id: str) -> list[Subtask]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("list_subtasks", {"workflow_id": workflow_id})
+        rows = await self.connector.read("list_subtasks", {"workflow_id": workflow_id})
         return decode_all(Subtask, rows)
 
     async def get_subtask(self, subtask_id: int) -> Subtask:
@@ -500,22 +493,19 @@ class Store:
         return decode(Attempt, row)
 
     async def list_attempts(self, subtask_id: int) -> list[Attempt]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("list_attempts", {"subtask_id": subtask_id})
+        rows = await self.connector.read("list_attempts", {"subtask_id": subtask_id})
         return decode_all(Attempt, rows)
 
     async def attempt_usage_by_agent(self) -> list[dict[str, Any]]:
         """Per agent id (None: unassigned) and reported ``model`` (None: not reported):
         ``attempts``, ``unreported``, ``tokens_in``, ``tokens_out``, ``cost_usd`` (None where no
         attempt reported that figure)."""
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("attempt_usage_by_agent")
+        rows = await self.connector.read("attempt_usage_by_agent")
         return [dict(row) for row in rows]
 
     async def workflow_attempts(self, workflow_id: str) -> list[tuple[str, Attempt]]:
         """(subtask key, attempt) for every recorded attempt of the workflow, in plan order."""
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall("workflow_attempts", {"workflow_id": workflow_id})
+        rows = await self.connector.read("workflow_attempts", {"workflow_id": workflow_id})
         found: list[tuple[str, Attempt]] = []
         for row in rows:
             fields = dict(row)
@@ -550,11 +540,10 @@ class Store:
     async def list_events(
         self, *, after_id: int = 0, workflow_id: str | None = None, limit: int | None = None
     ) -> list[Event]:
-        async with self.connector.transaction(write=False) as tx:
-            rows = await tx.fetchall(
-                "list_events",
-                {"after_id": after_id, "workflow_id": workflow_id, "limit": limit or NO_LIMIT},
-            )
+        rows = await self.connector.read(
+            "list_events",
+            {"after_id": after_id, "workflow_id": workflow_id, "limit": limit or NO_LIMIT},
+        )
         return decode_all(Event, rows)
 
 

@@ -35,8 +35,7 @@ class TaskWrite:
 
 async def list_imported_tasks(store: Store, tag: str | None = None) -> list[Task]:
     """Tasks imported from task-master, of ``tag`` or of every tag, oldest first."""
-    async with store.connector.transaction(write=False) as tx:
-        rows = await tx.fetchall("list_imported_tasks", {"tag": tag})
+    rows = await store.connector.read("list_imported_tasks", {"tag": tag})
     return decode_all(Task, rows)
 
 

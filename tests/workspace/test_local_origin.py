@@ -138,3 +138,29 @@ async def test_merges_reach_a_local_origin_in_place_complete_and_leased(
     subjects = (await g.out(origin, "log", "--first-parent", "--format=%s", branch)).splitlines()
     merges = [s.split()[3] for s in subjects if s.startswith("taskorch: merge")]
     assert merges == ["b-1", "a-2", "a-1"]
+
+
+async def test_after_the_base_merge_its_checks_and_the_clean_up_ask_git_nothing_it_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base merge says the base now contains the workflow: the check that it does and the
+    clean-up's "which branches are merged" need no ``merge-base``, and the branches are read
+    from the ref files (no ``for-each-ref``); git still shows them gone."""
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    await merged(workspace, "one", ["one.txt"])
+    merge = await workspace.merge_to_base()
+    run: list[str] = []
+    real = g._run_git
+
+    async def recorded(cwd: Path, *args: str, **kwargs: Any) -> g.GitResult:
+        run.append(g._subcommand(args))
+        return await real(cwd, *args, **kwargs)
+
+    monkeypatch.setattr(g, "_run_git", recorded)
+    assert await workspace.base_contains_workflow() == merge.commit
+    await workspace.cleanup(cancelled=False)
+    assert "merge-base" not in run and "for-each-ref" not in run, run
+    left = await g.out(origin, "for-each-ref", "--format=%(refname)", "refs/heads/")
+    assert left.split() == ["refs/heads/main"]
+    assert await g.out(origin, "rev-parse", "refs/heads/main") == merge.commit

@@ -325,6 +325,29 @@ async def test_merge_to_base_without_a_checkout_of_the_base(repo: Path, home: Pa
     assert git(repo, "status", "--porcelain") == ""
 
 
+async def test_the_base_is_followed_where_it_is_checked_out_now_not_where_it_was(
+    repo: Path, home: Path, tmp_path: Path
+) -> None:
+    """The worktree holding the base is remembered from one merge to the next; when the user
+    has since checked the base out elsewhere, the next merge brings that checkout along."""
+    first = await open_ws(repo, home)
+    await sim_run(first, "a", ["src/a.py"])
+    await first.merge_subtask("a")
+    await first.merge_to_base()
+    git(repo, "checkout", "-q", "-b", "elsewhere")
+    git(repo, "worktree", "add", "-q", str(tmp_path / "other"), "main")
+
+    second = await Workspace.for_repo(repo, "wf-2", home=home, base_branch="main")
+    await second.start()
+    await sim_run(second, "b", ["src/b.py"])
+    await second.merge_subtask("b")
+    result = await second.merge_to_base()
+    assert git(repo, "rev-parse", "main") == result.commit
+    assert (tmp_path / "other" / "src" / "b.py").is_file()
+    assert git(tmp_path / "other", "status", "--porcelain") == ""
+    assert not (repo / "src" / "b.py").exists()  # (the user's other branch is untouched)
+
+
 @pytest.mark.parametrize("checked_out", [True, False], ids=["checkout", "no-checkout"])
 async def test_a_conflict_with_the_base_is_raised_and_leaves_it_clean(
     repo: Path, home: Path, checked_out: bool

@@ -19,7 +19,7 @@ from taskorch.runtime.basemove import (
     repo_lock_path,
 )
 from taskorch.runtime.git import WorkspaceError
-from taskorch.runtime.ref_files import checkout_git_dir
+from taskorch.runtime.ref_files import checkout_git_dir, common_dir
 from taskorch.runtime.workspace_records import (
     BaseMerge,
     CommitInfo,
@@ -164,23 +164,52 @@ async def merge_into_base(
         if start == head:
             g.note_ancestor(repo, head, base_tip)
             return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
-        async with g.admin_lock(repo):
-            entries = await g.worktrees(repo)
-        holder = next((e for e in entries if e.branch == base and not e.bare), None)
-        if holder is not None and not await asyncio.to_thread(holder.path.is_dir):
-            holder = None
-        if holder is not None and await g.is_dirty(holder.path, untracked=False):
-            raise dirty_refusal(base, holder.path)
+        holder = await _checkout_of(repo, base)
+        if holder is not None and await g.is_dirty(holder, untracked=False):
+            raise dirty_refusal(base, holder)
         if start == base_tip:
             new = head
         else:
             new = await merge_without_checkout(repo, branch, base, base_tip, head, message)
         if holder is not None:
-            await move_checked_out(home, repo, holder.path, base, base_tip, new, message)
+            await move_checked_out(home, repo, holder, base, base_tip, new, message)
         else:
             await g.git(repo, "update-ref", "-m", message, ref, new, base_tip)
         g.note_ancestor(repo, head, new)
         return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
+
+
+_checkouts: dict[tuple[str, str], Path] = {}
+"""(repository, branch) -> the worktree last found holding the branch."""
+
+
+async def _checkout_of(repo: Path, branch: str) -> Path | None:
+    """The worktree of ``repo`` that has ``branch`` checked out, None when none has. The one
+    found last time is asked first, by its HEAD file (git checks a branch out in one worktree at
+    a time), before every worktree is listed: one merge into the base per workflow."""
+    key = (str(repo), branch)
+    known = _checkouts.get(key)
+    if known is not None and await asyncio.to_thread(_holds, repo, known, branch):
+        return known
+    async with g.admin_lock(repo):
+        entries = await g.worktrees(repo)
+    holder = next((e.path for e in entries if e.branch == branch and not e.bare), None)
+    if holder is None or not await asyncio.to_thread(holder.is_dir):
+        _checkouts.pop(key, None)
+        return None
+    _checkouts[key] = holder
+    return holder
+
+
+def _holds(repo: Path, checkout: Path, branch: str) -> bool:
+    """Whether ``checkout``, a worktree of ``repo``, has ``branch`` checked out (its files say)."""
+    git_dir = checkout_git_dir(checkout)
+    if git_dir is None or common_dir(checkout) != common_dir(repo):
+        return False
+    try:
+        return (git_dir / "HEAD").read_text().strip() == f"ref: refs/heads/{branch}"
+    except OSError:
+        return False
 
 
 async def summarise(

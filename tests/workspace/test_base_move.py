@@ -70,9 +70,12 @@ async def test_a_move_cut_short_is_finished_at_start_up(repo: Path, home: Path) 
     assert (await workspace.merge_to_base()).already_merged
 
 
+@pytest.mark.parametrize("optional_locks", ["1", "0"])
 async def test_files_touched_but_unchanged_do_not_stop_the_checkout_following(
-    repo: Path, home: Path
+    repo: Path, home: Path, optional_locks: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # (GIT_OPTIONAL_LOCKS=0: the status before the move does not write the index it refreshed)
+    monkeypatch.setenv("GIT_OPTIONAL_LOCKS", optional_locks)
     workspace = await open_ws(repo, home)
     await sim_run(workspace, "a", ["src/app.py"])  # changes a file the user has checked out
     await workspace.merge_subtask("a")

@@ -84,8 +84,6 @@ async def move_checked_out(
     """
     move = BaseMove(str(repo), str(checkout), branch, old, new)
     journal = journal_path(home, repo)
-    # Files touched but unchanged would make read-tree call them "not uptodate".
-    await g.git(checkout, "update-index", "-q", "--refresh", check=False)
     await asyncio.to_thread(_write_journal, journal, move)
     await pause_point("base-merge:journal")
     ref = f"refs/heads/{branch}"
@@ -96,6 +94,12 @@ async def move_checked_out(
         raise
     await pause_point("base-merge:ref")
     result = await g.git(checkout, "read-tree", "-m", "-u", old, new, check=False)
+    if not result.ok:
+        # Files touched but unchanged are "not uptodate" to read-tree until the index is
+        # refreshed; the caller's status refreshed it, unless it could not write it (a busy
+        # index, GIT_OPTIONAL_LOCKS=0): then refreshed here, and once more.
+        await g.git(checkout, "update-index", "-q", "--refresh", check=False)
+        result = await g.git(checkout, "read-tree", "-m", "-u", old, new, check=False)
     if not result.ok:
         await g.git(repo, "update-ref", "-m", "taskorch: merge undone", ref, old, new)
         await asyncio.to_thread(journal.unlink, missing_ok=True)

@@ -651,9 +651,14 @@ class Workspace:
                 if await asyncio.to_thread(self.root.exists):
                     await asyncio.to_thread(shutil.rmtree, self.root, True)
                     await g.git(self.repo, "worktree", "prune")
-                deleted, kept = await self._delete_merged_branches(there)
-            if self.origin is not None:
-                await self._delete_merged_on_origin(there)
+                deleted, kept, deletions = await self._merged_branches(there)
+                if self.origin is None:
+                    await g.update_refs(self.repo, deletions)
+            if self.origin is not None and not await self._delete_merged_on_origin(
+                there, deletions
+            ):
+                async with g.admin_lock(self.repo):
+                    await g.update_refs(self.repo, deletions)
         self._started = self._checked_out = False
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 
@@ -975,10 +980,14 @@ class Workspace:
         return merged
 
     async def _delete_merged_on_origin(
-        self, there: tuple[dict[str, str], str | None] | None
-    ) -> None:
-        """The origin's branches of this workflow whose work is merged; a branch that moved
-        meanwhile stays. ``there``: the origin's, read on this disk (else as last fetched)."""
+        self,
+        there: tuple[dict[str, str], str | None] | None,
+        here: dict[str, tuple[str | None, str | None]],
+    ) -> bool:
+        """The origin's branches of this workflow whose work is merged, deleted with the
+        mirror's ``here`` (one transaction there); a branch that moved meanwhile stays. False,
+        ``here`` not done, when there was nothing to delete or the origin moved meanwhile.
+        ``there``: the origin's, read on this disk (else as last fetched)."""
         local = self.origin.path if self.origin is not None else None
         if there is not None and local is not None:
             where, (found, base_tip) = local, there
@@ -986,15 +995,16 @@ class Workspace:
             where = self.repo
             found, base_tip = await self._branches_and_base(where, f"refs/remotes/{remote.REMOTE}/")
         gone = await self._merged_among(where, found, base_tip, found.get(self.workflow_branch))
-        if gone:
-            await self._move_on_origin(dict.fromkeys(gone), dict(gone.items()))
+        if not gone:
+            return False
+        return await self._move_on_origin(dict.fromkeys(gone), dict(gone.items()), here=here)
 
-    async def _delete_merged_branches(
+    async def _merged_branches(
         self, there: tuple[dict[str, str], str | None] | None
-    ) -> tuple[list[str], list[str]]:
-        """This mirror's branches of the workflow whose work is merged, deleted in one
-        transaction (each only at the commit found merged); with ``there`` (a local origin's
-        branches) containment is asked in the origin, against its branches."""
+    ) -> tuple[list[str], list[str], dict[str, tuple[str | None, str | None]]]:
+        """This mirror's branches of the workflow whose work is merged (deleted, kept, and the
+        deletions for one transaction, each only at the commit found merged); with ``there``
+        (a local origin's branches) containment is asked in the origin, against its branches."""
         found, base_tip = await self._branches_and_base(self.repo, "refs/heads/")
         where, workflow_tip = self.repo, found.get(self.workflow_branch)
         if there is not None and self.origin is not None and self.origin.path is not None:
@@ -1003,10 +1013,10 @@ class Workspace:
             workflow_tip = theirs.get(self.workflow_branch) or workflow_tip
             base_tip = their_base or base_tip
         merged = await self._merged_among(where, found, base_tip, workflow_tip)
-        await g.update_refs(
-            self.repo, {f"refs/heads/{name}": (None, tip) for name, tip in merged.items()}
-        )
-        return sorted(merged), sorted(set(found) - set(merged))
+        deletions: dict[str, tuple[str | None, str | None]] = {
+            f"refs/heads/{name}": (None, tip) for name, tip in merged.items()
+        }
+        return sorted(merged), sorted(set(found) - set(merged)), deletions
 
 
 def _has_markers(path: Path) -> bool:

@@ -716,13 +716,7 @@ class Workspace:
                 found = await g.refs(self.repo, *wanted)
             if found.get(base_remote) is None:
                 raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
-            # The local branches follow the origin's (merges move the workflow branch, never
-            # a checkout: the workflow worktree catches up when it is used, see refresh()).
-            follow = {
-                mine: theirs
-                for mine, theirs in ((base, found[base_remote]), (branch, found.get(branch_remote)))
-                if theirs is not None and found.get(mine) != theirs
-            }
+            follow = self._following(found)
             if follow:
                 await g.update_refs(self.repo, {ref: (sha, None) for ref, sha in follow.items()})
                 found.update(follow)
@@ -732,6 +726,17 @@ class Workspace:
         ):  # (not when the origin moved again during a fetch: the next sync looks afresh)
             self._seen = there, {ref: found[ref] for ref in wanted[:4] if ref in found}
         return found
+
+    def _following(self, found: dict[str, str]) -> dict[str, str]:
+        """The moves that make the local base and workflow branches follow the origin's as
+        ``found`` has them (merges move the workflow branch, never a checkout: the workflow
+        worktree catches up when it is used, see :meth:`refresh`)."""
+        follow = {}
+        for name in (self.base_branch, self.workflow_branch):
+            tip = found.get(f"refs/remotes/{remote.REMOTE}/{name}")
+            if tip is not None and found.get(f"refs/heads/{name}") != tip:
+                follow[f"refs/heads/{name}"] = tip
+        return follow
 
     async def _copy_in(self, there: dict[str, str] | None, found: dict[str, str]) -> bool:
         """What a fetch of the base and workflow branches does, from an origin on this disk that
@@ -763,9 +768,13 @@ class Workspace:
             await g.copy_objects(local, self.repo, tips, had)
         except g.GitError:
             return False
-        if not await g.update_refs(self.repo, moves, check=False):
+        after = {**found, **{ref: sha for ref, (sha, _) in moves.items() if sha}}
+        follow = self._following(after)  # (in the same transaction)
+        if not await g.update_refs(
+            self.repo, {**moves, **{ref: (sha, None) for ref, sha in follow.items()}}, check=False
+        ):
             return False
-        found.update({ref: sha for ref, (sha, _) in moves.items() if sha})
+        found.update({**after, **follow})
         return True
 
     def _workflow_tip_in(self, found: dict[str, str]) -> str:

@@ -164,3 +164,35 @@ async def test_after_the_base_merge_its_checks_and_the_clean_up_ask_git_nothing_
     left = await g.out(origin, "for-each-ref", "--format=%(refname)", "refs/heads/")
     assert left.split() == ["refs/heads/main"]
     assert await g.out(origin, "rev-parse", "refs/heads/main") == merge.commit
+
+
+async def test_landed_merges_read_all_of_ours_and_not_the_history_below_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fewer merges expected than there are: git is asked again for more. Below them the
+    base's own history (every earlier workflow's merges) is not listed: git diffs each merge it
+    lists."""
+    origin = bare_origin(tmp_path / "remote")
+    earlier = await workspace_on(tmp_path / "earlier", origin)
+    for n in range(3):
+        await merged(earlier, f"old-{n}", [f"old{n}.txt"])
+    await earlier.merge_to_base()
+
+    workspace = Workspace(earlier.repo, "wf-2", "main", home=earlier.home, origin=earlier.origin)
+    await workspace.start()
+    keys = [f"k{n}" for n in range(5)]
+    for key in keys:
+        await merged(workspace, key, [f"{key}.txt"])
+    limits: list[int] = []
+    real = g.git
+
+    async def recorded(cwd: Path, *args: str, **kwargs: Any) -> g.GitResult:
+        if args[:1] == ("log",):
+            limits.append(int(args[args.index("-n") + 1]))
+        return await real(cwd, *args, **kwargs)
+
+    monkeypatch.setattr(g, "git", recorded)
+    landed = await workspace.landed_merges(expected=1)
+    assert sorted(landed) == keys
+    assert landed["k3"][1] == ["k3.txt"]
+    assert limits == [3, 12]

@@ -208,7 +208,7 @@ class GitDelivery:
         """Subtask key -> what is wrong, for each completed subtask whose work git does not show
         on the repository's workflow branch: no merge of it there, or a file it reported changed
         missing from that merge. Empty when git agrees with the records."""
-        landed = await (await self.workspace(workflow.id)).landed_merges()
+        landed = await (await self.workspace(workflow.id)).landed_merges(len(subtasks))
         problems: dict[str, str] = {}
         for sub in subtasks:
             if sub.status.value != "completed":

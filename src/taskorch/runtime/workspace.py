@@ -89,6 +89,8 @@ log = logging.getLogger(__name__)
 _MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
 PUSH_TRIES = 20
 """Merges redone after the origin moved under them before the step gives up (a host error)."""
+MAX_MERGES_READ = 1000
+"""The most subtask merges read back from one workflow branch."""
 
 SYNC_REUSE_S = 1.0
 """Checking whether a subtask merged, then preparing it, is one look at the origin, not two: the
@@ -612,14 +614,16 @@ class Workspace:
             return None
         return base_tip if await g.is_ancestor(self.repo, head, base_tip) else None
 
-    async def landed_merges(self) -> dict[str, tuple[str, list[str]]]:
+    async def landed_merges(self, expected: int = 0) -> dict[str, tuple[str, list[str]]]:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
-        the origin's workflow branch."""
+        the origin's workflow branch. ``expected``: about how many there are (the workflow's
+        subtasks), which bounds how far back git is asked to look at first."""
         tip = self._workflow_tip_in(await self.sync())
         if self._landed is None or self._landed[0] != tip:
             # One git log for all of them (a diff per merge cost a process per subtask), read
             # once per commit of the workflow branch (the pipeline asks at each later step).
-            self._landed = tip, await self._merges_with_files(tip)
+            known = len(self._landed[1]) if self._landed else 0
+            self._landed = tip, await self._merges_with_files(tip, max(expected, known))
         return dict(self._landed[1])
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:
@@ -882,26 +886,35 @@ class Workspace:
             merges.setdefault(key, _Merge(parts[0], parts[1], parts[2]))
         return merges
 
-    async def _merges_with_files(self, tip: str) -> dict[str, tuple[str, list[str]]]:
+    async def _merges_with_files(self, tip: str, expected: int) -> dict[str, tuple[str, list[str]]]:
         """:meth:`_merges` at ``tip`` with the files each merge changed (against its first
-        parent), from one ``git log``."""
+        parent), from one ``git log`` of about ``expected`` merges and the commit before them.
+        Git diffs every merge it lists, and below the workflow's own merges the first-parent
+        chain goes on into the base branch, through every earlier workflow's merge: asked for a
+        thousand, each verification grew with the repository's history. Only when all it gave
+        were ours is it asked for more."""
         prefix = "taskorch: merge subtask "
         suffix = f" into {self.workflow_branch}"
-        listed = await g.git(
-            self.repo,
-            *("log", "--first-parent", "-n", "1000", "--diff-merges=first-parent"),
-            *("--name-only", "-z", "--format=%x1e%H %P%x00%s", tip, "--"),
-        )
-        landed: dict[str, tuple[str, list[str]]] = {}
-        for record in listed.stdout.split("\x1e")[1:]:
-            shas, _, rest = record.partition("\0")
-            subject, _, names = rest.partition("\0")
-            parts = shas.split()
-            if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
-                break
-            files = [name for name in names.removeprefix("\n").split("\0") if name]
-            landed.setdefault(subject[len(prefix) : -len(suffix)], (parts[0], files))
-        return landed
+        limit = expected + 2 if expected else 16
+        while True:
+            listed = await g.git(
+                self.repo,
+                *("log", "--first-parent", "-n", str(limit), "--diff-merges=first-parent"),
+                *("--name-only", "-z", "--format=%x1e%H %P%x00%s", tip, "--"),
+            )
+            records = listed.stdout.split("\x1e")[1:]
+            landed: dict[str, tuple[str, list[str]]] = {}
+            for record in records:
+                shas, _, rest = record.partition("\0")
+                subject, _, names = rest.partition("\0")
+                parts = shas.split()
+                if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
+                    return landed
+                files = [name for name in names.removeprefix("\n").split("\0") if name]
+                landed.setdefault(subject[len(prefix) : -len(suffix)], (parts[0], files))
+            if len(records) < limit or limit >= MAX_MERGES_READ:
+                return landed
+            limit = min(limit * 4, MAX_MERGES_READ)
 
     async def _keep(self, key: str, tip: str) -> str:
         taken = set(await g.branches(self.repo, f"{self.namespace}kept/{key}/"))

@@ -58,7 +58,18 @@ async def drive(
     sweep = _Sweep(max(poll_s, SWEEP_S))
     try:
         while waiting:
-            for workflow_id in [w for w in waiting if w in due]:
+            pending = [w for w in waiting if w in due]
+            while pending:
+                # News first: a workflow whose subtask just finished is carried to its end
+                # before the next one starts. In the order of the pass, a batch of N started
+                # every workflow before it finished any, and the finished subtasks' worktrees
+                # piled up (each git worktree command reads them all) until the last started.
+                news = _taken(inbox, set(waiting)) if not inbox.empty() else set()
+                if news:
+                    pending = [w for w in waiting if w in news] + [
+                        w for w in pending if w not in news
+                    ]
+                workflow_id = pending.pop(0)
                 try:
                     workflow = await pipeline.advance(workflow_id)
                 except DatabaseUnavailableError as exc:
@@ -148,9 +159,15 @@ async def _news(
                 event = await inbox.get()
         except TimeoutError:
             break
-        news |= _named(event, watched)
-        while not inbox.empty():  # take the whole burst at once
-            news |= _named(inbox.get_nowait(), watched)
+        news |= _named(event, watched) | _taken(inbox, watched)  # (the whole burst at once)
+    return news
+
+
+def _taken(inbox: asyncio.Queue[dict[str, object]], watched: set[str]) -> set[str]:
+    """The workflows named by the events already in the inbox (taken out), without waiting."""
+    news: set[str] = set()
+    while not inbox.empty():
+        news |= _named(inbox.get_nowait(), watched)
     return news
 
 

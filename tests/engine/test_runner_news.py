@@ -4,10 +4,15 @@ made a batch of N workflows cost N^2 steps); a quiet interval still advances the
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
-from taskorch.engine.runner import _news
+from taskorch.domain.states import WorkflowState
+from taskorch.engine.pipeline import Pipeline
+from taskorch.engine.runner import _news, drive
+from taskorch.runtime.events import EventBus
 
 
 async def test_news_names_the_workflows_of_a_burst_of_events() -> None:
@@ -40,3 +45,47 @@ async def test_a_cancel_that_comes_with_an_event_is_not_dropped() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+class _Bus:
+    """The run loop's side of the event bus: one subscriber's inbox."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, object]]:
+        return self.inbox
+
+    def unsubscribe(self, queue: object) -> None:
+        return None
+
+
+class _Pipeline:
+    """Advances by script: each workflow's first advance starts it (processing), its second
+    ends it (merged). Starting ``wf-1`` finishes its subtask at once: an event names it."""
+
+    def __init__(self, bus: _Bus) -> None:
+        self.bus = bus
+        self.calls: list[str] = []
+
+    async def advance(self, workflow_id: str) -> SimpleNamespace:
+        self.calls.append(workflow_id)
+        first = self.calls.count(workflow_id) == 1
+        if first and workflow_id == "wf-1":
+            self.bus.inbox.put_nowait({"workflow_id": "wf-1", "event": "task:complete"})
+        await asyncio.sleep(0)
+        return SimpleNamespace(status=WorkflowState.PROCESSING if first else WorkflowState.MERGED)
+
+    def waiting_for_approval(self, workflow: object) -> bool:
+        return False
+
+
+async def test_a_workflow_with_news_is_carried_on_before_the_next_one_starts() -> None:
+    """A batch used to start every workflow before it finished any: the finished subtasks'
+    worktrees piled up until the last had started."""
+    bus = _Bus()
+    pipeline = _Pipeline(bus)
+    ids = ["wf-1", "wf-2", "wf-3"]
+    ended = await drive(cast(Pipeline, pipeline), cast(EventBus, bus), ids, poll_s=0.01)
+    assert pipeline.calls[:3] == ["wf-1", "wf-1", "wf-2"]
+    assert [w.status for w in ended] == [WorkflowState.MERGED] * 3

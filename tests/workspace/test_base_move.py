@@ -86,3 +86,22 @@ async def test_files_touched_but_unchanged_do_not_stop_the_checkout_following(
 
     assert git(repo, "status", "--porcelain") == ""
     assert (repo / "src" / "app.py").read_text() == git(repo, "show", "main:src/app.py") + "\n"
+
+
+@pytest.mark.parametrize("checked_out", [True, False], ids=["checkout", "no-checkout"])
+async def test_a_lock_a_killed_git_left_on_the_base_does_not_stop_the_merge(
+    repo: Path, home: Path, checked_out: bool
+) -> None:
+    workspace = await open_ws(repo, home)
+    await sim_run(workspace, "a", ["src/a.py"])
+    await workspace.merge_subtask("a")
+    if not checked_out:
+        git(repo, "checkout", "-q", "-b", "elsewhere")
+    lock = repo / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_bytes(b"")  # (after start-up recovery looked: its git was killed a minute ago)
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+
+    result = await workspace.merge_to_base()
+
+    assert git(repo, "rev-parse", "main") == result.commit
+    assert not lock.exists()

@@ -88,7 +88,7 @@ async def move_checked_out(
     await pause_point("base-merge:journal")
     ref = f"refs/heads/{branch}"
     try:
-        await g.git(repo, "update-ref", "-m", message, ref, new, old)
+        await update_ref_past_stale_locks(repo, "-m", message, ref, new, old)
     except g.GitError:  # the branch moved meanwhile (a commit of the user's): nothing touched
         await asyncio.to_thread(journal.unlink, missing_ok=True)
         raise
@@ -111,6 +111,17 @@ async def move_checked_out(
         )
     await pause_point("base-merge:checkout")
     await asyncio.to_thread(journal.unlink, missing_ok=True)
+
+
+async def update_ref_past_stale_locks(repo: Path, *args: str) -> None:
+    """``git update-ref ARGS`` in the user's ``repo``; refused for a lock file that a killed git
+    left there (its owner gone: :func:`wait_for_stale_locks`), run once more after it is
+    removed. Start-up recovery removes such files too; this covers one left after it looked."""
+    result = await g.git(repo, "update-ref", *args, check=False)
+    if not result.ok and ".lock" in result.stderr and await wait_for_stale_locks(repo):
+        result = await g.git(repo, "update-ref", *args, check=False)
+    if not result.ok:
+        raise g.GitError(("update-ref", *args), repo, result.returncode, result.stderr)
 
 
 async def finish_move(home: Path, repo: Path) -> None:

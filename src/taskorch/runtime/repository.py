@@ -17,6 +17,7 @@ from taskorch.runtime.basemove import (
     finish_move,
     move_checked_out,
     repo_lock_path,
+    update_ref_past_stale_locks,
 )
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.ref_files import checkout_git_dir, common_dir
@@ -174,7 +175,7 @@ async def merge_into_base(
         if holder is not None:
             await move_checked_out(home, repo, holder, base, base_tip, new, message)
         else:
-            await g.git(repo, "update-ref", "-m", message, ref, new, base_tip)
+            await update_ref_past_stale_locks(repo, "-m", message, ref, new, base_tip)
         g.note_ancestor(repo, head, new)
         return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
 

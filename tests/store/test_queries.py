@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sqlite3
 from importlib import resources
 from pathlib import Path
 from typing import get_args
@@ -11,6 +12,7 @@ from typing import get_args
 import pytest
 
 import taskorch.store
+from taskorch.store import open_store
 from taskorch.store.migrate import available_migrations
 from taskorch.store.queries import Dialect, load_queries
 
@@ -127,3 +129,17 @@ def test_both_dialects_have_the_same_migrations() -> None:
     sqlite, postgres = available_migrations("sqlite"), available_migrations("postgres")
     assert sqlite
     assert [(m.version, m.name) for m in sqlite] == [(m.version, m.name) for m in postgres]
+
+
+async def test_a_workflows_events_are_read_through_its_index(tmp_path: Path) -> None:
+    """A workflow's events (its status reads them at every write of its state.json) come by the
+    (workflow_id, id) index: with "workflow_id IS NULL OR ..." SQLite scanned every event, and
+    each workflow's status grew with all of them."""
+    store = await open_store(f"sqlite:///{tmp_path / 'db.sqlite'}", migrate=True)
+    await store.close()
+    sql = load_queries("sqlite")["list_workflow_events"]
+    with sqlite3.connect(tmp_path / "db.sqlite") as connection:
+        plan = connection.execute(
+            f"EXPLAIN QUERY PLAN {sql}", {"workflow_id": "wf", "after_id": 0, "limit": -1}
+        ).fetchall()
+    assert "events_workflow_idx" in str(plan), plan

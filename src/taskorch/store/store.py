@@ -540,10 +540,13 @@ class Store:
     async def list_events(
         self, *, after_id: int = 0, workflow_id: str | None = None, limit: int | None = None
     ) -> list[Event]:
-        rows = await self.connector.read(
-            "list_events",
-            {"after_id": after_id, "workflow_id": workflow_id, "limit": limit or NO_LIMIT},
-        )
+        params = {"after_id": after_id, "limit": limit or NO_LIMIT}
+        if workflow_id is None:
+            rows = await self.connector.read("list_events", params)
+        else:
+            rows = await self.connector.read(
+                "list_workflow_events", {**params, "workflow_id": workflow_id}
+            )
         return decode_all(Event, rows)
 
 

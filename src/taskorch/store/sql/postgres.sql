@@ -159,7 +159,14 @@ RETURNING *;
 
 -- name: list_events
 SELECT * FROM events
-WHERE id > %(after_id)s AND (%(workflow_id)s::text IS NULL OR workflow_id = %(workflow_id)s)
+WHERE id > %(after_id)s
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: list_workflow_events
+-- (A query of its own: with "(workflow_id IS NULL OR ...)" a generic plan scans every event.)
+SELECT * FROM events
+WHERE workflow_id = %(workflow_id)s AND id > %(after_id)s
 ORDER BY id
 LIMIT %(limit)s;
 

@@ -64,6 +64,27 @@ async def test_a_missing_program_is_file_not_found() -> None:
     assert open_descriptors() == before
 
 
+async def test_a_program_is_found_on_the_path_it_is_started_with(tmp_path: Path) -> None:
+    """Looked up once per PATH, not at every start; one moved away is looked up again."""
+    for name, said in (("one", "first"), ("two", "second")):
+        (tmp_path / name).mkdir()
+        script = tmp_path / name / "taskorch-probe"
+        script.write_text(f"#!/bin/sh\necho {said}\n")
+        script.chmod(0o755)
+
+    async def probe(path: str) -> bytes:
+        child = captured.start(["taskorch-probe"], env={**ENV, "PATH": path})
+        return (await child.result).stdout
+
+    assert await probe(str(tmp_path / "one")) == b"first\n"
+    assert await probe(f"{tmp_path / 'two'}:{tmp_path / 'one'}") == b"second\n"
+    (tmp_path / "one" / "taskorch-probe").rename(tmp_path / "moved")
+    with pytest.raises(FileNotFoundError):
+        await probe(str(tmp_path / "one"))
+    (tmp_path / "moved").rename(tmp_path / "one" / "taskorch-probe")
+    assert await probe(str(tmp_path / "one")) == b"first\n"
+
+
 async def test_git_without_pidfds_goes_through_asyncio_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import shutil
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -154,16 +156,12 @@ def start(argv: Sequence[str], *, env: Mapping[str, str], stdin: bytes | None = 
         # The child's ends are not inheritable; dup2 onto 0-2 makes copies that are.
         os.set_blocking(out_w, True)
         os.set_blocking(err_w, True)
-        pid = os.posix_spawnp(
-            argv[0],
-            list(argv),
-            dict(env),
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, in_r, 0),
-                (os.POSIX_SPAWN_DUP2, out_w, 1),
-                (os.POSIX_SPAWN_DUP2, err_w, 2),
-            ],
-        )
+        actions = [
+            (os.POSIX_SPAWN_DUP2, in_r, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+        ]
+        pid = _spawn(argv, dict(env), actions)
     except BaseException:
         for fd in (out_r, err_r, in_w):
             if fd >= 0:
@@ -180,6 +178,27 @@ def start(argv: Sequence[str], *, env: Mapping[str, str], stdin: bytes | None = 
     if stdin is not None:
         _write_and_close(loop, in_w, stdin)
     return child
+
+
+def _spawn(argv: Sequence[str], env: dict[str, str], actions: Sequence[tuple[int, ...]]) -> int:
+    """``posix_spawn`` of ``argv``, its program found on the environment's PATH once and then
+    remembered: ``posix_spawnp`` tries every PATH folder before the one that holds it (nine
+    here before /usr/bin), in the child while the parent waits, at every start."""
+    key = (argv[0], env.get("PATH", os.defpath))
+    program = _programs.get(key)
+    if program is None:
+        program = shutil.which(argv[0], path=key[1]) if os.sep not in argv[0] else argv[0]
+        if program is None:
+            raise FileNotFoundError(errno.ENOENT, "no such program on PATH", argv[0])
+        _programs[key] = program
+    try:
+        return os.posix_spawn(program, list(argv), env, file_actions=actions)
+    except FileNotFoundError:  # (moved or removed since: looked up again next time)
+        _programs.pop(key, None)
+        raise
+
+
+_programs: dict[tuple[str, str], str] = {}
 
 
 def _read_until_closed(

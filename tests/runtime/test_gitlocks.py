@@ -144,3 +144,34 @@ async def test_without_proc_only_locks_older_than_ten_minutes_are_stale(
     for lock in recent:
         os.utime(lock, (when, when))
     assert sorted(await clear_stale_locks([repo])) == recent
+
+
+async def test_a_worktree_whose_adding_was_killed_does_not_make_every_git_a_live_one(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty ``gitdir`` (a ``worktree add`` killed half-way) named "." and so this process's
+    own folder: a git running anywhere below it kept every lock "young"."""
+    planted = _plant(repo)
+    half_added = repo / ".git" / "worktrees" / "half"
+    half_added.mkdir()
+    (half_added / "gitdir").write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path)
+    _git(elsewhere, "init", "-q")  # (another repository, a live git in it)
+    live = await asyncio.create_subprocess_exec(
+        *("git", "cat-file", "--batch"),
+        cwd=elsewhere,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert live.stdin is not None
+    assert live.stdout is not None
+    live.stdin.write(b"HEAD\n")
+    await live.stdout.readline()  # (it answered: it runs as git)
+    try:
+        assert sorted(await clear_stale_locks([repo])) == planted
+    finally:
+        assert live.stdin is not None
+        live.stdin.close()
+        await live.wait()

@@ -69,9 +69,13 @@ def repository_places(git_dir: Path) -> list[Path]:
     admin = git_dir / "worktrees"
     for entry in admin.iterdir() if admin.is_dir() else []:
         try:
-            places.append(Path((entry / "gitdir").read_text().strip()).parent)
+            gitdir = Path((entry / "gitdir").read_text().strip())
         except OSError:
             continue
+        # (a worktree whose adding was killed may leave it empty: "." would be this process's
+        # own folder, and any git working below it would keep every lock "young")
+        if gitdir.is_absolute():
+            places.append(gitdir.parent)
     return [_real(place) for place in places]
 
 

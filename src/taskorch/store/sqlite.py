@@ -141,21 +141,15 @@ class SqliteConnector(Connector):
     async def script(self, name: str, params: Params) -> list[Row]:
         # The whole transaction is one trip to aiosqlite's thread (each trip costs a thread
         # switch and an event-loop wake-up; a chain step would otherwise make six).
-        statements = _statements(self.queries[name])
-        if self._connection is None:
-            await self.open()
-        connection = self._connection
-        assert connection is not None
-        async with self._lock:
-            try:
-                run = cast(Callable[..., Awaitable[list[Row]]], connection._execute)
-                return await asyncio.shield(run(_run_script, connection, statements, params))
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from None
+        return await self._one_trip(_run_script, _statements(self.queries[name]), params)
 
     async def read(self, name: str, params: Params | None = None) -> list[Row]:
         # One trip: the connection is in autocommit mode, so a lone SELECT is its own read
         # transaction (taken under the lock: never inside another coroutine's open one).
+        return await self._one_trip(_fetch_dicts, self.queries[name], _convert(params))
+
+    async def _one_trip(self, work: Callable[..., list[Row]], *args: object) -> list[Row]:
+        """``work(connection, *args)`` in aiosqlite's thread, under the connection's lock."""
         if self._connection is None:
             await self.open()
         connection = self._connection
@@ -163,8 +157,7 @@ class SqliteConnector(Connector):
         async with self._lock:
             try:
                 run = cast(Callable[..., Awaitable[list[Row]]], connection._execute)
-                query = self.queries[name]
-                return await asyncio.shield(run(_fetch_dicts, connection, query, _convert(params)))
+                return await asyncio.shield(run(work, connection, *args))
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
 

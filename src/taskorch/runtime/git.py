@@ -254,7 +254,7 @@ async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
         return True
     if not await succeeds(cwd, "merge-base", "--is-ancestor", ancestor, descendant):
         return False
-    if _COMMIT_ID.fullmatch(ancestor) and _COMMIT_ID.fullmatch(descendant):
+    if all(ref_files.OBJECT_ID.fullmatch(sha.encode()) for sha in (ancestor, descendant)):
         note_ancestor(cwd, ancestor, descendant)
     return True
 
@@ -269,7 +269,6 @@ def note_ancestor(cwd: Path, ancestor: str, descendant: str) -> None:
         _ancestry.popitem(last=False)
 
 
-_COMMIT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _ANCESTRY_KEPT = 4096
 _ancestry: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 

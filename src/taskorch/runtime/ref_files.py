@@ -22,7 +22,8 @@ import os
 import re
 from pathlib import Path
 
-_OBJECT_ID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+OBJECT_ID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+"""A commit (any object) id: SHA-1 or SHA-256."""
 
 _PLAIN_PATTERN = re.compile(r"refs/(?!.*\.\.)[^*?\[\\]+")
 """A pattern naming a ref or a folder of refs (no wildcard, no way out of the folder)."""
@@ -161,7 +162,7 @@ def _loose(common: Path, name: str) -> str | None:
         return ""
     except OSError:
         return None
-    return data.decode() if _OBJECT_ID.fullmatch(data) else None  # (a symbolic ref: git)
+    return data.decode() if OBJECT_ID.fullmatch(data) else None  # (a symbolic ref: git)
 
 
 def _packed_refs(common: Path) -> dict[str, str] | None:
@@ -183,7 +184,7 @@ def _packed_refs(common: Path) -> dict[str, str] | None:
         if not line or line[:1] in (b"#", b"^"):
             continue  # the header, a tag's peeled commit
         sha, _, name = line.partition(b" ")
-        if not _OBJECT_ID.fullmatch(sha) or not name:
+        if not OBJECT_ID.fullmatch(sha) or not name:
             return None
         refs[name.decode(errors="surrogateescape")] = sha.decode()
     _packed[str(path)] = signature, refs

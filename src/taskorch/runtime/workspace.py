@@ -656,13 +656,7 @@ class Workspace:
                     await asyncio.to_thread(shutil.rmtree, self.root, True)
                     await g.git(self.repo, "worktree", "prune")
                 deleted, kept, deletions = await self._merged_branches(there)
-                if self.origin is None:
-                    await g.update_refs(self.repo, deletions)
-            if self.origin is not None and not await self._delete_merged_on_origin(
-                there, deletions
-            ):
-                async with g.admin_lock(self.repo):
-                    await g.update_refs(self.repo, deletions)
+            await self._delete_merged(there, deletions)
         self._started = self._checked_out = False
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 
@@ -1000,6 +994,18 @@ class Workspace:
             if container is not None and await g.is_ancestor(where, tip, container):
                 merged[name] = tip
         return merged
+
+    async def _delete_merged(
+        self,
+        there: tuple[dict[str, str], str | None] | None,
+        here: dict[str, tuple[str | None, str | None]],
+    ) -> None:
+        """The mirror's merged branches (``here``) deleted in the same transaction as the
+        origin's tracking refs when the origin has merged branches to delete too, else on
+        their own."""
+        if self.origin is None or not await self._delete_merged_on_origin(there, here):
+            async with g.admin_lock(self.repo):
+                await g.update_refs(self.repo, here)
 
     async def _delete_merged_on_origin(
         self,

@@ -156,7 +156,7 @@ def test_git_lock_files_a_kill_left_are_removed_and_the_workflow_completes(
     resumed = taskorch("resume", "--json", home=home, timeout_s=180)
 
     assert json.loads(ok(resumed))["state"] == "merged"
-    assert not [lock for lock in planted if lock.exists()]
+    assert not [lock for lock in planted if lock.exists()], resumed.stderr
     assert resumed.stderr.count("removed stale git lock") == len(planted), resumed.stderr
     assert CHANGED in _git(repo, "log", "--name-only", "--format=", "main")
     assert _git(repo, "status", "--porcelain") == ""

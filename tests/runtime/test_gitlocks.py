@@ -118,6 +118,26 @@ async def test_locks_beside_a_live_git_are_removed_once_it_has_ended(
     assert sorted(removed) == planted
 
 
+async def test_locks_a_live_git_keeps_past_the_wait_get_a_line_naming_it(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(gitlocks, "LINUX_STALE_AFTER_S", 0.2)  # (the wait: four times that)
+    planted = _plant(repo)
+    live = await asyncio.create_subprocess_exec(
+        "git", "cat-file", "--batch", cwd=tmp_path / "side", stdin=asyncio.subprocess.PIPE
+    )
+    caplog.set_level(logging.WARNING)
+    try:
+        assert await clear_stale_locks([repo], wait_young=True) == []
+    finally:
+        assert live.stdin is not None
+        live.stdin.close()
+        await live.wait()
+    (line,) = [r.getMessage() for r in caplog.records if "left git locks" in r.getMessage()]
+    assert f"pid {live.pid} (git cat-file --batch)" in line
+    assert all(lock.name in line for lock in planted)
+
+
 async def test_recovery_clears_taskorchs_mirrors_and_the_users_repository(
     repo: Path, tmp_path: Path
 ) -> None:

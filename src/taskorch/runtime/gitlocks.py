@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -79,28 +80,41 @@ def repository_places(git_dir: Path) -> list[Path]:
     return [_real(place) for place in places]
 
 
-def live_git_places() -> list[Path] | None:
-    """The directories live git processes work in (cwd, ``-C`` and ``GIT_DIR``), or None where
-    ``/proc`` cannot tell (not Linux)."""
+@dataclass(frozen=True, slots=True)
+class LiveGit:
+    """A live git process and the directories it works in (cwd, ``-C`` and ``GIT_DIR``)."""
+
+    pid: int
+    command: str
+    places: tuple[Path, ...]
+
+    def works_in(self, places: Iterable[Path]) -> bool:
+        return any(_inside(busy, place) for busy in self.places for place in places)
+
+
+def live_gits() -> list[LiveGit] | None:
+    """The live git processes of this host, or None where ``/proc`` cannot tell (not Linux)."""
     if not (_PROC / "self" / "cwd").exists():
         return None
-    places: list[Path] = []
+    found: list[LiveGit] = []
     for entry in _PROC.iterdir():
         if entry.name.isdigit() and entry.name != str(os.getpid()):
-            places += _git_places_of(entry)
-    return places
+            git = _git_of(entry)
+            if git is not None:
+                found.append(git)
+    return found
 
 
-def _git_places_of(proc: Path) -> list[Path]:
+def _git_of(proc: Path) -> LiveGit | None:
     try:
         argv = (proc / "cmdline").read_bytes().split(b"\0")
         if not argv or not _is_git(argv[0].decode(errors="replace")):
-            return []
+            return None
         cwd = Path(os.readlink(proc / "cwd"))
     except OSError:  # gone meanwhile, or another user's process
-        return []
+        return None
     places = [cwd]
-    args = [arg.decode(errors="replace") for arg in argv]
+    args = [arg.decode(errors="replace") for arg in argv if arg]
     places += [cwd / args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "-C"]
     places += [cwd / arg.removeprefix("--git-dir=") for arg in args if arg.startswith("--git-dir=")]
     try:
@@ -110,7 +124,8 @@ def _git_places_of(proc: Path) -> list[Path]:
     for item in environ:
         if item.startswith((b"GIT_DIR=", b"GIT_WORK_TREE=", b"GIT_COMMON_DIR=")):
             places.append(cwd / item.split(b"=", 1)[1].decode(errors="replace"))
-    return [_real(place) for place in places]
+    command = " ".join(args[:3])  # (no further: a URL or a message may follow)
+    return LiveGit(int(proc.name), command, tuple(_real(place) for place in places))
 
 
 def _is_git(program: str) -> bool:
@@ -128,18 +143,32 @@ def orphaned_locks(repo: Path, *, now: float | None = None) -> tuple[list[Path],
     locks = lock_files(git_dir)
     if not locks:
         return [], []
-    live = live_git_places()
+    live = live_gits()
     if live is None:
         after_s = OTHER_STALE_AFTER_S
     else:
         places = repository_places(git_dir)
-        if any(_inside(busy, place) for busy in live for place in places):
+        if any(git.works_in(places) for git in live):
             return [], locks
         after_s = LINUX_STALE_AFTER_S
     moment = time.time() if now is None else now
     stale = [lock for lock in locks if _age_s(lock, moment) > after_s]
     young = [lock for lock in locks if lock not in stale] if live is not None else []
     return stale, young
+
+
+def why_kept(repo: Path) -> str:
+    """Why ``repo``'s lock files are not judged stale now: the live gits working in it, or
+    their age."""
+    git_dir = git_dir_of(repo)
+    live = live_gits()
+    if git_dir is None or live is None:
+        return "they cannot be judged here"
+    places = repository_places(git_dir)
+    busy = [f"pid {git.pid} ({git.command})" for git in live if git.works_in(places)]
+    if busy:
+        return "live git processes work in the repository: " + ", ".join(busy)
+    return f"they are younger than {LINUX_STALE_AFTER_S:g} s (or dated in the future)"
 
 
 def stale_locks(repo: Path, *, now: float | None = None) -> list[Path]:
@@ -166,18 +195,35 @@ def clear_stale_locks_now(repos: Iterable[Path]) -> list[Path]:
 
 async def clear_stale_locks(repos: Iterable[Path], *, wait_young: bool = False) -> list[Path]:
     """:func:`clear_stale_locks_now` in a thread; with ``wait_young``, locks that no live git
-    owns but are too young to judge are waited for (a few seconds) and removed too."""
+    owns but are too young to judge are waited for (a few seconds) and removed too; those still
+    left then get a line saying why."""
     repos = list(repos)
     removed = await asyncio.to_thread(clear_stale_locks_now, repos)
-    deadline = time.monotonic() + 4 * LINUX_STALE_AFTER_S  # (a clock-skewed mtime: give up)
-    while wait_young and time.monotonic() < deadline:
-        young = [r for r in repos if (await asyncio.to_thread(orphaned_locks, r))[1]]
-        if not young:
-            break
-        await asyncio.sleep(LINUX_STALE_AFTER_S / 3)
-        removed += await asyncio.to_thread(clear_stale_locks_now, young)
-        repos = young
+    if wait_young:
+        removed += await _clear_young(repos)
     return removed
+
+
+async def _clear_young(repos: list[Path]) -> list[Path]:
+    removed: list[Path] = []
+    deadline = time.monotonic() + 4 * LINUX_STALE_AFTER_S  # (a clock-skewed mtime: give up)
+    while repos:
+        repos = [r for r in repos if (await asyncio.to_thread(orphaned_locks, r))[1]]
+        if repos and time.monotonic() >= deadline:
+            await asyncio.to_thread(_say_why_kept, repos)
+            break
+        if repos:
+            await asyncio.sleep(LINUX_STALE_AFTER_S / 3)
+            removed += await asyncio.to_thread(clear_stale_locks_now, repos)
+    return removed
+
+
+def _say_why_kept(repos: list[Path]) -> None:
+    for repo in repos:
+        young = orphaned_locks(repo)[1]
+        if young:
+            names = ", ".join(lock.name for lock in young)
+            log.warning("left git locks %s in %s: %s", names, repo, why_kept(repo))
 
 
 async def wait_for_stale_locks(repo: Path, *, timeout_s: float = 30.0) -> bool:

@@ -166,6 +166,36 @@ async def test_after_the_base_merge_its_checks_and_the_clean_up_ask_git_nothing_
     assert await g.out(origin, "rev-parse", "refs/heads/main") == merge.commit
 
 
+async def test_a_workflow_on_a_base_that_stood_still_runs_no_merge_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The subtask merges made the workflow's commits on top of the base: the pull request's
+    start and the fast-forward into the base follow from that, in the mirror and in the origin
+    (a commit is the same everywhere), with no ``merge-base``."""
+    origin = bare_origin(tmp_path / "remote")
+    started = await g.out(origin, "rev-parse", "refs/heads/main")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    run: list[str] = []
+    real = g._run_git
+
+    async def recorded(cwd: Path, *args: str, **kwargs: Any) -> g.GitResult:
+        run.append(g._subcommand(args))
+        return await real(cwd, *args, **kwargs)
+
+    monkeypatch.setattr(g, "_run_git", recorded)
+    await merged(workspace, "one", ["one.txt"])
+    await merged(workspace, "two", ["two.txt"])
+    summary = await workspace.pr_summary()
+    merge = await workspace.merge_to_base()
+
+    assert "merge-base" not in run, run
+    assert summary.base_commit == started
+    assert [c.subject for c in summary.commits][-1].startswith("taskorch: merge subtask two")
+    assert merge.fast_forward
+    assert await g.out(origin, "rev-parse", "refs/heads/main") == merge.commit
+    assert await g.succeeds(origin, "merge-base", "--is-ancestor", started, merge.commit)
+
+
 async def test_landed_merges_read_all_of_ours_and_not_the_history_below_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from taskorch.domain.errors import GitError as GitError
 from taskorch.domain.errors import InputError
 from taskorch.domain.errors import MergeConflictError as MergeConflictError
 from taskorch.domain.errors import WorkspaceError as WorkspaceError
-from taskorch.runtime import ref_files, tracing
+from taskorch.runtime import ancestry, ref_files, tracing
 from taskorch.store.filelock import file_lock as file_lock
 
 GIT_TIMEOUT_S = 120.0
@@ -247,30 +246,14 @@ async def copy_objects(
 
 async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
     """Whether ``descendant`` contains ``ancestor`` in the repository at ``cwd`` (False when it
-    lacks either). A yes for two commit ids is remembered (see :func:`note_ancestor`)."""
-    key = (str(cwd), ancestor, descendant)
-    if key in _ancestry:
-        _ancestry.move_to_end(key)
+    lacks either). A yes about two commit ids is remembered (:mod:`taskorch.runtime.ancestry`),
+    and what is remembered is not asked again."""
+    if ancestry.known(ancestor, descendant):
         return True
     if not await succeeds(cwd, "merge-base", "--is-ancestor", ancestor, descendant):
         return False
-    if all(ref_files.OBJECT_ID.fullmatch(sha.encode()) for sha in (ancestor, descendant)):
-        note_ancestor(cwd, ancestor, descendant)
+    ancestry.note(ancestor, descendant)
     return True
-
-
-def note_ancestor(cwd: Path, ancestor: str, descendant: str) -> None:
-    """Remember that commit ``descendant`` contains commit ``ancestor`` in the repository at
-    ``cwd``: a commit never changes, so neither does the answer. The merges say it as they make
-    their commits; the pipeline's later checks (is the workflow in the base? which branches are
-    merged?) then need no process."""
-    _ancestry[(str(cwd), ancestor, descendant)] = None
-    if len(_ancestry) > _ANCESTRY_KEPT:
-        _ancestry.popitem(last=False)
-
-
-_ANCESTRY_KEPT = 4096
-_ancestry: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
 
 async def is_dirty(worktree: Path, *, untracked: bool = True) -> bool:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from taskorch.runtime import ancestry
 from taskorch.runtime import git as g
 from taskorch.runtime.basemove import (
     dirty_refusal,
@@ -160,10 +161,8 @@ async def merge_into_base(
     async with g.file_lock(repo_lock_path(home, repo)):
         await finish_move(home, repo)
         head, base_tip = await _tips(repo, f"refs/heads/{branch}", ref)
-        # One merge-base says both: merged already (it is the head), or a fast-forward (the base).
-        start = (await g.git(repo, "merge-base", head, base_tip, check=False)).stdout.strip()
+        start = await _merge_base(repo, head, base_tip)
         if start == head:
-            g.note_ancestor(repo, head, base_tip)
             return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
         holder = await _checkout_of(repo, base)
         if holder is not None and await g.is_dirty(holder, untracked=False):
@@ -176,7 +175,7 @@ async def merge_into_base(
             await move_checked_out(home, repo, holder, base, base_tip, new, message)
         else:
             await update_ref_past_stale_locks(repo, "-m", message, ref, new, base_tip)
-        g.note_ancestor(repo, head, new)
+        ancestry.note(head, new)
         return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
 
 
@@ -219,11 +218,27 @@ async def summarise(
     """Commits (oldest first) and diff stat of ``branch`` (at ``head`` when the caller has just
     read it) against its merge base with ``base``."""
     head = head or await _tip(repo, f"refs/heads/{branch}")
-    start = await g.out(repo, "merge-base", f"refs/heads/{base}", head)
+    (base_tip,) = await _tips(repo, f"refs/heads/{base}")
+    start = await _merge_base(repo, base_tip, head, check=True)
     log = await g.out(repo, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
     commits = [CommitInfo(*line.split("\0", 1)) for line in log.splitlines() if line]
     stat = parse_numstat(await g.out(repo, "diff", "--numstat", "--no-renames", start, head))
     return PullRequestSummary(base, branch, start, head, commits, stat)
+
+
+async def _merge_base(repo: Path, one: str, other: str, *, check: bool = False) -> str:
+    """The best common ancestor of two commits: one of them when the remembered facts say it is
+    in the other (a fast-forward, or merged already: the usual case, and no process), else
+    git's answer ("" when they share no history, or with ``check`` a GitError)."""
+    if ancestry.known(one, other):
+        return one
+    if ancestry.known(other, one):
+        return other
+    start = (await g.git(repo, "merge-base", one, other, check=check)).stdout.strip()
+    for commit in (one, other):
+        if start == commit:
+            ancestry.note(start, other if commit == one else one)
+    return start
 
 
 async def _tips(cwd: Path, *names: str) -> list[str]:
@@ -253,7 +268,10 @@ async def merge_without_checkout(
         raise g.MergeConflictError(f"merge of {branch} into {base}", conflicts)
     if not result.ok or not lines:
         raise g.GitError(merge, repo, result.returncode, result.stderr)
-    return await g.out(repo, "commit-tree", lines[0], "-p", base_tip, "-p", head, "-m", message)
+    merged = await g.out(repo, "commit-tree", lines[0], "-p", base_tip, "-p", head, "-m", message)
+    ancestry.note(base_tip, merged)  # (a commit contains its parents)
+    ancestry.note(head, merged)
+    return merged
 
 
 def _absolute(path: Path) -> Path:

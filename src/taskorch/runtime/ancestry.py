@@ -1,0 +1,65 @@
+"""Which commit contains which, as git and taskorch's own merges have said it: remembered, so that
+the pipeline's later questions (is the workflow in the base? which branches are merged? is a
+merge into the base a fast-forward?) need no ``merge-base`` process.
+
+A commit id names the commit's content, its parents included: once ``A`` is in ``D``'s history
+it is so in every repository that holds ``D``, forever. So the facts are kept per commit, not per
+repository (a fact the mirror's merge taught holds in the user's repository too), and they chain:
+a merge commit contains its parents and everything they contain. Only yeses are kept (a no can
+become a yes once the branch moves); a look-up walks the facts a bounded number of steps, and
+where they do not say, git is asked.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from taskorch.runtime import ref_files
+
+KEPT = 4096
+"""Commits whose known ancestors are remembered (the least recently used are forgotten)."""
+WALK = 256
+"""At most this many commits are visited by one look-up through the chained facts."""
+
+_below: OrderedDict[str, set[str]] = OrderedDict()
+"""commit -> commits known to be in its history (the chain goes on from each of them)."""
+
+
+def note(ancestor: str, descendant: str) -> None:
+    """Remember that ``descendant`` contains ``ancestor`` (full commit ids; anything else, such
+    as a ref name, is not a fact about commits and is ignored)."""
+    if ancestor == descendant or not (_is_id(ancestor) and _is_id(descendant)):
+        return
+    _below.setdefault(descendant, set()).add(ancestor)
+    _below.move_to_end(descendant)
+    while len(_below) > KEPT:
+        _below.popitem(last=False)
+
+
+def known(ancestor: str, descendant: str) -> bool:
+    """Whether the remembered facts say that ``descendant`` contains ``ancestor`` (False means
+    only that they do not say: ask git)."""
+    if ancestor == descendant:
+        return _is_id(ancestor)
+    seen = {descendant}
+    todo = [descendant]
+    while todo and len(seen) <= WALK:
+        below = _below.get(todo.pop())
+        if not below:
+            continue
+        if ancestor in below:
+            _below.move_to_end(descendant)
+            return True
+        fresh = below - seen
+        seen |= fresh
+        todo += fresh
+    return False
+
+
+def forget() -> None:
+    """Forget every fact (tests)."""
+    _below.clear()
+
+
+def _is_id(name: str) -> bool:
+    return ref_files.OBJECT_ID.fullmatch(name.encode()) is not None

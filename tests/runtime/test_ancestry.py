@@ -1,0 +1,87 @@
+"""The remembered ancestry facts: chained, per commit, bounded, never a yes git would not say."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taskorch.runtime import ancestry
+
+
+def _id(n: int) -> str:
+    return hashlib.sha1(str(n).encode()).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    ancestry.forget()
+    yield
+    ancestry.forget()
+
+
+def test_facts_chain_through_merges_and_never_run_backwards() -> None:
+    base, first, second, side = _id(0), _id(1), _id(2), _id(3)
+    ancestry.note(base, first)  # first merge: its parents are the base and a subtask's tip
+    ancestry.note(first, second)
+    ancestry.note(side, second)
+
+    assert ancestry.known(base, second)
+    assert ancestry.known(side, second)
+    assert ancestry.known(second, second)
+    assert not ancestry.known(second, base)
+    assert not ancestry.known(side, first)
+
+
+def test_only_commit_ids_are_facts() -> None:
+    ancestry.note("refs/heads/main", _id(1))
+    ancestry.note(_id(1), "HEAD")
+    assert not ancestry.known("refs/heads/main", _id(1))
+    assert not ancestry.known(_id(1), "HEAD")
+    assert not ancestry.known("HEAD", "HEAD")  # (a name can point elsewhere next time)
+
+
+def test_the_least_recently_used_commits_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ancestry, "KEPT", 3)
+    for n in range(1, 5):
+        ancestry.note(_id(0), _id(n))
+    assert not ancestry.known(_id(0), _id(1))
+    assert all(ancestry.known(_id(0), _id(n)) for n in range(2, 5))
+
+
+def test_a_look_up_walks_a_bounded_number_of_commits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ancestry, "WALK", 10)
+    for n in range(30):  # a chain of 30 merges
+        ancestry.note(_id(n), _id(n + 1))
+    assert ancestry.known(_id(25), _id(30))
+    assert not ancestry.known(_id(0), _id(30))  # (true, but not said within the walk: ask git)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=40))
+def test_a_yes_is_exactly_what_the_facts_reach(edges: list[tuple[int, int]]) -> None:
+    """Random facts (a pair (a, d) with a < d: history has no cycles): ``known`` is reachability
+    through them."""
+    ancestry.forget()
+    facts = {(a, d) for a, d in edges if a < d}
+    for a, d in facts:
+        ancestry.note(_id(a), _id(d))
+    for a in range(12):
+        for d in range(12):
+            assert ancestry.known(_id(a), _id(d)) == _reaches(facts, d, a)
+
+
+def _reaches(facts: set[tuple[int, int]], start: int, goal: int) -> bool:
+    seen, todo = {start}, [start]
+    while todo:
+        node = todo.pop()
+        if node == goal:
+            return True
+        for a, d in facts:
+            if d == node and a not in seen:
+                seen.add(a)
+                todo.append(a)
+    return False

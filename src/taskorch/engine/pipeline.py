@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from taskorch.agents.routing import Choice
 from taskorch.domain.budget import Caps
 from taskorch.domain.dag import DependencyResolver
 from taskorch.domain.errors import (
@@ -48,6 +46,7 @@ from taskorch.domain.states import (
 )
 from taskorch.domain.working_spec import check_working_spec
 from taskorch.engine.budgets import with_budget
+from taskorch.engine.pipeline_ports import Delivery, Planner, Router, ValidationOutcome
 from taskorch.engine.status import waiting_for
 from taskorch.runtime import tracing
 from taskorch.runtime.faults import pause_point
@@ -56,11 +55,20 @@ from taskorch.store import Store
 from taskorch.store.outage import Outage
 from taskorch.store.queue import QueueEvent, SubtaskQueue
 
+# What the engine, the delivery and tests import from here, wherever it now lives.
+__all__ = [
+    "MAX_FIX_ROUNDS",
+    "ROUTABLE",
+    "STEP_OUTAGE_S",
+    "Delivery",
+    "Pipeline",
+    "Planner",
+    "Router",
+    "ValidationOutcome",
+]
+
 log = logging.getLogger(__name__)
 W = WorkflowState
-
-Planner = Callable[[str, str | None, str], Awaitable[tuple[Plan, str]]]
-"""(requirement, context, task ref) -> (plan, which planner made it)."""
 
 MAX_FIX_ROUNDS = 2
 STEP_OUTAGE_S = 60.0
@@ -68,60 +76,6 @@ STEP_OUTAGE_S = 60.0
 the workflow where it stands and raises (its caller tries again later)."""
 # A cancel racing the steps of a workflow takes at most this many tries (each sees a new state).
 _CANCEL_ATTEMPTS = 20
-
-
-@dataclass(frozen=True, slots=True)
-class ValidationOutcome:
-    passed: bool
-    summary: str
-    log: str = ""
-    findings: list[str] = field(default_factory=list)
-    fix_instructions: str = ""
-    base_conflicts: list[str] = field(default_factory=list)
-    """Files where the workflow branch conflicts with the base branch: the fix-up merges it in."""
-
-
-class Delivery(Protocol):
-    """Branches, pull request, validation and merge for one workflow."""
-
-    async def target(self, task: Task, options: JSONDict) -> JSONDict:
-        """``options`` with where the work goes settled (repository, base branch, merge policy)
-        before the workflow starts; a one-line error when it cannot be reached."""
-        ...
-
-    async def verify(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> dict[str, str]:
-        """Subtask key -> reason, for completed subtasks whose work git does not show."""
-        ...
-
-    async def prepare(self, workflow: Workflow, plan: Plan) -> Plan:
-        """Before subtasks are stored: e.g. serialise subtasks whose files overlap."""
-        ...
-
-    async def open_pull_request(
-        self, workflow: Workflow, subtasks: Sequence[Subtask]
-    ) -> JSONDict: ...
-
-    async def validate(
-        self, workflow: Workflow, subtasks: Sequence[Subtask]
-    ) -> ValidationOutcome: ...
-
-    async def merge(self, workflow: Workflow) -> JSONDict: ...
-
-    async def cleanup(self, workflow: Workflow, *, cancelled: bool) -> None: ...
-
-
-class Router(Protocol):
-    """Routing of a workflow's subtasks to registered agents (see ``engine/agents.py``)."""
-
-    waiting_agent: str
-    """``agent_id`` of a subtask that no agent can take yet (no worker claims it)."""
-    wait_timeout_s: float
-    """How long a subtask may wait for a capable agent before its workflow fails."""
-
-    async def route(self, mode: str, subtasks: Sequence[Subtask]) -> dict[int, Choice]:
-        """Choose and store an agent for each subtask (by subtask id); ``mode`` is ``auto``
-        (any registered agent) or one agent's name."""
-        ...
 
 
 ROUTABLE = frozenset({SubtaskState.PENDING, SubtaskState.QUEUED})

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from taskorch.agents.process import protect_from_agents
 from taskorch.domain.budget import Caps
@@ -19,13 +18,22 @@ from taskorch.domain.errors import (
     NotFoundError,
     StaleStateError,
     StateError,
-    StoreError,
 )
-from taskorch.domain.models import Agent, AgentStatus, JSONDict, NewTask, Task, TaskStatus, Workflow
+from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool, ModelUsage
 from taskorch.engine.budgets import caps_from, caps_json, merged
 from taskorch.engine.evidence import AttemptEvidence, OutputChunk, attempt_output, subtask_attempts
+from taskorch.engine.health import (
+    SPEC_COMPONENTS,
+    ComponentHealth,
+    HealthReport,
+    HealthStatus,
+    agent_health,
+    health_report,
+    missing_sqlite_file,
+    no_database,
+)
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.usage import CostSummary, configured_models, usage_report
 from taskorch.engine.workflow_files import WorkflowFiles
@@ -35,7 +43,6 @@ from taskorch.store import Store, connector_for_url
 from taskorch.store.budget import BudgetLedger
 from taskorch.store.migrate import MigrationReport, current_version
 from taskorch.store.queue import QueueEvent, SubtaskQueue
-from taskorch.store.sqlite import SqliteConnector
 from taskorch.store.stats import WorkflowStats, workflow_stats
 
 # What only processing, workers, planning or health use is imported where it is used: a command
@@ -51,45 +58,14 @@ if TYPE_CHECKING:
     from taskorch.runtime.worker import Worker
     from taskorch.store.queue import SubtaskQueue
 
-HealthStatus = Literal["ok", "degraded", "down"]
-
-
-@dataclass(frozen=True, slots=True)
-class ComponentHealth:
-    status: HealthStatus
-    detail: str
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-SPEC_COMPONENTS = {"nlp": "planner", "agentCoordinator": "agents"}
-"""The specification's names for two health components -> taskorch's: the report carries both,
-with the same values, so a client written against either finds its key."""
-
-
-@dataclass(frozen=True, slots=True)
-class HealthReport:
-    components: dict[str, ComponentHealth]
-
-    @property
-    def status(self) -> HealthStatus:
-        """``down`` only when work cannot run (the database, the planner, or a domain with no
-        agent up: the ``agents`` component); one agent down of several is ``degraded``."""
-        states = {
-            "degraded" if name.startswith("agent:") and c.status == "down" else c.status
-            for name, c in self.components.items()
-        }
-        if "down" in states:
-            return "down"
-        return "degraded" if "degraded" in states else "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "components": {
-                name: {"status": c.status, "detail": c.detail, **c.info}
-                for name, c in self.components.items()
-            },
-        }
+# The health report's names are imported from here too (the public API, ``cli/system.py``).
+__all__ = [
+    "SPEC_COMPONENTS",
+    "ComponentHealth",
+    "HealthReport",
+    "HealthStatus",
+    "OrchestrationEngine",
+]
 
 
 class OrchestrationEngine:
@@ -131,15 +107,15 @@ class OrchestrationEngine:
         if self.settings.recovery_strategies:
             _ = self.recovery  # a bad plugin setting stops the start, as any bad setting does
         connector = self.store.connector
-        missing = _missing_sqlite_file(connector)
+        missing = missing_sqlite_file(connector)
         if not create and missing is not None:
-            raise NotFoundError(_no_database(missing))
+            raise NotFoundError(no_database(missing))
         if create or self.settings.home.exists():
             await asyncio.to_thread(secure_home, self.settings.home)
         try:
             await self.store.open()
             if not create and await current_version(connector) == 0:
-                raise NotFoundError(_no_database(connector.describe()))
+                raise NotFoundError(no_database(connector.describe()))
             if self._migration is None:
                 self._migration = await self.store.migrate()
             self.files.start()
@@ -445,15 +421,7 @@ class OrchestrationEngine:
     async def agent_health(self) -> dict[str, ComponentHealth]:
         """Probe every agent that is not disabled (agentapi ``GET /status``, CLI program on
         PATH); an unreachable agent is marked offline, a reachable offline one available."""
-        found = await self.agent_directory.probe()
-        return {
-            name: ComponentHealth(
-                "ok" if probe.reachable else "down",
-                probe.detail,
-                {"agent_status": agent.status.value, "type": agent.type, **probe.info},
-            )
-            for name, (agent, probe) in found.items()
-        }
+        return await agent_health(self.agent_directory)
 
     # --- runtime -----------------------------------------------------------------------------
 
@@ -547,109 +515,4 @@ class OrchestrationEngine:
     # --- health ------------------------------------------------------------------------------
 
     async def health_check(self) -> HealthReport:
-        components = {"database": await self._database_health(), "planner": self._planner_health()}
-        if components["database"].status == "ok":  # probing needs the registry table
-            components.update(await self._agents_health())
-        for alias, name in SPEC_COMPONENTS.items():
-            if name in components:
-                components[alias] = components[name]
-        return HealthReport(components)
-
-    async def _agents_health(self) -> dict[str, ComponentHealth]:
-        """One component per registered agent (``agent:<name>``), probed."""
-        try:
-            found = await self.agent_health()
-        except StoreError as exc:
-            return {"agents": ComponentHealth("degraded", f"agent registry: {exc.message}")}
-        if not found:
-            return {"agents": ComponentHealth("ok", "no agents registered (`taskorch agents`)")}
-        registered = await self.store.list_agents()
-        agents = {a.name: a for a in registered if a.status != AgentStatus.DISABLED}
-        components = {f"agent:{name}": health for name, health in found.items()}
-        up = {name for name, health in found.items() if health.status == "ok"}
-        return {"agents": _coverage(agents, up), **components}
-
-    def _planner_health(self) -> ComponentHealth:
-        """Which planner the settings choose and whether what it needs is there (no network)."""
-        from taskorch.planning.providers import chosen_provider
-
-        name = chosen_provider(self.settings)
-        info: dict[str, Any] = {"provider": name}
-        if self.settings.nlp_model:
-            info["model"] = self.settings.nlp_model
-        if name == "heuristic":
-            return ComponentHealth("ok", "heuristic (offline)", info)
-        if name == "openai-compatible":
-            if not self.settings.openai_base_url:
-                return ComponentHealth("down", f"{name}: OPENAI_BASE_URL is not set", info)
-            if not self.settings.nlp_model:
-                return ComponentHealth("down", f"{name}: NLP_MODEL is not set", info)
-            return ComponentHealth("ok", f"{name} at {self.settings.openai_base_url}", info)
-        anthropic = name == "anthropic"
-        key = self.settings.anthropic_api_key if anthropic else self.settings.openai_api_key
-        variable = "ANTHROPIC_API_KEY" if anthropic else "OPENAI_API_KEY"
-        if key is None:
-            return ComponentHealth("down", f"{name}: {variable} is not set", info)
-        return ComponentHealth("ok", f"{name} ({variable} set)", info)
-
-    async def _database_health(self) -> ComponentHealth:
-        missing = _missing_sqlite_file(self.store.connector)
-        if missing is not None:
-            return ComponentHealth("down", _no_database(missing), {"backend": "sqlite"})
-        try:
-            health = await self.store.health()
-        except StoreError as exc:
-            return ComponentHealth("down", exc.message, {"backend": self.store.backend})
-        info = {
-            "backend": health.backend,
-            "location": health.location,
-            "schema_version": health.schema_version,
-            "latest_schema_version": health.latest_version,
-        }
-        if not health.up_to_date:
-            return ComponentHealth(
-                "degraded",
-                f"schema version {health.schema_version} of {health.latest_version}: "
-                "run `taskorch init`",
-                info,
-            )
-        return ComponentHealth("ok", f"{health.backend} reachable", info)
-
-
-def _missing_sqlite_file(connector: object) -> str | None:
-    """Where a SQLite database that does not exist yet would be (opening it would create it);
-    None for one that exists, or another backend."""
-    if isinstance(connector, SqliteConnector) and not connector.path.exists():
-        return str(connector.path.resolve())
-    return None
-
-
-def _no_database(where: str) -> str:
-    return (
-        f"no taskorch database at {where}: run `taskorch init` to create one, "
-        "or point --home / DATABASE_URL at yours"
-    )
-
-
-def _coverage(agents: Mapping[str, Agent], up: set[str]) -> ComponentHealth:
-    """Whether every domain's work can run: ``down`` when a domain that registered agents take
-    has none of them up, ``degraded`` when no registered agent takes a domain at all."""
-    from taskorch.domain.plan import Domain
-
-    stopped: list[str] = []
-    uncovered: list[str] = []
-    for domain in Domain:
-        capable = sorted(
-            name
-            for name, agent in agents.items()
-            if not agent.capabilities.domains or domain in agent.capabilities.domains
-        )
-        if not capable:
-            uncovered.append(domain.value)
-        elif not up.intersection(capable):
-            stopped.append(f"{domain.value} ({', '.join(capable)} down)")
-    if stopped:
-        return ComponentHealth("down", f"no agent up for {'; '.join(stopped)}")
-    if uncovered:
-        return ComponentHealth("degraded", f"no registered agent takes {', '.join(uncovered)}")
-    return ComponentHealth("ok", "every domain has an agent up")
+        return await health_report(self.store, self.settings, self.agent_directory)

@@ -11,11 +11,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from taskorch.domain.errors import InputError, NotFoundError, StaleStateError
-from taskorch.domain.models import Task, TaskStatus
+from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.store import Store
+
+if TYPE_CHECKING:
+    from taskorch.engine.pipeline import Pipeline
+
+
+async def claim_and_start(
+    pipeline: Pipeline, store: Store, task_ids: Sequence[int], options: JSONDict | None
+) -> list[Workflow]:
+    """A new workflow for each task, each task claimed with it (all or none refused, see
+    :func:`claimable_tasks`); nothing runs yet."""
+    found = [await store.get_task(task_id) for task_id in task_ids]
+    # Where each goes is settled (the repository reached) before any task is claimed.
+    targets = {task.id: await pipeline.target(task, options) for task in found}
+    started: list[Workflow] = []
+    for task in await claimable_tasks(store, task_ids):
+        try:
+            # The claim and the workflow are one transaction: no kill leaves one alone.
+            started.append(await pipeline.create(task, targets[task.id]))
+        except StaleStateError:
+            raise taken_meanwhile(task) from None
+    return started
 
 
 async def claimable_tasks(store: Store, task_ids: Sequence[int]) -> list[Task]:

@@ -16,12 +16,11 @@ from taskorch.domain.errors import (
     ConfigError,
     InputError,
     NotFoundError,
-    StaleStateError,
     StateError,
 )
 from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
-from taskorch.engine.agents import AgentDirectory, AgentInfo, AgentPool, ModelUsage
+from taskorch.engine.agents import AgentDirectory, AgentInfo, ModelUsage
 from taskorch.engine.budgets import caps_from, caps_json, merged
 from taskorch.engine.evidence import AttemptEvidence, OutputChunk, attempt_output, subtask_attempts
 from taskorch.engine.health import (
@@ -169,17 +168,9 @@ class OrchestrationEngine:
         )
 
     async def _plan(self, text: str, context: str | None, ref: str) -> tuple[Plan, str]:
-        from taskorch.engine.planner_choice import planner_settings
-        from taskorch.planning import TaskNLP
-        from taskorch.runtime import tracing
+        from taskorch.engine.planner_choice import plan_with
 
-        with tracing.span("planner plan") as notes:  # in the workflow's trace, when tracing
-            chosen = await planner_settings(self.store, self.settings, ref)
-            async with TaskNLP.from_settings(chosen) as nlp:
-                result = await nlp.plan(text, context, ref)
-            notes.set("taskorch.planner", result.describe())
-            notes.set("taskorch.subtasks", len(result.plan.subtasks))
-        return result.plan, result.describe()
+        return await plan_with(self.store, self.settings, text, context, ref)
 
     async def process_task(
         self,
@@ -219,20 +210,9 @@ class OrchestrationEngine:
     ) -> list[Workflow]:
         """A new workflow for each task, each task claimed first (``engine.claims``: one
         workflow at a time, a done task is refused); nothing runs yet."""
-        from taskorch.engine.claims import claimable_tasks, taken_meanwhile
+        from taskorch.engine.claims import claim_and_start
 
-        pipeline = self.pipeline()
-        found = [await self.store.get_task(task_id) for task_id in task_ids]
-        # Where each goes is settled (the repository reached) before any task is claimed.
-        targets = {task.id: await pipeline.target(task, options) for task in found}
-        started: list[Workflow] = []
-        for task in await claimable_tasks(self.store, task_ids):
-            try:
-                # The claim and the workflow are one transaction: no kill leaves one alone.
-                started.append(await pipeline.create(task, targets[task.id]))
-            except StaleStateError:
-                raise taken_meanwhile(task) from None
-        return started
+        return await claim_and_start(self.pipeline(), self.store, task_ids, options)
 
     async def resume(
         self,
@@ -264,16 +244,9 @@ class OrchestrationEngine:
     async def workflows_to_resume(self, workflow_ids: Sequence[str] | None) -> list[Workflow]:
         """These workflows (an unknown id is an error), or by default every unfinished one (and
         tasks a crash left claimed with no workflow carrying them are set right first)."""
-        from taskorch.engine.claims import recover_stranded
-        from taskorch.engine.leftovers import clean_ended
+        from taskorch.engine.resuming import unfinished_workflows
 
-        if workflow_ids is None:
-            await recover_stranded(self.store)
-            if self.delivery is not None:
-                await clean_ended(self.store, self.delivery)
-            workflows = await self.store.list_workflows()
-            return [w for w in workflows if w.status not in WORKFLOW_TERMINAL]
-        return [await self.store.get_workflow(workflow_id) for workflow_id in workflow_ids]
+        return await unfinished_workflows(self.store, self.delivery, workflow_ids)
 
     async def cancel_workflow(self, workflow_id: str) -> WorkflowStatus:
         await self.pipeline().cancel(workflow_id)
@@ -435,17 +408,10 @@ class OrchestrationEngine:
     def recovery(self) -> ErrorRecoveryManager:
         """The recovery manager every worker of this engine uses, with the strategies of the
         recovery plugins (``engine.recovery_plugins``); register more on it before running."""
-        from taskorch.engine.recovery_plugins import recovery_manager
-        from taskorch.runtime.recovery import ErrorRecoveryManager
+        from taskorch.engine.recovery_plugins import recovery_for
 
         if self._recovery is None:
-            # RETRY_ATTEMPTS / RETRY_DELAY shape the built-in policies; plugins' strategies
-            # are registered over them and keep their own.
-            base = ErrorRecoveryManager(
-                max_attempts=self.settings.retry_attempts,
-                base_delay_s=self.settings.retry_delay_s,
-            )
-            self._recovery = recovery_manager(self.settings.recovery_strategies, base)
+            self._recovery = recovery_for(self.settings)
         return self._recovery
 
     def create_worker(
@@ -455,31 +421,16 @@ class OrchestrationEngine:
         concurrency: int | None = None,
         recovery: ErrorRecoveryManager | None = None,
     ) -> Worker:
-        from taskorch.runtime.worker import (
-            SHUTDOWN_GRACE_S,
-            Worker,
-            WorkerConfig,
-            default_worker_id,
-        )
+        from taskorch.engine.workers import worker_for
 
-        config = WorkerConfig(
-            concurrency=concurrency or self.settings.worker_concurrency,
-            lease_s=self.settings.lease_s,
-            timeout_s=self.settings.attempt_timeout_s,
-            shutdown_grace_s=(
-                SHUTDOWN_GRACE_S if self.shutdown_grace_s is None else self.shutdown_grace_s
-            ),
-        )
-        pool = agents if isinstance(agents, AgentPool) else None
-        return Worker(
+        return worker_for(
             self.queue,
             agents,
-            worker_id=default_worker_id(self.settings.host_name),
-            config=config,
-            recovery=recovery or self.recovery,
+            self.settings,
             events=self.events,
-            agent_limits=pool.limits if pool else None,
-            reassign=pool.reassign if pool and pool.coordinator else None,
+            recovery=recovery or self.recovery,
+            concurrency=concurrency,
+            shutdown_grace_s=self.shutdown_grace_s,
         )
 
     async def get_metrics(self) -> RuntimeMetrics:

@@ -23,6 +23,7 @@ from typing import Any
 
 from taskorch.domain.errors import ConfigError, TaskorchError
 from taskorch.runtime.recovery import ErrorRecoveryManager
+from taskorch.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,18 @@ def recovery_manager(
             ) from None
         log.info("recovery plugin %s loaded", label)
     return manager
+
+
+def recovery_for(settings: Settings) -> ErrorRecoveryManager:
+    """The manager an engine's workers share: the built-in policies as the settings shape them,
+    with every plugin's strategies."""
+    # RETRY_ATTEMPTS / RETRY_DELAY shape the built-in policies; plugins' strategies
+    # are registered over them and keep their own.
+    base = ErrorRecoveryManager(
+        max_attempts=settings.retry_attempts,
+        base_delay_s=settings.retry_delay_s,
+    )
+    return recovery_manager(settings.recovery_strategies, base)
 
 
 @functools.cache

@@ -2,7 +2,7 @@
 ``--budget-subtask-usd``), else its task's (``task add --budget-usd``), else the settings
 (``TASKORCH_BUDGET_USD``, ``TASKORCH_BUDGET_TOKENS``); each kind on its own. The settled caps
 travel in the workflow's options as ``budget`` (the store reads them from there when it creates
-the workflow)."""
+the workflow). ``taskorch budget`` sets a running workflow's caps again (:func:`set_caps`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskorch.domain.budget import Caps
-from taskorch.domain.errors import InputError
+from taskorch.domain.errors import InputError, StateError
 from taskorch.domain.models import JSONDict, Task
+from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.store import Store
+from taskorch.store.budget import BudgetLedger
+from taskorch.store.queue import SubtaskQueue
 
 _KINDS = {"usd": "USD", "tokens": "token", "subtask_usd": "per-subtask USD"}
 
@@ -62,3 +66,24 @@ def with_budget(options: JSONDict, task: Task, defaults: Caps) -> JSONDict:
     if caps.any:
         settled["budget"] = caps_json(caps)
     return settled
+
+
+async def set_caps(
+    store: Store, queue: SubtaskQueue, workflow_id: str, given: Mapping[str, Any]
+) -> Caps:
+    """Set the workflow's caps from ``given`` (see :func:`caps_from`): each kind given replaces
+    that kind, the others stay; return the caps as set. ``InputError`` for none given, or a value
+    that is not positive; ``StateError`` for a workflow that has ended."""
+    asked = caps_from(given)
+    if not asked.any:
+        raise InputError("no budget given: set usd, tokens or subtask_usd (taskorch budget: --usd)")
+    workflow = await store.get_workflow(workflow_id)
+    if workflow.status in WORKFLOW_TERMINAL:
+        raise StateError(
+            f"workflow {workflow_id} has ended ({workflow.status.value}): "
+            "its budget no longer applies"
+        )
+    current = Caps(workflow.budget_usd, workflow.budget_tokens, workflow.subtask_budget_usd)
+    caps = merged(asked, current)
+    await BudgetLedger(queue).set_caps(workflow_id, caps)
+    return caps

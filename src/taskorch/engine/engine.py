@@ -1,7 +1,10 @@
 """``OrchestrationEngine``: the one face the CLI, HTTP API and MCP server talk to.
 
-It owns the store's lifecycle (open, migrate, close) and exposes what users do with tasks. Later
-pipeline steps (planning, assignment, execution, validation) hang off this same object.
+It owns the store's lifecycle (open, migrate, close) and exposes what users do with tasks,
+workflows, agents and workers. The work behind its methods lives with each concept, given what it
+needs as arguments: the pipeline (``pipeline``), claiming tasks (``claims``), resuming
+(``resuming``), planning (``planner_choice``), workers (``workers``, ``recovery_plugins``),
+budgets (``budgets``), what is read back (``overview``) and health (``health``).
 """
 
 from __future__ import annotations
@@ -12,16 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from taskorch.agents.process import protect_from_agents
 from taskorch.domain.budget import Caps
-from taskorch.domain.errors import (
-    ConfigError,
-    InputError,
-    NotFoundError,
-    StateError,
-)
+from taskorch.domain.errors import ConfigError, NotFoundError
 from taskorch.domain.models import JSONDict, NewTask, Task, TaskStatus, Workflow
-from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
+from taskorch.domain.states import WorkflowState
 from taskorch.engine.agents import AgentDirectory, AgentInfo, ModelUsage
-from taskorch.engine.budgets import caps_from, caps_json, merged
+from taskorch.engine.budgets import caps_json, set_caps
 from taskorch.engine.evidence import AttemptEvidence, OutputChunk, attempt_output, subtask_attempts
 from taskorch.engine.health import (
     SPEC_COMPONENTS,
@@ -33,13 +31,13 @@ from taskorch.engine.health import (
     missing_sqlite_file,
     no_database,
 )
+from taskorch.engine.overview import at_a_glance, workflow_status
 from taskorch.engine.status import WorkflowStatus
-from taskorch.engine.usage import CostSummary, configured_models, usage_report
+from taskorch.engine.usage import CostSummary, usage_report
 from taskorch.engine.workflow_files import WorkflowFiles
 from taskorch.runtime.events import EventBus
 from taskorch.settings import Settings, config_file_path, load_settings, secure_home
 from taskorch.store import Store, connector_for_url
-from taskorch.store.budget import BudgetLedger
 from taskorch.store.migrate import MigrationReport, current_version
 from taskorch.store.queue import QueueEvent, SubtaskQueue
 from taskorch.store.stats import WorkflowStats, workflow_stats
@@ -269,18 +267,7 @@ class OrchestrationEngine:
     # --- workflows ---------------------------------------------------------------------------
 
     async def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
-        workflow = await self.store.get_workflow(workflow_id)
-        return WorkflowStatus(
-            workflow=workflow,
-            task=await self.store.get_task(workflow.task_id),
-            subtasks=await self.store.list_subtasks(workflow_id),
-            history=await self.store.workflow_history(workflow_id),
-            events=await self.store.list_events(workflow_id=workflow_id),
-            budget=await BudgetLedger(self.queue).figures(workflow_id),
-            windows=await self.agent_directory.rate_windows(),
-            attempts=await self.store.workflow_attempts(workflow_id),
-            agent_models=configured_models(await self.store.list_agents()),
-        )
+        return await workflow_status(self.store, self.queue, self.agent_directory, workflow_id)
 
     async def usage(self) -> CostSummary:
         """Tokens and cost of every finished attempt, in all, by agent and by model."""
@@ -311,20 +298,8 @@ class OrchestrationEngine:
         """Set the workflow's caps (each one given replaces that kind; the others stay): a
         workflow waiting for its budget goes on once its next attempt fits. ``InputError`` for
         a value that is not positive or a workflow that has ended."""
-        given = caps_from({"usd": usd, "tokens": tokens, "subtask_usd": subtask_usd})
-        if not given.any:
-            raise InputError(
-                "no budget given: set usd, tokens or subtask_usd (taskorch budget: --usd)"
-            )
-        workflow = await self.store.get_workflow(workflow_id)
-        if workflow.status in WORKFLOW_TERMINAL:
-            raise StateError(
-                f"workflow {workflow_id} has ended ({workflow.status.value}): "
-                "its budget no longer applies"
-            )
-        current = Caps(workflow.budget_usd, workflow.budget_tokens, workflow.subtask_budget_usd)
-        caps = merged(given, current)
-        await BudgetLedger(self.queue).set_caps(workflow_id, caps)
+        given = {"usd": usd, "tokens": tokens, "subtask_usd": subtask_usd}
+        caps = await set_caps(self.store, self.queue, workflow_id, given)
         status = await self.get_workflow_status(workflow_id)
         body = {"caps": caps_json(caps), **(status.budget.to_dict() if status.budget else {})}
         await self.events.publish([QueueEvent("workflow:budget_set", workflow_id, None, body)])
@@ -341,27 +316,9 @@ class OrchestrationEngine:
 
     async def get_status(self) -> dict[str, Any]:
         """Workflows by state and subtasks by state: the orchestrator at a glance."""
-        workflows = await self.store.list_workflows()
-        by_state: dict[str, int] = {}
-        for workflow in workflows:
-            by_state[workflow.status.value] = by_state.get(workflow.status.value, 0) + 1
-        return {
-            "workflows": by_state,
-            "subtasks": await self.queue.counts(),
-            "agents": {
-                info.agent.name: {
-                    "status": info.status.value,
-                    "active": info.active,
-                    "max_concurrency": info.agent.max_concurrency,
-                    "utilisation": info.utilisation,
-                    "success_rate": info.record.success_rate,
-                    "mean_s": info.record.mean_s,
-                    "p95_s": info.record.p95_s,
-                }
-                for info in await self.list_agents()
-            },
-            "database": self.database_location,
-        }
+        return await at_a_glance(
+            self.store, self.queue, self.agent_directory, self.database_location
+        )
 
     # --- agents ------------------------------------------------------------------------------
 
@@ -444,18 +401,9 @@ class OrchestrationEngine:
 
     async def attempt_breakdown(self) -> list[dict[str, Any]]:
         """Finished attempts counted by agent, outcome and error class (for Prometheus)."""
-        from taskorch.runtime.metrics import UNASSIGNED_AGENT
+        from taskorch.runtime.metrics import attempt_breakdown
 
-        rows = await self.queue.attempt_stats(self.queue.now)
-        return [
-            {
-                "agent": str(row["agent_id"] or UNASSIGNED_AGENT),
-                "outcome": str(row["outcome"]),
-                "error_class": str(row["error_class"] or ""),
-                "count": int(row["n"]),
-            }
-            for row in rows
-        ]
+        return await attempt_breakdown(self.queue)
 
     async def usage_breakdown(self) -> Sequence[ModelUsage]:
         """Tokens and cost of finished attempts by agent and model (for Prometheus)."""

@@ -113,3 +113,17 @@ async def collect_metrics(queue: SubtaskQueue) -> RuntimeMetrics:
             for name, a in per_agent.items()
         },
     )
+
+
+async def attempt_breakdown(queue: SubtaskQueue) -> list[dict[str, Any]]:
+    """Finished attempts counted by agent, outcome and error class (for Prometheus)."""
+    rows = await queue.attempt_stats(queue.now)
+    return [
+        {
+            "agent": str(row["agent_id"] or UNASSIGNED_AGENT),
+            "outcome": str(row["outcome"]),
+            "error_class": str(row["error_class"] or ""),
+            "count": int(row["n"]),
+        }
+        for row in rows
+    ]

@@ -1,0 +1,58 @@
+"""What the engine reads back about the work, gathered from the store in one place: a workflow's
+full status (the value: :class:`~taskorch.engine.status.WorkflowStatus`) and the orchestrator at
+a glance (workflows, subtasks and agents by state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskorch.engine.agents import AgentDirectory
+from taskorch.engine.status import WorkflowStatus
+from taskorch.engine.usage import configured_models
+from taskorch.store import Store
+from taskorch.store.budget import BudgetLedger
+from taskorch.store.queue import SubtaskQueue
+
+
+async def workflow_status(
+    store: Store, queue: SubtaskQueue, directory: AgentDirectory, workflow_id: str
+) -> WorkflowStatus:
+    workflow = await store.get_workflow(workflow_id)
+    return WorkflowStatus(
+        workflow=workflow,
+        task=await store.get_task(workflow.task_id),
+        subtasks=await store.list_subtasks(workflow_id),
+        history=await store.workflow_history(workflow_id),
+        events=await store.list_events(workflow_id=workflow_id),
+        budget=await BudgetLedger(queue).figures(workflow_id),
+        windows=await directory.rate_windows(),
+        attempts=await store.workflow_attempts(workflow_id),
+        agent_models=configured_models(await store.list_agents()),
+    )
+
+
+async def at_a_glance(
+    store: Store, queue: SubtaskQueue, directory: AgentDirectory, database: str
+) -> dict[str, Any]:
+    """Workflows by state and subtasks by state: the orchestrator at a glance."""
+    workflows = await store.list_workflows()
+    by_state: dict[str, int] = {}
+    for workflow in workflows:
+        by_state[workflow.status.value] = by_state.get(workflow.status.value, 0) + 1
+    return {
+        "workflows": by_state,
+        "subtasks": await queue.counts(),
+        "agents": {
+            info.agent.name: {
+                "status": info.status.value,
+                "active": info.active,
+                "max_concurrency": info.agent.max_concurrency,
+                "utilisation": info.utilisation,
+                "success_rate": info.record.success_rate,
+                "mean_s": info.record.mean_s,
+                "p95_s": info.record.p95_s,
+            }
+            for info in await directory.list()
+        },
+        "database": database,
+    }

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +49,7 @@ from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
 from taskorch.runtime import remote
 from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.origin_sync import PUSH_TRIES, OriginSync
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.repository import (
     check_repository,
@@ -84,11 +84,7 @@ __all__ = [
     "check_repository",
 ]
 
-log = logging.getLogger(__name__)
-
 _MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
-PUSH_TRIES = 20
-"""Merges redone after the origin moved under them before the step gives up (a host error)."""
 MAX_MERGES_READ = 1000
 """The most subtask merges read back from one workflow branch."""
 
@@ -130,6 +126,7 @@ class Workspace:
         self.home = home.absolute().resolve()
         self.namespace = f"taskorch/{workflow_id}/"
         self.workflow_branch = f"{self.namespace}main"
+        self._origin_sync = OriginSync(self.repo, origin, self.namespace, self.workflow_branch)
         worktrees = worktrees or default_worktrees_root(self.home)
         self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
@@ -146,9 +143,6 @@ class Workspace:
         self._pristine: set[str] = set()
         """Subtasks whose worktree held nothing uncommitted, ignored files included, when last
         committed: kept as a spare, it needs no ``clean`` before its next use."""
-        self._seen: tuple[dict[str, str], dict[str, str]] | None = None
-        """A local origin's base and workflow branches at this object's last :meth:`_sync`, and
-        the mirror's refs that followed them."""
 
     @classmethod
     async def for_repo(
@@ -205,7 +199,7 @@ class Workspace:
         branch = self.workflow_branch
         async with self._lock():
             if self.origin is not None:
-                await self._publish_workflow_branch()
+                await self._origin_sync.publish_workflow_branch(self.base_branch)
             else:
                 async with g.admin_lock(self.repo):
                     if await g.rev(self.repo, f"refs/heads/{branch}") is None:
@@ -283,7 +277,8 @@ class Workspace:
             self._pristine.discard(key)
             recent = checked is not None and time.monotonic() - checked < SYNC_REUSE_S
             found = await self._sync(f"refs/heads/{branch}", ask_origin=not recent)
-            workflow_tip, tip = self._workflow_tip_in(found), found.get(f"refs/heads/{branch}")
+            workflow_tip = self._origin_sync.workflow_tip_in(found)
+            tip = found.get(f"refs/heads/{branch}")
             holder = None
             if tip is not None and self.origin is not None:
                 # An earlier attempt's branch: what other hosts kept of it is read below.
@@ -309,7 +304,8 @@ class Workspace:
                     await self.folders.remove(path, branch)
                 await self.folders.add(path, branch, workflow_tip)
             if kept is not None and tip is not None:
-                await self._keep_on_origin_as(kept, tip)  # (outside the admin lock: it fetches)
+                # (outside the admin lock: it fetches)
+                await self._origin_sync.keep_on_origin_as(kept, tip)
             return path
 
     async def commit_all(self, key: str, message: str) -> str | None:
@@ -398,7 +394,7 @@ class Workspace:
                 if result is None:
                     continue  # another host merged meanwhile: merge onto theirs
                 if result.status is MergeStatus.CONFLICT and self.origin is not None:
-                    await self._keep_on_origin(key)
+                    await self._origin_sync.keep_on_origin(self.subtask_branch(key))
             # Outside the workflow's lock: the next subtask's merge need not wait for it.
             if result.status is MergeStatus.MERGED:
                 await self._drop_subtask(key)  # (its branch went with the merge)
@@ -419,7 +415,7 @@ class Workspace:
         branch = self.subtask_branch(key)
         ref = f"refs/heads/{branch}"
         found = await self._sync(ref, ask_origin=ask_origin)
-        workflow_tip, tip = self._workflow_tip_in(found), found.get(ref)
+        workflow_tip, tip = self._origin_sync.workflow_tip_in(found), found.get(ref)
         files = [] if tip is None else await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
         if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
             return await self._merged_before(key, branch, tip), tip
@@ -444,7 +440,9 @@ class Workspace:
         else:
             moved: dict[str, str | None] = {self.workflow_branch: commit}
             leased: dict[str, str | None] = {self.workflow_branch: workflow_tip}
-            if not await self._move_on_origin(moved, leased, beyond=workflow_tip, here=here):
+            if not await self._origin_sync.move_on_origin(
+                moved, leased, beyond=workflow_tip, here=here
+            ):
                 return None, tip
         return MergeResult(key, MergeStatus.MERGED, branch, commit, files), tip
 
@@ -495,7 +493,7 @@ class Workspace:
             await self.folders.remove(self.subtask_worktree(key), branch)
             await g.git(self.repo, "branch", "-f", branch, chosen)
         if kept is not None and tip is not None:
-            await self._keep_on_origin_as(kept, tip)
+            await self._origin_sync.keep_on_origin_as(kept, tip)
         await self.drop_candidate(candidate)
 
     async def drop_candidate(self, candidate: str) -> None:
@@ -512,7 +510,7 @@ class Workspace:
         """Commits and diff stat of the workflow branch against its merge base with the base
         branch: the data of the pull request record."""
         found = await self.sync()
-        head = self._workflow_tip_in(found)
+        head = self._origin_sync.workflow_tip_in(found)
         return await summarise(self.repo, self.base_branch, self.workflow_branch, head)
 
     async def refresh(self) -> Path:
@@ -580,7 +578,7 @@ class Workspace:
 
     async def workflow_tip(self) -> str:
         """The workflow branch's commit on the origin, now."""
-        return self._workflow_tip_in(await self.sync())
+        return self._origin_sync.workflow_tip_in(await self.sync())
 
     async def base_contains_workflow(self, *, from_url: str | None = None) -> str | None:
         """The origin's base branch commit when it contains the workflow branch (read from git
@@ -618,7 +616,7 @@ class Workspace:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
         the origin's workflow branch. ``expected``: about how many there are (the workflow's
         subtasks), which bounds how far back git is asked to look at first."""
-        tip = self._workflow_tip_in(await self.sync())
+        tip = self._origin_sync.workflow_tip_in(await self.sync())
         if self._landed is None or self._landed[0] != tip:
             # One git log for all of them (a diff per merge cost a process per subtask), read
             # once per commit of the workflow branch (the pipeline asks at each later step).
@@ -662,6 +660,14 @@ class Workspace:
 
     # --- helpers ---------------------------------------------------------------------------------
 
+    async def _sync(
+        self, *extra: str, full: bool = False, ask_origin: bool = True
+    ) -> dict[str, str]:
+        """:meth:`OriginSync.sync` of this workflow (the caller holds the workflow lock)."""
+        return await self._origin_sync.sync(
+            self.base_branch, *extra, full=full, ask_origin=ask_origin
+        )
+
     @contextlib.asynccontextmanager
     async def _lock(self) -> AsyncIterator[None]:
         async with g.file_lock(self.home / "locks" / f"{self.workflow_id}.lock"):
@@ -675,168 +681,6 @@ class Workspace:
             return
         async with self._exclusive(key or f"merge:{self.workflow_id}"):
             yield
-
-    async def _sync(
-        self, *extra: str, full: bool = False, ask_origin: bool = True
-    ) -> dict[str, str]:
-        """With an origin: fetch its base branch and this workflow's branches, and let the local
-        base and workflow branches follow them (the caller holds the workflow lock). Returns the
-        local refs afterwards (full names -> commits, those that exist): the base and workflow
-        branches, the origin's workflow branch as fetched, and ``extra``.
-
-        An origin on this host's disk is first read directly (one ``for-each-ref`` there): when
-        its base and workflow branches are where this mirror last saw them, the fetch (a few
-        processes) is skipped, and where they are as this object's last sync left them, the
-        mirror is not read either (its branches follow the origin's: they moved only if those
-        did); ``full`` fetches anyway (the workflow's other branches too); without
-        ``ask_origin`` the mirror's view is taken as it is (a step whose push is leased on what
-        it read)."""
-        base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
-        if self.origin is None:
-            return await g.refs(self.repo, base, branch, *extra)
-        base_remote = f"refs/remotes/{remote.REMOTE}/{self.base_branch}"
-        branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
-        wanted = (base_remote, branch_remote, base, branch, *extra)
-        async with remote.mirror_lock(self.repo):
-            there = None
-            if ask_origin and not full and self.origin.path is not None:
-                # (unreadable: the fetch says why, as a host error)
-                with contextlib.suppress(WorkspaceError):
-                    there = await g.refs(self.origin.path, base, branch)
-            if there is not None and not extra and self._seen and self._seen[0] == there:
-                return dict(self._seen[1])
-            # One look-up for all the refs: this runs before every step of every subtask.
-            found = await g.refs(self.repo, *wanted)
-            seen = (found.get(base_remote), found.get(branch_remote))
-            moved = there is None or (there.get(base), there.get(branch)) != seen
-            if (ask_origin or full) and moved and not await self._copy_in(there, found):
-                await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
-                found = await g.refs(self.repo, *wanted)
-            if found.get(base_remote) is None:
-                raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
-            follow = self._following(found)
-            if follow:
-                await g.update_refs(self.repo, {ref: (sha, None) for ref, sha in follow.items()})
-                found.update(follow)
-        if there is not None and (there.get(base), there.get(branch)) == (
-            found.get(base_remote),
-            found.get(branch_remote),
-        ):  # (not when the origin moved again during a fetch: the next sync looks afresh)
-            self._seen = there, {ref: found[ref] for ref in wanted[:4] if ref in found}
-        return found
-
-    def _following(self, found: dict[str, str]) -> dict[str, str]:
-        """The moves that make the local base and workflow branches follow the origin's as
-        ``found`` has them (merges move the workflow branch, never a checkout: the workflow
-        worktree catches up when it is used, see :meth:`refresh`)."""
-        follow = {}
-        for name in (self.base_branch, self.workflow_branch):
-            tip = found.get(f"refs/remotes/{remote.REMOTE}/{name}")
-            if tip is not None and found.get(f"refs/heads/{name}") != tip:
-                follow[f"refs/heads/{name}"] = tip
-        return follow
-
-    async def _copy_in(self, there: dict[str, str] | None, found: dict[str, str]) -> bool:
-        """What a fetch of the base and workflow branches does, from an origin on this disk that
-        only moved them forward: the commits beyond the mirror's copies of them copied in and
-        the mirror's tracking refs moved, leased on their old values (three processes where a
-        fetch is five and three times the CPU). False, nothing moved, when it cannot say (a
-        branch gone there, history rewritten, a race): then the fetch, which prunes, does it.
-        ``found`` (the mirror's refs) is updated. ``there``: the origin's base and workflow
-        branches as just read on this disk (None: it is not on this disk)."""
-        local = self.origin.path if self.origin is not None else None
-        if there is None or local is None:
-            return False
-        moves: dict[str, tuple[str | None, str | None]] = {}
-        tips, had = [], []
-        for name in (self.base_branch, self.workflow_branch):
-            theirs = there.get(f"refs/heads/{name}")
-            mine = f"refs/remotes/{remote.REMOTE}/{name}"
-            ours = found.get(mine)
-            if theirs is None and ours is not None:
-                return False  # deleted there: the fetch prunes it
-            if theirs is not None and theirs != ours:
-                moves[mine] = (theirs, ours or "0" * 40)  # (zeros: must not exist yet)
-                tips.append(theirs)
-            if ours is not None:
-                had.append(ours)
-        if not moves or not had:
-            return False
-        try:
-            await g.copy_objects(local, self.repo, tips, had)
-        except g.GitError:
-            return False
-        after = {**found, **{ref: sha for ref, (sha, _) in moves.items() if sha}}
-        follow = self._following(after)  # (in the same transaction)
-        if not await g.update_refs(
-            self.repo, {**moves, **{ref: (sha, None) for ref, sha in follow.items()}}, check=False
-        ):
-            return False
-        found.update({**after, **follow})
-        return True
-
-    def _workflow_tip_in(self, found: dict[str, str]) -> str:
-        """The workflow branch's commit in refs read by :meth:`_sync`."""
-        tip = found.get(f"refs/heads/{self.workflow_branch}")
-        if tip is None:
-            raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
-        return tip
-
-    async def _publish_workflow_branch(self) -> None:
-        """The workflow branch on the origin, created from its base branch when missing (by
-        whichever host gets there first); the local one follows it."""
-        branch = self.workflow_branch
-        for _ in range(PUSH_TRIES):
-            found = await self._sync()
-            if f"refs/remotes/{remote.REMOTE}/{branch}" in found:  # the local one follows it
-                return
-            base_tip = found[f"refs/heads/{self.base_branch}"]
-            made: dict[str, str | None] = {branch: base_tip}
-            here: dict[str, tuple[str | None, str | None]] = {
-                f"refs/heads/{branch}": (base_tip, None)
-            }
-            if await self._move_on_origin(made, {branch: None}, here=here):  # (at its own base)
-                return
-        raise HostError(f"could not create {self.workflow_branch} on {self.origin}")
-
-    async def _move_on_origin(
-        self,
-        updates: dict[str, str | None],
-        expected: dict[str, str | None],
-        *,
-        beyond: str | None = None,
-        here: dict[str, tuple[str | None, str | None]] | None = None,
-    ) -> bool:
-        """Set the origin's branches to ``updates``, each only from its ``expected`` value (see
-        :func:`remote.push`); an origin on this host's disk is changed in place
-        (:func:`remote.move_in_place`, given the objects beyond ``beyond`` first). Then the
-        mirror's refs move as ``here`` says. False when the origin moved meanwhile (nothing
-        moved here)."""
-        local = self.origin.path if self.origin is not None else None
-        if local is not None:
-            return await remote.move_in_place(
-                self.repo, local, updates, expected, beyond=beyond, here=here
-            )
-        if not await remote.push(self.repo, updates, expected):
-            return False
-        if here:
-            async with g.admin_lock(self.repo):
-                await g.update_refs(self.repo, here)
-        return True
-
-    async def _keep_on_origin(self, key: str) -> None:
-        """A subtask whose merge conflicted: its branch goes to the origin, so its work is not
-        only on this host's disk."""
-        branch = self.subtask_branch(key)
-        tip = await g.rev(self.repo, f"refs/heads/{branch}")
-        if tip is None:
-            return
-        push = ("push", "-q", "--no-verify", "-f", remote.REMOTE, f"{tip}:refs/heads/{branch}")
-        try:
-            async with remote.mirror_lock(self.repo):
-                await g.git(self.repo, *push)
-        except WorkspaceError as exc:  # the work stays here, on its branch
-            log.warning("could not keep %s on the origin: %s", branch, exc.message)
 
     async def _tip(self, name: str, cwd: Path | None = None) -> str:
         tip = await g.rev(cwd or self.repo, name)
@@ -923,16 +767,6 @@ class Workspace:
         name = f"{self.namespace}kept/{key}/{number}"
         await g.git(self.repo, "branch", name, tip)
         return name
-
-    async def _keep_on_origin_as(self, name: str, tip: str) -> None:
-        """Kept work is not left on this host's disk alone: the branch goes to the origin too."""
-        if self.origin is None:
-            return
-        try:
-            if not await remote.push(self.repo, {name: tip}, {name: None}):
-                log.warning("could not keep %s on the origin: the name is taken", name)
-        except WorkspaceError as exc:
-            log.warning("could not keep %s on the origin: %s", name, exc.message)
 
     async def _drop_subtask(
         self, key: str, merged_tip: str | None = None, *, delete_branch: bool = False
@@ -1025,7 +859,9 @@ class Workspace:
         gone = await self._merged_among(where, found, base_tip, found.get(self.workflow_branch))
         if not gone:
             return False
-        return await self._move_on_origin(dict.fromkeys(gone), dict(gone.items()), here=here)
+        return await self._origin_sync.move_on_origin(
+            dict.fromkeys(gone), dict(gone.items()), here=here
+        )
 
     async def _merged_branches(
         self, there: tuple[dict[str, str], str | None] | None

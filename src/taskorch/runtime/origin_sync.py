@@ -1,0 +1,220 @@
+"""One workflow's branches in this host's mirror, following the origin's: the base and workflow
+branches read there (fetched, or copied in from an origin on this disk) before each step that
+reads them, and the origin's branches moved or kept from here.
+
+Without an origin the workflow's repository is its own: nothing is fetched or pushed, and a sync
+reads the branches where they are. See :mod:`taskorch.runtime.remote` for the mirror itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from taskorch.domain.errors import HostError
+from taskorch.runtime import git as g
+from taskorch.runtime import remote
+from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.remote import Origin
+
+# The workspace's warnings, under the logger name they have always had (a log filter or a
+# ``DEBUG`` part may name it).
+log = logging.getLogger("taskorch.runtime.workspace")
+
+PUSH_TRIES = 20
+"""Merges redone after the origin moved under them before the step gives up (a host error)."""
+
+
+class OriginSync:
+    """The branches of one workflow (under ``namespace``; its branch ``workflow_branch``) in
+    ``repo``: with an ``origin``, this host's mirror of it."""
+
+    def __init__(
+        self, repo: Path, origin: Origin | None, namespace: str, workflow_branch: str
+    ) -> None:
+        self.repo = repo
+        self.origin = origin
+        self.namespace = namespace
+        self.workflow_branch = workflow_branch
+        self._seen: tuple[dict[str, str], dict[str, str]] | None = None
+        """A local origin's base and workflow branches at this object's last :meth:`sync`, and
+        the mirror's refs that followed them."""
+
+    async def sync(
+        self, base_branch: str, *extra: str, full: bool = False, ask_origin: bool = True
+    ) -> dict[str, str]:
+        """With an origin: fetch its base branch and this workflow's branches, and let the local
+        base and workflow branches follow them (the caller holds the workflow lock). Returns the
+        local refs afterwards (full names -> commits, those that exist): the base and workflow
+        branches, the origin's workflow branch as fetched, and ``extra``.
+
+        An origin on this host's disk is first read directly (one ``for-each-ref`` there): when
+        its base and workflow branches are where this mirror last saw them, the fetch (a few
+        processes) is skipped, and where they are as this object's last sync left them, the
+        mirror is not read either (its branches follow the origin's: they moved only if those
+        did); ``full`` fetches anyway (the workflow's other branches too); without
+        ``ask_origin`` the mirror's view is taken as it is (a step whose push is leased on what
+        it read)."""
+        base, branch = f"refs/heads/{base_branch}", f"refs/heads/{self.workflow_branch}"
+        if self.origin is None:
+            return await g.refs(self.repo, base, branch, *extra)
+        base_remote = f"refs/remotes/{remote.REMOTE}/{base_branch}"
+        branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
+        wanted = (base_remote, branch_remote, base, branch, *extra)
+        async with remote.mirror_lock(self.repo):
+            there = None
+            if ask_origin and not full and self.origin.path is not None:
+                # (unreadable: the fetch says why, as a host error)
+                with contextlib.suppress(WorkspaceError):
+                    there = await g.refs(self.origin.path, base, branch)
+            if there is not None and not extra and self._seen and self._seen[0] == there:
+                return dict(self._seen[1])
+            # One look-up for all the refs: this runs before every step of every subtask.
+            found = await g.refs(self.repo, *wanted)
+            seen = (found.get(base_remote), found.get(branch_remote))
+            moved = there is None or (there.get(base), there.get(branch)) != seen
+            if (
+                (ask_origin or full)
+                and moved
+                and not await self._copy_in(there, found, base_branch)
+            ):
+                await remote.fetch(self.repo, base_branch, f"{self.namespace}*")
+                found = await g.refs(self.repo, *wanted)
+            if found.get(base_remote) is None:
+                raise HostError(f"the origin {self.origin.url} has no branch {base_branch}")
+            follow = self._following(found, base_branch)
+            if follow:
+                await g.update_refs(self.repo, {ref: (sha, None) for ref, sha in follow.items()})
+                found.update(follow)
+        if there is not None and (there.get(base), there.get(branch)) == (
+            found.get(base_remote),
+            found.get(branch_remote),
+        ):  # (not when the origin moved again during a fetch: the next sync looks afresh)
+            self._seen = there, {ref: found[ref] for ref in wanted[:4] if ref in found}
+        return found
+
+    def _following(self, found: dict[str, str], base_branch: str) -> dict[str, str]:
+        """The moves that make the local base and workflow branches follow the origin's as
+        ``found`` has them (merges move the workflow branch, never a checkout: the workflow
+        worktree catches up when it is used, see
+        :meth:`~taskorch.runtime.workspace.Workspace.refresh`)."""
+        follow = {}
+        for name in (base_branch, self.workflow_branch):
+            tip = found.get(f"refs/remotes/{remote.REMOTE}/{name}")
+            if tip is not None and found.get(f"refs/heads/{name}") != tip:
+                follow[f"refs/heads/{name}"] = tip
+        return follow
+
+    async def _copy_in(
+        self, there: dict[str, str] | None, found: dict[str, str], base_branch: str
+    ) -> bool:
+        """What a fetch of the base and workflow branches does, from an origin on this disk that
+        only moved them forward: the commits beyond the mirror's copies of them copied in and
+        the mirror's tracking refs moved, leased on their old values (three processes where a
+        fetch is five and three times the CPU). False, nothing moved, when it cannot say (a
+        branch gone there, history rewritten, a race): then the fetch, which prunes, does it.
+        ``found`` (the mirror's refs) is updated. ``there``: the origin's base and workflow
+        branches as just read on this disk (None: it is not on this disk)."""
+        local = self.origin.path if self.origin is not None else None
+        if there is None or local is None:
+            return False
+        moves: dict[str, tuple[str | None, str | None]] = {}
+        tips, had = [], []
+        for name in (base_branch, self.workflow_branch):
+            theirs = there.get(f"refs/heads/{name}")
+            mine = f"refs/remotes/{remote.REMOTE}/{name}"
+            ours = found.get(mine)
+            if theirs is None and ours is not None:
+                return False  # deleted there: the fetch prunes it
+            if theirs is not None and theirs != ours:
+                moves[mine] = (theirs, ours or "0" * 40)  # (zeros: must not exist yet)
+                tips.append(theirs)
+            if ours is not None:
+                had.append(ours)
+        if not moves or not had:
+            return False
+        try:
+            await g.copy_objects(local, self.repo, tips, had)
+        except g.GitError:
+            return False
+        after = {**found, **{ref: sha for ref, (sha, _) in moves.items() if sha}}
+        follow = self._following(after, base_branch)  # (in the same transaction)
+        if not await g.update_refs(
+            self.repo, {**moves, **{ref: (sha, None) for ref, sha in follow.items()}}, check=False
+        ):
+            return False
+        found.update({**after, **follow})
+        return True
+
+    def workflow_tip_in(self, found: dict[str, str]) -> str:
+        """The workflow branch's commit in refs read by :meth:`sync`."""
+        tip = found.get(f"refs/heads/{self.workflow_branch}")
+        if tip is None:
+            raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
+        return tip
+
+    async def publish_workflow_branch(self, base_branch: str) -> None:
+        """The workflow branch on the origin, created from its base branch when missing (by
+        whichever host gets there first); the local one follows it."""
+        branch = self.workflow_branch
+        for _ in range(PUSH_TRIES):
+            found = await self.sync(base_branch)
+            if f"refs/remotes/{remote.REMOTE}/{branch}" in found:  # the local one follows it
+                return
+            base_tip = found[f"refs/heads/{base_branch}"]
+            made: dict[str, str | None] = {branch: base_tip}
+            here: dict[str, tuple[str | None, str | None]] = {
+                f"refs/heads/{branch}": (base_tip, None)
+            }
+            if await self.move_on_origin(made, {branch: None}, here=here):  # (at its own base)
+                return
+        raise HostError(f"could not create {self.workflow_branch} on {self.origin}")
+
+    async def move_on_origin(
+        self,
+        updates: dict[str, str | None],
+        expected: dict[str, str | None],
+        *,
+        beyond: str | None = None,
+        here: dict[str, tuple[str | None, str | None]] | None = None,
+    ) -> bool:
+        """Set the origin's branches to ``updates``, each only from its ``expected`` value (see
+        :func:`remote.push`); an origin on this host's disk is changed in place
+        (:func:`remote.move_in_place`, given the objects beyond ``beyond`` first). Then the
+        mirror's refs move as ``here`` says. False when the origin moved meanwhile (nothing
+        moved here)."""
+        local = self.origin.path if self.origin is not None else None
+        if local is not None:
+            return await remote.move_in_place(
+                self.repo, local, updates, expected, beyond=beyond, here=here
+            )
+        if not await remote.push(self.repo, updates, expected):
+            return False
+        if here:
+            async with g.admin_lock(self.repo):
+                await g.update_refs(self.repo, here)
+        return True
+
+    async def keep_on_origin(self, branch: str) -> None:
+        """A subtask whose merge conflicted: its branch goes to the origin, so its work is not
+        only on this host's disk."""
+        tip = await g.rev(self.repo, f"refs/heads/{branch}")
+        if tip is None:
+            return
+        push = ("push", "-q", "--no-verify", "-f", remote.REMOTE, f"{tip}:refs/heads/{branch}")
+        try:
+            async with remote.mirror_lock(self.repo):
+                await g.git(self.repo, *push)
+        except WorkspaceError as exc:  # the work stays here, on its branch
+            log.warning("could not keep %s on the origin: %s", branch, exc.message)
+
+    async def keep_on_origin_as(self, name: str, tip: str) -> None:
+        """Kept work is not left on this host's disk alone: the branch goes to the origin too."""
+        if self.origin is None:
+            return
+        try:
+            if not await remote.push(self.repo, {name: tip}, {name: None}):
+                log.warning("could not keep %s on the origin: the name is taken", name)
+        except WorkspaceError as exc:
+            log.warning("could not keep %s on the origin: %s", name, exc.message)

@@ -42,13 +42,13 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from pathlib import Path
 
 from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
 from taskorch.runtime import remote
 from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.merge_log import MergeLog
 from taskorch.runtime.origin_sync import PUSH_TRIES, OriginSync
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.repository import (
@@ -84,10 +84,6 @@ __all__ = [
     "check_repository",
 ]
 
-_MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
-MAX_MERGES_READ = 1000
-"""The most subtask merges read back from one workflow branch."""
-
 SYNC_REUSE_S = 1.0
 """Checking whether a subtask merged, then preparing it, is one look at the origin, not two: the
 preparation uses the check's fetch when it is this recent (as if it had run that much earlier;
@@ -95,13 +91,6 @@ the check came after the subtask was claimed, so its dependencies' merges are in
 fetch afresh (their push is leased on what they saw)."""
 
 Exclusive = Callable[[str], AbstractAsyncContextManager[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Merge:
-    commit: str
-    first_parent: str
-    subtask_tip: str
 
 
 class Workspace:
@@ -127,6 +116,7 @@ class Workspace:
         self.namespace = f"taskorch/{workflow_id}/"
         self.workflow_branch = f"{self.namespace}main"
         self._origin_sync = OriginSync(self.repo, origin, self.namespace, self.workflow_branch)
+        self._merge_log = MergeLog(self.repo, self.workflow_id, self.workflow_branch)
         worktrees = worktrees or default_worktrees_root(self.home)
         self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
@@ -138,8 +128,6 @@ class Workspace:
         self._workflow_gitdir: Path | None = None
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
-        self._landed: tuple[str, dict[str, tuple[str, list[str]]]] | None = None
-        """:meth:`landed_merges` as read at a commit of the workflow branch."""
         self._pristine: set[str] = set()
         """Subtasks whose worktree held nothing uncommitted, ignored files included, when last
         committed: kept as a spare, it needs no ``clean`` before its next use."""
@@ -330,7 +318,7 @@ class Workspace:
         if tip is not None:
             files.update(await g.diff_names(self.repo, f"{self.workflow_branch}...{tip}"))
         if not files:  # nothing unmerged: perhaps merged already
-            merge = (await self._merges()).get(key)
+            merge = (await self._merge_log.merges()).get(key)
             if merge is not None and tip in (None, merge.subtask_tip):
                 files.update(await g.diff_names(self.repo, merge.first_parent, merge.commit))
             elif tip is None:
@@ -357,7 +345,7 @@ class Workspace:
                 started = time.monotonic()
                 await self._sync()
                 self._checked[key] = started
-        return key in await self._merges()
+        return key in await self._merge_log.merges()
 
     async def merge_subtask(
         self, key: str, *, candidate: str | None = None, committed: bool = False
@@ -420,11 +408,10 @@ class Workspace:
         if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
             return await self._merged_before(key, branch, tip), tip
         assert tip is not None  # (no branch: merged before, or a WorkspaceError)
-        subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
-        body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
+        message = self._merge_log.message(key)
         try:
             commit = await merge_without_checkout(
-                self.repo, branch, self.workflow_branch, workflow_tip, tip, f"{subject}\n\n{body}"
+                self.repo, branch, self.workflow_branch, workflow_tip, tip, message
             )
         except g.MergeConflictError as exc:
             status = MergeStatus.CONFLICT
@@ -449,7 +436,7 @@ class Workspace:
     async def _merged_before(self, key: str, branch: str, tip: str | None) -> MergeResult:
         """A subtask branch with nothing beyond the workflow branch: its merge landed already, or
         it never had work."""
-        merge = (await self._merges()).get(key)
+        merge = (await self._merge_log.merges()).get(key)
         if merge is not None and tip in (None, merge.subtask_tip):
             files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
             return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, merge.commit, files)
@@ -468,7 +455,7 @@ class Workspace:
     async def _adopt_unless_merged(self, key: str, candidate: str) -> MergeResult | None:
         """Under the merge locks: the subtask's merge when it has landed already (the candidate
         is dropped), else None with the candidate's work made the subtask's branch."""
-        landed = (await self._merges()).get(key)
+        landed = (await self._merge_log.merges()).get(key)
         if landed is not None:
             await self.drop_candidate(candidate)
             files = await g.diff_names(self.repo, landed.first_parent, landed.commit)
@@ -617,12 +604,7 @@ class Workspace:
         the origin's workflow branch. ``expected``: about how many there are (the workflow's
         subtasks), which bounds how far back git is asked to look at first."""
         tip = self._origin_sync.workflow_tip_in(await self.sync())
-        if self._landed is None or self._landed[0] != tip:
-            # One git log for all of them (a diff per merge cost a process per subtask), read
-            # once per commit of the workflow branch (the pipeline asks at each later step).
-            known = len(self._landed[1]) if self._landed else 0
-            self._landed = tip, await self._merges_with_files(tip, max(expected, known))
-        return dict(self._landed[1])
+        return await self._merge_log.landed(tip, expected)
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:
         """Remove this workflow's worktrees and the branches whose work is merged.
@@ -701,58 +683,6 @@ class Workspace:
         if not path.is_dir():
             raise WorkspaceError(f"subtask {key} has no worktree at {path}; prepare it first")
         return path
-
-    async def _merges(self) -> dict[str, _Merge]:
-        """The subtask merges on the workflow branch: its first-parent chain of our merge commits,
-        newest first, down to the commit the branch started from."""
-        prefix = "taskorch: merge subtask "
-        suffix = f" into {self.workflow_branch}"
-        listed = await g.git(
-            self.repo,
-            *("log", "--first-parent", "-n", "1000", "--format=%H %P%x00%s"),
-            f"refs/heads/{self.workflow_branch}",
-            "--",
-            check=False,
-        )
-        merges: dict[str, _Merge] = {}
-        for line in listed.stdout.splitlines():
-            shas, _, subject = line.partition("\0")
-            parts = shas.split()
-            if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
-                break
-            key = subject[len(prefix) : -len(suffix)]
-            merges.setdefault(key, _Merge(parts[0], parts[1], parts[2]))
-        return merges
-
-    async def _merges_with_files(self, tip: str, expected: int) -> dict[str, tuple[str, list[str]]]:
-        """:meth:`_merges` at ``tip`` with the files each merge changed (against its first
-        parent), from one ``git log`` of about ``expected`` merges and the commit before them.
-        Git diffs every merge it lists, and below the workflow's own merges the first-parent
-        chain goes on into the base branch, through every earlier workflow's merge: asked for a
-        thousand, each verification grew with the repository's history. Only when all it gave
-        were ours is it asked for more."""
-        prefix = "taskorch: merge subtask "
-        suffix = f" into {self.workflow_branch}"
-        limit = expected + 2 if expected else 16
-        while True:
-            listed = await g.git(
-                self.repo,
-                *("log", "--first-parent", "-n", str(limit), "--diff-merges=first-parent"),
-                *("--name-only", "-z", "--format=%x1e%H %P%x00%s", tip, "--"),
-            )
-            records = listed.stdout.split("\x1e")[1:]
-            landed: dict[str, tuple[str, list[str]]] = {}
-            for record in records:
-                shas, _, rest = record.partition("\0")
-                subject, _, names = rest.partition("\0")
-                parts = shas.split()
-                if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
-                    return landed
-                files = [name for name in names.removeprefix("\n").split("\0") if name]
-                landed.setdefault(subject[len(prefix) : -len(suffix)], (parts[0], files))
-            if len(records) < limit or limit >= MAX_MERGES_READ:
-                return landed
-            limit = min(limit * 4, MAX_MERGES_READ)
 
     async def _keep(self, key: str, tip: str) -> str:
         taken = set(await g.branches(self.repo, f"{self.namespace}kept/{key}/"))

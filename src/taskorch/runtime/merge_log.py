@@ -1,0 +1,105 @@
+"""The subtask merges on a workflow branch as its history records them: the message each merge
+commit is made with, and the merges read back from the branch's first-parent chain (which subtasks
+landed, in which commit, changing which files). What merged is a fact of the repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskorch.runtime import git as g
+
+_MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
+MAX_MERGES_READ = 1000
+"""The most subtask merges read back from one workflow branch."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubtaskMerge:
+    """A subtask's merge commit and its parents: the workflow branch's commit it was made on and
+    the subtask branch's commit it merged."""
+
+    commit: str
+    first_parent: str
+    subtask_tip: str
+
+
+class MergeLog:
+    """The subtask merges of workflow ``workflow_id`` on its branch ``workflow_branch`` in
+    ``repo``."""
+
+    def __init__(self, repo: Path, workflow_id: str, workflow_branch: str) -> None:
+        self.repo = repo
+        self.workflow_id = workflow_id
+        self.workflow_branch = workflow_branch
+        self._landed: tuple[str, dict[str, tuple[str, list[str]]]] | None = None
+        """:meth:`landed` as read at a commit of the workflow branch."""
+
+    def message(self, key: str) -> str:
+        """The message of the subtask's merge commit (its subject is what :meth:`merges` reads)."""
+        subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
+        body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
+        return f"{subject}\n\n{body}"
+
+    async def merges(self) -> dict[str, SubtaskMerge]:
+        """The subtask merges on the workflow branch: its first-parent chain of our merge commits,
+        newest first, down to the commit the branch started from."""
+        prefix = "taskorch: merge subtask "
+        suffix = f" into {self.workflow_branch}"
+        listed = await g.git(
+            self.repo,
+            *("log", "--first-parent", "-n", "1000", "--format=%H %P%x00%s"),
+            f"refs/heads/{self.workflow_branch}",
+            "--",
+            check=False,
+        )
+        merges: dict[str, SubtaskMerge] = {}
+        for line in listed.stdout.splitlines():
+            shas, _, subject = line.partition("\0")
+            parts = shas.split()
+            if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
+                break
+            key = subject[len(prefix) : -len(suffix)]
+            merges.setdefault(key, SubtaskMerge(parts[0], parts[1], parts[2]))
+        return merges
+
+    async def landed(self, tip: str, expected: int) -> dict[str, tuple[str, list[str]]]:
+        """Subtask key -> (its merge commit, the files it changed) for every subtask merge at
+        ``tip`` of the workflow branch (see :meth:`_with_files`)."""
+        if self._landed is None or self._landed[0] != tip:
+            # One git log for all of them (a diff per merge cost a process per subtask), read
+            # once per commit of the workflow branch (the pipeline asks at each later step).
+            known = len(self._landed[1]) if self._landed else 0
+            self._landed = tip, await self._with_files(tip, max(expected, known))
+        return dict(self._landed[1])
+
+    async def _with_files(self, tip: str, expected: int) -> dict[str, tuple[str, list[str]]]:
+        """:meth:`merges` at ``tip`` with the files each merge changed (against its first
+        parent), from one ``git log`` of about ``expected`` merges and the commit before them.
+        Git diffs every merge it lists, and below the workflow's own merges the first-parent
+        chain goes on into the base branch, through every earlier workflow's merge: asked for a
+        thousand, each verification grew with the repository's history. Only when all it gave
+        were ours is it asked for more."""
+        prefix = "taskorch: merge subtask "
+        suffix = f" into {self.workflow_branch}"
+        limit = expected + 2 if expected else 16
+        while True:
+            listed = await g.git(
+                self.repo,
+                *("log", "--first-parent", "-n", str(limit), "--diff-merges=first-parent"),
+                *("--name-only", "-z", "--format=%x1e%H %P%x00%s", tip, "--"),
+            )
+            records = listed.stdout.split("\x1e")[1:]
+            landed: dict[str, tuple[str, list[str]]] = {}
+            for record in records:
+                shas, _, rest = record.partition("\0")
+                subject, _, names = rest.partition("\0")
+                parts = shas.split()
+                if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
+                    return landed
+                files = [name for name in names.removeprefix("\n").split("\0") if name]
+                landed.setdefault(subject[len(prefix) : -len(suffix)], (parts[0], files))
+            if len(records) < limit or limit >= MAX_MERGES_READ:
+                return landed
+            limit = min(limit * 4, MAX_MERGES_READ)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -60,6 +59,7 @@ from taskorch.runtime.repository import (
     summarise,
 )
 from taskorch.runtime.repository import commit_all as commit_worktree
+from taskorch.runtime.workspace_cleanup import WorkspaceCleanup
 from taskorch.runtime.workspace_records import (
     BaseMerge,
     CleanupReport,
@@ -69,7 +69,7 @@ from taskorch.runtime.workspace_records import (
     PullRequestSummary,
     parse_numstat,
 )
-from taskorch.runtime.worktree_folders import WorktreeFolders, is_under, same_path, usable
+from taskorch.runtime.worktree_folders import WorktreeFolders, same_path, usable
 from taskorch.settings import default_worktrees_root
 
 __all__ = [
@@ -615,30 +615,11 @@ class Workspace:
         ``taskorch/<workflow_id>/`` and ``<worktrees>/<workflow_id>/`` is touched.
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
-        local = self.origin.path if self.origin is not None else None
         async with self._lock():
-            # The origin's branches of the workflow, other hosts' too: read there when it is on
-            # this disk (it holds every merged commit: containment is asked there), else fetched.
-            there = await self._branches_and_base(local, "refs/heads/") if local else None
-            if there is None:
-                await self._sync(full=True)
-            async with g.admin_lock(self.repo):
-                entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
-            # (spare worktrees hold no work: removed with the folder, unreported)
-            entries = [e for e in entries if not is_under(e.path, self.folders.spares)]
-            for entry in entries:
-                if entry.branch != self.workflow_branch and usable(entry):
-                    await commit_worktree(entry.path, f"taskorch: unfinished work kept ({why})")
-            async with g.admin_lock(self.repo):
-                for entry in entries:
-                    await self.folders.remove(entry.path, entry.branch)
-                if await asyncio.to_thread(self.root.exists):
-                    await asyncio.to_thread(shutil.rmtree, self.root, True)
-                    await g.git(self.repo, "worktree", "prune")
-                deleted, kept, deletions = await self._merged_branches(there)
-            await self._delete_merged(there, deletions)
+            cleanup = WorkspaceCleanup(self._origin_sync, self.base_branch, self.folders)
+            report = await cleanup.run(why)
         self._started = self._checked_out = False
-        return CleanupReport([str(e.path) for e in entries], deleted, kept)
+        return report
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -718,10 +699,6 @@ class Workspace:
             if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
                 raise g.GitError(delete, self.repo, deleted.returncode, deleted.stderr)
 
-    def _owns(self, entry: g.WorktreeEntry) -> bool:
-        mine = entry.branch is not None and entry.branch.startswith(self.namespace)
-        return mine or is_under(entry.path, self.root)
-
     async def _reset_workflow_worktree(self) -> None:
         """The workflow worktree is taskorch's own: a merge left half-done, or files a test run
         left behind, are cleared before the next merge."""
@@ -734,83 +711,6 @@ class Workspace:
                 await g.git(cwd, "merge", "--abort", check=False)
             await g.git(cwd, "reset", "-q", "--hard", "HEAD")
             await g.git(cwd, "clean", "-fdq")
-
-    async def _branches_and_base(
-        self, where: Path, prefix: str
-    ) -> tuple[dict[str, str], str | None]:
-        """The workflow's branches (short name -> commit) and the base branch's commit, as
-        ``where`` has them under ``prefix`` (``refs/heads/``, ``refs/remotes/origin/``): one
-        look-up."""
-        listed = await g.matching_refs(where, prefix + self.namespace, prefix + self.base_branch)
-        refs = {ref.removeprefix(prefix): sha for ref, sha in listed.items()}
-        found = {name: sha for name, sha in refs.items() if name.startswith(self.namespace)}
-        return found, refs.get(self.base_branch)
-
-    async def _merged_among(
-        self, where: Path, found: dict[str, str], base_tip: str | None, workflow_tip: str | None
-    ) -> dict[str, str]:
-        """The branches of ``found`` whose work is merged (the workflow branch into the base,
-        the others into the workflow branch), asked in ``where`` (a commit it lacks is not
-        merged there)."""
-        merged = {}
-        for name, tip in sorted(found.items()):
-            container = base_tip if name == self.workflow_branch else workflow_tip
-            if container is not None and await g.is_ancestor(where, tip, container):
-                merged[name] = tip
-        return merged
-
-    async def _delete_merged(
-        self,
-        there: tuple[dict[str, str], str | None] | None,
-        here: dict[str, tuple[str | None, str | None]],
-    ) -> None:
-        """The mirror's merged branches (``here``) deleted in the same transaction as the
-        origin's tracking refs when the origin has merged branches to delete too, else on
-        their own."""
-        if self.origin is None or not await self._delete_merged_on_origin(there, here):
-            async with g.admin_lock(self.repo):
-                await g.update_refs(self.repo, here)
-
-    async def _delete_merged_on_origin(
-        self,
-        there: tuple[dict[str, str], str | None] | None,
-        here: dict[str, tuple[str | None, str | None]],
-    ) -> bool:
-        """The origin's branches of this workflow whose work is merged, deleted with the
-        mirror's ``here`` (one transaction there); a branch that moved meanwhile stays. False,
-        ``here`` not done, when there was nothing to delete or the origin moved meanwhile.
-        ``there``: the origin's, read on this disk (else as last fetched)."""
-        local = self.origin.path if self.origin is not None else None
-        if there is not None and local is not None:
-            where, (found, base_tip) = local, there
-        else:
-            where = self.repo
-            found, base_tip = await self._branches_and_base(where, f"refs/remotes/{remote.REMOTE}/")
-        gone = await self._merged_among(where, found, base_tip, found.get(self.workflow_branch))
-        if not gone:
-            return False
-        return await self._origin_sync.move_on_origin(
-            dict.fromkeys(gone), dict(gone.items()), here=here
-        )
-
-    async def _merged_branches(
-        self, there: tuple[dict[str, str], str | None] | None
-    ) -> tuple[list[str], list[str], dict[str, tuple[str | None, str | None]]]:
-        """This mirror's branches of the workflow whose work is merged (deleted, kept, and the
-        deletions for one transaction, each only at the commit found merged); with ``there``
-        (a local origin's branches) containment is asked in the origin, against its branches."""
-        found, base_tip = await self._branches_and_base(self.repo, "refs/heads/")
-        where, workflow_tip = self.repo, found.get(self.workflow_branch)
-        if there is not None and self.origin is not None and self.origin.path is not None:
-            theirs, their_base = there
-            where = self.origin.path
-            workflow_tip = theirs.get(self.workflow_branch) or workflow_tip
-            base_tip = their_base or base_tip
-        merged = await self._merged_among(where, found, base_tip, workflow_tip)
-        deletions: dict[str, tuple[str | None, str | None]] = {
-            f"refs/heads/{name}": (None, tip) for name, tip in merged.items()
-        }
-        return sorted(merged), sorted(set(found) - set(merged)), deletions
 
 
 def _has_markers(path: Path) -> bool:

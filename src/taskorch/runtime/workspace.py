@@ -59,6 +59,7 @@ from taskorch.runtime.repository import (
     summarise,
 )
 from taskorch.runtime.repository import commit_all as commit_worktree
+from taskorch.runtime.workflow_worktree import WorkflowWorktree
 from taskorch.runtime.workspace_cleanup import WorkspaceCleanup
 from taskorch.runtime.workspace_records import (
     BaseMerge,
@@ -69,7 +70,7 @@ from taskorch.runtime.workspace_records import (
     PullRequestSummary,
     parse_numstat,
 )
-from taskorch.runtime.worktree_folders import WorktreeFolders, same_path, usable
+from taskorch.runtime.worktree_folders import WorktreeFolders, same_path
 from taskorch.settings import default_worktrees_root
 
 __all__ = [
@@ -121,11 +122,11 @@ class Workspace:
         self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
         self.folders = WorktreeFolders(self.repo, self.root)
+        self._workflow_checkout = WorkflowWorktree(
+            self.folders, self.workflow_branch, self.workflow_worktree
+        )
         self._base = base_branch
         self._started = False
-        self._checked_out = False
-        """Whether the workflow worktree was seen on its branch by this object."""
-        self._workflow_gitdir: Path | None = None
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
         self._pristine: set[str] = set()
@@ -193,22 +194,6 @@ class Workspace:
                     if await g.rev(self.repo, f"refs/heads/{branch}") is None:
                         await g.git(self.repo, "branch", branch, f"refs/heads/{self._base}")
         self._started = True
-
-    async def _check_out_workflow(self) -> Path:
-        """The workflow worktree on the workflow branch, made when missing, with the branch's
-        files as they are now (merges move the branch, not the files; a test run may leave
-        files behind). The caller holds the workflow lock."""
-        branch, path = self.workflow_branch, self.workflow_worktree
-        if not self._checked_out or not await asyncio.to_thread(path.is_dir):
-            async with g.admin_lock(self.repo):
-                holder = next((e for e in await g.worktrees(self.repo) if e.branch == branch), None)
-                if not (holder and same_path(holder.path, path) and usable(holder)):
-                    await self.folders.remove(path, branch)
-                    await g.git(self.repo, "worktree", "add", "-q", str(path), branch)
-                    self._workflow_gitdir = None
-            self._checked_out = True
-        await self._reset_workflow_worktree()
-        return path
 
     # --- subtasks --------------------------------------------------------------------------------
 
@@ -506,7 +491,7 @@ class Workspace:
         await self.start()
         async with self._lock():
             await self._sync()
-            return await self._check_out_workflow()
+            return await self._workflow_checkout.check_out()
 
     async def sync(self) -> dict[str, str]:
         """The origin's base and workflow branches, fetched when they moved (see :meth:`_sync`);
@@ -618,7 +603,8 @@ class Workspace:
         async with self._lock():
             cleanup = WorkspaceCleanup(self._origin_sync, self.base_branch, self.folders)
             report = await cleanup.run(why)
-        self._started = self._checked_out = False
+        self._started = False
+        self._workflow_checkout.forget()
         return report
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -698,19 +684,6 @@ class Workspace:
             # (one git run, not a look-up first: a branch that is gone is what we want)
             if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
                 raise g.GitError(delete, self.repo, deleted.returncode, deleted.stderr)
-
-    async def _reset_workflow_worktree(self) -> None:
-        """The workflow worktree is taskorch's own: a merge left half-done, or files a test run
-        left behind, are cleared before the next merge."""
-        cwd = self.workflow_worktree
-        if self._workflow_gitdir is None:
-            self._workflow_gitdir = Path(await g.out(cwd, "rev-parse", "--absolute-git-dir"))
-        merging = await asyncio.to_thread((self._workflow_gitdir / "MERGE_HEAD").exists)
-        if merging or await g.is_dirty(cwd):
-            if merging:
-                await g.git(cwd, "merge", "--abort", check=False)
-            await g.git(cwd, "reset", "-q", "--hard", "HEAD")
-            await g.git(cwd, "clean", "-fdq")
 
 
 def _has_markers(path: Path) -> bool:

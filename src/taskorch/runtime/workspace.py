@@ -37,10 +37,7 @@ hosts. The origin, never a host's disk, holds finished work.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from taskorch.domain.errors import HostError
@@ -48,7 +45,6 @@ from taskorch.runtime import git as g
 from taskorch.runtime import remote
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.merge_log import MergeLog
-from taskorch.runtime.origin_sync import PUSH_TRIES, OriginSync
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.repository import (
     check_repository,
@@ -59,6 +55,7 @@ from taskorch.runtime.repository import (
     summarise,
 )
 from taskorch.runtime.repository import commit_all as commit_worktree
+from taskorch.runtime.workflow_branch import PUSH_TRIES, Exclusive, WorkflowBranch
 from taskorch.runtime.workflow_worktree import WorkflowWorktree
 from taskorch.runtime.workspace_cleanup import WorkspaceCleanup
 from taskorch.runtime.workspace_records import (
@@ -91,8 +88,6 @@ preparation uses the check's fetch when it is this recent (as if it had run that
 the check came after the subtask was claimed, so its dependencies' merges are in). Merges always
 fetch afresh (their push is leased on what they saw)."""
 
-Exclusive = Callable[[str], AbstractAsyncContextManager[None]]
-
 
 class Workspace:
     """One workflow's branches and worktrees in ``repo``: worktrees under ``worktrees`` (default:
@@ -111,12 +106,18 @@ class Workspace:
     ) -> None:
         self.repo = repo.absolute()
         self.origin = origin
-        self._exclusive = exclusive
         self.workflow_id = g.check_name("workflow id", workflow_id)
         self.home = home.absolute().resolve()
-        self.namespace = f"taskorch/{workflow_id}/"
-        self.workflow_branch = f"{self.namespace}main"
-        self._origin_sync = OriginSync(self.repo, origin, self.namespace, self.workflow_branch)
+        self._branch = WorkflowBranch(
+            self.repo,
+            self.workflow_id,
+            base_branch,
+            home=self.home,
+            origin=origin,
+            exclusive=exclusive,
+        )
+        self.namespace = self._branch.namespace
+        self.workflow_branch = self._branch.workflow_branch
         self._merge_log = MergeLog(self.repo, self.workflow_id, self.workflow_branch)
         worktrees = worktrees or default_worktrees_root(self.home)
         self.root = worktrees.absolute().resolve() / workflow_id
@@ -125,8 +126,6 @@ class Workspace:
         self._workflow_checkout = WorkflowWorktree(
             self.folders, self.workflow_branch, self.workflow_worktree
         )
-        self._base = base_branch
-        self._started = False
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
         self._pristine: set[str] = set()
@@ -166,9 +165,7 @@ class Workspace:
 
     @property
     def base_branch(self) -> str:
-        if self._base is None:
-            raise WorkspaceError("the base branch is not resolved yet; call start() first")
-        return self._base
+        return self._branch.base_branch
 
     def subtask_branch(self, key: str) -> str:
         return f"{self.namespace}sub/{g.check_name('subtask key', key)}"
@@ -181,19 +178,7 @@ class Workspace:
     async def start(self) -> None:
         """Create the workflow branch (from the base branch); idempotent. Its worktree is made
         only when a step runs commands in it (see :meth:`refresh`): merges need no checkout."""
-        if self._started:
-            return
-        if self._base is None:
-            _, self._base = await check_repository(self.repo, require_clean=False)
-        branch = self.workflow_branch
-        async with self._lock():
-            if self.origin is not None:
-                await self._origin_sync.publish_workflow_branch(self.base_branch)
-            else:
-                async with g.admin_lock(self.repo):
-                    if await g.rev(self.repo, f"refs/heads/{branch}") is None:
-                        await g.git(self.repo, "branch", branch, f"refs/heads/{self._base}")
-        self._started = True
+        await self._branch.start()
 
     # --- subtasks --------------------------------------------------------------------------------
 
@@ -203,7 +188,7 @@ class Workspace:
         (a fix-up after the final merge conflicted)."""
         path = await self._prepare(key)
         if merge_base:
-            async with self._lock():
+            async with self._branch.lock():
                 await self._merge_base_into(path)
         return path
 
@@ -245,17 +230,17 @@ class Workspace:
         """
         branch, path = self.subtask_branch(key), self.subtask_worktree(key)
         await self.start()
-        async with self._lock():
+        async with self._branch.lock():
             checked = self._checked.pop(key, None)
             self._pristine.discard(key)
             recent = checked is not None and time.monotonic() - checked < SYNC_REUSE_S
-            found = await self._sync(f"refs/heads/{branch}", ask_origin=not recent)
-            workflow_tip = self._origin_sync.workflow_tip_in(found)
+            found = await self._branch.sync(f"refs/heads/{branch}", ask_origin=not recent)
+            workflow_tip = self._branch.workflow_tip_in(found)
             tip = found.get(f"refs/heads/{branch}")
             holder = None
             if tip is not None and self.origin is not None:
                 # An earlier attempt's branch: what other hosts kept of it is read below.
-                await self._sync(full=True)
+                await self._branch.sync(full=True)
                 workflow_tip, tip = await self._tips(branch)
             if tip is not None:
                 async with g.admin_lock(self.repo):
@@ -278,7 +263,7 @@ class Workspace:
                 await self.folders.add(path, branch, workflow_tip)
             if kept is not None and tip is not None:
                 # (outside the admin lock: it fetches)
-                await self._origin_sync.keep_on_origin_as(kept, tip)
+                await self._branch.keep_on_origin_as(kept, tip)
             return path
 
     async def commit_all(self, key: str, message: str) -> str | None:
@@ -326,9 +311,9 @@ class Workspace:
         """Whether a merge of this subtask landed on the workflow branch (the origin's)."""
         if self.origin is not None:
             await self.start()
-            async with self._lock():
+            async with self._branch.lock():
                 started = time.monotonic()
-                await self._sync()
+                await self._branch.sync()
                 self._checked[key] = started
         return key in await self._merge_log.merges()
 
@@ -351,10 +336,10 @@ class Workspace:
         """
         await self.start()
         for attempt in range(PUSH_TRIES):
-            async with self._merging(), self._lock():
+            async with self._branch.merging(), self._branch.lock():
                 if candidate is not None:
                     # (its adoption may keep earlier work: it reads the kept branches)
-                    await self._sync(full=True)
+                    await self._branch.sync(full=True)
                     landed = await self._adopt_unless_merged(key, candidate)
                     if landed is not None:
                         return landed
@@ -367,7 +352,7 @@ class Workspace:
                 if result is None:
                     continue  # another host merged meanwhile: merge onto theirs
                 if result.status is MergeStatus.CONFLICT and self.origin is not None:
-                    await self._origin_sync.keep_on_origin(self.subtask_branch(key))
+                    await self._branch.keep_on_origin(self.subtask_branch(key))
             # Outside the workflow's lock: the next subtask's merge need not wait for it.
             if result.status is MergeStatus.MERGED:
                 await self._drop_subtask(key)  # (its branch went with the merge)
@@ -387,8 +372,8 @@ class Workspace:
         subtask's branch deleted in one ref transaction."""
         branch = self.subtask_branch(key)
         ref = f"refs/heads/{branch}"
-        found = await self._sync(ref, ask_origin=ask_origin)
-        workflow_tip, tip = self._origin_sync.workflow_tip_in(found), found.get(ref)
+        found = await self._branch.sync(ref, ask_origin=ask_origin)
+        workflow_tip, tip = self._branch.workflow_tip_in(found), found.get(ref)
         files = [] if tip is None else await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
         if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
             return await self._merged_before(key, branch, tip), tip
@@ -412,9 +397,7 @@ class Workspace:
         else:
             moved: dict[str, str | None] = {self.workflow_branch: commit}
             leased: dict[str, str | None] = {self.workflow_branch: workflow_tip}
-            if not await self._origin_sync.move_on_origin(
-                moved, leased, beyond=workflow_tip, here=here
-            ):
+            if not await self._branch.move_on_origin(moved, leased, beyond=workflow_tip, here=here):
                 return None, tip
         return MergeResult(key, MergeStatus.MERGED, branch, commit, files), tip
 
@@ -465,7 +448,7 @@ class Workspace:
             await self.folders.remove(self.subtask_worktree(key), branch)
             await g.git(self.repo, "branch", "-f", branch, chosen)
         if kept is not None and tip is not None:
-            await self._origin_sync.keep_on_origin_as(kept, tip)
+            await self._branch.keep_on_origin_as(kept, tip)
         await self.drop_candidate(candidate)
 
     async def drop_candidate(self, candidate: str) -> None:
@@ -482,23 +465,23 @@ class Workspace:
         """Commits and diff stat of the workflow branch against its merge base with the base
         branch: the data of the pull request record."""
         found = await self.sync()
-        head = self._origin_sync.workflow_tip_in(found)
+        head = self._branch.workflow_tip_in(found)
         return await summarise(self.repo, self.base_branch, self.workflow_branch, head)
 
     async def refresh(self) -> Path:
         """The workflow worktree (made when missing), with the files of the origin's workflow
         branch as it stands now: where the test command runs."""
         await self.start()
-        async with self._lock():
-            await self._sync()
+        async with self._branch.lock():
+            await self._branch.sync()
             return await self._workflow_checkout.check_out()
 
     async def sync(self) -> dict[str, str]:
         """The origin's base and workflow branches, fetched when they moved (see :meth:`_sync`);
         no checkout."""
         await self.start()
-        async with self._lock():
-            return await self._sync()
+        async with self._branch.lock():
+            return await self._branch.sync()
 
     async def merge_to_base(self) -> BaseMerge:
         """Land the workflow branch on the base branch (see :func:`merge_into_base`); with an
@@ -511,8 +494,8 @@ class Workspace:
             )
         await self.start()
         for _ in range(PUSH_TRIES):
-            async with self._merging(f"base:{self.origin.url}"), self._lock():
-                await self._sync()
+            async with self._branch.merging(f"base:{self.origin.url}"), self._branch.lock():
+                await self._branch.sync()
                 if self.origin.path is not None:
                     # A local repository: merge where its base branch may be checked out (a push
                     # there is refused); its checkout must be clean.
@@ -550,7 +533,7 @@ class Workspace:
 
     async def workflow_tip(self) -> str:
         """The workflow branch's commit on the origin, now."""
-        return self._origin_sync.workflow_tip_in(await self.sync())
+        return self._branch.workflow_tip_in(await self.sync())
 
     async def base_contains_workflow(self, *, from_url: str | None = None) -> str | None:
         """The origin's base branch commit when it contains the workflow branch (read from git
@@ -588,7 +571,7 @@ class Workspace:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
         the origin's workflow branch. ``expected``: about how many there are (the workflow's
         subtasks), which bounds how far back git is asked to look at first."""
-        tip = self._origin_sync.workflow_tip_in(await self.sync())
+        tip = self._branch.workflow_tip_in(await self.sync())
         return await self._merge_log.landed(tip, expected)
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:
@@ -600,36 +583,14 @@ class Workspace:
         ``taskorch/<workflow_id>/`` and ``<worktrees>/<workflow_id>/`` is touched.
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
-        async with self._lock():
-            cleanup = WorkspaceCleanup(self._origin_sync, self.base_branch, self.folders)
+        async with self._branch.lock():
+            cleanup = WorkspaceCleanup(self._branch, self.folders)
             report = await cleanup.run(why)
-        self._started = False
+        self._branch.forget()
         self._workflow_checkout.forget()
         return report
 
     # --- helpers ---------------------------------------------------------------------------------
-
-    async def _sync(
-        self, *extra: str, full: bool = False, ask_origin: bool = True
-    ) -> dict[str, str]:
-        """:meth:`OriginSync.sync` of this workflow (the caller holds the workflow lock)."""
-        return await self._origin_sync.sync(
-            self.base_branch, *extra, full=full, ask_origin=ask_origin
-        )
-
-    @contextlib.asynccontextmanager
-    async def _lock(self) -> AsyncIterator[None]:
-        async with g.file_lock(self.home / "locks" / f"{self.workflow_id}.lock"):
-            yield
-
-    @contextlib.asynccontextmanager
-    async def _merging(self, key: str | None = None) -> AsyncIterator[None]:
-        """One merger at a time, across hosts, for this workflow (or for ``key``)."""
-        if self._exclusive is None:
-            yield
-            return
-        async with self._exclusive(key or f"merge:{self.workflow_id}"):
-            yield
 
     async def _tip(self, name: str, cwd: Path | None = None) -> str:
         tip = await g.rev(cwd or self.repo, name)

@@ -16,23 +16,23 @@ from pathlib import Path
 
 from taskorch.runtime import git as g
 from taskorch.runtime import remote
-from taskorch.runtime.origin_sync import OriginSync
 from taskorch.runtime.repository import commit_all as commit_worktree
+from taskorch.runtime.workflow_branch import WorkflowBranch
 from taskorch.runtime.workspace_records import CleanupReport
 from taskorch.runtime.worktree_folders import WorktreeFolders, is_under, usable
 
 
 class WorkspaceCleanup:
-    """One clean-up of the workflow whose branches ``origin_sync`` follows (its base branch:
-    ``base_branch``) and whose worktrees are ``folders``."""
+    """One clean-up of the workflow whose branch is ``workflow`` and whose worktrees are
+    ``folders``."""
 
-    def __init__(self, origin_sync: OriginSync, base_branch: str, folders: WorktreeFolders) -> None:
-        self._origin_sync = origin_sync
-        self.repo = origin_sync.repo
-        self.origin = origin_sync.origin
-        self.namespace = origin_sync.namespace
-        self.workflow_branch = origin_sync.workflow_branch
-        self.base_branch = base_branch
+    def __init__(self, workflow: WorkflowBranch, folders: WorktreeFolders) -> None:
+        self._workflow = workflow
+        self.repo = workflow.repo
+        self.origin = workflow.origin
+        self.namespace = workflow.namespace
+        self.workflow_branch = workflow.workflow_branch
+        self.base_branch = workflow.base_branch
         self.folders = folders
         self.root = folders.root
 
@@ -44,7 +44,7 @@ class WorkspaceCleanup:
         # this disk (it holds every merged commit: containment is asked there), else fetched.
         there = await self._branches_and_base(local, "refs/heads/") if local else None
         if there is None:
-            await self._origin_sync.sync(self.base_branch, full=True)
+            await self._workflow.sync(full=True)
         async with g.admin_lock(self.repo):
             entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
         # (spare worktrees hold no work: removed with the folder, unreported)
@@ -120,7 +120,7 @@ class WorkspaceCleanup:
         gone = await self._merged_among(where, found, base_tip, found.get(self.workflow_branch))
         if not gone:
             return False
-        return await self._origin_sync.move_on_origin(
+        return await self._workflow.move_on_origin(
             dict.fromkeys(gone), dict(gone.items()), here=here
         )
 

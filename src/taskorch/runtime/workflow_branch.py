@@ -1,6 +1,7 @@
-"""One workflow's branches in this host's mirror, following the origin's: the base and workflow
-branches read there (fetched, or copied in from an origin on this disk) before each step that
-reads them, and the origin's branches moved or kept from here.
+"""A workflow's branch ``taskorch/<wf>/main`` as this host sees it: made from the base branch,
+changed under the workflow's locks, and, with an origin, following the origin's: the base and
+workflow branches read there (fetched, or copied in from an origin on this disk) before each step
+that reads them, and the origin's branches moved or kept from here.
 
 Without an origin the workflow's repository is its own: nothing is fetched or pushed, and a sync
 reads the branches where they are. See :mod:`taskorch.runtime.remote` for the mirror itself.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from taskorch.domain.errors import HostError
@@ -17,6 +20,7 @@ from taskorch.runtime import git as g
 from taskorch.runtime import remote
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.remote import Origin
+from taskorch.runtime.repository import check_repository
 
 # The workspace's warnings, under the logger name they have always had (a log filter or a
 # ``DEBUG`` part may name it).
@@ -25,24 +29,81 @@ log = logging.getLogger("taskorch.runtime.workspace")
 PUSH_TRIES = 20
 """Merges redone after the origin moved under them before the step gives up (a host error)."""
 
+Exclusive = Callable[[str], AbstractAsyncContextManager[None]]
 
-class OriginSync:
-    """The branches of one workflow (under ``namespace``; its branch ``workflow_branch``) in
-    ``repo``: with an ``origin``, this host's mirror of it."""
+
+class WorkflowBranch:
+    """The branch of workflow ``workflow_id`` (a checked name) in ``repo`` (with an ``origin``:
+    this host's mirror of it), made from ``base_branch`` (None: the branch checked out in
+    ``repo``, resolved by :meth:`start`); its locks under ``home``, and ``exclusive`` (a lock
+    held across hosts) for merges."""
 
     def __init__(
-        self, repo: Path, origin: Origin | None, namespace: str, workflow_branch: str
+        self,
+        repo: Path,
+        workflow_id: str,
+        base_branch: str | None,
+        *,
+        home: Path,
+        origin: Origin | None,
+        exclusive: Exclusive | None,
     ) -> None:
         self.repo = repo
         self.origin = origin
-        self.namespace = namespace
-        self.workflow_branch = workflow_branch
+        self._exclusive = exclusive
+        self.workflow_id = workflow_id
+        self.home = home
+        self.namespace = f"taskorch/{workflow_id}/"
+        self.workflow_branch = f"{self.namespace}main"
+        self._base = base_branch
+        self._started = False
         self._seen: tuple[dict[str, str], dict[str, str]] | None = None
         """A local origin's base and workflow branches at this object's last :meth:`sync`, and
         the mirror's refs that followed them."""
 
+    @property
+    def base_branch(self) -> str:
+        if self._base is None:
+            raise WorkspaceError("the base branch is not resolved yet; call start() first")
+        return self._base
+
+    async def start(self) -> None:
+        """Create the workflow branch (from the base branch); idempotent."""
+        if self._started:
+            return
+        if self._base is None:
+            _, self._base = await check_repository(self.repo, require_clean=False)
+        branch = self.workflow_branch
+        async with self.lock():
+            if self.origin is not None:
+                await self._publish_workflow_branch()
+            else:
+                async with g.admin_lock(self.repo):
+                    if await g.rev(self.repo, f"refs/heads/{branch}") is None:
+                        await g.git(self.repo, "branch", branch, f"refs/heads/{self._base}")
+        self._started = True
+
+    def forget(self) -> None:
+        """The branch may be gone (a clean-up deleted it): the next :meth:`start` makes sure of
+        it again."""
+        self._started = False
+
+    @contextlib.asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        async with g.file_lock(self.home / "locks" / f"{self.workflow_id}.lock"):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def merging(self, key: str | None = None) -> AsyncIterator[None]:
+        """One merger at a time, across hosts, for this workflow (or for ``key``)."""
+        if self._exclusive is None:
+            yield
+            return
+        async with self._exclusive(key or f"merge:{self.workflow_id}"):
+            yield
+
     async def sync(
-        self, base_branch: str, *extra: str, full: bool = False, ask_origin: bool = True
+        self, *extra: str, full: bool = False, ask_origin: bool = True
     ) -> dict[str, str]:
         """With an origin: fetch its base branch and this workflow's branches, and let the local
         base and workflow branches follow them (the caller holds the workflow lock). Returns the
@@ -56,10 +117,10 @@ class OriginSync:
         did); ``full`` fetches anyway (the workflow's other branches too); without
         ``ask_origin`` the mirror's view is taken as it is (a step whose push is leased on what
         it read)."""
-        base, branch = f"refs/heads/{base_branch}", f"refs/heads/{self.workflow_branch}"
+        base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
         if self.origin is None:
             return await g.refs(self.repo, base, branch, *extra)
-        base_remote = f"refs/remotes/{remote.REMOTE}/{base_branch}"
+        base_remote = f"refs/remotes/{remote.REMOTE}/{self.base_branch}"
         branch_remote = f"refs/remotes/{remote.REMOTE}/{self.workflow_branch}"
         wanted = (base_remote, branch_remote, base, branch, *extra)
         async with remote.mirror_lock(self.repo):
@@ -74,16 +135,12 @@ class OriginSync:
             found = await g.refs(self.repo, *wanted)
             seen = (found.get(base_remote), found.get(branch_remote))
             moved = there is None or (there.get(base), there.get(branch)) != seen
-            if (
-                (ask_origin or full)
-                and moved
-                and not await self._copy_in(there, found, base_branch)
-            ):
-                await remote.fetch(self.repo, base_branch, f"{self.namespace}*")
+            if (ask_origin or full) and moved and not await self._copy_in(there, found):
+                await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
                 found = await g.refs(self.repo, *wanted)
             if found.get(base_remote) is None:
-                raise HostError(f"the origin {self.origin.url} has no branch {base_branch}")
-            follow = self._following(found, base_branch)
+                raise HostError(f"the origin {self.origin.url} has no branch {self.base_branch}")
+            follow = self._following(found)
             if follow:
                 await g.update_refs(self.repo, {ref: (sha, None) for ref, sha in follow.items()})
                 found.update(follow)
@@ -94,21 +151,19 @@ class OriginSync:
             self._seen = there, {ref: found[ref] for ref in wanted[:4] if ref in found}
         return found
 
-    def _following(self, found: dict[str, str], base_branch: str) -> dict[str, str]:
+    def _following(self, found: dict[str, str]) -> dict[str, str]:
         """The moves that make the local base and workflow branches follow the origin's as
         ``found`` has them (merges move the workflow branch, never a checkout: the workflow
         worktree catches up when it is used, see
         :meth:`~taskorch.runtime.workspace.Workspace.refresh`)."""
         follow = {}
-        for name in (base_branch, self.workflow_branch):
+        for name in (self.base_branch, self.workflow_branch):
             tip = found.get(f"refs/remotes/{remote.REMOTE}/{name}")
             if tip is not None and found.get(f"refs/heads/{name}") != tip:
                 follow[f"refs/heads/{name}"] = tip
         return follow
 
-    async def _copy_in(
-        self, there: dict[str, str] | None, found: dict[str, str], base_branch: str
-    ) -> bool:
+    async def _copy_in(self, there: dict[str, str] | None, found: dict[str, str]) -> bool:
         """What a fetch of the base and workflow branches does, from an origin on this disk that
         only moved them forward: the commits beyond the mirror's copies of them copied in and
         the mirror's tracking refs moved, leased on their old values (three processes where a
@@ -121,7 +176,7 @@ class OriginSync:
             return False
         moves: dict[str, tuple[str | None, str | None]] = {}
         tips, had = [], []
-        for name in (base_branch, self.workflow_branch):
+        for name in (self.base_branch, self.workflow_branch):
             theirs = there.get(f"refs/heads/{name}")
             mine = f"refs/remotes/{remote.REMOTE}/{name}"
             ours = found.get(mine)
@@ -139,7 +194,7 @@ class OriginSync:
         except g.GitError:
             return False
         after = {**found, **{ref: sha for ref, (sha, _) in moves.items() if sha}}
-        follow = self._following(after, base_branch)  # (in the same transaction)
+        follow = self._following(after)  # (in the same transaction)
         if not await g.update_refs(
             self.repo, {**moves, **{ref: (sha, None) for ref, sha in follow.items()}}, check=False
         ):
@@ -154,15 +209,15 @@ class OriginSync:
             raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
         return tip
 
-    async def publish_workflow_branch(self, base_branch: str) -> None:
+    async def _publish_workflow_branch(self) -> None:
         """The workflow branch on the origin, created from its base branch when missing (by
         whichever host gets there first); the local one follows it."""
         branch = self.workflow_branch
         for _ in range(PUSH_TRIES):
-            found = await self.sync(base_branch)
+            found = await self.sync()
             if f"refs/remotes/{remote.REMOTE}/{branch}" in found:  # the local one follows it
                 return
-            base_tip = found[f"refs/heads/{base_branch}"]
+            base_tip = found[f"refs/heads/{self.base_branch}"]
             made: dict[str, str | None] = {branch: base_tip}
             here: dict[str, tuple[str | None, str | None]] = {
                 f"refs/heads/{branch}": (base_tip, None)

@@ -209,6 +209,14 @@ class WorkflowBranch:
             raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
         return tip
 
+    async def tips(self, branch: str) -> tuple[str, str | None]:
+        """The workflow branch's commit and ``branch``'s (None: no such branch), in one look-up."""
+        workflow, other = f"refs/heads/{self.workflow_branch}", f"refs/heads/{branch}"
+        found = await g.refs(self.repo, workflow, other)
+        if workflow not in found:
+            raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
+        return found[workflow], found.get(other)
+
     async def _publish_workflow_branch(self) -> None:
         """The workflow branch on the origin, created from its base branch when missing (by
         whichever host gets there first); the local one follows it."""

@@ -48,13 +48,12 @@ from taskorch.runtime.merge_log import MergeLog
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.repository import (
     check_repository,
-    commit_all_and_look,
     merge_into_base,
     merge_without_checkout,
     scratch_repository,
     summarise,
 )
-from taskorch.runtime.repository import commit_all as commit_worktree
+from taskorch.runtime.subtask_branches import SubtaskBranches
 from taskorch.runtime.workflow_branch import PUSH_TRIES, Exclusive, WorkflowBranch
 from taskorch.runtime.workflow_worktree import WorkflowWorktree
 from taskorch.runtime.workspace_cleanup import WorkspaceCleanup
@@ -67,7 +66,7 @@ from taskorch.runtime.workspace_records import (
     PullRequestSummary,
     parse_numstat,
 )
-from taskorch.runtime.worktree_folders import WorktreeFolders, same_path
+from taskorch.runtime.worktree_folders import WorktreeFolders
 from taskorch.settings import default_worktrees_root
 
 __all__ = [
@@ -126,11 +125,9 @@ class Workspace:
         self._workflow_checkout = WorkflowWorktree(
             self.folders, self.workflow_branch, self.workflow_worktree
         )
+        self._subtasks = SubtaskBranches(self._branch, self.folders)
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
-        self._pristine: set[str] = set()
-        """Subtasks whose worktree held nothing uncommitted, ignored files included, when last
-        committed: kept as a spare, it needs no ``clean`` before its next use."""
 
     @classmethod
     async def for_repo(
@@ -168,10 +165,10 @@ class Workspace:
         return self._branch.base_branch
 
     def subtask_branch(self, key: str) -> str:
-        return f"{self.namespace}sub/{g.check_name('subtask key', key)}"
+        return self._subtasks.branch(key)
 
     def subtask_worktree(self, key: str) -> Path:
-        return self.root / "subtasks" / g.check_name("subtask key", key)
+        return self._subtasks.worktree(key)
 
     # --- the workflow branch ---------------------------------------------------------------------
 
@@ -217,67 +214,35 @@ class Workspace:
 
     async def conflict_markers(self, key: str) -> list[str]:
         """Files of the subtask's worktree that still hold conflict markers."""
-        path = await self._existing_worktree(key)
+        path = await self._subtasks.existing_worktree(key)
         changed = await g.status_paths(path)
         return [name for name in changed if await asyncio.to_thread(_has_markers, path / name)]
 
     async def _prepare(self, key: str) -> Path:
-        """The subtask's worktree on its branch, starting at the workflow branch as it is now.
-
-        Idempotent: an existing worktree that already starts there is reused as it is. Otherwise
-        it is recreated; work an earlier attempt left that is not in the workflow branch is first
-        kept on ``taskorch/<wf>/kept/<key>/<n>`` (uncommitted changes committed), never dropped.
-        """
-        branch, path = self.subtask_branch(key), self.subtask_worktree(key)
+        """The subtask's worktree on its branch, starting at the workflow branch as it is now
+        (see :meth:`SubtaskBranches.prepare`: work an earlier attempt left is kept, never
+        dropped)."""
+        branch = self.subtask_branch(key)
         await self.start()
         async with self._branch.lock():
             checked = self._checked.pop(key, None)
-            self._pristine.discard(key)
+            self._subtasks.pristine.discard(key)
             recent = checked is not None and time.monotonic() - checked < SYNC_REUSE_S
             found = await self._branch.sync(f"refs/heads/{branch}", ask_origin=not recent)
             workflow_tip = self._branch.workflow_tip_in(found)
             tip = found.get(f"refs/heads/{branch}")
-            holder = None
             if tip is not None and self.origin is not None:
-                # An earlier attempt's branch: what other hosts kept of it is read below.
+                # An earlier attempt's branch: what other hosts kept of it is read when its work
+                # is kept.
                 await self._branch.sync(full=True)
-                workflow_tip, tip = await self._tips(branch)
-            if tip is not None:
-                async with g.admin_lock(self.repo):
-                    entries = await g.worktrees(self.repo)
-                holder = next(
-                    (e for e in entries if e.branch == branch and self.folders.may_hold_work(e)),
-                    None,
-                )
-                if holder is not None:
-                    message = f"taskorch: unfinished work of subtask {key}"
-                    tip = await commit_worktree(holder.path, message) or tip
-                    if tip == workflow_tip and same_path(holder.path, path):
-                        return path
-            kept = None
-            async with g.admin_lock(self.repo):
-                if tip is not None and not await g.is_ancestor(self.repo, tip, workflow_tip):
-                    kept = await self._keep(key, tip)
-                if holder is not None or tip is not None or await asyncio.to_thread(path.exists):
-                    await self.folders.remove(path, branch)
-                await self.folders.add(path, branch, workflow_tip)
-            if kept is not None and tip is not None:
-                # (outside the admin lock: it fetches)
-                await self._branch.keep_on_origin_as(kept, tip)
-            return path
+                workflow_tip, tip = await self._branch.tips(branch)
+            return await self._subtasks.prepare(key, workflow_tip, tip)
 
     async def commit_all(self, key: str, message: str) -> str | None:
         """Commit everything left uncommitted in the subtask's worktree (as ``taskorch``); the new
         commit, or None when there was nothing to commit."""
-        return await self._commit(key, await self._existing_worktree(key), message)
-
-    async def _commit(self, key: str, path: Path, message: str) -> str | None:
-        commit, pristine = await commit_all_and_look(path, message)
-        if pristine:
-            self._pristine.add(key)
-        else:
-            self._pristine.discard(key)
-        return commit
+        path = await self._subtasks.existing_worktree(key)
+        return await self._subtasks.commit(key, path, message)
 
     async def changed_files(self, key: str) -> list[str]:
         """Files the subtask changed since its branch point: its commits plus uncommitted
@@ -345,7 +310,8 @@ class Workspace:
                         return landed
                 path = self.subtask_worktree(key)
                 if not committed and await asyncio.to_thread(path.is_dir):
-                    await self._commit(key, path, f"taskorch: uncommitted work of subtask {key}")
+                    message = f"taskorch: uncommitted work of subtask {key}"
+                    await self._subtasks.commit(key, path, message)
                 committed = True
                 # The mirror's view is enough for a first try: the push is leased on it.
                 result, tip = await self._merge_locked(key, ask_origin=attempt > 0)
@@ -355,9 +321,9 @@ class Workspace:
                     await self._branch.keep_on_origin(self.subtask_branch(key))
             # Outside the workflow's lock: the next subtask's merge need not wait for it.
             if result.status is MergeStatus.MERGED:
-                await self._drop_subtask(key)  # (its branch went with the merge)
+                await self._subtasks.drop_merged(key)  # (its branch went with the merge)
             elif result.merged:
-                await self._drop_subtask(key, tip, delete_branch=True)
+                await self._subtasks.drop_merged(key, tip, delete_branch=True)
             return result
         raise HostError(
             f"could not push the merge of subtask {key}: the origin's {self.workflow_branch} "
@@ -431,33 +397,13 @@ class Workspace:
             return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, landed.commit, files)
         chosen = await g.rev(self.repo, f"refs/heads/{self.subtask_branch(candidate)}")
         if chosen is not None:  # (None: adopted by an earlier try of this merge)
-            await self._adopt(key, candidate, chosen)
+            await self._subtasks.adopt(key, candidate, chosen)
         return None
-
-    async def _adopt(self, key: str, candidate: str, chosen: str) -> None:
-        """Point the subtask's branch at the candidate's commit ``chosen`` (work an earlier
-        attempt left on it is kept first, as :meth:`_prepare` keeps it) and remove the
-        candidate's worktree and branch. The caller holds the workflow lock."""
-        branch = self.subtask_branch(key)
-        workflow_tip, tip = await self._tips(branch)
-        kept = None
-        async with g.admin_lock(self.repo):
-            earlier = tip is not None and tip != chosen
-            if earlier and not await g.is_ancestor(self.repo, str(tip), workflow_tip):
-                kept = await self._keep(key, str(tip))
-            await self.folders.remove(self.subtask_worktree(key), branch)
-            await g.git(self.repo, "branch", "-f", branch, chosen)
-        if kept is not None and tip is not None:
-            await self._branch.keep_on_origin_as(kept, tip)
-        await self.drop_candidate(candidate)
 
     async def drop_candidate(self, candidate: str) -> None:
         """Remove a candidate's worktree and branch: a loser's work is not wanted (a winner's
         is on the subtask's branch by now). Idempotent."""
-        branch = self.subtask_branch(candidate)
-        async with g.admin_lock(self.repo):
-            await self.folders.remove(self.subtask_worktree(candidate), branch)
-            await g.git(self.repo, "branch", "-D", "-q", branch, check=False)
+        await self._subtasks.drop_candidate(candidate)
 
     # --- the end of a workflow -------------------------------------------------------------------
 
@@ -597,54 +543,6 @@ class Workspace:
         if tip is None:
             raise WorkspaceError(f"{name} does not exist in {cwd or self.repo}")
         return tip
-
-    async def _tips(self, branch: str) -> tuple[str, str | None]:
-        """The workflow branch's commit and ``branch``'s (None: no such branch), in one look-up."""
-        workflow, other = f"refs/heads/{self.workflow_branch}", f"refs/heads/{branch}"
-        found = await g.refs(self.repo, workflow, other)
-        if workflow not in found:
-            raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
-        return found[workflow], found.get(other)
-
-    async def _existing_worktree(self, key: str) -> Path:
-        path = self.subtask_worktree(key)
-        if not path.is_dir():
-            raise WorkspaceError(f"subtask {key} has no worktree at {path}; prepare it first")
-        return path
-
-    async def _keep(self, key: str, tip: str) -> str:
-        taken = set(await g.branches(self.repo, f"{self.namespace}kept/{key}/"))
-        if self.origin is not None:  # and those other hosts kept (fetched with the workflow's)
-            kept_there = f"refs/remotes/{remote.REMOTE}/{self.namespace}kept/{key}/"
-            listed = await g.out(self.repo, "for-each-ref", "--format=%(refname)", kept_there)
-            prefix = f"refs/remotes/{remote.REMOTE}/"
-            taken |= {ref.removeprefix(prefix) for ref in listed.splitlines()}
-        number = 1
-        while f"{self.namespace}kept/{key}/{number}" in taken:
-            number += 1
-        name = f"{self.namespace}kept/{key}/{number}"
-        await g.git(self.repo, "branch", name, tip)
-        return name
-
-    async def _drop_subtask(
-        self, key: str, merged_tip: str | None = None, *, delete_branch: bool = False
-    ) -> None:
-        """Remove a merged subtask's worktree and, with ``delete_branch``, its branch: only while
-        it is still at ``merged_tip``, the commit the merge contains (an atomic ``update-ref -d``
-        with the old value)."""
-        branch, path = self.subtask_branch(key), self.subtask_worktree(key)
-        pristine = key in self._pristine
-        self._pristine.discard(key)
-        async with g.admin_lock(self.repo):
-            if not await self.folders.spare(path, pristine=pristine):
-                await self.folders.remove(path, branch)
-            if not delete_branch or merged_tip is None:
-                return
-            delete = ("update-ref", "-d", f"refs/heads/{branch}", merged_tip)
-            deleted = await g.git(self.repo, *delete, check=False)
-            # (one git run, not a look-up first: a branch that is gone is what we want)
-            if not deleted.ok and await g.rev(self.repo, f"refs/heads/{branch}") is not None:
-                raise g.GitError(delete, self.repo, deleted.returncode, deleted.stderr)
 
 
 def _has_markers(path: Path) -> bool:

@@ -88,6 +88,13 @@ class WorkflowBranch:
         it again."""
         self._started = False
 
+    async def synced(self) -> dict[str, str]:
+        """:meth:`sync` for a caller that holds no lock: the branch started first, the workflow
+        lock taken for it."""
+        await self.start()
+        async with self.lock():
+            return await self.sync()
+
     @contextlib.asynccontextmanager
     async def lock(self) -> AsyncIterator[None]:
         async with g.file_lock(self.home / "locks" / f"{self.workflow_id}.lock"):

@@ -42,13 +42,12 @@ from pathlib import Path
 
 from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
-from taskorch.runtime import remote
+from taskorch.runtime.base_landing import BaseLanding, files_with_markers
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.merge_log import MergeLog
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.repository import (
     check_repository,
-    merge_into_base,
     merge_without_checkout,
     scratch_repository,
     summarise,
@@ -126,6 +125,7 @@ class Workspace:
             self.folders, self.workflow_branch, self.workflow_worktree
         )
         self._subtasks = SubtaskBranches(self._branch, self.folders)
+        self._landing = BaseLanding(self._branch)
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
 
@@ -186,37 +186,17 @@ class Workspace:
         path = await self._prepare(key)
         if merge_base:
             async with self._branch.lock():
-                await self._merge_base_into(path)
+                await self._landing.merge_into(path)
         return path
-
-    async def _merge_base_into(self, path: Path) -> None:
-        if await g.rev(path, "MERGE_HEAD") is not None:
-            return  # merged in by an earlier attempt: its resolution goes on
-        base = f"refs/heads/{self.base_branch}"
-        if await g.is_ancestor(path, base, "HEAD"):
-            return
-        merge = ("merge", "--no-ff", "--no-commit", "--no-verify", base)
-        result = await g.git(path, *merge, check=False)
-        if not result.ok and not await g.diff_names(path, "--diff-filter=U"):
-            raise g.GitError(merge, path, result.returncode, result.stderr or result.stdout)
 
     async def base_conflicts(self) -> list[str]:
         """Files where merging the workflow branch into the base branch would conflict (computed
         by ``merge-tree``, nothing checked out)."""
-        base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
-        merge = ("merge-tree", "--write-tree", "--name-only", "--no-messages", base, branch)
-        result = await g.git(self.repo, *merge, check=False)
-        if result.returncode == 1:
-            return sorted({line for line in result.stdout.splitlines()[1:] if line})
-        if not result.ok:
-            raise g.GitError(merge, self.repo, result.returncode, result.stderr)
-        return []
+        return await self._landing.conflicts()
 
     async def conflict_markers(self, key: str) -> list[str]:
         """Files of the subtask's worktree that still hold conflict markers."""
-        path = await self._subtasks.existing_worktree(key)
-        changed = await g.status_paths(path)
-        return [name for name in changed if await asyncio.to_thread(_has_markers, path / name)]
+        return await files_with_markers(await self._subtasks.existing_worktree(key))
 
     async def _prepare(self, key: str) -> Path:
         """The subtask's worktree on its branch, starting at the workflow branch as it is now
@@ -423,59 +403,16 @@ class Workspace:
             return await self._workflow_checkout.check_out()
 
     async def sync(self) -> dict[str, str]:
-        """The origin's base and workflow branches, fetched when they moved (see :meth:`_sync`);
-        no checkout."""
-        await self.start()
-        async with self._branch.lock():
-            return await self._branch.sync()
+        """The origin's base and workflow branches, fetched when they moved (see
+        :meth:`WorkflowBranch.sync`); no checkout."""
+        return await self._branch.synced()
 
     async def merge_to_base(self) -> BaseMerge:
-        """Land the workflow branch on the base branch (see :func:`merge_into_base`); with an
-        origin, on the origin's base branch. Idempotent: a re-run after the merge landed reports
-        ``already_merged`` with the base's commit."""
-        message = f"taskorch: merge workflow {self.workflow_id} ({self.workflow_branch})"
-        if self.origin is None:
-            return await merge_into_base(
-                self.repo, self.workflow_branch, self.base_branch, message, home=self.home
-            )
-        await self.start()
-        for _ in range(PUSH_TRIES):
-            async with self._branch.merging(f"base:{self.origin.url}"), self._branch.lock():
-                await self._branch.sync()
-                if self.origin.path is not None:
-                    # A local repository: merge where its base branch may be checked out (a push
-                    # there is refused); its checkout must be clean.
-                    return await merge_into_base(
-                        self.origin.path,
-                        self.workflow_branch,
-                        self.base_branch,
-                        message,
-                        home=self.home,
-                    )
-                merged = await self._merge_base_remotely(message)
-                if merged is not None:
-                    return merged
-        raise HostError(
-            f"could not push the merge of {self.workflow_branch} into {self.base_branch}: the "
-            f"origin's {self.base_branch} moved {PUSH_TRIES} times in a row"
-        )
-
-    async def _merge_base_remotely(self, message: str) -> BaseMerge | None:
-        """The merge computed in the mirror (no checkout) and pushed with a lease; None when the
-        origin's base moved meanwhile."""
-        base, branch = self.base_branch, self.workflow_branch
-        head = await self._tip(f"refs/heads/{branch}")
-        base_tip = await self._tip(f"refs/heads/{base}")
-        if await g.is_ancestor(self.repo, head, base_tip):
-            return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
-        if await g.is_ancestor(self.repo, base_tip, head):
-            new = head
-        else:
-            new = await merge_without_checkout(self.repo, branch, base, base_tip, head, message)
-        if not await remote.push(self.repo, {base: new}, {base: base_tip}):
-            return None
-        await g.git(self.repo, "update-ref", f"refs/heads/{base}", new)
-        return BaseMerge(base, new, fast_forward=new == head, already_merged=False)
+        """Land the workflow branch on the base branch (see
+        :func:`~taskorch.runtime.repository.merge_into_base`); with an origin, on the origin's
+        base branch. Idempotent: a re-run after the merge landed reports ``already_merged`` with
+        the base's commit."""
+        return await self._landing.land()
 
     async def workflow_tip(self) -> str:
         """The workflow branch's commit on the origin, now."""
@@ -485,33 +422,7 @@ class Workspace:
         """The origin's base branch commit when it contains the workflow branch (read from git
         just now), else None: ``merged`` is a fact of the repository, not a row. ``from_url``
         reads the base branch from that repository instead (a local repository's GitHub)."""
-        base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
-        local = self.origin.path if self.origin is not None and from_url is None else None
-        if local is not None:
-            # A repository on this disk holds both commits: asked there, no fetch needed.
-            there = await g.refs(local, base, branch)
-            head, tip = there.get(branch), there.get(base)
-            if head is None or tip is None or not await g.is_ancestor(local, head, tip):
-                return None
-            return tip
-        found = await self.sync()
-        head, base_tip = found.get(branch), found.get(base)
-        if from_url is not None:
-            ref = f"refs/taskorch/checked/{self.workflow_id}"
-            spec = f"+refs/heads/{self.base_branch}:{ref}"
-            async with remote.mirror_lock(self.repo):
-                fetched = await g.git(
-                    self.repo, "fetch", "-q", "--no-tags", from_url, spec, check=False
-                )
-            if not fetched.ok:
-                raise HostError(
-                    f"cannot read {self.base_branch} of {from_url}: {fetched.stderr.strip()}"
-                )
-            base_tip = await g.rev(self.repo, ref)
-            await g.git(self.repo, "update-ref", "-d", ref, check=False)
-        if head is None or base_tip is None:
-            return None
-        return base_tip if await g.is_ancestor(self.repo, head, base_tip) else None
+        return await self._landing.contains_workflow(from_url)
 
     async def landed_merges(self, expected: int = 0) -> dict[str, tuple[str, list[str]]]:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
@@ -535,20 +446,3 @@ class Workspace:
         self._branch.forget()
         self._workflow_checkout.forget()
         return report
-
-    # --- helpers ---------------------------------------------------------------------------------
-
-    async def _tip(self, name: str, cwd: Path | None = None) -> str:
-        tip = await g.rev(cwd or self.repo, name)
-        if tip is None:
-            raise WorkspaceError(f"{name} does not exist in {cwd or self.repo}")
-        return tip
-
-
-def _has_markers(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            text = handle.read(4_000_000)
-    except OSError:  # a directory or a file gone: nothing to resolve there
-        return False
-    return any(line.startswith((b"<<<<<<< ", b">>>>>>> ")) for line in text.splitlines())

@@ -44,15 +44,14 @@ from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
 from taskorch.runtime.base_landing import BaseLanding, files_with_markers
 from taskorch.runtime.git import WorkspaceError
-from taskorch.runtime.merge_log import MergeLog
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.repository import (
     check_repository,
-    merge_without_checkout,
     scratch_repository,
     summarise,
 )
 from taskorch.runtime.subtask_branches import SubtaskBranches
+from taskorch.runtime.subtask_merges import SubtaskMerges
 from taskorch.runtime.workflow_branch import PUSH_TRIES, Exclusive, WorkflowBranch
 from taskorch.runtime.workflow_worktree import WorkflowWorktree
 from taskorch.runtime.workspace_cleanup import WorkspaceCleanup
@@ -116,7 +115,6 @@ class Workspace:
         )
         self.namespace = self._branch.namespace
         self.workflow_branch = self._branch.workflow_branch
-        self._merge_log = MergeLog(self.repo, self.workflow_id, self.workflow_branch)
         worktrees = worktrees or default_worktrees_root(self.home)
         self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
@@ -126,6 +124,7 @@ class Workspace:
         )
         self._subtasks = SubtaskBranches(self._branch, self.folders)
         self._landing = BaseLanding(self._branch)
+        self._merges = SubtaskMerges(self._branch)
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
 
@@ -233,7 +232,7 @@ class Workspace:
         if tip is not None:
             files.update(await g.diff_names(self.repo, f"{self.workflow_branch}...{tip}"))
         if not files:  # nothing unmerged: perhaps merged already
-            merge = (await self._merge_log.merges()).get(key)
+            merge = (await self._merges.merges()).get(key)
             if merge is not None and tip in (None, merge.subtask_tip):
                 files.update(await g.diff_names(self.repo, merge.first_parent, merge.commit))
             elif tip is None:
@@ -260,7 +259,7 @@ class Workspace:
                 started = time.monotonic()
                 await self._branch.sync()
                 self._checked[key] = started
-        return key in await self._merge_log.merges()
+        return key in await self._merges.merges()
 
     async def merge_subtask(
         self, key: str, *, candidate: str | None = None, committed: bool = False
@@ -294,7 +293,8 @@ class Workspace:
                     await self._subtasks.commit(key, path, message)
                 committed = True
                 # The mirror's view is enough for a first try: the push is leased on it.
-                result, tip = await self._merge_locked(key, ask_origin=attempt > 0)
+                branch = self.subtask_branch(key)
+                result, tip = await self._merges.merge(key, branch, ask_origin=attempt > 0)
                 if result is None:
                     continue  # another host merged meanwhile: merge onto theirs
                 if result.status is MergeStatus.CONFLICT and self.origin is not None:
@@ -310,54 +310,6 @@ class Workspace:
             f"moved {PUSH_TRIES} times in a row"
         )
 
-    async def _merge_locked(
-        self, key: str, *, ask_origin: bool
-    ) -> tuple[MergeResult | None, str | None]:
-        """The merge's result (None: the origin moved meanwhile, try again) and the subtask
-        branch's commit (None: no such branch). Merged, the workflow branch is moved and the
-        subtask's branch deleted in one ref transaction."""
-        branch = self.subtask_branch(key)
-        ref = f"refs/heads/{branch}"
-        found = await self._branch.sync(ref, ask_origin=ask_origin)
-        workflow_tip, tip = self._branch.workflow_tip_in(found), found.get(ref)
-        files = [] if tip is None else await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
-        if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
-            return await self._merged_before(key, branch, tip), tip
-        assert tip is not None  # (no branch: merged before, or a WorkspaceError)
-        message = self._merge_log.message(key)
-        try:
-            commit = await merge_without_checkout(
-                self.repo, branch, self.workflow_branch, workflow_tip, tip, message
-            )
-        except g.MergeConflictError as exc:
-            status = MergeStatus.CONFLICT
-            return MergeResult(key, status, branch, None, files, exc.files), tip
-        workflow_ref = f"refs/heads/{self.workflow_branch}"
-        here: dict[str, tuple[str | None, str | None]] = {
-            workflow_ref: (commit, workflow_tip),
-            ref: (None, tip),
-        }
-        if self.origin is None:
-            async with g.admin_lock(self.repo):
-                await g.update_refs(self.repo, here)
-        else:
-            moved: dict[str, str | None] = {self.workflow_branch: commit}
-            leased: dict[str, str | None] = {self.workflow_branch: workflow_tip}
-            if not await self._branch.move_on_origin(moved, leased, beyond=workflow_tip, here=here):
-                return None, tip
-        return MergeResult(key, MergeStatus.MERGED, branch, commit, files), tip
-
-    async def _merged_before(self, key: str, branch: str, tip: str | None) -> MergeResult:
-        """A subtask branch with nothing beyond the workflow branch: its merge landed already, or
-        it never had work."""
-        merge = (await self._merge_log.merges()).get(key)
-        if merge is not None and tip in (None, merge.subtask_tip):
-            files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
-            return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, merge.commit, files)
-        if tip is None:
-            raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
-        return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
-
     # --- best-of-N candidates --------------------------------------------------------------------
 
     async def merge_candidate(self, key: str, candidate: str) -> MergeResult:
@@ -369,7 +321,7 @@ class Workspace:
     async def _adopt_unless_merged(self, key: str, candidate: str) -> MergeResult | None:
         """Under the merge locks: the subtask's merge when it has landed already (the candidate
         is dropped), else None with the candidate's work made the subtask's branch."""
-        landed = (await self._merge_log.merges()).get(key)
+        landed = (await self._merges.merges()).get(key)
         if landed is not None:
             await self.drop_candidate(candidate)
             files = await g.diff_names(self.repo, landed.first_parent, landed.commit)
@@ -429,7 +381,7 @@ class Workspace:
         the origin's workflow branch. ``expected``: about how many there are (the workflow's
         subtasks), which bounds how far back git is asked to look at first."""
         tip = self._branch.workflow_tip_in(await self.sync())
-        return await self._merge_log.landed(tip, expected)
+        return await self._merges.landed(tip, expected)
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:
         """Remove this workflow's worktrees and the branches whose work is merged.

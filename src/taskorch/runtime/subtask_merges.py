@@ -1,14 +1,18 @@
-"""The subtask merges on a workflow branch as its history records them: the message each merge
-commit is made with, and the merges read back from the branch's first-parent chain (which subtasks
-landed, in which commit, changing which files). What merged is a fact of the repository.
+"""The subtask merges on a workflow branch: each computed without a checkout (``merge-tree``,
+``commit-tree``) and landed by moving the branch from the value it was read at (with an origin:
+there first, leased on that value), and read back from the branch's first-parent chain (which
+subtasks landed, in which commit, changing which files). What merged is a fact of the repository.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from taskorch.runtime import git as g
+from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.repository import merge_without_checkout
+from taskorch.runtime.workflow_branch import WorkflowBranch
+from taskorch.runtime.workspace_records import MergeResult, MergeStatus
 
 _MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
 MAX_MERGES_READ = 1000
@@ -25,22 +29,71 @@ class SubtaskMerge:
     subtask_tip: str
 
 
-class MergeLog:
-    """The subtask merges of workflow ``workflow_id`` on its branch ``workflow_branch`` in
-    ``repo``."""
+class SubtaskMerges:
+    """The subtask merges on the workflow branch ``workflow``."""
 
-    def __init__(self, repo: Path, workflow_id: str, workflow_branch: str) -> None:
-        self.repo = repo
-        self.workflow_id = workflow_id
-        self.workflow_branch = workflow_branch
+    def __init__(self, workflow: WorkflowBranch) -> None:
+        self._workflow = workflow
+        self.repo = workflow.repo
+        self.workflow_branch = workflow.workflow_branch
         self._landed: tuple[str, dict[str, tuple[str, list[str]]]] | None = None
         """:meth:`landed` as read at a commit of the workflow branch."""
 
-    def message(self, key: str) -> str:
+    def _message(self, key: str) -> str:
         """The message of the subtask's merge commit (its subject is what :meth:`merges` reads)."""
         subject = _MERGE_SUBJECT.format(key=key, branch=self.workflow_branch)
-        body = f"Taskorch-Workflow: {self.workflow_id}\nTaskorch-Subtask: {key}"
+        body = f"Taskorch-Workflow: {self._workflow.workflow_id}\nTaskorch-Subtask: {key}"
         return f"{subject}\n\n{body}"
+
+    async def merge(
+        self, key: str, branch: str, *, ask_origin: bool
+    ) -> tuple[MergeResult | None, str | None]:
+        """The merge's result (None: the origin moved meanwhile, try again) and the subtask
+        branch's commit (None: no such branch). Merged, the workflow branch is moved and the
+        subtask's branch (``branch``) deleted in one ref transaction. The caller holds the merge
+        locks."""
+        ref = f"refs/heads/{branch}"
+        found = await self._workflow.sync(ref, ask_origin=ask_origin)
+        workflow_tip, tip = self._workflow.workflow_tip_in(found), found.get(ref)
+        files = [] if tip is None else await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
+        if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
+            return await self._merged_before(key, branch, tip), tip
+        assert tip is not None  # (no branch: merged before, or a WorkspaceError)
+        message = self._message(key)
+        try:
+            commit = await merge_without_checkout(
+                self.repo, branch, self.workflow_branch, workflow_tip, tip, message
+            )
+        except g.MergeConflictError as exc:
+            status = MergeStatus.CONFLICT
+            return MergeResult(key, status, branch, None, files, exc.files), tip
+        workflow_ref = f"refs/heads/{self.workflow_branch}"
+        here: dict[str, tuple[str | None, str | None]] = {
+            workflow_ref: (commit, workflow_tip),
+            ref: (None, tip),
+        }
+        if self._workflow.origin is None:
+            async with g.admin_lock(self.repo):
+                await g.update_refs(self.repo, here)
+        else:
+            moved: dict[str, str | None] = {self.workflow_branch: commit}
+            leased: dict[str, str | None] = {self.workflow_branch: workflow_tip}
+            if not await self._workflow.move_on_origin(
+                moved, leased, beyond=workflow_tip, here=here
+            ):
+                return None, tip
+        return MergeResult(key, MergeStatus.MERGED, branch, commit, files), tip
+
+    async def _merged_before(self, key: str, branch: str, tip: str | None) -> MergeResult:
+        """A subtask branch with nothing beyond the workflow branch: its merge landed already, or
+        it never had work."""
+        merge = (await self.merges()).get(key)
+        if merge is not None and tip in (None, merge.subtask_tip):
+            files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
+            return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, merge.commit, files)
+        if tip is None:
+            raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
+        return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
 
     async def merges(self) -> dict[str, SubtaskMerge]:
         """The subtask merges on the workflow branch: its first-parent chain of our merge commits,

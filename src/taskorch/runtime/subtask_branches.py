@@ -141,7 +141,7 @@ class SubtaskBranches:
     async def _keep(self, key: str, tip: str) -> str:
         taken = set(await g.branches(self.repo, f"{self.namespace}kept/{key}/"))
         if self._workflow.origin is not None:
-            # ... and those other hosts kept (fetched with the workflow's)
+            # Those other hosts kept are taken too (fetched with the workflow's branches).
             kept_there = f"refs/remotes/{remote.REMOTE}/{self.namespace}kept/{key}/"
             listed = await g.out(self.repo, "for-each-ref", "--format=%(refname)", kept_there)
             prefix = f"refs/remotes/{remote.REMOTE}/"

@@ -97,6 +97,8 @@ class WorkflowBranch:
 
     @contextlib.asynccontextmanager
     async def lock(self) -> AsyncIterator[None]:
+        """The workflow lock: coroutines and processes on this host that change the workflow's
+        git state take turns."""
         async with g.file_lock(self.home / "locks" / f"{self.workflow_id}.lock"):
             yield
 

@@ -32,6 +32,14 @@ workflow branch and the base branch follow the origin's (fetched before each ste
 merges are pushed with a lease on the value they started from (a refused push refetches and merges
 again), and a database-held lock (``exclusive``) makes one merger per workflow at a time across
 hosts. The origin, never a host's disk, holds finished work.
+
+:class:`Workspace` is the face of the parts, a module each: the workflow branch, its locks and
+its following the origin (:mod:`~taskorch.runtime.workflow_branch`); subtask branches and
+worktrees, earlier work kept (:mod:`~taskorch.runtime.subtask_branches`); merging a subtask and
+reading the merges back (:mod:`~taskorch.runtime.subtask_merges`); the workflow branch meeting the
+base branch (:mod:`~taskorch.runtime.base_landing`); the worktree a test command runs in
+(:mod:`~taskorch.runtime.workflow_worktree`); the clean-up
+(:mod:`~taskorch.runtime.workspace_cleanup`).
 """
 
 from __future__ import annotations
@@ -105,7 +113,7 @@ class Workspace:
         self.origin = origin
         self.workflow_id = g.check_name("workflow id", workflow_id)
         self.home = home.absolute().resolve()
-        self._branch = WorkflowBranch(
+        self._workflow = WorkflowBranch(
             self.repo,
             self.workflow_id,
             base_branch,
@@ -113,8 +121,8 @@ class Workspace:
             origin=origin,
             exclusive=exclusive,
         )
-        self.namespace = self._branch.namespace
-        self.workflow_branch = self._branch.workflow_branch
+        self.namespace = self._workflow.namespace
+        self.workflow_branch = self._workflow.workflow_branch
         worktrees = worktrees or default_worktrees_root(self.home)
         self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
@@ -122,9 +130,9 @@ class Workspace:
         self._workflow_checkout = WorkflowWorktree(
             self.folders, self.workflow_branch, self.workflow_worktree
         )
-        self._subtasks = SubtaskBranches(self._branch, self.folders)
-        self._landing = BaseLanding(self._branch)
-        self._merges = SubtaskMerges(self._branch)
+        self._subtasks = SubtaskBranches(self._workflow, self.folders)
+        self._landing = BaseLanding(self._workflow)
+        self._merges = SubtaskMerges(self._workflow)
         self._checked: dict[str, float] = {}
         """Subtask -> when :meth:`is_merged` last looked at the origin for it."""
 
@@ -161,7 +169,7 @@ class Workspace:
 
     @property
     def base_branch(self) -> str:
-        return self._branch.base_branch
+        return self._workflow.base_branch
 
     def subtask_branch(self, key: str) -> str:
         return self._subtasks.branch(key)
@@ -174,7 +182,7 @@ class Workspace:
     async def start(self) -> None:
         """Create the workflow branch (from the base branch); idempotent. Its worktree is made
         only when a step runs commands in it (see :meth:`refresh`): merges need no checkout."""
-        await self._branch.start()
+        await self._workflow.start()
 
     # --- subtasks --------------------------------------------------------------------------------
 
@@ -184,7 +192,7 @@ class Workspace:
         (a fix-up after the final merge conflicted)."""
         path = await self._prepare(key)
         if merge_base:
-            async with self._branch.lock():
+            async with self._workflow.lock():
                 await self._landing.merge_into(path)
         return path
 
@@ -203,18 +211,18 @@ class Workspace:
         dropped)."""
         branch = self.subtask_branch(key)
         await self.start()
-        async with self._branch.lock():
+        async with self._workflow.lock():
             checked = self._checked.pop(key, None)
             self._subtasks.pristine.discard(key)
             recent = checked is not None and time.monotonic() - checked < SYNC_REUSE_S
-            found = await self._branch.sync(f"refs/heads/{branch}", ask_origin=not recent)
-            workflow_tip = self._branch.workflow_tip_in(found)
+            found = await self._workflow.sync(f"refs/heads/{branch}", ask_origin=not recent)
+            workflow_tip = self._workflow.workflow_tip_in(found)
             tip = found.get(f"refs/heads/{branch}")
             if tip is not None and self.origin is not None:
                 # An earlier attempt's branch: what other hosts kept of it is read when its work
                 # is kept.
-                await self._branch.sync(full=True)
-                workflow_tip, tip = await self._branch.tips(branch)
+                await self._workflow.sync(full=True)
+                workflow_tip, tip = await self._workflow.tips(branch)
             return await self._subtasks.prepare(key, workflow_tip, tip)
 
     async def commit_all(self, key: str, message: str) -> str | None:
@@ -255,9 +263,9 @@ class Workspace:
         """Whether a merge of this subtask landed on the workflow branch (the origin's)."""
         if self.origin is not None:
             await self.start()
-            async with self._branch.lock():
+            async with self._workflow.lock():
                 started = time.monotonic()
-                await self._branch.sync()
+                await self._workflow.sync()
                 self._checked[key] = started
         return key in await self._merges.merges()
 
@@ -280,10 +288,10 @@ class Workspace:
         """
         await self.start()
         for attempt in range(PUSH_TRIES):
-            async with self._branch.merging(), self._branch.lock():
+            async with self._workflow.merging(), self._workflow.lock():
                 if candidate is not None:
                     # (its adoption may keep earlier work: it reads the kept branches)
-                    await self._branch.sync(full=True)
+                    await self._workflow.sync(full=True)
                     landed = await self._adopt_unless_merged(key, candidate)
                     if landed is not None:
                         return landed
@@ -298,7 +306,7 @@ class Workspace:
                 if result is None:
                     continue  # another host merged meanwhile: merge onto theirs
                 if result.status is MergeStatus.CONFLICT and self.origin is not None:
-                    await self._branch.keep_on_origin(self.subtask_branch(key))
+                    await self._workflow.keep_on_origin(branch)
             # Outside the workflow's lock: the next subtask's merge need not wait for it.
             if result.status is MergeStatus.MERGED:
                 await self._subtasks.drop_merged(key)  # (its branch went with the merge)
@@ -343,21 +351,21 @@ class Workspace:
         """Commits and diff stat of the workflow branch against its merge base with the base
         branch: the data of the pull request record."""
         found = await self.sync()
-        head = self._branch.workflow_tip_in(found)
+        head = self._workflow.workflow_tip_in(found)
         return await summarise(self.repo, self.base_branch, self.workflow_branch, head)
 
     async def refresh(self) -> Path:
         """The workflow worktree (made when missing), with the files of the origin's workflow
         branch as it stands now: where the test command runs."""
         await self.start()
-        async with self._branch.lock():
-            await self._branch.sync()
+        async with self._workflow.lock():
+            await self._workflow.sync()
             return await self._workflow_checkout.check_out()
 
     async def sync(self) -> dict[str, str]:
         """The origin's base and workflow branches, fetched when they moved (see
         :meth:`WorkflowBranch.sync`); no checkout."""
-        return await self._branch.synced()
+        return await self._workflow.synced()
 
     async def merge_to_base(self) -> BaseMerge:
         """Land the workflow branch on the base branch (see
@@ -368,7 +376,7 @@ class Workspace:
 
     async def workflow_tip(self) -> str:
         """The workflow branch's commit on the origin, now."""
-        return self._branch.workflow_tip_in(await self.sync())
+        return self._workflow.workflow_tip_in(await self.sync())
 
     async def base_contains_workflow(self, *, from_url: str | None = None) -> str | None:
         """The origin's base branch commit when it contains the workflow branch (read from git
@@ -380,7 +388,7 @@ class Workspace:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
         the origin's workflow branch. ``expected``: about how many there are (the workflow's
         subtasks), which bounds how far back git is asked to look at first."""
-        tip = self._branch.workflow_tip_in(await self.sync())
+        tip = self._workflow.workflow_tip_in(await self.sync())
         return await self._merges.landed(tip, expected)
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:
@@ -392,9 +400,9 @@ class Workspace:
         ``taskorch/<workflow_id>/`` and ``<worktrees>/<workflow_id>/`` is touched.
         """
         why = "the workflow was cancelled" if cancelled else "the workflow ended"
-        async with self._branch.lock():
-            cleanup = WorkspaceCleanup(self._branch, self.folders)
+        async with self._workflow.lock():
+            cleanup = WorkspaceCleanup(self._workflow, self.folders)
             report = await cleanup.run(why)
-        self._branch.forget()
+        self._workflow.forget()
         self._workflow_checkout.forget()
         return report

@@ -4,8 +4,7 @@ work committed, a best-of-N candidate's work adopted as the subtask's or dropped
 subtask's worktree kept as a spare and its branch deleted.
 
 Work an earlier attempt left that is not in the workflow branch is never dropped: it is kept on
-``taskorch/<wf>/kept/<key>/<n>`` first, on the origin too. Every method expects the caller to
-hold the workflow lock.
+``taskorch/<wf>/kept/<key>/<n>`` first, on the origin too.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ class SubtaskBranches:
         An existing worktree on the branch that already starts there is reused as it is.
         Otherwise it is recreated; work an earlier attempt left that is not in the workflow
         branch is first kept on ``taskorch/<wf>/kept/<key>/<n>`` (uncommitted changes committed),
-        never dropped.
+        never dropped. The caller holds the workflow lock.
         """
         branch, path = self.branch(key), self.worktree(key)
         holder = None
@@ -96,7 +95,7 @@ class SubtaskBranches:
     async def adopt(self, key: str, candidate: str, chosen: str) -> None:
         """Point the subtask's branch at the candidate's commit ``chosen`` (work an earlier
         attempt left on it is kept first, as :meth:`prepare` keeps it) and remove the
-        candidate's worktree and branch."""
+        candidate's worktree and branch. The caller holds the workflow lock."""
         branch = self.branch(key)
         workflow_tip, tip = await self._workflow.tips(branch)
         kept = None

@@ -144,8 +144,9 @@ async def test_after_the_base_merge_its_checks_and_the_clean_up_ask_git_nothing_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The base merge says the base now contains the workflow: the check that it does and the
-    clean-up's "which branches are merged" need no ``merge-base``, and the branches are read
-    from the ref files (no ``for-each-ref``); git still shows them gone."""
+    clean-up's "which branches are merged" need no ``merge-base``, and the branches and the
+    worktrees are read from the repository's files (no ``for-each-ref``, no ``worktree list``
+    or ``prune``); git still shows them gone."""
     origin = bare_origin(tmp_path / "remote")
     workspace = await workspace_on(tmp_path / "home", origin)
     await merged(workspace, "one", ["one.txt"])
@@ -160,10 +161,11 @@ async def test_after_the_base_merge_its_checks_and_the_clean_up_ask_git_nothing_
     monkeypatch.setattr(g, "_run_git", recorded)
     assert await workspace.base_contains_workflow() == merge.commit
     await workspace.cleanup(cancelled=False)
-    assert {"merge-base", "for-each-ref"}.isdisjoint(run), run
+    assert {"merge-base", "for-each-ref", "worktree"}.isdisjoint(run), run
     left = await g.out(origin, "for-each-ref", "--format=%(refname)", "refs/heads/")
     assert left.split() == ["refs/heads/main"]
     assert await g.out(origin, "rev-parse", "refs/heads/main") == merge.commit
+    assert [e for e in await g.worktrees(workspace.repo) if not e.bare] == []
 
 
 async def test_a_workflow_on_a_base_that_stood_still_runs_no_merge_base(

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from taskorch.runtime import git as g
-from taskorch.runtime import remote
+from taskorch.runtime import remote, worktree_admin
 from taskorch.runtime.repository import commit_all as commit_worktree
 from taskorch.runtime.workflow_branch import WorkflowBranch
 from taskorch.runtime.workspace_records import CleanupReport
@@ -46,7 +46,10 @@ class WorkspaceCleanup:
         if there is None:
             await self._workflow.sync(full=True)
         async with g.admin_lock(self.repo):
-            entries = [e for e in await g.worktrees(self.repo) if self._owns(e)]
+            listed = worktree_admin.linked_worktrees(self.repo)
+            if listed is None:
+                listed = await g.worktrees(self.repo)
+            entries = [e for e in listed if self._owns(e)]
         # (spare worktrees hold no work: removed with the folder, unreported)
         entries = [e for e in entries if not is_under(e.path, self.folders.spares)]
         for entry in entries:
@@ -57,7 +60,8 @@ class WorkspaceCleanup:
                 await self.folders.remove(entry.path, entry.branch)
             if await asyncio.to_thread(self.root.exists):
                 await asyncio.to_thread(shutil.rmtree, self.root, True)
-                await g.git(self.repo, "worktree", "prune")
+                if not await asyncio.to_thread(worktree_admin.forget_gone, self.repo, self.root):
+                    await g.git(self.repo, "worktree", "prune")
             deleted, kept, deletions = await self._merged_branches(there)
         await self._delete_merged(there, deletions)
         return CleanupReport([str(e.path) for e in entries], deleted, kept)

@@ -1,0 +1,101 @@
+"""A repository's linked worktrees as its own files record them, read and forgotten without a git
+process: the clean-up at each workflow's end needs both, and ``worktree list`` and ``worktree
+prune`` were two of a one-subtask workflow's ~33 git processes.
+
+Git keeps one folder per linked worktree, ``<common dir>/worktrees/<id>/``, holding ``gitdir``
+(the path of the checkout's ``.git`` file, absolute; relative to the folder with git 2.48's
+``worktree.useRelativePaths``) and ``HEAD`` (``ref: refs/heads/<branch>``, or a commit when
+detached). ``worktree list`` reads exactly these; ``worktree prune`` deletes the folders whose
+checkout is gone. Anything unusual (a folder without a readable ``gitdir`` or ``HEAD``, a
+symbolic ref that is not a branch, a branch whose commit cannot be read from the ref files)
+returns None, and the caller asks git.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from taskorch.runtime import ref_files
+from taskorch.runtime.git import WorktreeEntry
+from taskorch.runtime.worktree_folders import is_under
+
+
+def linked_worktrees(repo: Path) -> list[WorktreeEntry] | None:
+    """The linked worktrees of ``repo`` (its main checkout, or the bare repository itself, is
+    not among them), as ``worktree list`` gives them; None when git must be asked."""
+    records = _records(repo)
+    if records is None:
+        return None
+    entries = []
+    for record in records:
+        entry = _entry(repo, record)
+        if entry is None:
+            return None
+        entries.append(entry)
+    return entries
+
+
+def forget_gone(repo: Path, root: Path) -> bool:
+    """Delete the records of ``repo``'s worktrees under ``root`` whose checkout is gone (what
+    ``worktree prune`` does for them; a locked one stays); False when a record could not be
+    read (then only ``worktree prune`` can tell whether it is one of them)."""
+    records = _records(repo)
+    if records is None:
+        return False
+    whole = True
+    for record in records:
+        checkout = _checkout(record)
+        if checkout is None:
+            whole = False
+        elif is_under(checkout, root) and not _in_use(record, checkout):
+            shutil.rmtree(record, ignore_errors=True)
+    return whole
+
+
+def _records(repo: Path) -> list[Path] | None:
+    common = ref_files.common_dir(repo)
+    if common is None:
+        return None
+    try:
+        return sorted(entry for entry in (common / "worktrees").iterdir() if entry.is_dir())
+    except FileNotFoundError:
+        return []  # (no linked worktree yet)
+    except OSError:
+        return None
+
+
+def _checkout(record: Path) -> Path | None:
+    """The worktree's folder its record names (``gitdir`` without its ``/.git``)."""
+    try:
+        gitdir = (record / "gitdir").read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not gitdir.endswith(".git"):
+        return None  # (empty: an add killed half-way)
+    return Path(os.path.normpath(Path(record, gitdir))).parent
+
+
+def _in_use(record: Path, checkout: Path) -> bool:
+    return (checkout / ".git").exists() or (record / "locked").exists()
+
+
+def _entry(repo: Path, record: Path) -> WorktreeEntry | None:
+    checkout = _checkout(record)
+    try:
+        head = (record / "HEAD").read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if checkout is None:
+        return None
+    prunable = not (checkout / ".git").exists()
+    if ref_files.OBJECT_ID.fullmatch(head.encode()):
+        return WorktreeEntry(checkout, head, None, prunable=prunable)
+    ref = head.removeprefix("ref: ")
+    if ref == head or not ref.startswith("refs/heads/"):
+        return None
+    tip = ref_files.read_refs(repo, (ref,))
+    if tip is None:
+        return None
+    return WorktreeEntry(checkout, tip.get(ref), ref.removeprefix("refs/heads/"), prunable=prunable)

@@ -1,30 +1,29 @@
 """Delivering a workflow's code with git: a workspace per workflow (its repository, a path or a git
 URL, from ``--repo``, the task or ``TASKORCH_REPO``; else this host's scratch repository), subtask
 attempts in their own worktrees that count only once merged on the repository, then the pull
-request record, validation and the merge to the base branch, each checked in git."""
+request record, validation and the merge to the base branch, each checked in git.
+
+:class:`GitDelivery` is the pipeline's delivery (where the work goes, the workspaces, the pull
+request, verification, validation, the merge, the clean-up); the agents that run subtasks in
+their worktrees and merge them live in ``workspace_agent``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask, Heartbeat
-from taskorch.agents.process import output_log
-from taskorch.domain.errors import AgentError, HostError, InputError
+from taskorch.domain.errors import HostError, InputError
 from taskorch.domain.models import JSONDict, Subtask, Task, Workflow
 from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
-from taskorch.engine.best_of import BestOf, Checks, Race, plan_subtask
-from taskorch.engine.evidence import start_output_log
 from taskorch.engine.pipeline import ValidationOutcome
+from taskorch.engine.workspace_agent import DeliveryAware, WorkspaceAgent
 from taskorch.runtime import remote
-from taskorch.runtime.faults import pause_point
 from taskorch.runtime.git_recovery import recover_git_state
 from taskorch.runtime.github import (
     GitHubConfig,
@@ -36,8 +35,17 @@ from taskorch.runtime.remote import Origin, parse_origin
 from taskorch.runtime.repository import check_repository, scratch_repository
 from taskorch.runtime.validation import ValidationReport, run_test_command, working_spec_check
 from taskorch.runtime.workspace import Workspace
-from taskorch.runtime.workspace_records import MergeStatus
 from taskorch.store import Store
+
+# What the engine, the CLI, tests and the benchmarks import from here, wherever it now lives.
+__all__ = [
+    "MERGE_POLICIES",
+    "TARGET_REUSE_S",
+    "DeliveryAware",
+    "GitDelivery",
+    "WorkspaceAgent",
+    "check_merge_policy",
+]
 
 MERGE_POLICIES = ("auto", "approve")
 TARGET_REUSE_S = 1.0
@@ -363,154 +371,3 @@ def _body(workflow: Workflow, subtasks: Sequence[Subtask]) -> str:
         for s in subtasks
     ]
     return "\n".join(lines)
-
-
-class WorkspaceAgent:
-    """Runs an agent in the subtask's own worktree; the attempt succeeds only once the subtask's
-    branch merged into the workflow branch ("done means merged")."""
-
-    def __init__(
-        self, inner: AgentAdapter, delivery: GitDelivery, best_of: BestOf | None = None
-    ) -> None:
-        self.inner = inner
-        self.delivery = delivery
-        self.best_of = best_of
-        """The agents a best-of-N attempt races on (None: every attempt runs on ``inner``)."""
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
-        subtask = task.subtask
-        # The git work around the agent beats for the attempt: a slow fetch or push is this
-        # worker at work, not a dead one whose lease should lapse (and whose subtask would run
-        # again). The agent beats for itself.
-        async with _beating(heartbeat):
-            workspace = await self.delivery.workspace(subtask.workflow_id)
-            # Its first attempt (the claim counts it) cannot have merged before: no look.
-            if subtask.attempts != 1 and await workspace.is_merged(subtask.key):
-                # A crash came between the merge landing and the subtask being marked done:
-                # the work is in; running the agent again would only redo it.
-                return AgentResult(
-                    True, "already merged before a restart", data={"already_merged": True}
-                )
-            workflow = await self.delivery.store.get_workflow(subtask.workflow_id)
-            merge_base = subtask.key in workflow.metadata.get("merge_base_fixups", [])
-            race = None if merge_base else await self._race(workspace, task, heartbeat, workflow)
-            if race is None:
-                workdir = await workspace.prepare_subtask(subtask.key, merge_base=merge_base)
-        if race is not None:
-            return await race.run()
-        # What the agent prints goes to a live output file too, for the dashboard's tail.
-        log = await asyncio.to_thread(start_output_log, self.delivery.home, subtask)
-        with output_log(log):
-            result = await self.inner.run(dataclasses.replace(task, workdir=workdir), heartbeat)
-        heartbeat()
-        async with _beating(heartbeat):
-            await pause_point("subtask:agent-done")
-            if not result.success:
-                error = AgentError(f"agent reported failure: {result.output[-500:]}")
-                raise error.with_usage(result.tokens_in, result.tokens_out, result.cost_usd)
-            return await self._deliver(workspace, subtask, result, merge_base=merge_base)
-
-    async def _race(
-        self, workspace: Workspace, task: AgentTask, heartbeat: Heartbeat, workflow: Workflow
-    ) -> Race | None:
-        """A best-of-N race for this attempt, when its subtask asks for more than one
-        candidate (see :mod:`taskorch.engine.best_of`)."""
-        if self.best_of is None:
-            return None
-        candidates = await self.best_of.candidates(task.subtask, workflow)
-        if candidates <= 1:
-            return None
-        return Race(
-            workspace,
-            task,
-            heartbeat,
-            self.best_of.lineup(task.subtask, candidates),
-            spec=plan_subtask(workflow, task.subtask),
-            checks=Checks(self.delivery.test_command, self.delivery.test_timeout_s),
-            busy=lambda: _beating(heartbeat),
-        )
-
-    async def _deliver(
-        self, workspace: Workspace, subtask: Subtask, result: AgentResult, *, merge_base: bool
-    ) -> AgentResult:
-        """Commit the agent's work and merge it into the workflow branch."""
-        if merge_base:
-            left = await workspace.conflict_markers(subtask.key)
-            if left:
-                raise AgentError(
-                    f"agent {self.name} left conflict markers in: {', '.join(left)}",
-                    error_class="agent",
-                )
-        await workspace.commit_all(subtask.key, f"{subtask.key}: {subtask.title}")
-        await pause_point("subtask:committed")
-        merge = await workspace.merge_subtask(subtask.key, committed=True)
-        if merge.status is MergeStatus.CONFLICT:
-            raise AgentError(merge.message, error_class="dependency")
-        if merge.status is MergeStatus.NOTHING_TO_MERGE:
-            raise AgentError(
-                f"agent {self.name} reported success for {subtask.key} but changed nothing",
-                error_class="agent",
-            )
-        # The merge's files are the branch's changes since its branch point (everything was
-        # committed above): what changed_files() would read again.
-        changed = sorted(merge.files)
-        if merge_base:
-            # Its merge brings in everything the base gained meanwhile; its own work is the
-            # conflicts it resolved.
-            changed = sorted(set(changed) & set(subtask.files_affected))
-        await pause_point("subtask:merged")
-        data = {**result.data, "changed_files": changed, "merge": merge.to_json()}
-        return dataclasses.replace(result, data=data)
-
-
-GIT_BEAT_S = 0.2
-
-
-@contextlib.asynccontextmanager
-async def _beating(heartbeat: Heartbeat) -> AsyncIterator[None]:
-    """Heartbeats every :data:`GIT_BEAT_S` while the body runs (the attempt's timeout still
-    bounds it)."""
-
-    async def beat() -> None:
-        while True:
-            heartbeat()
-            await asyncio.sleep(GIT_BEAT_S)
-
-    beater = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        beater.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beater
-
-
-class DeliveryAware:
-    """One agent for both kinds of work a worker may claim: subtasks of workflows that deliver
-    through git run in their worktree (``delivering``, which does the git work), bare queue work
-    (benchmarks, tests that store subtasks directly) on ``plain``. So a simulated worker never
-    reports a delivering subtask done without its commits."""
-
-    def __init__(
-        self, plain: AgentAdapter, delivering: AgentAdapter, delivery: GitDelivery
-    ) -> None:
-        self.plain = plain
-        self.delivering = delivering
-        self.delivery = delivery
-        self._delivers: dict[str, bool] = {}  # a workflow's options never change
-
-    @property
-    def name(self) -> str:
-        return self.plain.name
-
-    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
-        workflow_id = task.subtask.workflow_id
-        if workflow_id not in self._delivers:
-            workflow = await self.delivery.store.get_workflow(workflow_id)
-            self._delivers[workflow_id] = self.delivery.delivers(workflow)
-        agent = self.delivering if self._delivers[workflow_id] else self.plain
-        return await agent.run(task, heartbeat)

@@ -5,7 +5,8 @@ request record, validation and the merge to the base branch, each checked in git
 
 :class:`GitDelivery` is the pipeline's delivery (where the work goes, the workspaces, the pull
 request, verification, validation, the merge, the clean-up); the agents that run subtasks in
-their worktrees and merge them live in ``workspace_agent``.
+their worktrees and merge them live in ``workspace_agent``, what the pull request says in
+``pull_request_text``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from taskorch.domain.overlap import serialise_plan
 from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.pipeline import ValidationOutcome
+from taskorch.engine.pull_request_text import pr_body, pr_title
 from taskorch.engine.workspace_agent import DeliveryAware, WorkspaceAgent
 from taskorch.runtime import remote
 from taskorch.runtime.git_recovery import recover_git_state
@@ -205,8 +207,8 @@ class GitDelivery:
                 local or workspace.repo,
                 head=workspace.workflow_branch,
                 base=workspace.base_branch,
-                title=_title(workflow),
-                body=_body(workflow, subtasks),
+                title=pr_title(workflow),
+                body=pr_body(workflow, subtasks),
             )
             summary["github"] = pull
             summary["url"] = pull["url"]
@@ -296,7 +298,7 @@ class GitDelivery:
         assert self.github is not None
         head = await workspace.workflow_tip()
         merged = await merge_pull_request(
-            self.github, str(pull["repository"]), int(pull["number"]), head, _title(workflow)
+            self.github, str(pull["repository"]), int(pull["number"]), head, pr_title(workflow)
         )
         # Read back from GitHub's copy itself: the origin, or a local repository's own remote.
         local = workspace.origin.path if workspace.origin else None
@@ -351,23 +353,3 @@ def _incomplete(workflow: Workflow, subtasks: Sequence[Subtask]) -> list[str]:
         check = check_completion(spec, result)
         problems += [f"{sub.key}: {reason}" for reason in check.reasons]
     return problems
-
-
-def _title(workflow: Workflow) -> str:
-    plan = workflow.metadata.get("plan", {})
-    return f"taskorch: {plan.get('task_title') or workflow.id}"[:200]
-
-
-def _body(workflow: Workflow, subtasks: Sequence[Subtask]) -> str:
-    lines = [
-        f"Workflow `{workflow.id}` opened this pull request.",
-        "",
-        "| subtask | agent | files |",
-        "|---|---|---|",
-    ]
-    lines += [
-        f"| {s.key} | {s.agent_id or 'default'} | "
-        f"{', '.join((s.result or {}).get('changed_files', [])) or '-'} |"
-        for s in subtasks
-    ]
-    return "\n".join(lines)

@@ -3,11 +3,14 @@
 Every state change names the state it expects in the same UPDATE (``WHERE status = :from``) and
 writes its history or event row in the same transaction; a writer that lost a race gets a
 :class:`StaleStateError` naming the state it found, and nothing is half-written.
+
+The larger bodies live by concept, given the store's connector and the time: workflows and their
+history in :mod:`taskorch.store.workflow_records`, subtasks and attempts in
+:mod:`taskorch.store.subtask_records`.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,14 +34,15 @@ from taskorch.domain.models import (
 )
 from taskorch.domain.plan import PlanSubtask
 from taskorch.domain.states import (
-    WORKFLOW_TERMINAL,
     SubtaskState,
     WorkflowState,
     check_subtask_transition,
     check_workflow_transition,
 )
-from taskorch.store.connector import Connector, Params, Transaction
+from taskorch.store import subtask_records, workflow_records
+from taskorch.store.connector import Connector, Params
 from taskorch.store.migrate import MigrationReport, current_version, latest_version, migrate
+from taskorch.store.not_found import no_agent, no_subtask, no_task, no_workflow
 from taskorch.store.records import M, decode, decode_all, to_json
 
 NO_LIMIT = 2**62
@@ -47,10 +51,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def new_workflow_id() -> str:
-    return "wf-" + secrets.token_hex(5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,7 @@ class Store:
         return decode(Task, row)
 
     async def get_task(self, task_id: int) -> Task:
-        return await self._one("get_task", {"id": task_id}, Task, _no_task(task_id))
+        return await self._one("get_task", {"id": task_id}, Task, no_task(task_id))
 
     async def list_tasks(
         self, *, status: TaskStatus | None = None, limit: int | None = None
@@ -172,49 +172,13 @@ class Store:
         """A new ``pending`` workflow for the task. With ``claim_from``, the task moves from that
         status to ``processing`` in the same transaction (``StaleStateError`` if it is no longer
         in it): a crash never leaves a claimed task without the workflow that carries it."""
-        now = self._clock()
-        wid = workflow_id or new_workflow_id()
-        async with self.connector.transaction() as tx:
-            task = await tx.fetchone("get_task", {"id": task_id})
-            if task is None:
-                raise NotFoundError(_no_task(task_id))
-            if claim_from is not None:
-                claim = {"id": task_id, "from_status": claim_from.value, "now": now}
-                claim["to_status"] = TaskStatus.PROCESSING.value
-                if await tx.fetchone("update_task_status", claim) is None:
-                    raise StaleStateError(f"task {task_id}", claim_from, task["status"])
-            row = await tx.fetchone(
-                "insert_workflow",
-                {"id": wid, "task_id": task_id, "metadata": to_json(metadata or {}), "now": now},
-            )
-            caps = ((metadata or {}).get("options") or {}).get("budget")
-            if caps:  # the settled caps (engine.budgets), stored where the claims read them
-                row = await tx.fetchone(
-                    "set_workflow_budget",
-                    {
-                        "id": wid,
-                        "usd": caps.get("usd"),
-                        "tokens": caps.get("tokens"),
-                        "subtask_usd": caps.get("subtask_usd"),
-                        "now": now,
-                    },
-                )
-            await tx.execute(
-                "insert_history",
-                {
-                    "workflow_id": wid,
-                    "from_state": None,
-                    "to_state": WorkflowState.PENDING.value,
-                    "now": now,
-                    "metadata": to_json({}),
-                },
-            )
-        assert row is not None
-        return decode(Workflow, row)
+        return await workflow_records.create_workflow(
+            self.connector, self._clock(), task_id, metadata, workflow_id, claim_from
+        )
 
     async def get_workflow(self, workflow_id: str) -> Workflow:
         return await self._one(
-            "get_workflow", {"id": workflow_id}, Workflow, _no_workflow(workflow_id)
+            "get_workflow", {"id": workflow_id}, Workflow, no_workflow(workflow_id)
         )
 
     async def list_workflows(
@@ -249,8 +213,15 @@ class Store:
         same transaction: a workflow that ended never leaves its task looking carried.
         """
         check_workflow_transition(from_state, to_state)
-        return await self._write_state(
-            workflow_id, from_state, to_state, metadata, result, task_status
+        return await workflow_records.write_state(
+            self.connector,
+            self._clock(),
+            workflow_id,
+            from_state,
+            to_state,
+            metadata,
+            result,
+            task_status,
         )
 
     async def annotate_workflow(
@@ -258,59 +229,9 @@ class Store:
     ) -> Workflow:
         """Merge ``metadata`` into a workflow that is still in ``state`` (an approval, a
         decision taken while it waits), recorded in its history as ``state -> state``."""
-        return await self._write_state(workflow_id, state, state, metadata, None)
-
-    async def _write_state(
-        self,
-        workflow_id: str,
-        from_state: WorkflowState,
-        to_state: WorkflowState,
-        metadata: JSONDict | None,
-        result: JSONDict | None,
-        task_status: TaskStatus | None = None,
-    ) -> Workflow:
-        """The state and metadata change, checked against ``from_state``, its history row and
-        the task's end (``task_status``), in one transaction."""
-        now = self._clock()
-        states = {"from_state": from_state.value, "to_state": to_state.value}
-        async with self.connector.transaction() as tx:
-            row = await tx.fetchone(
-                "transition_workflow",
-                {
-                    "id": workflow_id,
-                    **states,
-                    "terminal": to_state in WORKFLOW_TERMINAL,
-                    "result": to_json(result),
-                    "metadata": to_json(metadata or {}),
-                    "now": now,
-                },
-            )
-            if row is None:
-                await self._raise_stale_workflow(tx, workflow_id, from_state)
-            if to_state in WORKFLOW_TERMINAL and from_state != to_state:
-                await tx.execute("count_workflow_duration", {"id": workflow_id})
-            await tx.execute(
-                "insert_history",
-                {
-                    "workflow_id": workflow_id,
-                    **states,
-                    "now": now,
-                    "metadata": to_json(metadata or {}),
-                },
-            )
-            if task_status is not None:
-                ended = {"workflow_id": workflow_id, "to_status": task_status.value, "now": now}
-                await tx.execute("end_workflow_task", ended)
-        assert row is not None
-        return decode(Workflow, row)
-
-    async def _raise_stale_workflow(
-        self, tx: Transaction, workflow_id: str, expected: WorkflowState
-    ) -> None:
-        current = await tx.fetchone("get_workflow", {"id": workflow_id})
-        if current is None:
-            raise NotFoundError(_no_workflow(workflow_id))
-        raise StaleStateError(f"workflow {workflow_id}", expected, current["status"])
+        return await workflow_records.write_state(
+            self.connector, self._clock(), workflow_id, state, state, metadata, None
+        )
 
     async def workflow_history(self, workflow_id: str) -> list[HistoryEntry]:
         rows = await self.connector.read("list_history", {"workflow_id": workflow_id})
@@ -351,7 +272,7 @@ class Store:
 
     async def get_agent(self, ref: str) -> Agent:
         """An agent by id or by name."""
-        return await self._one("get_agent", {"ref": ref}, Agent, _no_agent(ref))
+        return await self._one("get_agent", {"ref": ref}, Agent, no_agent(ref))
 
     async def list_agents(self) -> list[Agent]:
         rows = await self.connector.read("list_agents")
@@ -370,7 +291,7 @@ class Store:
                 {"id": agent_id, "status": status.value, "now": self._clock()},
             )
         if row is None:
-            raise NotFoundError(_no_agent(agent_id))
+            raise NotFoundError(no_agent(agent_id))
         return decode(Agent, row)
 
     # --- subtasks and attempts -----------------------------------------------------------------
@@ -384,84 +305,31 @@ class Store:
         priority: int = 0,
     ) -> list[Subtask]:
         """Store a plan's subtasks (idempotent: a re-run after a crash adds nothing twice)."""
-        now = self._clock()
-        async with self.connector.transaction() as tx:
-            await tx.executemany(
-                "insert_subtask",
-                [
-                    {**self._subtask_params(workflow_id, sub, stage_of, now), "priority": priority}
-                    for sub in subtasks
-                ],
-            )
-            rows = await tx.fetchall("list_subtasks", {"workflow_id": workflow_id})
-        return decode_all(Subtask, rows)
-
-    @staticmethod
-    def _subtask_params(
-        workflow_id: str, sub: PlanSubtask, stage_of: dict[str, int], now: datetime
-    ) -> dict[str, Any]:
-        return {
-            "workflow_id": workflow_id,
-            "key": sub.subtask_id,
-            "title": sub.title,
-            "description": sub.description,
-            "assigned_to": sub.assigned_to.value,
-            "worker_type": sub.worker_type.value,
-            "dependencies": to_json(sub.dependencies),
-            "files_affected": to_json(sub.files_affected),
-            "success_criteria": sub.success_criteria,
-            "estimated_duration_minutes": sub.estimated_duration_minutes,
-            "estimated_tokens": sub.estimated_tokens,
-            "command": to_json(sub.command),
-            "stage": stage_of.get(sub.subtask_id, 0),
-            "status": SubtaskState.PENDING.value,
-            "now": now,
-        }
+        return await subtask_records.add_subtasks(
+            self.connector, self._clock(), workflow_id, subtasks, stage_of, priority
+        )
 
     async def list_subtasks(self, workflow_id: str) -> list[Subtask]:
         rows = await self.connector.read("list_subtasks", {"workflow_id": workflow_id})
         return decode_all(Subtask, rows)
 
     async def get_subtask(self, subtask_id: int) -> Subtask:
-        return await self._one("get_subtask", {"id": subtask_id}, Subtask, _no_subtask(subtask_id))
+        return await self._one("get_subtask", {"id": subtask_id}, Subtask, no_subtask(subtask_id))
 
     async def transition_subtask(
         self, subtask_id: int, from_state: SubtaskState, to_state: SubtaskState
     ) -> Subtask:
         check_subtask_transition(from_state, to_state)
-        async with self.connector.transaction() as tx:
-            row = await tx.fetchone(
-                "transition_subtask",
-                {
-                    "id": subtask_id,
-                    "from_state": from_state.value,
-                    "to_state": to_state.value,
-                    "now": self._clock(),
-                },
-            )
-            if row is None:
-                current = await tx.fetchone("get_subtask", {"id": subtask_id})
-                if current is None:
-                    raise NotFoundError(_no_subtask(subtask_id))
-                raise StaleStateError(f"subtask {subtask_id}", from_state, current["status"])
-        return decode(Subtask, row)
+        return await subtask_records.transition_subtask(
+            self.connector, self._clock(), subtask_id, from_state, to_state
+        )
 
     async def start_attempt(
         self, subtask_id: int, number: int, *, agent_id: str | None, worker_id: str | None
     ) -> Attempt:
-        async with self.connector.transaction() as tx:
-            row = await tx.fetchone(
-                "insert_attempt",
-                {
-                    "subtask_id": subtask_id,
-                    "number": number,
-                    "agent_id": agent_id,
-                    "worker_id": worker_id,
-                    "now": self._clock(),
-                },
-            )
-        assert row is not None
-        return decode(Attempt, row)
+        return await subtask_records.start_attempt(
+            self.connector, self._clock(), subtask_id, number, agent_id, worker_id
+        )
 
     async def finish_attempt(
         self,
@@ -474,23 +342,17 @@ class Store:
         tokens_out: int | None = None,
         cost_usd: float | None = None,
     ) -> Attempt:
-        async with self.connector.transaction() as tx:
-            row = await tx.fetchone(
-                "finish_attempt",
-                {
-                    "id": attempt_id,
-                    "outcome": outcome.value,
-                    "error_class": error_class,
-                    "error_message": error_message,
-                    "tokens_in": tokens_in,
-                    "tokens_out": tokens_out,
-                    "cost_usd": cost_usd,
-                    "now": self._clock(),
-                },
-            )
-        if row is None:
-            raise StaleStateError(f"attempt {attempt_id}", AttemptOutcome.RUNNING, "finished")
-        return decode(Attempt, row)
+        return await subtask_records.finish_attempt(
+            self.connector,
+            self._clock(),
+            attempt_id,
+            outcome,
+            error_class=error_class,
+            error_message=error_message,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost_usd,
+        )
 
     async def list_attempts(self, subtask_id: int) -> list[Attempt]:
         rows = await self.connector.read("list_attempts", {"subtask_id": subtask_id})
@@ -505,13 +367,7 @@ class Store:
 
     async def workflow_attempts(self, workflow_id: str) -> list[tuple[str, Attempt]]:
         """(subtask key, attempt) for every recorded attempt of the workflow, in plan order."""
-        rows = await self.connector.read("workflow_attempts", {"workflow_id": workflow_id})
-        found: list[tuple[str, Attempt]] = []
-        for row in rows:
-            fields = dict(row)
-            key = str(fields.pop("subtask_key"))
-            found.append((key, decode(Attempt, fields)))
-        return found
+        return await subtask_records.workflow_attempts(self.connector, workflow_id)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -548,19 +404,3 @@ class Store:
                 "list_workflow_events", {**params, "workflow_id": workflow_id}
             )
         return decode_all(Event, rows)
-
-
-def _no_task(task_id: int) -> str:
-    return f"no task with id {task_id}: see `taskorch task list`"
-
-
-def _no_workflow(workflow_id: str) -> str:
-    return f"no workflow with id {workflow_id!r}: see `taskorch status`"
-
-
-def _no_agent(ref: str) -> str:
-    return f"no agent {ref!r}: see `taskorch agents list`"
-
-
-def _no_subtask(subtask_id: int) -> str:
-    return f"no subtask with id {subtask_id}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from taskorch.domain.errors import NotFoundError, StaleStateError
 from taskorch.domain.models import JSONDict, Task, TaskStatus
+from taskorch.store.not_found import no_task
 from taskorch.store.records import decode, to_json
 from taskorch.store.store import Store, utc_now
 
@@ -34,7 +35,7 @@ async def record_task_state(
     async with store.connector.transaction() as tx:
         row = await tx.fetchone("get_task", {"id": task_id})
         if row is None:
-            raise NotFoundError(f"no task with id {task_id}: see `taskorch task list`")
+            raise NotFoundError(no_task(task_id))
         task = decode(Task, row)
         if status is not None and status != task.status and task.status in unless:
             raise StaleStateError(f"task {task_id}", status.value, task.status.value)

@@ -34,9 +34,11 @@ from taskorch.domain.budget import (
 from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import Subtask
 from taskorch.store.connector import Row, Transaction
-from taskorch.store.outcomes import QueueEvent, started_events
-from taskorch.store.queue import SubtaskQueue, skip_params
+from taskorch.store.outcomes import QueueEvent, record_events, started_events
+from taskorch.store.queue import SubtaskQueue
+from taskorch.store.records import id_params
 from taskorch.store.rows import subtask_from_row
+from taskorch.store.subtask_claims import agent_room, skip_params
 
 CANDIDATES = 200
 """Ready budgeted subtasks looked at per claim beyond the room to fill: held ones are passed over
@@ -181,13 +183,12 @@ class BudgetLedger:
                     "worker": worker,
                     "now": now,
                     "lease_until": now + timedelta(seconds=lease_s),
-                    "ids": json.dumps([s.id for s in chosen]),
-                    "id_list": [s.id for s in chosen],
+                    **id_params(s.id for s in chosen),
                 },
             )
             claimed = sorted(map(subtask_from_row, claimed_rows), key=lambda s: (-s.priority, s.id))
             events = started_events(claimed, worker)
-            await self.queue._record(tx, events)
+            await record_events(tx, events, self.queue.now)
         return claimed, events, holds
 
     async def _choose(
@@ -208,7 +209,7 @@ class BudgetLedger:
             agent = subtask.agent_id
             if agent is not None:
                 if agent not in room:  # the agent's limit, counted in this transaction
-                    room[agent] = await self.queue._agent_room(tx, agent, agent_limits.get(agent))
+                    room[agent] = await agent_room(tx, agent, agent_limits.get(agent))
                 left = room[agent]
                 if left is not None and left <= 0:
                     continue
@@ -229,7 +230,7 @@ class BudgetLedger:
         return chosen, [h for w, h in held.items() if w not in claimed_in]
 
     async def _books(self, tx: Transaction, workflow_ids: Sequence[str]) -> dict[str, _Book]:
-        ids = {"ids": json.dumps(list(workflow_ids)), "id_list": list(workflow_ids)}
+        ids = id_params(workflow_ids)
         books = {
             str(row["id"]): _Book(caps_of(row), str(row["status"]))
             for row in await tx.fetchall("budget_caps", ids)

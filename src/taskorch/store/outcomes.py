@@ -1,4 +1,5 @@
-"""What the queue reports and is told: events about subtasks and the outcomes of attempts.
+"""What the queue reports and is told: events about subtasks and the outcomes of attempts, and
+the storing of the events that need attention.
 
 Shared by :mod:`taskorch.store.queue` (the general path) and :mod:`taskorch.store.completions`
 (the hot path for batches of completed attempts).
@@ -6,12 +7,13 @@ Shared by :mod:`taskorch.store.queue` (the general path) and :mod:`taskorch.stor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from taskorch.domain.models import JSONDict, Subtask
-from taskorch.store.connector import Row
+from taskorch.store.connector import Row, Transaction
 
 ROUTINE_EVENTS = frozenset({"task:enqueued", "task:started", "task:complete"})
 """Per-subtask lifecycle events that the subtask rows and attempts already record; they are
@@ -90,3 +92,21 @@ def started_events(claimed: list[Subtask], worker: str) -> list[QueueEvent]:
         )
         for s in claimed
     ]
+
+
+async def record_events(tx: Transaction, events: Sequence[QueueEvent], now: datetime) -> None:
+    """Store ``events`` in the events table, less the routine ones (:data:`ROUTINE_EVENTS`)."""
+    await tx.bulk(
+        "record_event",
+        [
+            {
+                "kind": e.kind,
+                "workflow_id": e.workflow_id,
+                "subtask_id": e.subtask_id,
+                "payload": e.payload,
+                "now": now,
+            }
+            for e in events
+            if e.kind not in ROUTINE_EVENTS
+        ],
+    )

@@ -5,47 +5,40 @@ attempts, the dependents they release and the events they cause, in one transact
 fenced by the lease: an outcome counts only while its worker still owns the subtask in state
 ``running``, so a worker that lost its lease (and whose subtask was requeued as a zombie) can never
 complete it a second time.
+
+The queue's methods keep the transactions; what they write lives by concept: claims
+(:mod:`taskorch.store.subtask_claims`), the general path of settling
+(:mod:`taskorch.store.settling`; completions only: :mod:`taskorch.store.completions`), attempt
+rows (:mod:`taskorch.store.attempt_rows`) and events (:mod:`taskorch.store.outcomes`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from taskorch.domain.models import Subtask
 from taskorch.domain.retry import MAX_INTERRUPTED_ATTEMPTS
 from taskorch.domain.states import SubtaskState
+from taskorch.store.attempt_rows import attempt_params, stopped_attempts, zombie_attempt
 from taskorch.store.completions import settle_completed
-from taskorch.store.connector import Connector, Row, Transaction
+from taskorch.store.connector import Connector, Row
 from taskorch.store.gcpause import gc_paused
 from taskorch.store.outcomes import (
     ROUTINE_EVENTS,
     Outcome,
     OutcomeKind,
     QueueEvent,
-    started_events,
+    record_events,
 )
-from taskorch.store.outcomes import outcome_event as _outcome_event
 from taskorch.store.outcomes import row_event as _event
-from taskorch.store.rows import subtask_from_row
+from taskorch.store.records import id_params
+from taskorch.store.settling import settle_owned
 from taskorch.store.store import Clock, utc_now
+from taskorch.store.subtask_claims import agent_room, claim_in
 
 __all__ = ["ROUTINE_EVENTS", "Outcome", "OutcomeKind", "QueueEvent", "SubtaskQueue"]
-
-
-def skip_params(workflow_ids: Iterable[str]) -> dict[str, Any]:
-    """Workflows a claim passes over (their repository is out of this host's reach)."""
-    skip_list = sorted(workflow_ids)
-    return {"skip": json.dumps(skip_list), "skip_list": skip_list}
-
-
-def _ids(ids: Iterable[int] | Iterable[str]) -> dict[str, Any]:
-    """The id list in both shapes: JSON text for SQLite's json_each, a list for PostgreSQL."""
-    id_list = list(ids)
-    return {"ids": json.dumps(id_list), "id_list": id_list}
 
 
 class SubtaskQueue:
@@ -95,7 +88,7 @@ class SubtaskQueue:
                 {"workflow_id": workflow_id, "now": now, "part": part, "parts": parts},
             )
             events = [_event("task:enqueued", row) for row in rows]
-            await self._record(tx, events)
+            await record_events(tx, events, self.now)
             if events:
                 await tx.notify_ready()
         return events
@@ -120,49 +113,13 @@ class SubtaskQueue:
             return []
         async with self.connector.transaction() as tx:
             if agent_id is not None:
-                room = await self._agent_room(tx, agent_id, agent_limit)
+                room = await agent_room(tx, agent_id, agent_limit)
                 limit = limit if room is None else min(limit, room)
                 if limit <= 0:
                     return []
-            claimed, events = await self._claim_in(tx, worker, limit, lease_s, agent_id, skip)
-            await self._record(tx, events)
+            claimed, events = await claim_in(tx, self.now, worker, limit, lease_s, agent_id, skip)
+            await record_events(tx, events, self.now)
         return claimed
-
-    async def _agent_room(
-        self, tx: Transaction, agent_id: str, agent_limit: int | None
-    ) -> int | None:
-        """How many more the agent may run (None: it has no limit)."""
-        params = {"agent_id": agent_id}
-        await tx.fetchone("lock_agent_claims", params)
-        row = await tx.fetchone("agent_claim_room", params)
-        assert row is not None
-        stored = row["max_concurrency"]
-        limit = agent_limit if stored is None else int(stored)
-        return None if limit is None else limit - int(row["active"])
-
-    async def _claim_in(
-        self,
-        tx: Transaction,
-        worker: str,
-        limit: int,
-        lease_s: float,
-        agent_id: str | None,
-        skip: Iterable[str] = (),
-    ) -> tuple[list[Subtask], list[QueueEvent]]:
-        now = self.now
-        params = {
-            "worker": worker,
-            "limit": limit,
-            "agent_id": agent_id,
-            "now": now,
-            "lease_until": now + timedelta(seconds=lease_s),
-            **skip_params(skip),
-        }
-        rows = await tx.fetchall("claim_subtasks", params)
-        if not rows:
-            return [], []
-        claimed = sorted(map(subtask_from_row, rows), key=lambda s: (-s.priority, s.id))
-        return claimed, started_events(claimed, worker)
 
     async def warm_up(self) -> None:
         """Ready the hot path before the first batch: open its connections and run its
@@ -181,11 +138,11 @@ class SubtaskQueue:
 
     async def renew(self, worker: str, ids: Iterable[int], lease_s: float) -> set[int]:
         """Extend the leases; return the ids this worker still owns (the others were taken)."""
-        id_params = _ids(ids)
-        if not id_params["id_list"]:
+        asked = id_params(ids)
+        if not asked["id_list"]:
             return set()
         now = self.now
-        params = {"worker": worker, "lease_until": now + timedelta(seconds=lease_s), **id_params}
+        params = {"worker": worker, "lease_until": now + timedelta(seconds=lease_s), **asked}
         async with self.connector.transaction() as tx:
             rows = await tx.fetchall("renew_leases", params)
         return {int(row["id"]) for row in rows}
@@ -198,13 +155,13 @@ class SubtaskQueue:
         if not attempts:
             return []
         now = self.now
-        params = {"worker": worker, "now": now, **_ids(s.id for s, _ in attempts)}
+        params = {"worker": worker, "now": now, **id_params(s.id for s, _ in attempts)}
         async with self.connector.transaction() as tx:
             rows = await tx.fetchall("release_claims", params)
             released = {int(row["id"]) for row in rows}
             ended = [(s, started) for s, started in attempts if s.id in released]
             message = f"released: worker {worker} stopped before the attempt ended"
-            await tx.bulk("record_attempt", _stopped_attempts(worker, ended, now, message))
+            await tx.bulk("record_attempt", stopped_attempts(worker, ended, now, message))
             events = [
                 QueueEvent(
                     "task:released",
@@ -214,7 +171,7 @@ class SubtaskQueue:
                 )
                 for s, _ in ended
             ]
-            await self._record(tx, events)
+            await record_events(tx, events, self.now)
         return events
 
     async def settle(
@@ -251,95 +208,21 @@ class SubtaskQueue:
         async with self.connector.transaction() as tx:
             if outcomes:
                 owned_rows = await tx.fetchall(
-                    "owned_running", {"worker": worker, **_ids(o.subtask.id for o in outcomes)}
+                    "owned_running", {"worker": worker, **id_params(o.subtask.id for o in outcomes)}
                 )
                 owned = {int(row["id"]) for row in owned_rows}
                 kept = [o for o in outcomes if o.subtask.id in owned]
-                events = await self._settle_owned(tx, worker, kept, now)
-                await tx.bulk("record_attempt", [_attempt_params(o, worker) for o in kept])
+                events = await settle_owned(tx, worker, kept, now)
+                await tx.bulk("record_attempt", [attempt_params(o, worker) for o in kept])
             if claim_limit > 0:
-                claimed, started = await self._claim_in(
-                    tx, worker, claim_limit, lease_s, None, skip
+                claimed, started = await claim_in(
+                    tx, self.now, worker, claim_limit, lease_s, None, skip
                 )
                 events += started
-            await self._record(tx, events)
+            await record_events(tx, events, self.now)
             if any(e.kind == "task:enqueued" for e in events):
                 await tx.notify_ready()
         return events, claimed
-
-    async def _settle_owned(
-        self, tx: Transaction, worker: str, outcomes: list[Outcome], now: datetime
-    ) -> list[QueueEvent]:
-        by_kind: dict[str, list[Outcome]] = {}
-        for outcome in outcomes:
-            by_kind.setdefault(outcome.kind, []).append(outcome)
-        events: list[QueueEvent] = []
-        done = by_kind.get("completed", [])
-        if done:
-            await tx.bulk(
-                "complete_subtask",
-                [
-                    {
-                        "id": o.subtask.id,
-                        "worker": worker,
-                        "now": now,
-                        "result": o.result or {},
-                    }
-                    for o in done
-                ],
-            )
-            events += [_outcome_event("task:complete", o) for o in done]
-            ids = _ids(o.subtask.id for o in done)
-            touched = await tx.fetchall("release_dependents", {"now": now, **ids})
-            released = [r for r in touched if r["pending_deps"] == 0 and r["status"] == "queued"]
-            events += [_event("task:enqueued", row) for row in released]
-        retries = by_kind.get("retry", [])
-        if retries:
-            await tx.bulk("retry_subtask", [_retry_params(o, worker, now) for o in retries])
-            events += [_outcome_event("task:retry", o) for o in retries]
-        failed = by_kind.get("failed", []) + by_kind.get("blocked", [])
-        if failed:
-            events += await self._fail(tx, worker, failed, now)
-        return events
-
-    async def _fail(
-        self, tx: Transaction, worker: str, failed: list[Outcome], now: datetime
-    ) -> list[QueueEvent]:
-        await tx.bulk(
-            "fail_subtask",
-            [
-                {
-                    "id": o.subtask.id,
-                    "worker": worker,
-                    "now": now,
-                    "error": o.error_message,
-                    "result": o.result,
-                }
-                for o in failed
-            ],
-        )
-        events = [_outcome_event("task:failed", o) for o in failed]
-        for outcome in failed:
-            reason = f"dependency {outcome.subtask.key} failed: {outcome.error_message}"
-            blocked = await tx.fetchall(
-                "block_dependents", {"now": now, "reason": reason, **_ids([outcome.subtask.id])}
-            )
-            events += [_event("task:blocked", row, reason=reason) for row in blocked]
-            events.append(
-                QueueEvent(
-                    "workflow:escalated",
-                    outcome.subtask.workflow_id,
-                    outcome.subtask.id,
-                    {
-                        "blocking_subtask": outcome.subtask.key,
-                        "reason": outcome.error_message,
-                        "error_class": outcome.error_class,
-                        "attempts": outcome.subtask.attempts,
-                        "blocked_dependents": [row["key"] for row in blocked],
-                    },
-                )
-            )
-        return events
 
     async def expire_leases(
         self, *, max_interrupted: int = MAX_INTERRUPTED_ATTEMPTS
@@ -352,7 +235,7 @@ class SubtaskQueue:
             rows = await tx.fetchall("expire_leases", params)
             if not rows:
                 return []
-            await tx.bulk("record_attempt", [_zombie_attempt(row, now) for row in rows])
+            await tx.bulk("record_attempt", [zombie_attempt(row, now) for row in rows])
             events = [
                 _event(
                     "task:zombie",
@@ -367,10 +250,10 @@ class SubtaskQueue:
             if failed:
                 blocked = await tx.fetchall(
                     "block_dependents",
-                    {"now": now, "reason": "dependency failed: lease expired", **_ids(failed)},
+                    {"now": now, "reason": "dependency failed: lease expired", **id_params(failed)},
                 )
                 events += [_event("task:blocked", row) for row in blocked]
-            await self._record(tx, events)
+            await record_events(tx, events, self.now)
             await tx.notify_ready()
         return events
 
@@ -380,14 +263,14 @@ class SubtaskQueue:
                 "cancel_workflow_subtasks", {"workflow_id": workflow_id, "now": self.now}
             )
             events = [_event("task:cancelled", row) for row in rows]
-            await self._record(tx, events)
+            await record_events(tx, events, self.now)
         return events
 
     async def record_cancelled(
         self, worker: str, attempts: Sequence[tuple[Subtask, datetime]]
     ) -> list[QueueEvent]:
         """Record attempts that a worker stopped because their workflow was cancelled."""
-        rows = _stopped_attempts(worker, attempts, self.now, "workflow cancelled")
+        rows = stopped_attempts(worker, attempts, self.now, "workflow cancelled")
         events = [
             QueueEvent(
                 "task:cancelled",
@@ -404,18 +287,18 @@ class SubtaskQueue:
         ]
         async with self.connector.transaction() as tx:
             await tx.bulk("record_attempt", rows)
-            await self._record(tx, events)
+            await record_events(tx, events, self.now)
         return events
 
     async def cancelled_among(self, ids: Iterable[int]) -> set[int]:
-        params = _ids(ids)
+        params = id_params(ids)
         if not params["id_list"]:
             return set()
         rows = await self.connector.read("cancelled_among", params)
         return {int(row["id"]) for row in rows}
 
     async def workflow_counts(self, workflow_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-        params = _ids(workflow_ids)
+        params = id_params(workflow_ids)
         counts: dict[str, dict[str, int]] = {w: {} for w in params["id_list"]}
         rows = await self.connector.read("workflow_counts", params)
         for row in rows:
@@ -433,89 +316,3 @@ class SubtaskQueue:
 
     async def wait_for_work(self, timeout_s: float) -> bool:
         return await self.connector.wait_for_notification(timeout_s)
-
-    async def _record(self, tx: Transaction, events: Sequence[QueueEvent]) -> None:
-        now = self.now
-        await tx.bulk(
-            "record_event",
-            [
-                {
-                    "kind": e.kind,
-                    "workflow_id": e.workflow_id,
-                    "subtask_id": e.subtask_id,
-                    "payload": e.payload,
-                    "now": now,
-                }
-                for e in events
-                if e.kind not in ROUTINE_EVENTS
-            ],
-        )
-
-
-def _retry_params(outcome: Outcome, worker: str, now: datetime) -> dict[str, Any]:
-    return {
-        "id": outcome.subtask.id,
-        "worker": worker,
-        "now": now,
-        "run_after": outcome.run_after,
-        "error": outcome.error_message,
-        "agent_id": outcome.next_agent_id,
-        "interrupted": int(outcome.interrupted),
-    }
-
-
-def _attempt_params(outcome: Outcome, worker: str) -> dict[str, Any]:
-    return {
-        "subtask_id": outcome.subtask.id,
-        "number": outcome.subtask.attempts,
-        "agent_id": outcome.agent_id,
-        "worker_id": worker,
-        "started_at": outcome.started_at,
-        "ended_at": outcome.ended_at,
-        "outcome": outcome.attempt_outcome,
-        "error_class": outcome.error_class,
-        "error_message": outcome.error_message,
-        "tokens_in": outcome.tokens_in,
-        "tokens_out": outcome.tokens_out,
-        "cost_usd": outcome.cost_usd,
-    }
-
-
-def _zombie_attempt(row: Row, now: datetime) -> dict[str, Any]:
-    return {
-        "subtask_id": row["id"],
-        "number": row["attempts"],
-        "agent_id": row["agent_id"],
-        "worker_id": None,
-        "started_at": now,
-        "ended_at": now,
-        "outcome": "zombie",
-        "error_class": "zombie",
-        "error_message": row["error"],
-        "tokens_in": None,
-        "tokens_out": None,
-        "cost_usd": None,
-    }
-
-
-def _stopped_attempts(
-    worker: str, attempts: Sequence[tuple[Subtask, datetime]], now: datetime, why: str
-) -> list[dict[str, Any]]:
-    """Attempt rows for attempts a worker ended before they did (recorded as cancelled)."""
-    return [
-        {
-            "subtask_id": s.id,
-            "number": s.attempts,
-            "agent_id": s.agent_id,
-            "worker_id": worker,
-            "started_at": started,
-            "ended_at": now,
-            "outcome": "cancelled",
-            "error_class": None,
-            "error_message": why,
-            "tokens_in": None,
-            "tokens_out": None,
-            "cost_usd": None,
-        }
-        for s, started in attempts
-    ]

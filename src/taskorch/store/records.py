@@ -48,6 +48,12 @@ def to_json(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+def id_params(ids: Iterable[int] | Iterable[str]) -> dict[str, Any]:
+    """The id list in both shapes: JSON text for SQLite's json_each, a list for PostgreSQL."""
+    id_list = list(ids)
+    return {"ids": json.dumps(id_list), "id_list": id_list}
+
+
 def decode(model: type[M], row: Row) -> M:
     columns = _JSON_COLUMNS[model]
     data = {key: _decode_value(value, key in columns) for key, value in row.items()}

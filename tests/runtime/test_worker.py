@@ -298,7 +298,7 @@ async def test_a_failed_attempt_records_what_it_spent(store: Store, tmp_path: Pa
 async def test_dispatch_latencies_are_kept_for_recent_claims_only(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("taskorch.runtime.worker.LATENCY_WINDOW", 50)
+    monkeypatch.setattr("taskorch.runtime.worker_config.LATENCY_WINDOW", 50)
     await queued_workflow(store, {f"s{i}": [] for i in range(120)})
     worker = worker_for(store, RecordingAgent(), tmp_path)
     stats = await worker.run(once=True)

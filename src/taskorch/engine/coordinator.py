@@ -47,7 +47,7 @@ from taskorch.engine.execution import (
     read_context,
 )
 from taskorch.planning.completion import instructions_for as plan_instructions
-from taskorch.runtime.worker import instructions_for
+from taskorch.runtime.worker_attempts import instructions_for
 from taskorch.settings import Settings
 from taskorch.store.agent_stats import TrackRecord, Usage
 

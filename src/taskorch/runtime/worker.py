@@ -5,6 +5,11 @@ attempt, a notification from another process, or the poll interval; outcomes buf
 in one transaction per batch, shielded from cancellation; a lease keeper that renews the leases of
 attempts whose agents still heartbeat and cancels attempts this worker no longer owns (cancelled
 workflow, lost lease); a zombie sweeper; graceful shutdown; ``once`` mode that drains and exits.
+
+The loop is here. What a worker is given and what it counts live in
+:mod:`taskorch.runtime.worker_config`, an attempt in flight and the outcome it ends with in
+:mod:`taskorch.runtime.worker_attempts`, the lease keeper and zombie sweeper in
+:mod:`taskorch.runtime.worker_leases`.
 """
 
 from __future__ import annotations
@@ -12,110 +17,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 
-from taskorch.agents.base import AgentAdapter, AgentResult, AgentTask
+from taskorch.agents.base import AgentAdapter, AgentTask
 from taskorch.domain.errors import AgentError, StoreError
 from taskorch.domain.models import Subtask
-from taskorch.domain.retry import (
-    MAX_INTERRUPTED_ATTEMPTS,
-    ErrorClass,
-    RetryDecision,
-    agent_tries,
-)
+from taskorch.domain.retry import ErrorClass
 from taskorch.runtime import tracing
 from taskorch.runtime.budget_gate import BudgetGate
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.faults import pause_point
-from taskorch.runtime.quality import FAILED, attempt_quality
-from taskorch.runtime.rate_limits import RateLimits, is_limit
+from taskorch.runtime.rate_limits import RateLimits
 from taskorch.runtime.recovery import ErrorRecoveryManager
 from taskorch.runtime.subtask_events import assigned_events
+from taskorch.runtime.worker_attempts import (
+    Deadline,
+    Failures,
+    Reassign,
+    Running,
+    instructions_for,
+    success,
+)
+from taskorch.runtime.worker_config import (
+    SHUTDOWN_GRACE_S,
+    WorkerConfig,
+    WorkerStats,
+    default_worker_id,
+)
+from taskorch.runtime.worker_leases import LeaseKeeper
 from taskorch.store.gcpause import freeze_long_lived
 from taskorch.store.outage import Outage
 from taskorch.store.outcomes import started_events
-from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
+from taskorch.store.queue import Outcome, SubtaskQueue
+
+# Imported from here too, where they lived before worker_config and worker_attempts.
+__all__ = [
+    "SHUTDOWN_GRACE_S",
+    "Worker",
+    "WorkerConfig",
+    "WorkerStats",
+    "default_worker_id",
+    "instructions_for",
+]
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_SETTLE_TRIES = 5
 """Tries at storing the last outcomes before exiting (a database blip must not turn finished work
 into zombies that run again)."""
-
-
-LATENCY_WINDOW = 10_000
-HOST_AVOID_S = 60.0
-"""How long a worker leaves alone a workflow it could not work on (its repository out of this
-host's reach): other hosts take its subtasks meanwhile."""
-SHUTDOWN_GRACE_S = 10.0
-"""How long a stopping worker lets running attempts finish before it releases them."""
-
-Reassign = Callable[[Subtask, str, bool], str | None]
-"""(subtask, error class, the policy says reassign) -> agent id for the retry."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    concurrency: int = 5
-    claim_batch: int = 1000
-    """At most this many subtasks per claim, and at most half the concurrency (rounded up): a
-    worker with room for more claims again at once, and the attempts of one batch run while the
-    next batch is settled and claimed. A batch of the whole concurrency left nothing to run while
-    the worker waited for its settle (W1 on PostgreSQL, 2 worker processes of 1,000: client and
-    server took turns, and the fan-out's last batch went to one worker while the other idled)."""
-    lease_s: float = 30.0
-    timeout_s: float = 300.0
-    poll_s: float = 0.5
-    shutdown_grace_s: float = SHUTDOWN_GRACE_S
-    max_interrupted: int = MAX_INTERRUPTED_ATTEMPTS
-    """Interrupted attempts (lost leases, host errors) after which a subtask fails."""
-
-
-@dataclass(slots=True)
-class WorkerStats:
-    claimed: int = 0
-    completed: int = 0
-    retried: int = 0
-    failed: int = 0
-    zombies: int = 0
-    dispatch_latency_s: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
-    """Ready -> running of the most recent claims (bounded: a worker may run for months)."""
-
-
-@dataclass(slots=True)
-class _Deadline:
-    """One timer for the attempts of one claim, which start together: a timeout context per
-    attempt costs about a third of what the worker spends on a quick attempt."""
-
-    left: int
-    handle: asyncio.TimerHandle | None = None
-
-    def finished_one(self) -> None:
-        self.left -= 1
-        if self.left == 0 and self.handle is not None:
-            self.handle.cancel()  # and with it the timer's references to the batch
-
-
-@dataclass(slots=True)
-class _Running:
-    subtask: Subtask
-    agent_id: str | None
-    started_at: datetime
-    task: asyncio.Task[None] | None = None
-    last_beat: float = field(default_factory=time.monotonic)
-    deadline: _Deadline | None = None
-    timed_out: bool = False
-
-
-def default_worker_id(host: str | None = None) -> str:
-    """``host:pid:random``: the host a worker advertises comes first."""
-    return f"{host or socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
 
 
 class Worker:
@@ -144,18 +95,33 @@ class Worker:
         self.reassign = reassign
         self.stats = WorkerStats()
         self._batch = min(self.config.claim_batch, (self.config.concurrency + 1) // 2)
-        self._running: dict[int, _Running] = {}
+        self._running: dict[int, Running] = {}
         self._settling: list[Outcome] = []
-        self._ending = 0
-        """Lost attempts being recorded as cancelled: the loop must not end under that write."""
         self._wake = asyncio.Event()
         self._stopping = False
         self._outage = Outage(f"worker {self.worker_id}")
         """The database outage this worker is riding out, if any (logged once per outage)."""
-        self._avoid: dict[str, float] = {}
-        """Workflow id -> until when (monotonic) this worker claims none of its subtasks."""
         self.rate_limits = RateLimits(queue.connector)
         """Agents that answered with a limit: their work waits for the reset (rate windows)."""
+        self._failures = Failures(
+            queue,
+            self.agents,
+            self.recovery,
+            self.rate_limits,
+            self.config,
+            worker_id=self.worker_id,
+            reassign=reassign,
+        )
+        self._leases = LeaseKeeper(
+            queue,
+            self.events,
+            self.config,
+            self.stats,
+            self._running,
+            worker_id=self.worker_id,
+            outage=self._outage,
+            wake=self._wake,
+        )
         self.budget = BudgetGate(
             queue,
             self.events,
@@ -178,7 +144,7 @@ class Worker:
         freeze_long_lived()
         with contextlib.suppress(StoreError):  # else the first batch opens it, after an outage
             await self.queue.warm_up()
-        keeper = asyncio.create_task(self._keep_leases(), name=f"{self.worker_id}-leases")
+        keeper = asyncio.create_task(self._leases.run(), name=f"{self.worker_id}-leases")
         try:
             await self._loop(once)
         finally:
@@ -194,7 +160,7 @@ class Worker:
         while not self._stopping:
             self._wake.clear()
             claimed = await self._step()
-            idle = not (claimed or self._running or self._settling or self._ending)
+            idle = not (claimed or self._running or self._settling or self._leases.ending)
             if idle and once and not await self._work_pending_soon():
                 return
             if claimed == self._batch and self._free > 0:
@@ -307,7 +273,7 @@ class Worker:
             started = started_events(for_agents, self.worker_id)  # settle's own come with it
             events = assigned_events(claimed, self.worker_id) + events + started
         for event in events:
-            self._count(event)
+            self.stats.count(event)
         await self.events.publish(events)
         await self.events.write_task_logs(batch)
         await self.events.write_task_events([e for e in events if e.kind == "task:blocked"])
@@ -345,19 +311,17 @@ class Worker:
         return claimed
 
     def _avoided(self) -> list[str]:
-        now = time.monotonic()
-        for workflow_id in [w for w, until in self._avoid.items() if until <= now]:
-            del self._avoid[workflow_id]
-        return list(self._avoid)
+        """Workflows left to other hosts for now (see :class:`Failures`)."""
+        return self._failures.avoided()
 
     def _start(self, claimed: list[Subtask]) -> None:
         if not claimed:
             return
         now = self.queue.now
-        deadline = _Deadline(len(claimed))
+        deadline = Deadline(len(claimed))
         batch = []
         for subtask in claimed:
-            running = _Running(subtask, subtask.agent_id, now, deadline=deadline)
+            running = Running(subtask, subtask.agent_id, now, deadline=deadline)
             self._running[subtask.id] = running
             running.task = asyncio.create_task(self._attempt(running), name=f"attempt-{subtask.id}")
             batch.append(running)
@@ -368,7 +332,7 @@ class Worker:
         )
         self.stats.claimed += len(claimed)
 
-    def _time_out(self, batch: list[_Running]) -> None:
+    def _time_out(self, batch: list[Running]) -> None:
         for running in batch:
             if self._running.get(running.subtask.id) is running and running.task is not None:
                 running.timed_out = True
@@ -376,7 +340,7 @@ class Worker:
 
     # --- one attempt -------------------------------------------------------------------------
 
-    async def _attempt(self, running: _Running) -> None:
+    async def _attempt(self, running: Running) -> None:
         subtask = running.subtask
         tracing.enter_workflow(subtask.workflow_id, subtask.id, subtask.attempts)  # own task
         adapter = self.agents.get(subtask.agent_id) or self.agents.get(None)
@@ -395,7 +359,7 @@ class Worker:
             if not result.success:
                 error = AgentError(f"agent reported failure: {result.output[-500:]}")
                 raise error.with_usage(result.tokens_in, result.tokens_out, result.cost_usd)
-            outcome = self._success(running, result)
+            outcome = success(running, result, self.queue.now)
         except asyncio.CancelledError:
             if not running.timed_out:
                 self._running.pop(subtask.id, None)
@@ -403,187 +367,12 @@ class Worker:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()  # our own deadline, as asyncio.timeout does
-            outcome = await self._failure(running, TimeoutError())
+            outcome = await self._failures.outcome(running, TimeoutError())
         except Exception as exc:
-            outcome = await self._failure(running, exc)
+            outcome = await self._failures.outcome(running, exc)
         finally:
             if running.deadline is not None:
                 running.deadline.finished_one()
         self._settling.append(outcome)
         self._running.pop(subtask.id, None)
         self._wake.set()
-
-    def _success(self, running: _Running, result: AgentResult) -> Outcome:
-        body = result.to_json()
-        quality = attempt_quality(running.subtask, True, result.output, result.data)
-        body["quality"] = quality.to_json()
-        return Outcome(
-            running.subtask,
-            "completed",
-            running.started_at,
-            self.queue.now,
-            agent_id=running.agent_id,
-            result=body,
-            tokens_in=result.tokens_in,
-            tokens_out=result.tokens_out,
-            cost_usd=result.cost_usd,
-        )
-
-    async def _failure(self, running: _Running, exc: Exception) -> Outcome:
-        subtask = running.subtask
-        error = self.recovery.classify(exc)
-        if isinstance(exc, TimeoutError):
-            error = AgentError(
-                f"attempt timed out after {self.config.timeout_s:g} s", error_class="timeout"
-            )
-        if error.error_class == ErrorClass.HOST:
-            log.warning(
-                "worker %s: leaving workflow %s to other hosts for %g s: %s",
-                self.worker_id,
-                subtask.workflow_id,
-                HOST_AVOID_S,
-                error.message,
-            )
-            self._avoid[subtask.workflow_id] = time.monotonic() + HOST_AVOID_S
-        window = None
-        if is_limit(error, running.agent_id):
-            policy = self.recovery.policy_for(error.error_class)
-            agent = str(running.agent_id)
-            window = await self.rate_limits.hit(agent, error, policy, self.queue.now)
-        # Not the agent's try (the host failed, the agent was busy and got nothing, or it is in
-        # a rate window): counted apart, against the cap on interrupted attempts.
-        interrupted = error.error_class in (ErrorClass.HOST, ErrorClass.BUSY) or window is not None
-        if interrupted:
-            decision = (
-                self.recovery.decide(error, subtask.interrupted + 1)
-                if window is None
-                else RetryDecision(True, 0.0, True, window.describe())
-            )
-            if subtask.interrupted + 1 >= self.config.max_interrupted:
-                decision = RetryDecision(False, reason="too many interrupted attempts")
-        else:
-            tries = agent_tries(subtask.attempts, subtask.interrupted)
-            decision = await self.recovery.recover(error, tries, subtask)
-        now = self.queue.now
-        common = {
-            "agent_id": running.agent_id,
-            "error_class": error.error_class,
-            "error_message": error.message,
-            "tokens_in": error.tokens_in,
-            "tokens_out": error.tokens_out,
-            "cost_usd": error.cost_usd,
-        }
-        if decision.retry:
-            if self.reassign is not None:
-                next_agent = self.reassign(subtask, error.error_class, decision.reassign)
-            else:
-                next_agent = (
-                    self._other_agent(subtask.agent_id) if decision.reassign else subtask.agent_id
-                )
-            delay_s = decision.delay_s
-            if error.error_class == ErrorClass.BUSY and next_agent != subtask.agent_id:
-                # another capable agent takes it now, unless agents have been busy before
-                delay_s = 0.0 if subtask.interrupted == 0 else delay_s
-            if window is not None:  # another agent takes it now, or it waits for the reset
-                delay_s = self.rate_limits.wait_s(next_agent, now)
-            return Outcome(
-                subtask,
-                "retry",
-                running.started_at,
-                now,
-                run_after=now + timedelta(seconds=delay_s),
-                next_agent_id=next_agent,
-                interrupted=interrupted,
-                **common,  # type: ignore[arg-type]
-            )
-        return Outcome(
-            subtask,
-            "failed",
-            running.started_at,
-            now,
-            result={
-                "success": False,
-                "output": error.message,
-                "reason": decision.reason,
-                "quality": FAILED.to_json(),
-            },
-            **common,  # type: ignore[arg-type]
-        )
-
-    def _other_agent(self, current: str | None) -> str | None:
-        others = [a for a in self.agents if a is not None and a != current]
-        return others[0] if others else current
-
-    # --- counting -------------------------------------------------------------------------
-
-    def _count(self, event: QueueEvent) -> None:
-        if event.kind == "task:complete":
-            self.stats.completed += 1
-        elif event.kind == "task:retry":
-            self.stats.retried += 1
-        elif event.kind == "task:failed":
-            self.stats.failed += 1
-        elif event.kind == "task:zombie":
-            self.stats.zombies += 1
-
-    # --- leases ------------------------------------------------------------------------------
-
-    async def _keep_leases(self) -> None:
-        interval = max(self.config.lease_s / 3, 0.05)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self._renew()
-                events = await self.queue.expire_leases(max_interrupted=self.config.max_interrupted)
-            except StoreError as exc:
-                self._outage.failed(exc)  # the loop's backoff; this one keeps its interval
-                continue
-            self._outage.recovered()
-            for event in events:
-                self._count(event)
-            await self.events.publish(events)
-            if events:
-                await self.events.write_task_events(events)
-                self._wake.set()
-
-    async def _renew(self) -> None:
-        now = time.monotonic()
-        # Judge only the attempts asked about: the loop claims more while the renewal is in flight,
-        # and those were not renewed because they were not asked about, not because they are lost.
-        asked = list(self._running.values())
-        alive = [r.subtask.id for r in asked if now - r.last_beat < self.config.lease_s]
-        owned = await self.queue.renew(self.worker_id, alive, self.config.lease_s)
-        lost = [
-            r for r in asked if r.subtask.id not in owned and self._running.get(r.subtask.id) is r
-        ]
-        if not lost:
-            return
-        # Not renewed: the workflow was cancelled, the lease was taken over, or the agent stopped
-        # heartbeating. End the attempt; the store already says what happens to the subtask.
-        cancelled = await self.queue.cancelled_among(r.subtask.id for r in lost)
-        self._ending += 1
-        try:
-            for running in lost:
-                self._running.pop(running.subtask.id, None)
-                if running.task is not None:
-                    running.task.cancel()
-            stopped = [(r.subtask, r.started_at) for r in lost if r.subtask.id in cancelled]
-            if stopped:
-                events = await self.queue.record_cancelled(self.worker_id, stopped)
-                await self.events.publish(events)
-                await self.events.write_task_events(events)
-        finally:
-            self._ending -= 1
-            self._wake.set()
-
-
-def instructions_for(subtask: Subtask) -> str:
-    """What an agent is told: the title, the description when it adds to it, files, criteria."""
-    parts = [subtask.title]
-    if subtask.description and subtask.description.strip() != subtask.title.strip():
-        parts.append(subtask.description)
-    if subtask.files_affected:
-        parts.append("Files: " + ", ".join(subtask.files_affected))
-    if subtask.success_criteria:
-        parts.append("Done when: " + subtask.success_criteria)
-    return "\n\n".join(parts)

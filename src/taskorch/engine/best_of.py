@@ -35,6 +35,7 @@ from taskorch.domain.errors import AgentError, TaskorchError
 from taskorch.domain.models import Subtask, Workflow
 from taskorch.domain.plan import PlanSubtask
 from taskorch.domain.retry import agent_tries
+from taskorch.engine.pipeline_planning import spec_of
 from taskorch.planning.completion import check_completion
 from taskorch.runtime.validation import run_test_command, working_spec_check
 from taskorch.runtime.workspace import Workspace
@@ -142,7 +143,7 @@ class Race:
         self.subtask = task.subtask
         self.heartbeat = heartbeat
         self.lineup = list(lineup)
-        self.spec = spec or _spec_of(self.subtask)
+        self.spec = spec or spec_of(self.subtask, "-")  # the completion check reads its files
         self.checks = checks
         self.busy = busy
         self.records: dict[int, CandidateRecord] = {}
@@ -326,16 +327,4 @@ def _with_usage(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         cost_usd=cost_usd,
-    )
-
-
-def _spec_of(subtask: Subtask) -> PlanSubtask:
-    return PlanSubtask(
-        subtask_id=subtask.key,
-        parent_task_id="-",
-        title=subtask.title,
-        assigned_to=subtask.assigned_to,
-        worker_type=subtask.worker_type,
-        files_affected=subtask.files_affected,
-        success_criteria=subtask.success_criteria,
     )

@@ -9,8 +9,8 @@ it decided into its transition's metadata; the plan stays there for the steps af
 from __future__ import annotations
 
 from taskorch.domain.dag import DependencyResolver
-from taskorch.domain.models import JSONDict, Priority, Workflow, task_ref
-from taskorch.domain.plan import Plan
+from taskorch.domain.models import JSONDict, Priority, Subtask, Workflow, task_ref
+from taskorch.domain.plan import Plan, PlanSubtask
 from taskorch.domain.states import SubtaskState, WorkflowState
 from taskorch.domain.working_spec import check_working_spec
 from taskorch.engine.pipeline_moves import WorkflowMoves
@@ -110,6 +110,21 @@ class PlanningSteps:
 
 def plan_of(workflow: Workflow) -> Plan:
     return Plan.model_validate(workflow.metadata["plan"])
+
+
+def spec_of(subtask: Subtask, parent_task_id: str) -> PlanSubtask:
+    """A stored subtask as an entry of a plan, for one its workflow's plan does not hold (a
+    redo, a fix-up)."""
+    return PlanSubtask(
+        subtask_id=subtask.key,
+        parent_task_id=parent_task_id,
+        title=subtask.title,
+        description=subtask.description,
+        assigned_to=subtask.assigned_to,
+        worker_type=subtask.worker_type,
+        files_affected=subtask.files_affected,
+        success_criteria=subtask.success_criteria,
+    )
 
 
 async def subtask_priority(store: Store, workflow: Workflow) -> int:

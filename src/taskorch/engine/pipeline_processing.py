@@ -12,10 +12,15 @@ import logging
 from collections.abc import Sequence
 
 from taskorch.domain.models import Subtask, TaskStatus, Workflow
-from taskorch.domain.plan import PlanSubtask
 from taskorch.domain.states import WorkflowState
 from taskorch.engine.pipeline_moves import WorkflowMoves
-from taskorch.engine.pipeline_planning import ROUTABLE, plan_of, routing_mode, subtask_priority
+from taskorch.engine.pipeline_planning import (
+    ROUTABLE,
+    plan_of,
+    routing_mode,
+    spec_of,
+    subtask_priority,
+)
 from taskorch.engine.pipeline_ports import Delivery, Router
 from taskorch.runtime.faults import pause_point
 from taskorch.runtime.subtask_events import routed_events
@@ -133,7 +138,7 @@ class ProcessingStep:
         for key in problems:
             redo_key = f"{key[:90]}-redo"
             redone[key] = redo_key
-            spec = plan.get(key) or _spec_of(subtasks[key], plan_of(workflow).parent_task_id)
+            spec = plan.get(key) or spec_of(subtasks[key], plan_of(workflow).parent_task_id)
             again.append(spec.model_copy(update={"subtask_id": redo_key, "dependencies": []}))
         for problem in problems.values():
             log.warning("workflow %s: %s; running it again", workflow.id, problem)
@@ -157,16 +162,3 @@ async def unproven(
     problems = await delivery.verify(workflow, subtasks)
     redone = workflow.metadata.get("redone", {})
     return {key: why for key, why in problems.items() if key not in redone}
-
-
-def _spec_of(subtask: Subtask, parent: str) -> PlanSubtask:
-    return PlanSubtask(
-        subtask_id=subtask.key,
-        parent_task_id=parent,
-        title=subtask.title,
-        description=subtask.description,
-        assigned_to=subtask.assigned_to,
-        worker_type=subtask.worker_type,
-        files_affected=subtask.files_affected,
-        success_criteria=subtask.success_criteria,
-    )

@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from taskorch.runtime.metrics import RuntimeMetrics
     from taskorch.runtime.recovery import ErrorRecoveryManager
     from taskorch.runtime.worker import Worker
-    from taskorch.store.queue import SubtaskQueue
 
 # The health report's names are imported from here too (the public API, ``cli/system.py``).
 __all__ = [
@@ -193,15 +192,9 @@ class OrchestrationEngine:
         options: JSONDict | None = None,
         on_progress: Progress | None = None,
     ) -> list[WorkflowStatus]:
-        from taskorch.engine.runner import drive
-
         pipeline = self.pipeline()
         workflows = await self.start_workflows(task_ids, options=options)
-        worker = self.create_worker(agents) if agents else None
-        final = await drive(
-            pipeline, self.events, [w.id for w in workflows], worker=worker, on_progress=on_progress
-        )
-        return [await self.get_workflow_status(w.id) for w in final]
+        return await self._drive([w.id for w in workflows], agents, on_progress, pipeline)
 
     async def start_workflows(
         self, task_ids: Sequence[int], *, options: JSONDict | None = None
@@ -221,14 +214,25 @@ class OrchestrationEngine:
     ) -> list[WorkflowStatus]:
         """Carry on with workflows found mid-way (after a crash or a kill): each resumes from its
         stored state; by default every workflow that has not ended."""
-        from taskorch.engine.runner import drive
-
         await self.recover_git()
         workflows = await self.workflows_to_resume(workflow_ids)
-        workflow_ids = [w.id for w in workflows]
+        return await self._drive([w.id for w in workflows], agents, on_progress)
+
+    async def _drive(
+        self,
+        workflow_ids: list[str],
+        agents: Mapping[str | None, AgentAdapter] | None,
+        on_progress: Progress | None,
+        pipeline: Pipeline | None = None,
+    ) -> list[WorkflowStatus]:
+        """Drive the workflows to their end (``engine.runner``), their subtasks run in this
+        process when ``agents`` are given; their statuses as they ended."""
+        from taskorch.engine.runner import drive
+
         worker = self.create_worker(agents) if agents else None
+        pipeline = pipeline or self.pipeline()
         final = await drive(
-            self.pipeline(), self.events, list(workflow_ids), worker=worker, on_progress=on_progress
+            pipeline, self.events, workflow_ids, worker=worker, on_progress=on_progress
         )
         return [await self.get_workflow_status(w.id) for w in final]
 
@@ -297,7 +301,8 @@ class OrchestrationEngine:
     ) -> WorkflowStatus:
         """Set the workflow's caps (each one given replaces that kind; the others stay): a
         workflow waiting for its budget goes on once its next attempt fits. ``InputError`` for
-        a value that is not positive or a workflow that has ended."""
+        none given or a value that is not positive, ``StateError`` for a workflow that has
+        ended."""
         given = {"usd": usd, "tokens": tokens, "subtask_usd": subtask_usd}
         caps = await set_caps(self.store, self.queue, workflow_id, given)
         status = await self.get_workflow_status(workflow_id)
@@ -357,8 +362,6 @@ class OrchestrationEngine:
 
     @property
     def queue(self) -> SubtaskQueue:
-        from taskorch.store.queue import SubtaskQueue
-
         return SubtaskQueue(self.store.connector)
 
     @property

@@ -73,7 +73,10 @@ def test_the_start_up_heap_is_frozen_once_per_process(monkeypatch: pytest.Monkey
         assert frozen > 0
         later: list[list[int]] = [[] for _ in range(100)]
         freeze_long_lived()
-        assert gc.get_freeze_count() == frozen  # what came later is collected as usual
-        assert len(later) == 100
+        # What came later is collected as usual: still in the collector's generations, not in
+        # the frozen one. (The frozen count itself may drop meanwhile: a frozen object that
+        # dies, in this thread or another, leaves it.)
+        assert any(each is later for each in gc.get_objects())
+        assert gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()

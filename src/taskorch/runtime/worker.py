@@ -88,11 +88,9 @@ class Worker:
         self.queue = queue
         self.agents = dict(agents)
         self.config = config or WorkerConfig()
-        self.recovery = recovery or ErrorRecoveryManager()
         self.events = events or EventBus()
         self.worker_id = worker_id or default_worker_id()
         self.agent_limits = dict(agent_limits or {})
-        self.reassign = reassign
         self.stats = WorkerStats()
         self._batch = min(self.config.claim_batch, (self.config.concurrency + 1) // 2)
         self._running: dict[int, Running] = {}
@@ -106,7 +104,7 @@ class Worker:
         self._failures = Failures(
             queue,
             self.agents,
-            self.recovery,
+            recovery or ErrorRecoveryManager(),
             self.rate_limits,
             self.config,
             worker_id=self.worker_id,
@@ -138,6 +136,25 @@ class Worker:
         """Stop claiming; running attempts finish (up to the grace period), then the loop exits."""
         self._stopping = True
         self._wake.set()
+
+    @property
+    def recovery(self) -> ErrorRecoveryManager:
+        """How a failed attempt is handled: held by the worker's :class:`Failures`, so that a
+        manager set here is the one they use."""
+        return self._failures.recovery
+
+    @recovery.setter
+    def recovery(self, manager: ErrorRecoveryManager) -> None:
+        self._failures.recovery = manager
+
+    @property
+    def reassign(self) -> Reassign | None:
+        """Picks the agent of a retry (held by the worker's :class:`Failures`, as above)."""
+        return self._failures.reassign
+
+    @reassign.setter
+    def reassign(self, chooser: Reassign | None) -> None:
+        self._failures.reassign = chooser
 
     async def run(self, *, once: bool = False) -> WorkerStats:
         """Work until :meth:`stop`; with ``once``, until nothing is ready or running."""

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskorch.runtime.worktree_admin import checkout_of_record
+
 log = logging.getLogger(__name__)
 
 LINUX_STALE_AFTER_S = 3.0
@@ -69,14 +71,11 @@ def repository_places(git_dir: Path) -> list[Path]:
         places.append(git_dir.parent)
     admin = git_dir / "worktrees"
     for entry in admin.iterdir() if admin.is_dir() else []:
-        try:
-            gitdir = Path((entry / "gitdir").read_text().strip())
-        except OSError:
-            continue
-        # (a worktree whose adding was killed may leave it empty: "." would be this process's
-        # own folder, and any git working below it would keep every lock "young")
-        if gitdir.is_absolute():
-            places.append(gitdir.parent)
+        # (None for one whose adding was killed, its gitdir empty: read as "." it was this
+        # process's own folder, and any git working below it kept every lock "young")
+        checkout = checkout_of_record(entry)
+        if checkout is not None:
+            places.append(checkout)
     return [_real(place) for place in places]
 
 

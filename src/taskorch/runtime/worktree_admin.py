@@ -46,7 +46,7 @@ def forget_gone(repo: Path, root: Path) -> bool:
         return False
     whole = True
     for record in records:
-        checkout = _checkout(record)
+        checkout = checkout_of_record(record)
         if checkout is None:
             whole = False
         elif is_under(checkout, root) and not _in_use(record, checkout):
@@ -66,8 +66,9 @@ def _records(repo: Path) -> list[Path] | None:
         return None
 
 
-def _checkout(record: Path) -> Path | None:
-    """The worktree's folder its record names (``gitdir`` without its ``/.git``)."""
+def checkout_of_record(record: Path) -> Path | None:
+    """The folder of the worktree whose record is ``record`` (its ``gitdir`` without the
+    ``/.git``); None when the record does not name one."""
     try:
         gitdir = (record / "gitdir").read_text().strip()
     except (OSError, UnicodeDecodeError):
@@ -82,7 +83,7 @@ def _in_use(record: Path, checkout: Path) -> bool:
 
 
 def _entry(repo: Path, record: Path) -> WorktreeEntry | None:
-    checkout = _checkout(record)
+    checkout = checkout_of_record(record)
     try:
         head = (record / "HEAD").read_text().strip()
     except (OSError, UnicodeDecodeError):

@@ -4,23 +4,13 @@ and the records of gone ones deleted as ``git worktree prune`` would."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from fakes.origins import git
 from taskorch.runtime import git as g
 from taskorch.runtime import worktree_admin
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 @pytest.fixture
@@ -29,17 +19,17 @@ def mirror(tmp_path: Path) -> Path:
     whose folder was deleted."""
     work = tmp_path / "work"
     work.mkdir()
-    _git(work, "init", "-q", "-b", "main")
-    _git(work, "commit", "-q", "--allow-empty", "-m", "init")
+    git(work, "init", "-q", "-b", "main")
+    git(work, "commit", "-q", "--allow-empty", "-m", "init")
     bare = tmp_path / "mirror.git"
-    _git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
     root = tmp_path / "worktrees" / "wf-1"
-    _git(bare, "worktree", "add", "-q", "-b", "taskorch/wf-1/main", str(root / "workflow"))
-    _git(bare, "worktree", "add", "-q", "-b", "taskorch/wf-1/sub/a", str(root / "a"))
-    _git(bare, "worktree", "add", "-q", "--detach", str(root / "detached"))
-    _git(bare, "worktree", "add", "-q", "-b", "other", str(tmp_path / "elsewhere"))
-    _git(bare, "worktree", "add", "-q", "-b", "taskorch/wf-1/sub/b", str(root / "locked"))
-    _git(bare, "worktree", "lock", str(root / "locked"))
+    git(bare, "worktree", "add", "-q", "-b", "taskorch/wf-1/main", str(root / "workflow"))
+    git(bare, "worktree", "add", "-q", "-b", "taskorch/wf-1/sub/a", str(root / "a"))
+    git(bare, "worktree", "add", "-q", "--detach", str(root / "detached"))
+    git(bare, "worktree", "add", "-q", "-b", "other", str(tmp_path / "elsewhere"))
+    git(bare, "worktree", "add", "-q", "-b", "taskorch/wf-1/sub/b", str(root / "locked"))
+    git(bare, "worktree", "lock", str(root / "locked"))
     shutil.rmtree(root / "a")
     return bare
 
@@ -67,7 +57,7 @@ async def test_gone_worktrees_under_a_folder_are_forgotten_as_prune_would(
     assert not [e for e in await g.worktrees(mirror) if e.prunable and e.path.name != "locked"]
 
 
-async def test_a_record_it_cannot_read_is_left_to_git(mirror: Path, tmp_path: Path) -> None:
+async def test_a_record_it_cannot_read_is_left_togit(mirror: Path, tmp_path: Path) -> None:
     half_added = mirror / "worktrees" / "half"
     half_added.mkdir()
     (half_added / "gitdir").write_text("")  # (a worktree add killed half-way)

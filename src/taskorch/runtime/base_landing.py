@@ -12,8 +12,7 @@ from pathlib import Path
 from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
 from taskorch.runtime import remote
-from taskorch.runtime.git import WorkspaceError
-from taskorch.runtime.repository import merge_into_base, merge_without_checkout
+from taskorch.runtime.repository import merge_into_base, merge_without_checkout, tips
 from taskorch.runtime.workflow_branch import PUSH_TRIES, WorkflowBranch
 from taskorch.runtime.workspace_records import BaseMerge
 
@@ -89,8 +88,7 @@ class BaseLanding:
         """The merge computed in the mirror (no checkout) and pushed with a lease; None when the
         origin's base moved meanwhile."""
         base, branch = self.base_branch, self.workflow_branch
-        head = await self._tip(f"refs/heads/{branch}")
-        base_tip = await self._tip(f"refs/heads/{base}")
+        head, base_tip = await tips(self.repo, f"refs/heads/{branch}", f"refs/heads/{base}")
         if await g.is_ancestor(self.repo, head, base_tip):
             return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
         if await g.is_ancestor(self.repo, base_tip, head):
@@ -132,12 +130,6 @@ class BaseLanding:
         if head is None or base_tip is None:
             return None
         return base_tip if await g.is_ancestor(self.repo, head, base_tip) else None
-
-    async def _tip(self, name: str, cwd: Path | None = None) -> str:
-        tip = await g.rev(cwd or self.repo, name)
-        if tip is None:
-            raise WorkspaceError(f"{name} does not exist in {cwd or self.repo}")
-        return tip
 
 
 async def files_with_markers(path: Path) -> list[str]:

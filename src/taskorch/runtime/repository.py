@@ -160,7 +160,7 @@ async def merge_into_base(
     ref = f"refs/heads/{base}"
     async with g.file_lock(repo_lock_path(home, repo)):
         await finish_move(home, repo)
-        head, base_tip = await _tips(repo, f"refs/heads/{branch}", ref)
+        head, base_tip = await tips(repo, f"refs/heads/{branch}", ref)
         start = await _merge_base(repo, head, base_tip)
         if start == head:
             return BaseMerge(base, base_tip, fast_forward=False, already_merged=True)
@@ -218,7 +218,7 @@ async def summarise(
     """Commits (oldest first) and diff stat of ``branch`` (at ``head`` when the caller has just
     read it) against its merge base with ``base``."""
     head = head or await _tip(repo, f"refs/heads/{branch}")
-    (base_tip,) = await _tips(repo, f"refs/heads/{base}")
+    (base_tip,) = await tips(repo, f"refs/heads/{base}")
     start = await _merge_base(repo, base_tip, head, check=True)
     log = await g.out(repo, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
     commits = [CommitInfo(*line.split("\0", 1)) for line in log.splitlines() if line]
@@ -235,13 +235,12 @@ async def _merge_base(repo: Path, one: str, other: str, *, check: bool = False) 
     if ancestry.known(other, one):
         return other
     start = (await g.git(repo, "merge-base", one, other, check=check)).stdout.strip()
-    for commit in (one, other):
-        if start == commit:
-            ancestry.note(start, other if commit == one else one)
+    if start in (one, other):
+        ancestry.note(start, other if start == one else one)
     return start
 
 
-async def _tips(cwd: Path, *names: str) -> list[str]:
+async def tips(cwd: Path, *names: str) -> list[str]:
     """The commits of the refs ``names`` (full names), in one look-up."""
     found = await g.refs(cwd, *names)
     missing = [name for name in names if name not in found]

@@ -1,12 +1,13 @@
 """A workflow's worktree folders in its mirror: made (from a spare when there is one), kept aside
 as spares once merged, and removed. Only folders under the workflow's root are ever touched.
 
-A spare is a merged subtask's worktree moved to ``<root>/spare/``. The next subtask of the workflow
-starts from it (``worktree move``, ``checkout -f -B``, ``clean -ffdx``, the last skipped for a
-spare whose subtask's final commit left no file outside git, ignored ones included): as fresh as a
-new worktree, nothing untracked or ignored left, but only the files that differ are written, where
-``worktree add`` and ``worktree remove`` write and delete the whole tree. Whatever does not go to
-plan (a failed move, a kill half-way) falls back to removing the folder and adding anew.
+A spare is a merged subtask's worktree moved to ``<root>/spare/`` (:mod:`worktree_move`). The next
+subtask of the workflow starts from it (moved back, ``checkout -f -B``, ``clean -ffdx``, the last
+skipped for a spare whose subtask's final commit left no file outside git, ignored ones
+included): as fresh as a new worktree, nothing untracked or ignored left, but only the files that
+differ are written, where ``worktree add`` and ``worktree remove`` write and delete the whole
+tree. Whatever does not go to plan (a failed move, a kill half-way) falls back to removing the
+folder and adding anew.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from taskorch.runtime import git as g
 from taskorch.runtime.git import WorkspaceError
+from taskorch.runtime.worktree_move import move_checkout
 
 PRISTINE = ".pristine"
 """The end of a spare's name that says it needs no ``clean``."""
@@ -41,8 +43,7 @@ class WorktreeFolders:
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         for name in names:
             spare = self.spares / name
-            moved = await g.git(self.repo, "worktree", "move", str(spare), str(path), check=False)
-            if not moved.ok:
+            if not await _move(self.repo, spare, path):
                 await self.remove(spare, None)
                 continue
             # As fresh as a new one: the branch's files, nothing untracked or ignored left (a
@@ -64,8 +65,7 @@ class WorktreeFolders:
             return False
         await asyncio.to_thread(self.spares.mkdir, parents=True, exist_ok=True)
         spare = self.spares / f"{path.name}-{os.urandom(3).hex()}{PRISTINE if pristine else ''}"
-        moved = await g.git(self.repo, "worktree", "move", str(path), str(spare), check=False)
-        return moved.ok
+        return await _move(self.repo, path, spare)
 
     async def remove(self, path: Path, branch: str | None) -> None:
         """Remove the worktree at ``path`` and any that has ``branch`` checked out (ours only)."""
@@ -89,6 +89,14 @@ class WorktreeFolders:
     def may_hold_work(self, entry: g.WorktreeEntry) -> bool:
         """A usable worktree that is not a spare (a spare's work is merged)."""
         return usable(entry) and not is_under(entry.path, self.spares)
+
+
+async def _move(repo: Path, source: Path, destination: Path) -> bool:
+    """``worktree move``, without its process where :func:`move_checkout` can."""
+    if await asyncio.to_thread(move_checkout, source, destination):
+        return True
+    moved = await g.git(repo, "worktree", "move", str(source), str(destination), check=False)
+    return moved.ok
 
 
 def _listing(folder: Path) -> list[str]:

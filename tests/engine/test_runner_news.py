@@ -86,6 +86,55 @@ async def test_a_workflow_with_news_is_carried_on_before_the_next_one_starts() -
     bus = _Bus()
     pipeline = _Pipeline(bus)
     ids = ["wf-1", "wf-2", "wf-3"]
-    ended = await drive(cast(Pipeline, pipeline), cast(EventBus, bus), ids, poll_s=0.01)
+    ended = await drive(cast(Pipeline, pipeline), cast(EventBus, bus), ids, poll_s=0.01, at_once=1)
     assert pipeline.calls[:3] == ["wf-1", "wf-1", "wf-2"]
     assert [w.status for w in ended] == [WorkflowState.MERGED] * 3
+
+
+class _SlowPipeline(_Pipeline):
+    """:class:`_Pipeline` whose steps take a while, counting how many run at the same time; each
+    step raises an event on its workflow, as a state change does (the last one included)."""
+
+    def __init__(self, bus: _Bus) -> None:
+        super().__init__(bus)
+        self.now: list[str] = []
+        self.started: list[str] = []
+        self.most = 0
+
+    async def advance(self, workflow_id: str) -> SimpleNamespace:
+        assert workflow_id not in self.now, "one workflow advanced twice at the same time"
+        self.now.append(workflow_id)
+        self.started.append(workflow_id)
+        self.most = max(self.most, len(self.now))
+        try:
+            self.bus.inbox.put_nowait({"workflow_id": workflow_id, "event": "workflow:moved"})
+            await asyncio.sleep(0.003 * int(workflow_id.removeprefix("wf-")))
+            return await super().advance(workflow_id)
+        finally:
+            self.now.remove(workflow_id)
+
+
+async def test_steps_of_different_workflows_run_at_the_same_time_up_to_the_bound() -> None:
+    """One step at a time left the run waiting on each git process and commit in turn."""
+    bus = _Bus()
+    pipeline = _SlowPipeline(bus)
+    ids = [f"wf-{i}" for i in range(1, 8)]
+    ended = await drive(cast(Pipeline, pipeline), cast(EventBus, bus), ids, poll_s=0.01, at_once=3)
+    assert pipeline.most == 3
+    assert [w.status for w in ended] == [WorkflowState.MERGED] * 7
+    assert pipeline.started[:4] == ["wf-1", "wf-2", "wf-3", "wf-1"]  # (ended first, news first)
+    assert sorted(pipeline.calls) == sorted(ids * 2)  # (none advanced once it had ended)
+
+
+async def test_a_step_under_way_is_stopped_when_the_run_is_cancelled() -> None:
+    bus = _Bus()
+    pipeline = _SlowPipeline(bus)
+    run = asyncio.create_task(
+        drive(cast(Pipeline, pipeline), cast(EventBus, bus), ["wf-1", "wf-2"], poll_s=0.01)
+    )
+    await asyncio.sleep(0.005)
+    assert sorted(pipeline.now) == ["wf-1", "wf-2"]
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert pipeline.now == []

@@ -24,6 +24,9 @@ POLL_S = 0.5
 SWEEP_S = 5.0
 """While events keep coming, how often every workflow is advanced anyway (work that workers in
 other processes did raises no event here); without events, every ``poll_s``."""
+AT_ONCE = 4
+"""Workflows advanced at the same time by one run: while one waits on a git process or a commit,
+another's step runs (one at a time left the second core idle through most of a batch)."""
 STEP_TRIES = 3
 """A workflow whose step fails this many times in a row is left where it stands (its reason
 stored on it) while the others go on: one workflow never stops a batch."""
@@ -43,72 +46,136 @@ async def drive(
     worker: Worker | None = None,
     on_progress: Progress | None = None,
     poll_s: float = POLL_S,
+    at_once: int = AT_ONCE,
 ) -> list[Workflow]:
     """Advance ``workflow_ids`` until each one is terminal, waits for approval (the ``approve``
     merge policy) or failed its step :data:`STEP_TRIES` times (it stays in its state, with the
     reason stored as ``stalled``; with a single workflow the error is raised); return them as
-    they ended."""
+    they ended. Up to ``at_once`` different workflows are advanced at the same time."""
     inbox = events.subscribe()
     worker_task = asyncio.create_task(worker.run()) if worker else None
-    waiting = list(dict.fromkeys(workflow_ids))
-    final: dict[str, Workflow] = {}
-    failures: dict[str, int] = {}
-    outage = Outage("run")
-    due = set(waiting)
+    run = _Run(pipeline, list(dict.fromkeys(workflow_ids)), on_progress)
+    steps = _Steps(pipeline, at_once)
+    pending = list(run.waiting)
     sweep = _Sweep(max(poll_s, SWEEP_S))
     try:
-        while waiting:
-            pending = [w for w in waiting if w in due]
-            while pending:
-                # News first: a workflow whose subtask just finished is carried to its end
-                # before the next one starts. In the order of the pass, a batch of N started
-                # every workflow before it finished any, and the finished subtasks' worktrees
-                # piled up (each git worktree command reads them all) until the last started.
-                news = _taken(inbox, set(waiting)) if not inbox.empty() else set()
-                if news:
-                    pending = [w for w in waiting if w in news] + [
-                        w for w in pending if w not in news
-                    ]
-                workflow_id = pending.pop(0)
-                try:
-                    workflow = await pipeline.advance(workflow_id)
-                except DatabaseUnavailableError as exc:
-                    # Not the workflow's failure: wait for the database (bounded), don't count it.
-                    delay = outage.failed(exc)
-                    if outage.lasted_s >= OUTAGE_GIVE_UP_S:
-                        raise
-                    await asyncio.sleep(delay)
-                    continue
-                except TaskorchError as exc:
-                    failures[workflow_id] = failures.get(workflow_id, 0) + 1
-                    if failures[workflow_id] < STEP_TRIES:
-                        continue
-                    if len(waiting) == 1 and len(final) == 0:
-                        raise
-                    final[workflow_id] = await _stalled(pipeline, workflow_id, exc)
-                    waiting.remove(workflow_id)
-                    continue
-                outage.recovered()
-                failures.pop(workflow_id, None)
-                if on_progress:
-                    on_progress(workflow)
-                if workflow.status in WORKFLOW_TERMINAL or pipeline.waiting_for_approval(workflow):
-                    final[workflow_id] = workflow
-                    waiting.remove(workflow_id)
-            if waiting:
-                # Only the workflows an event named: advancing every one on every event made a
-                # batch of N workflows cost N^2 steps. All of them after a quiet poll interval,
-                # and every SWEEP_S (work done by workers in other processes).
-                due = await _news(inbox, set(waiting), poll_s, worker_task)
-                if not due or sweep.due():
-                    due = set(waiting)
+        while run.waiting:
+            if not inbox.empty():
+                pending = _news_first(pending, _taken(inbox, set(run.waiting)), run.waiting)
+            pending = steps.start(pending)
+            if steps.running:
+                for workflow_id, outcome in await steps.finished():
+                    await run.settle(workflow_id, outcome)
+                pending = [w for w in pending if w in run.waiting]
+                continue
+            # Only the workflows an event named: advancing every one on every event made a batch
+            # of N workflows cost N^2 steps. All of them after a quiet poll interval, and every
+            # SWEEP_S (work done by workers in other processes).
+            due = await _news(inbox, set(run.waiting), poll_s, worker_task)
+            if not due or sweep.due():
+                due = set(run.waiting)
+            pending = [w for w in run.waiting if w in due]
     finally:
+        await steps.cancel()
         events.unsubscribe(inbox)
         if worker is not None and worker_task is not None:
             worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
-    return [final[w] for w in dict.fromkeys(workflow_ids)]
+    return [run.final[w] for w in dict.fromkeys(workflow_ids)]
+
+
+def _news_first(pending: list[str], news: set[str], waiting: list[str]) -> list[str]:
+    """News first: a workflow whose subtask just finished is carried to its end before the next
+    one starts. In the order of the pass, a batch of N started every workflow before it finished
+    any, and the finished subtasks' worktrees piled up (each git worktree command reads them
+    all) until the last started."""
+    if not news:
+        return pending
+    return [w for w in waiting if w in news] + [w for w in pending if w not in news]
+
+
+class _Steps:
+    """The workflows being advanced, at most ``at_once``, never one twice at the same time: a
+    step waits on git and the database most of its time, and another workflow's step runs
+    meanwhile."""
+
+    def __init__(self, pipeline: Pipeline, at_once: int) -> None:
+        self.pipeline = pipeline
+        self.at_once = max(at_once, 1)
+        self.running: dict[asyncio.Task[Workflow], str] = {}
+
+    def start(self, pending: list[str]) -> list[str]:
+        """Start the first of ``pending`` there is room for; the rest, still pending (a workflow
+        already being advanced waits its turn, in its place)."""
+        busy = set(self.running.values())
+        left = []
+        for workflow_id in pending:
+            if workflow_id in busy or len(self.running) >= self.at_once:
+                left.append(workflow_id)
+                continue
+            task = asyncio.create_task(self.pipeline.advance(workflow_id))
+            self.running[task] = workflow_id
+            busy.add(workflow_id)
+        return left
+
+    async def finished(self) -> list[tuple[str, asyncio.Task[Workflow]]]:
+        """The steps that ended (at least one), in the order they were started."""
+        done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+        ended = [(self.running[t], t) for t in self.running if t in done]
+        for _, task in ended:
+            del self.running[task]
+        return ended
+
+    async def cancel(self) -> None:
+        """Stop the steps under way (a run that ends early, or a Ctrl-C): each workflow stays in
+        its stored state, as after a kill."""
+        for task in self.running:
+            task.cancel()
+        for task in self.running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.running.clear()
+
+
+class _Run:
+    """What a run knows of its workflows: those still waiting, how each ended, failed tries."""
+
+    def __init__(self, pipeline: Pipeline, waiting: list[str], on_progress: Progress | None):
+        self.pipeline = pipeline
+        self.waiting = waiting
+        self.on_progress = on_progress
+        self.final: dict[str, Workflow] = {}
+        self.failures: dict[str, int] = {}
+        self.outage = Outage("run")
+
+    async def settle(self, workflow_id: str, outcome: asyncio.Task[Workflow]) -> None:
+        """Take in the end of one step of ``workflow_id``."""
+        try:
+            workflow = outcome.result()
+        except DatabaseUnavailableError as exc:
+            # Not the workflow's failure: wait for the database (bounded), don't count it.
+            delay = self.outage.failed(exc)
+            if self.outage.lasted_s >= OUTAGE_GIVE_UP_S:
+                raise
+            await asyncio.sleep(delay)
+            return
+        except TaskorchError as exc:
+            self.failures[workflow_id] = self.failures.get(workflow_id, 0) + 1
+            if self.failures[workflow_id] < STEP_TRIES:
+                return
+            if len(self.waiting) == 1 and len(self.final) == 0:
+                raise
+            self.final[workflow_id] = await _stalled(self.pipeline, workflow_id, exc)
+            self.waiting.remove(workflow_id)
+            return
+        self.outage.recovered()
+        self.failures.pop(workflow_id, None)
+        if self.on_progress:
+            self.on_progress(workflow)
+        if workflow.status in WORKFLOW_TERMINAL or self.pipeline.waiting_for_approval(workflow):
+            self.final[workflow_id] = workflow
+            self.waiting.remove(workflow_id)
 
 
 async def _stalled(pipeline: Pipeline, workflow_id: str, error: TaskorchError) -> Workflow:

@@ -4,12 +4,16 @@ concurrency limit, unfinished workflows are carried on, and a stop leaves nothin
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+from taskorch.domain.errors import StateError
 from taskorch.domain.models import NewTask
-from taskorch.domain.states import WORKFLOW_TERMINAL
+from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.daemon import Daemon, DaemonStats
+from taskorch.engine.pipeline import Pipeline
+from taskorch.engine.runner import AT_ONCE
 from taskorch.engine.setup import agent_adapters
 
 WAIT_S = 120.0
@@ -105,3 +109,42 @@ async def test_a_task_taken_by_another_process_is_not_started_twice(
     daemon = Daemon(engine, agent_adapters(engine, "sim"), options={"agent": "sim"})
     assert await daemon._start(engine.pipeline(), listed) is None
     assert len(await engine.list_workflows()) == 1
+
+
+class _OverlapPipeline:
+    """Steps that take a while, counting how many run at the same time; ``wf-bad``'s fails."""
+
+    def __init__(self) -> None:
+        self.now: set[str] = set()
+        self.most = 0
+
+    async def advance(self, workflow_id: str) -> Any:
+        assert workflow_id not in self.now
+        self.now.add(workflow_id)
+        self.most = max(self.most, len(self.now))
+        try:
+            await asyncio.sleep(0.01)
+            if workflow_id == "wf-bad":
+                raise StateError("no such step")
+            return SimpleNamespace(status=WorkflowState.MERGED)
+        finally:
+            self.now.discard(workflow_id)
+
+    def waiting_for_approval(self, workflow: object) -> bool:
+        return False
+
+
+async def test_a_pass_advances_workflows_at_the_same_time_up_to_the_bound(
+    engine: OrchestrationEngine,
+) -> None:
+    """One step at a time left the daemon waiting on each git process and commit in turn."""
+    daemon = Daemon(engine, agent_adapters(engine, "sim", 0.0))
+    ids = {f"wf-{n}" for n in range(AT_ONCE * 2)} | {"wf-bad"}
+    daemon._active = set(ids)
+    pipeline = _OverlapPipeline()
+
+    await daemon._advance(cast(Pipeline, pipeline), ids)
+
+    assert pipeline.most == AT_ONCE
+    assert daemon.active == ["wf-bad"]  # (the rest merged; the failed one is tried again later)
+    assert len(daemon.stats.finished) == AT_ONCE * 2

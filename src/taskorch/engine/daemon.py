@@ -28,6 +28,7 @@ from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Pipeline
 from taskorch.engine.resuming import started_with
 from taskorch.engine.retention import MAX_AGE_S, collect_garbage
+from taskorch.engine.runner import AT_ONCE
 from taskorch.engine.status import task_holds
 from taskorch.runtime.worker import WorkerStats
 from taskorch.store.outage import Outage
@@ -283,33 +284,48 @@ class Daemon:
         return False
 
     async def _advance(self, pipeline: Pipeline, due: set[str]) -> None:
+        """Advance the ``due`` workflows, up to :data:`~taskorch.engine.runner.AT_ONCE` at the
+        same time (while one step waits on git or the database, another runs); a database
+        outage is raised once they have all stopped."""
         loop = asyncio.get_running_loop()
-        for workflow_id in sorted(due & self._active):
-            if self.stopping:
-                return  # a stop leaves every workflow in its stored state for the next start
-            if self._stuck_until.get(workflow_id, 0.0) > loop.time():
-                continue
-            try:
-                workflow = await pipeline.advance(workflow_id)
-            except DatabaseUnavailableError:
-                raise  # not this workflow's problem: the run loop waits for the database
-            except TaskorchError as exc:
-                log.warning("workflow %s: %s (retrying later)", workflow_id, exc.message)
-                self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S
-                continue
-            except Exception:  # a bug in one workflow's step must not stop the others
-                log.exception("workflow %s: step failed (retrying later)", workflow_id)
-                self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S
-                continue
-            self._stuck_until.pop(workflow_id, None)
-            if workflow.status in WORKFLOW_TERMINAL:
-                self._active.discard(workflow_id)
-                self.stats.finished[workflow_id] = workflow.status.value
-            elif pipeline.waiting_for_approval(workflow):
-                # The approval merges it where it is given; advancing it here as well would race
-                # that merge. A restart carries on one approved but not merged (a crash between).
-                self._active.discard(workflow_id)
-                self.stats.awaiting_approval.append(workflow_id)
+        gate = asyncio.Semaphore(AT_ONCE)
+        chosen = [
+            w for w in sorted(due & self._active) if self._stuck_until.get(w, 0.0) <= loop.time()
+        ]
+
+        async def one(workflow_id: str) -> None:
+            async with gate:
+                if not self.stopping:  # a stop leaves every workflow in its stored state
+                    await self._advance_one(pipeline, workflow_id)
+
+        ended = await asyncio.gather(*(one(w) for w in chosen), return_exceptions=True)
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome  # (the database went away: the run loop waits for it)
+
+    async def _advance_one(self, pipeline: Pipeline, workflow_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            workflow = await pipeline.advance(workflow_id)
+        except DatabaseUnavailableError:
+            raise  # not this workflow's problem: the run loop waits for the database
+        except TaskorchError as exc:
+            log.warning("workflow %s: %s (retrying later)", workflow_id, exc.message)
+            self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S
+            return
+        except Exception:  # a bug in one workflow's step must not stop the others
+            log.exception("workflow %s: step failed (retrying later)", workflow_id)
+            self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S
+            return
+        self._stuck_until.pop(workflow_id, None)
+        if workflow.status in WORKFLOW_TERMINAL:
+            self._active.discard(workflow_id)
+            self.stats.finished[workflow_id] = workflow.status.value
+        elif pipeline.waiting_for_approval(workflow):
+            # The approval merges it where it is given; advancing it here as well would race
+            # that merge. A restart carries on one approved but not merged (a crash between).
+            self._active.discard(workflow_id)
+            self.stats.awaiting_approval.append(workflow_id)
 
     async def _news(
         self, inbox: asyncio.Queue[dict[str, Any]], worker_task: asyncio.Task[WorkerStats]

@@ -89,11 +89,15 @@ class SubtaskMerges:
         it never had work."""
         merge = (await self.merges()).get(key)
         if merge is not None and tip in (None, merge.subtask_tip):
-            files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
-            return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, merge.commit, files)
+            return await self.already_merged(key, branch, merge)
         if tip is None:
             raise WorkspaceError(f"subtask {key} has no branch {branch}; prepare it first")
         return MergeResult(key, MergeStatus.NOTHING_TO_MERGE, branch, None)
+
+    async def already_merged(self, key: str, branch: str, merge: SubtaskMerge) -> MergeResult:
+        """The result of a subtask merge that landed before (``merge``): what it changed."""
+        files = await g.diff_names(self.repo, merge.first_parent, merge.commit)
+        return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, merge.commit, files)
 
     async def merges(self) -> dict[str, SubtaskMerge]:
         """The subtask merges on the workflow branch: its first-parent chain of our merge commits,

@@ -332,9 +332,7 @@ class Workspace:
         landed = (await self._merges.merges()).get(key)
         if landed is not None:
             await self.drop_candidate(candidate)
-            files = await g.diff_names(self.repo, landed.first_parent, landed.commit)
-            branch = self.subtask_branch(key)
-            return MergeResult(key, MergeStatus.ALREADY_MERGED, branch, landed.commit, files)
+            return await self._merges.already_merged(key, self.subtask_branch(key), landed)
         chosen = await g.rev(self.repo, f"refs/heads/{self.subtask_branch(candidate)}")
         if chosen is not None:  # (None: adopted by an earlier try of this merge)
             await self._subtasks.adopt(key, candidate, chosen)

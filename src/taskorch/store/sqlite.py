@@ -54,28 +54,84 @@ def _convert(params: Params | None) -> Params:
 
 
 class _SqliteTransaction(Transaction):
-    def __init__(self, connection: aiosqlite.Connection, queries: dict[str, str]) -> None:
+    """Statements sent to aiosqlite's thread as few trips as the answers allow: each trip costs
+    a thread switch and an event-loop wake-up, about as much as the statement itself. ``BEGIN``
+    goes with the first statement; a statement that answers nothing (:meth:`execute`,
+    :meth:`executemany`) waits for the next one that does, or for ``COMMIT``. Order is kept, and
+    an error of a waiting statement is raised by the trip that runs it, still inside the
+    transaction (which then rolls back): nothing is acted on before ``COMMIT`` has returned."""
+
+    def __init__(self, connection: aiosqlite.Connection, queries: dict[str, str], begin: str):
         self._connection = connection
         self._queries = queries
+        self._begin: str | None = begin
+        self._waiting: list[_Waiting] = []
+        self.trips = 0
+        """Trips to aiosqlite's thread so far, the commit's included (tests count them)."""
 
-    # execute_fetchall is one trip to aiosqlite's thread; execute + fetch + close would be three.
+    @property
+    def begun(self) -> bool:
+        """Whether ``BEGIN`` has been sent (there is something to commit or roll back)."""
+        return self._begin is None
+
     async def execute(self, name: str, params: Params | None = None) -> None:
-        await self._connection.execute_fetchall(self._queries[name], _convert(params))
+        self._waiting.append((self._queries[name], _convert(params), False))
 
     async def fetchone(self, name: str, params: Params | None = None) -> Row | None:
-        rows = await self._connection.execute_fetchall(self._queries[name], _convert(params))
-        return dict(next(iter(rows))) if rows else None
+        rows = await self._trip(self._queries[name], _convert(params))
+        return rows[0] if rows else None
 
     async def fetchall(self, name: str, params: Params | None = None) -> list[Row]:
-        run = cast(Callable[..., Awaitable[list[Row]]], self._connection._execute)
-        return await run(_fetch_dicts, self._connection, self._queries[name], _convert(params))
+        return await self._trip(self._queries[name], _convert(params))
 
     async def executemany(self, name: str, params: Sequence[Params]) -> None:
         if params:
-            await self._connection.executemany(self._queries[name], params)
+            self._waiting.append((self._queries[name], params, True))
 
     async def execute_sql(self, sql: str) -> None:
-        await self._connection.execute(sql)
+        self._waiting.append((sql, {}, False))
+
+    async def commit(self) -> None:
+        """Send what waits and ``COMMIT`` in one trip (none when nothing was ever sent)."""
+        if self.begun or self._waiting:
+            await self._trip(None, {}, commit=True)
+
+    async def _trip(self, sql: str | None, params: Params, *, commit: bool = False) -> list[Row]:
+        begin, waiting = self._begin, self._waiting
+        self._begin, self._waiting = None, []
+        self.trips += 1
+        run = cast(Callable[..., Awaitable[list[Row]]], self._connection._execute)
+        return await run(_run_trip, self._connection, begin, waiting, sql, params, commit)
+
+
+_Waiting = tuple[str, Params | Sequence[Params], bool]
+"""A statement that answers nothing, waiting for the next trip: its SQL, its parameters (a
+sequence of them when ``many``) and ``many``."""
+
+
+def _run_trip(
+    connection: aiosqlite.Connection,
+    begin: str | None,
+    waiting: list[_Waiting],
+    sql: str | None,
+    params: Params,
+    commit: bool,
+) -> list[Row]:
+    """In aiosqlite's thread: ``begin`` if given, the waiting statements, then ``sql``'s rows
+    (and ``COMMIT`` when asked)."""
+    raw = connection._conn
+    if begin is not None:
+        raw.execute(begin)
+    for text, values, many in waiting:
+        if many:
+            raw.executemany(text, cast(Sequence[Params], values))
+        else:
+            # Fetched: a statement with RETURNING left unread would not have run to its end.
+            raw.execute(text, cast(Params, values)).fetchall()
+    rows = _fetch_dicts(connection, sql, params) if sql is not None else []
+    if commit:
+        raw.commit()
+    return rows
 
 
 class SqliteConnector(Connector):
@@ -168,27 +224,25 @@ class SqliteConnector(Connector):
         connection = self._connection
         assert connection is not None
         async with self._lock:
+            tx = _SqliteTransaction(connection, self.queries, _BEGIN_WRITE if write else "BEGIN")
             try:
-                await asyncio.shield(connection.execute("BEGIN IMMEDIATE" if write else "BEGIN"))
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from None
-            except asyncio.CancelledError:
-                # The BEGIN still runs in aiosqlite's thread: end what it opens, or the next
-                # transaction on this connection fails ("within a transaction").
-                await asyncio.shield(_rollback_quietly(connection))
-                raise
-            try:
-                yield _SqliteTransaction(connection, self.queries)
+                yield tx
             except BaseException as exc:
-                await asyncio.shield(_rollback_quietly(connection))
+                if tx.begun:  # (a trip cut off by a cancel still runs: this one queues after it)
+                    await asyncio.shield(_rollback_quietly(connection))
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from None
                 raise
             try:
-                await asyncio.shield(connection.commit())
+                await asyncio.shield(tx.commit())
             except sqlite3.Error as exc:
                 await _rollback_quietly(connection)
                 raise self._translate(exc) from None
+            except asyncio.CancelledError:
+                # The commit still runs in aiosqlite's thread; it ends the transaction or fails
+                # (then this rollback, queued after it, does).
+                await asyncio.shield(_rollback_quietly(connection))
+                raise
 
 
 def _fetch_dicts(connection: aiosqlite.Connection, sql: str, params: Params) -> list[Row]:

@@ -3,13 +3,13 @@ recorded by a test double (the git delivery has its own tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from taskorch.agents.base import AgentResult, AgentTask, Heartbeat
-from taskorch.domain.errors import AgentError, ConfigError, InputError
+from taskorch.domain.errors import AgentError, ConfigError, InputError, StaleStateError
 from taskorch.domain.models import JSONDict, NewTask, Subtask, Task, Workflow
 from taskorch.domain.plan import Plan
 from taskorch.domain.states import WorkflowState as W
@@ -344,3 +344,54 @@ async def test_a_plan_that_breaks_the_working_spec_is_cancelled_before_execution
     assert await store.list_subtasks(final.id) == []
     assert "prepare" not in delivery.calls  # no workspace was made for it
     assert (await store.get_task(task.id)).status == "cancelled"
+
+
+# --- what a step reads again: the row a move returned is the row as stored --------------------
+
+
+def _count_reads(store: Store) -> list[str]:
+    reads: list[str] = []
+    real: Callable[[str], Awaitable[Workflow]] = store.get_workflow
+
+    async def counted(workflow_id: str) -> Workflow:
+        reads.append(workflow_id)
+        return await real(workflow_id)
+
+    store.get_workflow = counted  # type: ignore[method-assign]
+    return reads
+
+
+async def test_planning_reads_the_workflow_once_for_five_moves(
+    store: Store, tmp_path: Path
+) -> None:
+    pipeline = Pipeline(store, heuristic, RecordingDelivery())
+    workflow = await pipeline.start(await store.create_task(NewTask.create("Fix a typo")))
+    reads = _count_reads(store)
+    moved = await pipeline.advance(workflow.id)
+    # pending -> nlp_parsing -> ... -> processing, then waiting on its subtask: five moves.
+    assert moved.status is W.PROCESSING
+    assert [h.to_state for h in await store.workflow_history(workflow.id)][-1] == W.PROCESSING
+    assert len(reads) == 1  # it was six: once more after every move
+
+
+async def test_a_move_made_elsewhere_is_caught_where_the_next_move_writes(
+    store: Store, tmp_path: Path
+) -> None:
+    """Another process cancels during a step: the step's move is refused as stale (the state it
+    starts from is checked where it writes), and the next advance reads the workflow again."""
+    pipeline = Pipeline(store, heuristic, RecordingDelivery())
+    workflow = await pipeline.start(await store.create_task(NewTask.create("Fix a typo")))
+    real_parse = pipeline._steps[W.NLP_PARSING]
+
+    async def parse_after_a_cancel(current: Workflow) -> Workflow | None:
+        await store.transition_workflow(current.id, W.NLP_PARSING, W.CANCELLED)
+        return await real_parse(current)
+
+    pipeline._steps[W.NLP_PARSING] = parse_after_a_cancel
+    with pytest.raises(StaleStateError):
+        await pipeline.advance(workflow.id)
+    pipeline._steps[W.NLP_PARSING] = real_parse
+    ended = await pipeline.advance(workflow.id)
+    assert ended.status is W.CANCELLED
+    history = [(h.from_state, h.to_state) for h in await store.workflow_history(workflow.id)]
+    assert history[-1] == (W.NLP_PARSING, W.CANCELLED)

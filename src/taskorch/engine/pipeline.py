@@ -136,9 +136,15 @@ class Pipeline:
         ends the workflow: the step runs again from the stored state, with backoff, for up to
         :data:`STEP_OUTAGE_S`; then the error is raised and the workflow stays where it is."""
         outage = Outage(f"workflow {workflow_id}")
+        workflow: Workflow | None = None
         while True:
             try:
-                workflow = await self.store.get_workflow(workflow_id)
+                # A step's move returns the row as it committed it, so the next step starts
+                # from that; read again only at the start and after an outage (every move checks
+                # the state it starts from where it writes, so a change by another process is
+                # caught there as it was by a read here).
+                if workflow is None:
+                    workflow = await self.store.get_workflow(workflow_id)
                 if workflow.status in WORKFLOW_TERMINAL:
                     if outage.ongoing:  # the error may have cut its ending short
                         await self._finish_ended(workflow)
@@ -151,12 +157,16 @@ class Pipeline:
                 if outage.lasted_s >= STEP_OUTAGE_S:
                     raise
                 await asyncio.sleep(delay)
+                workflow = None
                 continue
             except TaskorchError as exc:
+                if workflow is None:  # (it could not be read: nothing to give up)
+                    raise
                 moved = await self._give_up(workflow, exc)
             outage.recovered()
             if moved is None:
                 return workflow
+            workflow = moved
 
     def waiting_for_approval(self, workflow: Workflow) -> bool:
         """Validated, held by the ``approve`` merge policy until someone approves or rejects."""

@@ -29,6 +29,32 @@ async def test_news_names_the_workflows_of_a_burst_of_events() -> None:
     assert await _news(inbox, watched, 5.0, None) == {"wf-1", "wf-3"}
 
 
+async def test_a_workflows_own_steps_are_not_news() -> None:
+    """The events a step raises on the way to waiting (its moves, its subtasks made, routed,
+    queued, claimed) advanced the workflow once more for nothing; a subtask's end is news, and
+    so is a move that ends the workflow (a cancel from elsewhere in the process)."""
+    inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    quiet: list[dict[str, object]] = [
+        {"workflow_id": "wf-1", "event": "workflow:transition", "to": "nlp_parsing"},
+        {"workflow_id": "wf-1", "event": "workflow:transition", "to": "processing"},
+        {"workflow_id": "wf-1", "event": "task:submitted"},
+        {"workflow_id": "wf-1", "event": "task:validated"},
+        {"workflow_id": "wf-1", "event": "task:routed"},
+        {"workflow_id": "wf-1", "event": "task:enqueued"},
+        {"workflow_id": "wf-1", "event": "task:assigned"},
+        {"workflow_id": "wf-1", "event": "task:started"},
+    ]
+    news: list[dict[str, object]] = [
+        {"workflow_id": "wf-2", "event": "task:complete"},
+        {"workflow_id": "wf-3", "event": "workflow:transition", "to": "cancelled"},
+        {"workflow_id": "wf-4", "event": "task:failed"},
+    ]
+    for event in [*quiet, *news]:
+        inbox.put_nowait(event)
+    watched = {"wf-1", "wf-2", "wf-3", "wf-4"}
+    assert await _news(inbox, watched, 0.01, None) == {"wf-2", "wf-3", "wf-4"}
+
+
 async def test_a_quiet_interval_names_none() -> None:
     inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
     assert await _news(inbox, {"wf-1"}, 0.01, None) == set()

@@ -238,8 +238,22 @@ def _taken(inbox: asyncio.Queue[dict[str, object]], watched: set[str]) -> set[st
     return news
 
 
+_NOT_NEWS = frozenset(
+    {"task:submitted", "task:validated", "task:routed", "task:enqueued", "task:assigned"}
+    | {"task:started"}
+)
+"""Events that never let a workflow take a step: its subtasks made, routed and on their way to
+running (the step that waits on them moves on only when one ends). The pipeline's own steps
+raise most of them: taken as news, each advanced the workflow once more for nothing."""
+_ENDED = frozenset(state.value for state in WORKFLOW_TERMINAL)
+
+
 def _named(event: dict[str, object], watched: set[str]) -> set[str]:
     workflow_id = event.get("workflow_id")
-    if workflow_id in watched and event.get("event") != "task:started":
-        return {str(workflow_id)}
-    return set()
+    if workflow_id not in watched or event.get("event") in _NOT_NEWS:
+        return set()
+    if event.get("event") == "workflow:transition" and event.get("to") not in _ENDED:
+        # Moves are the pipeline's, made by an advance that went on from them; one that ends
+        # the workflow elsewhere in this process (a cancel) is news: the run reports it.
+        return set()
+    return {str(workflow_id)}

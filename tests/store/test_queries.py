@@ -20,6 +20,7 @@ DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
 STORE_PACKAGE = Path(taskorch.store.__file__).parent
 QUERY_METHODS = frozenset(
     {"execute", "executemany", "bulk", "fetchone", "fetchall", "_one", "script", "read", "read_one"}
+    | {"guarded"}
 )
 MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
@@ -36,6 +37,13 @@ def query_params(dialect: Dialect, sql: str) -> set[str]:
     return set(pattern.findall(code))
 
 
+def _names_a_query(called: ast.expr) -> bool:
+    """``<x>.<query method>(...)``, or ``Statement(...)`` (a query run later, by ``guarded``)."""
+    if isinstance(called, ast.Attribute):
+        return called.attr in QUERY_METHODS
+    return isinstance(called, ast.Name) and called.id == "Statement"
+
+
 def named_query_calls() -> list[tuple[str, int, str, set[str] | None]]:
     """Every ``<x>.<query method>("name", ...)`` call in the store package's modules.
 
@@ -47,8 +55,7 @@ def named_query_calls() -> list[tuple[str, int, str, set[str] | None]]:
         for node in ast.walk(tree):
             if not (
                 isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in QUERY_METHODS
+                and _names_a_query(node.func)
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
                 and isinstance(node.args[0].value, str)

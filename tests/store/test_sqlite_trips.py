@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from taskorch.domain.errors import StoreError
+from taskorch.domain.errors import StaleStateError, StoreError
 from taskorch.domain.models import NewTask, Workflow
 from taskorch.domain.states import WorkflowState as W
 from taskorch.store import Store, open_store
@@ -57,16 +57,24 @@ def _connector(store: Store) -> SqliteConnector:
     return connector
 
 
-async def test_a_state_change_with_its_history_row_is_two_trips(store: Store) -> None:
+async def test_a_state_change_with_its_history_row_is_one_trip(store: Store) -> None:
     workflow = await _workflow(store)
     trips = Trips(_connector(store))
     moved = await store.transition_workflow(workflow.id, W.PENDING, W.NLP_PARSING)
-    # BEGIN with the checked UPDATE; the history row with COMMIT (it was BEGIN, UPDATE, INSERT,
-    # COMMIT: four).
-    assert trips.take() <= 2
+    # BEGIN, the checked UPDATE, the history row and COMMIT in the thread: it was four trips.
+    assert trips.take() == 1
     assert moved.status is W.NLP_PARSING
     history = await store.workflow_history(workflow.id)
     assert [(h.from_state, h.to_state) for h in history][-1] == ("pending", "nlp_parsing")
+
+
+async def test_a_stale_state_change_writes_nothing(store: Store) -> None:
+    workflow = await _workflow(store)
+    with pytest.raises(StaleStateError, match="is pending, expected nlp_parsing"):
+        await store.transition_workflow(workflow.id, W.NLP_PARSING, W.TASK_DECOMPOSITION)
+    assert len(await store.workflow_history(workflow.id)) == 1
+    # The connection is usable: the transaction that matched nothing ended.
+    await store.transition_workflow(workflow.id, W.PENDING, W.NLP_PARSING)
 
 
 async def test_a_transaction_that_runs_nothing_makes_no_trip(store: Store) -> None:

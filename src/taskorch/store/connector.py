@@ -10,12 +10,21 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from taskorch.store.queries import Dialect, load_queries
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A named query with its parameters, to be run later (see :meth:`Connector.guarded`)."""
+
+    name: str
+    params: Params
 
 
 class Transaction(ABC):
@@ -81,6 +90,19 @@ class Connector(ABC):
         """The first row of :meth:`read`, None when there is none."""
         rows = await self.read(name, params)
         return rows[0] if rows else None
+
+    async def guarded(self, name: str, params: Params, then: Sequence[Statement]) -> Row | None:
+        """In one write transaction: run ``name`` (a write whose ``RETURNING`` gives the row it
+        changed) and, only when it gave one, each of ``then`` in order; that row, or None when
+        it gave none (nothing written). A backend may run it in one trip where a transaction
+        costs several (a checked state change with its history row, on SQLite)."""
+        async with self.transaction() as tx:
+            row = await tx.fetchone(name, params)
+            if row is None:
+                return None
+            for statement in then:
+                await tx.execute(statement.name, statement.params)
+        return row
 
     async def wait_for_notification(self, timeout_s: float) -> bool:
         """Wait until another process says work is ready (True) or ``timeout_s`` passed (False).

@@ -24,7 +24,7 @@ from typing import cast
 import aiosqlite
 
 from taskorch.domain.errors import DatabaseUnavailableError, StoreError
-from taskorch.store.connector import Connector, Params, Row, Transaction
+from taskorch.store.connector import Connector, Params, Row, Statement, Transaction
 from taskorch.store.filelock import file_lock
 
 BUSY_TIMEOUT_S = 30.0
@@ -199,6 +199,12 @@ class SqliteConnector(Connector):
         # switch and an event-loop wake-up; a chain step would otherwise make six).
         return await self._one_trip(_run_script, _statements(self.queries[name]), params)
 
+    async def guarded(self, name: str, params: Params, then: Sequence[Statement]) -> Row | None:
+        # One trip: BEGIN, the write, what follows it and COMMIT (or ROLLBACK) in the thread.
+        statements = [(self.queries[s.name], s.params) for s in then]
+        rows = await self._one_trip(_run_guarded, self.queries[name], params, statements)
+        return rows[0] if rows else None
+
     async def read(self, name: str, params: Params | None = None) -> list[Row]:
         # One trip: the connection is in autocommit mode, so a lone SELECT is its own read
         # transaction (taken under the lock: never inside another coroutine's open one).
@@ -265,6 +271,29 @@ def _run_script(
     raw.execute(_BEGIN_WRITE)
     try:
         rows = [row for sql in statements for row in _fetch_dicts(connection, sql, params)]
+    except BaseException:
+        raw.rollback()
+        raise
+    raw.commit()
+    return rows
+
+
+def _run_guarded(
+    connection: aiosqlite.Connection,
+    sql: str,
+    params: Params,
+    then: list[tuple[str, Params]],
+) -> list[Row]:
+    """In aiosqlite's thread: see :meth:`Connector.guarded`."""
+    raw = connection._conn
+    raw.execute(_BEGIN_WRITE)
+    try:
+        rows = _fetch_dicts(connection, sql, params)
+        if not rows:
+            raw.rollback()
+            return rows
+        for text, values in then:
+            raw.execute(text, values).fetchall()
     except BaseException:
         raw.rollback()
         raise

@@ -13,7 +13,7 @@ from datetime import datetime
 from taskorch.domain.errors import NotFoundError, StaleStateError
 from taskorch.domain.models import JSONDict, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
-from taskorch.store.connector import Connector, Transaction
+from taskorch.store.connector import Connector, Statement
 from taskorch.store.not_found import no_task, no_workflow
 from taskorch.store.records import decode, to_json
 
@@ -84,40 +84,37 @@ async def write_state(
     """The state and metadata change, checked against ``from_state``, its history row and
     the task's end (``task_status``), in one transaction."""
     states = {"from_state": from_state.value, "to_state": to_state.value}
-    async with connector.transaction() as tx:
-        row = await tx.fetchone(
-            "transition_workflow",
-            {
-                "id": workflow_id,
-                **states,
-                "terminal": to_state in WORKFLOW_TERMINAL,
-                "result": to_json(result),
-                "metadata": to_json(metadata or {}),
-                "now": now,
-            },
-        )
-        if row is None:
-            await _raise_stale_workflow(tx, workflow_id, from_state)
-        if to_state in WORKFLOW_TERMINAL and from_state != to_state:
-            await tx.execute("count_workflow_duration", {"id": workflow_id})
-        await tx.execute(
-            "insert_history",
-            {
-                "workflow_id": workflow_id,
-                **states,
-                "now": now,
-                "metadata": to_json(metadata or {}),
-            },
-        )
-        if task_status is not None:
-            ended = {"workflow_id": workflow_id, "to_status": task_status.value, "now": now}
-            await tx.execute("end_workflow_task", ended)
+    then: list[Statement] = []
+    if to_state in WORKFLOW_TERMINAL and from_state != to_state:
+        then.append(Statement("count_workflow_duration", {"id": workflow_id}))
+    history = {"now": now, "metadata": to_json(metadata or {})}
+    then.append(Statement("insert_history", {"workflow_id": workflow_id, **states, **history}))
+    if task_status is not None:
+        ended = {"to_status": task_status.value, "now": now}
+        then.append(Statement("end_workflow_task", {"workflow_id": workflow_id, **ended}))
+    # The checked change and what follows it, written only if it matched: one trip on SQLite.
+    row = await connector.guarded(
+        "transition_workflow",
+        {
+            "id": workflow_id,
+            **states,
+            "terminal": to_state in WORKFLOW_TERMINAL,
+            "result": to_json(result),
+            "metadata": to_json(metadata or {}),
+            "now": now,
+        },
+        then,
+    )
+    if row is None:
+        await _raise_stale_workflow(connector, workflow_id, from_state)
     assert row is not None
     return decode(Workflow, row)
 
 
-async def _raise_stale_workflow(tx: Transaction, workflow_id: str, expected: WorkflowState) -> None:
-    current = await tx.fetchone("get_workflow", {"id": workflow_id})
+async def _raise_stale_workflow(
+    connector: Connector, workflow_id: str, expected: WorkflowState
+) -> None:
+    current = await connector.read_one("get_workflow", {"id": workflow_id})
     if current is None:
         raise NotFoundError(no_workflow(workflow_id))
     raise StaleStateError(f"workflow {workflow_id}", expected, current["status"])

@@ -395,3 +395,31 @@ async def test_a_move_made_elsewhere_is_caught_where_the_next_move_writes(
     assert ended.status is W.CANCELLED
     history = [(h.from_state, h.to_state) for h in await store.workflow_history(workflow.id)]
     assert history[-1] == (W.NLP_PARSING, W.CANCELLED)
+
+
+async def test_the_step_at_a_subtasks_end_queues_nothing_when_none_is_pending(
+    store: Store, tmp_path: Path
+) -> None:
+    """Queueing takes a write transaction: it is taken only while a subtask is pending (the
+    processing step runs again at every subtask's end)."""
+    events = EventBus()
+    pipeline = Pipeline(store, heuristic, RecordingDelivery(), publish=events.publish)
+    queued: list[str] = []
+    real_queue_ready = pipeline.queue.queue_ready
+
+    async def queue_ready(workflow_id: str) -> list[QueueEvent]:
+        queued.append(workflow_id)
+        return await real_queue_ready(workflow_id)
+
+    pipeline.queue.queue_ready = queue_ready  # type: ignore[method-assign]
+    workflow = await pipeline.start(await store.create_task(NewTask.create("Fix a typo")))
+    worker = Worker(
+        SubtaskQueue(store.connector),
+        {None: Agent()},
+        config=WorkerConfig(concurrency=2, lease_s=5, poll_s=0.05),
+        recovery=ErrorRecoveryManager(time_scale=0.0),
+        events=events,
+    )
+    [final] = await drive(pipeline, events, [workflow.id], worker=worker, poll_s=0.05)
+    assert final.status is W.MERGED
+    assert queued == [workflow.id]  # its one subtask, once

@@ -45,10 +45,12 @@ class ProcessingStep:
             given_up = await self._route_waiting(workflow, mode)
             if given_up is not None:
                 return given_up
-        await self.moves.publish(await self.queue.queue_ready(workflow.id))
         # While any subtask is open, counts say so: reading every subtask at each step made a
-        # workflow of N subtasks cost N^2 row reads.
+        # workflow of N subtasks cost N^2 row reads. Only a pending subtask can be queued: the
+        # step that runs at each subtask's end took a write transaction for nothing.
         counts = (await self.queue.workflow_counts([workflow.id])).get(workflow.id, {})
+        if "pending" in counts:
+            await self.moves.publish(await self.queue.queue_ready(workflow.id))
         if set(counts) & _OPEN:
             return None  # waiting for the runtime
         subtasks = await self.store.list_subtasks(workflow.id)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from taskorch.domain.models import NewTask
+from taskorch.domain.models import Attempt, NewTask
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
 from taskorch.engine.daemon import Daemon
@@ -52,8 +52,17 @@ async def test_a_run_leaves_plan_state_handoffs_events_and_report(
     engine: OrchestrationEngine, tmp_path: Path
 ) -> None:
     task = await engine.add_task(NewTask.create(REQUIREMENT))
+    read_again: list[int] = []
+    real_list_attempts = engine.store.list_attempts
+
+    async def list_attempts(subtask_id: int) -> list[Attempt]:
+        read_again.append(subtask_id)
+        return await real_list_attempts(subtask_id)
+
+    engine.store.list_attempts = list_attempts  # type: ignore[method-assign]
     workflow_id = await _run_one(engine)
     await engine.files.stop()  # what a command's end does: the queued events are written
+    assert read_again == []  # the report's attempts are those its status read, not read again
     folder = tmp_path / "home" / "workflows" / workflow_id
     status = await engine.get_workflow_status(workflow_id)
     keys = [s.key for s in status.subtasks]

@@ -158,10 +158,12 @@ class WorkflowFiles:
     async def _write_state(self, folder: Path, workflow_id: str) -> None:
         status = await self.engine.get_workflow_status(workflow_id)
         ended = status.workflow.status in WORKFLOW_TERMINAL
+        # The report's attempts by subtask are the status's own (read with it, in number order):
+        # read again subtask by subtask, they cost a read per subtask at every workflow's end.
         attempts: dict[int, list[Attempt]] = {}
         if ended:
-            for subtask in status.subtasks:
-                attempts[subtask.id] = await self.engine.store.list_attempts(subtask.id)
+            for _, attempt in status.attempts:
+                attempts.setdefault(attempt.subtask_id, []).append(attempt)
         now = datetime.now(UTC)
         await asyncio.to_thread(_write_files, folder, status, attempts, now, ended)
 

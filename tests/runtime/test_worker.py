@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 from collections import Counter
@@ -23,7 +24,12 @@ from taskorch.domain.retry import RetryPolicy
 from taskorch.runtime.events import EventBus
 from taskorch.runtime.metrics import collect_metrics
 from taskorch.runtime.recovery import ErrorRecoveryManager
-from taskorch.runtime.worker import Worker, WorkerConfig, instructions_for
+from taskorch.runtime.worker import (
+    YOUNG_OBJECTS_PER_ATTEMPT,
+    Worker,
+    WorkerConfig,
+    instructions_for,
+)
 from taskorch.store import Store
 from taskorch.store.agent_stats import AgentStats, RoutingWrite
 from taskorch.store.queue import SubtaskQueue
@@ -305,6 +311,31 @@ async def test_dispatch_latencies_are_kept_for_recent_claims_only(
     assert stats.completed == 120
     assert len(stats.dispatch_latency_s) == 50
     assert all(latency >= 0 for latency in stats.dispatch_latency_s)
+
+
+class ThresholdAgent(RecordingAgent):
+    """Records the collector's youngest-generation threshold while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thresholds: list[int] = []
+
+    async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+        self.thresholds.append(gc.get_threshold()[0])
+        return await super().run(task, heartbeat)
+
+
+async def test_a_working_worker_collects_its_young_objects_per_batch(
+    store: Store, tmp_path: Path
+) -> None:
+    await queued_workflow(store, {"a": [], "b": ["a"]})
+    agent = ThresholdAgent()
+    before = gc.get_threshold()
+    config = WorkerConfig(concurrency=100, lease_s=5, poll_s=0.05)
+    await worker_for(store, agent, tmp_path, config=config).run(once=True)
+    sized = max(before[0], YOUNG_OBJECTS_PER_ATTEMPT * 100)
+    assert agent.thresholds == [sized, sized]
+    assert gc.get_threshold() == before
 
 
 async def test_claimed_subtasks_decode_like_the_store(store: Store) -> None:

@@ -1,6 +1,7 @@
 """The queue's pause of the cyclic garbage collector: shared by nested and concurrent batches,
 ended by the last one out, and it leaves a collector that was already off as it was. A worker's
-start-up heap is frozen once per process."""
+start-up heap is frozen once per process, and its young generation is sized for its batches
+while it works."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 import taskorch.store.gcpause as gcpause
-from taskorch.store.gcpause import freeze_long_lived, gc_paused
+from taskorch.store.gcpause import freeze_long_lived, gc_paused, young_generation
 
 
 @pytest.fixture
@@ -80,3 +81,48 @@ def test_the_start_up_heap_is_frozen_once_per_process(monkeypatch: pytest.Monkey
         assert gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
+
+
+@pytest.fixture
+def thresholds() -> Iterator[tuple[int, int, int]]:
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield gc.get_threshold()
+    gc.set_threshold(*before)
+
+
+def test_the_young_generation_is_sized_inside_and_restored_after(
+    thresholds: tuple[int, int, int],
+) -> None:
+    with young_generation(20_000):
+        assert gc.get_threshold() == (20_000, 10, 10)
+        with young_generation(5_000):  # never smaller than it is
+            assert gc.get_threshold() == (20_000, 10, 10)
+        assert gc.get_threshold() == (20_000, 10, 10)  # the outer block is still going
+    assert gc.get_threshold() == thresholds
+    with young_generation(100):  # a small worker keeps the default
+        assert gc.get_threshold() == thresholds
+
+
+def test_the_thresholds_are_restored_after_an_error(thresholds: tuple[int, int, int]) -> None:
+    with pytest.raises(RuntimeError), young_generation(20_000):
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == thresholds
+
+
+async def test_concurrent_workers_share_one_sizing(thresholds: tuple[int, int, int]) -> None:
+    first_out = asyncio.Event()
+
+    async def short() -> None:
+        with young_generation(30_000):
+            await asyncio.sleep(0)
+        first_out.set()
+
+    async def long() -> int:
+        with young_generation(20_000):
+            await first_out.wait()
+            return gc.get_threshold()[0]  # the short one ended first: still sized for this one
+
+    midway, _ = await asyncio.gather(long(), short())
+    assert midway >= 20_000
+    assert gc.get_threshold() == thresholds

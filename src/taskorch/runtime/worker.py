@@ -47,7 +47,7 @@ from taskorch.runtime.worker_config import (
     default_worker_id,
 )
 from taskorch.runtime.worker_leases import LeaseKeeper
-from taskorch.store.gcpause import freeze_long_lived
+from taskorch.store.gcpause import freeze_long_lived, young_generation
 from taskorch.store.outage import Outage
 from taskorch.store.outcomes import started_events
 from taskorch.store.queue import Outcome, SubtaskQueue
@@ -63,6 +63,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+YOUNG_OBJECTS_PER_ATTEMPT = 20
+"""Tracked objects an attempt in flight keeps alive, about (task, coroutine, subtask and its
+lists, outcome, result): the collector's young generation is sized for a full worker."""
 
 SHUTDOWN_SETTLE_TRIES = 5
 """Tries at storing the last outcomes before exiting (a database blip must not turn finished work
@@ -162,15 +166,16 @@ class Worker:
         with contextlib.suppress(StoreError):  # else the first batch opens it, after an outage
             await self.queue.warm_up()
         keeper = asyncio.create_task(self._leases.run(), name=f"{self.worker_id}-leases")
-        try:
-            await self._loop(once)
-        finally:
+        with young_generation(YOUNG_OBJECTS_PER_ATTEMPT * self.config.concurrency):
             try:
-                await self._shutdown()  # leases are still kept while running attempts finish
+                await self._loop(once)
             finally:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+                try:
+                    await self._shutdown()  # leases are still kept while attempts finish
+                finally:
+                    keeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await keeper
         return self.stats
 
     async def _loop(self, once: bool) -> None:

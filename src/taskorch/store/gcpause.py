@@ -8,7 +8,8 @@ collector for the batch; it runs again, as usual, on the allocations that follow
 
 A worker process also leaves out of every collection what it holds when it starts working
 (:func:`freeze_long_lived`): the old-generation collections that its batches set off then walk
-only what the batches made, not the tens of thousands of module objects each time.
+only what the batches made, not the tens of thousands of module objects each time, and while it
+works its young generation is sized for its batches (:func:`young_generation`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from contextlib import contextmanager
 _depth = 0
 _was_enabled = False
 _frozen = False
+_young_depth = 0
+_young_saved: tuple[int, int, int] | None = None
 
 
 @contextmanager
@@ -51,3 +54,30 @@ def freeze_long_lived() -> None:
     if not _frozen:
         _frozen = True
         gc.freeze()
+
+
+@contextmanager
+def young_generation(objects: int) -> Iterator[None]:
+    """Collect the youngest generation only once ``objects`` more objects are alive (at least
+    as many as before) for the block; nested and concurrent uses share it, and the last one out
+    restores the thresholds that were there before.
+
+    A worker's batch keeps a few tracked objects alive per attempt (its task, coroutine, subtask,
+    outcome) until it is settled. At the default threshold (700) the collector ran about every
+    seven no-op attempts and walked the batch's survivors each time: on the bench's W1 (2 worker
+    processes, 5,000 no-op jobs, batches of 500) about 120 collections and 35-60 ms per process,
+    a tenth of its CPU. Sized for the batch, one or two. Cycles are still collected, a batch
+    later."""
+    global _young_depth, _young_saved
+    if _young_depth == 0:
+        _young_saved = gc.get_threshold()
+    _young_depth += 1
+    first, second, third = gc.get_threshold()
+    gc.set_threshold(max(first, objects), second, third)
+    try:
+        yield
+    finally:
+        _young_depth -= 1
+        if _young_depth == 0 and _young_saved is not None:
+            gc.set_threshold(*_young_saved)
+            _young_saved = None

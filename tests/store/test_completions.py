@@ -10,6 +10,7 @@ import pytest
 from fakes.workflows import queued_workflow
 from taskorch.domain.models import Subtask
 from taskorch.store import Store
+from taskorch.store.connector import Params, Row
 from taskorch.store.postgres import PostgresConnector
 from taskorch.store.queue import Outcome, SubtaskQueue
 from taskorch.store.records import decode
@@ -157,3 +158,20 @@ async def test_warming_up_settles_and_claims_nothing(store: Store) -> None:
     assert rows["a"].attempts == 0
     _, [a] = await queue.settle("w1", [], claim_limit=5)
     assert a.key == "a"
+
+
+async def test_a_queue_warms_up_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    queue = SubtaskQueue(store.connector)
+    scripts: list[str] = []
+    run_script = store.connector.script
+
+    async def counted(name: str, params: Params) -> list[Row]:
+        scripts.append(name)
+        return await run_script(name, params)
+
+    monkeypatch.setattr(store.connector, "script", counted)
+    await queue.warm_up()
+    await queue.warm_up()
+    assert scripts == ["settle_completed"]
+    await SubtaskQueue(store.connector).warm_up()  # another queue warms up its own
+    assert scripts == ["settle_completed"] * 2

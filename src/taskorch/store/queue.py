@@ -45,6 +45,7 @@ class SubtaskQueue:
     def __init__(self, connector: Connector, *, clock: Clock = utc_now) -> None:
         self.connector = connector
         self._clock = clock
+        self._warm = False
 
     @property
     def now(self) -> datetime:
@@ -123,10 +124,15 @@ class SubtaskQueue:
 
     async def warm_up(self) -> None:
         """Ready the hot path before the first batch: open its connections and run its
-        statement once with nothing to settle or claim (catalog caches, prepared plan)."""
+        statement once with nothing to settle or claim (catalog caches, prepared plan). Once per
+        queue: a process that warmed up before its clock (the bench's worker) and then starts
+        :meth:`Worker.run`, which warms up too, pays no second round trip when its work starts."""
+        if self._warm:
+            return
         now = self.now
         await self.connector.warm_up()
         await settle_completed(self.connector, "warm-up", [], now, 0, now)
+        self._warm = True
 
     async def agents_with_work(self) -> set[str | None]:
         rows = await self.connector.read("queued_agents", {"now": self.now})

@@ -191,6 +191,28 @@ async def test_failed_subtask_escalates_and_fails_the_workflow(
     assert (await store.get_task(final.task_id)).status == "failed"
 
 
+@pytest.mark.parametrize("listening", [True, False])
+async def test_queued_subtasks_are_announced_only_to_listeners(
+    store: Store, tmp_path: Path, listening: bool
+) -> None:
+    # Nobody listening (the engine's event bus has no reader), the fan-out builds no
+    # task:enqueued events; the subtasks are queued either way.
+    published: list[str] = []
+
+    async def publish(events: Sequence[QueueEvent]) -> None:
+        published.extend(e.kind for e in events)
+
+    pipeline = Pipeline(
+        store, heuristic, RecordingDelivery(), publish=publish, listened=lambda: listening
+    )
+    task = await store.create_task(NewTask.create("List all repositories in the portfolio"))
+    workflow = await pipeline.advance((await pipeline.start(task)).id)
+    assert workflow.status is W.PROCESSING
+    assert ("task:enqueued" in published) is listening
+    counts = await pipeline.queue.workflow_counts([workflow.id])
+    assert counts[workflow.id].get("queued", 0) > 0
+
+
 async def test_cancel_before_processing_ends_the_workflow(store: Store, tmp_path: Path) -> None:
     delivery = RecordingDelivery()
     pipeline = Pipeline(store, heuristic, delivery)

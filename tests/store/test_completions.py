@@ -8,13 +8,24 @@ from datetime import timedelta
 import pytest
 
 from fakes.workflows import queued_workflow
-from taskorch.domain.models import Subtask
+from taskorch.domain.models import NewTask, Subtask
+from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.store import Store
 from taskorch.store.connector import Params, Row
 from taskorch.store.postgres import PostgresConnector
 from taskorch.store.queue import Outcome, SubtaskQueue
 from taskorch.store.records import decode
 from taskorch.store.rows import subtask_from_row
+
+
+def plan_subtask(parent: str, key: str) -> PlanSubtask:
+    return PlanSubtask(
+        subtask_id=key,
+        parent_task_id=parent,
+        title=f"do {key}",
+        assigned_to=Domain.DEVELOPMENT,
+        worker_type=WorkerType.IMPLEMENTATION,
+    )
 
 
 def done(queue: SubtaskQueue, subtask: Subtask) -> Outcome:
@@ -146,6 +157,27 @@ async def test_a_quiet_settle_reports_only_the_completions(store: Store) -> None
     events, claimed = await queue.settle("w1", [done(queue, a)], claim_limit=5, quiet=True)
     assert [s.key for s in claimed] == ["b"]
     assert [(e.kind, e.payload["key"]) for e in events] == [("task:complete", "a")]
+
+
+async def test_a_quiet_fan_out_queues_the_same_and_wakes_the_workers(store: Store) -> None:
+    # Queued quietly (nobody reads the events): no events built, the same subtasks queued, and
+    # the workers waiting for a notification are still woken.
+    task = await store.create_task(NewTask.create("fan-out"))
+    workflow = await store.create_workflow(task.id)
+    keys = [f"s{i}" for i in range(30)]
+    await store.add_subtasks(workflow.id, [plan_subtask(task.ref, key) for key in keys], {})
+    queue = SubtaskQueue(store.connector)
+    await queue.link_workflow(workflow.id)
+    await queue.wait_for_work(0.5)  # listening from here on (its first answer: connected)
+    await queue.wait_for_work(0.05)
+    assert await queue.queue_ready(workflow.id, quiet=True) == []
+    if store.connector.dialect == "postgres":  # (SQLite's workers poll)
+        assert await queue.wait_for_work(5.0)
+    rows = await by_key(store, workflow.id)
+    assert {rows[key].status for key in keys} == {"queued"}
+    assert await queue.queue_ready(workflow.id) == []  # idempotent: nothing left to queue
+    _, claimed = await queue.settle("w1", [], claim_limit=50)
+    assert sorted(s.key for s in claimed) == sorted(keys)
 
 
 async def test_warming_up_settles_and_claims_nothing(store: Store) -> None:

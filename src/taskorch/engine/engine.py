@@ -160,6 +160,7 @@ class OrchestrationEngine:
             self._plan,
             self.delivery,
             publish=self.events.publish,
+            listened=lambda: self.events.listened,
             router=self.agent_directory,
             default_budget=Caps(usd=self.settings.budget_usd, tokens=self.settings.budget_tokens),
         )

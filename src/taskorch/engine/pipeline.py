@@ -34,7 +34,7 @@ from taskorch.domain.models import JSONDict, Task, TaskStatus, Workflow
 from taskorch.domain.states import WORKFLOW_PRE_PR, WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine.budgets import with_budget
 from taskorch.engine.pipeline_delivery import MAX_FIX_ROUNDS, DeliverySteps, waiting_for_approval
-from taskorch.engine.pipeline_moves import Publish, WorkflowMoves
+from taskorch.engine.pipeline_moves import Listened, Publish, WorkflowMoves
 from taskorch.engine.pipeline_planning import ROUTABLE, PlanningSteps
 from taskorch.engine.pipeline_ports import Delivery, Planner, Router, ValidationOutcome
 from taskorch.engine.pipeline_processing import ProcessingStep
@@ -77,6 +77,7 @@ class Pipeline:
         *,
         resolver: DependencyResolver | None = None,
         publish: Publish | None = None,
+        listened: Listened | None = None,
         router: Router | None = None,
         default_budget: Caps | None = None,
     ) -> None:
@@ -89,7 +90,7 @@ class Pipeline:
         self.delivery = delivery
         self.resolver = resolver or DependencyResolver()
         self.default_budget = default_budget or Caps()
-        self._moves = WorkflowMoves(store, self.queue, delivery, publish)
+        self._moves = WorkflowMoves(store, self.queue, delivery, publish, listened)
         planning = PlanningSteps(self._moves, planner, self.resolver, router)
         processing = ProcessingStep(self._moves, router)
         delivering = DeliverySteps(self._moves)

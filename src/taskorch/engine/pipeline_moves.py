@@ -23,6 +23,8 @@ from taskorch.store.queue import QueueEvent, SubtaskQueue
 log = logging.getLogger("taskorch.engine.pipeline")
 
 Publish = Callable[[Sequence[QueueEvent]], Awaitable[None]]
+Listened = Callable[[], bool]
+"""Whether what is published reaches anyone (``EventBus.listened``)."""
 
 
 class WorkflowMoves:
@@ -32,11 +34,21 @@ class WorkflowMoves:
         queue: SubtaskQueue,
         delivery: Delivery,
         publish: Publish | None = None,
+        listened: Listened | None = None,
     ) -> None:
+        """``listened`` says whether ``publish`` reaches anyone (None: it always may)."""
         self.store = store
         self.queue = queue
         self.delivery = delivery
         self._publish = publish
+        self._listened = listened
+
+    @property
+    def listened(self) -> bool:
+        """Whether announced events reach anyone: routine ones need not be built otherwise."""
+        if self._publish is None:
+            return False
+        return self._listened is None or self._listened()
 
     async def publish(self, events: Sequence[QueueEvent]) -> None:
         """Announce ``events`` (to nobody when the pipeline was given no ``publish``)."""

@@ -50,7 +50,8 @@ class ProcessingStep:
         # step that runs at each subtask's end took a write transaction for nothing.
         counts = (await self.queue.workflow_counts([workflow.id])).get(workflow.id, {})
         if "pending" in counts:
-            await self.moves.publish(await self.queue.queue_ready(workflow.id))
+            quiet = not self.moves.listened  # a fan-out's events, built for nobody
+            await self.moves.publish(await self.queue.queue_ready(workflow.id, quiet=quiet))
         if set(counts) & _OPEN:
             return None  # waiting for the runtime
         subtasks = await self.store.list_subtasks(workflow.id)

@@ -65,32 +65,37 @@ class SubtaskQueue:
             await tx.execute("count_pending_deps", params)
             await tx.execute("mark_budgeted_subtasks", params)  # before any is queued
 
-    async def queue_ready(self, workflow_id: str) -> list[QueueEvent]:
+    async def queue_ready(self, workflow_id: str, *, quiet: bool = False) -> list[QueueEvent]:
         """Queue the workflow's pending subtasks that wait for nothing (idempotent).
 
         A large fan-out is queued in parts by id, each in its own transaction on its own
         connection where the backend writes in parallel (PostgreSQL), so the server's cores share
         it; each subtask's change is independent, and after a failure a second call queues the
-        rest."""
+        rest. ``quiet``: no ``task:enqueued`` events are built (nobody would read them; they are
+        routine, never stored) and none is returned: a fan-out's thousands of them were built
+        and sorted while its workers waited for the work."""
         now = self.now
         parts = self.connector.parallel_writes
         with gc_paused():  # a fan-out's thousands of events
             queued = await asyncio.gather(
-                *(self._queue_ready_part(workflow_id, now, part, parts) for part in range(parts))
+                *(
+                    self._queue_ready_part(workflow_id, now, part, parts, quiet)
+                    for part in range(parts)
+                )
             )
             return sorted((e for events in queued for e in events), key=lambda e: e.subtask_id or 0)
 
     async def _queue_ready_part(
-        self, workflow_id: str, now: datetime, part: int, parts: int
+        self, workflow_id: str, now: datetime, part: int, parts: int, quiet: bool
     ) -> list[QueueEvent]:
         async with self.connector.transaction() as tx:
             rows = await tx.fetchall(
                 "queue_ready_in_workflow",
                 {"workflow_id": workflow_id, "now": now, "part": part, "parts": parts},
             )
-            events = [_event("task:enqueued", row) for row in rows]
-            await record_events(tx, events, self.now)
-            if events:
+            events = [] if quiet else [_event("task:enqueued", row) for row in rows]
+            await record_events(tx, events, self.now)  # (routine events: none is stored)
+            if rows:
                 await tx.notify_ready()
         return events
 

@@ -138,6 +138,8 @@ async def test_scripts_are_planned_once_on_connections_of_their_own(store: Store
         assert mode == {"plan_cache_mode": "force_generic_plan"}
         seqscan = await (await connection.execute("SHOW enable_seqscan")).fetchone()
         assert seqscan == {"enable_seqscan": "off"}  # a plan made on small tables stays indexed
+        zone = await (await connection.execute("SHOW timezone")).fetchone()
+        assert zone == {"TimeZone": "UTC"}  # times decoded as they come
         row = await prepared.fetchone()
         assert row is not None
         assert row["n"] >= 1

@@ -44,7 +44,7 @@ def subtask_from_row(row: Row) -> Subtask:
         value = data[key]
         if value.__class__ is str:
             data[key] = datetime.fromisoformat(value)
-        elif value is not None:
+        elif value is not None and value.tzinfo is not UTC:  # (the scripts' rows are in UTC)
             data[key] = value.astimezone(UTC)
     data["status"] = _STATES[data["status"]]
     data["assigned_to"] = _DOMAINS[data["assigned_to"]]

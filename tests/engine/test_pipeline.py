@@ -429,9 +429,9 @@ async def test_the_step_at_a_subtasks_end_queues_nothing_when_none_is_pending(
     queued: list[str] = []
     real_queue_ready = pipeline.queue.queue_ready
 
-    async def queue_ready(workflow_id: str) -> list[QueueEvent]:
+    async def queue_ready(workflow_id: str, *, quiet: bool = False) -> list[QueueEvent]:
         queued.append(workflow_id)
-        return await real_queue_ready(workflow_id)
+        return await real_queue_ready(workflow_id, quiet=quiet)
 
     pipeline.queue.queue_ready = queue_ready  # type: ignore[method-assign]
     workflow = await pipeline.start(await store.create_task(NewTask.create("Fix a typo")))

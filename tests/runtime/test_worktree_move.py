@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes.origins import git
+from fakes.origins import bare_origin, git
 from taskorch.runtime import git as g
 from taskorch.runtime.worktree_move import move_checkout
 
@@ -14,14 +14,7 @@ from taskorch.runtime.worktree_move import move_checkout
 @pytest.fixture
 def mirror(tmp_path: Path) -> Path:
     """A bare repository with one linked worktree, ``<tmp>/wt/a``, on branch ``a``."""
-    work = tmp_path / "work"
-    work.mkdir()
-    git(work, "init", "-q", "-b", "main")
-    (work / "f.txt").write_text("one\n")
-    git(work, "add", "f.txt")
-    git(work, "commit", "-q", "-m", "init")
-    bare = tmp_path / "mirror.git"
-    git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+    bare = bare_origin(tmp_path)
     git(bare, "worktree", "add", "-q", "-b", "a", str(tmp_path / "wt" / "a"))
     return bare
 
@@ -69,17 +62,18 @@ def test_a_destination_that_exists_is_left_to_git(mirror: Path, tmp_path: Path) 
     (tmp_path / "taken").mkdir()
     assert not move_checkout(tmp_path / "wt" / "a", tmp_path / "taken")
     assert not move_checkout(tmp_path / "wt" / "a", tmp_path / "no" / "parent")
-    assert (tmp_path / "wt" / "a" / "f.txt").is_file()
+    assert (tmp_path / "wt" / "a" / "README.md").is_file()
 
 
 def test_relative_records_and_main_checkouts_are_left_to_git(mirror: Path, tmp_path: Path) -> None:
     source = tmp_path / "wt" / "a"
     record = Path((source / ".git").read_text().removeprefix("gitdir: ").strip())
-    (source / ".git").write_text("gitdir: ../../mirror.git/worktrees/a\n")
+    (source / ".git").write_text("gitdir: ../../origin.git/worktrees/a\n")
     assert not move_checkout(source, tmp_path / "b")
     (source / ".git").write_text(f"gitdir: {record}\n")
     (record / "gitdir").write_text("../wt/a/.git\n")
     assert not move_checkout(source, tmp_path / "b")
+    git(tmp_path, "clone", "-q", str(mirror), "work")
     assert not move_checkout(tmp_path / "work", tmp_path / "b")  # (its .git is a folder)
     assert source.is_dir()
     assert (tmp_path / "work").is_dir()

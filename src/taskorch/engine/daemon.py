@@ -28,7 +28,7 @@ from taskorch.engine.leftovers import clean_ended
 from taskorch.engine.pipeline import Pipeline
 from taskorch.engine.resuming import started_with
 from taskorch.engine.retention import MAX_AGE_S, collect_garbage
-from taskorch.engine.runner import AT_ONCE
+from taskorch.engine.runner import AT_ONCE, news_in
 from taskorch.engine.status import task_holds
 from taskorch.runtime.worker import WorkerStats
 from taskorch.store.outage import Outage
@@ -341,9 +341,9 @@ class Daemon:
             event = await next_event(inbox, self._stopping, left)
             if event is None:
                 break
-            news |= _watched(event, self._active)
+            news |= news_in(event, self._active)
             while not inbox.empty():  # take the whole burst at once
-                news |= _watched(inbox.get_nowait(), self._active)
+                news |= news_in(inbox.get_nowait(), self._active)
         if not news or loop.time() - self._last_sweep >= self.poll_s:
             self._last_sweep = loop.time()
             return set(self._active)
@@ -365,10 +365,3 @@ async def next_event(
         for waiter in (get, stop):
             waiter.cancel()
         await asyncio.gather(get, stop, return_exceptions=True)
-
-
-def _watched(event: dict[str, Any], active: set[str]) -> set[str]:
-    workflow_id = event.get("workflow_id")
-    if workflow_id in active and event.get("event") != "task:started":
-        return {str(workflow_id)}
-    return set()

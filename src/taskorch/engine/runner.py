@@ -226,7 +226,7 @@ async def _news(
                 event = await inbox.get()
         except TimeoutError:
             break
-        news |= _named(event, watched) | _taken(inbox, watched)  # (the whole burst at once)
+        news |= news_in(event, watched) | _taken(inbox, watched)  # (the whole burst at once)
     return news
 
 
@@ -234,7 +234,7 @@ def _taken(inbox: asyncio.Queue[dict[str, object]], watched: set[str]) -> set[st
     """The workflows named by the events already in the inbox (taken out), without waiting."""
     news: set[str] = set()
     while not inbox.empty():
-        news |= _named(inbox.get_nowait(), watched)
+        news |= news_in(inbox.get_nowait(), watched)
     return news
 
 
@@ -248,7 +248,9 @@ raise most of them: taken as news, each advanced the workflow once more for noth
 _ENDED = frozenset(state.value for state in WORKFLOW_TERMINAL)
 
 
-def _named(event: dict[str, object], watched: set[str]) -> set[str]:
+def news_in(event: dict[str, object], watched: set[str]) -> set[str]:
+    """The workflow ``event`` is news of, among ``watched`` (empty: none), for a run and for
+    ``serve``'s daemon alike."""
     workflow_id = event.get("workflow_id")
     if workflow_id not in watched or event.get("event") in _NOT_NEWS:
         return set()

@@ -66,7 +66,8 @@ async def drive(
             if steps.running:
                 for workflow_id, outcome in await steps.finished():
                     await run.settle(workflow_id, outcome)
-                pending = [w for w in pending if w in run.waiting]
+                still = set(run.waiting)  # (a set: a list's look-up made N workflows cost N^2)
+                pending = [w for w in pending if w in still]
                 continue
             # Only the workflows an event named: advancing every one on every event made a batch
             # of N workflows cost N^2 steps. All of them after a quiet poll interval, and every

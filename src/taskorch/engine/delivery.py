@@ -241,8 +241,8 @@ class GitDelivery:
 
     async def validate(self, workflow: Workflow, subtasks: Sequence[Subtask]) -> ValidationOutcome:
         workspace = await self.workspace(workflow.id)
-        # A checkout only for the test command to run in: the rest reads refs.
-        await (workspace.refresh() if self.test_command else workspace.sync())
+        if self.test_command:  # (a checkout only for it to run in: the rest reads refs)
+            await workspace.refresh()
         conflicts = await workspace.base_conflicts()
         if conflicts:
             return ValidationOutcome(

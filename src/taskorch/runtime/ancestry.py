@@ -56,9 +56,30 @@ def known(ancestor: str, descendant: str) -> bool:
     return False
 
 
+_bases: OrderedDict[frozenset[str], str] = OrderedDict()
+"""{commit, commit} -> their best common ancestor, as git said it."""
+
+
+def note_merge_base(one: str, other: str, start: str) -> None:
+    """Remember git's merge base of ``one`` and ``other``: a fact of the two commits' histories,
+    which never change (the pull request's summary and the landing ask it of the same pair
+    while the base has not moved)."""
+    if not (_is_id(one) and _is_id(other) and _is_id(start)):
+        return  # (no common ancestor, or not commit ids: nothing to keep)
+    _bases[frozenset((one, other))] = start
+    while len(_bases) > KEPT:
+        _bases.popitem(last=False)
+
+
+def merge_base(one: str, other: str) -> str | None:
+    """The merge base of ``one`` and ``other`` remembered by :func:`note_merge_base`, else None."""
+    return _bases.get(frozenset((one, other)))
+
+
 def forget() -> None:
     """Forget every fact (tests)."""
     _below.clear()
+    _bases.clear()
 
 
 def _is_id(name: str) -> bool:

@@ -12,7 +12,12 @@ from pathlib import Path
 from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
 from taskorch.runtime import remote
-from taskorch.runtime.repository import merge_into_base, merge_without_checkout, tips
+from taskorch.runtime.repository import (
+    merge_into_base,
+    merge_without_checkout,
+    merged_tree,
+    tips,
+)
 from taskorch.runtime.workflow_branch import PUSH_TRIES, WorkflowBranch
 from taskorch.runtime.workspace_records import BaseMerge
 
@@ -32,15 +37,15 @@ class BaseLanding:
 
     async def conflicts(self) -> list[str]:
         """Files where merging the workflow branch into the base branch would conflict (computed
-        by ``merge-tree``, nothing checked out)."""
+        by ``merge-tree``, nothing checked out): where an origin on this disk has both branches
+        as they are now, else in the mirror once it has fetched them."""
+        where = self.origin.path if self.origin is not None else None
+        if where is None:
+            await self._workflow.synced()
+            where = self.repo
         base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
-        merge = ("merge-tree", "--write-tree", "--name-only", "--no-messages", base, branch)
-        result = await g.git(self.repo, *merge, check=False)
-        if result.returncode == 1:
-            return sorted({line for line in result.stdout.splitlines()[1:] if line})
-        if not result.ok:
-            raise g.GitError(merge, self.repo, result.returncode, result.stderr)
-        return []
+        base_tip, head = await tips(where, base, branch)
+        return (await merged_tree(where, base_tip, head))[1]
 
     async def merge_into(self, path: Path) -> None:
         """The base branch merged into the worktree at ``path`` without committing, conflicts
@@ -63,19 +68,22 @@ class BaseLanding:
                 self.repo, self.workflow_branch, self.base_branch, message, home=self._workflow.home
             )
         await self._workflow.start()
+        local = self.origin.path
         for _ in range(PUSH_TRIES):
             async with self._workflow.merging(f"base:{self.origin.url}"), self._workflow.lock():
-                await self._workflow.sync()
-                if self.origin.path is not None:
-                    # A local repository: merge where its base branch may be checked out (a push
-                    # there is refused); its checkout must be clean.
+                if local is not None:
+                    # A local repository: merged where its base branch may be checked out (a
+                    # push there is refused; its checkout must be clean), from the branches as
+                    # it has them. The mirror is not synced first: that copied every earlier
+                    # landing's commits in while the base was held, one landing at a time.
                     return await merge_into_base(
-                        self.origin.path,
+                        local,
                         self.workflow_branch,
                         self.base_branch,
                         message,
                         home=self._workflow.home,
                     )
+                await self._workflow.sync()
                 merged = await self._land_remotely(message)
                 if merged is not None:
                     return merged

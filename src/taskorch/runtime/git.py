@@ -218,7 +218,11 @@ async def update_refs(
 ) -> bool:
     """Move the refs ``moves`` (full name -> (new commit or None to delete, the commit it must
     have now or None for "whatever it is"; all zeros: "must not exist")) in one transaction:
-    all of them or none. False (with ``check``: a GitError) when one was not as expected."""
+    all of them or none. False (with ``check``: a GitError) when one was not as expected.
+
+    No admin lock is needed, branches included: ``update-ref`` reads no worktree's files (unlike
+    ``branch -d`` or ``worktree add``), and holding that lock here queued every ref move of a
+    host behind its slowest worktree add."""
     lines = [
         f"{'delete' if new is None else 'update'} {name}{f' {new}' if new else ''}"
         f"{f' {old}' if old else ''}"

@@ -228,7 +228,7 @@ async def move_in_place(
     (:func:`~taskorch.runtime.git.copy_objects`): a push here is six processes and more, this
     three. (The origin's own hooks do not run, as for any change made in place.) ``here``: moves
     of the mirror's own refs (see :func:`~taskorch.runtime.git.update_refs`) made with the
-    tracking refs', in one transaction (under the admin lock: they may be branches)."""
+    tracking refs', in one transaction."""
     known = next((sha for sha in [*updates.values(), *expected.values()] if sha), "0" * 40)
     absent = "0" * len(known)  # (SHA-1 or SHA-256)
     moves = {f"refs/heads/{b}": (sha, expected.get(b) or absent) for b, sha in updates.items()}
@@ -240,11 +240,7 @@ async def move_in_place(
         if not await g.update_refs(origin, moves, check=False):
             return False
         tracking = {f"refs/remotes/{REMOTE}/{b}": (sha, None) for b, sha in updates.items()}
-        if here:
-            async with g.admin_lock(repo):
-                await g.update_refs(repo, {**tracking, **here})
-        else:
-            await g.update_refs(repo, tracking)
+        await g.update_refs(repo, {**tracking, **(here or {})})
     return True
 
 

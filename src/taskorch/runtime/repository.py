@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from pathlib import Path
 
 from taskorch.runtime import ancestry
@@ -189,7 +190,7 @@ async def _checkout_of(repo: Path, branch: str) -> Path | None:
     a time), before every worktree is listed: one merge into the base per workflow."""
     key = (str(repo), branch)
     known = _checkouts.get(key)
-    if known is not None and await asyncio.to_thread(_holds, repo, known, branch):
+    if known is not None and _holds(repo, known, branch):  # (two small files: no thread hop)
         return known
     async with g.admin_lock(repo):
         entries = await g.worktrees(repo)
@@ -217,8 +218,10 @@ async def summarise(
 ) -> PullRequestSummary:
     """Commits (oldest first) and diff stat of ``branch`` (at ``head`` when the caller has just
     read it) against its merge base with ``base``."""
-    head = head or await _tip(repo, f"refs/heads/{branch}")
-    (base_tip,) = await tips(repo, f"refs/heads/{base}")
+    if head is None:
+        head, base_tip = await tips(repo, f"refs/heads/{branch}", f"refs/heads/{base}")
+    else:
+        (base_tip,) = await tips(repo, f"refs/heads/{base}")
     start = await _merge_base(repo, base_tip, head, check=True)
     log = await g.out(repo, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
     commits = [CommitInfo(*line.split("\0", 1)) for line in log.splitlines() if line]
@@ -234,7 +237,10 @@ async def _merge_base(repo: Path, one: str, other: str, *, check: bool = False) 
         return one
     if ancestry.known(other, one):
         return other
-    start = (await g.git(repo, "merge-base", one, other, check=check)).stdout.strip()
+    start = ancestry.merge_base(one, other)
+    if start is None:
+        start = (await g.git(repo, "merge-base", one, other, check=check)).stdout.strip()
+        ancestry.note_merge_base(one, other, start)
     if start in (one, other):
         ancestry.note(start, other if start == one else one)
     return start
@@ -249,25 +255,44 @@ async def tips(cwd: Path, *names: str) -> list[str]:
     return [found[name] for name in names]
 
 
-async def _tip(cwd: Path, name: str) -> str:
-    tip = await g.rev(cwd, name)
-    if tip is None:
-        raise WorkspaceError(f"{name} does not exist in {cwd}")
-    return tip
+_MERGED_TREES_KEPT = 256
+_merged_trees: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+"""(repository, commit, commit) -> the tree ``merge-tree`` wrote there for their clean merge."""
+
+
+async def merged_tree(repo: Path, one: str, other: str) -> tuple[str | None, list[str]]:
+    """The tree of a merge of the commits ``one`` and ``other`` (None: it conflicts) and the
+    conflicting files, computed by ``merge-tree`` in ``repo`` (which keeps the tree). A clean
+    merge's tree is remembered: the validation's check for conflicts with the base and the
+    landing that follows it ask about the same two commits while the base has not moved."""
+    key = (str(repo), one, other)
+    tree = _merged_trees.get(key)
+    if tree is not None:
+        return tree, []
+    merge = ("merge-tree", "--write-tree", "--name-only", "--no-messages", one, other)
+    result = await g.git(repo, *merge, check=False)
+    lines = result.stdout.splitlines()
+    if result.returncode == 1:
+        return None, sorted({line for line in lines[1:] if line})
+    if not result.ok or not lines:
+        raise g.GitError(merge, repo, result.returncode, result.stderr)
+    _merged_trees[key] = lines[0]
+    while len(_merged_trees) > _MERGED_TREES_KEPT:
+        _merged_trees.popitem(last=False)
+    return lines[0], []
 
 
 async def merge_without_checkout(
     repo: Path, branch: str, base: str, base_tip: str, head: str, message: str
 ) -> str:
-    merge = ("merge-tree", "--write-tree", "--name-only", "--no-messages", base_tip, head)
-    result = await g.git(repo, *merge, check=False)
-    lines = result.stdout.splitlines()
-    if result.returncode == 1:
-        conflicts = sorted({line for line in lines[1:] if line})
+    tree, conflicts = await merged_tree(repo, base_tip, head)
+    if tree is None:
         raise g.MergeConflictError(f"merge of {branch} into {base}", conflicts)
-    if not result.ok or not lines:
-        raise g.GitError(merge, repo, result.returncode, result.stderr)
-    merged = await g.out(repo, "commit-tree", lines[0], "-p", base_tip, "-p", head, "-m", message)
+    try:
+        merged = await g.out(repo, "commit-tree", tree, "-p", base_tip, "-p", head, "-m", message)
+    except g.GitError:  # (a remembered tree pruned since, say: the next try computes it afresh)
+        _merged_trees.pop((str(repo), base_tip, head), None)
+        raise
     ancestry.note(base_tip, merged)  # (a commit contains its parents)
     ancestry.note(head, merged)
     return merged

@@ -53,7 +53,7 @@ class SubtaskMerges:
         subtask's branch (``branch``) deleted in one ref transaction. The caller holds the merge
         locks."""
         ref = f"refs/heads/{branch}"
-        found = await self._workflow.sync(ref, ask_origin=ask_origin)
+        found = await self._workflow.sync(ref, ask_origin=ask_origin, follow_base=False)
         workflow_tip, tip = self._workflow.workflow_tip_in(found), found.get(ref)
         files = [] if tip is None else await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
         if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
@@ -73,8 +73,7 @@ class SubtaskMerges:
             ref: (None, tip),
         }
         if self._workflow.origin is None:
-            async with g.admin_lock(self.repo):
-                await g.update_refs(self.repo, here)
+            await g.update_refs(self.repo, here)
         else:
             moved: dict[str, str | None] = {self.workflow_branch: commit}
             leased: dict[str, str | None] = {self.workflow_branch: workflow_tip}

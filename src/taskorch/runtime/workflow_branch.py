@@ -88,12 +88,12 @@ class WorkflowBranch:
         it again."""
         self._started = False
 
-    async def synced(self) -> dict[str, str]:
+    async def synced(self, *, follow_base: bool = True) -> dict[str, str]:
         """:meth:`sync` for a caller that holds no lock: the branch started first, the workflow
         lock taken for it."""
         await self.start()
         async with self.lock():
-            return await self.sync()
+            return await self.sync(follow_base=follow_base)
 
     @contextlib.asynccontextmanager
     async def lock(self) -> AsyncIterator[None]:
@@ -112,7 +112,7 @@ class WorkflowBranch:
             yield
 
     async def sync(
-        self, *extra: str, full: bool = False, ask_origin: bool = True
+        self, *extra: str, full: bool = False, ask_origin: bool = True, follow_base: bool = True
     ) -> dict[str, str]:
         """With an origin: fetch its base branch and this workflow's branches, and let the local
         base and workflow branches follow them (the caller holds the workflow lock). Returns the
@@ -125,7 +125,10 @@ class WorkflowBranch:
         mirror is not read either (its branches follow the origin's: they moved only if those
         did); ``full`` fetches anyway (the workflow's other branches too); without
         ``ask_origin`` the mirror's view is taken as it is (a step whose push is leased on what
-        it read)."""
+        it read). Without ``follow_base`` (a step that reads the workflow branch alone) a local
+        origin whose base alone moved is not copied in: a batch's every landing moved it, and
+        every other workflow's next step copied that in; the base may then be behind in what is
+        returned."""
         base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
         if self.origin is None:
             return await g.refs(self.repo, base, branch, *extra)
@@ -138,12 +141,17 @@ class WorkflowBranch:
                 # (unreadable: the fetch says why, as a host error)
                 with contextlib.suppress(WorkspaceError):
                     there = await g.refs(self.origin.path, base, branch)
-            if there is not None and not extra and self._seen and self._seen[0] == there:
-                return dict(self._seen[1])
+            if there is not None and not extra and self._seen:
+                last = self._seen[0]
+                if last == there or (not follow_base and last.get(branch) == there.get(branch)):
+                    return dict(self._seen[1])
             # One look-up for all the refs: this runs before every step of every subtask.
             found = await g.refs(self.repo, *wanted)
             seen = (found.get(base_remote), found.get(branch_remote))
-            moved = there is None or (there.get(base), there.get(branch)) != seen
+            wanted_now = None
+            if there is not None:
+                wanted_now = (there.get(base) if follow_base else seen[0], there.get(branch))
+            moved = wanted_now != seen
             if (ask_origin or full) and moved and not await self._copy_in(there, found):
                 await remote.fetch(self.repo, self.base_branch, f"{self.namespace}*")
                 found = await g.refs(self.repo, *wanted)
@@ -264,8 +272,7 @@ class WorkflowBranch:
         if not await remote.push(self.repo, updates, expected):
             return False
         if here:
-            async with g.admin_lock(self.repo):
-                await g.update_refs(self.repo, here)
+            await g.update_refs(self.repo, here)
         return True
 
     async def keep_on_origin(self, branch: str) -> None:

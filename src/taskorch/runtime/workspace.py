@@ -193,6 +193,7 @@ class Workspace:
         path = await self._prepare(key)
         if merge_base:
             async with self._workflow.lock():
+                await self._workflow.sync()  # (the base as it is now: the conflict is with it)
                 await self._landing.merge_into(path)
         return path
 
@@ -215,7 +216,9 @@ class Workspace:
             checked = self._checked.pop(key, None)
             self._subtasks.pristine.discard(key)
             recent = checked is not None and time.monotonic() - checked < SYNC_REUSE_S
-            found = await self._workflow.sync(f"refs/heads/{branch}", ask_origin=not recent)
+            found = await self._workflow.sync(
+                f"refs/heads/{branch}", ask_origin=not recent, follow_base=False
+            )
             workflow_tip = self._workflow.workflow_tip_in(found)
             tip = found.get(f"refs/heads/{branch}")
             if tip is not None and self.origin is not None:
@@ -265,7 +268,7 @@ class Workspace:
             await self.start()
             async with self._workflow.lock():
                 started = time.monotonic()
-                await self._workflow.sync()
+                await self._workflow.sync(follow_base=False)
                 self._checked[key] = started
         return key in await self._merges.merges()
 
@@ -348,7 +351,13 @@ class Workspace:
     async def pr_summary(self) -> PullRequestSummary:
         """Commits and diff stat of the workflow branch against its merge base with the base
         branch: the data of the pull request record."""
-        found = await self.sync()
+        local = self.origin.path if self.origin is not None else None
+        if local is not None:
+            # An origin on this disk holds both branches: read there, the base as it is now,
+            # without copying it into the mirror first.
+            await self.start()
+            return await summarise(local, self.base_branch, self.workflow_branch)
+        found = await self._workflow.synced()
         head = self._workflow.workflow_tip_in(found)
         return await summarise(self.repo, self.base_branch, self.workflow_branch, head)
 
@@ -357,13 +366,17 @@ class Workspace:
         branch as it stands now: where the test command runs."""
         await self.start()
         async with self._workflow.lock():
-            await self._workflow.sync()
+            await self._workflow.sync(follow_base=False)
             return await self._workflow_checkout.check_out()
 
     async def sync(self) -> dict[str, str]:
         """The origin's base and workflow branches, fetched when they moved (see
         :meth:`WorkflowBranch.sync`); no checkout."""
         return await self._workflow.synced()
+
+    async def _workflow_refs(self) -> dict[str, str]:
+        """:meth:`sync` for a step that reads the workflow branch alone."""
+        return await self._workflow.synced(follow_base=False)
 
     async def merge_to_base(self) -> BaseMerge:
         """Land the workflow branch on the base branch (see
@@ -374,7 +387,7 @@ class Workspace:
 
     async def workflow_tip(self) -> str:
         """The workflow branch's commit on the origin, now."""
-        return self._workflow.workflow_tip_in(await self.sync())
+        return self._workflow.workflow_tip_in(await self._workflow_refs())
 
     async def base_contains_workflow(self, *, from_url: str | None = None) -> str | None:
         """The origin's base branch commit when it contains the workflow branch (read from git
@@ -386,7 +399,7 @@ class Workspace:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge on
         the origin's workflow branch. ``expected``: about how many there are (the workflow's
         subtasks), which bounds how far back git is asked to look at first."""
-        tip = self._workflow.workflow_tip_in(await self.sync())
+        tip = self._workflow.workflow_tip_in(await self._workflow_refs())
         return await self._merges.landed(tip, expected)
 
     async def cleanup(self, cancelled: bool = True) -> CleanupReport:

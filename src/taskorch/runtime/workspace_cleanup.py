@@ -103,8 +103,7 @@ class WorkspaceCleanup:
         origin's tracking refs when the origin has merged branches to delete too, else on
         their own."""
         if self.origin is None or not await self._delete_merged_on_origin(there, here):
-            async with g.admin_lock(self.repo):
-                await g.update_refs(self.repo, here)
+            await g.update_refs(self.repo, here)
 
     async def _delete_merged_on_origin(
         self,

@@ -1,0 +1,141 @@
+"""A local origin's base branch moved by other workflows' landings: the steps that read only the
+workflow branch copy none of it into the mirror, the pull request, the conflict check and the
+landing read it in the origin, where one ``merge-tree`` and one ``merge-base`` serve both the check
+and the landing; ref moves do not queue behind a worktree being added."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes.origins import bare_origin
+from taskorch.runtime import git as g
+from taskorch.runtime import remote, repository
+
+from .test_local_origin import merged, workspace_on
+
+
+async def _move_base(origin: Path) -> str:
+    """A commit of someone else's on the origin's ``main`` (an earlier landing, say)."""
+    tip = await g.out(origin, "rev-parse", "refs/heads/main")
+    moved = await g.out(origin, "commit-tree", f"{tip}^{{tree}}", "-p", tip, "-m", "elsewhere")
+    await g.git(origin, "update-ref", "refs/heads/main", moved, tip)
+    return moved
+
+
+def _recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, str]]:
+    run: list[tuple[Path, str]] = []
+    real = g._run_git
+
+    async def recorded(cwd: Path, *args: str, **kwargs: Any) -> g.GitResult:
+        run.append((cwd, g._subcommand(args)))
+        return await real(cwd, *args, **kwargs)
+
+    monkeypatch.setattr(g, "_run_git", recorded)
+    return run
+
+
+async def test_steps_on_the_workflow_branch_copy_no_move_of_the_base_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    await merged(workspace, "one", ["one.txt"])
+    tracking = f"refs/remotes/{remote.REMOTE}/main"
+    before = (await g.refs(workspace.repo, tracking))[tracking]
+    moved = await _move_base(origin)
+    copied: list[Path] = []
+    real_copy = g.copy_objects
+
+    async def copy(source: Path, target: Path, *args: Any) -> None:
+        copied.append(target)
+        await real_copy(source, target, *args)
+
+    monkeypatch.setattr(g, "copy_objects", copy)
+
+    await workspace.workflow_tip()
+    assert await workspace.is_merged("one")
+    await merged(workspace, "two", ["two.txt"])
+    assert sorted(await workspace.landed_merges()) == ["one", "two"]
+    assert workspace.repo not in copied  # (the merges went the other way: into the origin)
+    assert (await g.refs(workspace.repo, tracking))[tracking] == before
+
+    summary = await workspace.pr_summary()  # read in the origin, its base as it is now
+    assert summary.base_commit == before
+    assert await workspace.base_conflicts() == []
+    landed = await workspace.merge_to_base()
+    assert await g.succeeds(origin, "merge-base", "--is-ancestor", moved, landed.commit)
+    assert await workspace.base_contains_workflow() == landed.commit
+
+    await workspace.sync()  # a step that reads the base: the mirror follows it
+    assert (await g.refs(workspace.repo, tracking))[tracking] == landed.commit
+
+
+async def test_the_conflict_check_and_the_landing_share_one_merge_tree_and_merge_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    await _move_base(origin)  # (after the workflow branch was made: the landing merges)
+    await merged(workspace, "one", ["one.txt"])
+    run = _recorded(monkeypatch)
+
+    await workspace.pr_summary()
+    assert await workspace.base_conflicts() == []
+    landed = await workspace.merge_to_base()
+
+    assert not landed.fast_forward
+    said = [name for cwd, name in run]
+    assert (said.count("merge-tree"), said.count("merge-base")) == (1, 1), said
+    assert all(cwd == origin for cwd, name in run if name in ("merge-tree", "merge-base"))
+    files = (await g.out(origin, "ls-tree", "-r", "--name-only", landed.commit)).split()
+    assert "one.txt" in files
+
+
+async def test_a_remembered_merge_tree_that_is_gone_is_computed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree pruned between the check and the landing (a ``gc --prune=now``): that landing
+    fails, the next computes the merge afresh."""
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    await _move_base(origin)
+    await merged(workspace, "one", ["one.txt"])
+    base, head = await repository.tips(
+        origin, "refs/heads/main", f"refs/heads/{workspace.workflow_branch}"
+    )
+    monkeypatch.setitem(repository._merged_trees, (str(origin), base, head), "1" * 40)
+
+    with pytest.raises(g.GitError):
+        await workspace.merge_to_base()
+    landed = await workspace.merge_to_base()
+    assert await g.succeeds(origin, "merge-base", "--is-ancestor", head, landed.commit)
+
+
+async def test_ref_moves_do_not_wait_for_a_worktree_being_added(tmp_path: Path) -> None:
+    """``update-ref`` reads no worktree's files: a move of the origin's branch and the mirror's
+    own refs goes through while the mirror's admin lock is held (a worktree add under way)."""
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    tip = await g.out(origin, "rev-parse", "refs/heads/main")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with g.admin_lock(workspace.repo):
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    here: dict[str, tuple[str | None, str | None]] = {"refs/heads/kept": (tip, None)}
+    moving = remote.move_in_place(workspace.repo, origin, {"kept": tip}, {"kept": None}, here=here)
+    try:
+        assert await asyncio.wait_for(moving, timeout=60)
+    finally:
+        release.set()
+        await holder
+    assert (await g.refs(workspace.repo, "refs/heads/kept"))["refs/heads/kept"] == tip
+    assert (await g.refs(origin, "refs/heads/kept"))["refs/heads/kept"] == tip

@@ -9,7 +9,6 @@ Work an earlier attempt left that is not in the workflow branch is never dropped
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from taskorch.runtime import git as g
@@ -73,7 +72,8 @@ class SubtaskBranches:
         async with g.admin_lock(self.repo):
             if tip is not None and not await g.is_ancestor(self.repo, tip, workflow_tip):
                 kept = await self._keep(key, tip)
-            if holder is not None or tip is not None or await asyncio.to_thread(path.exists):
+            # (a stat in the loop's thread: a hop here held every host's worktree adds longer)
+            if holder is not None or tip is not None or path.exists():
                 await self.folders.remove(path, branch)
             await self.folders.add(path, branch, workflow_tip)
         if kept is not None and tip is not None:

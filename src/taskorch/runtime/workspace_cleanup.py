@@ -55,14 +55,19 @@ class WorkspaceCleanup:
         for entry in entries:
             if entry.branch != self.workflow_branch and usable(entry):
                 await commit_worktree(entry.path, f"taskorch: unfinished work kept ({why})")
-        async with g.admin_lock(self.repo):
-            for entry in entries:
-                await self.folders.remove(entry.path, entry.branch)
-            if await asyncio.to_thread(self.root.exists):
-                await asyncio.to_thread(shutil.rmtree, self.root, True)
+        if entries:
+            async with g.admin_lock(self.repo):
+                for entry in entries:
+                    await self.folders.remove(entry.path, entry.branch)
+        if await asyncio.to_thread(self.root.exists):
+            # The files go without the admin lock (the workflow lock keeps this workflow's
+            # steps out; git reads a worktree's record, not its files); only the records of the
+            # worktrees that were there are git's business.
+            await asyncio.to_thread(shutil.rmtree, self.root, True)
+            async with g.admin_lock(self.repo):
                 if not await asyncio.to_thread(worktree_admin.forget_gone, self.repo, self.root):
                     await g.git(self.repo, "worktree", "prune")
-            deleted, kept, deletions = await self._merged_branches(there)
+        deleted, kept, deletions = await self._merged_branches(there)
         await self._delete_merged(there, deletions)
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 

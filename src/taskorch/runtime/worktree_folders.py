@@ -38,7 +38,7 @@ class WorktreeFolders:
     async def add(self, path: Path, branch: str, start: str) -> None:
         """A worktree at ``path`` on ``branch`` (made or reset to ``start``): a spare when there
         is one, else a new one."""
-        names = await asyncio.to_thread(_listing, self.spares)
+        names = _listing(self.spares)  # (one small folder, under the admin lock: no thread hop)
         if names:
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         for name in names:

@@ -13,6 +13,7 @@ from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.store import Store
 from taskorch.store.connector import Params, Row
 from taskorch.store.postgres import PostgresConnector
+from taskorch.store.queries import load_queries
 from taskorch.store.queue import Outcome, SubtaskQueue
 from taskorch.store.records import decode
 from taskorch.store.rows import subtask_from_row
@@ -94,6 +95,48 @@ async def test_a_completion_without_the_lease_changes_nothing(store: Store) -> N
     assert sorted(e.payload["key"] for e in events if e.kind == "task:complete") == ["a", "b"]
     attempts = await store.list_attempts(rows["a"].id)
     assert [(x.number, x.outcome) for x in attempts] == [(1, "zombie"), (2, "succeeded")]
+
+
+async def test_an_earlier_attempts_outcome_writes_no_second_row(store: Store) -> None:
+    # The same worker claims a subtask again after its lease ran out; the first run's outcome
+    # arrives late. Its attempt's row (the zombie) stays the only one of that number, and the
+    # settle raises nothing (PostgreSQL's insert has no ON CONFLICT to skip a duplicate).
+    workflow_id = await queued_workflow(store, {"a": []})
+    queue = SubtaskQueue(store.connector)
+    [first] = await queue.claim("w1", 5, 0.001)
+    later = SubtaskQueue(store.connector, clock=lambda: queue.now + timedelta(seconds=5))
+    await later.expire_leases(max_interrupted=5)
+    [second] = await later.claim("w1", 5, 30)
+    assert (first.attempts, second.attempts) == (1, 2)
+    await later.settle("w1", [done(later, first)], claim_limit=0)
+    attempts = await store.list_attempts(first.id)
+    assert [(x.number, x.outcome) for x in attempts] == [(1, "zombie")]
+    assert (await by_key(store, workflow_id))["a"].status == "completed"
+
+
+def test_the_postgres_settle_inserts_attempts_without_on_conflict() -> None:
+    # A speculative insertion per attempt (and a WAL record to confirm it) for a conflict that
+    # cannot happen: the number fence above makes each row new.
+    assert "ON CONFLICT" not in load_queries("postgres")["settle_completed"]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_settle_statement_is_prepared_once_per_connection(store: Store) -> None:
+    # The warm-up (nothing to settle), a claim and a settle of completions send parameters of
+    # the same types, so the statement is prepared and planned once, at the warm-up: a list of
+    # ids was sent untyped when empty and as int2[] once it held ids (int4[], int8[] as ids
+    # grow), each a new prepared statement and plan on the connection.
+    connector = store.connector
+    assert isinstance(connector, PostgresConnector)
+    await queued_workflow(store, {"a": [], "b": []})
+    queue = SubtaskQueue(connector)
+    await queue.warm_up()
+    _, [a] = await queue.settle("w1", [], claim_limit=1)
+    _, [b] = await queue.settle("w1", [done(queue, a)], claim_limit=1)
+    await queue.settle("w1", [done(queue, b)])
+    async with connector._connection(await connector._scripts()) as connection:
+        prepared = await connection.execute("SELECT count(*) AS n FROM pg_prepared_statements")
+        assert await prepared.fetchone() == {"n": 1}
 
 
 async def test_the_join_is_released_once_by_whichever_completion_is_last(store: Store) -> None:

@@ -402,15 +402,19 @@ done AS (
     SET status = 'completed', result = (SELECT by_id FROM results) -> s.id::text, error = NULL,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
     WHERE s.id = ANY(%(ids)s::bigint[]) AND s.status = 'running' AND s.lease_owner = %(worker)s
-    RETURNING s.id),
+    RETURNING s.id, s.attempts),
 recorded AS (
+    -- A plain insert: an upsert's speculative insertion cost about as much again, and nothing
+    -- can conflict. The row is numbered as the attempt the subtask runs (done.attempts); a row
+    -- numbered n is written only once the subtask has left its n-th run (here, or by a retry,
+    -- failure, expiry, release or cancel), and only a claim starts a run, numbered n + 1. The
+    -- outcome of an earlier run writes no row (before, its row's conflict skipped it).
     INSERT INTO attempts (
         subtask_id, number, agent_id, worker_id, started_at, ended_at, outcome, tokens_in,
         tokens_out, cost_usd)
     SELECT x.id, x.number, x.agent_id, %(worker)s, x.started_at, x.ended_at, 'succeeded',
            x.tokens_in, x.tokens_out, x.cost_usd
-    FROM x JOIN done ON done.id = x.id
-    ON CONFLICT (subtask_id, number) DO NOTHING
+    FROM x JOIN done ON done.id = x.id AND done.attempts = x.number
     RETURNING subtask_id),
 claimed AS (
     UPDATE subtasks AS s

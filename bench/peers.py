@@ -3,16 +3,18 @@
 W1 = 5,000 no-op jobs fanned out, then one join that runs after all of them (jobs/s = 5,001 /
 wall); W2 = a chain of 500 jobs, each made ready by the one before (ms per step = wall / 500).
 Dispatch latency is ready -> handler start. taskorch's own figures come from
-``bench/throughput.py`` (W1 and W2 on SQLite and on PostgreSQL, 2 worker processes each, like
-pgqueuer's 2-process configuration; ``throughput.py`` itself shows 1, 2 and 4).
+``bench/throughput.py`` (W1 and W2 on SQLite and on PostgreSQL; W1 with 1 and with 2 worker
+processes, as pgqueuer's W1 is tried with 1 and 2, W2 with 2; ``throughput.py`` itself shows 1, 2
+and 4).
 
 Each peer runs in a subprocess on a database of its own, dropped and created for every run
 (``bench_pgqueuer``, ``bench_dbos``, ``bench_procrastinate`` on the server of
 ``TASKORCH_BENCH_DATABASE_URL``, default postgresql://postgres@127.0.0.1:5432/test), in the
 configurations its module names, durability on (logged tables, synchronous_commit as the server
-has it). Each cell is the best of up to ``--reps`` runs over the configurations tried, which
-favours the peers. The ratio columns are taskorch / peer for jobs/s and peer / taskorch for
-ms/step, so > 1 always means taskorch is ahead.
+has it). Each cell is the best of up to ``--reps`` rounds, each round one run of every
+configuration the system is tried in (taskorch's are ``TASKORCH_WORKERS``), inside the same time
+budget per cell for every system. The ratio columns are taskorch / peer for jobs/s and
+peer / taskorch for ms/step, so > 1 always means taskorch is ahead.
 
     pip install -e '.[bench]'
     python bench/peers.py                  # full sizes
@@ -38,7 +40,10 @@ from typing import Protocol, cast
 
 PEERS = ("pgqueuer", "dbos", "procrastinate")
 SYSTEMS = ("taskorch", *PEERS)
-TASKORCH_SETUPS = (("sqlite", 2), ("postgres", 2))
+TASKORCH_BACKENDS = ("sqlite", "postgres")
+TASKORCH_WORKERS = {"W1": (1, 2), "W2": (2,)}
+"""Worker processes taskorch is tried with per workload: as many configurations as a peer gets at
+most (pgqueuer's W1: 1 and 2 processes), so no system gets more tries per round than another."""
 CELL_BUDGET_S = 45.0  # no further repetitions of a cell once its runs took this long
 Figures = dict[str, float]
 
@@ -143,17 +148,22 @@ def measure_taskorch(workload: str, size: int, reps: int) -> list[Row]:
     except Exception as error:
         note = f"not measured ({type(error).__name__}: {_one_line(error)})"
         return [Row(workload, "taskorch", note=note)]
-    rows = []
-    for backend, workers in TASKORCH_SETUPS:
-        row = Row(
-            workload,
-            f"taskorch {backend}",
-            setup=f"{workers} worker process" + ("es" if workers > 1 else ""),
-        )
-        started = time.monotonic()
-        for rep in range(reps):
-            if rep and time.monotonic() - started > CELL_BUDGET_S:
-                break
+    return [_measure_backend(measure, workload, b, size, reps) for b in TASKORCH_BACKENDS]
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker process" + ("es" if count > 1 else "")
+
+
+def _measure_backend(measure: Measure, workload: str, backend: str, size: int, reps: int) -> Row:
+    """One taskorch cell, run as :func:`measure_peer` runs a peer's: rounds of every
+    configuration, the best kept, no new round once the cell's budget is spent."""
+    row = Row(workload, f"taskorch {backend}")
+    started = time.monotonic()
+    for rep in range(reps):
+        if rep and time.monotonic() - started > CELL_BUDGET_S:
+            break
+        for workers in TASKORCH_WORKERS[workload]:
             try:
                 figures = measure(workload, backend, workers, size=size)
             except Exception as error:
@@ -162,11 +172,10 @@ def measure_taskorch(workload: str, size: int, reps: int) -> list[Row]:
             row.runs += 1
             row.every.append(figures)
             if _better(workload, figures, row.figures):
-                row.figures = figures
-        if row.figures is None:
-            row.note = "not measured (" + "; ".join(dict.fromkeys(row.errors))[:300] + ")"
-        rows.append(row)
-    return rows
+                row.figures, row.setup = figures, _workers(workers)
+    if row.figures is None:
+        row.note = "not measured (" + "; ".join(dict.fromkeys(row.errors))[:300] + ")"
+    return row
 
 
 def _figure(workload: str, figures: Figures) -> str:
@@ -189,7 +198,7 @@ def _latency(figures: Figures, key: str) -> str:
 
 def print_table(rows: list[Row], sizes: dict[str, int]) -> None:
     headers = ["workload", "system", "configuration", "figure", "p50 ms", "p99 ms"]
-    headers += [f"vs taskorch {backend}" for backend, _ in TASKORCH_SETUPS]
+    headers += [f"vs taskorch {backend}" for backend in TASKORCH_BACKENDS]
     lines = []
     for row in rows:
         label = f"{row.workload} ({sizes[row.workload]:,})"
@@ -198,7 +207,7 @@ def print_table(rows: list[Row], sizes: dict[str, int]) -> None:
             continue
         line = [label, row.system, row.setup, _figure(row.workload, row.figures)]
         line += [_latency(row.figures, "dispatch_p50_ms"), _latency(row.figures, "dispatch_p99_ms")]
-        for backend, _ in TASKORCH_SETUPS:
+        for backend in TASKORCH_BACKENDS:
             if row.system.startswith("taskorch"):
                 line.append("")
                 continue

@@ -12,9 +12,11 @@ Each peer runs in a subprocess on a database of its own, dropped and created for
 ``TASKORCH_BENCH_DATABASE_URL``, default postgresql://postgres@127.0.0.1:5432/test), in the
 configurations its module names, durability on (logged tables, synchronous_commit as the server
 has it). Each cell is the best of up to ``--reps`` rounds, each round one run of every
-configuration the system is tried in (taskorch's are ``TASKORCH_WORKERS``), inside the same time
-budget per cell for every system. The ratio columns are taskorch / peer for jobs/s and
-peer / taskorch for ms/step, so > 1 always means taskorch is ahead.
+configuration the system is tried in (taskorch's are ``TASKORCH_WORKERS``). The cells take turns,
+round 1 of each before round 2 of any, so that every system meets the same moments of a machine
+whose speed drifts; a cell whose runs took ``CELL_BUDGET_S`` gets no new round. The ratio
+columns are taskorch / peer for jobs/s and peer / taskorch for ms/step, so > 1 always means
+taskorch is ahead.
 
     pip install -e '.[bench]'
     python bench/peers.py                  # full sizes
@@ -32,7 +34,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -65,6 +69,8 @@ class Row:
     errors: list[str] = field(default_factory=list)
     every: list[Figures] = field(default_factory=list)
     """Every run's figures, in order (the table keeps the best; the progress line shows all)."""
+    spent_s: float = 0.0
+    """Time its runs took: no new round once it passes ``CELL_BUDGET_S``."""
 
 
 def _better(workload: str, a: Figures, b: Figures | None) -> bool:
@@ -115,67 +121,97 @@ def _child(peer: str, workload: str, size: int, config_json: str) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure_peer(peer: str, workload: str, size: int, reps: int) -> Row:
-    row = Row(workload, peer)
+@dataclass
+class Cell:
+    """One row of the table being measured: a round runs each of its configurations once."""
+
+    row: Row
+    configs: Sequence[object] = ()
+    run: Callable[[object], Figures] = lambda config: {}
+    describe: Callable[[object], str] = str
+    failed: str = "failed"
+
+    def round(self) -> None:
+        began = time.monotonic()
+        for config in self.configs:
+            try:
+                figures = self.run(config)
+            except Exception as error:
+                self.row.errors.append(f"{self.describe(config)}: {_one_line(error)}")
+                continue
+            self.row.runs += 1
+            self.row.every.append(figures)
+            if _better(self.row.workload, figures, self.row.figures):
+                self.row.figures, self.row.setup = figures, self.describe(config)
+        self.row.spent_s += time.monotonic() - began
+
+    def finish(self) -> Row:
+        if self.row.figures is None and not self.row.note:
+            self.row.note = f"{self.failed} (" + "; ".join(dict.fromkeys(self.row.errors))[:300]
+            self.row.note += ")"
+        return self.row
+
+
+def peer_cell(peer: str, workload: str, size: int) -> Cell:
     try:
         module = _peer_module(peer)
-        row.system = f"{peer} {metadata.version(module.DISTRIBUTION)}"
+        system = f"{peer} {metadata.version(module.DISTRIBUTION)}"
     except Exception as error:  # not installed, or broken on import
-        row.note = f"not installed ({type(error).__name__}: {_one_line(error)})"
-        return row
-    started = time.monotonic()
-    for rep in range(reps):
-        if rep and time.monotonic() - started > CELL_BUDGET_S:
-            break
-        for config in module.configs(workload):
-            try:
-                figures = _run_peer_once(peer, workload, size, config)
-            except Exception as error:
-                row.errors.append(f"{module.describe(config)}: {_one_line(error)}")
-                continue
-            row.runs += 1
-            row.every.append(figures)
-            if _better(workload, figures, row.figures):
-                row.figures, row.setup = figures, module.describe(config)
-    if row.figures is None:
-        row.note = "failed: " + "; ".join(dict.fromkeys(row.errors))
-    return row
+        note = f"not installed ({type(error).__name__}: {_one_line(error)})"
+        return Cell(Row(workload, peer, note=note))
+    return Cell(
+        Row(workload, system),
+        module.configs(workload),
+        lambda config: _run_peer_once(peer, workload, size, cast(dict[str, int], config)),
+        lambda config: str(module.describe(config)),
+    )
 
 
-def measure_taskorch(workload: str, size: int, reps: int) -> list[Row]:
+def taskorch_cells(workload: str, size: int) -> list[Cell]:
     try:
         measure = cast(Measure, importlib.import_module("throughput").measure)
     except Exception as error:
         note = f"not measured ({type(error).__name__}: {_one_line(error)})"
-        return [Row(workload, "taskorch", note=note)]
-    return [_measure_backend(measure, workload, b, size, reps) for b in TASKORCH_BACKENDS]
+        return [Cell(Row(workload, "taskorch", note=note))]
+    return [
+        Cell(
+            Row(workload, f"taskorch {backend}"),
+            TASKORCH_WORKERS[workload],
+            partial(_run_taskorch, measure, workload, backend, size),
+            _workers,
+            failed="not measured",
+        )
+        for backend in TASKORCH_BACKENDS
+    ]
 
 
-def _workers(count: int) -> str:
-    return f"{count} worker process" + ("es" if count > 1 else "")
+def _run_taskorch(
+    measure: Measure, workload: str, backend: str, size: int, workers: object
+) -> Figures:
+    try:
+        return measure(workload, backend, cast(int, workers), size=size)
+    except Exception as error:
+        raise RuntimeError(f"{type(error).__name__}: {_one_line(error)}") from error
 
 
-def _measure_backend(measure: Measure, workload: str, backend: str, size: int, reps: int) -> Row:
-    """One taskorch cell, run as :func:`measure_peer` runs a peer's: rounds of every
-    configuration, the best kept, no new round once the cell's budget is spent."""
-    row = Row(workload, f"taskorch {backend}")
-    started = time.monotonic()
+def _workers(count: object) -> str:
+    return f"{count} worker process" + ("es" if cast(int, count) > 1 else "")
+
+
+def measure_workload(workload: str, systems: Sequence[str], size: int, reps: int) -> list[Row]:
+    """Every system's cells, measured in turns: round r of each cell runs before round r + 1 of
+    any, so all of them meet the same moments of a shared machine whose speed drifts."""
+    cells: list[Cell] = []
+    for system in systems:
+        if system == "taskorch":
+            cells += taskorch_cells(workload, size)
+        else:
+            cells.append(peer_cell(system, workload, size))
     for rep in range(reps):
-        if rep and time.monotonic() - started > CELL_BUDGET_S:
-            break
-        for workers in TASKORCH_WORKERS[workload]:
-            try:
-                figures = measure(workload, backend, workers, size=size)
-            except Exception as error:
-                row.errors.append(f"{type(error).__name__}: {_one_line(error)}")
-                continue
-            row.runs += 1
-            row.every.append(figures)
-            if _better(workload, figures, row.figures):
-                row.figures, row.setup = figures, _workers(workers)
-    if row.figures is None:
-        row.note = "not measured (" + "; ".join(dict.fromkeys(row.errors))[:300] + ")"
-    return row
+        for cell in cells:
+            if not rep or cell.row.spent_s <= CELL_BUDGET_S:
+                cell.round()
+    return [cell.finish() for cell in cells]
 
 
 def _figure(workload: str, figures: Figures) -> str:
@@ -255,25 +291,20 @@ def main() -> None:
         flush=True,
     )
     for workload in ("W1", "W2"):
-        for system in systems:
-            began = time.monotonic()
-            if system == "taskorch":
-                new = measure_taskorch(workload, sizes[workload], reps)
-            else:
-                new = [measure_peer(system, workload, sizes[workload], reps)]
-            for row in new:
-                status = _figure(workload, row.figures) if row.figures else row.note
-                every = ", ".join(_figure(workload, f).split()[0] for f in row.every)
-                print(
-                    f"  {workload} {row.system}: {status} "
-                    f"({row.runs} run(s): {every}; {time.monotonic() - began:.0f} s)",
-                    flush=True,
-                )
-                if row.figures is None:
-                    notes.append(f"{row.system.split()[0]}: {row.note}")
-                elif row.errors:
-                    notes.append(f"{row.system}: some runs failed: {row.errors[0]}")
-            rows += new
+        new = measure_workload(workload, systems, sizes[workload], reps)
+        for row in new:
+            status = _figure(workload, row.figures) if row.figures else row.note
+            every = ", ".join(_figure(workload, f).split()[0] for f in row.every)
+            print(
+                f"  {workload} {row.system}: {status} "
+                f"({row.runs} run(s): {every}; {row.spent_s:.0f} s)",
+                flush=True,
+            )
+            if row.figures is None:
+                notes.append(f"{row.system.split()[0]}: {row.note}")
+            elif row.errors:
+                notes.append(f"{row.system}: some runs failed: {row.errors[0]}")
+        rows += new
     for note in dict.fromkeys(notes):
         print(note)
     print_table(rows, sizes)

@@ -1,4 +1,5 @@
-"""bench/peers.py gives taskorch and its peers the same tries per cell, in turns."""
+"""bench/peers.py gives taskorch and its peers the same tries per cell, in turns, and taskorch's
+coordinator connects before its clock starts, as theirs do."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
+
+from taskorch.store import Store
+from taskorch.store.postgres import PostgresConnector
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 FIGURES = {"subtasks_per_s": 1.0, "ms_per_step": 1.0, "wall_s": 1.0}
@@ -50,3 +54,16 @@ def test_the_systems_take_turns_round_by_round(
     assert calls == one_round * 2
     assert [row.runs for row in rows] == [4, 4, 4]
     assert [row.setup for row in rows[:2]] == ["2 worker processes"] * 2
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_fan_outs_connections_open_before_the_clock(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    throughput = importlib.import_module("throughput")
+    connector = store.connector
+    assert isinstance(connector, PostgresConnector)
+    await throughput.open_writers(store)
+    assert connector._pool is not None
+    assert connector._pool.get_stats()["pool_size"] >= connector.parallel_writes == 2

@@ -103,7 +103,7 @@ def _rows_json(outcomes: Sequence[Outcome]) -> str:
 def _id_array(outcomes: Sequence[Outcome]) -> str:
     """The ids as a PostgreSQL array literal, text whatever they are. A list of ints would be
     sent as int2[], int4[] or int8[] by its largest id (and an empty one untyped): each new
-    parameter type prepares and plans the statement again on the connection (10-15 ms of
+    parameter type prepares and plans the statement again on the connection (4-12 ms of
     server time, in the first batch after the warm-up)."""
     return "{" + ",".join([str(o.subtask.id) for o in outcomes]) + "}"
 

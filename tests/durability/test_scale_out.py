@@ -271,9 +271,15 @@ async def test_idle_once_worker_reconnects_after_its_connections_are_terminated(
     terminated = []
     for _ in range(3):
         await wait_for(connected, timeout_s=30, what="the worker to be connected")
-        terminated.append(await _terminate(postgres_url, name))
+        cut = await _terminate(postgres_url, name)
+        if cut == 0 and worker.exited():
+            # On a loaded machine the rounds can outlast the ghost's lease: the worker took
+            # over and finished; the rounds it met stand.
+            break
+        terminated.append(cut)
     code = await wait_exit(worker, timeout_s=120)
     assert code == 0, worker.describe()
+    assert terminated, "the worker finished before a round cut its connections"
     assert all(n >= 1 for n in terminated), terminated
 
     ledger = await read_ledger(pg_store, workflow_id)

@@ -33,7 +33,7 @@ from taskorch.domain.budget import (
 )
 from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import Subtask
-from taskorch.store.connector import Row, Transaction
+from taskorch.store.connector import Row, Statement, Transaction
 from taskorch.store.outcomes import QueueEvent, record_events, started_events
 from taskorch.store.queue import SubtaskQueue
 from taskorch.store.records import id_params
@@ -103,16 +103,25 @@ class BudgetLedger:
 
     async def figures(self, workflow_id: str) -> BudgetFigures:
         """The workflow's budget as it stands: caps, spent, what runs, what starts next."""
-        async with self.connector.transaction(write=False) as tx:
-            books = await self._books(tx, [workflow_id])
-            book = books.get(workflow_id)
-            if book is None:
-                raise NotFoundError(f"no workflow {workflow_id}")
-            queued: list[Subtask] = []
-            if book.state == "processing" and book.caps.any:
-                rows = await tx.fetchall("budget_queued", {"workflow_id": workflow_id})
-                queued = [subtask_from_row(row) for row in rows]
-            rates = await self._rates(tx, {s.agent_id for s in queued})
+        # Plain reads, not a read transaction: on SQLite they then share trips with the other
+        # reads of a status (two trips in all where a transaction made five).
+        ids = id_params([workflow_id])
+        caps, running, attempts = await self.connector.reads(
+            [
+                Statement("budget_caps", ids),
+                Statement("budget_in_flight", ids),
+                Statement("budget_attempts", ids),
+            ]
+        )
+        rates = await self._read_rates(_agents(running, attempts))
+        book = _books_of(caps, running, attempts, rates).get(workflow_id)
+        if book is None:
+            raise NotFoundError(f"no workflow {workflow_id}")
+        queued: list[Subtask] = []
+        if book.state == "processing" and book.caps.any:
+            rows = await self.connector.read("budget_queued", {"workflow_id": workflow_id})
+            queued = [subtask_from_row(row) for row in rows]
+        rates = await self._read_rates({s.agent_id for s in queued})
         ready = [
             Ready(
                 s.key,
@@ -231,43 +240,68 @@ class BudgetLedger:
 
     async def _books(self, tx: Transaction, workflow_ids: Sequence[str]) -> dict[str, _Book]:
         ids = id_params(workflow_ids)
-        books = {
-            str(row["id"]): _Book(caps_of(row), str(row["status"]))
-            for row in await tx.fetchall("budget_caps", ids)
-        }
-        if not books:
-            return books
+        caps = await tx.fetchall("budget_caps", ids)
+        if not caps:
+            return {}
         # What runs before what ended: an attempt that ends between the two reads (PostgreSQL
         # reads each statement afresh) is counted twice, never missed.
         running = await tx.fetchall("budget_in_flight", ids)
         attempts = await tx.fetchall("budget_attempts", ids)
-        rates = await self._rates(tx, {r["agent_id"] for r in [*attempts, *running]})
-        for row in attempts:
-            book = books[str(row["workflow_id"])]
-            one = charge(_usage(row), rates.get(row["agent_id"], NO_HISTORY))
-            book.spent = book.spent + one
-            subtask_id = int(row["subtask_id"])
-            book.by_subtask[subtask_id] = book.by_subtask.get(subtask_id, 0.0) + one.usd
-        for row in running:
-            book = books[str(row["workflow_id"])]
-            rate = rates.get(row["agent_id"], NO_HISTORY)
-            book.in_flight = book.in_flight + predict(int(row["estimated_tokens"]), rate)
-        return books
+        rates = await self._rates(tx, _agents(running, attempts))
+        return _books_of(caps, running, attempts, rates)
 
     async def _rates(self, tx: Transaction, agents: set[str | None]) -> dict[str | None, AgentRate]:
-        if not agents:
+        asked = _rates_statement(agents)
+        if asked is None:
             return {}
-        named = sorted(a for a in agents if a is not None)
-        rows = await tx.fetchall(
-            "agent_budget_rates",
-            {
-                "agents": json.dumps(named),
-                "agent_list": named,
-                "unassigned": None in agents,
-                "default_estimate": DEFAULT_ESTIMATE_TOKENS,
-            },
-        )
+        return {row["agent_id"]: _rate(row) for row in await tx.fetchall(asked.name, asked.params)}
+
+    async def _read_rates(self, agents: set[str | None]) -> dict[str | None, AgentRate]:
+        asked = _rates_statement(agents)
+        if asked is None:
+            return {}
+        rows = await self.connector.read(asked.name, asked.params)
         return {row["agent_id"]: _rate(row) for row in rows}
+
+
+def _rates_statement(agents: set[str | None]) -> Statement | None:
+    """The read of these agents' measured rates; None for no agents."""
+    if not agents:
+        return None
+    named = sorted(a for a in agents if a is not None)
+    return Statement(
+        "agent_budget_rates",
+        {
+            "agents": json.dumps(named),
+            "agent_list": named,
+            "unassigned": None in agents,
+            "default_estimate": DEFAULT_ESTIMATE_TOKENS,
+        },
+    )
+
+
+def _agents(running: Sequence[Row], attempts: Sequence[Row]) -> set[str | None]:
+    return {r["agent_id"] for r in [*attempts, *running]}
+
+
+def _books_of(
+    caps: Sequence[Row],
+    running: Sequence[Row],
+    attempts: Sequence[Row],
+    rates: Mapping[str | None, AgentRate],
+) -> dict[str, _Book]:
+    books = {str(row["id"]): _Book(caps_of(row), str(row["status"])) for row in caps}
+    for row in attempts:
+        book = books[str(row["workflow_id"])]
+        one = charge(_usage(row), rates.get(row["agent_id"], NO_HISTORY))
+        book.spent = book.spent + one
+        subtask_id = int(row["subtask_id"])
+        book.by_subtask[subtask_id] = book.by_subtask.get(subtask_id, 0.0) + one.usd
+    for row in running:
+        book = books[str(row["workflow_id"])]
+        rate = rates.get(row["agent_id"], NO_HISTORY)
+        book.in_flight = book.in_flight + predict(int(row["estimated_tokens"]), rate)
+    return books
 
 
 def _usage(row: Row) -> Usage:

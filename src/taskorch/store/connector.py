@@ -86,6 +86,13 @@ class Connector(ABC):
         async with self.transaction(write=False) as tx:
             return await tx.fetchall(name, params)
 
+    async def reads(self, asked: Sequence[Statement]) -> list[list[Row]]:
+        """The rows of several named read-only queries, run in this order. By default in one
+        read transaction; a backend may send them at once (SQLite: one trip, each statement
+        its own snapshot, as PostgreSQL's read committed transaction sees them)."""
+        async with self.transaction(write=False) as tx:
+            return [await tx.fetchall(s.name, s.params) for s in asked]
+
     async def read_one(self, name: str, params: Params | None = None) -> Row | None:
         """The first row of :meth:`read`, None when there is none."""
         rows = await self.read(name, params)

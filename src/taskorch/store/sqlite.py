@@ -19,18 +19,20 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import aiosqlite
 
 from taskorch.domain.errors import DatabaseUnavailableError, StoreError
 from taskorch.store.connector import Connector, Params, Row, Statement, Transaction
 from taskorch.store.filelock import file_lock
+from taskorch.store.gathered_reads import GatheredReads
 
 BUSY_TIMEOUT_S = 30.0
 """How long a transaction waits for another process's write lock before it fails (one line that
 says so; ``?timeout=SECONDS`` on the database URL changes it)."""
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
+_T = TypeVar("_T")
 
 
 def _json_to_sql(value: object) -> str:
@@ -142,6 +144,7 @@ class SqliteConnector(Connector):
         self.busy_timeout_s = busy_timeout_s
         self._connection: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._reads = GatheredReads(self._send_reads)
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
@@ -180,6 +183,7 @@ class SqliteConnector(Connector):
         self._connection = connection
 
     async def close(self) -> None:
+        await self._reads.drain()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
@@ -206,11 +210,21 @@ class SqliteConnector(Connector):
         return rows[0] if rows else None
 
     async def read(self, name: str, params: Params | None = None) -> list[Row]:
-        # One trip: the connection is in autocommit mode, so a lone SELECT is its own read
-        # transaction (taken under the lock: never inside another coroutine's open one).
-        return await self._one_trip(_fetch_dicts, self.queries[name], _convert(params))
+        # The connection is in autocommit mode, so a lone SELECT is its own read transaction
+        # (taken under the lock: never inside another coroutine's open one); reads asked for
+        # together share a trip (``gathered_reads``).
+        return await self._reads.read(self.queries[name], _convert(params))
 
-    async def _one_trip(self, work: Callable[..., list[Row]], *args: object) -> list[Row]:
+    async def reads(self, asked: Sequence[Statement]) -> list[list[Row]]:
+        return await self._reads.reads([(self.queries[s.name], s.params) for s in asked])
+
+    async def _send_reads(
+        self, asked: Sequence[tuple[str, Params]]
+    ) -> list[list[Row] | BaseException]:
+        answers = await self._one_trip(_fetch_each, asked)
+        return [self._translate(a) if isinstance(a, sqlite3.Error) else a for a in answers]
+
+    async def _one_trip(self, work: Callable[..., _T], *args: object) -> _T:
         """``work(connection, *args)`` in aiosqlite's thread, under the connection's lock."""
         if self._connection is None:
             await self.open()
@@ -218,7 +232,7 @@ class SqliteConnector(Connector):
         assert connection is not None
         async with self._lock:
             try:
-                run = cast(Callable[..., Awaitable[list[Row]]], connection._execute)
+                run = cast(Callable[..., Awaitable[_T]], connection._execute)
                 return await asyncio.shield(run(work, connection, *args))
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
@@ -261,6 +275,19 @@ def _fetch_dicts(connection: aiosqlite.Connection, sql: str, params: Params) -> 
         return []
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in values]
+
+
+def _fetch_each(
+    connection: aiosqlite.Connection, asked: Sequence[tuple[str, Params]]
+) -> list[list[Row] | sqlite3.Error]:
+    """In aiosqlite's thread: each read's rows, or the error it raised (the others still run)."""
+    answers: list[list[Row] | sqlite3.Error] = []
+    for sql, params in asked:
+        try:
+            answers.append(_fetch_dicts(connection, sql, params))
+        except sqlite3.Error as exc:
+            answers.append(exc)
+    return answers
 
 
 def _run_script(

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,43 @@ async def test_files_can_be_turned_off(sqlite_url: str, tmp_path: Path) -> None:
         await engine.add_task(NewTask.create("Fix bug in app/views.py line 12"))
         await _run_one(engine)
     assert not (tmp_path / "home" / "workflows").exists()
+
+
+async def test_a_batch_of_workflows_is_read_at_once_and_written_in_one_hop(
+    engine: OrchestrationEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = []
+    for i in range(3):
+        task = await engine.add_task(NewTask.create(f"Write file {i}"))
+        ids.append((await engine.store.create_workflow(task.id)).id)
+    records = [
+        {"event": "workflow:transition", "workflow_id": w, "from": None, "to": "pending"}
+        for w in ids
+    ] + [{"event": "task:assigned", "workflow_id": ids[0], "key": "a"}]
+    hops: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def to_thread(fn: Callable[..., Any], /, *args: Any) -> Any:
+        hops.append(fn.__name__)
+        return await real_to_thread(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    connection = engine.store.connector._connection  # type: ignore[attr-defined]
+    real_execute = connection._execute
+    trips: list[object] = []
+
+    async def counted(fn: Callable[..., Any], *args: Any) -> Any:
+        trips.append(fn)
+        return await real_execute(fn, *args)
+
+    monkeypatch.setattr(connection, "_execute", counted)
+    await engine.files._write_batch(records)
+    # One hop for the three workflows' files, and their three statuses in two trips: it was
+    # two hops and two (before: fourteen) trips per workflow.
+    assert hops == ["_write_workflows"]
+    assert len(trips) == 2
+    for workflow_id in ids:
+        folder = tmp_path / "home" / "workflows" / workflow_id
+        assert json.loads((folder / "state.json").read_text())["state"] == "pending"
+        lines = (folder / "dashboard-events.jsonl").read_text().splitlines()
+        assert len(lines) == (2 if workflow_id == ids[0] else 1)

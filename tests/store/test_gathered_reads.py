@@ -14,6 +14,7 @@ from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import NewTask
 from taskorch.domain.states import WorkflowState as W
 from taskorch.engine import OrchestrationEngine
+from taskorch.engine.overview import workflow_statuses
 from taskorch.engine.setup import open_engine
 from taskorch.settings import load_settings
 from taskorch.store import Store, open_store
@@ -113,3 +114,19 @@ async def test_a_workflow_status_is_two_trips(sqlite_url: str, tmp_path: Path) -
         assert trips.take() <= 2
         assert status.task.id == task.id
         assert [h.to_state for h in status.history] == [W.PENDING]
+
+
+async def test_the_statuses_of_a_batch_share_their_trips(sqlite_url: str, tmp_path: Path) -> None:
+    settings = load_settings(database_url=sqlite_url, taskorch_home=tmp_path / "home")
+    engine: OrchestrationEngine
+    async with open_engine(settings) as engine:
+        ids = []
+        for i in range(3):
+            task = await engine.add_task(NewTask.create(f"Write file {i}"))
+            ids.append((await engine.store.create_workflow(task.id)).id)
+        trips = Trips(engine.store)
+        statuses = await workflow_statuses(
+            engine.store, engine.queue, engine.agent_directory, list(reversed(ids))
+        )
+        assert trips.take() <= 2  # the end of a batch read them one after another: six
+        assert [s.workflow.id for s in statuses] == list(reversed(ids))

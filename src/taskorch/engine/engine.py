@@ -31,7 +31,7 @@ from taskorch.engine.health import (
     missing_sqlite_file,
     no_database,
 )
-from taskorch.engine.overview import at_a_glance, workflow_status
+from taskorch.engine.overview import at_a_glance, workflow_status, workflow_statuses
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.usage import CostSummary, usage_report
 from taskorch.engine.workflow_files import WorkflowFiles
@@ -235,7 +235,8 @@ class OrchestrationEngine:
         final = await drive(
             pipeline, self.events, workflow_ids, worker=worker, on_progress=on_progress
         )
-        return [await self.get_workflow_status(w.id) for w in final]
+        ids = [w.id for w in final]
+        return await workflow_statuses(self.store, self.queue, self.agent_directory, ids)
 
     async def recover_git(self) -> None:
         """Set right what a killed process left in git (stale lock files, a base branch moved

@@ -130,3 +130,24 @@ async def test_the_statuses_of_a_batch_share_their_trips(sqlite_url: str, tmp_pa
         )
         assert trips.take() <= 2  # the end of a batch read them one after another: six
         assert [s.workflow.id for s in statuses] == list(reversed(ids))
+
+
+def test_a_store_read_in_one_event_loop_then_another(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'taskorch.db'}"
+
+    async def first() -> tuple[Store, int]:
+        opened = await open_store(url, migrate=True)
+        task = await opened.create_task(NewTask.create("Write the file"))
+        # A read left on its way when the loop ends (a command stopped mid-way).
+        asyncio.get_running_loop().create_task(opened.get_task(task.id))
+        return opened, task.id
+
+    opened, task_id = asyncio.run(first())
+
+    async def second() -> str:
+        try:
+            return (await opened.get_task(task_id)).title
+        finally:
+            await opened.close()
+
+    assert asyncio.run(second()) == "Write the file"

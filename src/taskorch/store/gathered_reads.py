@@ -45,9 +45,11 @@ class GatheredReads:
             raise
 
     def _ask(self, sql: str, params: Params) -> asyncio.Future[list[Row]]:
-        answer: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[Row]] = loop.create_future()
         self._asked.append((sql, params, answer))
-        if self._sender is None:
+        # (A sender of an event loop that has ended, its reads with it, is left behind.)
+        if self._sender is None or self._sender.get_loop() is not loop:
             # A task of its own, so that a reader cancelled while its read is on its way never
             # strands the reads that came in behind it.
             self._sender = asyncio.create_task(self._send_all(), name="sqlite-reads")
@@ -56,12 +58,20 @@ class GatheredReads:
     async def drain(self) -> None:
         """Wait until every read asked for has been answered (before the connection closes)."""
         while self._sender is not None:
+            if self._sender.get_loop() is not asyncio.get_running_loop():
+                self._sender = None  # (its event loop has ended: nothing there is answered)
+                return
             await asyncio.shield(self._sender)
 
     async def _send_all(self) -> None:
         try:
+            loop = asyncio.get_running_loop()
             while self._asked:
-                batch = [asked for asked in self._asked if not asked[2].done()]
+                batch = [
+                    asked
+                    for asked in self._asked
+                    if not asked[2].done() and asked[2].get_loop() is loop
+                ]
                 self._asked = []
                 if batch:
                     await self._send_batch(batch)

@@ -4,12 +4,12 @@ with its own rows (or its own error), in the order asked; a workflow's status is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from fakes.sqlite_trips import Trips
 from taskorch.domain.errors import NotFoundError
 from taskorch.domain.models import NewTask
 from taskorch.domain.states import WorkflowState as W
@@ -19,28 +19,6 @@ from taskorch.engine.setup import open_engine
 from taskorch.settings import load_settings
 from taskorch.store import Store, open_store
 from taskorch.store.connector import Statement
-from taskorch.store.sqlite import SqliteConnector
-
-
-class Trips:
-    """Counts the calls run in aiosqlite's thread (each is one hand-off and one wake-up)."""
-
-    def __init__(self, store: Store) -> None:
-        connector = store.connector
-        assert isinstance(connector, SqliteConnector)
-        assert connector._connection is not None
-        real: Callable[..., Awaitable[Any]] = connector._connection._execute
-        self.count = 0
-
-        async def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return await real(fn, *args, **kwargs)
-
-        connector._connection._execute = counted  # type: ignore[method-assign]
-
-    def take(self) -> int:
-        taken, self.count = self.count, 0
-        return taken
 
 
 @pytest.fixture

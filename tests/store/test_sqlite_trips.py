@@ -4,37 +4,16 @@ that changes what is stored, in which order, or what an error undoes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from fakes.sqlite_trips import Trips
 from taskorch.domain.errors import StaleStateError, StoreError
 from taskorch.domain.models import NewTask, Workflow
 from taskorch.domain.states import WorkflowState as W
 from taskorch.store import Store, open_store
-from taskorch.store.sqlite import SqliteConnector
-
-
-class Trips:
-    """Counts the calls run in aiosqlite's thread (each is one hand-off and one wake-up)."""
-
-    def __init__(self, connector: SqliteConnector) -> None:
-        connection = connector._connection
-        assert connection is not None
-        real: Callable[..., Awaitable[Any]] = connection._execute
-        self.count = 0
-
-        async def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return await real(fn, *args, **kwargs)
-
-        connection._execute = counted  # type: ignore[method-assign]
-
-    def take(self) -> int:
-        taken, self.count = self.count, 0
-        return taken
 
 
 @pytest.fixture
@@ -51,15 +30,9 @@ async def _workflow(store: Store) -> Workflow:
     return await store.create_workflow(task.id)
 
 
-def _connector(store: Store) -> SqliteConnector:
-    connector = store.connector
-    assert isinstance(connector, SqliteConnector)
-    return connector
-
-
 async def test_a_state_change_with_its_history_row_is_one_trip(store: Store) -> None:
     workflow = await _workflow(store)
-    trips = Trips(_connector(store))
+    trips = Trips(store)
     moved = await store.transition_workflow(workflow.id, W.PENDING, W.NLP_PARSING)
     # BEGIN, the checked UPDATE, the history row and COMMIT in the thread: it was four trips.
     assert trips.take() == 1
@@ -78,7 +51,7 @@ async def test_a_stale_state_change_writes_nothing(store: Store) -> None:
 
 
 async def test_a_transaction_that_runs_nothing_makes_no_trip(store: Store) -> None:
-    trips = Trips(_connector(store))
+    trips = Trips(store)
     async with store.connector.transaction():
         pass
     async with store.connector.transaction(write=False):

@@ -39,7 +39,7 @@ class BaseLanding:
         """Files where merging the workflow branch into the base branch would conflict (computed
         by ``merge-tree``, nothing checked out): where an origin on this disk has both branches
         as they are now, else in the mirror once it has fetched them."""
-        where = self.origin.path if self.origin is not None else None
+        where = self._workflow.local_origin
         if where is None:
             await self._workflow.synced()
             where = self.repo
@@ -112,7 +112,7 @@ class BaseLanding:
         """The base branch's commit when it contains the workflow branch, else None (read from
         ``from_url`` when given)."""
         base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
-        local = self.origin.path if self.origin is not None and from_url is None else None
+        local = self._workflow.local_origin if from_url is None else None
         if local is not None:
             # A repository on this disk holds both commits: asked there, no fetch needed.
             there = await g.refs(local, base, branch)

@@ -62,6 +62,12 @@ class WorkflowBranch:
         the mirror's refs that followed them."""
 
     @property
+    def local_origin(self) -> Path | None:
+        """The origin's folder when it is a repository on this host's disk (None: no origin, or
+        one reached by URL): where its branches can be read and moved in place."""
+        return self.origin.path if self.origin is not None else None
+
+    @property
     def base_branch(self) -> str:
         if self._base is None:
             raise WorkspaceError("the base branch is not resolved yet; call start() first")
@@ -188,7 +194,7 @@ class WorkflowBranch:
         branch gone there, history rewritten, a race): then the fetch, which prunes, does it.
         ``found`` (the mirror's refs) is updated. ``there``: the origin's base and workflow
         branches as just read on this disk (None: it is not on this disk)."""
-        local = self.origin.path if self.origin is not None else None
+        local = self.local_origin
         if there is None or local is None:
             return False
         moves: dict[str, tuple[str | None, str | None]] = {}
@@ -264,7 +270,7 @@ class WorkflowBranch:
         (:func:`remote.move_in_place`, given the objects beyond ``beyond`` first). Then the
         mirror's refs move as ``here`` says. False when the origin moved meanwhile (nothing
         moved here)."""
-        local = self.origin.path if self.origin is not None else None
+        local = self.local_origin
         if local is not None:
             return await remote.move_in_place(
                 self.repo, local, updates, expected, beyond=beyond, here=here

@@ -351,7 +351,7 @@ class Workspace:
     async def pr_summary(self) -> PullRequestSummary:
         """Commits and diff stat of the workflow branch against its merge base with the base
         branch: the data of the pull request record."""
-        local = self.origin.path if self.origin is not None else None
+        local = self._workflow.local_origin
         if local is not None:
             # An origin on this disk holds both branches: read there, the base as it is now,
             # without copying it into the mirror first.

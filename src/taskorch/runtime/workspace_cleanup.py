@@ -39,7 +39,7 @@ class WorkspaceCleanup:
     async def run(self, why: str) -> CleanupReport:
         """Remove the worktrees (their work committed first, ``why`` said in the message) and
         the branches whose work is merged; the caller holds the workflow lock."""
-        local = self.origin.path if self.origin is not None else None
+        local = self._workflow.local_origin
         # The origin's branches of the workflow, other hosts' too: read there when it is on
         # this disk (it holds every merged commit: containment is asked there), else fetched.
         there = await self._branches_and_base(local, "refs/heads/") if local else None
@@ -119,7 +119,7 @@ class WorkspaceCleanup:
         mirror's ``here`` (one transaction there); a branch that moved meanwhile stays. False,
         ``here`` not done, when there was nothing to delete or the origin moved meanwhile.
         ``there``: the origin's, read on this disk (else as last fetched)."""
-        local = self.origin.path if self.origin is not None else None
+        local = self._workflow.local_origin
         if there is not None and local is not None:
             where, (found, base_tip) = local, there
         else:

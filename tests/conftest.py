@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -36,12 +37,23 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from taskorch.runtime import spare_pools
 from taskorch.store import Store, open_store, redact_url
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CONNECT_TIMEOUT_S = 5
 
 StoreFactory = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture(autouse=True)
+def _no_spare_pool_left() -> Iterator[None]:
+    """A test that ran workflows without an engine's shutdown leaves no pooled spare in the
+    worktrees folder (outside ``tmp_path`` by default): its folders go with the test."""
+    yield
+    for pool in list(spare_pools._filled):
+        shutil.rmtree(pool, ignore_errors=True)
+    spare_pools._filled.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from fakes.origins import bare_origin
 from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
-from taskorch.runtime import remote
+from taskorch.runtime import remote, spare_pools
 from taskorch.runtime.remote import Origin
 from taskorch.runtime.workspace import MergeStatus, Workspace
 
@@ -165,6 +165,9 @@ async def test_after_the_base_merge_its_checks_and_the_clean_up_ask_git_nothing_
     left = await g.out(origin, "for-each-ref", "--format=%(refname)", "refs/heads/")
     assert left.split() == ["refs/heads/main"]
     assert await g.out(origin, "rev-parse", "refs/heads/main") == merge.commit
+    left_over = [e for e in await g.worktrees(workspace.repo) if not e.bare]
+    assert [workspace.folders.pooled(e.path) for e in left_over] == [True]  # (its spare)
+    await spare_pools.empty_all()
     assert [e for e in await g.worktrees(workspace.repo) if not e.bare] == []
 
 

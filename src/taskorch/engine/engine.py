@@ -35,6 +35,7 @@ from taskorch.engine.overview import at_a_glance, workflow_status, workflow_stat
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.usage import CostSummary, usage_report
 from taskorch.engine.workflow_files import WorkflowFiles
+from taskorch.runtime import spare_pools
 from taskorch.runtime.events import EventBus
 from taskorch.settings import Settings, config_file_path, load_settings, secure_home
 from taskorch.store import Store, connector_for_url
@@ -126,7 +127,10 @@ class OrchestrationEngine:
         try:
             await self.files.stop()  # writes what is still queued: it reads the store
         finally:
-            await self.store.close()
+            try:
+                await self.store.close()
+            finally:
+                await spare_pools.empty_all()  # (an idle host keeps no worktree of taskorch's)
 
     async def __aenter__(self) -> OrchestrationEngine:
         await self.initialize()

@@ -50,6 +50,7 @@ from pathlib import Path
 
 from taskorch.domain.errors import HostError
 from taskorch.runtime import git as g
+from taskorch.runtime import spare_pools
 from taskorch.runtime.base_landing import BaseLanding, files_with_markers
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.remote import Origin
@@ -126,7 +127,10 @@ class Workspace:
         worktrees = worktrees or default_worktrees_root(self.home)
         self.root = worktrees.absolute().resolve() / workflow_id
         self.workflow_worktree = self.root / "main"
-        self.folders = WorktreeFolders(self.repo, self.root)
+        # (a mirror's spares are pooled between workflows; a repository of the user's keeps
+        # no worktree of taskorch's once its workflows end)
+        pool = spare_pools.pool_for(worktrees, self.repo) if origin is not None else None
+        self.folders = WorktreeFolders(self.repo, self.root, pool)
         self._workflow_checkout = WorkflowWorktree(
             self.folders, self.workflow_branch, self.workflow_worktree
         )

@@ -46,6 +46,7 @@ class WorkspaceCleanup:
         if there is None:
             await self._workflow.sync(full=True)
         async with g.admin_lock(self.repo):
+            self.folders.give_spares_to_pool()
             listed = worktree_admin.linked_worktrees(self.repo)
             if listed is None:
                 listed = await g.worktrees(self.repo)
@@ -72,6 +73,8 @@ class WorkspaceCleanup:
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:
+        if self.folders.pooled(entry.path):
+            return False  # (a spare between workflows: its branch's name is an ended one's)
         mine = entry.branch is not None and entry.branch.startswith(self.namespace)
         return mine or is_under(entry.path, self.root)
 

@@ -79,8 +79,8 @@ async def test_the_conflict_check_and_the_landing_share_one_merge_tree_and_merge
 ) -> None:
     origin = bare_origin(tmp_path / "remote")
     workspace = await workspace_on(tmp_path / "home", origin)
-    await _move_base(origin)  # (after the workflow branch was made: the landing merges)
     await merged(workspace, "one", ["one.txt"])
+    await _move_base(origin)  # (after the workflow's first subtask: the landing merges)
     run = _recorded(monkeypatch)
 
     await workspace.pr_summary()
@@ -102,8 +102,8 @@ async def test_a_remembered_merge_tree_that_is_gone_is_computed_again(
     fails, the next computes the merge afresh."""
     origin = bare_origin(tmp_path / "remote")
     workspace = await workspace_on(tmp_path / "home", origin)
-    await _move_base(origin)
     await merged(workspace, "one", ["one.txt"])
+    await _move_base(origin)
     base, head = await repository.tips(
         origin, "refs/heads/main", f"refs/heads/{workspace.workflow_branch}"
     )

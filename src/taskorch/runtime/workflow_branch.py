@@ -57,6 +57,9 @@ class WorkflowBranch:
         self.workflow_branch = f"{self.namespace}main"
         self._base = base_branch
         self._started = False
+        self._made_at: str | None = None
+        """The base's commit this object made the workflow branch at, until a subtask starts
+        (see :meth:`fresh_start`)."""
         self._seen: tuple[dict[str, str], dict[str, str]] | None = None
         """A local origin's base and workflow branches at this object's last :meth:`sync`, and
         the mirror's refs that followed them."""
@@ -240,6 +243,31 @@ class WorkflowBranch:
             raise WorkspaceError(f"{self.workflow_branch} does not exist in {self.repo}")
         return found[workflow], found.get(other)
 
+    async def fresh_start(self, workflow_tip: str) -> str:
+        """Where the workflow's first subtask starts: the base as it is now when the workflow
+        branch is still where this object made it (``workflow_tip``, the base of then: nothing
+        of its own on it yet), else ``workflow_tip``. A batch's workflows are made when they are
+        planned; by the last one's turn the base has moved once per landing, and every step
+        that compares a workflow with the base (the pull request's merge base, the conflict
+        check, the landing's merge) walked back across all of them, at a cost that grew with
+        the batch. The branch moves on the origin leased on ``workflow_tip``: where another
+        host moved it first, its tip stands. Asked once per object; the caller holds the
+        workflow lock."""
+        made_at, self._made_at = self._made_at, None
+        if made_at is None or made_at != workflow_tip:
+            return workflow_tip
+        found = await self.sync()  # (the base followed: the worktree is cut from it)
+        base_tip, now = found.get(f"refs/heads/{self.base_branch}"), self.workflow_tip_in(found)
+        if now != workflow_tip or base_tip is None or base_tip == now:
+            return now
+        branch = self.workflow_branch
+        here: dict[str, tuple[str | None, str | None]] = {
+            f"refs/heads/{branch}": (base_tip, workflow_tip)
+        }
+        if await self.move_on_origin({branch: base_tip}, {branch: workflow_tip}, here=here):
+            return base_tip
+        return self.workflow_tip_in(await self.sync())
+
     async def _publish_workflow_branch(self) -> None:
         """The workflow branch on the origin, created from its base branch when missing (by
         whichever host gets there first); the local one follows it."""
@@ -254,6 +282,7 @@ class WorkflowBranch:
                 f"refs/heads/{branch}": (base_tip, None)
             }
             if await self.move_on_origin(made, {branch: None}, here=here):  # (at its own base)
+                self._made_at = base_tip
                 return
         raise HostError(f"could not create {self.workflow_branch} on {self.origin}")
 

@@ -212,8 +212,9 @@ class Workspace:
 
     async def _prepare(self, key: str) -> Path:
         """The subtask's worktree on its branch, starting at the workflow branch as it is now
-        (see :meth:`SubtaskBranches.prepare`: work an earlier attempt left is kept, never
-        dropped)."""
+        (the workflow's first, perhaps at the base as it is now: see
+        :meth:`WorkflowBranch.fresh_start`; and see :meth:`SubtaskBranches.prepare`: work an
+        earlier attempt left is kept, never dropped)."""
         branch = self.subtask_branch(key)
         await self.start()
         async with self._workflow.lock():
@@ -225,7 +226,9 @@ class Workspace:
             )
             workflow_tip = self._workflow.workflow_tip_in(found)
             tip = found.get(f"refs/heads/{branch}")
-            if tip is not None and self.origin is not None:
+            if tip is None:
+                workflow_tip = await self._workflow.fresh_start(workflow_tip)
+            elif self.origin is not None:
                 # An earlier attempt's branch: what other hosts kept of it is read when its work
                 # is kept.
                 await self._workflow.sync(full=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +117,55 @@ async def test_git_sees_the_environment_as_it_is_at_each_run(
         assert await g.out(tmp_path, "config", "probe.value") == value
     monkeypatch.delenv("GIT_CONFIG_COUNT")
     assert not (await g.git(tmp_path, "config", "probe.value", check=False)).ok
+
+
+def _spawn_waiting_for(
+    monkeypatch: pytest.MonkeyPatch, loop_was_free: threading.Event
+) -> tuple[threading.Event, list[bool]]:
+    """``_spawn`` made to say it started, then to wait (up to 5 s) for the loop to say it is free
+    before it starts the child: on the loop's own thread it would wait the 5 s out."""
+    real = captured._spawn
+    spawning = threading.Event()
+    waited: list[bool] = []
+
+    def spawn(*args: Any) -> int:
+        spawning.set()
+        waited.append(loop_was_free.wait(5))
+        return real(*args)
+
+    monkeypatch.setattr(captured, "_spawn", spawn)
+    return spawning, waited
+
+
+async def test_the_loop_runs_while_a_child_is_being_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = threading.Event()
+    spawning, waited = _spawn_waiting_for(monkeypatch, free)
+
+    running = asyncio.ensure_future(g.git(tmp_path, "init", "-q"))
+    assert await asyncio.to_thread(spawning.wait, 5)
+    free.set()  # (the loop ran while the spawn waited)
+    await running
+    assert waited == [True]
+    assert (tmp_path / ".git").is_dir()
+
+
+async def test_a_run_cancelled_while_its_child_starts_still_lets_it_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A git cancelled mid-write leaves lock files behind: one whose caller is cancelled while it
+    is being started still runs to its end before the cancel is seen."""
+    free = threading.Event()
+    spawning, _ = _spawn_waiting_for(monkeypatch, free)
+    fds = open_descriptors()
+
+    running = asyncio.ensure_future(g.git(tmp_path, "init", "-q", "made"))
+    assert await asyncio.to_thread(spawning.wait, 5)
+    running.cancel()
+    await asyncio.sleep(0.01)
+    free.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert (tmp_path / "made" / ".git" / "HEAD").is_file()
+    assert open_descriptors() == fds

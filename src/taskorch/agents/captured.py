@@ -9,7 +9,8 @@ pidfds (not Linux, a kernel before 5.3, a sandbox that forbids them) :func:`supp
 and callers keep asyncio's way.
 
 ``posix_spawn`` cannot change directory on Python 3.11, so :func:`run` passes the working
-directory in the argv (``git -C dir``).
+directory in the argv (``git -C dir``). It returns only once the child has exec'd, so :func:`run`
+makes that call in a thread (:func:`start_off_loop`): the loop goes on with other steps meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import shutil
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,8 +112,15 @@ async def run(
     ``timeout_s``), since a git killed mid-write leaves index.lock and friends behind.
     FileNotFoundError when the program is not on PATH."""
     if supported():
-        child = start([argv[0], "-C", str(cwd), *argv[1:]], env=env, stdin=stdin)
-        done, kill = child.result, child.kill
+        started: list[Child] = []
+        done = asyncio.ensure_future(
+            _started_and_ended([argv[0], "-C", str(cwd), *argv[1:]], env, stdin, started)
+        )
+
+        def kill() -> None:
+            for child in started:
+                child.kill()
+
     else:
         child_watch.install()
         process = await asyncio.create_subprocess_exec(
@@ -142,41 +151,95 @@ async def _communicate(process: asyncio.subprocess.Process, stdin: bytes | None)
     return Captured(process.returncode or 0, out, err)
 
 
+async def _started_and_ended(
+    argv: Sequence[str], env: Mapping[str, str], stdin: bytes | None, started: list[Child]
+) -> Captured:
+    child = await start_off_loop(argv, env=env, stdin=stdin)
+    started.append(child)
+    return await child.result
+
+
 def start(argv: Sequence[str], *, env: Mapping[str, str], stdin: bytes | None = None) -> Child:
     """Start ``argv`` (looked up on PATH; FileNotFoundError when it is not there) with ``stdin``
     as its input (else /dev/null), its stdout and stderr read by the running loop."""
     loop = asyncio.get_running_loop()
-    out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-    if stdin is None:
-        in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
-    else:
-        in_r, in_w = os.pipe2(os.O_CLOEXEC)
-    try:
-        # The child's ends are not inheritable; dup2 onto 0-2 makes copies that are.
-        os.set_blocking(out_w, True)
-        os.set_blocking(err_w, True)
-        actions = [
-            (os.POSIX_SPAWN_DUP2, in_r, 0),
-            (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, err_w, 2),
-        ]
-        pid = _spawn(argv, dict(env), actions)
-    except BaseException:
-        for fd in (out_r, err_r, in_w):
-            if fd >= 0:
+    pipes = _Pipes.open(stdin is not None)
+    return _watched(loop, pipes.spawn(argv, dict(env)), pipes, stdin)
+
+
+async def start_off_loop(
+    argv: Sequence[str], *, env: Mapping[str, str], stdin: bytes | None = None
+) -> Child:
+    """:func:`start`, the spawn made in a thread: ``posix_spawn`` returns once the child has
+    exec'd (vfork), 1-3 ms here in which a loop that starts some thirty gits per workflow did
+    nothing else; a thread waits there instead (the call lets go of the GIL), for about a tenth
+    of a millisecond of hand-over."""
+    loop = asyncio.get_running_loop()
+    pipes = _Pipes.open(stdin is not None)
+    pid = await loop.run_in_executor(_SPAWNER, pipes.spawn, argv, dict(env))
+    return _watched(loop, pid, pipes, stdin)
+
+
+_SPAWNER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskorch-spawn")
+"""Threads of their own: a spawn does not wait behind the default executor's file work (a
+workflow folder's removal, say)."""
+
+
+@dataclass(frozen=True)
+class _Pipes:
+    """A child's standard input, output and error: its ends and ours."""
+
+    in_r: int
+    in_w: int
+    out_r: int
+    out_w: int
+    err_r: int
+    err_w: int
+
+    @classmethod
+    def open(cls, with_input: bool) -> _Pipes:
+        out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        if with_input:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        else:
+            in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
+        return cls(in_r, in_w, out_r, out_w, err_r, err_w)
+
+    def spawn(self, argv: Sequence[str], env: dict[str, str]) -> int:
+        """Start the child on these pipes; the child's ends are closed here either way, ours
+        too when it could not start."""
+        try:
+            # The child's ends are not inheritable; dup2 onto 0-2 makes copies that are.
+            os.set_blocking(self.out_w, True)
+            os.set_blocking(self.err_w, True)
+            actions = [
+                (os.POSIX_SPAWN_DUP2, self.in_r, 0),
+                (os.POSIX_SPAWN_DUP2, self.out_w, 1),
+                (os.POSIX_SPAWN_DUP2, self.err_w, 2),
+            ]
+            return _spawn(argv, env, actions)
+        except BaseException:
+            for fd in (self.out_r, self.err_r, self.in_w):
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in (self.in_r, self.out_w, self.err_w):
                 os.close(fd)
-        raise
-    finally:
-        for fd in (in_r, out_w, err_w):
-            os.close(fd)
+
+
+def _watched(
+    loop: asyncio.AbstractEventLoop, pid: int, pipes: _Pipes, stdin: bytes | None
+) -> Child:
+    """The started child ``pid``: its output read, its exit awaited, ``stdin`` fed, by ``loop``."""
     pidfd = os.pidfd_open(pid)
     child = Child(pid, loop.create_future(), pidfd)
-    _read_until_closed(loop, out_r, child._out, child._one_closed)
-    _read_until_closed(loop, err_r, child._err, child._one_closed)
+    _read_until_closed(loop, pipes.out_r, child._out, child._one_closed)
+    _read_until_closed(loop, pipes.err_r, child._err, child._one_closed)
     loop.add_reader(pidfd, _reap, loop, child)
     if stdin is not None:
-        _write_and_close(loop, in_w, stdin)
+        _write_and_close(loop, pipes.in_w, stdin)
     return child
 
 

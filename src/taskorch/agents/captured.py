@@ -87,6 +87,9 @@ class Child:
     _out: bytearray = field(default_factory=bytearray)
     _err: bytearray = field(default_factory=bytearray)
     _code: int = 0
+    stdin: int = -1
+    """The write end of the child's input, non-blocking, for a child started with ``stdin=PIPE``
+    (the caller closes it); else -1."""
 
     def kill(self) -> None:
         """SIGKILL, unless it has been reaped already (the pidfd cannot hit a reused pid)."""
@@ -159,12 +162,23 @@ async def _started_and_ended(
     return await child.result
 
 
-def start(argv: Sequence[str], *, env: Mapping[str, str], stdin: bytes | None = None) -> Child:
+PIPE = -1
+"""``stdin=PIPE``: the child's input stays open for the caller to write (:attr:`Child.stdin`)."""
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    stdin: bytes | int | None = None,
+    on_stdout: Callable[[bytes], None] | None = None,
+) -> Child:
     """Start ``argv`` (looked up on PATH; FileNotFoundError when it is not there) with ``stdin``
-    as its input (else /dev/null), its stdout and stderr read by the running loop."""
+    as its input (else /dev/null; :data:`PIPE`: a pipe left open), its stdout and stderr read by
+    the running loop. With ``on_stdout`` stdout goes to it as it comes, not into the result."""
     loop = asyncio.get_running_loop()
     pipes = _Pipes.open(stdin is not None)
-    return _watched(loop, pipes.spawn(argv, dict(env)), pipes, stdin)
+    return _watched(loop, pipes.spawn(argv, dict(env)), pipes, stdin, on_stdout)
 
 
 async def start_off_loop(
@@ -230,16 +244,23 @@ class _Pipes:
 
 
 def _watched(
-    loop: asyncio.AbstractEventLoop, pid: int, pipes: _Pipes, stdin: bytes | None
+    loop: asyncio.AbstractEventLoop,
+    pid: int,
+    pipes: _Pipes,
+    stdin: bytes | int | None,
+    on_stdout: Callable[[bytes], None] | None = None,
 ) -> Child:
     """The started child ``pid``: its output read, its exit awaited, ``stdin`` fed, by ``loop``."""
     pidfd = os.pidfd_open(pid)
     child = Child(pid, loop.create_future(), pidfd)
-    _read_until_closed(loop, pipes.out_r, child._out, child._one_closed)
-    _read_until_closed(loop, pipes.err_r, child._err, child._one_closed)
+    _read_until_closed(loop, pipes.out_r, on_stdout or child._out.extend, child._one_closed)
+    _read_until_closed(loop, pipes.err_r, child._err.extend, child._one_closed)
     loop.add_reader(pidfd, _reap, loop, child)
-    if stdin is not None:
+    if isinstance(stdin, bytes):
         _write_and_close(loop, pipes.in_w, stdin)
+    elif stdin is not None:
+        os.set_blocking(pipes.in_w, False)
+        child.stdin = pipes.in_w
     return child
 
 
@@ -265,7 +286,10 @@ _programs: dict[tuple[str, str], str] = {}
 
 
 def _read_until_closed(
-    loop: asyncio.AbstractEventLoop, fd: int, into: bytearray, closed: Callable[[], None]
+    loop: asyncio.AbstractEventLoop,
+    fd: int,
+    into: Callable[[bytes], None],
+    closed: Callable[[], None],
 ) -> None:
     def readable() -> None:
         try:
@@ -273,7 +297,7 @@ def _read_until_closed(
         except BlockingIOError:
             return
         if data:
-            into.extend(data)
+            into(data)
             return
         loop.remove_reader(fd)
         os.close(fd)

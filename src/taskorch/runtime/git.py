@@ -29,7 +29,7 @@ from taskorch.domain.errors import GitError as GitError
 from taskorch.domain.errors import InputError
 from taskorch.domain.errors import MergeConflictError as MergeConflictError
 from taskorch.domain.errors import WorkspaceError as WorkspaceError
-from taskorch.runtime import ancestry, ref_files, tracing
+from taskorch.runtime import ancestry, ref_files, ref_sessions, tracing
 from taskorch.store.filelock import file_lock as file_lock
 
 GIT_TIMEOUT_S = 120.0
@@ -132,6 +132,18 @@ def _subcommand(args: tuple[str, ...]) -> str:
     return "?"
 
 
+_OPTIONS = (
+    "-c",
+    "core.quotepath=off",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    f"user.name={IDENTITY[0]}",
+    "-c",
+    f"user.email={IDENTITY[1]}",
+)
+
+
 async def _run_git(
     cwd: Path,
     *args: str,
@@ -140,18 +152,7 @@ async def _run_git(
     stdin: str | bytes | None = None,
     binary: bool = False,
 ) -> GitResult:
-    argv = [
-        "git",
-        "-c",
-        "core.quotepath=off",
-        "-c",
-        "commit.gpgsign=false",
-        "-c",
-        f"user.name={IDENTITY[0]}",
-        "-c",
-        f"user.email={IDENTITY[1]}",
-        *args,
-    ]
+    argv = ["git", *_OPTIONS, *args]
     given = stdin.encode() if isinstance(stdin, str) else stdin
     try:
         found = await captured.run(argv, cwd=cwd, env=_env(), stdin=given, timeout_s=timeout_s)
@@ -230,8 +231,33 @@ async def update_refs(
     ]
     if not lines:
         return True
-    result = await git(cwd, "update-ref", "--stdin", stdin="\n".join(lines) + "\n", check=check)
+    with tracing.span("git update-ref") as notes:
+        result = await _run_update_ref(cwd, "\n".join(lines) + "\n", timeout_s=GIT_TIMEOUT_S)
+        notes.set("git.exit_code", result.returncode)
+    if check and not result.ok:
+        raise GitError(("update-ref", "--stdin"), cwd, result.returncode, result.stderr)
     return result.ok
+
+
+async def _run_update_ref(cwd: Path, moves: str, *, timeout_s: float) -> GitResult:
+    """``git update-ref --stdin`` of the lines ``moves`` in ``cwd``: one transaction on the
+    repository's long-lived session (:mod:`taskorch.runtime.ref_sessions`), or a process of its
+    own where there are no pidfds. (The seam where tests and the benchmark look in.)"""
+    if not captured.supported():
+        return await _run_git(
+            cwd, "update-ref", "--stdin", stdin=moves, check=False, timeout_s=timeout_s
+        )
+    argv = ["git", "-C", str(cwd), *_OPTIONS, "update-ref", "--stdin"]
+    try:
+        done = await ref_sessions.transact(cwd, argv, _env(), moves, timeout_s)
+    except FileNotFoundError as exc:
+        await _require_directory(cwd)
+        raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
+    except TimeoutError:
+        raise WorkspaceError(
+            f"git update-ref --stdin did not finish within {timeout_s:g} s in {cwd}"
+        ) from None
+    return GitResult(done.returncode, "", done.stderr)
 
 
 async def copy_objects(

@@ -35,7 +35,7 @@ from taskorch.engine.overview import at_a_glance, workflow_status, workflow_stat
 from taskorch.engine.status import WorkflowStatus
 from taskorch.engine.usage import CostSummary, usage_report
 from taskorch.engine.workflow_files import WorkflowFiles
-from taskorch.runtime import spare_pools
+from taskorch.runtime import ref_sessions, spare_pools
 from taskorch.runtime.events import EventBus
 from taskorch.settings import Settings, config_file_path, load_settings, secure_home
 from taskorch.store import Store, connector_for_url
@@ -130,7 +130,10 @@ class OrchestrationEngine:
             try:
                 await self.store.close()
             finally:
-                await spare_pools.empty_all()  # (an idle host keeps no worktree of taskorch's)
+                try:
+                    await spare_pools.empty_all()  # (an idle host keeps no worktree of taskorch's)
+                finally:
+                    await ref_sessions.close_all()  # (update-ref --stdin, one per repository)
 
     async def __aenter__(self) -> OrchestrationEngine:
         await self.initialize()

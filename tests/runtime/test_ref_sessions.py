@@ -19,7 +19,7 @@ import pytest
 
 from taskorch.agents import captured
 from taskorch.runtime import git as g
-from taskorch.runtime import ref_sessions
+from taskorch.runtime import gitlocks, ref_sessions
 
 pytestmark = pytest.mark.skipif(not captured.supported(), reason="sessions need pidfds")
 ZEROS = "0" * 40
@@ -231,3 +231,20 @@ def test_taskorch_killed_its_session_git_exits(tmp_path: Path) -> None:
         time.sleep(0.02)
     assert gone(pid)
     assert run(repo, "rev-parse", "refs/heads/x") == first
+
+
+async def test_a_session_does_not_keep_a_stale_lock_from_being_removed(tmp_path: Path) -> None:
+    """A killed git's lock beside a live session is judged by its age alone: the session holds
+    locks only for a transaction's milliseconds (another live git keeps them: test_gitlocks)."""
+    repo, first, _ = repository(tmp_path / "repo")
+    await g.update_refs(repo, {"refs/heads/x": (first, None)})
+    pid = ref_sessions.running()[repo]
+    live = gitlocks.live_gits()
+    assert live is not None
+    assert pid not in [git.pid for git in live]
+    lock = repo / ".git/refs/heads/y.lock"
+    lock.touch()
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    assert gitlocks.stale_locks(repo) == [lock]
+    assert ref_sessions.running()[repo] == pid

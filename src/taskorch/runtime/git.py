@@ -7,6 +7,8 @@ repository (``GIT_DIR``, ``GIT_WORK_TREE``, ...). taskorch's own commits carry t
 ``taskorch <taskorch@localhost>`` (inherited ``GIT_AUTHOR_*``/``GIT_COMMITTER_*`` are dropped) and
 are never signed. A git command that is cancelled is allowed to finish (they take milliseconds, and
 a git killed mid-write leaves its lock files behind); one that runs past ``timeout_s`` is killed.
+Ref transactions (:func:`update_refs`) go to one long-lived ``git update-ref --stdin`` per
+repository instead (:mod:`taskorch.runtime.ref_sessions`), the same argv and environment.
 
 Errors: :class:`WorkspaceError` (one line, names what is wrong), :class:`GitError` for a git
 command that failed (command, directory, exit code, git's last message line) and
@@ -247,7 +249,7 @@ async def _run_update_ref(cwd: Path, moves: str, *, timeout_s: float) -> GitResu
         return await _run_git(
             cwd, "update-ref", "--stdin", stdin=moves, check=False, timeout_s=timeout_s
         )
-    argv = ["git", "-C", str(cwd), *_OPTIONS, "update-ref", "--stdin"]
+    argv = ["git", *ref_sessions.MARK, "-C", str(cwd), *_OPTIONS, "update-ref", "--stdin"]
     try:
         done = await ref_sessions.transact(cwd, argv, _env(), moves, timeout_s)
     except FileNotFoundError as exc:

@@ -7,9 +7,11 @@ needs the file fails ("Unable to create '.../index.lock': File exists") until so
 A lock is stale when its owner is gone: on Linux, no live git process works in the repository
 (its working directory, ``-C`` directory or ``GIT_DIR`` inside the repository's git directory or
 one of its checkouts, read from ``/proc``) and the lock is older than :data:`LINUX_STALE_AFTER_S`
-(a git that is just starting may not show in ``/proc`` under its final directory yet); elsewhere,
-when it is older than :data:`OTHER_STALE_AFTER_S`. taskorch's own lock files (``taskorch-*.lock``,
-held by ``flock``, which the kernel releases with its holder) are never touched.
+(a git that is just starting may not show in ``/proc`` under its final directory yet; for a
+long-lived ``update-ref --stdin`` session, :mod:`ref_sessions`, the age alone decides: its locks
+live for a transaction's milliseconds); elsewhere, when it is older than
+:data:`OTHER_STALE_AFTER_S`. taskorch's own lock files (``taskorch-*.lock``, held by ``flock``,
+which the kernel releases with its holder) are never touched.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskorch.runtime import ref_sessions
 from taskorch.runtime.worktree_admin import checkout_of_record
 
 log = logging.getLogger(__name__)
@@ -109,6 +112,8 @@ def _git_of(proc: Path) -> LiveGit | None:
         argv = (proc / "cmdline").read_bytes().split(b"\0")
         if not argv or not _is_git(argv[0].decode(errors="replace")):
             return None
+        if [arg.decode(errors="replace") for arg in argv[1:3]] == list(ref_sessions.MARK):
+            return None  # (an update-ref session: it holds no lock between its transactions)
         cwd = Path(os.readlink(proc / "cwd"))
     except OSError:  # gone meanwhile, or another user's process
         return None

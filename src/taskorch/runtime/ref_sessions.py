@@ -29,6 +29,10 @@ from pathlib import Path
 
 from taskorch.agents import captured
 
+MARK = ("-c", "taskorch.refsession=true")
+"""In a session's argv, after ``git``: :mod:`gitlocks` knows it by this. Between transactions it
+holds no lock, and a transaction's locks live for milliseconds, so it does not keep a repository's
+lock files from being judged stale as other live gits do (their age still does)."""
 IDLE_S = 1.0
 """A session unused this long ends (starting one costs ~4 ms; a busy host uses it every few ms)."""
 _CLOSE_S = 5.0

@@ -156,15 +156,8 @@ async def _run_git(
 ) -> GitResult:
     argv = ["git", *_OPTIONS, *args]
     given = stdin.encode() if isinstance(stdin, str) else stdin
-    try:
+    async with _one_line_errors(cwd, args, timeout_s):
         found = await captured.run(argv, cwd=cwd, env=_env(), stdin=given, timeout_s=timeout_s)
-    except FileNotFoundError as exc:
-        await _require_directory(cwd)
-        raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
-    except TimeoutError:
-        raise WorkspaceError(
-            f"git {' '.join(args)} did not finish within {timeout_s:g} s in {cwd}"
-        ) from None
     if found.returncode == 128 and b"cannot change to" in found.stderr:
         await _require_directory(cwd)  # (posix_spawn's git -C, where asyncio's chdir failed)
     text = "" if binary else found.stdout.decode(errors="replace")
@@ -177,6 +170,23 @@ async def _run_git(
     if check and not result.ok:
         raise GitError(args, cwd, result.returncode, result.stderr or result.stdout)
     return result
+
+
+@contextlib.asynccontextmanager
+async def _one_line_errors(
+    cwd: Path, args: tuple[str, ...], timeout_s: float
+) -> AsyncIterator[None]:
+    """A git run's start and time-out failures as one line each: a folder that does not exist,
+    git not installed, ``git args`` past ``timeout_s``."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        await _require_directory(cwd)
+        raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
+    except TimeoutError:
+        raise WorkspaceError(
+            f"git {' '.join(args)} did not finish within {timeout_s:g} s in {cwd}"
+        ) from None
 
 
 async def _require_directory(cwd: Path) -> None:
@@ -250,15 +260,8 @@ async def _run_update_ref(cwd: Path, moves: str, *, timeout_s: float) -> GitResu
             cwd, "update-ref", "--stdin", stdin=moves, check=False, timeout_s=timeout_s
         )
     argv = ["git", *ref_sessions.MARK, "-C", str(cwd), *_OPTIONS, "update-ref", "--stdin"]
-    try:
+    async with _one_line_errors(cwd, ("update-ref", "--stdin"), timeout_s):
         done = await ref_sessions.transact(cwd, argv, _env(), moves, timeout_s)
-    except FileNotFoundError as exc:
-        await _require_directory(cwd)
-        raise WorkspaceError("git is not installed or not on PATH; taskorch needs git") from exc
-    except TimeoutError:
-        raise WorkspaceError(
-            f"git update-ref --stdin did not finish within {timeout_s:g} s in {cwd}"
-        ) from None
     return GitResult(done.returncode, "", done.stderr)
 
 

@@ -22,10 +22,11 @@ _filled: dict[Path, Path] = {}
 
 
 def pool_for(worktrees: Path, repo: Path) -> Path:
-    """The pool of ``repo``'s spares under the worktrees folder ``worktrees`` (a spare is a
-    worktree of one repository), named so that no workflow's folder can be (``.spare``)."""
+    """The pool of ``repo``'s spares under the worktrees folder ``worktrees`` (absolute, its
+    links resolved; a spare is a worktree of one repository), named so that no workflow's folder
+    can be (``.spare``)."""
     digest = hashlib.sha1(os.fsencode(repo.absolute())).hexdigest()[:12]
-    return worktrees.absolute().resolve() / ".spare" / digest
+    return worktrees / ".spare" / digest
 
 
 def note_filled(pool: Path, repo: Path) -> None:

@@ -124,8 +124,8 @@ class Workspace:
         )
         self.namespace = self._workflow.namespace
         self.workflow_branch = self._workflow.workflow_branch
-        worktrees = worktrees or default_worktrees_root(self.home)
-        self.root = worktrees.absolute().resolve() / workflow_id
+        worktrees = (worktrees or default_worktrees_root(self.home)).absolute().resolve()
+        self.root = worktrees / workflow_id
         self.workflow_worktree = self.root / "main"
         # (a mirror's spares are pooled between workflows; a repository of the user's keeps
         # no worktree of taskorch's once its workflows end)

@@ -76,26 +76,24 @@ class WorktreeFolders:
             break
         await g.git(self.repo, "worktree", "add", "-q", "-B", branch, str(path), start)
 
-    def give_spares_to_pool(self) -> int:
-        """Move the workflow's spares into the pool, up to :data:`POOL_SIZE` there; how many
-        moved (the rest go with the workflow's folder). No git process: renames and one small
-        file each (:mod:`worktree_move`)."""
+    def give_spares_to_pool(self) -> None:
+        """Move the workflow's spares into the pool, up to :data:`POOL_SIZE` there (the rest go
+        with the workflow's folder). No git process: renames and one small file each
+        (:mod:`worktree_move`)."""
         if self.pool is None:
-            return 0
+            return
         spares = _listing(self.spares)
         room = POOL_SIZE - len(_listing(self.pool)) if spares else 0
         if room <= 0:
-            return 0
+            return
         self.pool.mkdir(parents=True, exist_ok=True)
         spare_pools.note_filled(self.pool, self.repo)
-        moved = 0
         for name in spares[:room]:
             pooled = f"{os.urandom(4).hex()}{PRISTINE if name.endswith(PRISTINE) else ''}"
             try:
-                moved += move_checkout(self.spares / name, self.pool / pooled)
+                move_checkout(self.spares / name, self.pool / pooled)
             except OSError:
                 break  # (it goes with the workflow's folder)
-        return moved
 
     async def spare(self, path: Path, *, pristine: bool = False) -> bool:
         """Keep the merged subtask's worktree at ``path`` as a spare (``pristine``: it was just

@@ -1,7 +1,7 @@
 """A local origin's base branch moved by other workflows' landings: the steps that read only the
 workflow branch copy none of it into the mirror, the pull request, the conflict check and the
-landing read it in the origin, where one ``merge-tree`` and one ``merge-base`` serve both the check
-and the landing; ref moves do not queue behind a worktree being added."""
+landing read it in the origin, where one ``merge-tree`` serves both the check and the landing and
+the summary's ``log`` gives the merge base; ref moves do not queue behind a worktree being added."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ async def test_steps_on_the_workflow_branch_copy_no_move_of_the_base_in(
     assert (await g.refs(workspace.repo, tracking))[tracking] == landed.commit
 
 
-async def test_the_conflict_check_and_the_landing_share_one_merge_tree_and_merge_base(
+async def test_the_conflict_check_and_the_landing_share_one_merge_tree_and_no_merge_base(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     origin = bare_origin(tmp_path / "remote")
@@ -89,8 +89,9 @@ async def test_the_conflict_check_and_the_landing_share_one_merge_tree_and_merge
 
     assert not landed.fast_forward
     said = [name for cwd, name in run]
-    assert (said.count("merge-tree"), said.count("merge-base")) == (1, 1), said
-    assert all(cwd == origin for cwd, name in run if name in ("merge-tree", "merge-base"))
+    # (the summary's one log --boundary gave the merge base the landing needs)
+    assert (said.count("merge-tree"), said.count("merge-base"), said.count("log")) == (1, 0, 1)
+    assert all(cwd == origin for cwd, name in run if name in ("merge-tree", "log"))
     files = (await g.out(origin, "ls-tree", "-r", "--name-only", landed.commit)).split()
     assert "one.txt" in files
 

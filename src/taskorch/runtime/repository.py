@@ -222,22 +222,50 @@ async def summarise(
         head, base_tip = await tips(repo, f"refs/heads/{branch}", f"refs/heads/{base}")
     else:
         (base_tip,) = await tips(repo, f"refs/heads/{base}")
-    start = await _merge_base(repo, base_tip, head, check=True)
-    log = await g.out(repo, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
-    commits = [CommitInfo(*line.split("\0", 1)) for line in log.splitlines() if line]
+    start, commits = await _commits_beyond(repo, base_tip, head)
     stat = parse_numstat(await g.out(repo, "diff", "--numstat", "--no-renames", start, head))
     return PullRequestSummary(base, branch, start, head, commits, stat)
 
 
-async def _merge_base(repo: Path, one: str, other: str, *, check: bool = False) -> str:
-    """The best common ancestor of two commits: one of them when the remembered facts say it is
-    in the other (a fast-forward, or merged already: the usual case, and no process), else
-    git's answer ("" when they share no history, or with ``check`` a GitError)."""
+async def _commits_beyond(repo: Path, base_tip: str, head: str) -> tuple[str, list[CommitInfo]]:
+    """The merge base of ``base_tip`` and ``head`` and the commits from it to ``head``, oldest
+    first. Where the remembered facts do not give the merge base, one ``log --boundary`` gives
+    both: a single boundary commit (an excluded parent of a listed commit) is the merge base,
+    and then what the log lists is exactly what lies beyond it. Otherwise (criss-cross merges,
+    unrelated histories) git's ``merge-base`` is asked, as before."""
+    start = _remembered_merge_base(base_tip, head)
+    if start is None:
+        listed = await g.out(
+            repo, "log", "--reverse", "--boundary", "--format=%m%H%x00%s", head, f"^{base_tip}"
+        )
+        lines = [line for line in listed.splitlines() if line]
+        boundary = [line[1:].split("\0", 1)[0] for line in lines if line.startswith("-")]
+        if len(boundary) == 1 or (not boundary and not lines):
+            start = boundary[0] if boundary else head
+            ancestry.note_merge_base(base_tip, head, start)
+            ancestry.note(start, head)
+            ancestry.note(start, base_tip)
+            beyond = [line[1:] for line in lines if not line.startswith("-")]
+            return start, [CommitInfo(*line.split("\0", 1)) for line in beyond]
+        start = await _merge_base(repo, base_tip, head, check=True)
+    log = await g.out(repo, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
+    return start, [CommitInfo(*line.split("\0", 1)) for line in log.splitlines() if line]
+
+
+def _remembered_merge_base(one: str, other: str) -> str | None:
+    """The best common ancestor of two commits as the remembered facts give it (one of them when
+    it is in the other: a fast-forward, or merged already), else None."""
     if ancestry.known(one, other):
         return one
     if ancestry.known(other, one):
         return other
-    start = ancestry.merge_base(one, other)
+    return ancestry.merge_base(one, other)
+
+
+async def _merge_base(repo: Path, one: str, other: str, *, check: bool = False) -> str:
+    """The best common ancestor of two commits: the remembered one (the usual case, and no
+    process), else git's answer ("" when they share no history, or with ``check`` a GitError)."""
+    start = _remembered_merge_base(one, other)
     if start is None:
         start = (await g.git(repo, "merge-base", one, other, check=check)).stdout.strip()
         ancestry.note_merge_base(one, other, start)

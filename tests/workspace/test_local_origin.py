@@ -1,9 +1,10 @@
 """A workflow's repository given as a path on this host: the mirror reads the origin's branches
-directly, copies in what they gained when they moved (a fetch only when one is gone there); the
-merges' files are read in one pass."""
+directly and its objects in place (nothing copied in when they moved; a fetch only when one is
+gone there); the merges' files are read in one pass."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +59,15 @@ async def test_a_host_follows_a_local_origin_that_moved_without_a_fetch(
 
     await merged(host_a, "a-1", ["a.txt"])
     copies.clear()
-    assert await host_b.is_merged("a-1")  # the origin moved: its commits copied into B's mirror
-    assert (fetches, copies) == ([], [host_b.repo])
+    assert await host_b.is_merged("a-1")  # the origin moved: B's mirror reads its objects there
+    assert (fetches, copies) == ([], [])
     assert not await host_b.is_merged("a-2")
-    assert (fetches, copies) == ([], [host_b.repo])  # nothing moved since: nothing copied
+    assert (fetches, copies) == ([], [])
 
     await merged(host_a, "a-2", ["b.txt"])
     copies.clear()
     assert await host_b.is_merged("a-2")
-    assert (fetches, copies) == ([], [host_b.repo])
+    assert (fetches, copies) == ([], [])
     tracking = f"refs/remotes/{remote.REMOTE}/{host_b.workflow_branch}"
     workflow = f"refs/heads/{host_b.workflow_branch}"
     assert (await g.refs(host_b.repo, tracking))[tracking] == (await g.refs(origin, workflow))[
@@ -231,3 +232,39 @@ async def test_landed_merges_read_all_of_ours_and_not_the_history_below_them(
     assert sorted(landed) == keys
     assert landed["k3"][1] == ["k3.txt"]
     assert limits == [3, 12]
+
+
+async def test_a_mirror_of_a_local_origin_reads_its_objects_in_place(tmp_path: Path) -> None:
+    """Git's alternates, as ``clone --shared`` sets them: the mirror names the origin's object
+    folder; made before borrowing existed, it is given that when opened again. An origin given as
+    a URL is another host's: its mirror keeps objects of its own."""
+    origin = bare_origin(tmp_path / "remote")
+    home = tmp_path / "home"
+    mirror = await remote.mirror(home, Origin(str(origin)))
+    alternates = mirror / "objects" / "info" / "alternates"
+    assert alternates.read_text() == f"{origin / 'objects'}\n"
+    assert remote.borrows(mirror)
+
+    alternates.unlink()  # (a mirror as an earlier taskorch made it)
+    remote._borrowing.clear()
+    assert not remote.borrows(mirror)
+    assert await remote.mirror(home, Origin(str(origin))) == mirror
+    assert remote.borrows(mirror)
+    main = await g.out(origin, "rev-parse", "refs/heads/main")
+    assert await g.out(mirror, "cat-file", "-t", main) == "commit"  # read there, not copied
+
+    by_url = await remote.mirror(home, Origin(origin.as_uri()))
+    assert not (by_url / "objects" / "info" / "alternates").exists()
+    assert not remote.borrows(by_url)
+
+
+async def test_the_origin_never_needs_the_mirrors_objects(tmp_path: Path) -> None:
+    """What the mirror makes reaches the origin by copy: after a merge the origin's own objects
+    are complete with the mirror gone."""
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    await merged(workspace, "one", ["one.txt"])
+    await workspace.merge_to_base()
+    shutil.rmtree(workspace.repo)
+    assert (await g.git(origin, "fsck", "--connectivity-only", check=False)).ok
+    assert "one.txt" in await g.out(origin, "ls-tree", "-r", "--name-only", "refs/heads/main")

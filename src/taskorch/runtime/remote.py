@@ -112,6 +112,9 @@ async def mirror(home: Path, origin: Origin) -> Path:
     """
     path = home / "mirrors" / f"{origin.slug}.git"
     if await asyncio.to_thread((path / "config").exists):
+        if origin.path is not None and not borrows(path):  # (a mirror made before borrowing)
+            async with g.file_lock(home / "locks" / f"mirror-{origin.slug}.lock"):
+                await _borrow(path, origin.path)
         return path
     async with g.file_lock(home / "locks" / f"mirror-{origin.slug}.lock"):
         if not await asyncio.to_thread((path / "config").exists):
@@ -127,8 +130,50 @@ async def mirror(home: Path, origin: Origin) -> Path:
                     found = await g.git(origin.path, "config", "--get", key, check=False)
                     if found.ok and found.stdout.strip():
                         await g.git(partial, "config", key, found.stdout.strip())
+                await _borrow(partial, origin.path)
             await asyncio.to_thread(partial.rename, path)
     return path
+
+
+_ALTERNATES = Path("objects", "info", "alternates")
+_borrowing: set[Path] = set()
+"""Mirrors seen to borrow their origin's objects (:func:`borrows`)."""
+
+
+def borrows(mirror: Path) -> bool:
+    """Whether the mirror reads its origin's objects in place (an origin on this disk: see
+    :func:`_borrow`), so that what the origin's branches hold needs no copy into it."""
+    if mirror not in _borrowing:
+        try:
+            listed = (mirror / _ALTERNATES).read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        if not listed.strip():
+            return False
+        _borrowing.add(mirror)
+    return True
+
+
+async def _borrow(mirror: Path, origin: Path) -> None:
+    """Let ``mirror`` read the objects of ``origin``, a repository on this disk, where they lie:
+    git's alternates, as ``clone --shared`` sets them up. Every landing of a batch moved the
+    origin's base, and every next workflow's first step copied those commits into the mirror
+    (two processes) before it could cut a worktree from them. The mirror's own objects stay its
+    own (its gc is off and, with alternates, packs only its own), and what it makes still goes
+    to the origin by copy: the origin never depends on the mirror. The origin's history stays
+    readable as long as the origin keeps it: its branches hold the base and the workflow
+    branches the mirror works on, and git prunes nothing reachable, nor anything younger than
+    two weeks unless told to."""
+    objects = await g.out(origin, "rev-parse", "--path-format=absolute", "--git-path", "objects")
+    target = mirror / _ALTERNATES
+    partial = target.with_name("alternates.new")
+
+    def write() -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(f"{objects}\n")
+        partial.replace(target)  # (whole or not at all, for the gits running there)
+
+    await asyncio.to_thread(write)
 
 
 def mirror_lock(repo: Path) -> contextlib.AbstractAsyncContextManager[None]:

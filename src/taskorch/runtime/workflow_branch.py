@@ -191,9 +191,11 @@ class WorkflowBranch:
 
     async def _copy_in(self, there: dict[str, str] | None, found: dict[str, str]) -> bool:
         """What a fetch of the base and workflow branches does, from an origin on this disk that
-        only moved them forward: the commits beyond the mirror's copies of them copied in and
-        the mirror's tracking refs moved, leased on their old values (three processes where a
-        fetch is five and three times the CPU). False, nothing moved, when it cannot say (a
+        only moved them forward: the commits beyond the mirror's copies of them copied in
+        (unless the mirror reads the origin's objects in place: :func:`remote.borrows`) and
+        the mirror's tracking refs moved, leased on their old values (at most two processes
+        and a ref transaction where a fetch is five and three times the CPU). False, nothing
+        moved, when it cannot say (a
         branch gone there, history rewritten, a race): then the fetch, which prunes, does it.
         ``found`` (the mirror's refs) is updated. ``there``: the origin's base and workflow
         branches as just read on this disk (None: it is not on this disk)."""
@@ -215,10 +217,11 @@ class WorkflowBranch:
                 had.append(ours)
         if not moves or not had:
             return False
-        try:
-            await g.copy_objects(local, self.repo, tips, had)
-        except g.GitError:
-            return False
+        if not remote.borrows(self.repo):
+            try:
+                await g.copy_objects(local, self.repo, tips, had)
+            except g.GitError:
+                return False
         after = {**found, **{ref: sha for ref, (sha, _) in moves.items() if sha}}
         follow = self._following(after)  # (in the same transaction)
         if not await g.update_refs(

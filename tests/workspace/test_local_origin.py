@@ -236,7 +236,8 @@ async def test_landed_merges_read_all_of_ours_and_not_the_history_below_them(
 
 async def test_a_mirror_of_a_local_origin_reads_its_objects_in_place(tmp_path: Path) -> None:
     """Git's alternates, as ``clone --shared`` sets them: the mirror names the origin's object
-    folder; made before borrowing existed, it is given that when opened again. An origin given as
+    folder; made before borrowing existed, it is given that (and no maintenance process after
+    each commit) when opened again. An origin given as
     a URL is another host's: its mirror keeps objects of its own."""
     origin = bare_origin(tmp_path / "remote")
     home = tmp_path / "home"
@@ -245,13 +246,17 @@ async def test_a_mirror_of_a_local_origin_reads_its_objects_in_place(tmp_path: P
     assert alternates.read_text() == f"{origin / 'objects'}\n"
     assert remote.borrows(mirror)
 
-    alternates.unlink()  # (a mirror as an earlier taskorch made it)
+    alternates.unlink()  # (a mirror as an earlier taskorch made it, opened by a new process)
+    config = mirror / "config"
+    config.write_text(config.read_text().replace("[maintenance]\n\tauto = false\n", ""))
     remote._borrowing.clear()
+    remote._settled.clear()
     assert not remote.borrows(mirror)
     assert await remote.mirror(home, Origin(str(origin))) == mirror
     assert remote.borrows(mirror)
     main = await g.out(origin, "rev-parse", "refs/heads/main")
     assert await g.out(mirror, "cat-file", "-t", main) == "commit"  # read there, not copied
+    assert await g.out(mirror, "config", "maintenance.auto") == "false"
 
     by_url = await remote.mirror(home, Origin(origin.as_uri()))
     assert not (by_url / "objects" / "info" / "alternates").exists()
@@ -268,3 +273,24 @@ async def test_the_origin_never_needs_the_mirrors_objects(tmp_path: Path) -> Non
     shutil.rmtree(workspace.repo)
     assert (await g.git(origin, "fsck", "--connectivity-only", check=False)).ok
     assert "one.txt" in await g.out(origin, "ls-tree", "-r", "--name-only", "refs/heads/main")
+
+
+async def test_taskorchs_branches_in_a_users_repository_make_no_reflogs(tmp_path: Path) -> None:
+    """A user's checkout as the origin: the workflow branch comes and goes without a reflog file
+    and folder made for it (the base's reflog records the landing as before), and the agent's
+    commit in the mirror's worktree starts no maintenance process."""
+    origin = tmp_path / "user"
+    await g.git(tmp_path, "init", "-q", "-b", "main", str(origin))
+    (origin / "README.md").write_text("hello\n")
+    await g.git(origin, "add", "README.md")
+    await g.git(origin, "commit", "-q", "-m", "first")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    await merged(workspace, "one", ["one.txt"])
+    assert await g.rev(origin, f"refs/heads/{workspace.workflow_branch}") is not None
+    assert not (origin / ".git" / "logs" / "refs" / "heads" / "taskorch").exists()
+
+    await workspace.merge_to_base()
+    reflog = await g.out(origin, "reflog", "--format=%gs", "refs/heads/main")
+    assert reflog.splitlines()[0].startswith("taskorch: merge workflow wf-1")
+    assert (origin / "one.txt").is_file()
+    assert await g.out(workspace.repo, "config", "maintenance.auto") == "false"

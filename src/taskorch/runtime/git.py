@@ -251,15 +251,26 @@ async def update_refs(
     return result.ok
 
 
+_NO_NEW_REFLOGS = ("-c", "core.logAllRefUpdates=false")
+"""For :func:`update_refs`: taskorch's branches come and go with their workflows, and in a user's
+repository each one's reflog was a file and a folder made and removed again (on a file system
+that reuses freed inodes slowly, a tenth of a workflow's CPU went to making files). A reflog that
+exists, the base branch's, is still written."""
+
+
 async def _run_update_ref(cwd: Path, moves: str, *, timeout_s: float) -> GitResult:
     """``git update-ref --stdin`` of the lines ``moves`` in ``cwd``: one transaction on the
     repository's long-lived session (:mod:`taskorch.runtime.ref_sessions`), or a process of its
     own where there are no pidfds. (The seam where tests and the benchmark look in.)"""
     if not captured.supported():
         return await _run_git(
-            cwd, "update-ref", "--stdin", stdin=moves, check=False, timeout_s=timeout_s
-        )
-    argv = ["git", *ref_sessions.MARK, "-C", str(cwd), *_OPTIONS, "update-ref", "--stdin"]
+            cwd, *_NO_NEW_REFLOGS, "update-ref", "--stdin", stdin=moves, check=False,
+            timeout_s=timeout_s,
+        )  # fmt: skip
+    argv = [
+        "git", *ref_sessions.MARK, "-C", str(cwd), *_OPTIONS, *_NO_NEW_REFLOGS,
+        "update-ref", "--stdin",
+    ]  # fmt: skip
     async with _one_line_errors(cwd, ("update-ref", "--stdin"), timeout_s):
         done = await ref_sessions.transact(cwd, argv, _env(), moves, timeout_s)
     return GitResult(done.returncode, "", done.stderr)

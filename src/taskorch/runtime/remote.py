@@ -111,12 +111,13 @@ async def mirror(home: Path, origin: Origin) -> Path:
     works on, so a fetch never touches a branch a worktree has checked out.
     """
     path = home / "mirrors" / f"{origin.slug}.git"
+    lock = home / "locks" / f"mirror-{origin.slug}.lock"
     if await asyncio.to_thread((path / "config").exists):
-        if origin.path is not None and not borrows(path):  # (a mirror made before borrowing)
-            async with g.file_lock(home / "locks" / f"mirror-{origin.slug}.lock"):
-                await _borrow(path, origin.path)
+        if path not in _settled:  # (a mirror an earlier taskorch made: brought up to date)
+            async with g.file_lock(lock):
+                await _settle(path, origin)
         return path
-    async with g.file_lock(home / "locks" / f"mirror-{origin.slug}.lock"):
+    async with g.file_lock(lock):
         if not await asyncio.to_thread((path / "config").exists):
             partial = path.with_name(path.name + ".new")
             await asyncio.to_thread(partial.mkdir, parents=True, exist_ok=True)
@@ -124,15 +125,33 @@ async def mirror(home: Path, origin: Origin) -> Path:
             await g.git(partial, "config", f"remote.{REMOTE}.url", origin.url)
             fetch = f"+refs/heads/*:refs/remotes/{REMOTE}/*"
             await g.git(partial, "config", f"remote.{REMOTE}.fetch", fetch)
-            await g.git(partial, "config", "gc.auto", "0")  # no gc racing a worktree add
             if origin.path is not None:  # agents commit as the repository says, as before
                 for key in ("user.name", "user.email"):
                     found = await g.git(origin.path, "config", "--get", key, check=False)
                     if found.ok and found.stdout.strip():
                         await g.git(partial, "config", key, found.stdout.strip())
-                await _borrow(partial, origin.path)
+            await _settle(partial, origin)
             await asyncio.to_thread(partial.rename, path)
+    _settled.add(path)
     return path
+
+
+_settled: set[Path] = set()
+"""Mirrors this process has seen set up as :func:`_settle` says."""
+
+
+async def _settle(mirror: Path, origin: Origin) -> None:
+    """A mirror's settings: no gc (racing a worktree add), no maintenance process after every
+    commit made in its worktrees (``maintenance.auto``: a whole git process per agent commit,
+    and with gc off it had nothing to do), and an origin on this disk's objects read in place
+    (:func:`_borrow`). Idempotent: a mirror an earlier taskorch made gets what it lacks."""
+    config = await asyncio.to_thread((mirror / "config").read_text)
+    if "[maintenance]" not in config:
+        await g.git(mirror, "config", "gc.auto", "0")
+        await g.git(mirror, "config", "maintenance.auto", "false")
+    if origin.path is not None and not borrows(mirror):
+        await _borrow(mirror, origin.path)
+    _settled.add(mirror)
 
 
 _ALTERNATES = Path("objects", "info", "alternates")

@@ -43,6 +43,9 @@ async def test_validation_errors_name_the_field(client: httpx.AsyncClient) -> No
         ({"title": "x", "dependencies": [999]}, ["body", "dependencies"]),
         ({"description": "no title"}, ["body", "title"]),
         ({"title": "x", "colour": "red"}, ["body", "colour"]),
+        # JSON true is not task 1, nor "1" an integer (found by schemathesis)
+        ({"title": "x", "dependencies": [True]}, ["body", "dependencies", 0]),
+        ({"title": "x", "dependencies": ["1"]}, ["body", "dependencies", 0]),
     ]
     for body, field in cases:
         response = await client.post("/api/v1/tasks", json=body)

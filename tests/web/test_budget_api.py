@@ -35,6 +35,8 @@ async def test_set_a_workflows_budget_over_http(
     assert shown.json()["budget"]["cap_usd"] == 7.5
 
     assert (await client.post(url, json={"usd": -1})).status_code == 422
+    assert (await client.post(url, json={"tokens": True})).status_code == 422  # not 1 token
+    assert (await client.post(url, json={"usd": "5"})).status_code == 422
     shown_again = await client.post(url, json={})  # nothing to change: as it is
     assert shown_again.status_code == 200
     assert shown_again.json()["budget"]["cap_usd"] == 7.5

@@ -100,7 +100,19 @@ OptionalText = Annotated[
 ]
 TaskIdPath = Annotated[str, Field(pattern=TASK_ID_PATTERN, examples=["task-1", "1"])]
 WorkflowIdPath = Annotated[str, Field(pattern=WORKFLOW_ID_PATTERN, examples=["wf-0a1b2c3d4e"])]
-TaskId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number as the schema says one is: pydantic would also take ``true`` as 1 and
+    ``"1"`` as 1, which the OpenAPI document does not allow (``5.0`` stays an integer, as JSON
+    Schema has it)."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("number_type", "a JSON number is needed here")
+    return value
+
+
+JsonNumber = BeforeValidator(_json_number)
+TaskId = Annotated[int, Field(ge=1, le=MAX_ID), JsonNumber]
 
 
 class _In(BaseModel):
@@ -249,9 +261,9 @@ class BudgetOut(_Out):
 class BudgetIn(_In):
     """New caps: each one given replaces that kind, the others stay (at least one)."""
 
-    usd: float | None = Field(None, gt=0, examples=[5.0])
-    tokens: int | None = Field(None, gt=0, examples=[500000])
-    subtask_usd: float | None = Field(None, gt=0)
+    usd: Annotated[float | None, JsonNumber] = Field(None, gt=0, examples=[5.0])
+    tokens: Annotated[int | None, JsonNumber] = Field(None, gt=0, examples=[500000])
+    subtask_usd: Annotated[float | None, JsonNumber] = Field(None, gt=0)
 
 
 class WorkflowDetail(_Out):

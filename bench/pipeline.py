@@ -296,6 +296,33 @@ def taskorch_case(
     )  # fmt: skip
 
 
+SERVE_CONCURRENCY = 2
+"""Subtasks each ``serve`` process runs at once."""
+
+
+def serve_case(backend: str, processes: int, n: int, folder: Path, floor_s: float) -> Result:
+    """N one-subtask tasks carried by ``processes`` daemons of ``taskorch serve`` at once
+    (``bench/pipeline_serve.py``)."""
+    from pipeline_serve import carry
+
+    home = folder / f"serve-{backend}-{processes}-{n}"
+    home.mkdir(parents=True)
+    url = _database(backend, home)
+    cpu = _cpu()
+    try:
+        wall, merged = carry(home, url, n, processes, SERVE_CONCURRENCY)
+    finally:
+        _drop(backend, url)
+    spent = _cpu() - cpu
+    note = f"{processes} processes x {SERVE_CONCURRENCY} at once" + (
+        "" if merged == n else f"; only {merged} of {n} merged"
+    )
+    return Result(
+        "serve", backend, processes, n, wall, spent, merged, merged / wall,
+        spent / max(merged, 1) * 1000, wall / n / floor_s, note,
+    )  # fmt: skip
+
+
 # --- (c) the seed plan ---------------------------------------------------------------------------
 
 
@@ -360,6 +387,12 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres"], action="append")
     parser.add_argument("--workers", type=int, action="append")
     parser.add_argument("--shape", choices=SHAPES, action="append")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        action="append",
+        help="also run the serve case: N one-subtask tasks shared by this many serve processes",
+    )
     parser.add_argument("--no-seed", action="store_true", help="skip (c), the seed plan")
     parser.add_argument("--git", action="store_true", help="git processes by subcommand per case")
     args = parser.parse_args()
@@ -384,6 +417,8 @@ def main() -> None:
                     for count in workers:
                         result = taskorch_case(shape, backend, count, n, folder, floor_s)
                         _print(result, args.json, args.git)
+                for count in args.processes or []:
+                    _print(serve_case(backend, count, n, folder, floor_s), args.json)
         if not args.no_seed:
             for backend in backends:
                 _print(seed_case(backend, folder, floor_s), args.json, args.git)

@@ -6,11 +6,11 @@ sharing one database and one repository on this host: how the work scales with p
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _processes import kill_all, start_ready
 from taskorch.domain.models import NewTask
 from taskorch.domain.states import WorkflowState
 from taskorch.engine import OrchestrationEngine
@@ -39,20 +39,10 @@ def carry(home: Path, url: str, n: int, processes: int, concurrency: int) -> tup
     """(wall seconds from "go" until every process has stopped, workflows merged); the CPU of
     the processes and of their git children is the caller's ``RUSAGE_CHILDREN``."""
     asyncio.run(_add_tasks(home, url, n))
-    children = [
-        subprocess.Popen(
-            [sys.executable, str(HELPER), str(home), url, str(concurrency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
+    children = start_ready(
+        [sys.executable, str(HELPER), str(home), url, str(concurrency)], processes
+    )
     try:
-        for child in children:
-            assert child.stdout is not None
-            if child.stdout.readline().strip() != "ready":
-                raise RuntimeError("a serve process did not start")
         started = time.perf_counter()
         for child in children:
             assert child.stdin is not None
@@ -62,8 +52,5 @@ def carry(home: Path, url: str, n: int, processes: int, concurrency: int) -> tup
             child.communicate()
         wall = time.perf_counter() - started
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+        kill_all(children)
     return wall, asyncio.run(_merged(url))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psycopg
 
+from _processes import kill_all, start_ready
 from taskorch.domain.models import NewTask
 from taskorch.domain.plan import Domain, PlanSubtask, WorkerType
 from taskorch.store import Store, open_store
@@ -121,25 +122,13 @@ def measure(
         url = _fresh_database(backend, Path(folder))
         asyncio.run(_migrate(url))
         env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
-        procs = [
-            subprocess.Popen(
-                [sys.executable, str(WORKER), str(concurrency)],
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(workers)
-        ]
         try:
-            for proc in procs:
-                assert proc.stdout is not None
-                assert proc.stdout.readline().strip() == "ready"
-            return asyncio.run(_run(url, workload, count, procs))
+            procs = start_ready([sys.executable, str(WORKER), str(concurrency)], workers, env)
+            try:
+                return asyncio.run(_run(url, workload, count, procs))
+            finally:
+                kill_all(procs)
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
             _drop(backend, url)
 
 

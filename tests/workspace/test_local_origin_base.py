@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 
 from fakes.origins import bare_origin
+from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.runtime import git as g
 from taskorch.runtime import remote, repository
+from taskorch.runtime.workspace import MergeStatus
 
+from .conftest import noop, sim_task
 from .test_local_origin import merged, workspace_on
 
 
@@ -140,3 +143,33 @@ async def test_ref_moves_do_not_wait_for_a_worktree_being_added(tmp_path: Path) 
         await holder
     assert (await g.refs(workspace.repo, "refs/heads/kept"))["refs/heads/kept"] == tip
     assert (await g.refs(origin, "refs/heads/kept"))["refs/heads/kept"] == tip
+
+
+async def test_a_subtask_made_on_the_workflow_branch_as_it_is_merges_without_merge_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's commits lie on the workflow branch's tip (their loose objects say so): the
+    merge commit takes the subtask's own tree, as merge-tree would have given it; a subtask
+    made on an older tip is merged by merge-tree as before."""
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    run = _recorded(monkeypatch)
+    await merged(workspace, "one", ["one.txt"])
+    assert "merge-tree" not in [name for _, name in run]
+    branch = f"refs/heads/{workspace.workflow_branch}"
+    tip = (await g.refs(origin, branch))[branch]
+    parents = (await g.out(origin, "rev-parse", f"{tip}^@")).split()
+    trees = [await g.out(origin, "rev-parse", f"{sha}^{{tree}}") for sha in (tip, parents[1])]
+    assert trees[0] == trees[1]
+
+    first = await workspace.prepare_subtask("two")
+    second = await workspace.prepare_subtask("three")  # (both on the same tip)
+    for key, path in (("two", first), ("three", second)):
+        task = sim_task(key, [f"{key}.txt"], workdir=path, workflow_id=workspace.workflow_id)
+        await SimWorktreeAgent().run(task, noop)
+    run.clear()
+    for key in ("two", "three"):
+        assert (await workspace.merge_subtask(key)).status is MergeStatus.MERGED
+    assert [name for _, name in run].count("merge-tree") == 1  # (three: after two moved it)
+    files = await g.out(origin, "ls-tree", "-r", "--name-only", branch)
+    assert {"one.txt", "two.txt", "three.txt"} <= set(files.split())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taskorch.runtime import git as g
+from taskorch.runtime import loose_commits
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.repository import merge_without_checkout
 from taskorch.runtime.workflow_branch import WorkflowBranch
@@ -59,6 +60,9 @@ class SubtaskMerges:
         if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
             return await self._merged_before(key, branch, tip), tip
         assert tip is not None  # (no branch: merged before, or a WorkspaceError)
+        # The subtask's commits were most likely made on the workflow branch as it still is:
+        # their loose objects say so, and the merge's tree is then the subtask's, no merge-tree.
+        loose_commits.learn(self.repo, tip, workflow_tip)
         message = self._message(key)
         try:
             commit = await merge_without_checkout(

@@ -1,0 +1,57 @@
+"""A commit's parents read from its loose object file, for the ancestry facts
+(:mod:`taskorch.runtime.ancestry`) that spare a ``merge-tree`` or ``merge-base`` process.
+
+An agent's commit in a worktree is written as a loose object of the mirror: ``<common
+dir>/objects/<2 hex>/<rest>``, the zlib-compressed ``commit <size>\\0`` header and body whose
+``parent`` lines name its parents. A commit id names that content, so what the file says is a fact
+forever. Anything unusual (packed, missing, not a commit, unreadable) says nothing and the caller
+asks git, as before.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from taskorch.runtime import ancestry, ref_files
+
+WALK = 16
+"""At most this many loose commits are read by one :func:`learn`."""
+
+
+def parents(common: Path, sha: str) -> list[str] | None:
+    """The parents of the commit ``sha`` from its loose object in the repository whose common
+    git folder is ``common``; None when that file does not say (packed, gone, not a commit)."""
+    if not ref_files.OBJECT_ID.fullmatch(sha.encode()):
+        return None
+    try:
+        data = zlib.decompress((common / "objects" / sha[:2] / sha[2:]).read_bytes())
+    except (OSError, zlib.error):
+        return None
+    header, _, body = data.partition(b"\0")
+    if not header.startswith(b"commit "):
+        return None
+    found = []
+    for line in body.split(b"\n"):
+        if not line:
+            break  # (the headers end at the first empty line; the message follows)
+        if line.startswith(b"parent "):
+            found.append(line[len(b"parent ") :].decode())
+    return found
+
+
+def learn(repo: Path, tip: str, until: str) -> bool:
+    """Note as ancestry facts the parents of ``tip`` and of the loose commits below it (at most
+    :data:`WALK`), stopping at ``until``; whether ``until`` is now known to be in ``tip``."""
+    common = ref_files.common_dir(repo)
+    if common is None:
+        return False
+    todo, seen = [tip], {tip}
+    while todo and len(seen) <= WALK and not ancestry.known(until, tip):
+        commit = todo.pop()
+        for parent in parents(common, commit) or []:
+            ancestry.note(parent, commit)
+            if parent not in seen and parent != until:
+                seen.add(parent)
+                todo.append(parent)
+    return ancestry.known(until, tip)

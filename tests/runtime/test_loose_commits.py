@@ -1,0 +1,72 @@
+"""A commit's parents read from its loose object, as git itself names them, and nothing said where
+the file does not say it (a packed commit, a tree, an id that is no object)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from taskorch.runtime import ancestry, loose_commits
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _commit(repo: Path, *parents: str, message: str = "m") -> str:
+    tree = _git(repo, "write-tree")
+    return _git(repo, "commit-tree", tree, *[a for p in parents for a in ("-p", p)], "-m", message)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "config", "user.name", "t")
+    _git(tmp_path, "config", "user.email", "t@t")
+    ancestry.forget()
+    return tmp_path
+
+
+def test_parents_are_what_git_says(repo: Path) -> None:
+    root = _commit(repo, message="root")
+    one, other = _commit(repo, root), _commit(repo, root, message="other")
+    merge = _commit(repo, one, other, message="parent lines\n\nparent 0000 in the message")
+    common = repo / ".git"
+    for sha in (root, one, merge):
+        said = _git(repo, "rev-parse", f"{sha}^@").split()
+        assert loose_commits.parents(common, sha) == said
+
+
+def test_what_the_loose_files_do_not_say_is_none(repo: Path) -> None:
+    root = _commit(repo)
+    common = repo / ".git"
+    assert loose_commits.parents(common, _git(repo, "write-tree")) is None  # a tree
+    assert loose_commits.parents(common, "f" * 40) is None
+    assert loose_commits.parents(common, "not an id") is None
+    _git(repo, "update-ref", "refs/heads/main", root)
+    _git(repo, "gc", "-q", "--prune=now")
+    assert loose_commits.parents(common, root) is None  # packed: ask git
+
+
+def test_learn_walks_loose_commits_down_to_the_one_asked(repo: Path) -> None:
+    base = _commit(repo, message="base")
+    tip = base
+    for i in range(3):
+        tip = _commit(repo, tip, message=f"agent {i}")
+    assert not ancestry.known(base, tip)
+    assert loose_commits.learn(repo, tip, base)
+    assert ancestry.known(base, tip)
+    elsewhere = _commit(repo, message="unrelated root")
+    assert not loose_commits.learn(repo, tip, elsewhere)
+
+
+def test_learn_reads_at_most_its_walk(repo: Path) -> None:
+    base = _commit(repo, message="base")
+    tip = base
+    for i in range(loose_commits.WALK + 4):
+        tip = _commit(repo, tip, message=f"agent {i}")
+    assert not loose_commits.learn(repo, tip, base)  # git is asked instead

@@ -7,7 +7,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, cast
 
-from taskorch.domain.errors import StateError
+from taskorch.domain.errors import StaleStateError, StateError, WorkspaceError
 from taskorch.domain.models import NewTask
 from taskorch.domain.states import WORKFLOW_TERMINAL, WorkflowState
 from taskorch.engine import OrchestrationEngine
@@ -148,3 +148,35 @@ async def test_a_pass_advances_workflows_at_the_same_time_up_to_the_bound(
     assert pipeline.most == AT_ONCE
     assert daemon.active == ["wf-bad"]  # (the rest merged; the failed one is tried again later)
     assert len(daemon.stats.finished) == AT_ONCE * 2
+
+
+async def test_a_workflow_another_daemon_ended_is_finished_here_without_a_retry(
+    engine: OrchestrationEngine, caplog: Any
+) -> None:
+    """Two daemons carrying one workflow: the one whose step failed because the other landed it
+    (its branch gone) takes it as finished, with no warning and no 30 s retry; a step refused
+    as stale, the workflow still running, is looked at again at the next pass."""
+    task = await engine.add_task(NewTask.create("Fix a typo"))
+    pipeline = engine.pipeline()
+    workflow = await pipeline.start(task)
+    daemon = Daemon(engine, agent_adapters(engine, "sim", 0.0))
+    daemon._active = {workflow.id}
+
+    class _Stale:
+        async def advance(self, workflow_id: str) -> Any:
+            raise StaleStateError(f"workflow {workflow_id}", "pending", None)
+
+    await daemon._advance_one(cast(Pipeline, _Stale()), workflow.id)
+    assert (daemon.active, daemon._stuck_until) == ([workflow.id], {})
+
+    class _EndedElsewhere:
+        async def advance(self, workflow_id: str) -> Any:
+            await pipeline.cancel(workflow_id)  # (what the other daemon did meanwhile)
+            raise WorkspaceError("refs/heads/taskorch/x/main does not exist")
+
+    with caplog.at_level("WARNING", logger="taskorch.engine.daemon"):
+        await daemon._advance_one(cast(Pipeline, _EndedElsewhere()), workflow.id)
+    assert daemon.active == []
+    assert daemon.stats.finished == {workflow.id: "cancelled"}
+    assert not daemon._stuck_until
+    assert "retrying later" not in caplog.text

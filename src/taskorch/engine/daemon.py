@@ -310,6 +310,10 @@ class Daemon:
         except DatabaseUnavailableError:
             raise  # not this workflow's problem: the run loop waits for the database
         except TaskorchError as exc:
+            if await self._ended_elsewhere(workflow_id):
+                return
+            if isinstance(exc, StaleStateError):
+                return  # moved on by another process meanwhile: looked at again next pass
             log.warning("workflow %s: %s (retrying later)", workflow_id, exc.message)
             self._stuck_until[workflow_id] = loop.time() + STUCK_RETRY_S
             return
@@ -326,6 +330,23 @@ class Daemon:
             # that merge. A restart carries on one approved but not merged (a crash between).
             self._active.discard(workflow_id)
             self.stats.awaiting_approval.append(workflow_id)
+
+    async def _ended_elsewhere(self, workflow_id: str) -> bool:
+        """Whether another process ended the workflow while this one's step failed (two daemons
+        carrying it: the one that lost its landing finds the branch gone): then it is done
+        here too, without a warning or a retry."""
+        try:
+            workflow = await self.engine.store.get_workflow(workflow_id)
+        except DatabaseUnavailableError:
+            raise  # (the run loop waits for the database)
+        except TaskorchError:  # (gone: collected meanwhile) the usual retry says why
+            return False
+        if workflow.status not in WORKFLOW_TERMINAL:
+            return False
+        self._active.discard(workflow_id)
+        self._stuck_until.pop(workflow_id, None)
+        self.stats.finished[workflow_id] = workflow.status.value
+        return True
 
     async def _news(
         self, inbox: asyncio.Queue[dict[str, Any]], worker_task: asyncio.Task[WorkerStats]

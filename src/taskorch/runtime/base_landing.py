@@ -10,8 +10,8 @@ import asyncio
 from pathlib import Path
 
 from taskorch.domain.errors import HostError
-from taskorch.runtime import ancestry, remote
 from taskorch.runtime import git as g
+from taskorch.runtime import remote
 from taskorch.runtime.repository import (
     merge_into_base,
     merge_without_checkout,
@@ -38,16 +38,14 @@ class BaseLanding:
     async def conflicts(self) -> list[str]:
         """Files where merging the workflow branch into the base branch would conflict (computed
         by ``merge-tree``, nothing checked out, unless the remembered facts say one contains the
-        other): where an origin on this disk has both branches as they are now, else in the
-        mirror once it has fetched them."""
+        other: :func:`merged_tree`): where an origin on this disk has both branches as they are
+        now, else in the mirror once it has fetched them."""
         where = self._workflow.local_origin
         if where is None:
             await self._workflow.synced()
             where = self.repo
         base, branch = f"refs/heads/{self.base_branch}", f"refs/heads/{self.workflow_branch}"
         base_tip, head = await tips(where, base, branch)
-        if ancestry.known(base_tip, head) or ancestry.known(head, base_tip):
-            return []  # a fast-forward, or merged already: nothing to conflict, no merge-tree
         return (await merged_tree(where, base_tip, head))[1]
 
     async def merge_into(self, path: Path) -> None:

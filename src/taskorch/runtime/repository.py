@@ -291,12 +291,14 @@ _merged_trees: OrderedDict[tuple[str, str, str], str] = OrderedDict()
 async def merged_tree(repo: Path, one: str, other: str) -> tuple[str | None, list[str]]:
     """The tree of a merge of the commits ``one`` and ``other`` (None: it conflicts) and the
     conflicting files, computed by ``merge-tree`` in ``repo`` (which keeps the tree), or, when
-    the remembered facts say ``other`` contains ``one``, ``other``'s own tree (as a tree-ish
+    the remembered facts say one commit contains the other, that one's own tree (as a tree-ish
     ``<commit>^{tree}``, which ``commit-tree`` reads), without a process. A clean
     merge's tree is remembered: the validation's check for conflicts with the base and the
     landing that follows it ask about the same two commits while the base has not moved."""
     if ancestry.known(one, other):  # a fast-forward: the merge is ``other``'s own tree
         return f"{other}^{{tree}}", []
+    if ancestry.known(other, one):  # merged already
+        return f"{one}^{{tree}}", []
     key = (str(repo), one, other)
     tree = _merged_trees.get(key)
     if tree is not None:

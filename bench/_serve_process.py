@@ -1,12 +1,12 @@
 """One process of the pipeline bench's ``serve`` case: the daemon ``taskorch serve`` runs (without
 its HTTP API), with the bench's planner and the simulated agent in worktrees. It says "ready",
 waits for "go", takes pending tasks as they come (other processes take theirs) and stops once
-none is pending and those it started have ended; then prints how many it finished."""
+none is pending and those it started have ended (the caller counts what merged, in the
+database)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 
@@ -50,9 +50,8 @@ async def main(home: Path, url: str, concurrency: int) -> None:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         watcher = asyncio.create_task(_stop_when_done(engine, daemon))
-        stats = await daemon.run()
+        await daemon.run()
         await watcher
-    print(json.dumps({"finished": len(stats.finished)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from taskorch.domain.errors import HostError, InputError
 from taskorch.runtime import git as g
+from taskorch.runtime import loose_copy, tracing
 from taskorch.runtime.git import GitResult, WorkspaceError
 
 REMOTE = "origin"
@@ -299,7 +300,13 @@ async def move_in_place(
     if beyond is not None:
         # Copied first: update-ref refuses a commit the origin does not have. Should the lease
         # fail below, the copies are unreferenced objects, for gc.
-        await g.copy_objects(repo, origin, [sha for sha in updates.values() if sha], [beyond])
+        # (As loose object files when the mirror's are all it takes: no process.)
+        tips = [sha for sha in updates.values() if sha]
+        with tracing.span("objects copied") as notes:
+            as_files = await asyncio.to_thread(loose_copy.copy, repo, origin, tips, [beyond])
+            notes.set("taskorch.copied_as", "loose files" if as_files else "pack")
+            if not as_files:
+                await g.copy_objects(repo, origin, tips, [beyond])
     async with mirror_lock(repo):
         if not await g.update_refs(origin, moves, check=False):
             return False

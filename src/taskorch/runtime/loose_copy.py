@@ -22,23 +22,23 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import struct
-import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from taskorch.runtime import ancestry, ref_files
+from taskorch.runtime.loose_objects import (
+    GITLINK_MODE,
+    TREE_MODE,
+    Unreadable,
+    commit_fields,
+    is_loose,
+    packed,
+    read,
+    tree_entries,
+)
 
 WALK = 256
 """At most this many objects are looked at by one copy; a bigger change goes to git."""
-
-_TREE_MODE = b"40000"
-_GITLINK_MODE = b"160000"  # (a submodule's commit: not an object of this repository)
-
-
-class _Unsure(Exception):
-    """The files do not say enough: git copies."""
 
 
 def copy(source: Path, target: Path, tips: Iterable[str], known: Iterable[str]) -> bool:
@@ -52,7 +52,7 @@ def copy(source: Path, target: Path, tips: Iterable[str], known: Iterable[str]) 
     try:
         for tip in tips:
             walk.commit(tip)
-    except _Unsure:
+    except Unreadable:
         return False
     try:
         for sha in walk.order:
@@ -77,8 +77,8 @@ class _Walk:
             return
         body = self._own(sha, b"commit")
         if body is None:
-            raise _Unsure  # (not the mirror's, not known to be the origin's)
-        tree, parents = _commit_fields(body)
+            raise Unreadable  # (not the mirror's, not known to be the origin's)
+        tree, parents = commit_fields(body)
         below = next((p for p in parents if self._origin_has(p)), None)
         self.tree(tree, self._tree_of(below))
         for parent in parents:
@@ -97,15 +97,15 @@ class _Walk:
             self._in_target(sha)
             return
         size = len(sha) // 2
-        before = _entries(self._read(base, b"tree"), size) if base else {}
-        for name, (mode, entry) in _entries(body, size).items():
-            if before.get(name) == (mode, entry) or mode == _GITLINK_MODE:
+        before = tree_entries(self._read(base, b"tree"), size) if base else {}
+        for name, (mode, entry) in tree_entries(body, size).items():
+            if before.get(name) == (mode, entry) or mode == GITLINK_MODE:
                 continue
-            if mode == _TREE_MODE:
+            if mode == TREE_MODE:
                 old = before.get(name)
-                self.tree(entry, old[1] if old and old[0] == _TREE_MODE else None)
+                self.tree(entry, old[1] if old and old[0] == TREE_MODE else None)
             elif self._first_look(entry):
-                if _is_loose(self.source / entry[:2] / entry[2:], b"blob"):
+                if is_loose(self.source / entry[:2] / entry[2:], b"blob"):
                     self.order.append(entry)
                 else:
                     self._in_target(entry)
@@ -115,138 +115,28 @@ class _Walk:
         if sha in self._seen or sha in self.known:
             return False
         if len(self._seen) >= WALK or not ref_files.OBJECT_ID.fullmatch(sha.encode()):
-            raise _Unsure
+            raise Unreadable
         self._seen.add(sha)
         return True
 
     def _own(self, sha: str, kind: bytes) -> bytes | None:
         """The object's content when ``source`` holds it loose (None: it does not)."""
-        return _loose(self.source / sha[:2] / sha[2:], kind)
+        return read(self.source / sha[:2] / sha[2:], kind)
 
     def _read(self, sha: str | None, kind: bytes) -> bytes | None:
         """The object's content from either repository's loose files (None: neither has it)."""
         if sha is None:
             return None
-        found = _loose(self.source / sha[:2] / sha[2:], kind)
-        return found if found is not None else _loose(self.target / sha[:2] / sha[2:], kind)
+        found = read(self.source / sha[:2] / sha[2:], kind)
+        return found if found is not None else read(self.target / sha[:2] / sha[2:], kind)
 
     def _tree_of(self, commit: str | None) -> str | None:
         body = self._read(commit, b"commit")
-        return _commit_fields(body)[0] if body is not None else None
+        return commit_fields(body)[0] if body is not None else None
 
     def _in_target(self, sha: str) -> None:
-        if not ((self.target / sha[:2] / sha[2:]).is_file() or _packed(self.target, sha)):
-            raise _Unsure  # (borrowed from elsewhere, or not there: git knows)
-
-
-def _packed(objects: Path, sha: str) -> bool:
-    """Whether a pack of the object folder ``objects`` holds ``sha``, by its index (version 2:
-    a fan-out table of 256 counts, then the sorted ids), read once per file as it is now."""
-    wanted = bytes.fromhex(sha)
-    for index in sorted((objects / "pack").glob("*.idx")):
-        try:
-            ids = _pack_ids(index, len(wanted))
-        except OSError as exc:  # (repacked meanwhile)
-            raise _Unsure from exc
-        first = ids.fanout[wanted[0] - 1] if wanted[0] else 0
-        low, high = first, ids.fanout[wanted[0]]
-        while low < high:
-            middle = (low + high) // 2
-            found = ids.data[ids.start + middle * ids.size : ids.start + (middle + 1) * ids.size]
-            if found == wanted:
-                return True
-            low, high = (middle + 1, high) if found < wanted else (low, middle)
-    return False
-
-
-@dataclass(frozen=True, slots=True)
-class _PackIds:
-    data: bytes
-    fanout: tuple[int, ...]
-    start: int
-    size: int
-
-
-_indexes: dict[str, tuple[tuple[int, int], _PackIds]] = {}
-"""A pack index's path -> its file's (mtime, size) and ids as read then."""
-
-
-def _pack_ids(index: Path, size: int) -> _PackIds:
-    stat = index.stat()
-    signature = (stat.st_mtime_ns, stat.st_size)
-    cached = _indexes.get(str(index))
-    if cached is None or cached[0] != signature:
-        data = index.read_bytes()
-        if data[:8] != b"\377tOc\0\0\0\2":
-            raise _Unsure  # (an index of another version)
-        fanout = struct.unpack(">256I", data[8 : 8 + 1024])
-        cached = signature, _PackIds(data, fanout, 8 + 1024, size)
-        _indexes[str(index)] = cached
-    return cached[1]
-
-
-def _loose(path: Path, kind: bytes) -> bytes | None:
-    """The content of the loose object file at ``path`` when it is a ``kind``; None when there
-    is no such file; :class:`_Unsure` when there is one that is not a whole ``kind``."""
-    try:
-        data = zlib.decompress(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, zlib.error) as exc:
-        raise _Unsure from exc
-    header, _, body = data.partition(b"\0")
-    if header != b"%s %d" % (kind, len(body)):
-        raise _Unsure
-    return body
-
-
-def _commit_fields(body: bytes) -> tuple[str, list[str]]:
-    """A commit's tree and parents (its headers end at the first empty line)."""
-    tree, parents = None, []
-    for line in body.split(b"\n"):
-        if not line:
-            break
-        if line.startswith(b"tree "):
-            tree = line[5:].decode()
-        elif line.startswith(b"parent "):
-            parents.append(line[7:].decode())
-    if tree is None:
-        raise _Unsure
-    return tree, parents
-
-
-def _entries(body: bytes | None, size: int) -> dict[bytes, tuple[bytes, str]]:
-    """A tree's entries: name -> (mode, object id). Each is ``<mode> <name>\\0<raw id>``, the
-    id ``size`` bytes (20 for SHA-1, 32 for SHA-256)."""
-    if body is None:
-        return {}
-    found: dict[bytes, tuple[bytes, str]] = {}
-    at = 0
-    try:
-        while at < len(body):
-            space = body.index(b" ", at)
-            end = body.index(b"\0", space)
-            found[body[space + 1 : end]] = body[at:space], body[end + 1 : end + 1 + size].hex()
-            at = end + 1 + size
-    except ValueError as exc:
-        raise _Unsure from exc
-    if at != len(body):
-        raise _Unsure
-    return found
-
-
-def _is_loose(path: Path, kind: bytes) -> bool:
-    """Whether ``path`` is a loose object file of a ``kind`` (its header read, not the rest:
-    a blob may be large)."""
-    try:
-        head = zlib.decompressobj().decompress(path.read_bytes(), 64)
-    except FileNotFoundError:
-        return False
-    except (OSError, zlib.error) as exc:
-        raise _Unsure from exc
-    if not head.startswith(kind + b" "):
-        raise _Unsure
-    return True
+        if not ((self.target / sha[:2] / sha[2:]).is_file() or packed(self.target, sha)):
+            raise Unreadable  # (borrowed from elsewhere, or not there: git knows)
 
 
 def _place(source: Path, folder: Path, name: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taskorch.runtime import git as g
-from taskorch.runtime import loose_commits
+from taskorch.runtime import loose_commits, loose_objects
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.repository import merge_without_checkout
 from taskorch.runtime.workflow_branch import WorkflowBranch
@@ -56,13 +56,10 @@ class SubtaskMerges:
         ref = f"refs/heads/{branch}"
         found = await self._workflow.sync(ref, ask_origin=ask_origin, follow_base=False)
         workflow_tip, tip = self._workflow.workflow_tip_in(found), found.get(ref)
-        files = [] if tip is None else await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
+        files = [] if tip is None else await self._changed(workflow_tip, tip)
         if not files and (tip is None or await g.is_ancestor(self.repo, tip, workflow_tip)):
             return await self._merged_before(key, branch, tip), tip
         assert tip is not None  # (no branch: merged before, or a WorkspaceError)
-        # The subtask's commits were most likely made on the workflow branch as it still is:
-        # their loose objects say so, and the merge's tree is then the subtask's, no merge-tree.
-        loose_commits.learn(self.repo, tip, workflow_tip)
         message = self._message(key)
         try:
             commit = await merge_without_checkout(
@@ -86,6 +83,17 @@ class SubtaskMerges:
             ):
                 return None, tip
         return MergeResult(key, MergeStatus.MERGED, branch, commit, files), tip
+
+    async def _changed(self, workflow_tip: str, tip: str) -> list[str]:
+        """The files the subtask's branch changed (``git diff workflow_tip...tip``). Its commits
+        were most likely made on the workflow branch as it still is: their loose objects say so
+        (and the merge's tree is then the subtask's, no merge-tree), the diff is then the one
+        between the two commits' trees, and those are read from their loose files too."""
+        if loose_commits.learn(self.repo, tip, workflow_tip):
+            files = loose_objects.changed_paths(self.repo, workflow_tip, tip)
+            if files is not None:
+                return files
+        return await g.diff_names(self.repo, f"{workflow_tip}...{tip}")
 
     async def _merged_before(self, key: str, branch: str, tip: str | None) -> MergeResult:
         """A subtask branch with nothing beyond the workflow branch: its merge landed already, or

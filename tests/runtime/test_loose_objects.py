@@ -99,3 +99,10 @@ def test_objects_borrowed_through_alternates_are_read(tmp_path: Path) -> None:
     tip = _snapshot(mirror, {"b.txt": "b\n"}, "tip")
     assert not (mirror / ".git" / "objects" / base[:2] / base[2:]).exists()
     assert loose_objects.changed_paths(mirror, base, tip) == ["b.txt"]
+
+
+def test_a_subject_is_said_only_where_git_prints_the_line_as_it_is() -> None:
+    headers = b"tree " + b"a" * 40 + b"\nauthor t <t@t> 1 +0000\ncommitter t <t@t> 1 +0000"
+    assert loose_objects.subject(headers + b"\n\none line\n\nbody\n") == "one line"
+    assert loose_objects.subject(headers + b"\n\nfirst\nsecond\n") is None  # (git joins them)
+    assert loose_objects.subject(headers + b"\nencoding latin-1\n\nline\n") is None

@@ -228,8 +228,12 @@ async def test_landed_merges_read_all_of_ours_and_not_the_history_below_them(
         return await real(cwd, *args, **kwargs)
 
     monkeypatch.setattr(g, "git", recorded)
-    landed = await workspace.landed_merges(expected=1)
+    # Read as another process would (the merges made by this object it knows without git).
+    reader = Workspace(earlier.repo, "wf-2", "main", home=earlier.home, origin=earlier.origin)
+    await reader.start()
+    landed = await reader.landed_merges(expected=1)
     assert sorted(landed) == keys
+    assert await workspace.landed_merges(expected=1) == landed
     assert landed["k3"][1] == ["k3.txt"]
     assert limits == [3, 12]
 

@@ -173,3 +173,33 @@ async def test_a_subtask_made_on_the_workflow_branch_as_it_is_merges_without_mer
     assert [name for _, name in run].count("merge-tree") == 1  # (three: after two moved it)
     files = await g.out(origin, "ls-tree", "-r", "--name-only", branch)
     assert {"one.txt", "two.txt", "three.txt"} <= set(files.split())
+
+
+async def test_the_merges_made_here_are_known_landed_without_a_git_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Merges this process made on the branch as it was are what ``landed_merges`` reads there,
+    without a ``git log``: the same keys, commits and files git's own first-parent walk gives.
+    A merge made by merge-tree (the branch moved meanwhile) leaves it to git again."""
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    run = _recorded(monkeypatch)
+    await merged(workspace, "one", ["one.txt", "docs/one.md"])
+    await merged(workspace, "two", ["two.txt"])
+    run.clear()
+    known = await workspace.landed_merges(2)
+    assert "log" not in [name for _, name in run]
+    tip = await workspace.workflow_tip()
+    assert known == await workspace._merges._with_files(tip, 2)
+    assert sorted(known["one"][1]) == ["docs/one.md", "one.txt"]
+
+    first = await workspace.prepare_subtask("three")
+    second = await workspace.prepare_subtask("four")  # (both on the same tip)
+    for key, path in (("three", first), ("four", second)):
+        task = sim_task(key, [f"{key}.txt"], workdir=path, workflow_id=workspace.workflow_id)
+        await SimWorktreeAgent().run(task, noop)
+        assert (await workspace.merge_subtask(key)).status is MergeStatus.MERGED
+    run.clear()
+    landed = await workspace.landed_merges(4)
+    assert "log" in [name for _, name in run]  # (four was a real merge: git reads it)
+    assert sorted(landed) == ["four", "one", "three", "two"]

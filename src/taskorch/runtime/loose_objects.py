@@ -201,6 +201,21 @@ def commit_fields(body: bytes) -> tuple[str, list[str]]:
     return tree, parents
 
 
+def subject(body: bytes) -> str | None:
+    """A commit's subject (``%s``) when its message's first paragraph is one line of UTF-8 (None
+    otherwise: git joins a longer one, and may re-encode, as it prints it)."""
+    headers, _, message = body.partition(b"\n\n")
+    if b"\nencoding " in b"\n" + headers:
+        return None
+    first = message.split(b"\n\n", 1)[0].rstrip(b"\n")
+    if b"\n" in first:
+        return None
+    try:
+        return first.decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def tree_entries(body: bytes | None, size: int) -> dict[bytes, tuple[bytes, str]]:
     """A tree's entries: name -> (mode, object id). Each is ``<mode> <name>\\0<raw id>``, the
     id ``size`` bytes (20 for SHA-1, 32 for SHA-256)."""

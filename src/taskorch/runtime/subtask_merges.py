@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskorch.runtime import ancestry, loose_commits, loose_objects
 from taskorch.runtime import git as g
-from taskorch.runtime import loose_commits, loose_objects
 from taskorch.runtime.git import WorkspaceError
 from taskorch.runtime.repository import merge_without_checkout
 from taskorch.runtime.workflow_branch import WorkflowBranch
 from taskorch.runtime.workspace_records import MergeResult, MergeStatus
 
 _MERGE_SUBJECT = "taskorch: merge subtask {key} into {branch}"
+_PREFIX = "taskorch: merge subtask "
 MAX_MERGES_READ = 1000
 """The most subtask merges read back from one workflow branch."""
 
@@ -82,7 +83,41 @@ class SubtaskMerges:
                 moved, leased, beyond=workflow_tip, here=here
             ):
                 return None, tip
+        self._note_landed(key, commit, workflow_tip, tip, files)
         return MergeResult(key, MergeStatus.MERGED, branch, commit, files), tip
+
+    def _note_landed(
+        self, key: str, commit: str, workflow_tip: str, tip: str, files: list[str]
+    ) -> None:
+        """What :meth:`landed` reads at ``commit`` (the merge just made on ``workflow_tip``),
+        known without a ``git log`` when it is known at ``workflow_tip``: the same merges and
+        this one, which changed ``files`` against its first parent when its tree is the
+        subtask's (made on the branch as it was). Else :meth:`landed` asks git."""
+        if not ancestry.known(workflow_tip, tip):
+            return  # (a real merge: what it changed against its first parent, git says)
+        before = self._landed_at(workflow_tip)
+        if before is not None:
+            self._landed = commit, {**before, key: (commit, list(files))}
+
+    def _landed_at(self, commit: str) -> dict[str, tuple[str, list[str]]] | None:
+        """:meth:`landed` at ``commit`` as far as this object knows it without git: read there
+        before, or none at all when ``commit`` (from its loose file) is no subtask merge of this
+        branch, where git's first-parent walk stops at once."""
+        if self._landed is not None and self._landed[0] == commit:
+            return self._landed[1]
+        dirs = loose_objects.object_dirs(self.repo)
+        try:
+            body = loose_objects.read_any(dirs or [], commit, b"commit")
+            if body is None:
+                return None
+            parents = loose_objects.commit_fields(body)[1]
+        except loose_objects.Unreadable:
+            return None
+        said = loose_objects.subject(body)
+        if said is None:
+            return None
+        ours = said.startswith(_PREFIX) and said.endswith(f" into {self.workflow_branch}")
+        return None if ours and len(parents) == 2 else {}
 
     async def _changed(self, workflow_tip: str, tip: str) -> list[str]:
         """The files the subtask's branch changed (``git diff workflow_tip...tip``). Its commits

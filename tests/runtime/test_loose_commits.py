@@ -70,3 +70,61 @@ def test_learn_reads_at_most_its_walk(repo: Path) -> None:
     for i in range(loose_commits.WALK + 4):
         tip = _commit(repo, tip, message=f"agent {i}")
     assert not loose_commits.learn(repo, tip, base)  # git is asked instead
+
+
+def _file_commit(repo: Path, parent: str, name: str) -> str:
+    """A commit on ``parent`` adding the file ``name`` (without a checkout)."""
+    blob = subprocess.run(
+        ["git", "-C", str(repo), "hash-object", "-w", "--stdin"],
+        input=name,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    _git(repo, "read-tree", parent)
+    _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}")
+    return _commit(repo, parent, message=f"add {name}")
+
+
+def _workflow(repo: Path, fork: str, name: str) -> str:
+    """A workflow branch's head as taskorch makes it: a subtask commit on ``fork`` merged."""
+    sub = _file_commit(repo, fork, name)
+    _git(repo, "read-tree", sub)
+    return _commit(repo, fork, sub, message=f"taskorch: merge subtask {name}")
+
+
+def test_a_landing_after_others_moved_the_base_finds_the_fork_point(repo: Path) -> None:
+    """The pull request's summary found the fork point against the base as it was; two other
+    workflows landed since. The loose commits above the fork point share nothing, so the fork
+    point is the merge base, as git says, without asking it."""
+    fork = _file_commit(repo, _commit(repo, message="root"), "start.txt")
+    head = _workflow(repo, fork, "ours.txt")
+    base = fork
+    for name in ("a.txt", "b.txt"):
+        other = _workflow(repo, fork if name == "a.txt" else base, name)
+        _git(repo, "read-tree", other)
+        base = _commit(repo, base, other, message=f"taskorch: merge workflow {name}")
+    ancestry.note_merge_base(fork, head, fork)  # (what the summary learned)
+    assert loose_commits.merge_base(repo, head, base) == fork
+    assert _git(repo, "merge-base", head, base) == fork
+
+
+def test_a_commit_both_sides_hold_above_the_fork_point_leaves_it_to_git(repo: Path) -> None:
+    fork = _file_commit(repo, _commit(repo, message="root"), "start.txt")
+    head = _workflow(repo, fork, "ours.txt")
+    base = _commit(repo, fork, head, message="someone merged our branch by hand")
+    moved = _file_commit(repo, base, "later.txt")
+    ancestry.note_merge_base(fork, head, fork)
+    assert loose_commits.merge_base(repo, head, moved) is None  # (git: the head itself)
+    assert _git(repo, "merge-base", head, moved) == head
+
+
+def test_packed_commits_above_the_fork_point_leave_it_to_git(repo: Path) -> None:
+    fork = _file_commit(repo, _commit(repo, message="root"), "start.txt")
+    head = _workflow(repo, fork, "ours.txt")
+    base = _file_commit(repo, fork, "theirs.txt")
+    _git(repo, "update-ref", "refs/heads/main", base)
+    _git(repo, "update-ref", "refs/heads/wf", head)
+    _git(repo, "gc", "-q", "--prune=now")
+    ancestry.note_merge_base(fork, head, fork)
+    assert loose_commits.merge_base(repo, head, base) is None

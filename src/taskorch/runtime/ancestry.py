@@ -12,6 +12,7 @@ where they do not say, git is asked.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 
 from taskorch.runtime import ref_files
@@ -20,6 +21,8 @@ KEPT = 4096
 """Commits whose known ancestors are remembered (the least recently used are forgotten)."""
 WALK = 256
 """At most this many commits are visited by one look-up through the chained facts."""
+CANDIDATES = 16
+"""Remembered merge bases tried by :func:`common_ancestors`."""
 
 _below: OrderedDict[str, set[str]] = OrderedDict()
 """commit -> commits known to be in its history (the chain goes on from each of them)."""
@@ -67,8 +70,18 @@ def note_merge_base(one: str, other: str, start: str) -> None:
     if not (_is_id(one) and _is_id(other) and _is_id(start)):
         return  # (no common ancestor, or not commit ids: nothing to keep)
     _bases[frozenset((one, other))] = start
+    note(start, one)  # (a merge base is in both)
+    note(start, other)
     while len(_bases) > KEPT:
         _bases.popitem(last=False)
+
+
+def common_ancestors(one: str, other: str) -> list[str]:
+    """Remembered merge bases (of any two commits, the newest first, at most
+    :data:`CANDIDATES`) that the facts place in ``one`` or in ``other``: candidates for theirs,
+    for the caller to check."""
+    recent = itertools.islice(reversed(_bases.values()), CANDIDATES)
+    return [s for s in dict.fromkeys(recent) if known(s, one) or known(s, other)]
 
 
 def merge_base(one: str, other: str) -> str | None:

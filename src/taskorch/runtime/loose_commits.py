@@ -55,3 +55,49 @@ def learn(repo: Path, tip: str, until: str) -> bool:
                 seen.add(parent)
                 todo.append(parent)
     return ancestry.known(until, tip)
+
+
+MERGE_BASE_WALK = 64
+"""At most this many loose commits above a common ancestor are read per side by
+:func:`merge_base`."""
+
+
+def merge_base(repo: Path, one: str, other: str) -> str | None:
+    """The merge base of ``one`` and ``other`` as git would give it, where a remembered merge
+    base ``F`` is in both (the facts say so, or the walk down from a side meets it) and the
+    loose commits above ``F`` on each side share none: every common ancestor is then in ``F``'s
+    history, and ``F`` is the one best. The landing after other workflows moved the base asks
+    exactly this (``F``: the fork point the pull request's summary found). None: git must say."""
+    common = ref_files.common_dir(repo)
+    if common is None:
+        return None
+    for start in ancestry.common_ancestors(one, other):
+        above_one = _above(common, one, start)
+        above_other = _above(common, other, start) if above_one is not None else None
+        if above_one is not None and above_other is not None and not above_one & above_other:
+            return start
+    return None
+
+
+def _above(common: Path, tip: str, start: str) -> set[str] | None:
+    """The commits of ``tip``'s history outside ``start``'s: walked on loose commits down to
+    ``start`` or a commit the facts place in it. None when one on the way is not loose, there
+    are more than :data:`MERGE_BASE_WALK`, or ``start`` is not shown to be in ``tip``."""
+    found: set[str] = set()
+    todo = [tip]
+    met = ancestry.known(start, tip)
+    while todo:
+        commit = todo.pop()
+        if commit == start:
+            met = True
+            continue
+        if commit in found or ancestry.known(commit, start):
+            continue
+        if len(found) >= MERGE_BASE_WALK:
+            return None
+        above = parents(common, commit)
+        if above is None:
+            return None
+        found.add(commit)
+        todo += above
+    return found if met else None

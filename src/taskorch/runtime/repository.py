@@ -12,7 +12,7 @@ import logging
 from collections import OrderedDict
 from pathlib import Path
 
-from taskorch.runtime import ancestry
+from taskorch.runtime import ancestry, loose_commits
 from taskorch.runtime import git as g
 from taskorch.runtime.basemove import (
     dirty_refusal,
@@ -264,10 +264,14 @@ def _remembered_merge_base(one: str, other: str) -> str | None:
 
 async def _merge_base(repo: Path, one: str, other: str, *, check: bool = False) -> str:
     """The best common ancestor of two commits: the remembered one (the usual case, and no
-    process), else git's answer ("" when they share no history, or with ``check`` a GitError)."""
+    process), else the one the loose commits above a remembered common ancestor show
+    (:func:`loose_commits.merge_base`), else git's answer ("" when they share no history, or
+    with ``check`` a GitError)."""
     start = _remembered_merge_base(one, other)
     if start is None:
-        start = (await g.git(repo, "merge-base", one, other, check=check)).stdout.strip()
+        start = loose_commits.merge_base(repo, one, other)
+        if start is None:
+            start = (await g.git(repo, "merge-base", one, other, check=check)).stdout.strip()
         ancestry.note_merge_base(one, other, start)
     if start in (one, other):
         ancestry.note(start, other if start == one else one)

@@ -72,6 +72,9 @@ def test_a_yes_is_exactly_what_the_facts_reach(edges: list[tuple[int, int]]) -> 
     for a in range(12):
         for d in range(12):
             assert ancestry.known(_id(a), _id(d)) == _reaches(facts, d, a)
+    for d in range(12):  # the closure below a commit is the same reachability, itself left out
+        below = {_id(a) for a in range(12) if a != d and _reaches(facts, d, a)}
+        assert ancestry.known_below(_id(d)) == below
 
 
 def _reaches(facts: set[tuple[int, int]], start: int, goal: int) -> bool:

@@ -59,6 +59,22 @@ def known(ancestor: str, descendant: str) -> bool:
     return False
 
 
+def known_below(descendant: str) -> frozenset[str]:
+    """Every commit the remembered facts place in ``descendant``'s history (as far as
+    :data:`WALK` steps go): for a caller with many questions about one commit, where
+    :func:`known` walks the facts again for each."""
+    seen = {descendant}
+    todo = [descendant]
+    while todo and len(seen) <= WALK:
+        below = _below.get(todo.pop())
+        if below:
+            fresh = below - seen
+            seen |= fresh
+            todo += fresh
+    seen.discard(descendant)
+    return frozenset(seen)
+
+
 _bases: OrderedDict[frozenset[str], str] = OrderedDict()
 """{commit, commit} -> their best common ancestor, as git said it."""
 
@@ -80,8 +96,9 @@ def common_ancestors(one: str, other: str) -> list[str]:
     """Remembered merge bases (of any two commits, the newest first, at most
     :data:`CANDIDATES`) that the facts place in ``one`` or in ``other``: candidates for theirs,
     for the caller to check."""
+    below = known_below(one) | known_below(other) | {one, other}
     recent = itertools.islice(reversed(_bases.values()), CANDIDATES)
-    return [s for s in dict.fromkeys(recent) if known(s, one) or known(s, other)]
+    return [s for s in dict.fromkeys(recent) if s in below]
 
 
 def merge_base(one: str, other: str) -> str | None:

@@ -86,12 +86,13 @@ def _above(common: Path, tip: str, start: str) -> set[str] | None:
     found: set[str] = set()
     todo = [tip]
     met = ancestry.known(start, tip)
+    in_start = ancestry.known_below(start)
     while todo:
         commit = todo.pop()
         if commit == start:
             met = True
             continue
-        if commit in found or ancestry.known(commit, start):
+        if commit in found or commit in in_start:
             continue
         if len(found) >= MERGE_BASE_WALK:
             return None

@@ -71,6 +71,7 @@ class _Walk:
         self.known = known
         self.order: list[str] = []
         self._seen: set[str] = set()
+        self._in_known: frozenset[str] | None = None
 
     def commit(self, sha: str) -> None:
         if not self._first_look(sha) or self._origin_has(sha):
@@ -87,7 +88,9 @@ class _Walk:
 
     def _origin_has(self, commit: str) -> bool:
         """Whether ``commit`` is one of ``known`` or, as the ancestry facts say, in one."""
-        return commit in self.known or any(ancestry.known(commit, k) for k in self.known)
+        if self._in_known is None:
+            self._in_known = frozenset().union(*map(ancestry.known_below, self.known))
+        return commit in self.known or commit in self._in_known
 
     def tree(self, sha: str, base: str | None) -> None:
         if not self._first_look(sha) or sha == base:

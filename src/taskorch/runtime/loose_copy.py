@@ -19,9 +19,6 @@ the caller copies with ``pack-objects`` as before.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from taskorch.runtime.loose_objects import (
     packed,
     read,
     tree_entries,
+    write_file,
 )
 
 WALK = 256
@@ -143,19 +141,6 @@ class _Walk:
 
 
 def _place(source: Path, folder: Path, name: str) -> None:
-    """The file ``source`` as ``folder/name`` (already there: left as it is), whole or not at
-    all, read-only, as git writes an object."""
-    final = folder / name
-    if final.exists():
-        return
-    data = source.read_bytes()
-    folder.mkdir(exist_ok=True)
-    temporary = folder / f"tmp_obj_{secrets.token_hex(6)}"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        with contextlib.suppress(FileExistsError):  # (another copy got there first: same bytes)
-            os.link(temporary, final)
-    finally:
-        temporary.unlink()
+    """The file ``source`` as ``folder/name`` (already there: left as it is)."""
+    if not (folder / name).exists():
+        write_file(folder, name, source.read_bytes())

@@ -10,6 +10,9 @@ does not parse) raises :class:`Unreadable` or gives None, and the caller asks gi
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import struct
 import zlib
 from collections.abc import Sequence
@@ -248,3 +251,19 @@ def is_loose(path: Path, kind: bytes) -> bool:
     if not head.startswith(kind + b" "):
         raise Unreadable
     return True
+
+
+def write_file(folder: Path, name: str, data: bytes) -> None:
+    """``data`` (a compressed object) as the loose object file ``folder/name``: whole or not at
+    all, read-only, as git writes one (a temporary file linked into place; one there already is
+    the same bytes and stays)."""
+    folder.mkdir(exist_ok=True)
+    temporary = folder / f"tmp_obj_{secrets.token_hex(6)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, folder / name)
+    finally:
+        temporary.unlink()

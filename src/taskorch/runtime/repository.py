@@ -12,7 +12,7 @@ import logging
 from collections import OrderedDict
 from pathlib import Path
 
-from taskorch.runtime import ancestry, loose_commits
+from taskorch.runtime import ancestry, commit_objects, loose_commits
 from taskorch.runtime import git as g
 from taskorch.runtime.basemove import (
     dirty_refusal,
@@ -326,8 +326,12 @@ async def merge_without_checkout(
     tree, conflicts = await merged_tree(repo, base_tip, head)
     if tree is None:
         raise g.MergeConflictError(f"merge of {branch} into {base}", conflicts)
+    merged = await commit_objects.write_commit(repo, tree, [base_tip, head], message)
     try:
-        merged = await g.out(repo, "commit-tree", tree, "-p", base_tip, "-p", head, "-m", message)
+        if merged is None:
+            merged = await g.out(
+                repo, "commit-tree", tree, "-p", base_tip, "-p", head, "-m", message
+            )
     except g.GitError:  # (a remembered tree pruned since, say: the next try computes it afresh)
         _merged_trees.pop((str(repo), base_tip, head), None)
         raise

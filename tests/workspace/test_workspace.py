@@ -651,3 +651,32 @@ async def test_home_inside_the_repository_works_and_only_shows_as_untracked(repo
     await workspace.cleanup(cancelled=False)
     assert (repo / "src" / "a.py").is_file()
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+async def test_a_clean_up_cut_short_leaves_the_folder_that_marks_it_unfinished(
+    repo: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worktree folder goes last: a kill before the merged branches are deleted leaves it,
+    so the workflow is found not cleaned up (``engine/leftovers.py``) and the clean-up done
+    again deletes them; removed first, a kill there left the branches in the repository."""
+    from taskorch.runtime.workspace_cleanup import WorkspaceCleanup
+
+    workspace = await open_ws(repo, home)
+    await sim_run(workspace, "a", ["src/a.py"])
+    await workspace.merge_subtask("a")
+    await workspace.merge_to_base()
+
+    async def killed(*_: Any) -> None:
+        raise asyncio.CancelledError  # (a kill: nothing after this point runs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(WorkspaceCleanup, "_delete_merged", killed)
+        with pytest.raises(asyncio.CancelledError):
+            await workspace.cleanup(cancelled=False)
+    assert worktrees_of(home).exists()
+    assert "taskorch/wf-1/main" in branch_list(repo)
+    again = await open_ws(repo, home)
+    report = await again.cleanup(cancelled=False)
+    assert report.deleted_branches == ["taskorch/wf-1/main"]
+    assert branch_list(repo) == ["main"]
+    assert not worktrees_of(home).exists()

@@ -60,6 +60,11 @@ class WorkspaceCleanup:
             async with g.admin_lock(self.repo):
                 for entry in entries:
                     await self.folders.remove(entry.path, entry.branch)
+        deleted, kept, deletions = await self._merged_branches(there)
+        await self._delete_merged(there, deletions)
+        # The folder goes last: while it is there, a kill anywhere above leaves the workflow
+        # found as not cleaned up (engine/leftovers.py), and its merged branches are deleted
+        # then; gone first, a kill before the deletion left them in the repository for good.
         if await asyncio.to_thread(self.root.exists):
             # The files go without the admin lock (the workflow lock keeps this workflow's
             # steps out; git reads a worktree's record, not its files); only the records of the
@@ -68,8 +73,6 @@ class WorkspaceCleanup:
             async with g.admin_lock(self.repo):
                 if not await asyncio.to_thread(worktree_admin.forget_gone, self.repo, self.root):
                     await g.git(self.repo, "worktree", "prune")
-        deleted, kept, deletions = await self._merged_branches(there)
-        await self._delete_merged(there, deletions)
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 
     def _owns(self, entry: g.WorktreeEntry) -> bool:

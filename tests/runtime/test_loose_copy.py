@@ -156,3 +156,29 @@ def ref_common(repo: Path) -> Path:
 
 def _parents(repo: Path, sha: str) -> list[str]:
     return _git(repo, "rev-parse", f"{sha}^@").split()
+
+
+async def test_a_sha256_repository_reads_writes_and_copies_the_same_way(tmp_path: Path) -> None:
+    """Ids of 64 hex digits, tree entries of 32 bytes: the changed files, a merge commit as
+    taskorch's ``commit-tree`` writes it, and its copy into the origin, which ``fsck`` finds
+    whole."""
+    from taskorch.runtime import commit_objects, loose_objects
+    from taskorch.runtime import git as g
+
+    origin, mirror = tmp_path / "origin", tmp_path / "mirror"
+    _git(tmp_path, "init", "-q", "--object-format=sha256", "-b", "main", str(origin))
+    _git(origin, "config", "user.name", "t")
+    _git(origin, "config", "user.email", "t@t")
+    _commit_files(origin, {"a.txt": "a\n"}, "start")
+    _git(tmp_path, "clone", "-q", "--shared", str(origin), str(mirror))
+    _git(mirror, "config", "user.name", "t")
+    _git(mirror, "config", "user.email", "t@t")
+    base = _git(mirror, "rev-parse", "HEAD")
+    tip = _commit_files(mirror, {"d/b.txt": "b\n"}, "agent")
+    assert len(tip) == 64
+    assert loose_objects.changed_paths(mirror, base, tip) == ["d/b.txt"]
+    merge = await commit_objects.write_commit(mirror, f"{tip}^{{tree}}", [base, tip], "merge")
+    assert merge is not None
+    assert await g.out(mirror, "cat-file", "-t", merge) == "commit"
+    assert loose_copy.copy(mirror, origin, [merge], [base])
+    _land(origin, merge)

@@ -37,17 +37,25 @@ def _commit_files(worktree: Path, files: dict[str, str], message: str) -> str:
 def pair(tmp_path: Path) -> tuple[Path, Path]:
     """An origin with some history (packed, as a user's repository is after gc) and a mirror
     that borrows its objects, as taskorch's mirror of a repository on this disk does."""
+    files = {"README.md": "hello\n", "src/app/main.py": "print(1)\n"}
+    origin, mirror = _origin_and_mirror(tmp_path, files)
+    ancestry.forget()
+    return origin, mirror
+
+
+def _origin_and_mirror(
+    tmp_path: Path, files: dict[str, str], *init: str, gc: bool = True
+) -> tuple[Path, Path]:
     origin, mirror = tmp_path / "origin", tmp_path / "mirror"
-    _git(tmp_path, "init", "-q", "-b", "main", str(origin))
-    for repo in (origin,):
-        _git(repo, "config", "user.name", "t")
-        _git(repo, "config", "user.email", "t@t")
-    _commit_files(origin, {"README.md": "hello\n", "src/app/main.py": "print(1)\n"}, "start")
-    _git(origin, "gc", "-q")
+    _git(tmp_path, "init", "-q", "-b", "main", *init, str(origin))
+    _git(origin, "config", "user.name", "t")
+    _git(origin, "config", "user.email", "t@t")
+    _commit_files(origin, files, "start")
+    if gc:
+        _git(origin, "gc", "-q")
     _git(tmp_path, "clone", "-q", "--shared", str(origin), str(mirror))
     _git(mirror, "config", "user.name", "t")
     _git(mirror, "config", "user.email", "t@t")
-    ancestry.forget()
     return origin, mirror
 
 
@@ -165,14 +173,8 @@ async def test_a_sha256_repository_reads_writes_and_copies_the_same_way(tmp_path
     from taskorch.runtime import commit_objects, loose_objects
     from taskorch.runtime import git as g
 
-    origin, mirror = tmp_path / "origin", tmp_path / "mirror"
-    _git(tmp_path, "init", "-q", "--object-format=sha256", "-b", "main", str(origin))
-    _git(origin, "config", "user.name", "t")
-    _git(origin, "config", "user.email", "t@t")
-    _commit_files(origin, {"a.txt": "a\n"}, "start")
-    _git(tmp_path, "clone", "-q", "--shared", str(origin), str(mirror))
-    _git(mirror, "config", "user.name", "t")
-    _git(mirror, "config", "user.email", "t@t")
+    init = "--object-format=sha256"
+    origin, mirror = _origin_and_mirror(tmp_path, {"a.txt": "a\n"}, init, gc=False)
     base = _git(mirror, "rev-parse", "HEAD")
     tip = _commit_files(mirror, {"d/b.txt": "b\n"}, "agent")
     assert len(tip) == 64

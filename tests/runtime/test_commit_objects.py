@@ -77,6 +77,10 @@ async def test_where_commit_tree_would_do_more_git_writes(repo: Path) -> None:
     commit_objects._identities.clear()
     assert await commit_objects.write_commit(repo, tree, [base, side], MESSAGE) is None
     _git(repo, "config", "--unset", "i18n.commitEncoding")
+    _git(repo, "config", "core.sharedRepository", "group")
+    commit_objects._identities.clear()
+    assert await commit_objects.write_commit(repo, tree, [base, side], MESSAGE) is None
+    _git(repo, "config", "--unset", "core.sharedRepository")
     commit_objects._identities.clear()
     assert await commit_objects.write_commit(repo, "f" * 40, [base, side], MESSAGE) is None
     assert await commit_objects.write_commit(repo, tree, [base, "e" * 40], MESSAGE) is None

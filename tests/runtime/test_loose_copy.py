@@ -184,3 +184,12 @@ async def test_a_sha256_repository_reads_writes_and_copies_the_same_way(tmp_path
     assert await g.out(mirror, "cat-file", "-t", merge) == "commit"
     assert loose_copy.copy(mirror, origin, [merge], [base])
     _land(origin, merge)
+
+
+def test_a_shared_origin_is_left_to_git(pair: tuple[Path, Path]) -> None:
+    """``core.sharedRepository``: git gives what it writes there the group's permissions."""
+    origin, mirror = pair
+    base = _git(mirror, "rev-parse", "HEAD")
+    tip = _commit_files(mirror, {"x.txt": "x\n"}, "agent")
+    _git(origin, "config", "core.sharedRepository", "group")
+    assert not loose_copy.copy(mirror, origin, [tip], [base])

@@ -12,8 +12,9 @@ parents must be found where git would look (loose files, pack indexes, the alter
 
 Where ``commit-tree`` would do more or other than this, git writes the commit as before: a
 signature (``commit.gpgSign``, should taskorch's own ``false`` ever be overridden), an
-``i18n.commitEncoding`` other than UTF-8 (an ``encoding`` header), an identity ``git var`` cannot
-give (the error is then ``commit-tree``'s own), a tree or a parent not found.
+``i18n.commitEncoding`` other than UTF-8 (an ``encoding`` header), a shared repository
+(``core.sharedRepository``: git sets the group's permissions on what it writes), an identity
+``git var`` cannot give (the error is then ``commit-tree``'s own), a tree or a parent not found.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ IDENTITY_S = 60.0
 """How long an answer of ``git var -l`` is used before it is asked again."""
 
 _FALSE = {"false", "no", "off", "0", ""}
+_PRIVATE = _FALSE | {"umask"}
+"""``core.sharedRepository`` values under which git writes files as anyone's umask makes them."""
 _TREE_OF = "^{tree}"
 
 
@@ -88,6 +91,8 @@ def _parse(listing: str) -> _Who | None:
         return None
     if values.get("i18n.commitencoding", "utf-8").strip().lower() not in {"utf-8", "utf8"}:
         return None
+    if values.get("core.sharedrepository", "false").strip().lower() not in _PRIVATE:
+        return None  # (git gives its files and folders the group's permissions there)
     author, committer = values.get("GIT_AUTHOR_IDENT"), values.get("GIT_COMMITTER_IDENT")
     if not author or not committer:
         return None

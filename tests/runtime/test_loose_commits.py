@@ -128,3 +128,18 @@ def test_packed_commits_above_the_fork_point_leave_it_to_git(repo: Path) -> None
     _git(repo, "gc", "-q", "--prune=now")
     ancestry.note_merge_base(fork, head, fork)
     assert loose_commits.merge_base(repo, head, base) is None
+
+
+def test_the_fork_point_of_an_agent_s_commits_on_an_older_tip(repo: Path) -> None:
+    """The line of single-parent commits down from the agent's tip, to a commit the facts place
+    under the branch's tip now: where the subtask was cut, a candidate for the merge base."""
+    old_tip = _file_commit(repo, _commit(repo, message="root"), "start.txt")
+    agent = _file_commit(repo, _file_commit(repo, old_tip, "one.txt"), "two.txt")
+    moved = _workflow(repo, old_tip, "other.txt")
+    ancestry.note(old_tip, moved)  # (the merge that moved the branch said so)
+    assert loose_commits.fork_point(repo, agent, moved) == old_tip
+    assert loose_commits.merge_base(repo, moved, agent, (old_tip,)) == old_tip
+    assert _git(repo, "merge-base", moved, agent) == old_tip
+    _git(repo, "read-tree", agent)
+    merged_in = _commit(repo, agent, moved, message="a merge in the agent's history")
+    assert loose_commits.fork_point(repo, merged_in, moved) is None

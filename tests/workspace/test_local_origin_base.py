@@ -169,8 +169,11 @@ async def test_a_subtask_made_on_the_workflow_branch_as_it_is_merges_without_mer
         await SimWorktreeAgent().run(task, noop)
     run.clear()
     for key in ("two", "three"):
-        assert (await workspace.merge_subtask(key)).status is MergeStatus.MERGED
+        result = await workspace.merge_subtask(key)
+        assert result.status is MergeStatus.MERGED
+        assert result.files == [f"{key}.txt"]
     assert [name for _, name in run].count("merge-tree") == 1  # (three: after two moved it)
+    assert "diff" not in [name for _, name in run]  # (three's files: from the tip it was cut at)
     files = await g.out(origin, "ls-tree", "-r", "--name-only", branch)
     assert {"one.txt", "two.txt", "three.txt"} <= set(files.split())
 

@@ -62,16 +62,17 @@ MERGE_BASE_WALK = 64
 :func:`merge_base`."""
 
 
-def merge_base(repo: Path, one: str, other: str) -> str | None:
-    """The merge base of ``one`` and ``other`` as git would give it, where a remembered merge
-    base ``F`` is in both (the facts say so, or the walk down from a side meets it) and the
-    loose commits above ``F`` on each side share none: every common ancestor is then in ``F``'s
-    history, and ``F`` is the one best. The landing after other workflows moved the base asks
-    exactly this (``F``: the fork point the pull request's summary found). None: git must say."""
+def merge_base(repo: Path, one: str, other: str, candidates: tuple[str, ...] = ()) -> str | None:
+    """The merge base of ``one`` and ``other`` as git would give it, where a candidate ``F`` (a
+    remembered merge base, or one of ``candidates``) is in both (the facts say so, or the walk
+    down from a side meets it) and the loose commits above ``F`` on each side share none: every
+    common ancestor is then in ``F``'s history, and ``F`` is the one best. The landing after
+    other workflows moved the base asks exactly this (``F``: the fork point the pull request's
+    summary found). None: git must say."""
     common = ref_files.common_dir(repo)
     if common is None:
         return None
-    for start in ancestry.common_ancestors(one, other):
+    for start in dict.fromkeys([*candidates, *ancestry.common_ancestors(one, other)]):
         above_one = _above(common, one, start)
         above_other = _above(common, other, start) if above_one is not None else None
         if above_one is not None and above_other is not None and not above_one & above_other:
@@ -102,3 +103,22 @@ def _above(common: Path, tip: str, start: str) -> set[str] | None:
         found.add(commit)
         todo += above
     return found if met else None
+
+
+def fork_point(repo: Path, tip: str, onto: str) -> str | None:
+    """The commit a line of loose single-parent commits down from ``tip`` (an agent's) starts
+    at, when the facts place it in ``onto``'s history (the workflow branch's tip it was cut
+    from, moved on since); None otherwise. A candidate for :func:`merge_base`, not an answer."""
+    common = ref_files.common_dir(repo)
+    if common is None:
+        return None
+    below = ancestry.known_below(onto) | {onto}
+    commit = tip
+    for _ in range(WALK):
+        if commit in below:
+            return commit
+        above = parents(common, commit)
+        if above is None or len(above) != 1:
+            return None
+        commit = above[0]
+    return None

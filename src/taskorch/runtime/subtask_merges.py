@@ -120,12 +120,19 @@ class SubtaskMerges:
         return None if ours and len(parents) == 2 else {}
 
     async def _changed(self, workflow_tip: str, tip: str) -> list[str]:
-        """The files the subtask's branch changed (``git diff workflow_tip...tip``). Its commits
-        were most likely made on the workflow branch as it still is: their loose objects say so
-        (and the merge's tree is then the subtask's, no merge-tree), the diff is then the one
-        between the two commits' trees, and those are read from their loose files too."""
-        if loose_commits.learn(self.repo, tip, workflow_tip):
-            files = loose_objects.changed_paths(self.repo, workflow_tip, tip)
+        """The files the subtask's branch changed (``git diff workflow_tip...tip``: from the
+        merge base). Its commits were most likely made on the workflow branch as it still is:
+        their loose objects say so (and the merge's tree is then the subtask's, no merge-tree),
+        the merge base is the workflow branch's tip, and the two trees are read from their loose
+        files too."""
+        start: str | None = workflow_tip
+        if not loose_commits.learn(self.repo, tip, workflow_tip):
+            # Made on an older tip, most likely (the branch moved on while it ran): the diff
+            # is from the merge base, that tip when the loose commits show it is.
+            fork = loose_commits.fork_point(self.repo, tip, workflow_tip)
+            start = fork and loose_commits.merge_base(self.repo, workflow_tip, tip, (fork,))
+        if start:
+            files = loose_objects.changed_paths(self.repo, start, tip)
             if files is not None:
                 return files
         return await g.diff_names(self.repo, f"{workflow_tip}...{tip}")

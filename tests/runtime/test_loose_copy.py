@@ -186,10 +186,23 @@ async def test_a_sha256_repository_reads_writes_and_copies_the_same_way(tmp_path
     _land(origin, merge)
 
 
-def test_a_shared_origin_is_left_to_git(pair: tuple[Path, Path]) -> None:
-    """``core.sharedRepository``: git gives what it writes there the group's permissions."""
-    origin, mirror = pair
-    base = _git(mirror, "rev-parse", "HEAD")
-    tip = _commit_files(mirror, {"x.txt": "x\n"}, "agent")
-    _git(origin, "config", "core.sharedRepository", "group")
-    assert not loose_copy.copy(mirror, origin, [tip], [base])
+async def test_a_shared_or_flushed_origin_is_left_to_git(
+    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``core.sharedRepository`` (git gives what it writes the group's permissions) or
+    ``core.fsync`` (git may flush loose objects to disk), in the repository's configuration or
+    the global one: git writes there."""
+    from taskorch.runtime import commit_objects
+
+    origin, _ = pair
+    assert await commit_objects.writes_allowed(origin)
+    for key, value in (("core.sharedRepository", "group"), ("core.fsync", "loose-object")):
+        _git(origin, "config", key, value)
+        commit_objects._identities.clear()
+        assert not await commit_objects.writes_allowed(origin)
+        _git(origin, "config", "--unset", key)
+    globally = tmp_path / "global.gitconfig"
+    globally.write_text("[core]\n\tfsyncObjectFiles = true\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(globally))
+    commit_objects._identities.clear()
+    assert not await commit_objects.writes_allowed(origin)

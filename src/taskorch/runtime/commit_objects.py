@@ -13,7 +13,9 @@ parents must be found where git would look (loose files, pack indexes, the alter
 Where ``commit-tree`` would do more or other than this, git writes the commit as before: a
 signature (``commit.gpgSign``, should taskorch's own ``false`` ever be overridden), an
 ``i18n.commitEncoding`` other than UTF-8 (an ``encoding`` header), a shared repository
-(``core.sharedRepository``: git sets the group's permissions on what it writes), an identity
+(``core.sharedRepository``: git sets the group's permissions on what it writes), a configured
+``core.fsync`` (git may flush loose objects to disk; by default it does not, nor does this), an
+identity
 ``git var`` cannot give (the error is then ``commit-tree``'s own), a tree or a parent not found.
 """
 
@@ -71,6 +73,14 @@ async def write_commit(repo: Path, tree: str, parents: Sequence[str], message: s
         return None
 
 
+async def writes_allowed(repo: Path) -> bool:
+    """Whether a loose object taskorch writes into ``repo`` is what git would write there (its
+    configuration, global too, asks for no group permissions and no flush to disk): for the
+    copies of :mod:`taskorch.runtime.loose_copy` as for the commits here."""
+    common = ref_files.common_dir(repo)
+    return common is not None and await _identity(repo, common) is not None
+
+
 async def _identity(repo: Path, common: Path) -> _Who | None:
     known = _identities.get(common)
     if known is not None and time.monotonic() - known[1] < IDENTITY_S:
@@ -93,6 +103,8 @@ def _parse(listing: str) -> _Who | None:
         return None
     if values.get("core.sharedrepository", "false").strip().lower() not in _PRIVATE:
         return None  # (git gives its files and folders the group's permissions there)
+    if "core.fsync" in values or "core.fsyncobjectfiles" in values:
+        return None  # (git may flush a loose object to disk there; these files are not)
     author, committer = values.get("GIT_AUTHOR_IDENT"), values.get("GIT_COMMITTER_IDENT")
     if not author or not committer:
         return None

@@ -14,8 +14,9 @@ origin's already. The rest are walked; each object the mirror holds loose is cop
 everything it names (a kill between two copies leaves no object whose parts are missing), and
 one the mirror does not hold loose must already be in the origin (loose, or in a pack its index
 lists). Anything else (an object packed in the mirror, a tag, a walk over :data:`WALK` objects,
-a file that does not parse, a shared origin whose files git gives the group's permissions) says
-"ask git", and the caller copies with ``pack-objects`` as before.
+a file that does not parse) says "ask git", and the caller copies with ``pack-objects`` as before;
+so does an origin whose configuration shares it with a group or asks for objects flushed to disk
+(the caller asks :func:`commit_objects.writes_allowed` first).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def copy(source: Path, target: Path, tips: Iterable[str], known: Iterable[str]) 
     ``tips`` hold beyond ``known``; whether it could (False: nothing was written, the caller
     asks git)."""
     source_common, target_common = ref_files.common_dir(source), ref_files.common_dir(target)
-    if source_common is None or target_common is None or _shared(target_common):
+    if source_common is None or target_common is None:
         return False
     walk = _Walk(source_common / "objects", target_common / "objects", set(known))
     try:
@@ -145,12 +146,3 @@ def _place(source: Path, folder: Path, name: str) -> None:
     """The file ``source`` as ``folder/name`` (already there: left as it is)."""
     if not (folder / name).exists():
         write_file(folder, name, source.read_bytes())
-
-
-def _shared(common: Path) -> bool:
-    """Whether the repository is shared (``core.sharedRepository``): git gives what it writes
-    there the group's permissions, which a copy here would not."""
-    try:
-        return "sharedrepository" in (common / "config").read_text().lower()
-    except OSError:
-        return True

@@ -23,8 +23,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from taskorch.domain.errors import HostError, InputError
+from taskorch.runtime import commit_objects, loose_copy, tracing
 from taskorch.runtime import git as g
-from taskorch.runtime import loose_copy, tracing
 from taskorch.runtime.git import GitResult, WorkspaceError
 
 REMOTE = "origin"
@@ -303,7 +303,9 @@ async def move_in_place(
         # (As loose object files when the mirror's are all it takes: no process.)
         tips = [sha for sha in updates.values() if sha]
         with tracing.span("objects copied") as notes:
-            as_files = await asyncio.to_thread(loose_copy.copy, repo, origin, tips, [beyond])
+            as_files = await commit_objects.writes_allowed(origin) and await asyncio.to_thread(
+                loose_copy.copy, repo, origin, tips, [beyond]
+            )
             notes.set("taskorch.copied_as", "loose files" if as_files else "pack")
             if not as_files:
                 await g.copy_objects(repo, origin, tips, [beyond])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 
-from taskorch.runtime import ref_files
+from taskorch.runtime.ref_files import is_object_id
 
 KEPT = 4096
 """Commits whose known ancestors are remembered (the least recently used are forgotten)."""
@@ -31,7 +31,7 @@ _below: OrderedDict[str, set[str]] = OrderedDict()
 def note(ancestor: str, descendant: str) -> None:
     """Remember that ``descendant`` contains ``ancestor`` (full commit ids; anything else, such
     as a ref name, is not a fact about commits and is ignored)."""
-    if ancestor == descendant or not (_is_id(ancestor) and _is_id(descendant)):
+    if ancestor == descendant or not (is_object_id(ancestor) and is_object_id(descendant)):
         return
     _below.setdefault(descendant, set()).add(ancestor)
     _below.move_to_end(descendant)
@@ -43,7 +43,7 @@ def known(ancestor: str, descendant: str) -> bool:
     """Whether the remembered facts say that ``descendant`` contains ``ancestor`` (False means
     only that they do not say: ask git)."""
     if ancestor == descendant:
-        return _is_id(ancestor)
+        return is_object_id(ancestor)
     seen = {descendant}
     todo = [descendant]
     while todo and len(seen) <= WALK:
@@ -83,7 +83,7 @@ def note_merge_base(one: str, other: str, start: str) -> None:
     """Remember git's merge base of ``one`` and ``other``: a fact of the two commits' histories,
     which never change (the pull request's summary and the landing ask it of the same pair
     while the base has not moved)."""
-    if not (_is_id(one) and _is_id(other) and _is_id(start)):
+    if not (is_object_id(one) and is_object_id(other) and is_object_id(start)):
         return  # (no common ancestor, or not commit ids: nothing to keep)
     _bases[frozenset((one, other))] = start
     note(start, one)  # (a merge base is in both)
@@ -110,7 +110,3 @@ def forget() -> None:
     """Forget every fact (tests)."""
     _below.clear()
     _bases.clear()
-
-
-def _is_id(name: str) -> bool:
-    return ref_files.OBJECT_ID.fullmatch(name.encode()) is not None

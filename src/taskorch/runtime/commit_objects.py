@@ -131,9 +131,9 @@ def _write(dirs: list[Path], who: _Who, tree: str, parents: Sequence[str], messa
         if body is None:
             raise Unreadable
         tree = loose_objects.commit_fields(body)[0]
-    _must_exist(dirs, tree, b"tree")
-    for parent in parents:
-        _must_exist(dirs, parent, b"commit")
+    for sha, kind in [(tree, b"tree"), *((parent, b"commit") for parent in parents)]:
+        if not loose_objects.holds(dirs, sha, kind):
+            raise Unreadable  # (commit-tree says which is missing)
     now = _now()
     author = who.author if who.author_dated else f"{who.author} {now}"
     committer = who.committer if who.committer_dated else f"{who.committer} {now}"
@@ -144,18 +144,6 @@ def _write(dirs: list[Path], who: _Who, tree: str, parents: Sequence[str], messa
     digest = (hashlib.sha1 if len(tree) == 40 else hashlib.sha256)(data).hexdigest()
     loose_objects.write_file(dirs[0] / digest[:2], digest[2:], zlib.compress(data))
     return digest
-
-
-def _must_exist(dirs: list[Path], sha: str, kind: bytes) -> None:
-    """``sha`` is a ``kind`` loose in one of ``dirs``, or in one of their packs (a pack's index
-    says only that it is there)."""
-    if not ref_files.OBJECT_ID.fullmatch(sha.encode()):
-        raise Unreadable
-    for objects in dirs:
-        if loose_objects.is_loose(objects / sha[:2] / sha[2:], kind):
-            return
-    if not any(loose_objects.packed(objects, sha) for objects in dirs):
-        raise Unreadable
 
 
 def _now() -> str:

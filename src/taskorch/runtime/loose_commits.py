@@ -10,10 +10,9 @@ asks git, as before.
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
-from taskorch.runtime import ancestry, ref_files
+from taskorch.runtime import ancestry, loose_objects, ref_files
 
 WALK = 16
 """At most this many loose commits are read by one :func:`learn`."""
@@ -22,22 +21,13 @@ WALK = 16
 def parents(common: Path, sha: str) -> list[str] | None:
     """The parents of the commit ``sha`` from its loose object in the repository whose common
     git folder is ``common``; None when that file does not say (packed, gone, not a commit)."""
-    if not ref_files.OBJECT_ID.fullmatch(sha.encode()):
+    if not ref_files.is_object_id(sha):
         return None
     try:
-        data = zlib.decompress((common / "objects" / sha[:2] / sha[2:]).read_bytes())
-    except (OSError, zlib.error):
+        body = loose_objects.read(common / "objects" / sha[:2] / sha[2:], b"commit")
+        return None if body is None else loose_objects.commit_fields(body)[1]
+    except loose_objects.Unreadable:
         return None
-    header, _, body = data.partition(b"\0")
-    if not header.startswith(b"commit "):
-        return None
-    found = []
-    for line in body.split(b"\n"):
-        if not line:
-            break  # (the headers end at the first empty line; the message follows)
-        if line.startswith(b"parent "):
-            found.append(line[len(b"parent ") :].decode())
-    return found
 
 
 def learn(repo: Path, tip: str, until: str) -> bool:

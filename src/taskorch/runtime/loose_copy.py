@@ -30,9 +30,10 @@ from taskorch.runtime.loose_objects import (
     TREE_MODE,
     Unreadable,
     commit_fields,
+    holds,
     is_loose,
-    packed,
     read,
+    read_any,
     tree_entries,
     write_file,
 )
@@ -97,7 +98,7 @@ class _Walk:
             return
         body = self._own(sha, b"tree")
         if body is None:
-            self._in_target(sha)
+            self._in_target(sha, b"tree")
             return
         size = len(sha) // 2
         before = tree_entries(self._read(base, b"tree"), size) if base else {}
@@ -111,13 +112,13 @@ class _Walk:
                 if is_loose(self.source / entry[:2] / entry[2:], b"blob"):
                     self.order.append(entry)
                 else:
-                    self._in_target(entry)
+                    self._in_target(entry, b"blob")
         self.order.append(sha)
 
     def _first_look(self, sha: str) -> bool:
         if sha in self._seen or sha in self.known:
             return False
-        if len(self._seen) >= WALK or not ref_files.OBJECT_ID.fullmatch(sha.encode()):
+        if len(self._seen) >= WALK or not ref_files.is_object_id(sha):
             raise Unreadable
         self._seen.add(sha)
         return True
@@ -128,17 +129,14 @@ class _Walk:
 
     def _read(self, sha: str | None, kind: bytes) -> bytes | None:
         """The object's content from either repository's loose files (None: neither has it)."""
-        if sha is None:
-            return None
-        found = read(self.source / sha[:2] / sha[2:], kind)
-        return found if found is not None else read(self.target / sha[:2] / sha[2:], kind)
+        return None if sha is None else read_any([self.source, self.target], sha, kind)
 
     def _tree_of(self, commit: str | None) -> str | None:
         body = self._read(commit, b"commit")
         return commit_fields(body)[0] if body is not None else None
 
-    def _in_target(self, sha: str) -> None:
-        if not ((self.target / sha[:2] / sha[2:]).is_file() or packed(self.target, sha)):
+    def _in_target(self, sha: str, kind: bytes) -> None:
+        if not holds([self.target], sha, kind):
             raise Unreadable  # (borrowed from elsewhere, or not there: git knows)
 
 

@@ -63,7 +63,7 @@ def changed_paths(repo: Path, one: str, other: str) -> list[str] | None:
     --name-only --no-renames one other`` lists them (in its order), read from loose objects; None
     when they do not say (a packed tree on a path that changed: ask git)."""
     dirs = object_dirs(repo)
-    if dirs is None or not (_is_id(one) and _is_id(other)):
+    if dirs is None or not (ref_files.is_object_id(one) and ref_files.is_object_id(other)):
         return None
     try:
         trees = []
@@ -124,8 +124,14 @@ def _tree(dirs: Sequence[Path], sha: str | None, size: int) -> dict[bytes, tuple
     return tree_entries(body, size)
 
 
-def _is_id(name: str) -> bool:
-    return ref_files.OBJECT_ID.fullmatch(name.encode()) is not None
+def holds(dirs: Sequence[Path], sha: str, kind: bytes) -> bool:
+    """Whether one of ``dirs`` holds ``sha``: as a loose ``kind`` (a loose file of another kind
+    is :class:`Unreadable`), or in a pack (whose index says only that it is there)."""
+    if not ref_files.is_object_id(sha):
+        raise Unreadable
+    if any(is_loose(objects / sha[:2] / sha[2:], kind) for objects in dirs):
+        return True
+    return any(packed(objects, sha) for objects in dirs)
 
 
 def packed(objects: Path, sha: str) -> bool:

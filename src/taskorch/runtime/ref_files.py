@@ -25,6 +25,12 @@ from pathlib import Path
 OBJECT_ID = re.compile(rb"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 """A commit (any object) id: SHA-1 or SHA-256."""
 
+
+def is_object_id(name: str) -> bool:
+    """Whether ``name`` is a full object id (not a ref name, not an abbreviation)."""
+    return OBJECT_ID.fullmatch(name.encode()) is not None
+
+
 _PLAIN_PATTERN = re.compile(r"refs/(?!.*\.\.)[^*?\[\\]+")
 """A pattern naming a ref or a folder of refs (no wildcard, no way out of the folder)."""
 

@@ -91,7 +91,7 @@ def _entry(repo: Path, record: Path) -> WorktreeEntry | None:
     if checkout is None:
         return None
     prunable = not (checkout / ".git").exists()
-    if ref_files.OBJECT_ID.fullmatch(head.encode()):
+    if ref_files.is_object_id(head):
         return WorktreeEntry(checkout, head, None, prunable=prunable)
     ref = head.removeprefix("ref: ")
     if ref == head or not ref.startswith("refs/heads/"):

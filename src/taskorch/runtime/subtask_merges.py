@@ -116,8 +116,7 @@ class SubtaskMerges:
         said = loose_objects.subject(body)
         if said is None:
             return None
-        ours = said.startswith(_PREFIX) and said.endswith(f" into {self.workflow_branch}")
-        return None if ours and len(parents) == 2 else {}
+        return None if self._merge_key([commit, *parents], said) is not None else {}
 
     async def _changed(self, workflow_tip: str, tip: str) -> list[str]:
         """The files the subtask's branch changed (``git diff workflow_tip...tip``: from the
@@ -155,8 +154,6 @@ class SubtaskMerges:
     async def merges(self) -> dict[str, SubtaskMerge]:
         """The subtask merges on the workflow branch: its first-parent chain of our merge commits,
         newest first, down to the commit the branch started from."""
-        prefix = "taskorch: merge subtask "
-        suffix = f" into {self.workflow_branch}"
         listed = await g.git(
             self.repo,
             *("log", "--first-parent", "-n", "1000", "--format=%H %P%x00%s"),
@@ -168,11 +165,20 @@ class SubtaskMerges:
         for line in listed.stdout.splitlines():
             shas, _, subject = line.partition("\0")
             parts = shas.split()
-            if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
+            key = self._merge_key(parts, subject)
+            if key is None:
                 break
-            key = subject[len(prefix) : -len(suffix)]
             merges.setdefault(key, SubtaskMerge(parts[0], parts[1], parts[2]))
         return merges
+
+    def _merge_key(self, commit_and_parents: list[str], subject: str) -> str | None:
+        """The subtask key of a commit (its id and parents, ``subject``) when it is one of this
+        branch's subtask merges (two parents, the subject :meth:`_message` writes), else None:
+        where the first-parent walks down the branch stop."""
+        suffix = f" into {self.workflow_branch}"
+        if len(commit_and_parents) != 3 or not subject.startswith(_PREFIX):
+            return None
+        return subject[len(_PREFIX) : -len(suffix)] if subject.endswith(suffix) else None
 
     async def landed(self, tip: str, expected: int) -> dict[str, tuple[str, list[str]]]:
         """Subtask key -> (its merge commit, the files it changed) for every subtask merge at
@@ -191,8 +197,6 @@ class SubtaskMerges:
         chain goes on into the base branch, through every earlier workflow's merge: asked for a
         thousand, each verification grew with the repository's history. Only when all it gave
         were ours is it asked for more."""
-        prefix = "taskorch: merge subtask "
-        suffix = f" into {self.workflow_branch}"
         limit = expected + 2 if expected else 16
         while True:
             listed = await g.git(
@@ -206,10 +210,11 @@ class SubtaskMerges:
                 shas, _, rest = record.partition("\0")
                 subject, _, names = rest.partition("\0")
                 parts = shas.split()
-                if len(parts) != 3 or not (subject.startswith(prefix) and subject.endswith(suffix)):
+                key = self._merge_key(parts, subject)
+                if key is None:
                     return landed
                 files = [name for name in names.removeprefix("\n").split("\0") if name]
-                landed.setdefault(subject[len(prefix) : -len(suffix)], (parts[0], files))
+                landed.setdefault(key, (parts[0], files))
             if len(records) < limit or limit >= MAX_MERGES_READ:
                 return landed
             limit = min(limit * 4, MAX_MERGES_READ)

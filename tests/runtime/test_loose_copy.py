@@ -59,6 +59,12 @@ def _origin_and_mirror(
     return origin, mirror
 
 
+def _agent_commit(mirror: Path, files: dict[str, str]) -> tuple[str, str]:
+    """An agent's commit of ``files`` in the mirror: (the commit it was made on, its own)."""
+    base = _git(mirror, "rev-parse", "HEAD")
+    return base, _commit_files(mirror, files, "agent")
+
+
 def _land(origin: Path, tip: str) -> None:
     _git(origin, "update-ref", "refs/heads/taskorch/wf", tip)
     _git(origin, "fsck", "--strict", "--no-dangling")
@@ -66,9 +72,8 @@ def _land(origin: Path, tip: str) -> None:
 
 def test_a_change_in_a_subfolder_reaches_the_origin_whole(pair: tuple[Path, Path]) -> None:
     origin, mirror = pair
-    base = _git(mirror, "rev-parse", "HEAD")
     files = {"src/app/main.py": "print(2)\n", "src/app/new/util.py": "x = 1\n"}
-    tip = _commit_files(mirror, files, "agent")
+    base, tip = _agent_commit(mirror, files)
     assert not _has(origin, tip)
     assert loose_copy.copy(mirror, origin, [tip], [base])
     assert _has(origin, tip)
@@ -138,8 +143,7 @@ def test_packed_objects_leave_it_to_git_and_nothing_is_written(
     pair: tuple[Path, Path],
 ) -> None:
     origin, mirror = pair
-    base = _git(mirror, "rev-parse", "HEAD")
-    tip = _commit_files(mirror, {"packed.txt": "p\n"}, "agent")
+    base, tip = _agent_commit(mirror, {"packed.txt": "p\n"})
     _git(mirror, "repack", "-q", "-d")  # the mirror's own objects now in a pack of its own
     before = sorted(p.name for p in (ref_common(origin) / "objects").rglob("*"))
     assert not loose_copy.copy(mirror, origin, [tip], [base])
@@ -150,8 +154,7 @@ def test_a_commit_the_origin_is_not_known_to_have_leaves_it_to_git(
     pair: tuple[Path, Path],
 ) -> None:
     origin, mirror = pair
-    base = _git(mirror, "rev-parse", "HEAD")
-    tip = _commit_files(mirror, {"x.txt": "x\n"}, "agent")
+    base, tip = _agent_commit(mirror, {"x.txt": "x\n"})
     assert not loose_copy.copy(mirror, origin, [tip], [])  # nothing known: the walk hits base
     assert loose_copy.copy(mirror, origin, [tip], [base])
     assert loose_copy.copy(mirror, origin, [tip], [base])  # again: all there already
@@ -175,8 +178,7 @@ async def test_a_sha256_repository_reads_writes_and_copies_the_same_way(tmp_path
 
     init = "--object-format=sha256"
     origin, mirror = _origin_and_mirror(tmp_path, {"a.txt": "a\n"}, init, gc=False)
-    base = _git(mirror, "rev-parse", "HEAD")
-    tip = _commit_files(mirror, {"d/b.txt": "b\n"}, "agent")
+    base, tip = _agent_commit(mirror, {"d/b.txt": "b\n"})
     assert len(tip) == 64
     assert loose_objects.changed_paths(mirror, base, tip) == ["d/b.txt"]
     merge = await commit_objects.write_commit(mirror, f"{tip}^{{tree}}", [base, tip], "merge")

@@ -91,10 +91,11 @@ async def test_a_workflow_is_one_trace_with_states_attempts_git_and_planner(
         assert attributes["taskorch.attempt"] == 1
 
     git = [s for s in spans if s.name.startswith("git ")]
-    # A merge lands by merge-tree (or merge) and reaches the origin by push or, on this
-    # disk, by copying objects in (as loose files, or a pack).
+    # A merge lands by merge-tree (or merge, or a tree taskorch merged) and reaches the origin
+    # by push or, on this disk, by copying objects in (as loose files, or a pack).
     seen = {s.name for s in git}
-    assert {"git merge", "git merge-tree"} & seen, sorted(seen)
+    merges = {"git merge", "git merge-tree", "tree merged"}
+    assert merges & {s.name for s in spans}, sorted(seen)
     assert {"git push", "objects copied"} & {s.name for s in spans}, sorted(seen)
     under_attempts = {a.context.span_id for a in attempts if a.context}
     assert any(s.parent is not None and s.parent.span_id in under_attempts for s in git)

@@ -77,7 +77,7 @@ async def test_steps_on_the_workflow_branch_copy_no_move_of_the_base_in(
     assert (await g.refs(workspace.repo, tracking))[tracking] == landed.commit
 
 
-async def test_the_conflict_check_and_the_landing_share_one_merge_tree_and_no_merge_base(
+async def test_the_conflict_check_and_the_landing_share_one_merge_and_no_merge_base(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     origin = bare_origin(tmp_path / "remote")
@@ -92,9 +92,13 @@ async def test_the_conflict_check_and_the_landing_share_one_merge_tree_and_no_me
 
     assert not landed.fast_forward
     said = [name for cwd, name in run]
-    # (the summary's one log --boundary gave the merge base the landing needs)
-    assert (said.count("merge-tree"), said.count("merge-base"), said.count("log")) == (1, 0, 1)
-    assert all(cwd == origin for cwd, name in run if name in ("merge-tree", "log"))
+    # (the summary's one log --boundary gave the merge base the landing needs; the sides
+    # changed different files: taskorch wrote the merged tree, git's own)
+    assert (said.count("merge-tree"), said.count("merge-base"), said.count("log")) == (0, 0, 1)
+    assert all(cwd == origin for cwd, name in run if name == "log")
+    parents = (await g.out(origin, "rev-parse", f"{landed.commit}^@")).split()
+    merge = await g.out(origin, "merge-tree", "--write-tree", *parents)
+    assert merge == await g.out(origin, "rev-parse", f"{landed.commit}^{{tree}}")
     files = (await g.out(origin, "ls-tree", "-r", "--name-only", landed.commit)).split()
     assert "one.txt" in files
 
@@ -150,7 +154,8 @@ async def test_a_subtask_made_on_the_workflow_branch_as_it_is_merges_without_mer
 ) -> None:
     """The agent's commits lie on the workflow branch's tip (their loose objects say so): the
     merge commit takes the subtask's own tree, as merge-tree would have given it; a subtask
-    made on an older tip is merged by merge-tree as before."""
+    made on an older tip that changed other files is merged by taskorch too, into git's own
+    tree."""
     origin = bare_origin(tmp_path / "remote")
     workspace = await workspace_on(tmp_path / "home", origin)
     run = _recorded(monkeypatch)
@@ -172,10 +177,13 @@ async def test_a_subtask_made_on_the_workflow_branch_as_it_is_merges_without_mer
         result = await workspace.merge_subtask(key)
         assert result.status is MergeStatus.MERGED
         assert result.files == [f"{key}.txt"]
-    assert [name for _, name in run].count("merge-tree") == 1  # (three: after two moved it)
+    assert "merge-tree" not in [name for _, name in run]  # (three: after two moved it)
     assert "diff" not in [name for _, name in run]  # (three's files: from the tip it was cut at)
     files = await g.out(origin, "ls-tree", "-r", "--name-only", branch)
     assert {"one.txt", "two.txt", "three.txt"} <= set(files.split())
+    parents = (await g.out(origin, "rev-parse", f"{branch}^@")).split()
+    merge = await g.out(origin, "merge-tree", "--write-tree", *parents)
+    assert merge == await g.out(origin, "rev-parse", f"{branch}^{{tree}}")
 
 
 async def test_the_merges_made_here_are_known_landed_without_a_git_log(

@@ -127,10 +127,7 @@ def _write(dirs: list[Path], who: _Who, tree: str, parents: Sequence[str], messa
     if not dirs:
         raise Unreadable
     if tree.endswith(_TREE_OF):
-        body = loose_objects.read_any(dirs, tree.removesuffix(_TREE_OF), b"commit")
-        if body is None:
-            raise Unreadable
-        tree = loose_objects.commit_fields(body)[0]
+        tree = loose_objects.commit_tree(dirs, tree.removesuffix(_TREE_OF))
     for sha, kind in [(tree, b"tree"), *((parent, b"commit") for parent in parents)]:
         if not loose_objects.holds(dirs, sha, kind):
             raise Unreadable  # (commit-tree says which is missing)

@@ -66,12 +66,7 @@ def changed_paths(repo: Path, one: str, other: str) -> list[str] | None:
     if dirs is None or not (ref_files.is_object_id(one) and ref_files.is_object_id(other)):
         return None
     try:
-        trees = []
-        for commit in (one, other):
-            body = read_any(dirs, commit, b"commit")
-            if body is None:
-                return None
-            trees.append(commit_fields(body)[0])
+        trees = [commit_tree(dirs, commit) for commit in (one, other)]
         found: list[str] = []
         budget = [DIFF_WALK]
         _diff(dirs, trees[0], trees[1], b"", len(one) // 2, found, budget)
@@ -193,6 +188,14 @@ def read(path: Path, kind: bytes) -> bytes | None:
     if header != b"%s %d" % (kind, len(body)):
         raise Unreadable
     return body
+
+
+def commit_tree(dirs: Sequence[Path], sha: str) -> str:
+    """The tree of the loose commit ``sha`` (:class:`Unreadable`: not loose here)."""
+    body = read_any(dirs, sha, b"commit")
+    if body is None:
+        raise Unreadable
+    return commit_fields(body)[0]
 
 
 def commit_fields(body: bytes) -> tuple[str, list[str]]:

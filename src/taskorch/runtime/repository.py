@@ -12,7 +12,14 @@ import logging
 from collections import OrderedDict
 from pathlib import Path
 
-from taskorch.runtime import ancestry, commit_objects, loose_commits
+from taskorch.runtime import (
+    ancestry,
+    commit_objects,
+    loose_commits,
+    loose_objects,
+    tracing,
+    tree_merge,
+)
 from taskorch.runtime import git as g
 from taskorch.runtime.basemove import (
     dirty_refusal,
@@ -305,7 +312,12 @@ async def merged_tree(repo: Path, one: str, other: str) -> tuple[str | None, lis
         return f"{one}^{{tree}}", []
     key = (str(repo), one, other)
     tree = _merged_trees.get(key)
+    if tree is None:
+        with tracing.span("tree merged") as notes:
+            tree = await _merged_loose(repo, one, other)
+            notes.set("taskorch.merged_by", "git" if tree is None else "taskorch")
     if tree is not None:
+        _remember_merged_tree(key, tree)
         return tree, []
     merge = ("merge-tree", "--write-tree", "--name-only", "--no-messages", one, other)
     result = await g.git(repo, *merge, check=False)
@@ -314,10 +326,31 @@ async def merged_tree(repo: Path, one: str, other: str) -> tuple[str | None, lis
         return None, sorted({line for line in lines[1:] if line})
     if not result.ok or not lines:
         raise g.GitError(merge, repo, result.returncode, result.stderr)
-    _merged_trees[key] = lines[0]
+    _remember_merged_tree(key, lines[0])
+    return lines[0], []
+
+
+def _remember_merged_tree(key: tuple[str, str, str], tree: str) -> None:
+    _merged_trees[key] = tree
+    _merged_trees.move_to_end(key)
     while len(_merged_trees) > _MERGED_TREES_KEPT:
         _merged_trees.popitem(last=False)
-    return lines[0], []
+
+
+async def _merged_loose(repo: Path, one: str, other: str) -> str | None:
+    """The clean merge's tree as :mod:`taskorch.runtime.tree_merge` writes it from loose
+    objects, where the loose commits prove the one merge base (:func:`loose_commits.merge_base`)
+    and taskorch may write objects into ``repo``; None: git merges."""
+    remembered = ancestry.merge_base(one, other)
+    base = loose_commits.merge_base(repo, one, other, (remembered,) if remembered else ())
+    dirs = loose_objects.object_dirs(repo)
+    if base is None or not dirs or not await commit_objects.writes_allowed(repo):
+        return None
+    try:
+        trees = [loose_objects.commit_tree(dirs, commit) for commit in (base, one, other)]
+        return tree_merge.merged(dirs, *trees)
+    except (loose_objects.Unreadable, OSError):
+        return None
 
 
 async def merge_without_checkout(

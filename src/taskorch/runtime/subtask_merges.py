@@ -130,6 +130,8 @@ class SubtaskMerges:
             # is from the merge base, that tip when the loose commits show it is.
             fork = loose_commits.fork_point(self.repo, tip, workflow_tip)
             start = fork and loose_commits.merge_base(self.repo, workflow_tip, tip, (fork,))
+            if start:  # (the merge that follows starts from it too)
+                ancestry.note_merge_base(workflow_tip, tip, start)
         if start:
             files = loose_objects.changed_paths(self.repo, start, tip)
             if files is not None:

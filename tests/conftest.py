@@ -37,13 +37,22 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from taskorch.runtime import spare_pools
+from taskorch.runtime import ancestry, loose_commits, loose_objects, spare_pools
 from taskorch.store import Store, open_store, redact_url
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CONNECT_TIMEOUT_S = 5
 
 StoreFactory = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_commits() -> None:
+    """Each test starts with no commit facts of an earlier one (ancestry, parents, trees: true
+    forever, but a test of what a step asks git must not depend on which tests ran first)."""
+    ancestry.forget()
+    loose_commits._parents.clear()
+    loose_objects._trees.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -101,8 +101,46 @@ def test_objects_borrowed_through_alternates_are_read(tmp_path: Path) -> None:
     assert loose_objects.changed_paths(mirror, base, tip) == ["b.txt"]
 
 
-def test_a_subject_is_said_only_where_git_prints_the_line_as_it_is() -> None:
+MESSAGES = [
+    b"one line\n\nbody\n",
+    b"first\nsecond\n\nbody\n",  # (git joins the first paragraph's lines)
+    b"\n\n  \nafter blank lines  \t\r\nand more \n",
+    b"ends without a newline",
+    b"",
+    b"   leading spaces stay\n",
+    b"t\xc3\xa9l\xc3\xa9\n",
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES)
+def test_a_subject_is_what_git_prints(repo: Path, message: bytes) -> None:
+    tree = _git(repo, "mktree", "--missing")  # (the empty tree, from no input)
+    content = b"tree %s\nauthor t <t@t> 1 +0000\ncommitter t <t@t> 1 +0000\n\n%s" % (
+        tree.encode(),
+        message,
+    )
+    sha = (
+        subprocess.run(
+            ["git", "-C", str(repo), "hash-object", "-t", "commit", "-w", "--stdin"],
+            input=content,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    dirs = loose_objects.object_dirs(repo)
+    body = loose_objects.read_any(dirs or [], sha, b"commit")
+    assert body is not None
+    printed = subprocess.run(
+        ["git", "-C", str(repo), "log", "-1", "--format=%s", sha],
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    assert loose_objects.subject(body) == printed.removesuffix("\n")
+
+
+def test_a_subject_in_another_encoding_is_left_to_git() -> None:
     headers = b"tree " + b"a" * 40 + b"\nauthor t <t@t> 1 +0000\ncommitter t <t@t> 1 +0000"
-    assert loose_objects.subject(headers + b"\n\none line\n\nbody\n") == "one line"
-    assert loose_objects.subject(headers + b"\n\nfirst\nsecond\n") is None  # (git joins them)
     assert loose_objects.subject(headers + b"\nencoding latin-1\n\nline\n") is None
+    assert loose_objects.subject(headers + b"\n\nt\xe9l\xe9\n") is None

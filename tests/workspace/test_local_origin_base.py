@@ -16,6 +16,7 @@ from taskorch.agents.sim_worktree import SimWorktreeAgent
 from taskorch.runtime import git as g
 from taskorch.runtime import remote, repository
 from taskorch.runtime.workspace import MergeStatus
+from taskorch.runtime.workspace_records import parse_numstat
 
 from .conftest import noop, sim_task
 from .test_local_origin import merged, workspace_on
@@ -214,3 +215,29 @@ async def test_the_merges_made_here_are_known_landed_without_a_git_log(
     landed = await workspace.landed_merges(4)
     assert "log" in [name for _, name in run]  # (four was a real merge: git reads it)
     assert sorted(landed) == ["four", "one", "three", "two"]
+
+
+async def test_a_pull_request_read_from_loose_objects_is_what_git_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary of a workflow branch of subtask merges (made here, so their merge base with
+    the base is known) runs no ``log`` and no ``diff``: its commits and diff stat are git's."""
+    origin = bare_origin(tmp_path / "remote")
+    workspace = await workspace_on(tmp_path / "home", origin)
+    await merged(workspace, "one", ["one.txt", "docs/one.md"])
+    await merged(workspace, "two", ["two.txt"])
+    run = _recorded(monkeypatch)
+
+    summary = await workspace.pr_summary()
+
+    said = [name for _, name in run]
+    assert "log" not in said
+    assert "diff" not in said
+    start, head = summary.base_commit, summary.head_commit
+    log = await g.out(origin, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
+    assert [(c.sha, c.subject) for c in summary.commits] == [
+        tuple(line.split("\0", 1)) for line in log.splitlines()
+    ]
+    numstat = await g.out(origin, "diff", "--numstat", "--no-renames", start, head)
+    assert summary.diff == parse_numstat(numstat)
+    assert len(summary.commits) == 4  # (two agents' commits, two merges)

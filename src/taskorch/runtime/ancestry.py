@@ -33,7 +33,10 @@ def note(ancestor: str, descendant: str) -> None:
     as a ref name, is not a fact about commits and is ignored)."""
     if ancestor == descendant or not (is_object_id(ancestor) and is_object_id(descendant)):
         return
-    _below.setdefault(descendant, set()).add(ancestor)
+    known_here = _below.setdefault(descendant, set())
+    if ancestor not in known_here:
+        known_here.add(ancestor)
+        _closures.clear()  # (a new fact: a walk may now go further)
     _below.move_to_end(descendant)
     while len(_below) > KEPT:
         _below.popitem(last=False)
@@ -62,7 +65,18 @@ def known(ancestor: str, descendant: str) -> bool:
 def known_below(descendant: str) -> frozenset[str]:
     """Every commit the remembered facts place in ``descendant``'s history (as far as
     :data:`WALK` steps go): for a caller with many questions about one commit, where
-    :func:`known` walks the facts again for each."""
+    :func:`known` walks the facts again for each. Kept until a new fact is noted."""
+    closure = _closures.get(descendant)
+    if closure is None:
+        closure = _closures[descendant] = _walk_below(descendant)
+    return closure
+
+
+_closures: dict[str, frozenset[str]] = {}
+""":func:`known_below` as walked since the last new fact."""
+
+
+def _walk_below(descendant: str) -> frozenset[str]:
     seen = {descendant}
     todo = [descendant]
     while todo and len(seen) <= WALK:
@@ -109,4 +123,5 @@ def merge_base(one: str, other: str) -> str | None:
 def forget() -> None:
     """Forget every fact (tests)."""
     _below.clear()
+    _closures.clear()
     _bases.clear()

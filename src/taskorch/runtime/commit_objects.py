@@ -53,9 +53,9 @@ class _Who:
     committer_dated: bool
 
 
-_identities: dict[Path, tuple[_Who | None, float]] = {}
-"""A repository's common folder -> who commits there (None: git writes), and when that was
-read."""
+_identities: dict[Path, tuple[_Who | None, dict[str, str], float]] = {}
+"""A repository's common folder -> who commits there (None: git writes), its configuration
+(keys in lower case), and when that was read."""
 
 
 async def write_commit(repo: Path, tree: str, parents: Sequence[str], message: str) -> str | None:
@@ -81,22 +81,38 @@ async def writes_allowed(repo: Path) -> bool:
     return common is not None and await _identity(repo, common) is not None
 
 
+async def configured(repo: Path, key: str) -> bool | None:
+    """Whether ``repo``'s configuration (global and system too) sets ``key`` (lower case), as
+    the ``git var -l`` this module reads says; None where it could not be read."""
+    common = ref_files.common_dir(repo)
+    if common is None:
+        return None
+    await _identity(repo, common)
+    known = _identities.get(common)
+    return None if known is None or not known[1] else key in known[1]
+
+
 async def _identity(repo: Path, common: Path) -> _Who | None:
     known = _identities.get(common)
-    if known is not None and time.monotonic() - known[1] < IDENTITY_S:
+    if known is not None and time.monotonic() - known[2] < IDENTITY_S:
         return known[0]
     said = await g.git(repo, "var", "-l", check=False)
-    who = _parse(said.stdout) if said.ok else None
-    _identities[common] = who, time.monotonic()
+    values = _values(said.stdout) if said.ok else {}
+    who = _parse(values) if values else None
+    _identities[common] = who, values, time.monotonic()
     return who
 
 
-def _parse(listing: str) -> _Who | None:
+def _values(listing: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in listing.splitlines():
         key, sep, value = line.partition("=")
         if sep:
             values[key if key.startswith("GIT_") else key.lower()] = value
+    return values
+
+
+def _parse(values: dict[str, str]) -> _Who | None:
     if values.get("commit.gpgsign", "false").strip().lower() not in _FALSE:
         return None
     if values.get("i18n.commitencoding", "utf-8").strip().lower() not in {"utf-8", "utf8"}:

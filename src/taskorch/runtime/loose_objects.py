@@ -11,10 +11,12 @@ does not parse) raises :class:`Unreadable` or gives None, and the caller asks gi
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import struct
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +69,37 @@ def changed_paths(repo: Path, one: str, other: str) -> list[str] | None:
         return None
     try:
         trees = [commit_tree(dirs, commit) for commit in (one, other)]
-        found: list[str] = []
-        budget = [DIFF_WALK]
-        _diff(dirs, trees[0], trees[1], b"", len(one) // 2, found, budget)
+        changes = tree_changes(dirs, trees[0], trees[1])
     except Unreadable:
         return None
+    return [change.name for change in changes]
+
+
+Entry = tuple[bytes, str]
+"""A tree entry's mode and object id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A path whose entry differs between two trees (None: not there on that side)."""
+
+    path: bytes
+    old: Entry | None
+    new: Entry | None
+
+    @property
+    def name(self) -> str:
+        return self.path.decode(errors="surrogateescape")
+
+
+def tree_changes(
+    dirs: Sequence[Path], one: str, other: str, folders: list[dict[bytes, Entry]] | None = None
+) -> list[Change]:
+    """The paths whose entries differ between the trees ``one`` and ``other``, in the order git
+    lists them, read from loose objects (:class:`Unreadable`: a packed tree on a path that
+    changed, or more than :data:`DIFF_WALK` trees). The trees read are added to ``folders``."""
+    found: list[Change] = []
+    _diff(dirs, one, other, b"", len(one) // 2, found, [DIFF_WALK], folders)
     return found
 
 
@@ -81,8 +109,9 @@ def _diff(
     other: str | None,
     prefix: bytes,
     size: int,
-    found: list[str],
+    found: list[Change],
     budget: list[int],
+    folders: list[dict[bytes, Entry]] | None,
 ) -> None:
     """Append to ``found`` the paths under ``prefix`` that differ between the trees ``one`` and
     ``other`` (None: no tree there), walking both in git's tree order (a folder sorts as its
@@ -93,30 +122,50 @@ def _diff(
     if budget[0] < 0:
         raise Unreadable
     before, after = _tree(dirs, one, size), _tree(dirs, other, size)
-    keyed_before = {_order_key(n, m): (n, m, s) for n, (m, s) in before.items()}
-    keyed_after = {_order_key(n, m): (n, m, s) for n, (m, s) in after.items()}
+    if folders is not None:
+        folders += [before, after]
+    keyed_before = {_order_key(n, m): (m, s) for n, (m, s) in before.items()}
+    keyed_after = {_order_key(n, m): (m, s) for n, (m, s) in after.items()}
     for key in sorted(keyed_before.keys() | keyed_after.keys()):
         old, new = keyed_before.get(key), keyed_after.get(key)
-        if old is not None and new is not None and old[1:] == new[1:]:
+        if old == new:
             continue
         path = prefix + key
         if key.endswith(b"/"):  # (a folder, on either side or both)
-            _diff(dirs, old[2] if old else None, new[2] if new else None, path, size, found, budget)
+            subtrees = old[1] if old else None, new[1] if new else None
+            _diff(dirs, *subtrees, path, size, found, budget, folders)
         else:
-            found.append(path.decode(errors="surrogateescape"))
+            found.append(Change(path, old, new))
 
 
 def _order_key(name: bytes, mode: bytes) -> bytes:
     return name + b"/" if mode == TREE_MODE else name
 
 
-def _tree(dirs: Sequence[Path], sha: str | None, size: int) -> dict[bytes, tuple[bytes, str]]:
-    if sha is None:
-        return {}
+def _tree(dirs: Sequence[Path], sha: str | None, size: int) -> dict[bytes, Entry]:
+    return {} if sha is None else read_tree(dirs, sha, size)
+
+
+TREES_KEPT = 512
+"""Trees whose entries, once read, are remembered (the least recently used are forgotten)."""
+
+_trees: OrderedDict[str, dict[bytes, Entry]] = OrderedDict()
+
+
+def read_tree(dirs: Sequence[Path], sha: str, size: int) -> dict[bytes, Entry]:
+    """The entries of the tree ``sha`` from its loose file (:class:`Unreadable`: packed, or
+    not a tree); an id names its content, so one read is kept (do not change what it gives)."""
+    entries = _trees.get(sha)
+    if entries is not None:
+        _trees.move_to_end(sha)
+        return entries
     body = read_any(dirs, sha, b"tree")
     if body is None:
-        raise Unreadable  # (packed)
-    return tree_entries(body, size)
+        raise Unreadable  # (packed: git reads it)
+    entries = _trees[sha] = tree_entries(body, size)
+    while len(_trees) > TREES_KEPT:
+        _trees.popitem(last=False)
+    return entries
 
 
 def holds(dirs: Sequence[Path], sha: str, kind: bytes) -> bool:
@@ -214,26 +263,31 @@ def commit_fields(body: bytes) -> tuple[str, list[str]]:
 
 
 def subject(body: bytes) -> str | None:
-    """A commit's subject (``%s``) when its message's first paragraph is one line of UTF-8 (None
-    otherwise: git joins a longer one, and may re-encode, as it prints it)."""
+    """A commit's subject as ``%s`` prints it: blank lines skipped, then the lines of the first
+    paragraph with their trailing white space cut, joined by spaces (git's ``format_subject``).
+    None for a message in another encoding (an ``encoding`` header, or not UTF-8): git may
+    re-encode it."""
     headers, _, message = body.partition(b"\n\n")
     if b"\nencoding " in b"\n" + headers:
         return None
-    first = message.split(b"\n\n", 1)[0].rstrip(b"\n")
-    if b"\n" in first:
-        return None
+    lines = [line.rstrip(_GIT_SPACE) for line in message.split(b"\n")]
+    first = list(itertools.takewhile(bool, itertools.dropwhile(lambda line: not line, lines)))
     try:
-        return first.decode()
+        return b" ".join(first).decode()
     except UnicodeDecodeError:
         return None
 
 
-def tree_entries(body: bytes | None, size: int) -> dict[bytes, tuple[bytes, str]]:
+_GIT_SPACE = b" \t\n\r"
+"""What git's own ``isspace`` takes for white space."""
+
+
+def tree_entries(body: bytes | None, size: int) -> dict[bytes, Entry]:
     """A tree's entries: name -> (mode, object id). Each is ``<mode> <name>\\0<raw id>``, the
     id ``size`` bytes (20 for SHA-1, 32 for SHA-256)."""
     if body is None:
         return {}
-    found: dict[bytes, tuple[bytes, str]] = {}
+    found: dict[bytes, Entry] = {}
     at = 0
     try:
         while at < len(body):

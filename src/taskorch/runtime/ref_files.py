@@ -171,6 +171,12 @@ def _loose(common: Path, name: str) -> str | None:
     return data.decode() if OBJECT_ID.fullmatch(data) else None  # (a symbolic ref: git)
 
 
+def packed_under(common: Path, folder: str) -> bool | None:
+    """Whether ``packed-refs`` lists a ref under ``folder`` (None: it cannot be read)."""
+    packed = _packed_refs(common)
+    return None if packed is None else any(name.startswith(folder) for name in packed)
+
+
 def _packed_refs(common: Path) -> dict[str, str] | None:
     path = common / "packed-refs"
     try:

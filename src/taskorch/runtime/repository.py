@@ -17,6 +17,7 @@ from taskorch.runtime import (
     commit_objects,
     loose_commits,
     loose_objects,
+    loose_summary,
     tracing,
     tree_merge,
 )
@@ -230,7 +231,9 @@ async def summarise(
     else:
         (base_tip,) = await tips(repo, f"refs/heads/{base}")
     start, commits = await _commits_beyond(repo, base_tip, head)
-    stat = parse_numstat(await g.out(repo, "diff", "--numstat", "--no-renames", start, head))
+    stat = await loose_summary.numstat(repo, start, head)
+    if stat is None:
+        stat = parse_numstat(await g.out(repo, "diff", "--numstat", "--no-renames", start, head))
     return PullRequestSummary(base, branch, start, head, commits, stat)
 
 
@@ -239,13 +242,18 @@ async def _commits_beyond(repo: Path, base_tip: str, head: str) -> tuple[str, li
     first. Where the remembered facts do not give the merge base, one ``log --boundary`` gives
     both: a single boundary commit (an excluded parent of a listed commit) is the merge base,
     and then what the log lists is exactly what lies beyond it. Otherwise (criss-cross merges,
-    unrelated histories) git's ``merge-base`` is asked, as before."""
-    start = _remembered_merge_base(base_tip, head)
+    unrelated histories) git's ``merge-base`` is asked, as before. Where the merge base is
+    known (remembered, or shown by the loose commits down from ``head``) and the commits beyond
+    it are a line of loose ones, they are read from their files (:mod:`loose_summary`)."""
+    start = _remembered_merge_base(base_tip, head) or _loose_merge_base(repo, base_tip, head)
+    listed = loose_summary.commits(repo, start, head) if start is not None else None
+    if start is not None and listed is not None:
+        return start, listed
     if start is None:
-        listed = await g.out(
+        said = await g.out(
             repo, "log", "--reverse", "--boundary", "--format=%m%H%x00%s", head, f"^{base_tip}"
         )
-        lines = [line for line in listed.splitlines() if line]
+        lines = [line for line in said.splitlines() if line]
         boundary = [line[1:].split("\0", 1)[0] for line in lines if line.startswith("-")]
         if len(boundary) == 1 or (not boundary and not lines):
             start = boundary[0] if boundary else head
@@ -257,6 +265,17 @@ async def _commits_beyond(repo: Path, base_tip: str, head: str) -> tuple[str, li
         start = await _merge_base(repo, base_tip, head, check=True)
     log = await g.out(repo, "log", "--reverse", "--format=%H%x00%s", f"{start}..{head}")
     return start, [CommitInfo(*line.split("\0", 1)) for line in log.splitlines() if line]
+
+
+def _loose_merge_base(repo: Path, base_tip: str, head: str) -> str | None:
+    """The merge base the loose commits prove the one (:func:`loose_commits.merge_base`): a
+    remembered common ancestor, or a commit where the loose commits down from ``head`` meet
+    ``base_tip``'s known history."""
+    met = loose_commits.meeting_points(repo, head, base_tip)
+    start = loose_commits.merge_base(repo, base_tip, head, met)
+    if start:
+        ancestry.note_merge_base(base_tip, head, start)
+    return start
 
 
 def _remembered_merge_base(one: str, other: str) -> str | None:

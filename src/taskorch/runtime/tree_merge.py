@@ -24,15 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from taskorch.runtime import loose_objects
-from taskorch.runtime.loose_objects import TREE_MODE, Unreadable
+from taskorch.runtime.loose_objects import TREE_MODE, Entry, Unreadable
 
 WALK = 64
 """At most this many folders both sides changed are merged here."""
 
 _CANONICAL = {TREE_MODE, b"100644", b"100755", b"120000", loose_objects.GITLINK_MODE}
 """The modes git writes (it reads others, from old trees, as one of these)."""
-
-_Entry = tuple[bytes, str]  # (mode, object id)
 
 
 def merged(dirs: Sequence[Path], base: str, one: str, other: str) -> str | None:
@@ -69,7 +67,7 @@ def _merge(
     if budget[0] < 0:
         raise Unreadable
     before, ours, theirs = (_tree(dirs, sha, size) for sha in (base, one, other))
-    result: dict[bytes, _Entry] = {}
+    result: dict[bytes, Entry] = {}
     for name in before.keys() | ours.keys() | theirs.keys():
         sides = before.get(name), ours.get(name), theirs.get(name)
         entry = _entry(dirs, *sides, size, written, budget)
@@ -80,13 +78,13 @@ def _merge(
 
 def _entry(
     dirs: Sequence[Path],
-    before: _Entry | None,
-    ours: _Entry | None,
-    theirs: _Entry | None,
+    before: Entry | None,
+    ours: Entry | None,
+    theirs: Entry | None,
     size: int,
     written: list[tuple[str, bytes]],
     budget: list[int],
-) -> _Entry | None:
+) -> Entry | None:
     """One name's merged entry (None: absent on both sides)."""
     if ours == theirs:
         if ours is None and before is not None:
@@ -111,16 +109,11 @@ def _entry(
     return taken
 
 
-def _tree(dirs: Sequence[Path], sha: str | None, size: int) -> dict[bytes, _Entry]:
-    if sha is None:
-        return {}
-    body = loose_objects.read_any(dirs, sha, b"tree")
-    if body is None:
-        raise Unreadable  # (packed: git reads it)
-    return loose_objects.tree_entries(body, size)
+def _tree(dirs: Sequence[Path], sha: str | None, size: int) -> dict[bytes, Entry]:
+    return {} if sha is None else loose_objects.read_tree(dirs, sha, size)
 
 
-def _written(entries: dict[bytes, _Entry], size: int, written: list[tuple[str, bytes]]) -> str:
+def _written(entries: dict[bytes, Entry], size: int, written: list[tuple[str, bytes]]) -> str:
     """The id of the tree of ``entries``, its object appended to ``written``: entries in git's
     order (a folder sorts as its name with a ``/``), each ``<mode> <name>\\0<raw id>``."""
     parts = []

@@ -170,13 +170,17 @@ async def _attributes_elsewhere(repo: Path) -> bool:
     common = ref_files.common_dir(repo)
     if common is None or await commit_objects.configured(repo, "core.attributesfile") is not False:
         return True
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    places = [
-        common / "info" / "attributes",
-        Path(config_home) / "git" / "attributes",
-        Path("/etc/gitattributes"),
-    ]
+    places = [common / "info" / "attributes", *_SYSTEM_ATTRIBUTES]
+    config_home = os.environ.get("XDG_CONFIG_HOME") or (
+        os.path.join(os.environ["HOME"], ".config") if os.environ.get("HOME") else None
+    )
+    if config_home is not None:  # (git's own order: the XDG folder, else ~/.config)
+        places.append(Path(config_home) / "git" / "attributes")
     return any(place.exists() for place in places)
+
+
+_SYSTEM_ATTRIBUTES = [Path("/etc/gitattributes"), Path("/usr/local/etc/gitattributes")]
+"""Where git built for ``/usr`` or ``/usr/local`` reads the system's attributes."""
 
 
 def _attributes_in_checkout(repo: Path, paths: list[bytes]) -> bool:

@@ -9,7 +9,7 @@ import pytest
 
 from taskorch.agents.base import AgentAdapter
 from taskorch.agents.sim import SimBehaviour
-from taskorch.agents.sim_worktree import SimWorktreeAgent
+from taskorch.agents.sim_worktree import SimWorktreeAgent, _committed
 from taskorch.domain.errors import AgentError
 
 from .conftest import commit_file, git, noop, sim_task
@@ -106,3 +106,14 @@ async def test_a_missing_worktree_directory_is_an_agent_error(tmp_path: Path) ->
     with pytest.raises(AgentError, match=r"worktree .* does not exist"):
         await SimWorktreeAgent().run(sim_task("k", [], workdir=tmp_path / "gone"), noop)
     assert not (tmp_path / "gone").exists()
+
+
+def test_the_commit_is_read_from_what_git_commit_says() -> None:
+    """``git commit``'s first line names the commit (no ``rev-parse`` after it); a line that
+    does not (another git's wording) sends it to ``rev-parse``."""
+    sha = "c37dc1a027d945c44a240fc33250c4b463114a17"
+    assert _committed(f"[taskorch/wf-1/s1 {sha}] simulated: s1\n 1 file changed") == sha
+    assert _committed(f"[main (root-commit) {sha}] first") == sha
+    assert _committed(f"[detached HEAD {sha}] detached") == sha
+    assert _committed(f"[main {sha[:12]}] abbreviated") is None
+    assert _committed("") is None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path, PurePosixPath
 
 from taskorch.agents import captured
@@ -145,8 +146,8 @@ class SimWorktreeAgent:
             f"Taskorch-Simulated: true\nTaskorch-Workflow: {task.subtask.workflow_id}\n"
             f"Taskorch-Subtask: {task.subtask.key}"
         )
-        await _git(workdir, heartbeat, "commit", "-q", "--no-verify", "-m", subject, "-m", body)
-        commit = (await _git(workdir, heartbeat, "rev-parse", "HEAD")).strip()
+        said = await _git(workdir, heartbeat, "commit", "--no-verify", "-m", subject, "-m", body)
+        commit = _committed(said) or (await _git(workdir, heartbeat, "rev-parse", "HEAD")).strip()
         return AgentResult(
             success=True,
             output=(
@@ -156,6 +157,18 @@ class SimWorktreeAgent:
             data={"files": written, "commit": commit, "simulated_by": self.name},
             simulated=True,
         )
+
+
+_COMMITTED = re.compile(r"\[\S+(?: [^\]]+)? ([0-9a-f]{40}|[0-9a-f]{64})\] ")
+"""``git commit``'s first line, ``[<branch> <commit>] <subject>`` (``core.abbrev=no``: the
+whole id; ``detached HEAD``, ``(root-commit)`` between)."""
+
+
+def _committed(said: str) -> str | None:
+    """The commit ``git commit`` says it made (no ``rev-parse`` after it), None when it says
+    otherwise."""
+    found = _COMMITTED.match(said)
+    return found[1] if found else None
 
 
 def label(task: AgentTask, agent: str = "sim") -> str:
@@ -292,7 +305,7 @@ async def _git(workdir: Path, heartbeat: Heartbeat, *args: str) -> str:
     # agent's program whose tree must die with the worker.
     try:
         found = await captured.run(
-            ("git", "-c", "commit.gpgsign=false", *args),
+            ("git", "-c", "commit.gpgsign=false", "-c", "core.abbrev=no", *args),
             cwd=workdir,
             env=env,
             timeout_s=GIT_FINISH_S,

@@ -47,6 +47,11 @@ def known(ancestor: str, descendant: str) -> bool:
     only that they do not say: ask git)."""
     if ancestor == descendant:
         return is_object_id(ancestor)
+    closure = _closures.get(descendant)
+    if closure is not None:  # (the same walk, made already: its answer)
+        if ancestor in closure and descendant in _below:
+            _below.move_to_end(descendant)
+        return ancestor in closure
     seen = {descendant}
     todo = [descendant]
     while todo and len(seen) <= WALK:

@@ -10,7 +10,7 @@ import pytest
 
 from fakes.origins import git
 from taskorch.runtime import git as g
-from taskorch.runtime import worktree_admin
+from taskorch.runtime import ref_files, worktree_admin
 
 
 @pytest.fixture
@@ -42,6 +42,32 @@ async def test_the_files_list_what_git_lists(mirror: Path) -> None:
     assert len(from_git) == 5
     assert any(e.prunable for e in from_git)
     assert any(e.branch is None for e in from_git)
+
+
+async def test_only_the_wanted_worktrees_are_given(
+    mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that wants some (the clean-up: its workflow's) gets those, the same entries,
+    and only their branches' tips are read."""
+    read: list[tuple[str, ...]] = []
+    real = ref_files.read_refs
+
+    def reading(cwd: Path, names: tuple[str, ...]) -> dict[str, str] | None:
+        read.append(names)
+        return real(cwd, names)
+
+    monkeypatch.setattr(ref_files, "read_refs", reading)
+    every = worktree_admin.linked_worktrees(mirror)
+    assert every is not None
+    read.clear()
+
+    def wanted(path: Path, branch: str | None) -> bool:
+        return branch is not None and branch.startswith("taskorch/wf-1/")
+
+    some = worktree_admin.linked_worktrees(mirror, wanted)
+    assert some == [e for e in every if wanted(e.path, e.branch)]
+    assert len(some or []) == 3
+    assert sorted(read) == sorted((f"refs/heads/{e.branch}",) for e in some or [])
 
 
 async def test_gone_worktrees_under_a_folder_are_forgotten_as_prune_would(

@@ -47,10 +47,10 @@ class WorkspaceCleanup:
             await self._workflow.sync(full=True)
         async with g.admin_lock(self.repo):
             self.folders.give_spares_to_pool()
-            listed = worktree_admin.linked_worktrees(self.repo)
+            listed = worktree_admin.linked_worktrees(self.repo, self._owns)
             if listed is None:
                 listed = await g.worktrees(self.repo)
-            entries = [e for e in listed if self._owns(e)]
+            entries = [e for e in listed if self._owns(e.path, e.branch)]
         # (spare worktrees hold no work: removed with the folder, unreported)
         entries = [e for e in entries if not is_under(e.path, self.folders.spares)]
         for entry in entries:
@@ -75,11 +75,12 @@ class WorkspaceCleanup:
                     await g.git(self.repo, "worktree", "prune")
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 
-    def _owns(self, entry: g.WorktreeEntry) -> bool:
-        if self.folders.pooled(entry.path):
+    def _owns(self, path: Path, branch: str | None) -> bool:
+        """Whether the worktree at ``path`` on ``branch`` is this workflow's."""
+        if self.folders.pooled(path):
             return False  # (a spare between workflows: its branch's name is an ended one's)
-        mine = entry.branch is not None and entry.branch.startswith(self.namespace)
-        return mine or is_under(entry.path, self.root)
+        mine = branch is not None and branch.startswith(self.namespace)
+        return mine or is_under(path, self.root)
 
     async def _branches_and_base(
         self, where: Path, prefix: str

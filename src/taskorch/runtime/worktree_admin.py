@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from taskorch.runtime import ref_files
@@ -22,15 +23,25 @@ from taskorch.runtime.git import WorktreeEntry
 from taskorch.runtime.worktree_folders import is_under
 
 
-def linked_worktrees(repo: Path) -> list[WorktreeEntry] | None:
+def linked_worktrees(
+    repo: Path, wanted: Callable[[Path, str | None], bool] | None = None
+) -> list[WorktreeEntry] | None:
     """The linked worktrees of ``repo`` (its main checkout, or the bare repository itself, is
-    not among them), as ``worktree list`` gives them; None when git must be asked."""
+    not among them), as ``worktree list`` gives them; None when git must be asked. With
+    ``wanted`` (a checkout's folder and branch name: kept?), only those it keeps, whose tips
+    alone are read."""
     records = _records(repo)
     if records is None:
         return None
     entries = []
     for record in records:
-        entry = _entry(repo, record)
+        recorded = _recorded(record)
+        if recorded is None:
+            return None
+        checkout, head, branch = recorded
+        if wanted is not None and not wanted(checkout, branch):
+            continue
+        entry = _entry(repo, checkout, head, branch)
         if entry is None:
             return None
         entries.append(entry)
@@ -82,7 +93,8 @@ def _in_use(record: Path, checkout: Path) -> bool:
     return (checkout / ".git").exists() or (record / "locked").exists()
 
 
-def _entry(repo: Path, record: Path) -> WorktreeEntry | None:
+def _recorded(record: Path) -> tuple[Path, str, str | None] | None:
+    """A worktree's folder, ``HEAD`` and branch (None: detached), as its record says."""
     checkout = checkout_of_record(record)
     try:
         head = (record / "HEAD").read_text().strip()
@@ -90,13 +102,19 @@ def _entry(repo: Path, record: Path) -> WorktreeEntry | None:
         return None
     if checkout is None:
         return None
-    prunable = not (checkout / ".git").exists()
     if ref_files.is_object_id(head):
-        return WorktreeEntry(checkout, head, None, prunable=prunable)
+        return checkout, head, None
     ref = head.removeprefix("ref: ")
     if ref == head or not ref.startswith("refs/heads/"):
         return None
-    tip = ref_files.read_refs(repo, (ref,))
+    return checkout, ref, ref.removeprefix("refs/heads/")
+
+
+def _entry(repo: Path, checkout: Path, head: str, branch: str | None) -> WorktreeEntry | None:
+    prunable = not (checkout / ".git").exists()
+    if branch is None:
+        return WorktreeEntry(checkout, head, None, prunable=prunable)
+    tip = ref_files.read_refs(repo, (head,))
     if tip is None:
         return None
-    return WorktreeEntry(checkout, tip.get(ref), ref.removeprefix("refs/heads/"), prunable=prunable)
+    return WorktreeEntry(checkout, tip.get(head), branch, prunable=prunable)

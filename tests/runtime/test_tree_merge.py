@@ -111,6 +111,9 @@ def test_a_clean_merge_is_git_s_own_tree(repo: Path, one: Files, other: Files) -
         ({"b": None, "b/inner": "a folder\n"}, {"b": "changed\n"}),  # a file became a folder
         ({"new": "a file\n"}, {"new/inner": "a folder\n"}),  # added as both
         ({"a.txt": None, "c.txt": "a\n"}, {"a.txt": None, "d.txt": "a\n"}),  # renamed twice
+        # ... from a folder both changed alike (it keeps a file): git's rename/rename conflict
+        ({"src/lib.py": None, "one/lib.py": "l\n"}, {"src/lib.py": None, "two/lib.py": "l\n"}),
+        ({"b": None, "b/in": "b\n", "x.z": "1\n"}, {"b": None, "b/in": "b\n", "y.z": "2\n"}),
     ],
 )
 def test_what_git_might_merge_otherwise_is_left_to_git(
@@ -169,15 +172,33 @@ _change = st.dictionaries(
 )
 
 
+_moves = st.lists(st.tuples(st.sampled_from(PATHS), st.sampled_from(PATHS)), max_size=2)
+"""Renames: each side may move a file of the base elsewhere (git's rename detection finds it)."""
+
+
+def _moved(base: Files, change: Files, moves: list[tuple[str, str]]) -> Files:
+    moved = dict(change)
+    for source, target in moves:
+        if base.get(source) is not None and source != target:
+            moved.update({source: None, target: base[source]})
+    return moved
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(base=_change, one=_change, other=_change)
+@given(base=_change, one=_change, other=_change, one_moves=_moves, other_moves=_moves)
 def test_any_merge_taskorch_writes_is_git_s(
-    tmp_path_factory: pytest.TempPathFactory, base: Files, one: Files, other: Files
+    tmp_path_factory: pytest.TempPathFactory,
+    base: Files,
+    one: Files,
+    other: Files,
+    one_moves: list[tuple[str, str]],
+    other_moves: list[tuple[str, str]],
 ) -> None:
     repo = _new_repo(tmp_path_factory.mktemp("merge"))
     start = _commit_on(repo, _root(repo), base, "base")
+    one, other = _moved(base, one, one_moves), _moved(base, other, other_moves)
     ours, theirs = _commit_on(repo, start, one, "one"), _commit_on(repo, start, other, "other")
     tree = _ours(repo, start, ours, theirs)
     if tree is not None:

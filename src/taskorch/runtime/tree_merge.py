@@ -2,18 +2,19 @@
 ``merge-tree --write-tree`` is certain to write exactly that tree: one process less per landing
 and per conflict check.
 
-That is the case when, against their merge base, the two sides changed different paths only,
-and neither side deleted a path on the way to what the other changed. Then there is nothing for
-git to merge inside a file, and no rename to find: git's rename detection pairs a path one side
-deleted with one it added, and a rename matters to the merge only where the other side changed
-the old path or added files into a folder that was renamed away, both of which show here as a
-path both sides changed. The merged tree is then the base's with each side's changes put in:
+That is the case when, against their merge base, the two sides changed different paths only
+(or the same ones alike), and neither side deleted a path in a folder both sides changed. Then
+there is nothing for git to merge inside a file, and no rename that matters: git's rename
+detection pairs a path one side deleted with one it added, and a rename matters to the merge
+only where the other side changed the old path, renamed it too (perhaps to another place), or
+added files into a folder that was renamed away, all of which show here as a deletion in a
+folder both sides changed. The merged tree is then the base's with each side's changes put in:
 the walk below goes down only the folders both sides changed, takes whole the entries one side
 alone changed, and writes the new trees (loose, as git writes them) in git's tree order.
 
-Anything else is git's: a path both changed (in different ways), a deletion where both sides
-changed a folder, a file that became a folder, a mode git would write otherwise, a tree not
-loose, or more than :data:`WALK` folders. The walk then writes nothing.
+Anything else is git's: a path both changed in different ways, a deletion where both sides
+changed a folder (alike or not), a file that became a folder, a mode git would write otherwise,
+a tree not loose, or more than :data:`WALK` folders. The walk then writes nothing.
 """
 
 from __future__ import annotations
@@ -89,7 +90,16 @@ def _entry(
     if ours == theirs:
         if ours is None and before is not None:
             raise Unreadable  # (deleted on both sides: renamed to two places, perhaps)
-        return ours  # (unchanged, or changed alike)
+        if before is None or ours is None or before == ours:
+            return ours  # (unchanged, or added alike)
+        # Changed alike: what both sides deleted on the way (a file that became a folder, the
+        # files a folder lost) each may have renamed to a place of its own, which git finds
+        # and calls a conflict; so the folder is walked like one they changed differently.
+        if (before[0] == TREE_MODE) != (ours[0] == TREE_MODE):
+            raise Unreadable
+        if ours[0] == TREE_MODE:
+            return TREE_MODE, _merge(dirs, before[1], ours[1], ours[1], size, written, budget)
+        return ours  # (a file changed alike)
     if before == ours:
         taken = theirs
     elif before == theirs:

@@ -5,6 +5,7 @@ history) the files say nothing and git is asked."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -157,29 +158,41 @@ async def test_attributes_outside_the_trees_are_left_to_git(
     assert await loose_summary.numstat(repo, start, head) is None
 
 
-def test_the_commits_of_a_line_are_git_s_log(repo: Path) -> None:
+async def test_the_commits_of_a_line_are_git_s_log(repo: Path) -> None:
     start = _git(repo, "rev-parse", "HEAD")
     _commit(repo, {"a": b"1\n"}, "first\nstill the subject\n\nbody")
     head = _commit(repo, {"b": b"2\n"}, "second")
-    assert loose_summary.commits(repo, start, head) == _git_log(repo, start, head)
-    assert loose_summary.commits(repo, head, head) == []
+    assert await loose_summary.commits(repo, start, head) == _git_log(repo, start, head)
+    assert await loose_summary.commits(repo, head, head) == []
 
 
-def test_a_rewritten_history_is_left_to_git(repo: Path) -> None:
+@pytest.mark.parametrize("key", ["i18n.logOutputEncoding", "i18n.commitEncoding"])
+async def test_a_log_printed_in_another_encoding_is_left_to_git(repo: Path, key: str) -> None:
+    start = _git(repo, "rev-parse", "HEAD")
+    head = _commit(repo, {"a": b"1\n"}, "t\u00e9l\u00e9")
+    _git(repo, "config", key, "UTF-8")
+    commit_objects._identities.clear()
+    assert await loose_summary.commits(repo, start, head) == _git_log(repo, start, head)
+    _git(repo, "config", key, "ISO-8859-1")
+    commit_objects._identities.clear()
+    assert await loose_summary.commits(repo, start, head) is None
+
+
+async def test_a_rewritten_history_is_left_to_git(repo: Path) -> None:
     start = _git(repo, "rev-parse", "HEAD")
     middle = _commit(repo, {"a": b"1\n"})
     head = _commit(repo, {"b": b"2\n"})
-    assert loose_summary.commits(repo, start, head) is not None
+    assert await loose_summary.commits(repo, start, head) is not None
     _git(repo, "replace", "--graft", middle)  # (middle now has no parent, for git)
-    assert loose_summary.commits(repo, start, head) is None
+    assert await loose_summary.commits(repo, start, head) is None
 
 
-def test_a_packed_commit_is_left_to_git(repo: Path) -> None:
+async def test_a_packed_commit_is_left_to_git(repo: Path) -> None:
     start = _git(repo, "rev-parse", "HEAD")
     _commit(repo, {"a": b"1\n"})
     _git(repo, "gc", "-q")
     head = _commit(repo, {"b": b"2\n"})
-    assert loose_summary.commits(repo, start, head) is None
+    assert await loose_summary.commits(repo, start, head) is None
 
 
 # Each commit: its parents (indexes of earlier commits; -1 is ``start``) and its committer
@@ -214,5 +227,5 @@ def test_the_order_of_any_history_is_git_s_log(
         stamp = {"GIT_COMMITTER_DATE": f"{date} +0000", "GIT_AUTHOR_DATE": f"{date} +0000"}
         tree = f"{root}^{{tree}}"
         made.append(_git(repo, "commit-tree", tree, *argv, "-m", f"c{number}", env=stamp))
-    said = loose_summary.commits(repo, start, made[-1])
+    said = asyncio.run(loose_summary.commits(repo, start, made[-1]))
     assert said == _git_log(repo, start, made[-1])

@@ -25,7 +25,7 @@ import hashlib
 import os
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,15 +81,22 @@ async def writes_allowed(repo: Path) -> bool:
     return common is not None and await _identity(repo, common) is not None
 
 
-async def configured(repo: Path, key: str) -> bool | None:
-    """Whether ``repo``'s configuration (global and system too) sets ``key`` (lower case), as
-    the ``git var -l`` this module reads says; None where it could not be read."""
+async def configuration(repo: Path) -> Mapping[str, str] | None:
+    """``repo``'s configuration (global and system too; keys in lower case), as the ``git var
+    -l`` this module reads says it; None where it could not be read."""
     common = ref_files.common_dir(repo)
     if common is None:
         return None
     await _identity(repo, common)
     known = _identities.get(common)
-    return None if known is None or not known[1] else key in known[1]
+    return None if known is None or not known[1] else known[1]
+
+
+async def configured(repo: Path, key: str) -> bool | None:
+    """Whether ``repo``'s configuration sets ``key`` (lower case); None where it could not be
+    read."""
+    values = await configuration(repo)
+    return None if values is None else key in values
 
 
 async def _identity(repo: Path, common: Path) -> _Who | None:

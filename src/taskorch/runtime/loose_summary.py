@@ -5,7 +5,8 @@
   --format=%H%x00%s start..head``), when every line down from the head is of loose commits and
   comes to the merge base: in the order git's walk takes them (the newest commit date first
   of the commits met, the first met on a tie), with their subjects as ``%s`` prints them. Git
-  also reads a shallow boundary, grafts and replace refs, so any of these sends it to git.
+  also reads a shallow boundary, grafts and replace refs, and may print in another encoding
+  (``i18n.logOutputEncoding``, ``i18n.commitEncoding``): any of these sends it to git.
 - The diff stat (``git diff --numstat --no-renames start head``), when every file is added or
   removed whole: a text file's lines are counted as git's diff counts them (a last line
   without a newline counts), a file with a NUL byte in its first 8,000 is binary as git finds
@@ -45,12 +46,15 @@ _QUOTED = {*range(0x20), ord('"'), ord("\\"), 0x7F}
 """Bytes for which git prints a path quoted (``core.quotepath=off``: not those over 0x7F)."""
 
 
-def commits(repo: Path, start: str, head: str) -> list[CommitInfo] | None:
+async def commits(repo: Path, start: str, head: str) -> list[CommitInfo] | None:
     """The commits beyond ``start`` up to ``head``, oldest first, as ``git log --reverse``
     lists them; None where the loose commits do not say (one not loose, more than
-    :data:`WALK`, or a line that does not come down to ``start``)."""
+    :data:`WALK`, or a line that does not come down to ``start``) or git would print their
+    subjects in another encoding."""
     dirs = loose_objects.object_dirs(repo)
     if not dirs or loose_commits.history_as_written(repo) is None:
+        return None
+    if await _log_reencoded(repo):
         return None
     try:
         beyond = _beyond(dirs, start, head)
@@ -61,6 +65,16 @@ def commits(repo: Path, start: str, head: str) -> list[CommitInfo] | None:
     if not beyond:
         return []
     return [CommitInfo(sha, beyond[sha].subject) for sha in _log_order(beyond, head)][::-1]
+
+
+async def _log_reencoded(repo: Path) -> bool:
+    """Whether ``git log`` would print in an encoding other than UTF-8 (``i18n.logOutputEncoding``,
+    else ``i18n.commitEncoding``), or the configuration is unknown."""
+    values = await commit_objects.configuration(repo)
+    if values is None:
+        return True
+    encoding = values.get("i18n.logoutputencoding") or values.get("i18n.commitencoding") or "utf-8"
+    return encoding.strip().lower() not in {"utf-8", "utf8"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,7 +246,7 @@ async def _commits_beyond(repo: Path, base_tip: str, head: str) -> tuple[str, li
     known (remembered, or shown by the loose commits down from ``head``) and the commits beyond
     it are a line of loose ones, they are read from their files (:mod:`loose_summary`)."""
     start = _remembered_merge_base(base_tip, head) or _loose_merge_base(repo, base_tip, head)
-    listed = loose_summary.commits(repo, start, head) if start is not None else None
+    listed = await loose_summary.commits(repo, start, head) if start is not None else None
     if start is not None and listed is not None:
         return start, listed
     if start is None:

@@ -135,6 +135,20 @@ async def test_a_symbolic_link_is_left_to_git(repo: Path) -> None:
     assert await loose_summary.numstat(repo, start, head) is None
 
 
+@pytest.mark.parametrize(
+    ("key", "value"), [("diff.orderFile", "order.txt"), ("core.bigFileThreshold", "1")]
+)
+async def test_settings_that_change_the_stat_are_left_to_git(
+    repo: Path, key: str, value: str
+) -> None:
+    start = _git(repo, "rev-parse", "HEAD")
+    head = _commit(repo, {"b.txt": b"b\n", "a.txt": b"a\n"})
+    assert await loose_summary.numstat(repo, start, head) is not None
+    _git(repo, "config", key, value)
+    commit_objects._identities.clear()
+    assert await loose_summary.numstat(repo, start, head) is None
+
+
 @pytest.mark.parametrize("place", ["checkout", "info", "global", "configured"])
 async def test_attributes_outside_the_trees_are_left_to_git(
     repo: Path, tmp_path: Path, place: str

@@ -15,8 +15,9 @@
 Attributes can make git count otherwise (``binary``, ``-diff``, a diff driver), so any attributes
 file git could read sends the stat to git: a ``.gitattributes`` in a folder the diff walks (on
 either side) or in the repository's checkout there, ``info/attributes``, ``core.attributesFile``,
-the user's and the system's. So does a path git would print quoted, a symbolic link or a
-submodule, a blob not loose or over :data:`MAX_BLOB` bytes.
+the user's and the system's. So do ``diff.orderFile`` (another order), ``core.bigFileThreshold``
+(larger files binary), a path git would print quoted, a symbolic link or a submodule, a blob not
+loose or over :data:`MAX_BLOB` bytes.
 """
 
 from __future__ import annotations
@@ -179,10 +180,12 @@ def _stat(dirs: list[Path], change: loose_objects.Change) -> FileStat | None:
 
 
 async def _attributes_elsewhere(repo: Path) -> bool:
-    """Whether an attributes file outside the trees could apply: the repository's own, one
-    the configuration names, the user's or the system's (or the configuration is unknown)."""
+    """Whether an attributes file outside the trees could apply (the repository's own, one the
+    configuration names, the user's or the system's), a setting of :data:`_DIFF_SETTINGS` is
+    made, or the configuration is unknown."""
     common = ref_files.common_dir(repo)
-    if common is None or await commit_objects.configured(repo, "core.attributesfile") is not False:
+    values = await commit_objects.configuration(repo)
+    if common is None or values is None or _DIFF_SETTINGS.intersection(values):
         return True
     places = [common / "info" / "attributes", *_SYSTEM_ATTRIBUTES]
     config_home = os.environ.get("XDG_CONFIG_HOME") or (
@@ -192,6 +195,9 @@ async def _attributes_elsewhere(repo: Path) -> bool:
         places.append(Path(config_home) / "git" / "attributes")
     return any(place.exists() for place in places)
 
+
+_DIFF_SETTINGS = {"core.attributesfile", "diff.orderfile", "core.bigfilethreshold"}
+"""Settings under which git may count, mark binary or order the files otherwise."""
 
 _SYSTEM_ATTRIBUTES = [Path("/etc/gitattributes"), Path("/usr/local/etc/gitattributes")]
 """Where git built for ``/usr`` or ``/usr/local`` reads the system's attributes."""

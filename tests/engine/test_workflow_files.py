@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fakes.sqlite_trips import Trips
 from taskorch.domain.models import Attempt, NewTask
 from taskorch.domain.states import WORKFLOW_TERMINAL
 from taskorch.engine import OrchestrationEngine
@@ -137,20 +138,12 @@ async def test_a_batch_of_workflows_is_read_at_once_and_written_in_one_hop(
         return await real_to_thread(fn, *args)
 
     monkeypatch.setattr(asyncio, "to_thread", to_thread)
-    connection = engine.store.connector._connection  # type: ignore[attr-defined]
-    real_execute = connection._execute
-    trips: list[object] = []
-
-    async def counted(fn: Callable[..., Any], *args: Any) -> Any:
-        trips.append(fn)
-        return await real_execute(fn, *args)
-
-    monkeypatch.setattr(connection, "_execute", counted)
+    trips = Trips(engine.store)
     await engine.files._write_batch(records)
     # One hop for the three workflows' files, and their three statuses in two trips: it was
     # two hops and two (before: fourteen) trips per workflow.
     assert hops == ["_write_workflows"]
-    assert len(trips) == 2
+    assert trips.take() == 2
     for workflow_id in ids:
         folder = tmp_path / "home" / "workflows" / workflow_id
         assert json.loads((folder / "state.json").read_text())["state"] == "pending"

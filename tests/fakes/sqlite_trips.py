@@ -1,5 +1,6 @@
-"""A count of the calls a SQLite store runs in aiosqlite's thread: each is one hand-off to that
-thread and one wake-up of the event loop, the cost the store's trips are measured in."""
+"""A count of the trips a SQLite store makes to its connection: each is one call of
+:class:`~taskorch.store.sqlite_calls.Calls` (in the loop's thread, or a hand-off to aiosqlite's
+thread and a wake-up of the event loop), the cost the store's trips are measured in."""
 
 from __future__ import annotations
 
@@ -11,22 +12,23 @@ from taskorch.store.sqlite import SqliteConnector
 
 
 class Trips:
-    """Counts the calls ``store`` (SQLite, open) runs in aiosqlite's thread from now on."""
+    """Counts the trips ``store`` (SQLite, open) makes from now on."""
 
     def __init__(self, store: Store) -> None:
         connector = store.connector
         assert isinstance(connector, SqliteConnector)
-        assert connector._connection is not None
-        real: Callable[..., Awaitable[Any]] = connector._connection._execute
+        calls = connector._calls
+        assert calls is not None
+        real: Callable[..., Awaitable[Any]] = calls.run
         self.count = 0
 
-        async def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        async def counted(work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            return await real(fn, *args, **kwargs)
+            return await real(work, *args, **kwargs)
 
-        connector._connection._execute = counted  # type: ignore[method-assign]
+        calls.run = counted  # type: ignore[method-assign]
 
     def take(self) -> int:
-        """The calls counted since the last take."""
+        """The trips counted since the last take."""
         taken, self.count = self.count, 0
         return taken

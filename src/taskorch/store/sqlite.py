@@ -2,7 +2,8 @@
 
 The connection is shared by every coroutine of the process, so transactions take an asyncio lock;
 write transactions start with BEGIN IMMEDIATE so two processes never deadlock upgrading a read lock
-(they wait on busy_timeout instead).
+(they wait on busy_timeout instead). Work runs in the event loop's thread while that is quick and
+waits for no other process, else in aiosqlite's (:mod:`taskorch.store.sqlite_calls`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -27,6 +28,7 @@ from taskorch.domain.errors import DatabaseUnavailableError, StoreError
 from taskorch.store.connector import Connector, Params, Row, Statement, Transaction
 from taskorch.store.filelock import file_lock
 from taskorch.store.gathered_reads import GatheredReads
+from taskorch.store.sqlite_calls import Calls, busy
 
 BUSY_TIMEOUT_S = 30.0
 """How long a transaction waits for another process's write lock before it fails (one line that
@@ -56,20 +58,22 @@ def _convert(params: Params | None) -> Params:
 
 
 class _SqliteTransaction(Transaction):
-    """Statements sent to aiosqlite's thread as few trips as the answers allow: each trip costs
-    a thread switch and an event-loop wake-up, about as much as the statement itself. ``BEGIN``
+    """Statements sent in as few trips as the answers allow (a trip to aiosqlite's thread costs a
+    thread switch and an event-loop wake-up, about as much as the statement itself). ``BEGIN``
     goes with the first statement; a statement that answers nothing (:meth:`execute`,
     :meth:`executemany`) waits for the next one that does, or for ``COMMIT``. Order is kept, and
     an error of a waiting statement is raised by the trip that runs it, still inside the
     transaction (which then rolls back): nothing is acted on before ``COMMIT`` has returned."""
 
-    def __init__(self, connection: aiosqlite.Connection, queries: dict[str, str], begin: str):
-        self._connection = connection
+    def __init__(self, calls: Calls, queries: dict[str, str], begin: str):
+        self._calls = calls
+        self._here: bool | None = None
+        """Where the later trips run: where the first one did (None: not sent yet)."""
         self._queries = queries
         self._begin: str | None = begin
         self._waiting: list[_Waiting] = []
         self.trips = 0
-        """Trips to aiosqlite's thread so far, the commit's included (tests count them)."""
+        """Trips so far, the commit's included (tests count them)."""
 
     @property
     def begun(self) -> bool:
@@ -102,8 +106,12 @@ class _SqliteTransaction(Transaction):
         begin, waiting = self._begin, self._waiting
         self._begin, self._waiting = None, []
         self.trips += 1
-        run = cast(Callable[..., Awaitable[list[Row]]], self._connection._execute)
-        return await run(_run_trip, self._connection, begin, waiting, sql, params, commit)
+        rows = await self._calls.run(
+            _run_trip, begin, waiting, sql, params, commit, here=self._here
+        )
+        if self._here is None:
+            self._here = not self._calls.last_in_thread
+        return rows
 
 
 _Waiting = tuple[str, Params | Sequence[Params], bool]
@@ -119,7 +127,7 @@ def _run_trip(
     params: Params,
     commit: bool,
 ) -> list[Row]:
-    """In aiosqlite's thread: ``begin`` if given, the waiting statements, then ``sql``'s rows
+    """``begin`` if given, the waiting statements, then ``sql``'s rows
     (and ``COMMIT`` when asked)."""
     raw = connection._conn
     if begin is not None:
@@ -143,6 +151,7 @@ class SqliteConnector(Connector):
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self._connection: aiosqlite.Connection | None = None
+        self._calls: Calls | None = None
         self._lock = asyncio.Lock()
         self._reads = GatheredReads(self._send_reads)
 
@@ -160,7 +169,8 @@ class SqliteConnector(Connector):
                 f"cannot open SQLite database {self.path}: {exc.strerror}; check the folder "
                 "exists and is writable"
             ) from None
-        connection = aiosqlite.connect(self.path, isolation_level=None)
+        # (Used from the loop's thread too, one thread at a time: see sqlite_calls.)
+        connection = aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         # A connection an error path forgot to close must never keep the process alive (its
         # thread is not a daemon by default): a CLI command that failed would hang on exit.
         connection._thread.daemon = True
@@ -168,7 +178,7 @@ class SqliteConnector(Connector):
             await connection
             connection.row_factory = sqlite3.Row
             for pragma in (
-                f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}",
+                "PRAGMA busy_timeout = 0",  # (the thread sets it for its work: it may wait)
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = FULL",
                 "PRAGMA foreign_keys = ON",
@@ -181,11 +191,12 @@ class SqliteConnector(Connector):
             await _close_quietly(connection)
             raise
         self._connection = connection
+        self._calls = Calls(connection, self.busy_timeout_s)
 
     async def close(self) -> None:
         await self._reads.drain()
         if self._connection is not None:
-            connection, self._connection = self._connection, None
+            connection, self._connection, self._calls = self._connection, None, None
             await connection.close()
 
     def _translate(self, exc: sqlite3.Error) -> StoreError:
@@ -199,12 +210,12 @@ class SqliteConnector(Connector):
             yield
 
     async def script(self, name: str, params: Params) -> list[Row]:
-        # The whole transaction is one trip to aiosqlite's thread (each trip costs a thread
+        # The whole transaction is one trip (in aiosqlite's thread, each trip costs a thread
         # switch and an event-loop wake-up; a chain step would otherwise make six).
         return await self._one_trip(_run_script, _statements(self.queries[name]), params)
 
     async def guarded(self, name: str, params: Params, then: Sequence[Statement]) -> Row | None:
-        # One trip: BEGIN, the write, what follows it and COMMIT (or ROLLBACK) in the thread.
+        # One trip: BEGIN, the write, what follows it and COMMIT (or ROLLBACK).
         statements = [(self.queries[s.name], s.params) for s in then]
         rows = await self._one_trip(_run_guarded, self.queries[name], params, statements)
         return rows[0] if rows else None
@@ -221,52 +232,53 @@ class SqliteConnector(Connector):
     async def _send_reads(
         self, asked: Sequence[tuple[str, Params]]
     ) -> list[list[Row] | BaseException]:
-        answers = await self._one_trip(_fetch_each, asked)
+        answers = await self._one_trip(_fetch_each, asked, retry=_any_busy)
         return [self._translate(a) if isinstance(a, sqlite3.Error) else a for a in answers]
 
-    async def _one_trip(self, work: Callable[..., _T], *args: object) -> _T:
-        """``work(connection, *args)`` in aiosqlite's thread, under the connection's lock."""
-        if self._connection is None:
-            await self.open()
-        connection = self._connection
-        assert connection is not None
+    async def _one_trip(
+        self, work: Callable[..., _T], *args: object, retry: Callable[[_T], bool] | None = None
+    ) -> _T:
+        """``work(connection, *args)`` under the connection's lock (see :class:`Calls`)."""
+        calls = await self._opened()
         async with self._lock:
             try:
-                run = cast(Callable[..., Awaitable[_T]], connection._execute)
-                return await asyncio.shield(run(work, connection, *args))
+                return await calls.run(work, *args, retry=retry)
             except sqlite3.Error as exc:
                 raise self._translate(exc) from None
 
+    async def _opened(self) -> Calls:
+        if self._calls is None:
+            await self.open()
+        assert self._calls is not None
+        return self._calls
+
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Transaction]:
-        if self._connection is None:
-            await self.open()
-        connection = self._connection
-        assert connection is not None
+        calls = await self._opened()
         async with self._lock:
-            tx = _SqliteTransaction(connection, self.queries, _BEGIN_WRITE if write else "BEGIN")
+            tx = _SqliteTransaction(calls, self.queries, _BEGIN_WRITE if write else "BEGIN")
             try:
                 yield tx
             except BaseException as exc:
                 if tx.begun:  # (a trip cut off by a cancel still runs: this one queues after it)
-                    await asyncio.shield(_rollback_quietly(connection))
+                    await calls.roll_back()
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from None
                 raise
             try:
-                await asyncio.shield(tx.commit())
+                await tx.commit()
             except sqlite3.Error as exc:
-                await _rollback_quietly(connection)
+                await calls.roll_back()
                 raise self._translate(exc) from None
             except asyncio.CancelledError:
-                # The commit still runs in aiosqlite's thread; it ends the transaction or fails
-                # (then this rollback, queued after it, does).
-                await asyncio.shield(_rollback_quietly(connection))
+                # A commit sent to aiosqlite's thread still runs; it ends the transaction or
+                # fails (then this rollback, queued after it, does).
+                await calls.roll_back()
                 raise
 
 
 def _fetch_dicts(connection: aiosqlite.Connection, sql: str, params: Params) -> list[Row]:
-    """In aiosqlite's thread: run one statement, its rows as dicts. Plain tuples zipped with the
+    """Run one statement, its rows as dicts. Plain tuples zipped with the
     column names (in C) cost a third of what dicts of sqlite3.Row do."""
     cursor = connection._conn.cursor()
     cursor.row_factory = None
@@ -280,7 +292,7 @@ def _fetch_dicts(connection: aiosqlite.Connection, sql: str, params: Params) -> 
 def _fetch_each(
     connection: aiosqlite.Connection, asked: Sequence[tuple[str, Params]]
 ) -> list[list[Row] | sqlite3.Error]:
-    """In aiosqlite's thread: each read's rows, or the error it raised (the others still run)."""
+    """Each read's rows, or the error it raised (the others still run)."""
     answers: list[list[Row] | sqlite3.Error] = []
     for sql, params in asked:
         try:
@@ -293,7 +305,7 @@ def _fetch_each(
 def _run_script(
     connection: aiosqlite.Connection, statements: list[str], params: Params
 ) -> list[Row]:
-    """In aiosqlite's thread: one write transaction running ``statements`` in order."""
+    """One write transaction running ``statements`` in order."""
     raw = connection._conn
     raw.execute(_BEGIN_WRITE)
     try:
@@ -311,7 +323,7 @@ def _run_guarded(
     params: Params,
     then: list[tuple[str, Params]],
 ) -> list[Row]:
-    """In aiosqlite's thread: see :meth:`Connector.guarded`."""
+    """See :meth:`Connector.guarded`."""
     raw = connection._conn
     raw.execute(_BEGIN_WRITE)
     try:
@@ -350,13 +362,9 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-async def _rollback_quietly(connection: aiosqlite.Connection) -> None:
-    """Roll back what is open; a rollback that fails too (a disk I/O error) must not hide the
-    error that caused it (SQLite rolls back itself when it can)."""
-    try:
-        await connection.rollback()
-    except sqlite3.Error:
-        return
+def _any_busy(answers: list[list[Row] | sqlite3.Error]) -> bool:
+    """Whether a read was refused as busy (then all go again where they may wait)."""
+    return any(isinstance(answer, sqlite3.Error) and busy(answer) for answer in answers)
 
 
 async def _close_quietly(connection: aiosqlite.Connection) -> None:

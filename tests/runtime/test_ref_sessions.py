@@ -63,18 +63,13 @@ async def test_concurrent_transactions_all_land_on_one_process(
 ) -> None:
     repo, first, second = repository(tmp_path / "repo")
     spawned: list[list[str]] = []
-    start, start_off_loop = captured.start, captured.start_off_loop
+    start = captured.start
 
     def counted(argv: Any, **options: Any) -> captured.Child:
         spawned.append(list(argv))
         return start(argv, **options)
 
-    async def counted_off_loop(argv: Any, **options: Any) -> captured.Child:
-        spawned.append(list(argv))
-        return await start_off_loop(argv, **options)
-
     monkeypatch.setattr(captured, "start", counted)
-    monkeypatch.setattr(captured, "start_off_loop", counted_off_loop)
     moves = [
         g.update_refs(repo, {f"refs/heads/b{n}": (first, ZEROS), f"refs/tags/t{n}": (second, None)})
         for n in range(60)

@@ -9,8 +9,9 @@ pidfds (not Linux, a kernel before 5.3, a sandbox that forbids them) :func:`supp
 and callers keep asyncio's way.
 
 ``posix_spawn`` cannot change directory on Python 3.11, so :func:`run` passes the working
-directory in the argv (``git -C dir``). It returns only once the child has exec'd, so :func:`run`
-makes that call in a thread (:func:`start_off_loop`): the loop goes on with other steps meanwhile.
+directory in the argv (``git -C dir``). It returns once the child has exec'd (vfork), about 0.15
+ms for git here, in the loop's thread: a hop to a thread and back to make that call there cost
+more CPU than the call itself (the GIL handed over and back, two thread switches).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import os
 import shutil
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,15 +115,9 @@ async def run(
     ``timeout_s``), since a git killed mid-write leaves index.lock and friends behind.
     FileNotFoundError when the program is not on PATH."""
     if supported():
-        started: list[Child] = []
-        done = asyncio.ensure_future(
-            _started_and_ended([argv[0], "-C", str(cwd), *argv[1:]], env, stdin, started)
-        )
-
-        def kill() -> None:
-            for child in started:
-                child.kill()
-
+        child = start([argv[0], "-C", str(cwd), *argv[1:]], env=env, stdin=stdin)
+        done: asyncio.Future[Captured] = child.result
+        kill = child.kill
     else:
         child_watch.install()
         process = await asyncio.create_subprocess_exec(
@@ -154,14 +148,6 @@ async def _communicate(process: asyncio.subprocess.Process, stdin: bytes | None)
     return Captured(process.returncode or 0, out, err)
 
 
-async def _started_and_ended(
-    argv: Sequence[str], env: Mapping[str, str], stdin: bytes | None, started: list[Child]
-) -> Captured:
-    child = await start_off_loop(argv, env=env, stdin=stdin)
-    started.append(child)
-    return await child.result
-
-
 PIPE = -1
 """``stdin=PIPE``: the child's input stays open for the caller to write (:attr:`Child.stdin`)."""
 
@@ -179,24 +165,6 @@ def start(
     loop = asyncio.get_running_loop()
     pipes = _Pipes.open(stdin is not None)
     return _watched(loop, pipes.spawn(argv, dict(env)), pipes, stdin, on_stdout)
-
-
-async def start_off_loop(
-    argv: Sequence[str], *, env: Mapping[str, str], stdin: bytes | None = None
-) -> Child:
-    """:func:`start`, the spawn made in a thread: ``posix_spawn`` returns once the child has
-    exec'd (vfork), 1-3 ms here in which a loop that starts some thirty gits per workflow did
-    nothing else; a thread waits there instead (the call lets go of the GIL), for about a tenth
-    of a millisecond of hand-over."""
-    loop = asyncio.get_running_loop()
-    pipes = _Pipes.open(stdin is not None)
-    pid = await loop.run_in_executor(_SPAWNER, pipes.spawn, argv, dict(env))
-    return _watched(loop, pid, pipes, stdin)
-
-
-_SPAWNER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskorch-spawn")
-"""Threads of their own: a spawn does not wait behind the default executor's file work (a
-workflow folder's removal, say)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ Every line, file, commit and result says "simulated". Commits are made as
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path, PurePosixPath
@@ -124,7 +123,7 @@ class SimWorktreeAgent:
                 error_class="validation",
                 retryable=False,
             )
-        if not await asyncio.to_thread(workdir.is_dir):
+        if not workdir.is_dir():
             raise AgentError(
                 f"simulated agent {self.name}: worktree {workdir} does not exist",
                 error_class="resource",
@@ -132,7 +131,7 @@ class SimWorktreeAgent:
             )
         await self._sim.run(task, heartbeat)  # duration, failures, heartbeats
         try:
-            written = await asyncio.to_thread(_write, workdir, task)
+            written = _write(workdir, task)  # (one small file: no thread hop)
         except OSError as exc:
             raise AgentError(
                 f"simulated agent {self.name} could not write in {workdir}: {exc}",

@@ -157,7 +157,7 @@ class GitDelivery:
         if not repo:  # a workflow started before repositories were recorded
             return await Workspace.managed(self.home, workflow_id, worktrees=self.worktrees)
         origin = parse_origin(str(repo))
-        if origin.path is not None and not await asyncio.to_thread(origin.path.is_dir):
+        if origin.path is not None and not origin.path.is_dir():
             raise HostError(
                 f"repository {origin.url} is not on host {socket.gethostname()}; run "
                 "this workflow's work where it is, or give the repository as a URL"

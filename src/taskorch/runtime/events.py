@@ -29,6 +29,11 @@ INLINE_RECORDS = 32
 """Bursts of up to this many events are appended to ``events.jsonl`` without a thread."""
 
 
+_WRITTEN_HERE = 8
+"""Lines appended in the loop's thread up to this many (a hop to a thread cost more CPU than a
+few small appends); a batch of a thousand outcomes goes to a thread."""
+
+
 class EventBus:
     """Fan-out of events to in-process subscribers (the dashboard's SSE stream, monitors, tests)."""
 
@@ -97,7 +102,10 @@ class EventBus:
         self, write: Callable[[Path, list[Any]], None], path: Path, items: list[Any]
     ) -> None:
         try:
-            await asyncio.to_thread(write, path, items)
+            if len(items) <= _WRITTEN_HERE:
+                write(path, items)
+            else:
+                await asyncio.to_thread(write, path, items)
         except OSError as exc:
             self._failed(exc, path)
             return

@@ -113,7 +113,7 @@ async def mirror(home: Path, origin: Origin) -> Path:
     """
     path = home / "mirrors" / f"{origin.slug}.git"
     lock = home / "locks" / f"mirror-{origin.slug}.lock"
-    if await asyncio.to_thread((path / "config").exists):
+    if (path / "config").exists():  # (a stat: no thread hop)
         if path not in _settled:  # (a mirror an earlier taskorch made: brought up to date)
             async with g.file_lock(lock):
                 await _settle(path, origin)

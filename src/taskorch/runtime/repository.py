@@ -118,14 +118,15 @@ async def clear_stale_index_lock(worktree: Path) -> None:
     locks, so no live git process of ours can hold it then; without this, every later attempt on
     the subtask would fail with "remove the file manually to continue".
     """
-    # (read without running git: this runs before every commit of every subtask)
-    git_dir = await asyncio.to_thread(checkout_git_dir, worktree)
+    # (read without running git, in the loop's thread: this runs before every commit of every
+    # subtask, and a hop to a thread cost more than these small reads)
+    git_dir = checkout_git_dir(worktree)
     if git_dir is None:
         git_dir = Path(await g.out(worktree, "rev-parse", "--absolute-git-dir"))
     lock = git_dir / "index.lock"
-    if await asyncio.to_thread(lock.exists):
+    if lock.exists():
         log.warning("removing stale %s (left by a killed git process)", lock)
-        await asyncio.to_thread(lock.unlink, missing_ok=True)
+        lock.unlink(missing_ok=True)
 
 
 async def commit_all(worktree: Path, message: str) -> str | None:

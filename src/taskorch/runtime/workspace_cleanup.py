@@ -65,13 +65,13 @@ class WorkspaceCleanup:
         # The folder goes last: while it is there, a kill anywhere above leaves the workflow
         # found as not cleaned up (engine/leftovers.py), and its merged branches are deleted
         # then; gone first, a kill before the deletion left them in the repository for good.
-        if await asyncio.to_thread(self.root.exists):
+        if self.root.exists():  # (a stat: in the loop's thread, as the hop would cost more)
             # The files go without the admin lock (the workflow lock keeps this workflow's
             # steps out; git reads a worktree's record, not its files); only the records of the
             # worktrees that were there are git's business.
             await asyncio.to_thread(shutil.rmtree, self.root, True)
             async with g.admin_lock(self.repo):
-                if not await asyncio.to_thread(worktree_admin.forget_gone, self.repo, self.root):
+                if not worktree_admin.forget_gone(self.repo, self.root):  # (small records)
                     await g.git(self.repo, "worktree", "prune")
         return CleanupReport([str(e.path) for e in entries], deleted, kept)
 

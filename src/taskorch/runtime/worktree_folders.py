@@ -59,7 +59,7 @@ class WorktreeFolders:
         if self.pool is not None:
             spares += [self.pool / name for name in _listing(self.pool)]
         if spares:
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
         for spare in spares:
             if not await _move(self.repo, spare, path):
                 await self.remove(spare, None)
@@ -99,9 +99,8 @@ class WorktreeFolders:
         """Keep the merged subtask's worktree at ``path`` as a spare (``pristine``: it was just
         seen to hold no file that is not committed, ignored ones included); False when there is
         none or it could not be moved (then the caller removes it)."""
-        if not await asyncio.to_thread(path.is_dir):
+        if not _folder_made(path, self.spares):
             return False
-        await asyncio.to_thread(self.spares.mkdir, parents=True, exist_ok=True)
         spare = self.spares / f"{path.name}-{os.urandom(3).hex()}{PRISTINE if pristine else ''}"
         return await _move(self.repo, path, spare)
 
@@ -118,7 +117,7 @@ class WorktreeFolders:
                 )
             remove = ("worktree", "remove", "--force", "--force", str(entry.path))
             prune = not (await g.git(self.repo, *remove, check=False)).ok or prune
-        if self._ours(path) and await asyncio.to_thread(path.exists):
+        if self._ours(path) and _there(path):
             await asyncio.to_thread(shutil.rmtree, path, True)
             prune = True
         if prune:
@@ -136,9 +135,23 @@ class WorktreeFolders:
         return is_under(path, self.root) or self.pooled(path)
 
 
+def _folder_made(path: Path, spares: Path) -> bool:
+    """Whether ``path`` is a folder, ``spares`` made if so (a stat and a folder: in the loop's
+    thread, as a hop to a thread cost more)."""
+    if not path.is_dir():
+        return False
+    spares.mkdir(parents=True, exist_ok=True)
+    return True
+
+
+def _there(path: Path) -> bool:
+    return path.exists()  # (a stat: in the loop's thread)
+
+
 async def _move(repo: Path, source: Path, destination: Path) -> bool:
-    """``worktree move``, without its process where :func:`move_checkout` can."""
-    if await asyncio.to_thread(move_checkout, source, destination):
+    """``worktree move``, without its process where :func:`move_checkout` can (a rename and a
+    small file, in the loop's thread: a hop to a thread cost more)."""
+    if move_checkout(source, destination):
         return True
     moved = await g.git(repo, "worktree", "move", str(source), str(destination), check=False)
     return moved.ok

@@ -77,6 +77,35 @@ def test_a_yes_is_exactly_what_the_facts_reach(edges: list[tuple[int, int]]) -> 
         assert ancestry.known_below(_id(d)) == below
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), max_size=25))
+def test_walks_kept_between_facts_never_answer_stale(edges: list[tuple[int, int]]) -> None:
+    """The walks are kept between questions: each new fact, noted between the questions, must
+    still be seen by every answer after it (the walks it could take further are forgotten)."""
+    ancestry.forget()
+    facts: set[tuple[int, int]] = set()
+    for a, d in edges:
+        if a < d:
+            facts.add((a, d))
+            ancestry.note(_id(a), _id(d))
+        for x in range(10):
+            for y in range(10):
+                assert ancestry.known(_id(x), _id(y)) == _reaches(facts, y, x)
+
+
+def test_a_new_commits_first_facts_keep_the_other_walks() -> None:
+    for n in range(5):
+        ancestry.note(_id(n), _id(n + 1))
+    assert ancestry.known(_id(0), _id(5))
+    kept = dict(ancestry._closures)
+    ancestry.note(_id(5), _id(6))  # (a landing on top: a commit no walk has reached)
+    assert kept.items() <= ancestry._closures.items()
+    assert ancestry.known(_id(0), _id(6))
+    ancestry.note(_id(9), _id(1))  # (a fact about a commit inside the walks: they go)
+    assert _id(5) not in ancestry._closures
+    assert ancestry.known(_id(9), _id(6))
+
+
 def _reaches(facts: set[tuple[int, int]], start: int, goal: int) -> bool:
     seen, todo = {start}, [start]
     while todo:

@@ -36,7 +36,7 @@ def note(ancestor: str, descendant: str) -> None:
     known_here = _below.setdefault(descendant, set())
     if ancestor not in known_here:
         known_here.add(ancestor)
-        _closures.clear()  # (a new fact: a walk may now go further)
+        _forget_walks_through(descendant)
     _below.move_to_end(descendant)
     while len(_below) > KEPT:
         _below.popitem(last=False)
@@ -47,24 +47,14 @@ def known(ancestor: str, descendant: str) -> bool:
     only that they do not say: ask git)."""
     if ancestor == descendant:
         return is_object_id(ancestor)
-    closure = _closures.get(descendant)
-    if closure is not None:  # (the same walk, made already: its answer)
-        if ancestor in closure and descendant in _below:
-            _below.move_to_end(descendant)
-        return ancestor in closure
-    seen = {descendant}
-    todo = [descendant]
-    while todo and len(seen) <= WALK:
-        below = _below.get(todo.pop())
-        if not below:
-            continue
-        if ancestor in below:
-            _below.move_to_end(descendant)
-            return True
-        fresh = below - seen
-        seen |= fresh
-        todo += fresh
-    return False
+    if descendant not in _below:
+        return False
+    # (the walk kept: a batch asks of the same tips again and again, and a new fact seldom
+    # changes a walk already made, see _forget_walks_through)
+    found = ancestor in known_below(descendant)
+    if found:
+        _below.move_to_end(descendant)
+    return found
 
 
 def known_below(descendant: str) -> frozenset[str]:
@@ -78,7 +68,19 @@ def known_below(descendant: str) -> frozenset[str]:
 
 
 _closures: dict[str, frozenset[str]] = {}
-""":func:`known_below` as walked since the last new fact."""
+""":func:`known_below` as walked, until a new fact could change the walk."""
+CLOSURES_KEPT = 512
+
+
+def _forget_walks_through(commit: str) -> None:
+    """Forget the walks a new fact about ``commit``'s history could take further: its own and
+    those that reached it. A new commit's first facts (a landing's, a merge's) change none."""
+    if len(_closures) > CLOSURES_KEPT:
+        _closures.clear()
+        return
+    stale = [key for key, walked in _closures.items() if key == commit or commit in walked]
+    for key in stale:
+        del _closures[key]
 
 
 def _walk_below(descendant: str) -> frozenset[str]:

@@ -31,7 +31,7 @@ from taskorch.domain.errors import GitError as GitError
 from taskorch.domain.errors import InputError
 from taskorch.domain.errors import MergeConflictError as MergeConflictError
 from taskorch.domain.errors import WorkspaceError as WorkspaceError
-from taskorch.runtime import ancestry, ref_files, ref_sessions, tracing
+from taskorch.runtime import ancestry, index_status, ref_files, ref_sessions, tracing
 from taskorch.store.filelock import file_lock as file_lock
 
 GIT_TIMEOUT_S = 120.0
@@ -303,6 +303,8 @@ async def is_ancestor(cwd: Path, ancestor: str, descendant: str) -> bool:
 
 
 async def is_dirty(worktree: Path, *, untracked: bool = True) -> bool:
+    if index_status.clean(worktree, untracked=untracked):  # (git's files say so: no process)
+        return False
     mode = "all" if untracked else "no"
     status = await out(worktree, "status", "--porcelain", f"--untracked-files={mode}")
     return bool(status.strip())

@@ -15,6 +15,7 @@ from pathlib import Path
 from taskorch.runtime import (
     ancestry,
     commit_objects,
+    index_status,
     loose_commits,
     loose_objects,
     loose_summary,
@@ -140,6 +141,8 @@ async def commit_all_and_look(worktree: Path, message: str) -> tuple[str | None,
     committed, ignored ones included (so a later reuse needs no ``clean``). One ``status``
     tells both."""
     await clear_stale_index_lock(worktree)
+    if index_status.clean(worktree, untracked=True):  # (git's files say so: no status process)
+        return None, True
     listed = await g.out(
         worktree, "status", "--porcelain", "--untracked-files=all", "--ignored=matching"
     )

@@ -117,3 +117,21 @@ def _reaches(facts: set[tuple[int, int]], start: int, goal: int) -> bool:
                 seen.add(a)
                 todo.append(a)
     return False
+
+
+def test_a_landing_on_a_walked_tip_joins_the_walks(monkeypatch: pytest.MonkeyPatch) -> None:
+    walked: list[str] = []
+    real = ancestry._walk_below
+
+    def counted(descendant: str) -> frozenset[str]:
+        walked.append(descendant)
+        return real(descendant)
+
+    monkeypatch.setattr(ancestry, "_walk_below", counted)
+    ancestry.note(_id(0), _id(1))
+    assert ancestry.known_below(_id(1)) == {_id(0)}
+    for n in range(1, 20):  # a landing on each tip in turn, each tip asked about
+        ancestry.note(_id(n), _id(n + 1))
+        assert ancestry.known(_id(0), _id(n + 1))
+    assert walked == [_id(1)]
+    assert ancestry.known_below(_id(20)) == {_id(n) for n in range(20)}

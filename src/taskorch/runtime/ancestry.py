@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from typing import cast
 
 from taskorch.runtime.ref_files import is_object_id
 
@@ -63,13 +64,27 @@ def known_below(descendant: str) -> frozenset[str]:
     :func:`known` walks the facts again for each. Kept until a new fact is noted."""
     closure = _closures.get(descendant)
     if closure is None:
-        closure = _closures[descendant] = _walk_below(descendant)
+        closure = _closures[descendant] = _joined(descendant) or _walk_below(descendant)
     return closure
+
+
+def _joined(descendant: str) -> frozenset[str] | None:
+    """The walk below ``descendant`` as its known parents' kept walks joined (a landing on a
+    base whose tip was walked: no new walk), up to twice :data:`WALK` commits; None when one is
+    not kept (then it is walked)."""
+    below = _below.get(descendant)
+    if not below:
+        return None
+    walks = [_closures.get(commit) for commit in below]
+    if any(walk is None for walk in walks):
+        return None
+    joined = frozenset(below).union(*cast(list[frozenset[str]], walks))
+    return joined if len(joined) <= 2 * WALK else None
 
 
 _closures: dict[str, frozenset[str]] = {}
 """:func:`known_below` as walked, until a new fact could change the walk."""
-CLOSURES_KEPT = 512
+CLOSURES_KEPT = 128
 
 
 def _forget_walks_through(commit: str) -> None:

@@ -32,8 +32,10 @@ from pathlib import Path
 
 from taskorch.runtime import loose_objects, ref_files
 
-LIMIT = 2000
-"""Entries (and files, for untracked ones) read at most: a larger checkout is git's to read."""
+LIMIT = 500
+"""Entries (and files, for untracked ones) read at most: a larger checkout is git's to read (an
+entry costs about 4 µs here, parsed, stat'ed and compared; ``git status`` about 2.5 ms a process
+and well under a microsecond an entry: even at 500 this is the cheaper)."""
 
 _HEADER = struct.Struct(">4sII")
 _STAT = struct.Struct(">10I")

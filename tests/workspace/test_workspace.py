@@ -266,6 +266,32 @@ async def test_cleanup_after_merge_to_base_deletes_everything(repo: Path, home: 
     assert branch_list(repo) == ["main"]
 
 
+async def test_a_kept_attempt_whose_work_was_merged_again_goes_with_the_clean_up(
+    repo: Path, home: Path
+) -> None:
+    """A kill after an agent committed leaves its attempt unmerged; the retry does the same work
+    and merges it. The kept attempt then holds nothing that is not merged: it goes with the
+    others. One whose files differ from what was merged stays."""
+    workspace = await open_ws(repo, home)
+    for key, retried in (("same", "print('a')\n"), ("other", "print('b')\n")):
+        path = await workspace.prepare_subtask(key)
+        (path / f"{key}.py").write_text("print('a')\n")
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", f"attempt 1 of {key}")
+        await workspace.prepare_subtask(key)  # (the retry: the attempt is kept, a fresh start)
+        (path / f"{key}.py").write_text(retried)
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", f"attempt 2 of {key}")
+        await workspace.merge_subtask(key)
+    assert "taskorch/wf-1/kept/same/1" in branch_list(repo)
+    await workspace.merge_to_base()
+    report = await workspace.cleanup(cancelled=False)
+    assert "taskorch/wf-1/kept/same/1" in report.deleted_branches
+    assert report.kept_branches == ["taskorch/wf-1/kept/other/1"]
+    assert branch_list(repo) == ["main", "taskorch/wf-1/kept/other/1"]
+    assert git(repo, "show", "taskorch/wf-1/kept/other/1:other.py") == "print('a')"
+
+
 # --- merging into the base branch ------------------------------------------------------------
 
 

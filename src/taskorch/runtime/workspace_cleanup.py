@@ -102,7 +102,12 @@ class WorkspaceCleanup:
         merged = {}
         for name, tip in sorted(found.items()):
             container = base_tip if name == self.workflow_branch else workflow_tip
-            if container is not None and await g.is_ancestor(where, tip, container):
+            if container is None:
+                continue
+            if await g.is_ancestor(where, tip, container) or (
+                name.startswith(f"{self.namespace}kept/")
+                and await _same_work_in(where, tip, container)
+            ):
                 merged[name] = tip
         return merged
 
@@ -157,3 +162,24 @@ class WorkspaceCleanup:
             f"refs/heads/{name}": (None, tip) for name, tip in merged.items()
         }
         return sorted(merged), sorted(set(found) - set(merged)), deletions
+
+
+async def _same_work_in(where: Path, tip: str, container: str) -> bool:
+    """Whether every file the commits of ``tip`` changed (from where it left ``container``'s
+    history) is, in ``container``, as ``tip`` has it: a kept attempt that was cut off (a kill
+    after its agent committed) and whose retry merged the same work holds nothing unmerged."""
+    fork = await g.git(where, "merge-base", container, tip, check=False)
+    if not fork.ok or not fork.stdout.strip():
+        return False
+    changed = await g.git(
+        where, "diff", "--name-only", "-z", "--no-renames", fork.stdout.strip(), tip, check=False
+    )
+    if not changed.ok:
+        return False
+    paths = [f":(literal){path}" for path in changed.stdout.split("\0") if path]
+    if not paths:
+        return True
+    same = await g.git(
+        where, "diff", "--quiet", "--no-renames", container, tip, "--", *paths, check=False
+    )
+    return same.returncode == 0

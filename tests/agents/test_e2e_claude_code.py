@@ -172,16 +172,12 @@ def test_a_tool_claude_denied_fails_the_attempt_even_with_changes(
     ]
     assert refused, "Claude did not answer the Bash call with a refusal"
     # ... so attempt 1 failed on its permission_denials although it changed the worktree (its
-    # work is kept aside), and attempt 2 on a fresh worktree went through
+    # work was kept aside), and attempt 2 on a fresh worktree went through. Attempt 2 wrote the
+    # same file: the kept attempt held nothing the merge lacks, and went with the clean-up.
     track = agents_by_name(home)["claude-1"]["track_record"]
     assert (track["attempts"], track["successes"]) == (2, 1)
     assert track["last_error"].startswith("agent: claude-1 was denied permission for: Bash;")
-    [kept] = [
-        b
-        for b in git(repo, "branch", "--list", "--format=%(refname:short)").split()
-        if "/kept/" in b
-    ]
-    assert git(repo, "show", f"{kept}:{TESTS_FILE}") == TEST_SOURCE.strip()
+    assert git(repo, "branch", "--list", "--format=%(refname:short)").split() == ["main"]
 
     assert final["state"] == "merged"
     [subtask] = final["subtasks"]

@@ -118,6 +118,20 @@ async def test_locks_beside_a_live_git_are_removed_once_it_has_ended(
     assert sorted(removed) == planted
 
 
+async def test_locks_of_a_live_git_that_ends_as_the_wait_runs_out_are_removed(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait runs out just as the live git that kept the locks young ends: what it left is
+    stale then, and removed (it was once left, unsaid, for the next step to trip over)."""
+    monkeypatch.setattr(gitlocks, "LINUX_STALE_AFTER_S", 0.0)  # (the wait is over at once)
+    planted = _plant(repo)
+    seen = [gitlocks.LiveGit(1, "git cat-file --batch", (gitlocks._real(repo),))]
+    answers = iter([seen, seen])  # (alive for two looks, gone from the third on)
+    monkeypatch.setattr(gitlocks, "live_gits", lambda: next(answers, []))
+    assert sorted(await clear_stale_locks([repo], wait_young=True)) == planted
+    assert not any(lock.exists() for lock in planted)
+
+
 async def test_locks_a_live_git_keeps_past_the_wait_get_a_line_naming_it(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -214,6 +214,8 @@ async def _clear_young(repos: list[Path]) -> list[Path]:
     while repos:
         repos = [r for r in repos if (await asyncio.to_thread(orphaned_locks, r))[1]]
         if repos and time.monotonic() >= deadline:
+            # (a live git may have ended since it was seen: what it left is stale now)
+            removed += await asyncio.to_thread(clear_stale_locks_now, repos)
             await asyncio.to_thread(_say_why_kept, repos)
             break
         if repos:

@@ -77,15 +77,7 @@ class EventBus:
                 queue.put_nowait(record)
         if self.jsonl_path is None:
             return
-        if len(records) <= INLINE_RECORDS:
-            try:
-                _append_lines(self.jsonl_path, records)
-            except OSError as exc:
-                self._failed(exc, self.jsonl_path)
-                return
-            self._write_failing = False
-        else:
-            await self._write(_append_lines, self.jsonl_path, records)
+        await self._write(_append_lines, self.jsonl_path, records, here_up_to=INLINE_RECORDS)
 
     async def write_task_logs(self, outcomes: Sequence[Outcome]) -> None:
         if self.task_log_dir is None or not outcomes:
@@ -99,10 +91,17 @@ class EventBus:
         await self._write(_write_task_events, self.task_log_dir, list(events))
 
     async def _write(
-        self, write: Callable[[Path, list[Any]], None], path: Path, items: list[Any]
+        self,
+        write: Callable[[Path, list[Any]], None],
+        path: Path,
+        items: list[Any],
+        *,
+        here_up_to: int = _WRITTEN_HERE,
     ) -> None:
+        """``write(path, items)``: in the loop's thread for up to ``here_up_to`` items, else in
+        a thread; a failure is said once, until a write succeeds again."""
         try:
-            if len(items) <= _WRITTEN_HERE:
+            if len(items) <= here_up_to:
                 write(path, items)
             else:
                 await asyncio.to_thread(write, path, items)

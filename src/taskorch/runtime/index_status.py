@@ -30,7 +30,7 @@ import stat
 import struct
 from pathlib import Path
 
-from taskorch.runtime import loose_objects, ref_files
+from taskorch.runtime import git_attributes, loose_objects, ref_files
 
 LIMIT = 500
 """Entries (and files, for untracked ones) read at most: a larger checkout is git's to read (an
@@ -196,10 +196,6 @@ def _hashes_to(worktree: Path, path: bytes, fields: tuple[int, ...], blob: bytes
     return digest(b"blob %d\0" % len(content) + content).digest() == blob
 
 
-_SYSTEM_FILES = (
-    Path("/etc/gitattributes"),
-    Path("/usr/local/etc/gitattributes"),
-)
 _CONFIG_WORDS = (b"attributesfile", b"include")
 
 
@@ -210,22 +206,15 @@ def _attributes_could_apply(
     ``ident``, an encoding): any attributes file git could read, or config that could name one."""
     if any(path == b".gitattributes" or path.endswith(b"/.gitattributes") for path in entries):
         return True
-    top = bytes(worktree)
-    folders = {b""} | {path.rpartition(b"/")[0] for path in racy}
-    for folder in list(folders):
-        while folder:
-            folder = folder.rpartition(b"/")[0]
-            folders.add(folder)
-    if any(os.path.lexists(os.path.join(top, f, b".gitattributes")) for f in folders):
+    if git_attributes.in_checkout(worktree, racy):
         return True
     common = ref_files.common_dir(worktree)
     if common is None or any(name.startswith("GIT_CONFIG") for name in os.environ):
         return True
+    if any(place.exists() for place in git_attributes.outside_the_trees(common)):
+        return True
     home = Path(os.environ.get("HOME", "/"))
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    attributes = [common / "info" / "attributes", *_SYSTEM_FILES, xdg / "git" / "attributes"]
-    if any(place.exists() for place in attributes):
-        return True
     configs = [common / "config", git_dir / "config.worktree", home / ".gitconfig"]
     configs += [xdg / "git" / "config", Path("/etc/gitconfig")]
     for config in configs:

@@ -24,12 +24,17 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskorch.runtime import commit_objects, loose_commits, loose_objects, ref_files
+from taskorch.runtime import (
+    commit_objects,
+    git_attributes,
+    loose_commits,
+    loose_objects,
+    ref_files,
+)
 from taskorch.runtime.loose_objects import Unreadable
 from taskorch.runtime.workspace_records import CommitInfo, DiffStat, FileStat
 
@@ -187,20 +192,11 @@ async def _attributes_elsewhere(repo: Path) -> bool:
     values = await commit_objects.configuration(repo)
     if common is None or values is None or _DIFF_SETTINGS.intersection(values):
         return True
-    places = [common / "info" / "attributes", *_SYSTEM_ATTRIBUTES]
-    config_home = os.environ.get("XDG_CONFIG_HOME") or (
-        os.path.join(os.environ["HOME"], ".config") if os.environ.get("HOME") else None
-    )
-    if config_home is not None:  # (git's own order: the XDG folder, else ~/.config)
-        places.append(Path(config_home) / "git" / "attributes")
-    return any(place.exists() for place in places)
+    return any(place.exists() for place in git_attributes.outside_the_trees(common))
 
 
 _DIFF_SETTINGS = {"core.attributesfile", "diff.orderfile", "core.bigfilethreshold"}
 """Settings under which git may count, mark binary or order the files otherwise."""
-
-_SYSTEM_ATTRIBUTES = [Path("/etc/gitattributes"), Path("/usr/local/etc/gitattributes")]
-"""Where git built for ``/usr`` or ``/usr/local`` reads the system's attributes."""
 
 
 def _attributes_in_checkout(repo: Path, paths: list[bytes]) -> bool:
@@ -208,10 +204,4 @@ def _attributes_in_checkout(repo: Path, paths: list[bytes]) -> bool:
     a folder on the way to one of ``paths``: git reads those before the trees'."""
     if ref_files.common_dir(repo) == repo:
         return False  # (bare)
-    folders = {b""}
-    for path in paths:
-        parts = path.split(b"/")[:-1]
-        folders.update(b"/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
-    return any(
-        (repo / os.fsdecode(folder) / ".gitattributes").exists() for folder in sorted(folders)
-    )
+    return git_attributes.in_checkout(repo, paths)

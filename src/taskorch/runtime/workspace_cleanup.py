@@ -168,11 +168,12 @@ async def _same_work_in(where: Path, tip: str, container: str) -> bool:
     """Whether every file the commits of ``tip`` changed (from where it left ``container``'s
     history) is, in ``container``, as ``tip`` has it: a kept attempt that was cut off (a kill
     after its agent committed) and whose retry merged the same work holds nothing unmerged."""
-    fork = await g.git(where, "merge-base", container, tip, check=False)
-    if not fork.ok or not fork.stdout.strip():
+    found = await g.git(where, "merge-base", container, tip, check=False)
+    fork = found.stdout.strip()
+    if not found.ok or not fork:
         return False
     changed = await g.git(
-        where, "diff", "--name-only", "-z", "--no-renames", fork.stdout.strip(), tip, check=False
+        where, "diff", "--name-only", "-z", "--no-renames", fork, tip, check=False
     )
     if not changed.ok:
         return False

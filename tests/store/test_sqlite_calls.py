@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,18 +15,15 @@ from typing import Any
 import pytest
 
 from taskorch.domain.models import NewTask
-from taskorch.store import Store, open_store, sqlite
+from taskorch.store import Store, sqlite
 from taskorch.store.sqlite import SqliteConnector
 from taskorch.store.sqlite_calls import INLINE_MAX_S, Calls
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'taskorch.db'}", migrate=True)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def database_url(sqlite_url: str) -> str:
+    """SQLite alone (conftest's ``store`` opens it): what is measured here is SQLite's own."""
+    return sqlite_url
 
 
 def _calls(store: Store) -> Calls:

@@ -4,25 +4,19 @@ that changes what is stored, in which order, or what an error undoes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from fakes.sqlite_trips import Trips
 from taskorch.domain.errors import StaleStateError, StoreError
 from taskorch.domain.models import NewTask, Workflow
 from taskorch.domain.states import WorkflowState as W
-from taskorch.store import Store, open_store
+from taskorch.store import Store
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(f"sqlite:///{tmp_path / 'taskorch.db'}", migrate=True)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def database_url(sqlite_url: str) -> str:
+    """SQLite alone (conftest's ``store`` opens it): what is measured here is SQLite's own."""
+    return sqlite_url
 
 
 async def _workflow(store: Store) -> Workflow:

@@ -286,6 +286,35 @@ async def test_fan_out_and_join(store: Store, tmp_path: Path, concurrency: int) 
     assert {s.status for s in await store.list_subtasks(workflow_id)} == {"completed"}
 
 
+async def test_a_full_batchs_next_claim_goes_out_before_its_attempts_run(
+    store: Store, tmp_path: Path
+) -> None:
+    """The database settles and claims while the last claim's attempts run: the step after a
+    full batch is on its way before any of that batch's attempts starts."""
+    workflow_id = await queued_workflow(store, {f"s{i}": [] for i in range(12)})
+    steps_begun: list[int] = []
+    begun_when_run: dict[str, int] = {}
+
+    class CountingAgent(RecordingAgent):
+        async def run(self, task: AgentTask, heartbeat: Heartbeat) -> AgentResult:
+            begun_when_run[task.subtask.key] = len(steps_begun)
+            return await super().run(task, heartbeat)
+
+    worker = worker_for(store, CountingAgent(), tmp_path, WorkerConfig(concurrency=4, lease_s=5))
+    settle = worker.queue.settle
+
+    async def counted_settle(*args: Any, **kwargs: Any) -> Any:
+        steps_begun.append(len(args[1]))
+        return await settle(*args, **kwargs)
+
+    worker.queue.settle = counted_settle  # type: ignore[method-assign]
+    await worker.run(once=True)
+    assert {s.status for s in await store.list_subtasks(workflow_id)} == {"completed"}
+    first_batch = sorted(begun_when_run.values())[:2]  # batch = concurrency / 2
+    assert first_batch == [2, 2]  # the second step had begun; before, they ran after the first
+    assert sum(steps_begun) == 12  # every outcome was settled once
+
+
 async def test_a_failed_attempt_records_what_it_spent(store: Store, tmp_path: Path) -> None:
     workflow_id = await queued_workflow(store, {"a": []})
     spent = AgentError("no edit", error_class="agent").with_usage(1200, 80, 0.004)

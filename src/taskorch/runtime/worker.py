@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from taskorch.agents.base import AgentAdapter, AgentTask
@@ -50,7 +51,7 @@ from taskorch.runtime.worker_leases import LeaseKeeper
 from taskorch.store.gcpause import freeze_long_lived, young_generation
 from taskorch.store.outage import Outage
 from taskorch.store.outcomes import started_events
-from taskorch.store.queue import Outcome, SubtaskQueue
+from taskorch.store.queue import Outcome, QueueEvent, SubtaskQueue
 
 # Imported from here too, where they lived before worker_config and worker_attempts.
 __all__ = [
@@ -63,6 +64,17 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """A settle-and-claim on its way: the settle's task and what the rest of the step needs."""
+
+    settling: asyncio.Future[tuple[list[QueueEvent], list[Subtask]]]
+    batch: list[Outcome]
+    free: int
+    listened: bool
+
 
 YOUNG_OBJECTS_PER_ATTEMPT = 20
 """Tracked objects an attempt in flight keeps alive, about (task, coroutine, subtask and its
@@ -99,6 +111,8 @@ class Worker:
         self._batch = min(self.config.claim_batch, (self.config.concurrency + 1) // 2)
         self._running: dict[int, Running] = {}
         self._settling: list[Outcome] = []
+        self._unlaunched: list[Running] = []
+        """Claimed and registered in ``_running``, their tasks not created yet (see _loop)."""
         self._wake = asyncio.Event()
         self._stopping = False
         self._outage = Outage(f"worker {self.worker_id}")
@@ -181,12 +195,17 @@ class Worker:
     async def _loop(self, once: bool) -> None:
         while not self._stopping:
             self._wake.clear()
-            claimed = await self._step()
+            step = self._begin_step()
+            # The attempts of the last claim start only now, after the step's statement: it goes
+            # out first, so the database settles and claims while they run.
+            self._launch()
+            claimed = await self._finish_step(step)
+            if claimed == self._batch and self._free > 0:
+                continue  # a full batch: more may be ready, claim it while this one runs
+            self._launch()
             idle = not (claimed or self._running or self._settling or self._leases.ending)
             if idle and once and not await self._work_pending_soon():
                 return
-            if claimed == self._batch and self._free > 0:
-                continue  # a full batch: more may be ready, claim it while this one runs
             # A claim that took less than it could means nothing else is ready now: wait for a
             # finished attempt, a notification or the poll interval.
             await self._wait()
@@ -220,6 +239,7 @@ class Worker:
         keeper still runs, so no other worker takes them over meanwhile) until none is left or
         the grace period is over; then end the late ones."""
         self._stopping = True
+        self._launch()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.shutdown_grace_s
         while self._running and loop.time() < deadline:
@@ -255,24 +275,40 @@ class Worker:
     # --- settling and claiming ------------------------------------------------------------
 
     async def _step(self) -> int:
-        """Settle what finished and claim new work, in one transaction where possible."""
+        """Settle what finished and claim new work, in one transaction where possible; the
+        claimed attempts are started."""
+        step = self._begin_step()
+        claimed = await self._finish_step(step)
+        self._launch()
+        return claimed
+
+    def _begin_step(self) -> _Step:
+        """Send what finished and the claim on their way: the settle runs as its own task,
+        shielded from the loop's cancellation (finished work is never dropped half-written)."""
         batch, self._settling = self._settling, []
         free = min(self._free, self._batch)
         # Unassigned subtasks are claimed only by a worker with a default adapter to run them.
         unassigned = free if None in self.agents else 0
         # Routine events (assigned, started, enqueued) are built only for someone to read them.
         listened = self.events.listened
-        try:
-            events, claimed = await asyncio.shield(
-                self.queue.settle(
-                    self.worker_id,
-                    batch,
-                    claim_limit=unassigned,
-                    lease_s=self.config.lease_s,
-                    skip=self._avoided(),
-                    quiet=not listened,
-                )
+        settling = asyncio.ensure_future(
+            self.queue.settle(
+                self.worker_id,
+                batch,
+                claim_limit=unassigned,
+                lease_s=self.config.lease_s,
+                skip=self._avoided(),
+                quiet=not listened,
             )
+        )
+        return _Step(settling, batch, free, listened)
+
+    async def _finish_step(self, step: _Step) -> int:
+        """Take the step's outcome, claim for limited agents and budgets, and register what was
+        claimed (its attempts start at the next :meth:`_launch`); return how many."""
+        batch, free, listened = step.batch, step.free, step.listened
+        try:
+            events, claimed = await asyncio.shield(step.settling)
             free -= len(claimed)
             for_agents: list[Subtask] = []
             if free > 0 and self._limited_agents:
@@ -337,6 +373,7 @@ class Worker:
         return self._failures.avoided()
 
     def _start(self, claimed: list[Subtask]) -> None:
+        """Register the claimed attempts as running; :meth:`_launch` starts them."""
         if not claimed:
             return
         now = self.queue.now
@@ -345,7 +382,6 @@ class Worker:
         for subtask in claimed:
             running = Running(subtask, subtask.agent_id, now, deadline=deadline)
             self._running[subtask.id] = running
-            running.task = asyncio.create_task(self._attempt(running), name=f"attempt-{subtask.id}")
             batch.append(running)
             if subtask.queued_at is not None:
                 self.stats.dispatch_latency_s.append((now - subtask.queued_at).total_seconds())
@@ -353,6 +389,16 @@ class Worker:
             self.config.timeout_s, self._time_out, batch
         )
         self.stats.claimed += len(claimed)
+        self._unlaunched += batch
+
+    def _launch(self) -> None:
+        """Start the registered attempts not started yet (but those the lease keeper has taken
+        back meanwhile)."""
+        unlaunched, self._unlaunched = self._unlaunched, []
+        for running in unlaunched:
+            if self._running.get(running.subtask.id) is running:
+                name = f"attempt-{running.subtask.id}"
+                running.task = asyncio.create_task(self._attempt(running), name=name)
 
     def _time_out(self, batch: list[Running]) -> None:
         for running in batch:

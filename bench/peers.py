@@ -300,9 +300,10 @@ def main() -> None:
         for row in new:
             status = _figure(workload, row.figures) if row.figures else row.note
             every = ", ".join(_figure(workload, f).split()[0] for f in row.every)
+            failed = f"; {len(row.errors)} failed: {row.errors[-1]}" if row.errors else ""
             print(
                 f"  {workload} {row.system}: {status} "
-                f"({row.runs} run(s): {every}; {row.spent_s:.0f} s)",
+                f"({row.runs} run(s): {every}; {row.spent_s:.0f} s{failed})",
                 flush=True,
             )
             if row.figures is None:

@@ -556,3 +556,23 @@ def _options(home: Path, workflow_id: str) -> dict[str, str]:
             await store.close()
 
     return asyncio.run(read())
+
+
+def test_resume_names_the_tasks_no_workflow_took_yet(tmp_path: Path) -> None:
+    """A ``batch`` killed before it started its tasks leaves them pending, where ``resume`` (which
+    carries workflows) cannot see them: it says which they are and what carries them."""
+    home = tmp_path / ".taskorch"
+    nothing = taskorch("resume", home=home)
+    assert nothing.returncode == 1
+    assert nothing.stderr.strip() == "error: no unfinished workflows to resume"
+    ids = [
+        json.loads(ok(taskorch("task", "add", f"w{i} handler", "--json", home=home)))["id"]
+        for i in range(2)
+    ]
+    stopped = taskorch("resume", home=home)
+    assert stopped.returncode == 1
+    assert "Traceback" not in stopped.stderr
+    listed = ",".join(map(str, ids))
+    assert f"tasks {listed} were never started: `taskorch batch {listed}` carries them" in (
+        " ".join(stopped.stderr.split())
+    )

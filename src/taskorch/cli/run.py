@@ -229,7 +229,7 @@ def resume(
         wanted = [workflow_ref(each) for each in workflow_ids or []]
         workflows = await engine.workflows_to_resume(wanted or None)
         if not workflows:
-            raise InputError("no unfinished workflows to resume")
+            raise InputError("no unfinished workflows to resume" + await _never_started(engine))
         pool = await agents(engine, agent_for_resume(workflows, agent), sim_duration_s)
         ids = [w.id for w in workflows]
         return await within(
@@ -237,6 +237,19 @@ def resume(
         )
 
     carry_on(body, as_json=as_json, quiet=quiet)
+
+
+async def _never_started(engine: OrchestrationEngine) -> str:
+    """A hint naming stored tasks no workflow has taken yet (a ``batch`` killed before it
+    started them leaves them so): ``resume`` carries workflows, not tasks."""
+    from taskorch.domain.models import TaskStatus
+
+    pending = await engine.store.list_tasks(status=TaskStatus.PENDING, limit=NEVER_STARTED_SHOWN)
+    if not pending:
+        return ""
+    ids = ",".join(str(t.id) for t in pending)
+    more = " and more" if len(pending) == NEVER_STARTED_SHOWN else ""
+    return f"; tasks {ids}{more} were never started: `taskorch batch {ids}` carries them"
 
 
 @app.command()
@@ -348,6 +361,8 @@ def monitor(
 MONITOR_OUTAGE_S = 300.0
 """How long ``monitor`` keeps watching through a database outage before it gives up."""
 MONITOR_POLL_S = STORED_POLL_S
+NEVER_STARTED_SHOWN = 20
+"""Pending tasks ``resume`` names when it finds no workflow to carry on with."""
 
 
 async def _status_through_outage(engine: OrchestrationEngine, workflow_id: str) -> WorkflowStatus:

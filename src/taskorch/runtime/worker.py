@@ -112,7 +112,7 @@ class Worker:
         self._running: dict[int, Running] = {}
         self._settling: list[Outcome] = []
         self._unlaunched: list[Running] = []
-        """Claimed and registered in ``_running``, their tasks not created yet (see _loop)."""
+        """Claimed and registered in ``_running``, their tasks not created yet (see _step)."""
         self._wake = asyncio.Event()
         self._stopping = False
         self._outage = Outage(f"worker {self.worker_id}")
@@ -195,11 +195,7 @@ class Worker:
     async def _loop(self, once: bool) -> None:
         while not self._stopping:
             self._wake.clear()
-            step = self._begin_step()
-            # The attempts of the last claim start only now, after the step's statement: it goes
-            # out first, so the database settles and claims while they run.
-            self._launch()
-            claimed = await self._finish_step(step)
+            claimed = await self._step()
             if claimed == self._batch and self._free > 0:
                 continue  # a full batch: more may be ready, claim it while this one runs
             self._launch()
@@ -275,12 +271,13 @@ class Worker:
     # --- settling and claiming ------------------------------------------------------------
 
     async def _step(self) -> int:
-        """Settle what finished and claim new work, in one transaction where possible; the
-        claimed attempts are started."""
+        """Settle what finished and claim new work, in one transaction where possible; what
+        is claimed starts at the next :meth:`_launch`."""
         step = self._begin_step()
-        claimed = await self._finish_step(step)
+        # The attempts of the last claim start only now, after the step's statement: it goes out
+        # first, so the database settles and claims while they run.
         self._launch()
-        return claimed
+        return await self._finish_step(step)
 
     def _begin_step(self) -> _Step:
         """Send what finished and the claim on their way: the settle runs as its own task,
